@@ -1,0 +1,213 @@
+"""``App``: one container built from a root module, with a lifecycle and request scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from dishka import AsyncContainer, make_async_container
+from dishka.exception_base import DishkaError
+
+from dockyard.di._spec import ProviderSpec
+from dockyard.exceptions import AppNotStartedError, ContainerBuildError, ModuleConfigurationError
+from dockyard.modules._build import CompiledModules, compile_modules
+from dockyard.modules._extensions import OnAppInit, OnAppShutdown, OnModuleDestroy, OnModuleInit
+from dockyard.modules._graph import ModuleGraph, ModuleNode, build_graph
+from dockyard.modules._module import ModuleLike
+
+__all__ = ["App", "Lifespan"]
+
+T = TypeVar("T")
+
+Lifespan = Callable[["App"], AbstractAsyncContextManager[object]]
+"""A user lifespan: called with the app at start-up, exited at shutdown (reverse order)."""
+
+
+class App:
+    """A built application: the module graph, one Dishka container and their lifecycle.
+
+    Build it with :meth:`App.build`; run it with ``async with app:``; open a unit of work with
+    ``async with app.scope() as scope``.
+    """
+
+    __slots__ = (
+        "_compiled",
+        "_container",
+        "_context",
+        "_exit_stack",
+        "_lifespans",
+        "_root",
+        "_started",
+        "graph",
+    )
+
+    def __init__(
+        self,
+        root: ModuleLike,
+        graph: ModuleGraph,
+        compiled: CompiledModules,
+        container: AsyncContainer,
+        *,
+        context: Mapping[Any, Any],
+        lifespans: Sequence[Lifespan],
+    ) -> None:
+        self._root = root
+        self.graph = graph
+        self._compiled = compiled
+        self._container = container
+        self._context = dict(context)
+        self._lifespans = tuple(lifespans)
+        self._exit_stack: AsyncExitStack | None = None
+        self._started = False
+
+    @classmethod
+    def build(
+        cls,
+        root: ModuleLike,
+        *,
+        context: Mapping[Any, Any] | None = None,
+        lifespan: Iterable[Lifespan] = (),
+        overrides: Iterable[ProviderSpec] = (),
+    ) -> App:
+        """Build an app from its root module, checking every module boundary.
+
+        Args:
+            root: The root module (a ``@module`` class or a ``DynamicModule``).
+            context: App-wide values for ``contextual(T, lifetime=Lifetime.SINGLETON)``.
+            lifespan: Async context manager factories entered at start-up.
+            overrides: Providers that replace, by type, whatever the modules provide
+                (for tests; see :func:`dockyard.testing.create_test_app`).
+
+        Raises:
+            ModuleConfigurationError: With every problem found, not only the first.
+        """
+        graph, problems = build_graph(root)
+        compiled: CompiledModules | None = None
+        if graph is not None:  # go on after graph problems, to report everything at once
+            compiled, more = compile_modules(graph, tuple(overrides))
+            problems += more
+        if problems or graph is None or compiled is None:
+            raise ModuleConfigurationError(problems)
+        container = _make_container(compiled, context or {})
+        return cls(
+            root, graph, compiled, container, context=context or {}, lifespans=list(lifespan)
+        )
+
+    # -- introspection -------------------------------------------------------------------
+
+    @property
+    def modules(self) -> tuple[ModuleNode, ...]:
+        """Every module, in init order, with its imports, exports and providers."""
+        return self.graph.nodes
+
+    @property
+    def container(self) -> AsyncContainer:
+        """The app-scope Dishka container (for integrations; prefer :meth:`scope`)."""
+        return self._container
+
+    @property
+    def is_started(self) -> bool:
+        return self._started
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Enter lifespans, run module init hooks (dependencies first), then app init hooks."""
+        if self._started:
+            return
+        stack = AsyncExitStack()
+        try:
+            for lifespan in self._lifespans:
+                await stack.enter_async_context(lifespan(self))
+            for node in self.graph:
+                for extension in node.extensions:
+                    if isinstance(extension, OnModuleInit):
+                        await extension.on_module_init(self, node)
+            for extension in self._extensions():
+                if isinstance(extension, OnAppInit):
+                    await extension.on_app_init(self)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._exit_stack = stack
+        self._started = True
+
+    async def stop(self, exc: BaseException | None = None) -> None:
+        """Run shutdown hooks, destroy modules in reverse order, close the container."""
+        if not self._started:
+            return
+        self._started = False
+        stack, self._exit_stack = self._exit_stack, None
+        try:
+            for extension in reversed(self._extensions()):
+                if isinstance(extension, OnAppShutdown):
+                    await extension.on_app_shutdown(self)
+            for node in reversed(self.graph.nodes):
+                for extension in reversed(node.extensions):
+                    if isinstance(extension, OnModuleDestroy):
+                        await extension.on_module_destroy(self, node)
+        finally:
+            try:
+                await self._container.close(exc)
+                # A closed Dishka container cannot be reopened: start afresh for a later start().
+                self._container = _make_container(self._compiled, self._context)
+            finally:
+                if stack is not None:
+                    await stack.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop(exc)
+
+    def _extensions(self) -> list[object]:
+        return [extension for node in self.graph for extension in node.extensions]
+
+    # -- resolution ----------------------------------------------------------------------
+
+    def scope(self, context: Mapping[Any, Any] | None = None) -> AsyncContainer:
+        """Open a request scope (one unit of work): ``async with app.scope() as scope``.
+
+        Args:
+            context: Values for ``contextual(T)`` providers, keyed by type.
+        """
+        if not self._started:
+            raise AppNotStartedError("open a scope")
+        return self._container(context=dict(context) if context else None)
+
+    async def get(self, dependency: type[T]) -> T:
+        """Resolve an app-wide (singleton) dependency that the root module can see."""
+        if not self._started:
+            raise AppNotStartedError(f"resolve `{dependency.__qualname__}`")
+        return await self._container.get(dependency)
+
+    def _replace_container(self, compiled: CompiledModules) -> AsyncContainer:
+        """Swap in a container built from ``compiled``; return the previous one (for tests)."""
+        previous = self._container
+        self._compiled = compiled
+        self._container = _make_container(compiled, self._context)
+        return previous
+
+    def _restore_container(self, container: AsyncContainer, compiled: CompiledModules) -> None:
+        self._container = container
+        self._compiled = compiled
+
+    @property
+    def root(self) -> ModuleLike:
+        return self._root
+
+
+def _make_container(compiled: CompiledModules, context: Mapping[Any, Any]) -> AsyncContainer:
+    try:
+        return make_async_container(*compiled.providers, context=dict(context))
+    except DishkaError as exc:
+        raise ContainerBuildError(str(exc)) from exc

@@ -1,0 +1,26 @@
+"""Modules: groups of providers with explicit imports and exports, checked when the app builds."""
+
+from dockyard.modules._extensions import (
+    Extension,
+    OnAppInit,
+    OnAppShutdown,
+    OnModuleDestroy,
+    OnModuleInit,
+)
+from dockyard.modules._graph import ModuleGraph, ModuleNode
+from dockyard.modules._module import DynamicModule, ModuleLike, ModuleMetadata, get_metadata, module
+
+__all__ = [
+    "DynamicModule",
+    "Extension",
+    "ModuleGraph",
+    "ModuleLike",
+    "ModuleMetadata",
+    "ModuleNode",
+    "OnAppInit",
+    "OnAppShutdown",
+    "OnModuleDestroy",
+    "OnModuleInit",
+    "get_metadata",
+    "module",
+]

@@ -1,0 +1,171 @@
+"""The module graph: discovery from the root, dynamic registrations, cycles, init order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockyard.di._spec import ProviderSpec
+from dockyard.exceptions import (
+    ConflictingDynamicModuleError,
+    ImportCycleError,
+    ModuleProblem,
+    NotAModuleError,
+)
+from dockyard.modules._module import DynamicModule, ModuleLike, ModuleMetadata, get_metadata
+
+__all__ = ["ModuleGraph", "ModuleNode", "build_graph"]
+
+
+@dataclass(eq=False, slots=True)
+class ModuleNode:
+    """One module of a built app, as data (for tools such as a CLI that draws the graph)."""
+
+    target: type
+    metadata: ModuleMetadata
+    imports: tuple[ModuleNode, ...] = ()
+    providers: tuple[ProviderSpec, ...] = ()
+    """The providers that are active (their ``when=`` held at build time)."""
+    provided: dict[Any, ProviderSpec] = field(default_factory=dict)
+    """Type → the spec that provides it inside this module."""
+    exported: frozenset[Any] = frozenset()
+    """Every type importers see, re-exports included."""
+    component: str = ""
+    """The Dishka component holding this module's factories."""
+
+    @property
+    def name(self) -> str:
+        return self.target.__qualname__
+
+    @property
+    def is_global(self) -> bool:
+        return self.metadata.is_global
+
+    @property
+    def handlers(self) -> tuple[type, ...]:
+        return self.metadata.handlers
+
+    @property
+    def extensions(self) -> tuple[object, ...]:
+        return self.metadata.extensions
+
+    def __repr__(self) -> str:
+        return f"<ModuleNode {self.name}>"
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleGraph:
+    """Every module reachable from the root, in init order (imports before importers)."""
+
+    root: ModuleNode
+    nodes: tuple[ModuleNode, ...]
+
+    def __iter__(self) -> Iterator[ModuleNode]:
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def get(self, target: type) -> ModuleNode:
+        for node in self.nodes:
+            if node.target is target:
+                return node
+        raise KeyError(target)
+
+
+def _target(ref: object) -> object:
+    return ref.module if isinstance(ref, DynamicModule) else ref
+
+
+def build_graph(root: ModuleLike) -> tuple[ModuleGraph | None, list[ModuleProblem]]:  # noqa: PLR0912
+    """Discover every module from ``root``; report missing decorators, conflicts and cycles."""
+    problems: list[ModuleProblem] = []
+    registrations: dict[type, DynamicModule] = {}
+    base: dict[type, ModuleMetadata] = {}
+    edges: dict[type, list[type]] = {}
+    seen_refs: set[int] = set()
+
+    # Pass 1: walk every reference (plain class or dynamic module) once.
+    stack: list[tuple[object, str | None]] = [(root, None)]
+    while stack:
+        ref, referrer = stack.pop()
+        if id(ref) in seen_refs:
+            continue
+        target = _target(ref)
+        metadata = get_metadata(target)
+        if metadata is None:
+            problems.append(NotAModuleError(target, referrer))
+            seen_refs.add(id(ref))
+            continue
+        assert isinstance(target, type)
+        seen_refs.add(id(ref))
+        imports: tuple[ModuleLike, ...] = ()
+        if target not in base:
+            base[target] = metadata
+            edges[target] = []
+            imports += metadata.imports
+        if isinstance(ref, DynamicModule):
+            previous = registrations.get(target)
+            if previous is None:
+                registrations[target] = ref
+                imports += ref.imports
+            elif not previous.same_registration(ref):
+                problems.append(ConflictingDynamicModuleError(target.__qualname__))
+        for imported in imports:
+            imported_target = _target(imported)
+            if isinstance(imported_target, type) and get_metadata(imported_target) is not None:
+                edges[target].append(imported_target)
+            stack.append((imported, target.__qualname__))
+
+    root_target = _target(root)
+    if root_target not in base:
+        return None, problems
+    assert isinstance(root_target, type)
+
+    order, cycles = _order(root_target, edges)
+    problems.extend(ImportCycleError(cycle) for cycle in cycles)
+
+    nodes: dict[type, ModuleNode] = {}
+    for target in order:
+        metadata = base[target]
+        if target in registrations:
+            metadata = metadata.merged(registrations[target])
+        nodes[target] = ModuleNode(target=target, metadata=metadata)
+    for target, node in nodes.items():
+        node.imports = tuple(dict.fromkeys(nodes[t] for t in edges[target] if t in nodes))
+    graph = ModuleGraph(root=nodes[root_target], nodes=tuple(nodes[t] for t in order))
+    return graph, problems
+
+
+def _order(root: type, edges: dict[type, list[type]]) -> tuple[list[type], list[list[str]]]:
+    """Post-order DFS (imports first) and every distinct import cycle, without recursion."""
+    order: list[type] = []
+    cycles: list[list[str]] = []
+    seen_cycles: set[frozenset[type]] = set()
+    state: dict[type, int] = {}  # 1 = on the current path, 2 = done
+    path: list[type] = []
+    stack: list[tuple[type, Iterator[type]]] = [(root, iter(edges.get(root, ())))]
+    state[root] = 1
+    path.append(root)
+    while stack:
+        node, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            path.pop()
+            state[node] = 2
+            order.append(node)
+            continue
+        child_state = state.get(child, 0)
+        if child_state == 0:
+            state[child] = 1
+            path.append(child)
+            stack.append((child, iter(edges.get(child, ()))))
+        elif child_state == 1:
+            loop = path[path.index(child) :]
+            key = frozenset(loop)
+            if key not in seen_cycles:
+                seen_cycles.add(key)
+                cycles.append([m.__qualname__ for m in [*loop, child]])
+    return order, cycles
