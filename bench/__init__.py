@@ -1,0 +1,1 @@
+"""Benchmarks that run dockyard beside its peers and print ratios (``make bench``)."""
