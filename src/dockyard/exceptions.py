@@ -15,6 +15,16 @@
     │   ├── ConflictingDynamicModuleError one module registered twice with different settings
     │   └── InvalidProviderError          (+ TypeError) a provider helper got something unusable
     ├── ContainerBuildError               Dishka refused the wiring our checks let through
+    ├── ConcurrencyError                  an append's expected version did not match the stream
+    ├── StreamDeletedError                the stream has a tombstone
+    ├── SerializationError                (+ TypeError) an event could not be encoded
+    ├── UnknownEventTypeError             (+ LookupError) a stored type name has no class
+    ├── CorruptEventError                 (+ ValueError) a stored event cannot be decoded
+    ├── MissingUpcasterError              (+ LookupError) no upcaster between schema versions
+    ├── EventTypeConflictError            (+ ValueError) two classes claim one event type name
+    ├── TooManyEventsError                (+ ValueError) one transaction appends too many events
+    ├── StoreUnavailableError             (+ ConnectionError) the database did not answer
+    ├── UnitOfWorkError                   (+ RuntimeError) a unit of work used outside its life
     └── AppNotStartedError                (+ RuntimeError) the app was used outside `async with app`
 
 Each error stores its fields and renders its message in ``__str__``: what went wrong, where,
@@ -27,19 +37,29 @@ from collections.abc import Sequence
 
 __all__ = [
     "AppNotStartedError",
+    "ConcurrencyError",
     "ConflictingDynamicModuleError",
     "ContainerBuildError",
+    "CorruptEventError",
     "DockyardError",
     "DuplicateProviderError",
+    "EventTypeConflictError",
     "ImportCycleError",
     "InvalidExportError",
     "InvalidProviderError",
     "MissingProviderError",
+    "MissingUpcasterError",
     "ModuleConfigurationError",
     "ModuleProblem",
     "NotAModuleError",
     "NotExportedError",
     "ScopeMismatchError",
+    "SerializationError",
+    "StoreUnavailableError",
+    "StreamDeletedError",
+    "TooManyEventsError",
+    "UnitOfWorkError",
+    "UnknownEventTypeError",
     "UnknownExtensionError",
 ]
 
@@ -292,4 +312,223 @@ class AppNotStartedError(DockyardError, RuntimeError):
         return (
             f"Cannot {self.action} before the app has started. "
             "Hint: use `async with app:` (or `await app.start()`) first."
+        )
+
+
+# ----------------------------------------------------------------------------- event store
+# (serialization, event store and unit of work errors; owned by dockyard.eventsourcing/sql)
+
+
+def _event_at(stream_id: str | None, stream_version: int | None, position: int | None) -> str:
+    where = []
+    if stream_version is not None:
+        where.append(f"version {stream_version}")
+    if position is not None:
+        where.append(f"global position {position}")
+    at = f" at {', '.join(where)}" if where else ""
+    return f" in stream `{stream_id}`{at}" if stream_id is not None else at
+
+
+def _expected_text(expected: object) -> str:
+    return f"version {expected}" if isinstance(expected, int) else str(expected)
+
+
+class ConcurrencyError(DockyardError):
+    """Another writer changed the stream since the caller read it (optimistic concurrency)."""
+
+    def __init__(self, stream_id: str, expected: object, actual: int) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        actual = "does not exist" if self.actual == 0 else f"is at version {self.actual}"
+        return (
+            f"Stream `{self.stream_id}` was expected at {_expected_text(self.expected)} "
+            f"but {actual}. Hint: reload the stream, decide again on the fresh state and "
+            "retry; pass `expected_version=ANY` only if the order of writers does not matter."
+        )
+
+
+class StreamDeletedError(DockyardError):
+    """The stream has a tombstone: it cannot be appended to or read again."""
+
+    def __init__(self, stream_id: str, version: int, operation: str) -> None:
+        self.stream_id = stream_id
+        self.version = version
+        self.operation = operation
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"Cannot {self.operation} stream `{self.stream_id}`: it was deleted at version "
+            f"{self.version} and a deleted stream stays deleted. "
+            "Hint: start a new stream under a new id."
+        )
+
+
+class SerializationError(DockyardError, TypeError):
+    def __init__(
+        self,
+        event_type: str,
+        detail: str,
+        stream_id: str | None = None,
+        stream_version: int | None = None,
+    ) -> None:
+        self.event_type = event_type
+        self.detail = detail
+        self.stream_id = stream_id
+        self.stream_version = stream_version
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = _event_at(self.stream_id, self.stream_version, None)
+        nothing = " Nothing was appended." if self.stream_id is not None else ""
+        return (
+            f"Cannot serialize event `{self.event_type}`{where}: {self.detail}.{nothing} "
+            "Hint: events must be dataclasses, msgspec Structs, attrs classes or pydantic "
+            "models whose fields the codec can encode."
+        )
+
+
+class UnknownEventTypeError(DockyardError, LookupError):
+    def __init__(
+        self,
+        type_name: str,
+        stream_id: str | None = None,
+        stream_version: int | None = None,
+        position: int | None = None,
+    ) -> None:
+        self.type_name = type_name
+        self.stream_id = stream_id
+        self.stream_version = stream_version
+        self.position = position
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = _event_at(self.stream_id, self.stream_version, self.position)
+        return (
+            f"Unknown event type `{self.type_name}`{where}. Hint: register its class in the "
+            f"`TypeRegistry` (declare `@event_type({self.type_name!r})` if the class is named "
+            "differently), or read with `skip_unknown=True` to pass over it."
+        )
+
+
+class CorruptEventError(DockyardError, ValueError):
+    def __init__(
+        self,
+        type_name: str,
+        detail: str,
+        stream_id: str | None = None,
+        stream_version: int | None = None,
+        position: int | None = None,
+    ) -> None:
+        self.type_name = type_name
+        self.detail = detail
+        self.stream_id = stream_id
+        self.stream_version = stream_version
+        self.position = position
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = _event_at(self.stream_id, self.stream_version, self.position)
+        return (
+            f"Stored event `{self.type_name}`{where} cannot be decoded: {self.detail}. "
+            "The other events are intact. Hint: repair the row, or add an upcaster if its "
+            "shape changed without a schema version bump."
+        )
+
+
+class MissingUpcasterError(DockyardError, LookupError):
+    def __init__(
+        self,
+        type_name: str,
+        stored_version: int,
+        current_version: int,
+        stream_id: str | None = None,
+        stream_version: int | None = None,
+        position: int | None = None,
+    ) -> None:
+        self.type_name = type_name
+        self.stored_version = stored_version
+        self.current_version = current_version
+        self.stream_id = stream_id
+        self.stream_version = stream_version
+        self.position = position
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = _event_at(self.stream_id, self.stream_version, self.position)
+        head = f"Event `{self.type_name}`{where} is stored at schema version {self.stored_version}"
+        if self.stored_version > self.current_version:
+            return (
+                f"{head}, newer than this code's version {self.current_version}. "
+                "Hint: deploy the code that wrote it before reading it here."
+            )
+        return (
+            f"{head}, the code is at version {self.current_version}, and there is no upcaster "
+            f"from version {self.stored_version}. Hint: register one with "
+            f"`registry.upcaster({self.type_name!r}, from_version={self.stored_version})`."
+        )
+
+
+class EventTypeConflictError(DockyardError, ValueError):
+    def __init__(self, name: str, existing: type, new: type) -> None:
+        self.name = name
+        self.existing = existing
+        self.new = new
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        def path(cls: type) -> str:
+            return f"{cls.__module__}.{cls.__qualname__}"
+
+        return (
+            f"Event type name `{self.name}` is declared by both `{path(self.existing)}` and "
+            f"`{path(self.new)}`; stored events would be ambiguous. Hint: give one of them "
+            'a distinct stable name with `@event_type("...")`.'
+        )
+
+
+class TooManyEventsError(DockyardError, ValueError):
+    def __init__(self, stream_id: str, count: int, limit: int) -> None:
+        self.stream_id = stream_id
+        self.count = count
+        self.limit = limit
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"Cannot append {self.count} events to stream `{self.stream_id}` in one "
+            f"transaction: the limit is {self.limit}. Hint: split the append over several "
+            "units of work; if several appends added up, roll this one back and commit between."
+        )
+
+
+class StoreUnavailableError(DockyardError, ConnectionError):
+    def __init__(self, operation: str, detail: str) -> None:
+        self.operation = operation
+        self.detail = detail
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"The database did not answer while trying to {self.operation}: {self.detail}. "
+            "Nothing was committed. Hint: check that the database is running and reachable "
+            "at the configured URL, then retry."
+        )
+
+
+class UnitOfWorkError(DockyardError, RuntimeError):
+    def __init__(self, action: str, state: str) -> None:
+        self.action = action
+        self.state = state
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"Cannot {self.action}: the unit of work {self.state}. "
+            "Hint: use it inside `async with database.unit_of_work() as uow:` "
+            "(or the request scope that provides it)."
         )
