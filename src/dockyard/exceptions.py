@@ -68,6 +68,8 @@ def type_name(tp: object) -> str:
     """A short, readable name for a type or type hint (``Repository[Order]``, ``Sequence[int]``)."""
     if isinstance(tp, type) and not getattr(tp, "__args__", None):
         return tp.__qualname__
+    if callable(tp) and hasattr(tp, "__qualname__") and not hasattr(tp, "__origin__"):
+        return str(tp.__qualname__)  # a factory function
     text = repr(tp)
     for prefix in ("typing.", "collections.abc."):
         text = text.replace(prefix, "")
@@ -274,7 +276,7 @@ class InvalidProviderError(ModuleProblem, TypeError):
 
     def __str__(self) -> str:
         where = f" in module `{self.module}`" if self.module else ""
-        return f"Provider `{self.provider!r}`{where} is not usable: {self.reason}"
+        return f"Provider `{type_name(self.provider)}`{where} is not usable: {self.reason}"
 
 
 class ModuleConfigurationError(DockyardError):

@@ -169,6 +169,8 @@ def _add_spec(
             _add_many(state, spec, problems)
     except (DishkaError, NameError, TypeError, ValueError) as exc:
         problems.append(InvalidProviderError(node.name, spec.source, _explain(exc)))
+        if spec.provides is not None:  # keep it declared: one broken factory, one problem
+            node.provided.setdefault(spec.provides, spec)
 
 
 def _add_many(state: _ModuleState, spec: ProviderSpec, problems: list[ModuleProblem]) -> None:
