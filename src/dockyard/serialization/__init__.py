@@ -1,0 +1,34 @@
+"""Serialization of events and snapshots: stable type names, codecs and upcasters.
+
+msgspec JSON is the default codec (dataclasses, msgspec Structs, attrs classes); pydantic
+models go through pydantic. Stored values carry a stable type name (declared with
+``@event_type`` or the class name, never an import path) and a schema version; older versions
+are upcast on read by the chain registered in the ``TypeRegistry``.
+"""
+
+from dockyard.serialization._codec import (
+    Codec,
+    JsonObject,
+    MsgspecJsonCodec,
+    PydanticJsonCodec,
+    default_codec_for,
+)
+from dockyard.serialization._names import event_type, schema_version_of, type_name_of
+from dockyard.serialization._registry import RegisteredType, TypeRegistry, Upcaster
+from dockyard.serialization._serializer import SerializedValue, Serializer
+
+__all__ = [
+    "Codec",
+    "JsonObject",
+    "MsgspecJsonCodec",
+    "PydanticJsonCodec",
+    "RegisteredType",
+    "SerializedValue",
+    "Serializer",
+    "TypeRegistry",
+    "Upcaster",
+    "default_codec_for",
+    "event_type",
+    "schema_version_of",
+    "type_name_of",
+]
