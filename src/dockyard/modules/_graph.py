@@ -12,6 +12,7 @@ from dockyard.exceptions import (
     ImportCycleError,
     ModuleProblem,
     NotAModuleError,
+    type_name,
 )
 from dockyard.modules._module import DynamicModule, ModuleLike, ModuleMetadata, get_metadata
 
@@ -36,7 +37,7 @@ class ModuleNode:
 
     @property
     def name(self) -> str:
-        return self.target.__qualname__
+        return type_name(self.target)
 
     @property
     def is_global(self) -> bool:
@@ -111,12 +112,12 @@ def build_graph(root: ModuleLike) -> tuple[ModuleGraph | None, list[ModuleProble
                 registrations[target] = ref
                 imports += ref.imports
             elif not previous.same_registration(ref):
-                problems.append(ConflictingDynamicModuleError(target.__qualname__))
+                problems.append(ConflictingDynamicModuleError(type_name(target)))
         for imported in imports:
             imported_target = _target(imported)
             if isinstance(imported_target, type) and get_metadata(imported_target) is not None:
                 edges[target].append(imported_target)
-            stack.append((imported, target.__qualname__))
+            stack.append((imported, type_name(target)))
 
     root_target = _target(root)
     if root_target not in base:
@@ -167,5 +168,5 @@ def _order(root: type, edges: dict[type, list[type]]) -> tuple[list[type], list[
             key = frozenset(loop)
             if key not in seen_cycles:
                 seen_cycles.add(key)
-                cycles.append([m.__qualname__ for m in [*loop, child]])
+                cycles.append([type_name(m) for m in [*loop, child]])
     return order, cycles

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from dockyard.di._spec import ProviderSpec
+from dockyard.exceptions import type_name
 
 __all__ = ["DynamicModule", "ModuleLike", "ModuleMetadata", "get_metadata", "module"]
 
@@ -32,7 +33,7 @@ class ModuleMetadata:
 
     @property
     def name(self) -> str:
-        return self.target.__qualname__
+        return type_name(self.target)
 
     def merged(self, dynamic: DynamicModule) -> ModuleMetadata:
         return ModuleMetadata(

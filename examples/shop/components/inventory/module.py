@@ -1,0 +1,17 @@
+"""The inventory component: stock levels stay inside; only the service is exported."""
+
+from __future__ import annotations
+
+from dockyard import module, scoped, singleton
+from examples.shop.components.inventory.application.service import InventoryService
+from examples.shop.components.inventory.domain.stock import StockLevels
+from examples.shop.components.inventory.infra.memory import InMemoryStockLevels
+from examples.shop.infra.lifecycle import AnnounceLifecycle
+
+
+@module(
+    providers=[singleton(StockLevels, InMemoryStockLevels), scoped(InventoryService)],
+    extensions=[AnnounceLifecycle()],
+    exports=[InventoryService],
+)
+class InventoryModule: ...
