@@ -1,0 +1,191 @@
+"""The ``EventStore`` port and the values that cross it."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final, Protocol
+from uuid import UUID, uuid4
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "STREAM_EXISTS",
+    "AppendResult",
+    "EventMetadata",
+    "EventStore",
+    "ExpectedVersion",
+    "NewEvent",
+    "RecordedEvent",
+    "stream_id_for",
+]
+
+
+class ExpectedVersion(enum.Enum):
+    """What an append expects of the stream when it is not an exact version."""
+
+    NO_STREAM = "NO_STREAM"
+    """The stream must not exist yet (same as the exact version ``0``)."""
+    STREAM_EXISTS = "STREAM_EXISTS"
+    """The stream must exist, at any version."""
+    ANY = "ANY"
+    """No check: append after whatever is there."""
+
+    def __str__(self) -> str:
+        return _EXPECTED_TEXT[self]
+
+
+_EXPECTED_TEXT = {
+    ExpectedVersion.NO_STREAM: "NO_STREAM (no stream yet)",
+    ExpectedVersion.STREAM_EXISTS: "STREAM_EXISTS (an existing stream)",
+    ExpectedVersion.ANY: "ANY",
+}
+
+NO_STREAM: Final = ExpectedVersion.NO_STREAM
+STREAM_EXISTS: Final = ExpectedVersion.STREAM_EXISTS
+ANY: Final = ExpectedVersion.ANY
+
+
+def stream_id_for(kind: str | type, entity_id: object) -> str:
+    """The conventional stream name ``"{type}-{id}"``, e.g. ``stream_id_for(Order, 42)``."""
+    name = kind if isinstance(kind, str) else kind.__name__
+    return f"{name}-{entity_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class EventMetadata:
+    """What the store records about an event besides its data."""
+
+    timestamp: datetime
+    """When the event happened (set by the writer; defaults to the append time)."""
+    schema_version: int = 1
+    """The schema version the data was written at (before any upcasting)."""
+    correlation_id: str | None = None
+    """The id shared by everything one request or conversation caused."""
+    causation_id: str | None = None
+    """The id of the message that directly caused this event."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append with an explicit id or metadata; plain events get defaults."""
+
+    event: object
+    event_id: UUID = field(default_factory=uuid4)
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as stored: its identity, place in the stream and in the global log."""
+
+    event_id: UUID
+    stream_id: str
+    stream_version: int
+    """1 for the first event of a stream, then 2, 3, …; gap-free within the stream."""
+    global_position: int
+    """Orders all events of the store; increasing, not contiguous."""
+    type_name: str
+    data: object
+    """The decoded (and upcast) event."""
+    metadata: EventMetadata
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Where an append put its events; ``last_version`` is the next expected version."""
+
+    stream_id: str
+    first_version: int
+    last_version: int
+    first_position: int
+    last_position: int
+
+
+class EventStore(Protocol):
+    """Append-only streams of events with optimistic concurrency and one global order.
+
+    Adapters: ``InMemoryEventStore`` (``dockyard.eventsourcing.store``) and ``SqlEventStore``
+    (``dockyard.sql``, SQLite and PostgreSQL). Every adapter passes
+    ``dockyard.testing.contracts.EventStoreContract``.
+    """
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[object],
+        expected_version: int | ExpectedVersion,
+        *,
+        idempotency_key: str | None = None,
+    ) -> AppendResult:
+        """Append ``events`` (plain events or ``NewEvent`` wrappers) to the end of a stream.
+
+        Args:
+            stream_id: The stream, named ``"{type}-{id}"`` by convention.
+            events: At least one event.
+            expected_version: The exact version the stream must be at (``0`` means no stream),
+                or ``NO_STREAM``, ``STREAM_EXISTS``, ``ANY``.
+            idempotency_key: If an append to this stream with the same key already
+                succeeded, nothing is written and its result is returned again.
+
+        Raises:
+            ConcurrencyError: the stream is not at ``expected_version``.
+            StreamDeletedError: the stream was deleted.
+            SerializationError: an event cannot be encoded; nothing is written.
+        """
+        ...
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        from_version: int = 0,
+        limit: int | None = None,
+        backwards: bool = False,
+        *,
+        skip_unknown: bool = False,
+    ) -> Sequence[RecordedEvent]:
+        """Read a stream in version order; an unknown stream reads as empty.
+
+        Forwards, events with version ``>= from_version``. Backwards, newest first, events with
+        version ``<= from_version``, where ``0`` means from the end.
+
+        Raises:
+            StreamDeletedError: the stream was deleted.
+            UnknownEventTypeError: a stored type is not registered (unless ``skip_unknown``).
+            CorruptEventError: a stored event cannot be decoded.
+        """
+        ...
+
+    async def read_all(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        event_types: Collection[str | type] | None = None,
+        *,
+        skip_unknown: bool = False,
+    ) -> Sequence[RecordedEvent]:
+        """Read the global log after a position, in position order, at most ``limit`` events.
+
+        A reader that passes the last position it saw as ``after_position`` never skips an
+        event and never sees one twice, even with concurrent writers.
+
+        Args:
+            after_position: Return events after this global position (``0``: from the start).
+            limit: The most events to return.
+            event_types: Only these types (classes or stable names).
+            skip_unknown: Pass over events whose type is not registered instead of failing.
+        """
+        ...
+
+    async def delete_stream(self, stream_id: str) -> None:
+        """Delete a stream's events and leave a tombstone: later appends and reads fail."""
+        ...
+
+    async def truncate_before(self, stream_id: str, version: int) -> None:
+        """Delete the events of a stream below ``version``; the stream's version is kept."""
+        ...

@@ -1,0 +1,209 @@
+"""What every adapter shares: turning appended events into rows and rows back into events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+from uuid import UUID, uuid4
+
+from dockyard.eventsourcing._store import (
+    EventMetadata,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+)
+from dockyard.eventsourcing._store_snapshots import Snapshot
+from dockyard.exceptions import (
+    ConcurrencyError,
+    CorruptEventError,
+    MissingUpcasterError,
+    SerializationError,
+    UnknownEventTypeError,
+)
+from dockyard.serialization import Serializer
+from dockyard.serialization._serializer import DECODE_ERRORS
+
+__all__ = [
+    "EventRow",
+    "check_expected_version",
+    "decode_event",
+    "decode_snapshot",
+    "encode_events",
+    "type_names",
+]
+
+S = TypeVar("S")
+logger = logging.getLogger("dockyard.eventsourcing")
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One event ready to store (the stream version and position are the adapter's job)."""
+
+    event_id: UUID
+    type_name: str
+    schema_version: int
+    data: bytes
+    correlation_id: str | None
+    causation_id: str | None
+    occurred_at: datetime
+
+
+def encode_events(
+    serializer: Serializer,
+    stream_id: str,
+    events: Sequence[object],
+    expected_version: int | ExpectedVersion,
+    recorded_at: datetime,
+) -> list[EventRow]:
+    """Serialize every event before anything is written, naming the culprit on failure."""
+    if not events:
+        raise ValueError(f"Append to stream `{stream_id}` needs at least one event.")
+    rows: list[EventRow] = []
+    for index, item in enumerate(events):
+        if isinstance(item, NewEvent):
+            event, event_id = item.event, item.event_id
+            correlation_id, causation_id = item.correlation_id, item.causation_id
+            occurred_at = item.timestamp or recorded_at
+        else:
+            event, event_id, correlation_id, causation_id = item, uuid4(), None, None
+            occurred_at = recorded_at
+        try:
+            stored = serializer.serialize(event)
+        except SerializationError as exc:
+            version = expected_version + index + 1 if isinstance(expected_version, int) else None
+            detail = exc.detail
+            if version is None:
+                detail = f"event {index + 1} of {len(events)} in the append: {detail}"
+            raise SerializationError(exc.event_type, detail, stream_id, version) from exc
+        rows.append(
+            EventRow(
+                event_id=event_id,
+                type_name=stored.type_name,
+                schema_version=stored.schema_version,
+                data=stored.data,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                occurred_at=occurred_at,
+            )
+        )
+    return rows
+
+
+def check_expected_version(
+    stream_id: str, expected: int | ExpectedVersion, current: int, *, exists: bool
+) -> None:
+    """Raise ``ConcurrencyError`` unless a stream at ``current`` satisfies ``expected``."""
+    if expected is ExpectedVersion.ANY:
+        return
+    if expected is ExpectedVersion.STREAM_EXISTS:
+        ok = exists
+    elif expected is ExpectedVersion.NO_STREAM:
+        ok = not exists
+    else:
+        ok = current == expected
+    if not ok:
+        raise ConcurrencyError(stream_id, expected, current)
+
+
+def decode_event(
+    serializer: Serializer,
+    *,
+    global_position: int,
+    event_id: UUID,
+    stream_id: str,
+    stream_version: int,
+    type_name: str,
+    schema_version: int,
+    data: bytes,
+    correlation_id: str | None,
+    causation_id: str | None,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    skip_unknown: bool,
+) -> RecordedEvent | None:
+    """Decode one stored event; ``None`` if it is unknown and the reader skips unknowns.
+
+    Raises:
+        UnknownEventTypeError, MissingUpcasterError, CorruptEventError: naming the stream,
+            the version and the global position of the event.
+    """
+    entry = serializer.registry.get(type_name)
+    if entry is None:
+        if skip_unknown:
+            return None
+        raise UnknownEventTypeError(type_name, stream_id, stream_version, global_position)
+    try:
+        event = serializer.decode_as(entry, schema_version, data)
+    except CorruptEventError as exc:
+        raise CorruptEventError(
+            type_name, exc.detail, stream_id, stream_version, global_position
+        ) from exc
+    except MissingUpcasterError as exc:
+        raise MissingUpcasterError(
+            type_name,
+            exc.stored_version,
+            exc.current_version,
+            stream_id,
+            stream_version,
+            global_position,
+        ) from exc
+    return RecordedEvent(
+        event_id=event_id,
+        stream_id=stream_id,
+        stream_version=stream_version,
+        global_position=global_position,
+        type_name=type_name,
+        data=event,
+        metadata=EventMetadata(
+            timestamp=_aware(occurred_at),
+            schema_version=schema_version,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        ),
+        recorded_at=_aware(recorded_at),
+    )
+
+
+def decode_snapshot(
+    serializer: Serializer,
+    state_type: type[S],
+    *,
+    stream_id: str,
+    stream_version: int,
+    type_name: str,
+    schema_version: int,
+    data: bytes,
+    recorded_at: datetime,
+) -> Snapshot[S] | None:
+    """A snapshot usable as ``state_type`` now, or ``None`` (caller replays the stream)."""
+    entry = serializer.registry.entry_for(state_type)
+    if entry.name != type_name or entry.schema_version != schema_version:
+        return None
+    try:
+        state = serializer.decode_as(entry, schema_version, data)
+    except DECODE_ERRORS as exc:
+        logger.warning("Ignoring the snapshot of stream %r: %s", stream_id, exc)
+        return None
+    assert isinstance(state, state_type)
+    return Snapshot(stream_id, stream_version, state, schema_version, _aware(recorded_at))
+
+
+def type_names(serializer: Serializer, event_types: Collection[str | type] | None) -> list[str]:
+    """Stable names for an ``event_types`` filter given as classes or names."""
+    if event_types is None:
+        return []
+    return [t if isinstance(t, str) else serializer.registry.name_of(t) for t in event_types]
+
+
+def now() -> datetime:
+    """The current time in UTC (one place, so adapters agree on the clock and its zone)."""
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything dockyard stores is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

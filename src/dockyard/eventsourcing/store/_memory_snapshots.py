@@ -1,0 +1,52 @@
+"""The in-memory snapshot store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TypeVar
+
+from dockyard.eventsourcing._store_snapshots import Snapshot
+from dockyard.eventsourcing.store._codec import decode_snapshot, now
+from dockyard.serialization import SerializedValue, Serializer
+
+__all__ = ["InMemorySnapshotStore"]
+
+S = TypeVar("S")
+
+
+class InMemorySnapshotStore:
+    """A ``SnapshotStore`` in process memory; states are serialized like the SQL adapter does."""
+
+    __slots__ = ("_snapshots", "serializer")
+
+    def __init__(self, serializer: Serializer | None = None) -> None:
+        self.serializer = serializer if serializer is not None else Serializer()
+        self._snapshots: dict[str, tuple[int, SerializedValue, datetime]] = {}
+
+    def using(self, serializer: Serializer) -> InMemorySnapshotStore:
+        """The same snapshots seen through another serializer."""
+        view = InMemorySnapshotStore(serializer)
+        view._snapshots = self._snapshots
+        return view
+
+    async def save(self, stream_id: str, stream_version: int, state: object) -> None:
+        self._snapshots[stream_id] = (stream_version, self.serializer.serialize(state), now())
+
+    async def load(self, stream_id: str, state_type: type[S]) -> Snapshot[S] | None:
+        found = self._snapshots.get(stream_id)
+        if found is None:
+            return None
+        stream_version, stored, recorded_at = found
+        return decode_snapshot(
+            self.serializer,
+            state_type,
+            stream_id=stream_id,
+            stream_version=stream_version,
+            type_name=stored.type_name,
+            schema_version=stored.schema_version,
+            data=stored.data,
+            recorded_at=recorded_at,
+        )
+
+    async def delete(self, stream_id: str) -> None:
+        self._snapshots.pop(stream_id, None)

@@ -1,0 +1,15 @@
+"""Contract suites every adapter of a port must pass; third-party adapters can run them too.
+
+Subclass a contract in a test module, name the subclass ``Test…`` and implement its abstract
+factory fixture. The suites need pytest and pytest-asyncio.
+"""
+
+from dockyard.testing.contracts.event_store import EventStoreContract, EventStoreFactory
+from dockyard.testing.contracts.snapshot_store import SnapshotStoreContract, SnapshotStoreFactory
+
+__all__ = [
+    "EventStoreContract",
+    "EventStoreFactory",
+    "SnapshotStoreContract",
+    "SnapshotStoreFactory",
+]
