@@ -13,6 +13,9 @@
     │   ├── UnknownExtensionError         (+ TypeError) an extension implements no known hook
     │   ├── ScopeMismatchError            a longer-lived provider depends on a shorter-lived one
     │   ├── ConflictingDynamicModuleError one module registered twice with different settings
+    │   ├── MissingMessageTypeError       (+ TypeError) a handler names no message type
+    │   ├── DuplicateHandlerError         two handlers for one request type
+    │   ├── InvalidBehaviorError          (+ TypeError) a pipeline behavior that is not one
     │   └── InvalidProviderError          (+ TypeError) a provider helper got something unusable
     ├── ContainerBuildError               Dishka refused the wiring our checks let through
     ├── ConcurrencyError                  an append's expected version did not match the stream
@@ -25,6 +28,11 @@
     ├── TooManyEventsError                (+ ValueError) one transaction appends too many events
     ├── StoreUnavailableError             (+ ConnectionError) the database did not answer
     ├── UnitOfWorkError                   (+ RuntimeError) a unit of work used outside its life
+    ├── AggregateNotFoundError            (+ LookupError) no stream for the aggregate id
+    ├── MissingApplierError               (+ LookupError) an aggregate cannot apply an event type
+    ├── HandlerNotFoundError              (+ LookupError) no handler answers a request type
+    ├── ChainExhaustedError               (+ LookupError) every link of a handler chain passed
+    ├── MessageContextError               (+ LookupError) no message context here, or tracking off
     └── AppNotStartedError                (+ RuntimeError) the app was used outside `async with app`
 
 Each error stores its fields and renders its message in ``__str__``: what went wrong, where,
@@ -36,17 +44,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AggregateNotFoundError",
     "AppNotStartedError",
+    "ChainExhaustedError",
     "ConcurrencyError",
     "ConflictingDynamicModuleError",
     "ContainerBuildError",
     "CorruptEventError",
     "DockyardError",
+    "DuplicateHandlerError",
     "DuplicateProviderError",
     "EventTypeConflictError",
+    "HandlerNotFoundError",
     "ImportCycleError",
+    "InvalidBehaviorError",
     "InvalidExportError",
     "InvalidProviderError",
+    "MessageContextError",
+    "MissingApplierError",
+    "MissingMessageTypeError",
     "MissingProviderError",
     "MissingUpcasterError",
     "ModuleConfigurationError",
@@ -538,4 +554,175 @@ class UnitOfWorkError(DockyardError, RuntimeError):
             f"Cannot {self.action}: the unit of work {self.state}. "
             "Hint: use it inside `async with database.unit_of_work() as uow:` "
             "(or the request scope that provides it)."
+        )
+
+
+# ----------------------------------------------------------------------------- write model
+
+
+class AggregateNotFoundError(DockyardError, LookupError):
+    def __init__(self, aggregate_type: str, aggregate_id: str, stream_id: str) -> None:
+        self.aggregate_type = aggregate_type
+        self.aggregate_id = aggregate_id
+        self.stream_id = stream_id
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"No `{self.aggregate_type}` with id `{self.aggregate_id}`: stream "
+            f"`{self.stream_id}` has no events. Hint: create it with `repository.create(...)` "
+            "and save it first, or use `repository.get_or_none(...)` when absence is expected."
+        )
+
+
+class MissingApplierError(DockyardError, LookupError):
+    def __init__(self, aggregate: type, event_type: type) -> None:
+        self.aggregate = aggregate
+        self.event_type = event_type
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        aggregate, event = type_name(self.aggregate), type_name(self.event_type)
+        return (
+            f"`{aggregate}` has no method to apply `{event}`. Hint: add to `{aggregate}` a "
+            f"method marked `@applies` that takes an `{event}` (it may do nothing)."
+        )
+
+
+# ----------------------------------------------------------------------------- messaging
+
+
+def _close_names(name: str, candidates: Sequence[str]) -> list[str]:
+    import difflib
+
+    return difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+
+
+class HandlerNotFoundError(DockyardError, LookupError):
+    """``send`` or ``stream`` got a request type that no registered handler answers."""
+
+    def __init__(
+        self,
+        message_type: type,
+        operation: str,
+        registered: Sequence[str],
+        *,
+        handled_by: str | None = None,
+    ) -> None:
+        self.message_type = message_type
+        self.operation = operation
+        self.registered = tuple(registered)
+        self.handled_by = handled_by
+        """What kind of handler the type does have (e.g. "a stream handler"), if any."""
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        name = type_name(self.message_type)
+        if self.handled_by is not None:
+            other = "stream" if self.operation == "send" else "send"
+            return (
+                f"`{self.operation}` got `{name}`, which is handled by {self.handled_by}. "
+                f"Hint: use `{other}(...)` for `{name}`."
+            )
+        base = "StreamHandler" if self.operation == "stream" else "RequestHandler"
+        text = f"No handler for `{name}` is registered."
+        close = _close_names(name, self.registered)
+        if close:
+            text += " Did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
+        return text + (
+            f" Hint: add a `{base}[{name}, ...]` subclass to some module's `handlers=[...]`."
+        )
+
+
+class ChainExhaustedError(DockyardError, LookupError):
+    """Every link of a chain of responsibility passed the request on."""
+
+    def __init__(self, message_type: type, links: Sequence[str]) -> None:
+        self.message_type = message_type
+        self.links = tuple(links)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        chain = " → ".join(f"`{link}`" for link in self.links)
+        return (
+            f"Every handler in the chain for `{type_name(self.message_type)}` passed it on "
+            f"({chain}). Hint: end the chain with a handler that always answers."
+        )
+
+
+class MessageContextError(DockyardError, LookupError):
+    """``MessageContext`` was read where there is no message, or with tracking off."""
+
+    def __init__(self, *, tracking: bool) -> None:
+        self.tracking = tracking
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if self.tracking:
+            return (
+                "No message is being handled here, so there is no message context. "
+                "Hint: read `MessageContext` inside a handler's or a behavior's `handle`."
+            )
+        return (
+            "Message context tracking is off: nothing in the app declared a dependency on "
+            "`MessageContext` when it was built. Hint: inject `MessageContext` in a constructor, "
+            "or build with `messaging=MessagingSettings(track_context=True)`."
+        )
+
+
+class MissingMessageTypeError(ModuleProblem, TypeError):
+    """A registered handler does not say which message type it handles."""
+
+    def __init__(self, module: str, handler: object, base: str | None) -> None:
+        self.module = module
+        self.handler = handler
+        self.base = base
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        handler = type_name(self.handler)
+        if self.base is None:
+            return (
+                f"`{handler}` in module `{self.module}` handlers is not a message handler. "
+                "Hint: subclass `RequestHandler[Message, Result]`, `EventHandler[Event]`, "
+                "`StreamHandler[Message, Item]` or `ChainHandler[Message, Result]`."
+            )
+        return (
+            f"Handler `{handler}` in module `{self.module}` subclasses `{self.base}` without "
+            "naming a message type. "
+            f"Hint: name it in the base, e.g. `class {handler}({self.base}[PlaceOrder, ...])`."
+        )
+
+
+class DuplicateHandlerError(ModuleProblem):
+    """Two handlers answer one request type; a request has exactly one."""
+
+    def __init__(self, message_type: type, handlers: Sequence[tuple[str, str]]) -> None:
+        self.message_type = message_type
+        self.handlers = tuple(handlers)
+        """(handler, module) pairs, in registration order."""
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        name = type_name(self.message_type)
+        found = " and ".join(f"`{h}` (module `{m}`)" for h, m in self.handlers)
+        return (
+            f"Request `{name}` has {len(self.handlers)} handlers: {found}; a request has "
+            "exactly one. Hint: remove all but one, use events for several reactions, or make "
+            "them `ChainHandler`s to try them in order."
+        )
+
+
+class InvalidBehaviorError(ModuleProblem, TypeError):
+    """Something given as a pipeline behavior is not one."""
+
+    def __init__(self, behavior: object, where: str) -> None:
+        self.behavior = behavior
+        self.where = where
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"`{self.behavior!r}` in {self.where} is not a pipeline behavior. "
+            "Hint: give an instance or a subclass of `PipelineBehavior`."
         )
