@@ -16,7 +16,7 @@ from dockyard.exceptions import (
 )
 from dockyard.modules._module import DynamicModule, ModuleLike, ModuleMetadata, get_metadata
 
-__all__ = ["ModuleGraph", "ModuleNode", "build_graph"]
+__all__ = ["ModuleGraph", "ModuleNode", "build_graph", "builtin_node"]
 
 
 @dataclass(eq=False, slots=True)
@@ -61,6 +61,14 @@ class ModuleGraph:
 
     root: ModuleNode
     nodes: tuple[ModuleNode, ...]
+    builtins: tuple[ModuleNode, ...] = ()
+    """Global modules the framework adds to every app (e.g. messaging). They are compiled with
+    the others but are not listed in ``nodes``, which holds the user's modules only."""
+
+    @property
+    def all_nodes(self) -> tuple[ModuleNode, ...]:
+        """Built-in modules first, then ``nodes``: what the container is compiled from."""
+        return self.builtins + self.nodes
 
     def __iter__(self) -> Iterator[ModuleNode]:
         return iter(self.nodes)
@@ -73,6 +81,15 @@ class ModuleGraph:
             if node.target is target:
                 return node
         raise KeyError(target)
+
+
+def builtin_node(target: type) -> ModuleNode:
+    """A node for a framework module that imports nothing (see ``ModuleGraph.builtins``)."""
+    metadata = get_metadata(target)
+    if metadata is None or metadata.imports:
+        msg = f"{target!r} must be a @module that imports nothing"
+        raise TypeError(msg)
+    return ModuleNode(target=target, metadata=metadata)
 
 
 def _target(ref: object) -> object:

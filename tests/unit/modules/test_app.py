@@ -336,3 +336,31 @@ def test_module_graph_is_data() -> None:
     assert persistence.exported == frozenset({Repository[Order], Settings})
     assert set(persistence.provided) == {Repository[Order]}
     assert app.graph.root.name == "Root"
+
+
+async def test_two_modules_may_each_keep_a_private_type_of_the_same_name() -> None:
+    class Client:
+        def __init__(self, settings: Settings) -> None:
+            self.settings = settings
+
+    class Mail(Client):
+        pass
+
+    class Sms(Client):
+        pass
+
+    @module(providers=[object_(Settings("smtp://")), singleton(Mail)], exports=[Mail])
+    class MailModule: ...
+
+    @module(providers=[object_(Settings("sms://")), singleton(Sms)], exports=[Sms])
+    class SmsModule: ...
+
+    @module(imports=[MailModule, SmsModule])
+    class Root5: ...
+
+    app = App.build(Root5)
+    # Each module that touches the ambiguous type gets its own Dishka component.
+    assert app.graph.get(MailModule).component != app.graph.get(SmsModule).component
+    async with app:
+        assert (await app.get(Mail)).settings.url == "smtp://"
+        assert (await app.get(Sms)).settings.url == "sms://"
