@@ -1,7 +1,6 @@
 """The shop demo that `make demo` runs does what it says, step by step."""
 
 import pytest
-
 from examples.shop.demo import run
 
 

@@ -25,8 +25,10 @@ def _snippets() -> list[tuple[str, str]]:
         for match in FENCE.finditer(text):
             line = text.count("\n", 0, match.start()) + 1
             found.append((f"{path.relative_to(ROOT)}:{line}", match.group(1)))
-    for path in sorted((ROOT / "docs" / "examples").glob("*.py")):
-        found.append((str(path.relative_to(ROOT)), path.read_text(encoding="utf-8")))
+    found.extend(
+        (str(path.relative_to(ROOT)), path.read_text(encoding="utf-8"))
+        for path in sorted((ROOT / "docs" / "examples").glob("*.py"))
+    )
     return found
 
 
@@ -44,7 +46,7 @@ async def test_snippet_runs(where: str, code: str) -> None:
     module.__file__ = where
     sys.modules[name] = module
     try:
-        exec(compile(code, where, "exec"), module.__dict__)  # noqa: S102 - running our own docs
+        exec(compile(code, where, "exec"), module.__dict__)
         main = module.__dict__.get("main")
         if inspect.iscoroutinefunction(main):
             await main()

@@ -307,9 +307,7 @@ def test_given_when_then_for_a_decider() -> None:
 
 async def test_decider_repository_with_snapshots() -> None:
     store, snapshots, recorder = InMemoryEventStore(), InMemorySnapshotStore(), Recorder()
-    carts = DeciderRepository(
-        CartDecider(), store, recorder, snapshots=snapshots, snapshot_every=2
-    )
+    carts = DeciderRepository(CartDecider(), store, recorder, snapshots=snapshots, snapshot_every=2)
     assert carts.stream_id("c1") == "Cart-c1"
     await carts.handle("c1", AddItem(sku="a"))
     await carts.handle("c1", AddItem(sku="b"))
