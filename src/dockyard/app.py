@@ -14,7 +14,14 @@ from dishka.exception_base import DishkaError
 from dockyard.di._spec import ProviderSpec
 from dockyard.exceptions import AppNotStartedError, ContainerBuildError, ModuleConfigurationError
 from dockyard.modules._build import CompiledModules, compile_modules
-from dockyard.modules._extensions import OnAppInit, OnAppShutdown, OnModuleDestroy, OnModuleInit
+from dockyard.modules._extensions import (
+    BackgroundService,
+    OnAppInit,
+    OnAppShutdown,
+    OnModuleDestroy,
+    OnModuleInit,
+    ProvidesBackgroundServices,
+)
 from dockyard.modules._graph import ModuleGraph, ModuleNode, build_graph
 from dockyard.modules._module import ModuleLike
 
@@ -182,6 +189,15 @@ class App:
         tb: TracebackType | None,
     ) -> None:
         await self.stop(exc)
+
+    def background_services(self) -> list[BackgroundService]:
+        """Every background service the modules' extensions contribute, in module order."""
+        return [
+            service
+            for extension in self._extensions()
+            if isinstance(extension, ProvidesBackgroundServices)
+            for service in extension.background_services(self)
+        ]
 
     def _extensions(self) -> list[object]:
         return [extension for node in self.graph for extension in node.extensions]

@@ -1,16 +1,19 @@
 """Modules: groups of providers with explicit imports and exports, checked when the app builds."""
 
 from dockyard.modules._extensions import (
+    BackgroundService,
     Extension,
     OnAppInit,
     OnAppShutdown,
     OnModuleDestroy,
     OnModuleInit,
+    ProvidesBackgroundServices,
 )
 from dockyard.modules._graph import ModuleGraph, ModuleNode
 from dockyard.modules._module import DynamicModule, ModuleLike, ModuleMetadata, get_metadata, module
 
 __all__ = [
+    "BackgroundService",
     "DynamicModule",
     "Extension",
     "ModuleGraph",
@@ -21,6 +24,7 @@ __all__ = [
     "OnAppShutdown",
     "OnModuleDestroy",
     "OnModuleInit",
+    "ProvidesBackgroundServices",
     "get_metadata",
     "module",
 ]

@@ -6,7 +6,9 @@ An extension that subclasses none is a build error: nothing is silently ignored.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # annotations only; nothing here is resolved by the container
     from dockyard.app import App
@@ -14,11 +16,13 @@ if TYPE_CHECKING:  # annotations only; nothing here is resolved by the container
 
 __all__ = [
     "HOOKS",
+    "BackgroundService",
     "Extension",
     "OnAppInit",
     "OnAppShutdown",
     "OnModuleDestroy",
     "OnModuleInit",
+    "ProvidesBackgroundServices",
 ]
 
 
@@ -64,4 +68,33 @@ class OnModuleDestroy(Extension, abc.ABC):
     async def on_module_destroy(self, app: App, module: ModuleNode) -> None: ...
 
 
-HOOKS: tuple[type[Extension], ...] = (OnModuleInit, OnAppInit, OnAppShutdown, OnModuleDestroy)
+class BackgroundService(Protocol):
+    """Long-running work a worker process runs: a relay, a projection runner, a consumer.
+
+    ``run`` returns once ``stop`` is set, after finishing in-flight work and releasing any
+    lease it holds. Several copies may run at once in different processes; each service
+    coordinates itself (leases, ``SKIP LOCKED``) so that is safe.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+class ProvidesBackgroundServices(Extension, abc.ABC):
+    """Contributes background services to the app's worker (``dockyard worker``)."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def background_services(self, app: App) -> Sequence[BackgroundService]: ...
+
+
+HOOKS: tuple[type[Extension], ...] = (
+    OnModuleInit,
+    OnAppInit,
+    OnAppShutdown,
+    OnModuleDestroy,
+    ProvidesBackgroundServices,
+)

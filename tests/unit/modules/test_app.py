@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations`: classes defined inside tests must be resolvable.
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,7 +29,15 @@ from dockyard.exceptions import (
     ModuleConfigurationError,
     NotExportedError,
 )
-from dockyard.modules import ModuleNode, OnAppInit, OnAppShutdown, OnModuleDestroy, OnModuleInit
+from dockyard.modules import (
+    BackgroundService,
+    ModuleNode,
+    OnAppInit,
+    OnAppShutdown,
+    OnModuleDestroy,
+    OnModuleInit,
+    ProvidesBackgroundServices,
+)
 
 T = TypeVar("T")
 
@@ -364,3 +373,25 @@ async def test_two_modules_may_each_keep_a_private_type_of_the_same_name() -> No
     async with app:
         assert (await app.get(Mail)).settings.url == "smtp://"
         assert (await app.get(Sms)).settings.url == "sms://"
+
+
+def test_background_services_are_collected_from_extensions() -> None:
+    class Ticker:
+        name = "ticker"
+
+        async def run(self, stop: asyncio.Event) -> None:
+            await stop.wait()
+
+    ticker = Ticker()
+
+    class Contributes(ProvidesBackgroundServices):
+        def background_services(self, app: App) -> Sequence[BackgroundService]:
+            return [ticker]
+
+    @module(extensions=[Contributes()])
+    class Jobs: ...
+
+    @module(imports=[Jobs])
+    class Root6: ...
+
+    assert App.build(Root6).background_services() == [ticker]

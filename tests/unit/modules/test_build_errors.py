@@ -195,7 +195,8 @@ def test_extension_without_hook() -> None:
     assert str(problem) == (
         "Extension `Auditing` in module "
         "`Billing` implements no known hook. Hint: "
-        "subclass one of `OnModuleInit`, `OnAppInit`, `OnAppShutdown`, `OnModuleDestroy`."
+        "subclass one of `OnModuleInit`, `OnAppInit`, `OnAppShutdown`, `OnModuleDestroy`, "
+        "`ProvidesBackgroundServices`."
     )
 
 
