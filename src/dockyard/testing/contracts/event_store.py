@@ -4,7 +4,9 @@ Example:
     ```python
     class TestMyEventStore(EventStoreContract):
         @pytest_asyncio.fixture
-        async def event_store_factory(self) -> AsyncIterator[EventStoreFactory]:
+        async def event_store_factory(
+        self, *_fixtures: Any, **_named_fixtures: Any  # subclasses take the fixtures they need
+    ) -> AsyncIterator[EventStoreFactory]:
             database = await start_my_database()
 
             @asynccontextmanager
@@ -25,6 +27,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -105,7 +108,11 @@ class EventStoreContract:
     """The behaviour every ``EventStore`` adapter must show; subclass and provide the factory."""
 
     @pytest_asyncio.fixture
-    async def event_store_factory(self) -> AsyncIterator[EventStoreFactory]:
+    async def event_store_factory(
+        self,
+        *_fixtures: Any,
+        **_named_fixtures: Any,  # subclasses take the fixtures they need
+    ) -> AsyncIterator[EventStoreFactory]:
         """Abstract: yield a factory of sessions on a fresh (or test-isolated) store."""
         raise NotImplementedError(
             f"{type(self).__name__} subclasses EventStoreContract but does not override the "

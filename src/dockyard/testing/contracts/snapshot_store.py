@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -41,7 +42,11 @@ class SnapshotStoreContract:
     """The behaviour every ``SnapshotStore`` adapter must show; subclass and provide the factory."""
 
     @pytest_asyncio.fixture
-    async def snapshot_store_factory(self) -> AsyncIterator[SnapshotStoreFactory]:
+    async def snapshot_store_factory(
+        self,
+        *_fixtures: Any,
+        **_named_fixtures: Any,  # subclasses take the fixtures they need
+    ) -> AsyncIterator[SnapshotStoreFactory]:
         """Abstract: yield a factory of sessions on a fresh or test-isolated snapshot store."""
         raise NotImplementedError(
             f"{type(self).__name__} subclasses SnapshotStoreContract but does not override the "

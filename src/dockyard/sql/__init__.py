@@ -1,0 +1,28 @@
+"""SQL persistence on SQLAlchemy Core (async): SQLite through aiosqlite, PostgreSQL through asyncpg.
+
+Every dockyard table lives in one ``MetaData`` (``dockyard.sql.metadata``): create them with
+``create_tables(engine)`` for demos and tests, or add them to your Alembic migrations with
+``target_metadata = dockyard.sql.metadata``. A ``UnitOfWork`` owns one connection and one
+transaction; the stores write on it, next to your own tables, so all of it commits together.
+"""
+
+from dockyard.sql._database import Database, create_tables, drop_tables
+from dockyard.sql._event_store import SqlEventStore
+from dockyard.sql._event_tables import events, idempotency_keys, snapshots, streams
+from dockyard.sql._metadata import metadata
+from dockyard.sql._snapshot_store import SqlSnapshotStore
+from dockyard.sql._unit_of_work import UnitOfWork
+
+__all__ = [
+    "Database",
+    "SqlEventStore",
+    "SqlSnapshotStore",
+    "UnitOfWork",
+    "create_tables",
+    "drop_tables",
+    "events",
+    "idempotency_keys",
+    "metadata",
+    "snapshots",
+    "streams",
+]

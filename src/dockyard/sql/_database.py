@@ -1,0 +1,102 @@
+"""``Database``: one async engine per app, configured for the event store's needs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from dockyard.sql._errors import unavailable_as_store_error
+from dockyard.sql._metadata import metadata
+
+if TYPE_CHECKING:  # the return hint of unit_of_work(); UnitOfWork imports this module
+    from dockyard.sql._unit_of_work import UnitOfWork
+
+__all__ = ["Database", "create_tables", "drop_tables"]
+
+
+class Database:
+    """Wraps an ``AsyncEngine`` (SQLite via aiosqlite or PostgreSQL via asyncpg).
+
+    SQLite connections are set up for one writer at a time done right: WAL journal, a busy
+    timeout, and every transaction opened with ``BEGIN IMMEDIATE`` so two writers queue for
+    the lock instead of failing with "database is locked" half-way through.
+
+    Example:
+        ```python
+        database = Database("postgresql+asyncpg://app@localhost/app")
+        async with database.unit_of_work() as uow:
+            await SqlEventStore(uow).append("Order-1", [OrderPlaced(...)], NO_STREAM)
+        ```
+    """
+
+    __slots__ = ("engine",)
+
+    def __init__(self, url: str | URL | AsyncEngine, **engine_options: Any) -> None:
+        if isinstance(url, AsyncEngine):
+            self.engine = url
+        else:
+            self.engine = _create_engine(make_url(url), engine_options)
+        if self.engine.dialect.name == "sqlite":
+            _configure_sqlite(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        """``"postgresql"`` or ``"sqlite"``."""
+        return self.engine.dialect.name
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A new unit of work; use it as ``async with database.unit_of_work() as uow:``."""
+        from dockyard.sql._unit_of_work import UnitOfWork
+
+        return UnitOfWork(self)
+
+    async def create_tables(self) -> None:
+        """Create dockyard's tables if missing (for demos and tests; use migrations in prod)."""
+        await create_tables(self.engine)
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+async def create_tables(engine: AsyncEngine) -> None:
+    """Create every table of ``dockyard.sql.metadata`` that does not exist yet."""
+    with unavailable_as_store_error("create dockyard's tables"):
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+
+
+async def drop_tables(engine: AsyncEngine) -> None:
+    """Drop every table of ``dockyard.sql.metadata`` (tests and demos only)."""
+    with unavailable_as_store_error("drop dockyard's tables"):
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.drop_all)
+
+
+def _create_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        # One shared connection, or every connection would see its own empty database;
+        # such a database serves one unit of work at a time.
+        options.setdefault("poolclass", StaticPool)
+    return create_async_engine(url, **options)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: object) -> None:
+        # Let us emit BEGIN ourselves (the driver would otherwise BEGIN DEFERRED lazily).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,274 @@
+"""``SqlEventStore``: the event store on the unit of work's connection (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.eventsourcing._store import AppendResult, ExpectedVersion, RecordedEvent
+from dockyard.eventsourcing.store._codec import (
+    EventRow,
+    check_expected_version,
+    decode_event,
+    encode_events,
+    now,
+    type_names,
+)
+from dockyard.exceptions import DockyardError, StreamDeletedError, TooManyEventsError
+from dockyard.serialization import Serializer
+from dockyard.sql._append_postgres import EVENTS_PER_TRANSACTION, append_postgres, visible_below
+from dockyard.sql._append_sqlite import append_sqlite
+from dockyard.sql._errors import unavailable_as_store_error
+from dockyard.sql._event_tables import events, idempotency_keys, streams
+from dockyard.sql._unit_of_work import UnitOfWork
+
+__all__ = ["SqlEventStore"]
+
+_COLUMNS = (
+    events.c.global_position,
+    events.c.event_id,
+    events.c.stream_id,
+    events.c.stream_version,
+    events.c.type_name,
+    events.c.schema_version,
+    events.c.data,
+    events.c.correlation_id,
+    events.c.causation_id,
+    events.c.occurred_at,
+    events.c.recorded_at,
+)
+_STREAM = select(streams.c.version, streams.c.deleted_at)
+_KEY_RESULT = select(
+    idempotency_keys.c.first_version,
+    idempotency_keys.c.last_version,
+    idempotency_keys.c.first_position,
+    idempotency_keys.c.last_position,
+)
+
+
+class SqlEventStore:
+    """An ``EventStore`` that writes on a ``UnitOfWork``'s connection.
+
+    Appends are part of the unit of work's transaction: they commit or roll back with
+    everything else written on it. Create one per unit of work (it is cheap); it is scoped.
+    """
+
+    __slots__ = ("_postgres", "serializer", "uow")
+
+    def __init__(self, uow: UnitOfWork, serializer: Serializer | None = None) -> None:
+        self.uow = uow
+        self.serializer = serializer if serializer is not None else Serializer()
+        self._postgres = uow.dialect == "postgresql"
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[object],
+        expected_version: int | ExpectedVersion,
+        *,
+        idempotency_key: str | None = None,
+    ) -> AppendResult:
+        recorded_at = now()
+        rows = encode_events(self.serializer, stream_id, events, expected_version, recorded_at)
+        if self._postgres and len(rows) > EVENTS_PER_TRANSACTION:
+            raise TooManyEventsError(stream_id, len(rows), EVENTS_PER_TRANSACTION)
+        connection = self.uow.connection
+        with unavailable_as_store_error(f"append to stream `{stream_id}`"):
+            if idempotency_key is None:
+                return await self._append(
+                    connection, stream_id, rows, expected_version, recorded_at
+                )
+            previous = await self._claim_key(connection, stream_id, idempotency_key, recorded_at)
+            if previous is not None:
+                return previous
+            try:
+                result = await self._append(
+                    connection, stream_id, rows, expected_version, recorded_at
+                )
+            except DockyardError:
+                # release the claim, so a caller that recovers and commits can retry later
+                await connection.execute(
+                    delete(idempotency_keys).where(*_key(stream_id, idempotency_key))
+                )
+                raise
+            await connection.execute(
+                update(idempotency_keys)
+                .where(*_key(stream_id, idempotency_key))
+                .values(
+                    first_version=result.first_version,
+                    last_version=result.last_version,
+                    first_position=result.first_position,
+                    last_position=result.last_position,
+                )
+            )
+            return result
+
+    async def _append(
+        self,
+        connection: AsyncConnection,
+        stream_id: str,
+        rows: list[EventRow],
+        expected: int | ExpectedVersion,
+        recorded_at: datetime,
+    ) -> AppendResult:
+        if not self._postgres:
+            placed = await append_sqlite(connection, stream_id, rows, expected, recorded_at)
+            return AppendResult(stream_id, *placed)
+        maybe = await append_postgres(connection, stream_id, rows, expected, recorded_at)
+        if maybe is not None:
+            return AppendResult(stream_id, *maybe)
+        # nothing was written: find out why (cold path)
+        found = (
+            await connection.execute(_STREAM.where(streams.c.stream_id == stream_id))
+        ).one_or_none()
+        current = found.version if found is not None else 0
+        if found is not None and found.deleted_at is not None:
+            raise StreamDeletedError(stream_id, current, "append to")
+        check_expected_version(stream_id, expected, current, exists=current > 0)
+        raise TooManyEventsError(stream_id, len(rows), EVENTS_PER_TRANSACTION)
+
+    async def _claim_key(
+        self, connection: AsyncConnection, stream_id: str, key: str, recorded_at: datetime
+    ) -> AppendResult | None:
+        """Claim the key, or return the result of the append that already holds it.
+
+        On PostgreSQL a concurrent claim of the same key waits for the holder's transaction:
+        if it commits, this one returns its result; if it rolls back, this one proceeds.
+        """
+        insert = pg_insert if self._postgres else sqlite_insert
+        claimed = await connection.execute(
+            insert(idempotency_keys)
+            .values(stream_id=stream_id, idempotency_key=key, recorded_at=recorded_at)
+            .on_conflict_do_nothing()
+            .returning(idempotency_keys.c.stream_id)
+        )
+        if claimed.first() is not None:
+            return None
+        held = (await connection.execute(_KEY_RESULT.where(*_key(stream_id, key)))).one()
+        return AppendResult(stream_id, *held)
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        from_version: int = 0,
+        limit: int | None = None,
+        backwards: bool = False,
+        *,
+        skip_unknown: bool = False,
+    ) -> Sequence[RecordedEvent]:
+        query = select(*_COLUMNS).where(events.c.stream_id == stream_id)
+        if backwards:
+            if from_version > 0:
+                query = query.where(events.c.stream_version <= from_version)
+            query = query.order_by(events.c.stream_version.desc())
+        else:
+            if from_version > 0:
+                query = query.where(events.c.stream_version >= from_version)
+            query = query.order_by(events.c.stream_version)
+        if limit is not None and not skip_unknown:
+            query = query.limit(limit)
+        connection = self.uow.connection
+        with unavailable_as_store_error(f"read stream `{stream_id}`"):
+            rows = (await connection.execute(query)).all()
+            if not rows:
+                # deleted streams have no rows left; only then is the tombstone worth a look
+                found = (
+                    await connection.execute(_STREAM.where(streams.c.stream_id == stream_id))
+                ).one_or_none()
+                if found is not None and found.deleted_at is not None:
+                    raise StreamDeletedError(stream_id, found.version, "read")
+                return []
+        decoded = self._decode(rows, skip_unknown)
+        return decoded if limit is None else decoded[:limit]
+
+    async def read_all(
+        self,
+        after_position: int = 0,
+        limit: int = 1000,
+        event_types: Collection[str | type] | None = None,
+        *,
+        skip_unknown: bool = False,
+    ) -> Sequence[RecordedEvent]:
+        names = type_names(self.serializer, event_types)
+        found: list[RecordedEvent] = []
+        connection = self.uow.connection
+        while len(found) < limit:
+            wanted = limit - len(found)
+            query = (
+                select(*_COLUMNS)
+                .where(events.c.global_position > after_position)
+                .order_by(events.c.global_position)
+                .limit(wanted)
+            )
+            if names:
+                query = query.where(events.c.type_name.in_(names))
+            if self._postgres:
+                query = query.where(events.c.global_position < visible_below())
+            with unavailable_as_store_error("read all events"):
+                rows = (await connection.execute(query)).all()
+            found.extend(self._decode(rows, skip_unknown))
+            if len(rows) < wanted:
+                break
+            after_position = rows[-1][0]  # some were skipped as unknown: read on
+        return found
+
+    async def delete_stream(self, stream_id: str) -> None:
+        connection = self.uow.connection
+        insert = pg_insert if self._postgres else sqlite_insert
+        deleted_at = now()
+        with unavailable_as_store_error(f"delete stream `{stream_id}`"):
+            upsert = insert(streams).values(stream_id=stream_id, version=0, deleted_at=deleted_at)
+            await connection.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[streams.c.stream_id],
+                    set_={"deleted_at": deleted_at},
+                    where=streams.c.deleted_at.is_(None),
+                )
+            )
+            await connection.execute(delete(events).where(events.c.stream_id == stream_id))
+
+    async def truncate_before(self, stream_id: str, version: int) -> None:
+        with unavailable_as_store_error(f"truncate stream `{stream_id}`"):
+            await self.uow.connection.execute(
+                delete(events).where(
+                    events.c.stream_id == stream_id, events.c.stream_version < version
+                )
+            )
+
+    def _decode(self, rows: Sequence[Sequence[Any]], skip_unknown: bool) -> list[RecordedEvent]:
+        serializer = self.serializer
+        decoded: list[RecordedEvent] = []
+        for row in rows:
+            (position, event_id, stream, version, type_name, schema_version, data,
+             correlation_id, causation_id, occurred_at, recorded_at) = row  # fmt: skip
+            event = decode_event(
+                serializer,
+                global_position=position,
+                event_id=event_id,
+                stream_id=stream,
+                stream_version=version,
+                type_name=type_name,
+                schema_version=schema_version,
+                data=data,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                occurred_at=occurred_at,
+                recorded_at=recorded_at,
+                skip_unknown=skip_unknown,
+            )
+            if event is not None:
+                decoded.append(event)
+        return decoded
+
+
+def _key(stream_id: str, key: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return (
+        idempotency_keys.c.stream_id == stream_id,
+        idempotency_keys.c.idempotency_key == key,
+    )

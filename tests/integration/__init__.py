@@ -1,0 +1,1 @@
+"""Integration tests against real services (see conftest.py for the probes)."""

@@ -1,0 +1,74 @@
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from dockyard.eventsourcing import EventStore, SnapshotStore
+from dockyard.serialization import Serializer
+from dockyard.sql import Database, SqlEventStore, SqlSnapshotStore
+from dockyard.testing.contracts import (
+    EventStoreContract,
+    EventStoreFactory,
+    SnapshotStoreContract,
+    SnapshotStoreFactory,
+)
+
+
+@dataclass(frozen=True)
+class Memo:
+    text: str
+
+
+@pytest_asyncio.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    await database.create_tables()
+    yield database
+    await database.dispose()
+
+
+class TestSqliteEventStore(EventStoreContract):
+    @pytest_asyncio.fixture
+    async def event_store_factory(self, database: Database) -> AsyncIterator[EventStoreFactory]:
+        @asynccontextmanager
+        async def session(serializer: Serializer) -> AsyncIterator[EventStore]:
+            async with database.unit_of_work() as uow:
+                yield SqlEventStore(uow, serializer)
+
+        yield session
+
+
+class TestSqliteSnapshotStore(SnapshotStoreContract):
+    @pytest_asyncio.fixture
+    async def snapshot_store_factory(
+        self, database: Database
+    ) -> AsyncIterator[SnapshotStoreFactory]:
+        @asynccontextmanager
+        async def session(serializer: Serializer) -> AsyncIterator[SnapshotStore]:
+            async with database.unit_of_work() as uow:
+                yield SqlSnapshotStore(uow, serializer)
+
+        yield session
+
+
+async def test_the_database_runs_in_wal_mode(database: Database) -> None:
+    async with database.unit_of_work() as uow:
+        mode = (await uow.connection.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
+    assert mode == "wal"
+
+
+@pytest.mark.parametrize("url", ["sqlite+aiosqlite://", "sqlite+aiosqlite:///:memory:"])
+async def test_an_in_memory_database_keeps_its_tables_across_units_of_work(url: str) -> None:
+    database, serializer = Database(url), Serializer()
+    try:
+        await database.create_tables()
+        async with database.unit_of_work() as uow:
+            await SqlEventStore(uow, serializer).append("Memo-1", [Memo("kept")], 0)
+        async with database.unit_of_work() as uow:
+            (event,) = await SqlEventStore(uow, serializer).read_stream("Memo-1")
+        assert event.data == Memo("kept")
+    finally:
+        await database.dispose()
