@@ -56,7 +56,7 @@ def visible_below() -> ColumnElement[int]:
 
 
 def _stream_cte(kind: str) -> Any:
-    stream_id: Any = bindparam("stream_id")
+    stream_id: Any = bindparam("sid")
     count = bindparam("n", type_=BigInteger())
     live = streams.c.deleted_at.is_(None)
     if kind == "create":
@@ -120,7 +120,7 @@ def _statement(kind: str) -> Insert:
         select(
             base.c.start + rows.c.ord - 1,
             rows.c.event_id,
-            bindparam("stream_id"),
+            bindparam("sid"),
             stream.c.version - count + rows.c.ord,
             rows.c.type_name,
             rows.c.schema_version,
@@ -182,7 +182,7 @@ async def append_postgres(
     the transaction's position range is full; the caller finds out which.
     """
     parameters: dict[str, Any] = {
-        "stream_id": stream_id,
+        "sid": stream_id,  # not "stream_id": UPDATE would take it as a SET value
         "n": len(rows),
         "event_ids": [r.event_id for r in rows],
         "type_names": [r.type_name for r in rows],
