@@ -18,6 +18,7 @@ from sqlalchemy import (
     Insert,
     Integer,
     LargeBinary,
+    Select,
     Text,
     Uuid,
     bindparam,
@@ -36,7 +37,7 @@ from dockyard.eventsourcing._store import ExpectedVersion
 from dockyard.eventsourcing.store._codec import EventRow
 from dockyard.sql._event_tables import events, streams
 
-__all__ = ["EVENTS_PER_TRANSACTION", "append_postgres", "visible_below"]
+__all__ = ["EVENTS_PER_TRANSACTION", "append_postgres", "room_in_transaction", "visible_below"]
 
 POSITION_BITS = 16
 EVENTS_PER_TRANSACTION = 1 << POSITION_BITS
@@ -157,6 +158,24 @@ def _statement(kind: str) -> Insert:
 
 
 _STATEMENTS = {kind: _statement(kind) for kind in ("create", "any", "exists", "exact")}
+
+
+def _room() -> Select[int]:
+    xid = _as_bigint(func.pg_current_xact_id())
+    low, high = _shifted(xid), _shifted(xid + 1)
+    used = func.coalesce(func.max(events.c.global_position) + 1, low)
+    return select(high - used).where(
+        events.c.global_position >= low, events.c.global_position < high
+    )
+
+
+_ROOM = _room()
+
+
+async def room_in_transaction(connection: AsyncConnection) -> int:
+    """How many more events the current transaction can append."""
+    room: int = (await connection.execute(_ROOM)).scalar_one()
+    return room
 
 
 def _kind(expected: int | ExpectedVersion) -> str:

@@ -22,7 +22,12 @@ from dockyard.eventsourcing.store._codec import (
 )
 from dockyard.exceptions import DockyardError, StreamDeletedError, TooManyEventsError
 from dockyard.serialization import Serializer
-from dockyard.sql._append_postgres import EVENTS_PER_TRANSACTION, append_postgres, visible_below
+from dockyard.sql._append_postgres import (
+    EVENTS_PER_TRANSACTION,
+    append_postgres,
+    room_in_transaction,
+    visible_below,
+)
 from dockyard.sql._append_sqlite import append_sqlite
 from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._event_tables import events, idempotency_keys, streams
@@ -123,7 +128,11 @@ class SqlEventStore:
         maybe = await append_postgres(connection, stream_id, rows, expected, recorded_at)
         if maybe is not None:
             return AppendResult(stream_id, *maybe)
-        # nothing was written: find out why (cold path)
+        # nothing was written: find out why (cold path). A full position range is checked
+        # first: then the statement may have bumped the stream's version, and the unit of
+        # work must roll back anyway.
+        if await room_in_transaction(connection) < len(rows):
+            raise TooManyEventsError(stream_id, len(rows), EVENTS_PER_TRANSACTION)
         found = (
             await connection.execute(_STREAM.where(streams.c.stream_id == stream_id))
         ).one_or_none()
@@ -131,7 +140,7 @@ class SqlEventStore:
         if found is not None and found.deleted_at is not None:
             raise StreamDeletedError(stream_id, current, "append to")
         check_expected_version(stream_id, expected, current, exists=current > 0)
-        raise TooManyEventsError(stream_id, len(rows), EVENTS_PER_TRANSACTION)
+        raise AssertionError(f"append to `{stream_id}` wrote nothing and broke no rule")
 
     async def _claim_key(
         self, connection: AsyncConnection, stream_id: str, key: str, recorded_at: datetime
