@@ -1,0 +1,103 @@
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.dialects.sqlite.base import SQLiteDialect
+from sqlalchemy.schema import CreateTable
+
+from dockyard import sql
+from dockyard.exceptions import StoreUnavailableError, UnitOfWorkError
+from dockyard.sql import Database, UnitOfWork, metadata
+
+
+def test_every_table_is_in_the_one_metadata_under_a_plain_name() -> None:
+    assert set(metadata.tables) >= {
+        "dockyard_events",
+        "dockyard_streams",
+        "dockyard_snapshots",
+        "dockyard_idempotency_keys",
+    }
+    for table in (sql.events, sql.streams, sql.snapshots, sql.idempotency_keys):
+        assert table.metadata is metadata
+        assert table.comment
+
+
+def test_constraints_have_names_a_dba_can_read() -> None:
+    dialect = PGDialect()  # type: ignore[no-untyped-call]
+    ddl = str(CreateTable(sql.events).compile(dialect=dialect))
+    assert "CONSTRAINT pk_dockyard_events PRIMARY KEY (global_position)" in ddl
+    assert "CONSTRAINT uq_dockyard_events_stream_id_stream_version UNIQUE" in ddl
+    assert "CONSTRAINT uq_dockyard_events_event_id UNIQUE" in ddl
+    assert "SERIAL" not in ddl  # PostgreSQL positions come from transaction ids, not a sequence
+
+
+def test_sqlite_positions_are_never_reused() -> None:
+    ddl = str(CreateTable(sql.events).compile(dialect=SQLiteDialect()))
+    assert "global_position INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT" in ddl
+
+
+async def test_create_tables_is_idempotent(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    try:
+        await database.create_tables()
+        await database.create_tables()
+        async with database.engine.connect() as connection:
+            names = await connection.run_sync(lambda c: sa.inspect(c).get_table_names())
+        assert set(metadata.tables) <= set(names)
+        await sql.drop_tables(database.engine)
+        async with database.engine.connect() as connection:
+            names = await connection.run_sync(lambda c: sa.inspect(c).get_table_names())
+        assert not set(metadata.tables) & set(names)
+    finally:
+        await database.dispose()
+
+
+async def test_a_unit_of_work_is_used_inside_its_life_only(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    uow = database.unit_of_work()
+    try:
+        assert isinstance(uow, UnitOfWork)
+        with pytest.raises(UnitOfWorkError) as info:
+            _ = uow.connection
+        assert str(info.value) == (
+            "Cannot use the connection: the unit of work has not begun or is already closed. "
+            "Hint: use it inside `async with database.unit_of_work() as uow:` "
+            "(or the request scope that provides it)."
+        )
+        async with uow:
+            with pytest.raises(UnitOfWorkError, match="has already begun"):
+                await uow.begin()
+        with pytest.raises(UnitOfWorkError):
+            await uow.commit()
+        await uow.close()  # closing twice is harmless
+    finally:
+        await database.dispose()
+
+
+async def test_an_unreachable_postgres_is_store_unavailable() -> None:
+    # port 9 (discard) is closed on any sane test machine
+    database = Database("postgresql+asyncpg://nobody@127.0.0.1:9/none")
+    try:
+        with pytest.raises(StoreUnavailableError) as info:
+            async with database.unit_of_work():
+                pass
+    finally:
+        await database.dispose()
+    error = info.value
+    assert isinstance(error, ConnectionError)
+    assert error.operation == "begin a unit of work"
+    assert str(error).startswith(
+        "The database did not answer while trying to begin a unit of work: "
+    )
+    assert "Nothing was committed." in str(error)
+    assert error.__cause__ is not None
+
+
+async def test_an_unopenable_sqlite_file_is_store_unavailable(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+    try:
+        with pytest.raises(StoreUnavailableError, match="unable to open database file"):
+            await database.create_tables()
+    finally:
+        await database.dispose()
