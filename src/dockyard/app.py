@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from dishka import AsyncContainer, make_async_container
+from dishka import AsyncContainer, Provider, make_async_container
 from dishka.exception_base import DishkaError
 
 from dockyard.di._spec import ProviderSpec
 from dockyard.exceptions import AppNotStartedError, ContainerBuildError, ModuleConfigurationError
+from dockyard.messaging._bus import Dispatcher, MessageBus
+from dockyard.messaging._compile import CompiledMessaging, compile_messaging
+from dockyard.messaging._envelope import MessageContext
+from dockyard.messaging._messages import Request, StreamRequest
+from dockyard.messaging._module import MessagingModule
+from dockyard.messaging._registry import MessageRegistry
+from dockyard.messaging._settings import MessagingSettings
 from dockyard.modules._build import CompiledModules, compile_modules
 from dockyard.modules._extensions import (
     BackgroundService,
@@ -22,12 +30,13 @@ from dockyard.modules._extensions import (
     OnModuleInit,
     ProvidesBackgroundServices,
 )
-from dockyard.modules._graph import ModuleGraph, ModuleNode, build_graph
+from dockyard.modules._graph import ModuleGraph, ModuleNode, build_graph, builtin_node
 from dockyard.modules._module import ModuleLike
 
 __all__ = ["App", "Lifespan"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 Lifespan = Callable[["App"], AbstractAsyncContextManager[object]]
 """A user lifespan: called with the app at start-up, exited at shutdown (reverse order)."""
@@ -45,8 +54,10 @@ class App:
         "_container",
         "_container_closed",
         "_context",
+        "_dispatcher",
         "_exit_stack",
         "_lifespans",
+        "_messaging",
         "_root",
         "_started",
         "graph",
@@ -61,10 +72,13 @@ class App:
         *,
         context: Mapping[Any, Any],
         lifespans: Sequence[Lifespan],
+        messaging: CompiledMessaging,
     ) -> None:
         self._root = root
         self.graph = graph
         self._compiled = compiled
+        self._messaging = messaging
+        self._dispatcher = messaging.dispatcher
         self._container = container
         self._context = dict(context)
         self._lifespans = tuple(lifespans)
@@ -80,8 +94,9 @@ class App:
         context: Mapping[Any, Any] | None = None,
         lifespan: Iterable[Lifespan] = (),
         overrides: Iterable[ProviderSpec] = (),
+        messaging: MessagingSettings | None = None,
     ) -> App:
-        """Build an app from its root module, checking every module boundary.
+        """Build an app from its root module, checking every module boundary and handler.
 
         Args:
             root: The root module (a ``@module`` class or a ``DynamicModule``).
@@ -89,6 +104,7 @@ class App:
             lifespan: Async context manager factories entered at start-up.
             overrides: Providers that replace, by type, whatever the modules provide
                 (for tests; see :func:`dockyard.testing.create_test_app`).
+            messaging: Pipeline behaviors, event delivery and context tracking.
 
         Raises:
             ModuleConfigurationError: With every problem found, not only the first.
@@ -100,17 +116,37 @@ class App:
         try:
             graph, problems = build_graph(root)
             compiled: CompiledModules | None = None
+            compiled_messaging: CompiledMessaging | None = None
             if graph is not None:  # go on after graph problems, to report everything at once
+                graph = replace(graph, builtins=(builtin_node(MessagingModule),))
                 compiled, more = compile_modules(graph, tuple(overrides))
                 problems += more
-            if problems or graph is None or compiled is None:
+                compiled_messaging, more = compile_messaging(
+                    graph,
+                    messaging or MessagingSettings(),
+                    root_visible=compiled.root_visible if compiled else None,
+                    providers=compiled.providers if compiled else (),
+                )
+                problems += more
+            if problems or graph is None or compiled is None or compiled_messaging is None:
                 raise ModuleConfigurationError(problems)
-            container = _make_container(compiled, context or {})
+            app_context = {
+                **(context or {}),
+                Dispatcher: compiled_messaging.dispatcher,
+                MessageContext: compiled_messaging.context,
+            }
+            container = _make_container(compiled, compiled_messaging, app_context)
         finally:
             if gc_was_enabled:
                 gc.enable()
         return cls(
-            root, graph, compiled, container, context=context or {}, lifespans=list(lifespan)
+            root,
+            graph,
+            compiled,
+            container,
+            context=app_context,
+            lifespans=list(lifespan),
+            messaging=compiled_messaging,
         )
 
     # -- introspection -------------------------------------------------------------------
@@ -119,6 +155,11 @@ class App:
     def modules(self) -> tuple[ModuleNode, ...]:
         """Every module, in init order, with its imports, exports and providers."""
         return self.graph.nodes
+
+    @property
+    def messages(self) -> MessageRegistry:
+        """Which module handles which message, with handler and behavior names."""
+        return self._messaging.registry
 
     @property
     def container(self) -> AsyncContainer:
@@ -137,7 +178,7 @@ class App:
             return
         if self._container_closed:
             # A closed Dishka container cannot be reopened: a restart gets a fresh one.
-            self._container = _make_container(self._compiled, self._context)
+            self._container = _make_container(self._compiled, self._messaging, self._context)
             self._container_closed = False
         stack = AsyncExitStack()
         try:
@@ -220,11 +261,82 @@ class App:
             raise AppNotStartedError(f"resolve `{dependency.__qualname__}`")
         return await self._container.get(dependency)
 
+    # -- messaging shortcuts: each opens a scope ------------------------------------------
+
+    async def send(
+        self,
+        request: Request[R],
+        /,
+        *,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> R:
+        """Send ``request`` in a new scope; see :meth:`dockyard.messaging.ISender.send`.
+
+        Inside a handler, inject ``ISender`` instead: it reuses the handler's scope.
+        """
+        if not self._started:
+            raise AppNotStartedError("send a message")
+        async with self._container() as scope:
+            result: R = await self._dispatcher.send_in(
+                scope, request, message_id, correlation_id, causation_id, headers
+            )
+            return result
+
+    async def publish(
+        self,
+        event: object,
+        /,
+        *,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Publish ``event`` in a new scope; see :meth:`dockyard.messaging.IPublisher.publish`."""
+        if not self._started:
+            raise AppNotStartedError("publish an event")
+        async with self._container() as scope:
+            await self._dispatcher.publish_in(
+                scope, event, message_id, correlation_id, causation_id, headers
+            )
+
+    async def stream(
+        self,
+        request: StreamRequest[T],
+        /,
+        *,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[T]:
+        """Stream the answer to ``request`` in a scope that stays open until the stream ends.
+
+        See :meth:`dockyard.messaging.ISender.stream`.
+        """
+        if not self._started:
+            raise AppNotStartedError("stream a request")
+        async with self._container() as scope:
+            bus = MessageBus(self._dispatcher, scope)
+            items = bus.stream(
+                request,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                headers=headers,
+            )
+            async with aclosing(items):
+                async for item in items:
+                    yield item
+
     def _replace_container(self, compiled: CompiledModules) -> AsyncContainer:
         """Swap in a container built from ``compiled``; return the previous one (for tests)."""
         previous = self._container
         self._compiled = compiled
-        self._container = _make_container(compiled, self._context)
+        self._container = _make_container(compiled, self._messaging, self._context)
         return previous
 
     def _restore_container(self, container: AsyncContainer, compiled: CompiledModules) -> None:
@@ -236,8 +348,11 @@ class App:
         return self._root
 
 
-def _make_container(compiled: CompiledModules, context: Mapping[Any, Any]) -> AsyncContainer:
+def _make_container(
+    compiled: CompiledModules, messaging: CompiledMessaging, context: Mapping[Any, Any]
+) -> AsyncContainer:
+    providers: tuple[Provider, ...] = (*compiled.providers, *messaging.providers)
     try:
-        return make_async_container(*compiled.providers, context=dict(context))
+        return make_async_container(*providers, context=dict(context))
     except DishkaError as exc:
         raise ContainerBuildError(str(exc)) from exc

@@ -1,0 +1,296 @@
+"""The dispatcher (app-wide plans) and the message bus (one per scope).
+
+Hot paths, with context tracking off (the default unless something reads ``MessageContext``):
+
+- ``bus.send`` in an open scope: one dict lookup for the bound ``handle`` the scope already
+  resolved, then the call.
+- ``app.send``: one dict lookup for the plan, one resolution by a precomputed key, the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
+
+from dishka import AsyncContainer
+
+from dockyard.exceptions import HandlerNotFoundError, type_name
+from dockyard.messaging._dishka import Getter, getter
+from dockyard.messaging._envelope import CURRENT, Envelope
+from dockyard.messaging._interfaces import IMessageBus
+from dockyard.messaging._messages import Request, StreamRequest
+from dockyard.messaging._plan import (
+    BehaviorRef,
+    ChainPlan,
+    EventPlan,
+    HandlerRef,
+    RequestPlan,
+    StreamPlan,
+)
+
+__all__ = ["Dispatcher", "MessageBus"]
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+_DONE: Any = object()
+
+
+class Dispatcher:
+    """Every dispatch plan of one app, built by ``compile_messaging``."""
+
+    __slots__ = ("_event_plan_factory", "events", "requests", "streams", "tracking")
+
+    def __init__(
+        self,
+        *,
+        requests: dict[type, RequestPlan | ChainPlan],
+        streams: dict[type, StreamPlan],
+        events: dict[type, EventPlan],
+        event_plan_factory: Callable[[type], EventPlan],
+        tracking: bool,
+    ) -> None:
+        self.requests = requests
+        self.streams = streams
+        self.events = events
+        self._event_plan_factory = event_plan_factory
+        self.tracking = tracking
+        """Whether envelopes are tracked (something depends on ``MessageContext``)."""
+
+    # -- plan lookup ---------------------------------------------------------------------
+
+    def request_plan(self, message_type: type) -> RequestPlan | ChainPlan:
+        plan = self.requests.get(message_type)
+        if plan is None:
+            raise self._not_found(message_type, "send")
+        return plan
+
+    def stream_plan(self, message_type: type) -> StreamPlan:
+        plan = self.streams.get(message_type)
+        if plan is None:
+            raise self._not_found(message_type, "stream")
+        return plan
+
+    def event_plan(self, message_type: type) -> EventPlan:
+        plan = self.events.get(message_type)
+        if plan is None:  # a type first seen now (e.g. a subclass): compile once, keep it
+            plan = self.events[message_type] = self._event_plan_factory(message_type)
+        return plan
+
+    def _not_found(self, message_type: type, operation: str) -> HandlerNotFoundError:
+        handled_by = None
+        if operation == "send" and message_type in self.streams:
+            handled_by = "a stream handler"
+        elif operation == "stream" and message_type in self.requests:
+            handled_by = "a request handler"
+        registered = [type_name(t) for t in (*self.requests, *self.streams)]
+        return HandlerNotFoundError(message_type, operation, registered, handled_by=handled_by)
+
+    # -- entry points for a scope that has no bus yet (App.send / App.publish) -----------
+
+    async def send_in(
+        self,
+        scope: AsyncContainer,
+        request: Any,
+        message_id: str | None,
+        correlation_id: str | None,
+        causation_id: str | None,
+        headers: Mapping[str, str] | None,
+    ) -> Any:
+        plan = self.requests.get(request.__class__)
+        if plan is not None and plan.simple and not self.tracking:
+            assert isinstance(plan, RequestPlan)
+            handler = await getter(scope)(plan.handler.key)
+            return await handler.handle(request)
+        bus = MessageBus(self, scope)
+        return await bus.send(
+            request,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            headers=headers,
+        )
+
+    async def publish_in(
+        self,
+        scope: AsyncContainer,
+        event: object,
+        message_id: str | None,
+        correlation_id: str | None,
+        causation_id: str | None,
+        headers: Mapping[str, str] | None,
+    ) -> None:
+        plan = self.event_plan(event.__class__)
+        if plan.simple and not self.tracking:
+            get = getter(scope)
+            for ref in plan.handlers:
+                handler = await get(ref.key)
+                await handler.handle(event)
+            return
+        await MessageBus(self, scope).publish(
+            event,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            headers=headers,
+        )
+
+
+class MessageBus(IMessageBus):
+    """``ISender``, ``IPublisher`` and ``IMessageBus`` for one scope.
+
+    Handlers and behavior classes are scoped, so the bus keeps those it resolved; a second
+    send of a plain request type in the same scope goes straight to the handler.
+    """
+
+    __slots__ = ("_dispatcher", "_get", "_handles", "_instances")
+
+    def __init__(self, dispatcher: Dispatcher, container: AsyncContainer) -> None:
+        self._dispatcher = dispatcher
+        self._get: Getter = getter(container)
+        self._instances: dict[HandlerRef | BehaviorRef, Any] = {}
+        self._handles: dict[type, Callable[[Any], Coroutine[Any, Any, Any]]] = {}
+
+    async def resolve(self, ref: HandlerRef | BehaviorRef) -> Any:
+        """The scope's instance of a handler or behavior class."""
+        instance = self._instances.get(ref)
+        if instance is None:
+            instance = self._instances[ref] = await self._get(ref.key)
+        return instance
+
+    def send(
+        self,
+        request: Request[R],
+        /,
+        *,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Coroutine[Any, Any, R]:
+        # A plain function returning the handler's coroutine: a send in an open scope costs
+        # a dict lookup, not an extra coroutine frame.
+        handle = self._handles.get(request.__class__)
+        if handle is not None:  # only filled while tracking is off: nobody can read metadata
+            coroutine: Coroutine[Any, Any, R] = handle(request)
+            return coroutine
+        return self._send(request, message_id, correlation_id, causation_id, headers)
+
+    async def _send(
+        self,
+        request: Request[R],
+        message_id: str | None,
+        correlation_id: str | None,
+        causation_id: str | None,
+        headers: Mapping[str, str] | None,
+    ) -> R:
+        dispatcher = self._dispatcher
+        plan = dispatcher.request_plan(request.__class__)
+        if dispatcher.tracking:
+            envelope = Envelope(
+                request,
+                CURRENT.get(),
+                message_id=message_id,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                headers=headers,
+            )
+            token = CURRENT.set(envelope)
+            try:
+                tracked: R = await plan.run(self, request)
+            finally:
+                CURRENT.reset(token)
+            return tracked
+        if plan.simple:
+            assert isinstance(plan, RequestPlan)
+            handler = await self.resolve(plan.handler)
+            handle = self._handles[request.__class__] = handler.handle
+            answer: R = await handle(request)
+            return answer
+        piped: R = await plan.run(self, request)
+        return piped
+
+    async def publish(
+        self,
+        event: object,
+        /,
+        *,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        dispatcher = self._dispatcher
+        plan = dispatcher.event_plan(event.__class__)
+        if not plan.handlers:
+            return
+        if dispatcher.tracking:
+            envelope = Envelope(
+                event,
+                CURRENT.get(),
+                message_id=message_id,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                headers=headers,
+            )
+            token = CURRENT.set(envelope)
+            try:
+                await plan.run(self, event)
+            finally:
+                CURRENT.reset(token)
+            return
+        await plan.run(self, event)
+
+    async def stream(
+        self,
+        request: StreamRequest[T],
+        /,
+        *,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncGenerator[T, None]:
+        dispatcher = self._dispatcher
+        plan = dispatcher.stream_plan(request.__class__)
+        if not dispatcher.tracking:
+            iterator = await plan.open(self, request)
+            try:
+                async for item in iterator:
+                    yield item
+            finally:
+                await _close(iterator)
+            return
+        envelope = Envelope(
+            request,
+            CURRENT.get(),
+            message_id=message_id,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            headers=headers,
+        )
+        # Set the envelope around each step, never across a `yield`: the consumer may resume
+        # this generator from another task or context.
+        token = CURRENT.set(envelope)
+        try:
+            iterator = await plan.open(self, request)
+        finally:
+            CURRENT.reset(token)
+        try:
+            while True:
+                token = CURRENT.set(envelope)
+                try:
+                    item = await anext(iterator, _DONE)
+                finally:
+                    CURRENT.reset(token)
+                if item is _DONE:
+                    return
+                yield item
+        finally:
+            await _close(iterator)
+
+
+async def _close(iterator: AsyncIterator[Any]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()

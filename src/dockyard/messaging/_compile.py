@@ -1,0 +1,281 @@
+"""From the module graph to dispatch plans, checking every handler and behavior on the way."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dishka import DEFAULT_COMPONENT, AsyncContainer, Container, Provider, Scope
+from dishka.exception_base import DishkaError
+
+from dockyard.exceptions import (
+    DuplicateHandlerError,
+    InvalidBehaviorError,
+    InvalidProviderError,
+    MissingMessageTypeError,
+    MissingProviderError,
+    ModuleProblem,
+    type_name,
+)
+from dockyard.messaging._behavior import PipelineBehavior
+from dockyard.messaging._bus import Dispatcher
+from dockyard.messaging._envelope import MessageContext
+from dockyard.messaging._introspect import HandlerKind, generic_args, handler_kind, message_class
+from dockyard.messaging._plan import (
+    BehaviorRef,
+    ChainPlan,
+    EventPlan,
+    HandlerRef,
+    RequestPlan,
+    StreamPlan,
+)
+from dockyard.messaging._registry import HandlerInfo, MessageInfo, MessageRegistry
+from dockyard.messaging._settings import EventDelivery, MessagingSettings
+from dockyard.modules._graph import ModuleGraph
+
+__all__ = ["CompiledMessaging", "compile_messaging"]
+
+_CONTAINER_TYPES = (AsyncContainer, Container)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledMessaging:
+    dispatcher: Dispatcher
+    registry: MessageRegistry
+    providers: tuple[Provider, ...]
+    """Extra Dishka providers: behavior classes, built per scope in the default component."""
+    context: MessageContext
+
+
+def compile_messaging(
+    graph: ModuleGraph,
+    settings: MessagingSettings,
+    *,
+    root_visible: Mapping[Any, object] | None,
+    providers: Sequence[Provider],
+) -> tuple[CompiledMessaging, list[ModuleProblem]]:
+    """Read every handler's message type, check duplicates and behaviors, compile the plans.
+
+    Args:
+        graph: The app's modules (components already assigned by ``compile_modules``).
+        settings: Behaviors, event delivery and context tracking.
+        root_visible: What the root module sees, to check behavior dependencies; ``None`` when
+            the modules themselves failed to compile (those checks wait for a clean build).
+        providers: The modules' Dishka providers, scanned for ``MessageContext`` dependencies.
+    """
+    problems: list[ModuleProblem] = []
+    behaviors = _Behaviors(graph.root.name, root_visible, problems)
+    refs = _collect_handlers(graph, problems)
+    for ref in refs:
+        ref.behaviors = behaviors.refs(
+            settings.handler_behaviors.get(ref.handler, ()), f"handler_behaviors[{ref.name}]"
+        )
+    global_ = behaviors.refs(settings.behaviors, "MessagingSettings.behaviors")
+    per_message = {
+        tp: behaviors.refs(entries, f"message_behaviors[{type_name(tp)}]")
+        for tp, entries in settings.message_behaviors.items()
+    }
+
+    def around(message_type: type) -> tuple[BehaviorRef, ...]:
+        chosen = [b for b in global_ if issubclass(message_type, b.applies_to)]
+        for cls in reversed(message_type.__mro__):  # bases outermost
+            chosen.extend(per_message.get(cls, ()))
+        return tuple(chosen)
+
+    by_type: dict[HandlerKind, dict[type, list[HandlerRef]]] = {k: {} for k in HandlerKind}
+    for ref in refs:
+        by_type[ref.kind].setdefault(ref.message_type, []).append(ref)
+
+    requests: dict[type, RequestPlan | ChainPlan] = {}
+    streams: dict[type, StreamPlan] = {}
+    answered: dict[type, list[HandlerRef]] = {}
+    for kind in (HandlerKind.REQUEST, HandlerKind.STREAM, HandlerKind.CHAIN):
+        for tp, found in by_type[kind].items():
+            answered.setdefault(tp, []).extend(found)
+    for tp, found in answered.items():
+        kinds = {ref.kind for ref in found}
+        if len(kinds) > 1 or (HandlerKind.CHAIN not in kinds and len(found) > 1):
+            problems.append(DuplicateHandlerError(tp, [(r.name, r.module) for r in found]))
+            continue
+        first = found[0]
+        if first.kind is HandlerKind.CHAIN:
+            requests[tp] = ChainPlan(tp, tuple(found), around(tp))
+        elif first.kind is HandlerKind.STREAM:
+            streams[tp] = StreamPlan(tp, first, around(tp) + first.behaviors)
+        else:
+            requests[tp] = RequestPlan(tp, first, around(tp) + first.behaviors)
+
+    event_handlers = by_type[HandlerKind.EVENT]
+
+    def event_plan(event_type: type) -> EventPlan:
+        handlers = tuple(ref for cls in event_type.__mro__ for ref in event_handlers.get(cls, ()))
+        outer = around(event_type)
+        return EventPlan(
+            event_type,
+            handlers,
+            tuple(outer + ref.behaviors for ref in handlers),
+            _delivery(settings, event_type),
+        )
+
+    events = {tp: event_plan(tp) for tp in event_handlers}
+    tracking = settings.track_context
+    if tracking is None:
+        tracking = _depends_on_context([*providers, behaviors.provider])
+    dispatcher = Dispatcher(
+        requests=requests,
+        streams=streams,
+        events=events,
+        event_plan_factory=event_plan,
+        tracking=tracking,
+    )
+    registry = _registry(requests, streams, events, by_type)
+    compiled = CompiledMessaging(
+        dispatcher=dispatcher,
+        registry=registry,
+        providers=(behaviors.provider,),
+        context=MessageContext(tracking=tracking),
+    )
+    return compiled, problems
+
+
+def _collect_handlers(graph: ModuleGraph, problems: list[ModuleProblem]) -> list[HandlerRef]:
+    refs: list[HandlerRef] = []
+    for node in graph.nodes:
+        declared: tuple[object, ...] = node.handlers  # anything may be listed at run time
+        for handler in declared:
+            found = handler_kind(handler) if isinstance(handler, type) else None
+            if found is None:
+                problems.append(MissingMessageTypeError(node.name, handler, None))
+                continue
+            assert isinstance(handler, type)
+            kind, base = found
+            args = generic_args(handler, base)
+            message_type = message_class(args[0]) if args else None
+            if message_type is None:
+                problems.append(MissingMessageTypeError(node.name, handler, base.__name__))
+                continue
+            refs.append(HandlerRef(handler, node.name, node.component, kind, message_type))
+    return refs
+
+
+def _delivery(settings: MessagingSettings, event_type: type) -> EventDelivery:
+    for cls in event_type.__mro__:
+        delivery = settings.event_delivery_for.get(cls)
+        if delivery is not None:
+            return delivery
+    return settings.event_delivery
+
+
+class _Behaviors:
+    """Turns behavior entries into refs; provides each behavior class once, per scope."""
+
+    def __init__(
+        self,
+        root: str,
+        root_visible: Mapping[Any, object] | None,
+        problems: list[ModuleProblem],
+    ) -> None:
+        self.root = root
+        self.root_visible = root_visible
+        self.problems = problems
+        self.provider = Provider(component=DEFAULT_COMPONENT)
+        self._by_class: dict[type, BehaviorRef] = {}
+        self._by_instance: dict[int, BehaviorRef] = {}
+
+    def refs(self, entries: Iterable[Any], where: str) -> tuple[BehaviorRef, ...]:
+        refs = []
+        for entry in entries:
+            ref = self._ref(entry, where)
+            if ref is not None:
+                refs.append(ref)
+        return tuple(refs)
+
+    def _ref(self, entry: Any, where: str) -> BehaviorRef | None:
+        if isinstance(entry, type) and issubclass(entry, PipelineBehavior):
+            ref = self._by_class.get(entry)
+            if ref is None:
+                ref = self._by_class[entry] = BehaviorRef(
+                    None, entry, type_name(entry), _applies_to(entry)
+                )
+                self._provide(entry)
+            return ref
+        if isinstance(entry, PipelineBehavior):
+            ref = self._by_instance.get(id(entry))
+            if ref is None:
+                cls = type(entry)
+                ref = self._by_instance[id(entry)] = BehaviorRef(
+                    entry, None, type_name(cls), _applies_to(cls)
+                )
+            return ref
+        self.problems.append(InvalidBehaviorError(entry, where))
+        return None
+
+    def _provide(self, cls: type) -> None:
+        if self.root_visible is not None and cls in self.root_visible:
+            return  # the app provides it itself; use that provider
+        try:
+            composite = self.provider.provide(cls, scope=Scope.REQUEST)
+        except (DishkaError, NameError, TypeError, ValueError) as exc:
+            self.problems.append(InvalidProviderError(None, cls, f"as a behavior: {exc}"))
+            return
+        if self.root_visible is None:
+            return
+        for source in composite.dependency_sources:
+            keys = (*source.dependencies, *source.kw_dependencies.values())  # type: ignore[union-attr]
+            for key in keys:
+                dep = key.type_hint
+                if dep in _CONTAINER_TYPES or dep in self.root_visible:
+                    continue
+                required_by = f"behavior `{type_name(cls)}`"
+                self.problems.append(MissingProviderError(self.root, dep, required_by))
+
+
+def _applies_to(cls: type) -> type:
+    args = generic_args(cls, PipelineBehavior)
+    found = message_class(args[0]) if args else None
+    return found if found is not None else object
+
+
+def _depends_on_context(providers: Iterable[Provider]) -> bool:
+    for provider in providers:
+        for factory in provider.factories:
+            keys = (*factory.dependencies, *factory.kw_dependencies.values())
+            if any(key.type_hint is MessageContext for key in keys):
+                return True
+    return False
+
+
+def _registry(
+    requests: Mapping[type, RequestPlan | ChainPlan],
+    streams: Mapping[type, StreamPlan],
+    events: Mapping[type, EventPlan],
+    by_type: Mapping[HandlerKind, Mapping[type, list[HandlerRef]]],
+) -> MessageRegistry:
+    messages: list[MessageInfo] = []
+    for tp, plan in requests.items():
+        if isinstance(plan, ChainPlan):
+            outer = tuple(b.name for b in plan.pipeline)
+            infos = tuple(
+                HandlerInfo(r.handler, r.module, outer + tuple(b.name for b in r.behaviors))
+                for r in plan.links
+            )
+            messages.append(MessageInfo(tp, "chain", infos))
+        else:
+            info = HandlerInfo(
+                plan.handler.handler, plan.handler.module, tuple(b.name for b in plan.pipeline)
+            )
+            messages.append(MessageInfo(tp, "request", (info,)))
+    for tp, stream in streams.items():
+        info = HandlerInfo(
+            stream.handler.handler, stream.handler.module, tuple(b.name for b in stream.pipeline)
+        )
+        messages.append(MessageInfo(tp, "stream", (info,)))
+    for tp, own in by_type[HandlerKind.EVENT].items():
+        plan_ = events[tp]
+        pipelines = dict(zip(plan_.handlers, plan_.pipelines, strict=True))
+        infos = tuple(
+            HandlerInfo(r.handler, r.module, tuple(b.name for b in pipelines[r])) for r in own
+        )
+        messages.append(MessageInfo(tp, "event", infos))
+    return MessageRegistry(tuple(messages))

@@ -1,0 +1,239 @@
+"""Dispatch plans: per message type, compiled once when the app is built.
+
+A plan holds precomputed Dishka keys and the behaviors that wrap each handler, so a call does
+no inspection, builds no keys and raises nothing to find its way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from dishka.entities.key import DependencyKey
+
+from dockyard.exceptions import ChainExhaustedError, type_name
+
+if TYPE_CHECKING:  # annotations only: plans never go through the container
+    from dockyard.messaging._bus import MessageBus
+    from dockyard.messaging._introspect import HandlerKind
+    from dockyard.messaging._settings import EventDelivery
+
+__all__ = [
+    "BehaviorRef",
+    "ChainPlan",
+    "EventPlan",
+    "HandlerRef",
+    "RequestPlan",
+    "StreamPlan",
+    "run_pipeline",
+]
+
+
+class HandlerRef:
+    """One registered handler: its class, module and precomputed key. Hashed by identity, so
+    a scope's cache lookup is one pointer hash."""
+
+    __slots__ = ("behaviors", "handler", "key", "kind", "message_type", "module")
+
+    def __init__(
+        self,
+        handler: type,
+        module: str,
+        component: str,
+        kind: HandlerKind,
+        message_type: type,
+    ) -> None:
+        self.handler = handler
+        self.module = module
+        self.key = DependencyKey(handler, component)
+        self.kind = kind
+        self.message_type = message_type
+        self.behaviors: tuple[BehaviorRef, ...] = ()
+        """Behaviors given for this handler class (``handler_behaviors``)."""
+
+    @property
+    def name(self) -> str:
+        return type_name(self.handler)
+
+    def __repr__(self) -> str:
+        return f"<HandlerRef {self.name} in {self.module}>"
+
+
+class BehaviorRef:
+    """A behavior: a shared instance, or a class resolved (once per scope) by ``key``."""
+
+    __slots__ = ("applies_to", "instance", "key", "name")
+
+    def __init__(self, instance: Any, key: Any, name: str, applies_to: type) -> None:
+        self.instance = instance
+        self.key = key
+        self.name = name
+        self.applies_to = applies_to
+
+    def __repr__(self) -> str:
+        return f"<BehaviorRef {self.name}>"
+
+
+async def run_pipeline(
+    bus: MessageBus,
+    behaviors: tuple[BehaviorRef, ...],
+    message: object,
+    terminal: Callable[[], Awaitable[Any]],
+) -> Any:
+    """Run ``terminal`` wrapped in ``behaviors``, the first outermost."""
+    call = terminal
+    for ref in reversed(behaviors):
+        behavior = ref.instance if ref.instance is not None else await bus.resolve(ref)
+        call = partial(behavior.handle, message, call)
+    return await call()
+
+
+class RequestPlan:
+    """A request answered by one handler."""
+
+    __slots__ = ("handler", "message_type", "pipeline", "simple")
+
+    def __init__(
+        self, message_type: type, handler: HandlerRef, pipeline: tuple[BehaviorRef, ...]
+    ) -> None:
+        self.message_type = message_type
+        self.handler = handler
+        self.pipeline = pipeline
+        self.simple = not pipeline
+        """No behaviors: a scope may cache the handler's bound ``handle`` for this type."""
+
+    async def run(self, bus: MessageBus, request: object) -> Any:
+        handler = await bus.resolve(self.handler)
+        if not self.pipeline:
+            return await handler.handle(request)
+        return await run_pipeline(bus, self.pipeline, request, partial(handler.handle, request))
+
+
+class ChainPlan:
+    """A request tried by each link of a chain of responsibility in turn."""
+
+    __slots__ = ("links", "message_type", "pipeline", "simple")
+
+    def __init__(
+        self, message_type: type, links: tuple[HandlerRef, ...], pipeline: tuple[BehaviorRef, ...]
+    ) -> None:
+        self.message_type = message_type
+        self.links = links
+        self.pipeline = pipeline
+        self.simple = False
+
+    async def run(self, bus: MessageBus, request: object) -> Any:
+        if not self.pipeline:
+            return await self._link(bus, request, 0)
+        return await run_pipeline(bus, self.pipeline, request, partial(self._link, bus, request, 0))
+
+    async def _link(self, bus: MessageBus, request: object, index: int) -> Any:
+        if index == len(self.links):
+            raise ChainExhaustedError(self.message_type, [link.name for link in self.links])
+        ref = self.links[index]
+        handler = await bus.resolve(ref)
+        call_next = partial(self._link, bus, request, index + 1)
+        if not ref.behaviors:
+            return await handler.handle(request, call_next)
+        return await run_pipeline(
+            bus, ref.behaviors, request, partial(handler.handle, request, call_next)
+        )
+
+
+class StreamPlan:
+    """A stream request answered by one stream handler."""
+
+    __slots__ = ("handler", "message_type", "pipeline")
+
+    def __init__(
+        self, message_type: type, handler: HandlerRef, pipeline: tuple[BehaviorRef, ...]
+    ) -> None:
+        self.message_type = message_type
+        self.handler = handler
+        self.pipeline = pipeline
+
+    async def open(self, bus: MessageBus, request: object) -> AsyncIterator[Any]:
+        """Resolve the handler and return its iterator, wrapped by the behaviors."""
+        handler = await bus.resolve(self.handler)
+        if not self.pipeline:
+            iterator: AsyncIterator[Any] = handler.handle(request)
+            return iterator
+
+        async def start() -> AsyncIterator[Any]:
+            started: AsyncIterator[Any] = handler.handle(request)
+            return started
+
+        wrapped: AsyncIterator[Any] = await run_pipeline(bus, self.pipeline, request, start)
+        return wrapped
+
+
+class EventPlan:
+    """An event's handlers (its type's, then its bases', in MRO order), each with behaviors."""
+
+    __slots__ = ("delivery", "handlers", "message_type", "pipelines", "simple")
+
+    def __init__(
+        self,
+        message_type: type,
+        handlers: tuple[HandlerRef, ...],
+        pipelines: tuple[tuple[BehaviorRef, ...], ...],
+        delivery: EventDelivery,
+    ) -> None:
+        self.message_type = message_type
+        self.handlers = handlers
+        self.pipelines = pipelines
+        self.delivery = delivery
+        self.simple = not any(pipelines) and (not delivery.concurrent or len(handlers) < 2)
+        """Sequential (or one handler) without behaviors: keys can be resolved and awaited
+        in a plain loop."""
+
+    async def run(self, bus: MessageBus, event: object) -> None:
+        if self.delivery.concurrent and len(self.handlers) > 1:
+            await self._run_concurrently(bus, event)
+            return
+        for ref, pipeline in zip(self.handlers, self.pipelines, strict=True):
+            handler = await bus.resolve(ref)
+            if pipeline:
+                await run_pipeline(bus, pipeline, event, partial(handler.handle, event))
+            else:
+                await handler.handle(event)
+
+    async def _run_concurrently(self, bus: MessageBus, event: object) -> None:
+        # Resolve first, one by one: a request scope has no lock, and concurrent first-time
+        # resolution of a shared scoped dependency could build it twice.
+        handlers = [await bus.resolve(ref) for ref in self.handlers]
+        limit = self.delivery.limit
+        semaphore = asyncio.Semaphore(limit) if limit is not None else None
+
+        async def deliver(handler: Any, pipeline: tuple[BehaviorRef, ...]) -> None:
+            if semaphore is not None:
+                async with semaphore:
+                    await _deliver(bus, handler, pipeline, event)
+            else:
+                await _deliver(bus, handler, pipeline, event)
+
+        results = await asyncio.gather(
+            *(deliver(h, p) for h, p in zip(handlers, self.pipelines, strict=True)),
+            return_exceptions=True,
+        )
+        errors: list[Exception] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result  # cancellation and interpreter exits are not gathered
+                errors.append(result)
+        if errors:
+            count = len(self.handlers)
+            msg = f"{len(errors)} of {count} handlers of `{type_name(self.message_type)}` failed"
+            raise ExceptionGroup(msg, errors)
+
+
+async def _deliver(
+    bus: MessageBus, handler: Any, pipeline: tuple[BehaviorRef, ...], event: object
+) -> None:
+    if pipeline:
+        await run_pipeline(bus, pipeline, event, partial(handler.handle, event))
+    else:
+        await handler.handle(event)
