@@ -3,13 +3,41 @@
 from dockyard.app import App, Lifespan
 from dockyard.di import contextual, many, object_, scoped, singleton, transient
 from dockyard.exceptions import DockyardError
+from dockyard.messaging import (
+    Command,
+    CommandHandler,
+    Event,
+    EventHandler,
+    IMessageBus,
+    IPublisher,
+    ISender,
+    Query,
+    QueryHandler,
+    Request,
+    RequestHandler,
+    StreamHandler,
+    StreamRequest,
+)
 from dockyard.modules import DynamicModule, module
 
 __all__ = [
     "App",
+    "Command",
+    "CommandHandler",
     "DockyardError",
     "DynamicModule",
+    "Event",
+    "EventHandler",
+    "IMessageBus",
+    "IPublisher",
+    "ISender",
     "Lifespan",
+    "Query",
+    "QueryHandler",
+    "Request",
+    "RequestHandler",
+    "StreamHandler",
+    "StreamRequest",
     "contextual",
     "many",
     "module",
