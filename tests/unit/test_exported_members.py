@@ -55,12 +55,11 @@ def _public_modules() -> list[str]:
 
 def test_every_public_module_declares_a_sorted_all() -> None:
     for name in _public_modules():
+        missing_extra: ImportError | None = None
         try:
             module = importlib.import_module(name)
         except ImportError as exc:  # an optional extra that is not installed
             missing_extra = exc
-        else:
-            missing_extra = None
         if missing_extra is not None:
             assert "pip install" in str(missing_extra), f"{name}: {missing_extra}"
             continue
