@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Final, Protocol
 from uuid import UUID, uuid4
 
+import msgspec
+
 __all__ = [
     "ANY",
     "NO_STREAM",
@@ -54,8 +56,10 @@ def stream_id_for(kind: str | type, entity_id: object) -> str:
     return f"{name}-{entity_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class EventMetadata:
+# EventMetadata and RecordedEvent are built once per event read: a replay of 1,000 events makes
+# 2,000 of them. Frozen msgspec Structs construct about ten times faster than frozen dataclasses
+# and behave the same for users (immutable, slotted, compared by value).
+class EventMetadata(msgspec.Struct, frozen=True):
     """What the store records about an event besides its data."""
 
     timestamp: datetime
@@ -79,8 +83,7 @@ class NewEvent:
     timestamp: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
+class RecordedEvent(msgspec.Struct, frozen=True):
     """An event as stored: its identity, place in the stream and in the global log."""
 
     event_id: UUID

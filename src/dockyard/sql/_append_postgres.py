@@ -7,6 +7,7 @@ an event that commits late.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,10 +32,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.eventsourcing._store import ExpectedVersion
 from dockyard.eventsourcing.store._codec import EventRow
+from dockyard.sql._driver import asyncpg_connection
 from dockyard.sql._event_tables import events, streams
 
 __all__ = ["EVENTS_PER_TRANSACTION", "append_postgres", "room_in_transaction", "visible_below"]
@@ -160,6 +163,17 @@ def _statement(kind: str) -> Insert:
 _STATEMENTS = {kind: _statement(kind) for kind in ("create", "any", "exists", "exact")}
 
 
+def _driver_sql(statement: Insert) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    # The same statement, compiled once for the raw driver: SQLAlchemy's execution path
+    # measured 21 % of an append (docs/event-store.md).
+    compiled = statement.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+    assert compiled.positiontup is not None
+    return str(compiled), tuple(compiled.positiontup), dict(compiled.params)
+
+
+_DRIVER_SQL = {kind: _driver_sql(statement) for kind, statement in _STATEMENTS.items()}
+
+
 def _room() -> Select[int]:
     xid = _as_bigint(func.pg_current_xact_id())
     low, high = _shifted(xid), _shifted(xid + 1)
@@ -215,8 +229,13 @@ async def append_postgres(
     kind = _kind(expected)
     if kind == "exact":
         parameters["expected"] = expected
-    result = await connection.execute(_STATEMENTS[kind], parameters)
-    inserted = result.all()
+    driver = await asyncpg_connection(connection)
+    if driver is not None:
+        sql, names, constants = _DRIVER_SQL[kind]
+        arguments = [parameters[n] if n in parameters else constants[n] for n in names]
+        inserted: Sequence[Sequence[Any]] = await driver.fetch(sql, *arguments)
+    else:
+        inserted = (await connection.execute(_STATEMENTS[kind], parameters)).all()
     if not inserted:
         return None
     return inserted[0][1], inserted[-1][1], inserted[0][0], inserted[-1][0]

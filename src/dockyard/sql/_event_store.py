@@ -15,7 +15,7 @@ from dockyard.eventsourcing._store import AppendResult, ExpectedVersion, Recorde
 from dockyard.eventsourcing.store._codec import (
     EventRow,
     check_expected_version,
-    decode_event,
+    decode_rows,
     encode_events,
     now,
     type_names,
@@ -29,8 +29,15 @@ from dockyard.sql._append_postgres import (
     visible_below,
 )
 from dockyard.sql._append_sqlite import append_sqlite
+from dockyard.sql._driver import asyncpg_connection
 from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._event_tables import events, idempotency_keys, streams
+from dockyard.sql._read_postgres import (
+    READ_ALL,
+    READ_ALL_OF_TYPES,
+    READ_STREAM_BACKWARDS,
+    READ_STREAM_FORWARDS,
+)
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["SqlEventStore"]
@@ -48,6 +55,7 @@ _COLUMNS = (
     events.c.occurred_at,
     events.c.recorded_at,
 )
+_NO_END = 2**62  # "from the end" for backwards reads
 _STREAM = select(streams.c.version, streams.c.deleted_at)
 _KEY_RESULT = select(
     idempotency_keys.c.first_version,
@@ -171,20 +179,12 @@ class SqlEventStore:
         *,
         skip_unknown: bool = False,
     ) -> Sequence[RecordedEvent]:
-        query = select(*_COLUMNS).where(events.c.stream_id == stream_id)
-        if backwards:
-            if from_version > 0:
-                query = query.where(events.c.stream_version <= from_version)
-            query = query.order_by(events.c.stream_version.desc())
-        else:
-            if from_version > 0:
-                query = query.where(events.c.stream_version >= from_version)
-            query = query.order_by(events.c.stream_version)
-        if limit is not None and not skip_unknown:
-            query = query.limit(limit)
+        sql_limit = None if skip_unknown else limit
         connection = self.uow.connection
         with unavailable_as_store_error(f"read stream `{stream_id}`"):
-            rows = (await connection.execute(query)).all()
+            rows = await self._stream_rows(
+                connection, stream_id, from_version, sql_limit, backwards
+            )
             if not rows:
                 # deleted streams have no rows left; only then is the tombstone worth a look
                 found = (
@@ -195,6 +195,38 @@ class SqlEventStore:
                 return []
         decoded = self._decode(rows, skip_unknown)
         return decoded if limit is None else decoded[:limit]
+
+    async def _stream_rows(
+        self,
+        connection: AsyncConnection,
+        stream_id: str,
+        from_version: int,
+        limit: int | None,
+        backwards: bool,
+    ) -> Sequence[Sequence[Any]]:
+        if self._postgres:
+            driver = await asyncpg_connection(connection)
+            if driver is not None:
+                if backwards:
+                    last = from_version if from_version > 0 else _NO_END
+                    rows: Sequence[Sequence[Any]] = await driver.fetch(
+                        READ_STREAM_BACKWARDS, stream_id, last, limit
+                    )
+                else:
+                    rows = await driver.fetch(READ_STREAM_FORWARDS, stream_id, from_version, limit)
+                return rows
+        query = select(*_COLUMNS).where(events.c.stream_id == stream_id)
+        if backwards:
+            if from_version > 0:
+                query = query.where(events.c.stream_version <= from_version)
+            query = query.order_by(events.c.stream_version.desc())
+        else:
+            if from_version > 0:
+                query = query.where(events.c.stream_version >= from_version)
+            query = query.order_by(events.c.stream_version)
+        if limit is not None:
+            query = query.limit(limit)
+        return (await connection.execute(query)).all()
 
     async def read_all(
         self,
@@ -209,23 +241,38 @@ class SqlEventStore:
         connection = self.uow.connection
         while len(found) < limit:
             wanted = limit - len(found)
-            query = (
-                select(*_COLUMNS)
-                .where(events.c.global_position > after_position)
-                .order_by(events.c.global_position)
-                .limit(wanted)
-            )
-            if names:
-                query = query.where(events.c.type_name.in_(names))
-            if self._postgres:
-                query = query.where(events.c.global_position < visible_below())
             with unavailable_as_store_error("read all events"):
-                rows = (await connection.execute(query)).all()
+                rows = await self._log_rows(connection, after_position, wanted, names)
             found.extend(self._decode(rows, skip_unknown))
             if len(rows) < wanted:
                 break
             after_position = rows[-1][0]  # some were skipped as unknown: read on
         return found
+
+    async def _log_rows(
+        self, connection: AsyncConnection, after_position: int, limit: int, names: list[str]
+    ) -> Sequence[Sequence[Any]]:
+        if self._postgres:
+            driver = await asyncpg_connection(connection)
+            if driver is not None:
+                if names:
+                    found: Sequence[Sequence[Any]] = await driver.fetch(
+                        READ_ALL_OF_TYPES, after_position, limit, names
+                    )
+                else:
+                    found = await driver.fetch(READ_ALL, after_position, limit)
+                return found
+        query = (
+            select(*_COLUMNS)
+            .where(events.c.global_position > after_position)
+            .order_by(events.c.global_position)
+            .limit(limit)
+        )
+        if names:
+            query = query.where(events.c.type_name.in_(names))
+        if self._postgres:
+            query = query.where(events.c.global_position < visible_below())
+        return (await connection.execute(query)).all()
 
     async def delete_stream(self, stream_id: str) -> None:
         connection = self.uow.connection
@@ -251,29 +298,7 @@ class SqlEventStore:
             )
 
     def _decode(self, rows: Sequence[Sequence[Any]], skip_unknown: bool) -> list[RecordedEvent]:
-        serializer = self.serializer
-        decoded: list[RecordedEvent] = []
-        for row in rows:
-            (position, event_id, stream, version, type_name, schema_version, data,
-             correlation_id, causation_id, occurred_at, recorded_at) = row  # fmt: skip
-            event = decode_event(
-                serializer,
-                global_position=position,
-                event_id=event_id,
-                stream_id=stream,
-                stream_version=version,
-                type_name=type_name,
-                schema_version=schema_version,
-                data=data,
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-                occurred_at=occurred_at,
-                recorded_at=recorded_at,
-                skip_unknown=skip_unknown,
-            )
-            if event is not None:
-                decoded.append(event)
-        return decoded
+        return decode_rows(self.serializer, rows, skip_unknown)
 
 
 def _key(stream_id: str, key: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
