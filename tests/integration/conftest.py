@@ -86,9 +86,7 @@ async def postgres_database() -> AsyncIterator[Database]:
     admin = await asyncpg.connect(dsn)
     try:
         await admin.execute(f'CREATE SCHEMA "{schema}"')
-        database = Database(
-            POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}}
-        )
+        database = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
         try:
             await database.create_tables()
             yield database

@@ -29,8 +29,14 @@ async def _transaction_began_before(uow_connection: AsyncConnection) -> bool:
 async def test_a_read_as_the_first_statement_begins_the_transaction(
     postgres_database: Database,
 ) -> None:
+    serializer = Serializer(TypeRegistry([Noted]))
     async with postgres_database.unit_of_work() as uow:
-        await SqlEventStore(uow).read_stream("Noted-1")
+        await SqlEventStore(uow, serializer).append("Noted-1", [Noted("a")], NO_STREAM)
+    async with postgres_database.unit_of_work() as uow:
+        assert await SqlEventStore(uow, serializer).read_stream("Noted-1")
+        assert await _transaction_began_before(uow.connection)
+    async with postgres_database.unit_of_work() as uow:
+        assert await SqlEventStore(uow, serializer).read_all()
         assert await _transaction_began_before(uow.connection)
 
 
