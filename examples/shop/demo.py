@@ -6,9 +6,10 @@ from dockyard import App, module, scoped
 from dockyard.exceptions import ModuleConfigurationError
 from examples.shop.app import ShopModule, build_app
 from examples.shop.components.inventory.domain.stock import OutOfStockError, StockLevels
-from examples.shop.components.orders.application.place_order import OrderService
+from examples.shop.components.inventory.module import InventoryModule
+from examples.shop.components.orders.application.place_order import PlaceOrder
+from examples.shop.components.orders.application.queries import GetOrder
 from examples.shop.components.orders.domain.order import OrderLine
-from examples.shop.components.orders.module import OrdersModule
 from examples.shop.shared_kernel.ids import CustomerId, Sku
 from examples.shop.ui.console import say, step
 
@@ -24,39 +25,43 @@ def describe(app: App) -> None:
     for node in app.modules:
         imports = ", ".join(m.name for m in node.imports) or "-"
         exports = ", ".join(sorted(t.__name__ for t in node.exported)) or "-"
-        say(f"{node.name:<16} imports: {imports:<40} exports: {exports}")
+        say(f"{node.name:<16} imports: {imports:<58} exports: {exports}")
+    say("")
+    for message in app.messages:
+        handlers = ", ".join(f"{h.handler.__name__} ({h.module})" for h in message.handlers)
+        say(f"{message.kind:<7} {message.message_type.__name__:<16} -> {handlers}")
 
 
 async def run() -> None:
-    step("1. Build the shop from its modules (boundaries are checked now)")
+    step("1. Build the shop from its modules (boundaries and handlers are checked now)")
     app = build_app()
     describe(app)
 
     step("2. Start the app: module hooks run, dependencies first")
     async with app:
-        step("3. Place an order in one request scope")
-        async with app.scope() as scope:
-            orders = await scope.get(OrderService)
-            order = orders.place(
-                CustomerId("c-ada"),
-                (OrderLine(Sku("kettle"), 1), OrderLine(Sku("mug"), 2)),
+        step("3. Place an order by command; OrderPlaced fans out to inventory and payments")
+        order_id = await app.send(
+            PlaceOrder(
+                customer_id=CustomerId("c-ada"),
+                lines=(OrderLine(Sku("kettle"), 1), OrderLine(Sku("mug"), 2)),
             )
-            say(f"{order.order_id} for {order.customer_id}: {order.total_cents / 100:.2f} EUR")
-            say(f"status {order.status}, payment {order.payment_reference}")
+        )
+        view = await app.send(GetOrder(order_id=order_id))
+        say(f"{view.order_id}: {view.status}, {view.total_cents / 100:.2f} EUR")
 
         step("4. A second order asks for more teapots than the shop has")
-        async with app.scope() as scope:
-            orders = await scope.get(OrderService)
-            try:
-                orders.place(CustomerId("c-bob"), (OrderLine(Sku("teapot"), 3),))
-            except OutOfStockError as exc:
-                say(f"refused: {exc}")
+        try:
+            await app.send(
+                PlaceOrder(customer_id=CustomerId("c-bob"), lines=(OrderLine(Sku("teapot"), 3),))
+            )
+        except OutOfStockError as exc:
+            say(f"refused by inventory: {exc}; payments never ran, no order was kept")
 
         step("5. The stop hooks run in reverse order")
 
     step("6. A report module that reaches into inventory's internals does not build")
 
-    @module(providers=[scoped(StockReport)], imports=[OrdersModule])
+    @module(providers=[scoped(StockReport)], imports=[InventoryModule])
     class ReportingModule: ...
 
     @module(imports=[ShopModule, ReportingModule])

@@ -1,8 +1,9 @@
-"""The inventory component: stock levels stay inside; only the service is exported."""
+"""The inventory component: stock levels stay inside; it listens for placed orders."""
 
 from __future__ import annotations
 
 from dockyard import module, scoped, singleton
+from examples.shop.components.inventory.application.reserve_stock import ReserveStock
 from examples.shop.components.inventory.application.service import InventoryService
 from examples.shop.components.inventory.domain.stock import StockLevels
 from examples.shop.components.inventory.infra.memory import InMemoryStockLevels
@@ -11,6 +12,7 @@ from examples.shop.infra.lifecycle import AnnounceLifecycle
 
 @module(
     providers=[singleton(StockLevels, InMemoryStockLevels), scoped(InventoryService)],
+    handlers=[ReserveStock],
     extensions=[AnnounceLifecycle()],
     exports=[InventoryService],
 )

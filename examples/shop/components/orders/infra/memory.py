@@ -15,3 +15,6 @@ class InMemoryOrderRepository:
 
     def get(self, order_id: OrderId) -> Order:
         return self._orders[order_id]
+
+    def remove(self, order_id: OrderId) -> None:
+        del self._orders[order_id]

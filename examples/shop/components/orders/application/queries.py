@@ -1,0 +1,49 @@
+"""Reading orders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dockyard.messaging import EventHandler, Query, QueryHandler
+from examples.shop.components.orders.domain.order import OrderRepository
+from examples.shop.shared_kernel.events import PaymentCaptured
+from examples.shop.shared_kernel.ids import OrderId
+from examples.shop.ui.console import say
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderView:
+    order_id: OrderId
+    status: str
+    total_cents: int
+    payment_reference: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetOrder(Query[OrderView]):
+    order_id: OrderId
+
+
+class GetOrderHandler(QueryHandler[GetOrder, OrderView]):
+    def __init__(self, orders: OrderRepository) -> None:
+        self._orders = orders
+
+    async def handle(self, query: GetOrder, /) -> OrderView:
+        order = self._orders.get(query.order_id)
+        return OrderView(
+            order_id=order.order_id,
+            status=order.status,
+            total_cents=order.total_cents,
+            payment_reference=order.payment_reference,
+        )
+
+
+class MarkOrderPaid(EventHandler[PaymentCaptured]):
+    """Payments tells orders the money is in; orders never calls payments."""
+
+    def __init__(self, orders: OrderRepository) -> None:
+        self._orders = orders
+
+    async def handle(self, event: PaymentCaptured, /) -> None:
+        self._orders.get(event.order_id).mark_paid(event.reference)
+        say(f"   orders: {event.order_id} marked paid ({event.reference})")

@@ -1,0 +1,17 @@
+"""A pipeline behavior that prints each command and query as the mediator dispatches it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from dockyard.messaging import PipelineBehavior, Request
+from examples.shop.ui.console import say
+
+
+class NarrateRequests(PipelineBehavior[Request[Any], Any]):
+    async def handle(
+        self, message: Request[Any], call_next: Callable[[], Awaitable[Any]], /
+    ) -> Any:
+        say(f"-> {type(message).__name__}")
+        return await call_next()
