@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -28,7 +29,6 @@ from dockyard.sql._append_postgres import (
     room_in_transaction,
     visible_below,
 )
-from dockyard.sql._append_sqlite import append_sqlite
 from dockyard.sql._driver import asyncpg_connection
 from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._event_tables import events, idempotency_keys, streams
@@ -37,6 +37,16 @@ from dockyard.sql._read_postgres import (
     READ_ALL_OF_TYPES,
     READ_STREAM_BACKWARDS,
     READ_STREAM_FORWARDS,
+)
+from dockyard.sql._sqlite_driver import READ_ALL as SQLITE_READ_ALL
+from dockyard.sql._sqlite_driver import READ_ALL_OF_TYPES as SQLITE_READ_ALL_OF_TYPES
+from dockyard.sql._sqlite_driver import READ_STREAM_BACKWARDS as SQLITE_READ_STREAM_BACKWARDS
+from dockyard.sql._sqlite_driver import READ_STREAM_FORWARDS as SQLITE_READ_STREAM_FORWARDS
+from dockyard.sql._sqlite_driver import (
+    aiosqlite_connection,
+    from_storage,
+    insert_events,
+    upsert_stream,
 )
 from dockyard.sql._unit_of_work import UnitOfWork
 
@@ -130,17 +140,22 @@ class SqlEventStore:
         expected: int | ExpectedVersion,
         recorded_at: datetime,
     ) -> AppendResult:
-        if not self._postgres:
-            placed = await append_sqlite(connection, stream_id, rows, expected, recorded_at)
-            return AppendResult(stream_id, *placed)
-        maybe = await append_postgres(connection, stream_id, rows, expected, recorded_at)
-        if maybe is not None:
-            return AppendResult(stream_id, *maybe)
-        # nothing was written: find out why (cold path). A full position range is checked
-        # first: then the statement may have bumped the stream's version, and the unit of
-        # work must roll back anyway.
-        if await room_in_transaction(connection) < len(rows):
-            raise TooManyEventsError(stream_id, len(rows), EVENTS_PER_TRANSACTION)
+        if self._postgres:
+            maybe = await append_postgres(connection, stream_id, rows, expected, recorded_at)
+            if maybe is not None:
+                return AppendResult(stream_id, *maybe)
+            # A full position range is checked first: then the statement may have bumped the
+            # stream's version, and the unit of work must roll back anyway.
+            if await room_in_transaction(connection) < len(rows):
+                raise TooManyEventsError(stream_id, len(rows), EVENTS_PER_TRANSACTION)
+        else:
+            driver = await aiosqlite_connection(connection)
+            version = await upsert_stream(driver, stream_id, len(rows), expected)
+            if version is not None:
+                first = version - len(rows) + 1
+                positions = await insert_events(driver, stream_id, rows, first, recorded_at)
+                return AppendResult(stream_id, first, version, *positions)
+        # nothing was written: find out why (the cold path)
         found = (
             await connection.execute(_STREAM.where(streams.c.stream_id == stream_id))
         ).one_or_none()
@@ -204,17 +219,28 @@ class SqlEventStore:
         limit: int | None,
         backwards: bool,
     ) -> Sequence[Sequence[Any]]:
-        if self._postgres:
-            driver = await asyncpg_connection(connection)
-            if driver is not None:
-                if backwards:
-                    last = from_version if from_version > 0 else _NO_END
-                    rows: Sequence[Sequence[Any]] = await driver.fetch(
-                        READ_STREAM_BACKWARDS, stream_id, last, limit
-                    )
-                else:
-                    rows = await driver.fetch(READ_STREAM_FORWARDS, stream_id, from_version, limit)
-                return rows
+        if not self._postgres:
+            lite = await aiosqlite_connection(connection)
+            if backwards:
+                last = from_version if from_version > 0 else _NO_END
+                raw = await lite.execute_fetchall(
+                    SQLITE_READ_STREAM_BACKWARDS, (stream_id, last, _sqlite_limit(limit))
+                )
+            else:
+                raw = await lite.execute_fetchall(
+                    SQLITE_READ_STREAM_FORWARDS, (stream_id, from_version, _sqlite_limit(limit))
+                )
+            return list(from_storage(raw))
+        driver = await asyncpg_connection(connection)
+        if driver is not None:
+            if backwards:
+                last = from_version if from_version > 0 else _NO_END
+                rows: Sequence[Sequence[Any]] = await driver.fetch(
+                    READ_STREAM_BACKWARDS, stream_id, last, limit
+                )
+            else:
+                rows = await driver.fetch(READ_STREAM_FORWARDS, stream_id, from_version, limit)
+            return rows
         query = select(*_COLUMNS).where(events.c.stream_id == stream_id)
         if backwards:
             if from_version > 0:
@@ -252,16 +278,24 @@ class SqlEventStore:
     async def _log_rows(
         self, connection: AsyncConnection, after_position: int, limit: int, names: list[str]
     ) -> Sequence[Sequence[Any]]:
-        if self._postgres:
-            driver = await asyncpg_connection(connection)
-            if driver is not None:
-                if names:
-                    found: Sequence[Sequence[Any]] = await driver.fetch(
-                        READ_ALL_OF_TYPES, after_position, limit, names
-                    )
-                else:
-                    found = await driver.fetch(READ_ALL, after_position, limit)
-                return found
+        if not self._postgres:
+            lite = await aiosqlite_connection(connection)
+            if names:
+                raw = await lite.execute_fetchall(
+                    SQLITE_READ_ALL_OF_TYPES, (after_position, json.dumps(names), limit)
+                )
+            else:
+                raw = await lite.execute_fetchall(SQLITE_READ_ALL, (after_position, limit))
+            return list(from_storage(raw))
+        driver = await asyncpg_connection(connection)
+        if driver is not None:
+            if names:
+                found: Sequence[Sequence[Any]] = await driver.fetch(
+                    READ_ALL_OF_TYPES, after_position, limit, names
+                )
+            else:
+                found = await driver.fetch(READ_ALL, after_position, limit)
+            return found
         query = (
             select(*_COLUMNS)
             .where(events.c.global_position > after_position)
@@ -299,6 +333,10 @@ class SqlEventStore:
 
     def _decode(self, rows: Sequence[Sequence[Any]], skip_unknown: bool) -> list[RecordedEvent]:
         return decode_rows(self.serializer, rows, skip_unknown)
+
+
+def _sqlite_limit(limit: int | None) -> int:
+    return -1 if limit is None else limit  # SQLite: a negative LIMIT means none
 
 
 def _key(stream_id: str, key: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
