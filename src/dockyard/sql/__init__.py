@@ -10,12 +10,14 @@ from dockyard.sql._database import Database, create_tables, drop_tables
 from dockyard.sql._event_store import SqlEventStore
 from dockyard.sql._event_tables import events, idempotency_keys, snapshots, streams
 from dockyard.sql._metadata import metadata
+from dockyard.sql._module import SqlModule
 from dockyard.sql._snapshot_store import SqlSnapshotStore
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = [
     "Database",
     "SqlEventStore",
+    "SqlModule",
     "SqlSnapshotStore",
     "UnitOfWork",
     "create_tables",

@@ -1,0 +1,102 @@
+"""``SqlModule``: the database, one unit of work per request scope, and the stores on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from dockyard.app import App
+from dockyard.di import object_, scoped
+from dockyard.eventsourcing import EventStore, SnapshotStore
+from dockyard.modules import DynamicModule, OnAppInit, OnAppShutdown, module
+from dockyard.serialization import Serializer
+from dockyard.sql._database import Database
+from dockyard.sql._event_store import SqlEventStore
+from dockyard.sql._snapshot_store import SqlSnapshotStore
+from dockyard.sql._unit_of_work import UnitOfWork
+
+__all__ = ["SqlModule"]
+
+
+async def unit_of_work(database: Database) -> AsyncGenerator[UnitOfWork, BaseException | None]:
+    """One unit of work per scope: commits when the scope exits cleanly, else rolls back."""
+    uow = database.unit_of_work()
+    await uow.begin()
+    try:
+        error = yield uow  # Dishka sends the exception the scope exited with, or None
+        if error is None:
+            await uow.commit()
+        else:
+            await uow.rollback()
+    finally:
+        await uow.close()
+
+
+def event_store(uow: UnitOfWork, serializer: Serializer) -> SqlEventStore:
+    """The scope's event store, writing on the scope's unit of work."""
+    return SqlEventStore(uow, serializer)
+
+
+def snapshot_store(uow: UnitOfWork, serializer: Serializer) -> SqlSnapshotStore:
+    """The scope's snapshot store, writing on the scope's unit of work."""
+    return SqlSnapshotStore(uow, serializer)
+
+
+class _Lifecycle(OnAppInit, OnAppShutdown):
+    __slots__ = ("create_tables", "database")
+
+    def __init__(self, database: Database, *, create_tables: bool) -> None:
+        self.database = database
+        self.create_tables = create_tables
+
+    async def on_app_init(self, app: App) -> None:  # noqa: ARG002 -- the hook's signature
+        if self.create_tables:
+            await self.database.create_tables()
+
+    async def on_app_shutdown(self, app: App) -> None:  # noqa: ARG002 -- the hook's signature
+        await self.database.dispose()
+
+
+@module()
+class SqlModule:
+    """SQL persistence for an app: import ``SqlModule.register(url=...)`` once, at the root.
+
+    Provides and exports ``Database`` (app-wide), ``UnitOfWork`` (one per request scope:
+    committed when the scope exits without an error, rolled back when it raises),
+    ``EventStore`` and ``SnapshotStore`` (per scope, on that unit of work) and the
+    ``Serializer`` they share. Your repositories take ``UnitOfWork`` and execute on
+    ``uow.connection``, so their rows commit with the events.
+    """
+
+    @classmethod
+    def register(
+        cls,
+        url: str,
+        *,
+        serializer: Serializer | None = None,
+        create_tables: bool = False,
+        **engine_options: Any,  # passed to SQLAlchemy's create_async_engine
+    ) -> DynamicModule:
+        """Configure the module.
+
+        Args:
+            url: A SQLAlchemy URL: ``postgresql+asyncpg://…`` or ``sqlite+aiosqlite:///…``.
+            serializer: The serializer (and its type registry) of events and snapshots.
+            create_tables: Create dockyard's tables at startup (demos and tests; use
+                migrations in production).
+            **engine_options: Passed to ``create_async_engine`` (``pool_size``, …).
+        """
+        database = Database(url, **engine_options)
+        return DynamicModule(
+            cls,
+            providers=[
+                object_(database, provides=Database),
+                object_(serializer or Serializer(), provides=Serializer),
+                scoped(unit_of_work),
+                scoped(EventStore, event_store),
+                scoped(SnapshotStore, snapshot_store),
+            ],
+            exports=[Database, Serializer, UnitOfWork, EventStore, SnapshotStore],
+            extensions=[_Lifecycle(database, create_tables=create_tables)],
+            settings=(url, create_tables, id(serializer), tuple(sorted(engine_options.items()))),
+        )
