@@ -141,7 +141,15 @@ async def insert_events(
 
 def from_storage(rows: Sequence[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
     """Rows as SQLAlchemy would hand them back: ``UUID`` ids and aware UTC datetimes."""
-    parse = datetime.fromisoformat
+    # The events of one append share their timestamps: parse each distinct one once.
+    moments: dict[str, datetime] = {}
+
+    def moment(text: str) -> datetime:
+        found = moments.get(text)
+        if found is None:
+            found = moments[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return found
+
     for (position, event_id, stream_id, version, type_name, schema_version, data,
          correlation_id, causation_id, occurred_at, recorded_at) in rows:  # fmt: skip
         yield (
@@ -154,6 +162,6 @@ def from_storage(rows: Sequence[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
             data,
             correlation_id,
             causation_id,
-            parse(occurred_at).replace(tzinfo=UTC),
-            parse(recorded_at).replace(tzinfo=UTC),
+            moment(occurred_at),
+            moment(recorded_at),
         )
