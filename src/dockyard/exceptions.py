@@ -33,7 +33,13 @@
     ├── HandlerNotFoundError              (+ LookupError) no handler answers a request type
     ├── ChainExhaustedError               (+ LookupError) every link of a handler chain passed
     ├── MessageContextError               (+ LookupError) no message context here, or tracking off
-    └── AppNotStartedError                (+ RuntimeError) the app was used outside `async with app`
+    ├── AppNotStartedError                (+ RuntimeError) the app was used outside `async with app`
+    ├── InvalidProjectionError            (+ TypeError) a projection class cannot be registered
+    ├── ProjectionNotFoundError           (+ LookupError) no catch-up projection of that name
+    ├── ProjectionStateError              (+ RuntimeError) retry/skip of a projection not parked
+    ├── ProjectionResetError              (+ TypeError) rebuild of a projection without reset()
+    ├── ProjectionFailedError             (+ RuntimeError) a projection is parked on a failed event
+    └── ProjectionsTimeoutError           (+ TimeoutError) projections did not catch up in time
 
 Each error stores its fields and renders its message in ``__str__``: what went wrong, where,
 and how to fix it. ``docs/errors.md`` lists every message; tests pin them.
@@ -59,6 +65,7 @@ __all__ = [
     "ImportCycleError",
     "InvalidBehaviorError",
     "InvalidExportError",
+    "InvalidProjectionError",
     "InvalidProviderError",
     "MessageContextError",
     "MissingApplierError",
@@ -69,6 +76,11 @@ __all__ = [
     "ModuleProblem",
     "NotAModuleError",
     "NotExportedError",
+    "ProjectionFailedError",
+    "ProjectionNotFoundError",
+    "ProjectionResetError",
+    "ProjectionStateError",
+    "ProjectionsTimeoutError",
     "ScopeMismatchError",
     "SerializationError",
     "StoreUnavailableError",
@@ -725,4 +737,108 @@ class InvalidBehaviorError(ModuleProblem, TypeError):
         return (
             f"`{self.behavior!r}` in {self.where} is not a pipeline behavior. "
             "Hint: give an instance or a subclass of `PipelineBehavior`."
+        )
+
+
+# ----------------------------------------------------------------------------- projections
+# (owned by dockyard.projections)
+
+
+class InvalidProjectionError(DockyardError, TypeError):
+    """A projection or subscription class cannot be registered as declared."""
+
+    def __init__(self, projection: object, problem: str, hint: str) -> None:
+        self.projection = projection
+        self.problem = problem
+        self.hint = hint
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"Projection `{type_name(self.projection)}` {self.problem}. Hint: {self.hint}."
+
+
+class ProjectionNotFoundError(DockyardError, LookupError):
+    """No catch-up projection or subscription of that name is registered in the app."""
+
+    def __init__(self, name: str, registered: Sequence[str]) -> None:
+        self.name = name
+        self.registered = tuple(registered)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        known = ", ".join(f"`{n}`" for n in self.registered) or "none"
+        return (
+            f"No catch-up projection named `{self.name}` is registered (registered: {known}). "
+            "Hint: list it in `ProjectionsModule.register(projections=[...])` or "
+            "`subscriptions=[...]`; inline projections have no checkpoint to operate on."
+        )
+
+
+class ProjectionStateError(DockyardError, RuntimeError):
+    """An operation that needs a parked (failed) projection found it healthy."""
+
+    def __init__(self, name: str, action: str) -> None:
+        self.name = name
+        self.action = action
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"Cannot {self.action} projection `{self.name}`: it is not parked on a failed event. "
+            "Hint: check `await control.status()` first; only a projection in state `failed` "
+            "can be retried or skipped."
+        )
+
+
+class ProjectionResetError(DockyardError, TypeError):
+    """A projection was asked to rebuild but cannot clear its read model."""
+
+    def __init__(self, name: str, projection: object) -> None:
+        self.name = name
+        self.projection = projection
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        cls = type_name(self.projection)
+        return (
+            f"Projection `{self.name}` cannot be rebuilt: `{cls}` has no `reset()` to clear its "
+            f"read model, so replaying from position 0 would apply every event twice. "
+            f"Hint: override `async def reset(self) -> None` in `{cls}` to delete its rows."
+        )
+
+
+class ProjectionFailedError(DockyardError, RuntimeError):
+    """A projection is parked on an event its handler kept failing on."""
+
+    def __init__(self, name: str, position: int, error: str, attempts: int) -> None:
+        self.name = name
+        self.position = position
+        self.error = error
+        self.attempts = attempts
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"Projection `{self.name}` is parked at global position {self.position} after "
+            f"{self.attempts} failed attempts: {self.error}. "
+            f"Hint: fix the handler, then `await control.retry({self.name!r})`, or "
+            f"`await control.skip({self.name!r})` to move past that one event."
+        )
+
+
+class ProjectionsTimeoutError(DockyardError, TimeoutError):
+    """Projections did not reach the head of the log in time."""
+
+    def __init__(self, timeout: float, lagging: Sequence[tuple[str, int, int]]) -> None:
+        self.timeout = timeout
+        self.lagging = tuple(lagging)
+        """(name, checkpoint, head) of each projection still behind."""
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        behind = ", ".join(f"`{n}` at {p} of {h}" for n, p, h in self.lagging)
+        return (
+            f"Projections did not reach the head of the event log within {self.timeout:g} s: "
+            f"{behind}. Hint: check that nothing holds their lease (another worker) and that "
+            "the app is started; raise `timeout=` for big logs."
         )

@@ -6,25 +6,39 @@ Every dockyard table lives in one ``MetaData`` (``dockyard.sql.metadata``): crea
 transaction; the stores write on it, next to your own tables, so all of it commits together.
 """
 
+from dockyard.sql._checkpoints import SqlCheckpointStore
 from dockyard.sql._database import Database, create_tables, drop_tables
 from dockyard.sql._event_store import SqlEventStore
 from dockyard.sql._event_tables import events, idempotency_keys, snapshots, streams
+from dockyard.sql._leases import SqlLeaseStore
 from dockyard.sql._metadata import metadata
 from dockyard.sql._module import SqlModule
+from dockyard.sql._notify import PostgresEventNotifier
+from dockyard.sql._projection_tables import (
+    events_notify_ddl,
+    projection_checkpoints,
+    projection_leases,
+)
 from dockyard.sql._snapshot_store import SqlSnapshotStore
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = [
     "Database",
+    "PostgresEventNotifier",
+    "SqlCheckpointStore",
     "SqlEventStore",
+    "SqlLeaseStore",
     "SqlModule",
     "SqlSnapshotStore",
     "UnitOfWork",
     "create_tables",
     "drop_tables",
     "events",
+    "events_notify_ddl",
     "idempotency_keys",
     "metadata",
+    "projection_checkpoints",
+    "projection_leases",
     "snapshots",
     "streams",
 ]

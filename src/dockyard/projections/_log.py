@@ -1,0 +1,71 @@
+"""The head of the global log and how many events lie past a position, per store adapter.
+
+The ``EventStore`` port reads events; a runner also needs the position of the newest event
+that is final (no event below it can still appear) to move a filtered projection's checkpoint
+past events it does not handle, and a count of events for lag. The adapters dockyard ships
+answer both with one indexed query; any other store is scanned through ``read_all``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from dockyard.eventsourcing._store import EventStore
+from dockyard.eventsourcing.store._memory import InMemoryEventStore
+
+__all__ = ["count_after", "log_head"]
+
+_PAGE = 5000
+
+
+async def log_head(store: EventStore) -> int:
+    """The global position of the newest event that is final; 0 for an empty log."""
+    if isinstance(store, InMemoryEventStore):
+        positions = store._log.positions  # noqa: SLF001 - dockyard's own adapter, read-only
+        return positions[-1] if positions else 0
+    sql = _sql_log(store)
+    if sql is not None:
+        return await sql.head(store)
+    head, _count = await _scan(store, 0)
+    return head
+
+
+async def count_after(store: EventStore, position: int) -> int:
+    """How many final events have a global position above ``position``."""
+    if isinstance(store, InMemoryEventStore):
+        positions = store._log.positions  # noqa: SLF001 - dockyard's own adapter, read-only
+        return len(positions) - bisect_right(positions, position)
+    sql = _sql_log(store)
+    if sql is not None:
+        return await sql.count_after(store, position)
+    _head, count = await _scan(store, position)
+    return count
+
+
+class _SqlLog:
+    async def head(self, store: EventStore) -> int:
+        from dockyard.sql._log_head import sql_log_head
+
+        return await sql_log_head(store)
+
+    async def count_after(self, store: EventStore, position: int) -> int:
+        from dockyard.sql._log_head import sql_count_after
+
+        return await sql_count_after(store, position)
+
+
+def _sql_log(store: EventStore) -> _SqlLog | None:
+    # dockyard.sql is an optional extra: only look at it when the store comes from there
+    if type(store).__module__.startswith("dockyard.sql."):
+        return _SqlLog()
+    return None
+
+
+async def _scan(store: EventStore, after: int) -> tuple[int, int]:
+    head, count = after, 0
+    while True:
+        page = await store.read_all(head, _PAGE, skip_unknown=True)
+        if not page:
+            return head, count
+        head = page[-1].global_position
+        count += len(page)

@@ -1,0 +1,245 @@
+"""``CatchUpRunner``: follows the global log for one projection, under a lease."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+from dishka.exceptions import NoFactoryError
+
+from dockyard.exceptions import StoreUnavailableError
+from dockyard.projections._engine import Engine, LocalState, Outcome, Step, describe
+from dockyard.projections._leases import LeaseStore
+from dockyard.projections._notify import EventNotifier
+
+if TYPE_CHECKING:  # annotation only; the control is resolved from the container
+    from dockyard.projections._control import ProjectionControl
+
+__all__ = ["CatchUpRunner", "new_owner"]
+
+logger = logging.getLogger("dockyard.projections")
+
+_BURST = 1.0
+"""Seconds of fast polling after a notice: the notified events may not be readable yet."""
+_FIRST_POLL = 0.005
+
+
+def new_owner() -> str:
+    """A lease owner id naming this host and process, unique per runner."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+async def _wait_any(events: Sequence[asyncio.Event], seconds: float | None) -> None:
+    if any(e.is_set() for e in events):
+        return
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
+class CatchUpRunner:
+    """A ``BackgroundService`` running one catch-up projection or subscription.
+
+    ``run(stop)`` waits for the projection's lease, applies batches while it holds it (renewing
+    it every ``lease_ttl / 3``), and returns once ``stop`` is set, after the in-flight batch,
+    having released the lease. Any number of copies may run in different processes: one
+    applies, the others stand by and take over within ``lease_ttl * 4 / 3`` if it dies.
+    """
+
+    __slots__ = ("_resolve_control", "name", "owner")
+
+    def __init__(self, name: str, control: Callable[[], Awaitable[ProjectionControl]]) -> None:
+        self.name = name
+        self.owner = new_owner()
+        """Who holds the lease while this runner works: ``host:pid:id``."""
+        self._resolve_control = control
+
+    def __repr__(self) -> str:
+        return f"<CatchUpRunner {self.name!r} owner={self.owner!r}>"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; return after the in-flight batch, lease released."""
+        control = await self._resolve_control()
+        engine = control.engine(self.name)
+        local = control.local(self.name)
+        leases = await control.singleton(LeaseStore)
+        ttl = engine.settings.lease_ttl
+        async with _listening(control) as notices:
+            while not stop.is_set():
+                try:
+                    held = await leases.acquire(self.name, self.owner, ttl)
+                except StoreUnavailableError as error:
+                    local.last_error = describe(error)
+                    held = False
+                if not held:
+                    await _wait_any([stop], ttl / 3)
+                    continue
+                lost = asyncio.Event()
+                heartbeat = asyncio.create_task(self._heartbeat(leases, ttl, lost, stop))
+                local.running = True
+                try:
+                    await work(engine, local, [stop, lost], notices, until_idle=False)
+                finally:
+                    local.running = False
+                    heartbeat.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await heartbeat
+                    with contextlib.suppress(StoreUnavailableError):
+                        await asyncio.shield(leases.release(self.name, self.owner))
+
+    async def _heartbeat(
+        self, leases: LeaseStore, ttl: float, lost: asyncio.Event, stop: asyncio.Event
+    ) -> None:
+        renewed = time.monotonic()
+        while not stop.is_set():
+            await _wait_any([stop], ttl / 3)
+            try:
+                if not await leases.acquire(self.name, self.owner, ttl):
+                    break
+                renewed = time.monotonic()
+            except StoreUnavailableError:
+                if time.monotonic() - renewed >= ttl:
+                    break  # it may have expired: assume someone else has it now
+        if not stop.is_set():
+            logger.warning("projection %s: lost its lease (owner %s)", self.name, self.owner)
+            lost.set()
+
+
+@contextlib.asynccontextmanager
+async def _listening(control: ProjectionControl) -> AsyncIterator[asyncio.Event | None]:
+    try:
+        notifier: EventNotifier = await control.singleton(EventNotifier)
+    except NoFactoryError:
+        yield None
+        return
+    async with notifier.listen() as notices:
+        yield notices
+
+
+async def work(
+    engine: Engine,
+    local: LocalState,
+    stops: list[asyncio.Event],
+    notices: asyncio.Event | None,
+    *,
+    until_idle: bool,
+) -> None:
+    """Apply batches until one of ``stops`` is set (or, with ``until_idle``, the log is done).
+
+    A failing batch is replayed one event per transaction; the failing event is retried per
+    the retry policy, then the projection parks on it.
+    """
+    await _Worker(engine, local, stops, notices, until_idle).run()
+
+
+class _Worker:
+    __slots__ = (
+        "attempts",
+        "burst_until",
+        "engine",
+        "isolate_until",
+        "local",
+        "notices",
+        "poll",
+        "stops",
+        "until_idle",
+        "waits",
+    )
+
+    def __init__(
+        self,
+        engine: Engine,
+        local: LocalState,
+        stops: list[asyncio.Event],
+        notices: asyncio.Event | None,
+        until_idle: bool,
+    ) -> None:
+        self.engine = engine
+        self.local = local
+        self.stops = stops
+        self.notices = notices
+        self.until_idle = until_idle
+        self.waits = [*stops, local.wake] if notices is None else [*stops, local.wake, notices]
+        self.isolate_until: int | None = None
+        self.attempts = 0
+        self.poll = _FIRST_POLL
+        self.burst_until = 0.0
+
+    async def run(self) -> None:
+        settings = self.engine.settings
+        while not any(s.is_set() for s in self.stops):
+            self.local.wake.clear()
+            if self.notices is not None:
+                self.notices.clear()
+            limit = 1 if self.isolate_until is not None else settings.batch_size
+            try:
+                step = await self.engine.step(limit, self.local)
+            except StoreUnavailableError as error:
+                self.local.last_error = describe(error)
+                logger.warning("projection %s: %s", self.engine.target.name, self.local.last_error)
+                await _wait_any(self.stops, settings.max_poll_interval)
+                continue
+            if step.outcome is Outcome.APPLIED:
+                self.attempts, self.poll = 0, _FIRST_POLL
+                self.local.last_error = None
+                if (
+                    self.isolate_until is not None
+                    and step.checkpoint.position >= self.isolate_until
+                ):
+                    self.isolate_until = None
+            elif step.outcome is Outcome.CONFLICT:
+                await _wait_any(self.stops, _FIRST_POLL)
+            elif step.outcome is Outcome.FAILED:
+                await self._failed(step)
+            elif self.until_idle:  # IDLE or PARKED
+                return
+            elif step.outcome is Outcome.PARKED:
+                await _wait_any(self.waits, settings.idle_poll_interval)
+            else:
+                await self._idle()
+
+    async def _failed(self, step: Step) -> None:
+        assert step.error is not None
+        assert step.failed is not None
+        retry = self.engine.settings.retry
+        error = self.local.last_error = describe(step.error)
+        if step.batch > 1:
+            self.isolate_until = step.last_read  # replay one by one to find the culprit
+            return
+        self.attempts += 1
+        logger.warning(
+            "projection %s: event at %d failed (attempt %d of %d): %s",
+            self.engine.target.name,
+            step.failed.global_position,
+            self.attempts,
+            retry.max_attempts,
+            error,
+        )
+        if self.attempts >= retry.max_attempts:
+            await self.engine.park(
+                self.local, step.checkpoint.position, step.failed, error, self.attempts
+            )
+            self.attempts, self.isolate_until = 0, None
+            return
+        await _wait_any(self.stops, retry.delay(self.attempts))
+
+    async def _idle(self) -> None:
+        settings = self.engine.settings
+        if self.notices is None or time.monotonic() < self.burst_until:
+            await _wait_any(self.waits, self.poll)
+            self.poll = min(self.poll * 2, settings.max_poll_interval)
+            return
+        await _wait_any(self.waits, settings.idle_poll_interval)
+        if self.notices.is_set():
+            self.burst_until, self.poll = time.monotonic() + _BURST, _FIRST_POLL

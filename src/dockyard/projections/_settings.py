@@ -1,0 +1,54 @@
+"""How catch-up runners batch, poll, lease and retry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["RetryPolicy", "RunnerSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often a failing event is retried before the projection parks on it."""
+
+    max_attempts: int = 5
+    initial_delay: float = 0.1
+    """Seconds before the second attempt; each later wait is ``multiplier`` times longer."""
+    multiplier: float = 2.0
+    max_delay: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            msg = f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}"
+            raise ValueError(msg)
+        if self.initial_delay < 0 or self.max_delay < 0 or self.multiplier < 1:
+            msg = "RetryPolicy delays must be >= 0 and its multiplier >= 1"
+            raise ValueError(msg)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerSettings:
+    """Settings of every catch-up runner of one ``ProjectionsModule`` registration."""
+
+    batch_size: int = 500
+    """Events applied per transaction (one checkpoint write each)."""
+    lease_ttl: float = 10.0
+    """Seconds a lease lasts unless renewed; a crashed runner's work is taken over within
+    ``lease_ttl * 4 / 3``. Heartbeats renew it every ``lease_ttl / 3``."""
+    max_poll_interval: float = 0.1
+    """Longest wait between polls when there is no notifier (and in a burst after a notice)."""
+    idle_poll_interval: float = 5.0
+    """With a notifier (PostgreSQL ``LISTEN``): the safety poll while nothing is notified."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            msg = f"RunnerSettings.batch_size must be >= 1, got {self.batch_size}"
+            raise ValueError(msg)
+        if self.lease_ttl <= 0 or self.max_poll_interval <= 0 or self.idle_poll_interval <= 0:
+            msg = "RunnerSettings intervals must be > 0"
+            raise ValueError(msg)
