@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.eventsourcing import NO_STREAM
 from dockyard.exceptions import CorruptEventError, UnknownEventTypeError
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import Database, SqlEventStore, events
+from dockyard.sql import Database, SqlEventStore, SqlSnapshotStore, events, snapshots
 
 app_metadata = sa.MetaData()
 orders = sa.Table(
@@ -175,3 +175,14 @@ async def test_a_row_of_a_vanished_type_names_its_stream_and_position(
         assert (info.value.stream_version, info.value.position) == (3, positions[2])
         kept = await store.read_stream("Order-1", skip_unknown=True)
         assert [e.stream_version for e in kept] == [1, 2]
+
+
+async def test_a_snapshot_that_no_longer_decodes_is_ignored(
+    database: Database, serializer: Serializer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with database.unit_of_work() as uow:
+        await SqlSnapshotStore(uow, serializer).save("Order-1", 3, OrderPlaced("o-1", 3))
+        await uow.connection.execute(sa.update(snapshots).values(data=b"{not json"))
+    async with database.unit_of_work() as uow:
+        assert await SqlSnapshotStore(uow, serializer).load("Order-1", OrderPlaced) is None
+    assert "Ignoring the snapshot of stream 'Order-1'" in caplog.text

@@ -30,7 +30,10 @@ class InMemorySnapshotStore:
         return view
 
     async def save(self, stream_id: str, stream_version: int, state: object) -> None:
-        self._snapshots[stream_id] = (stream_version, self.serializer.serialize(state), now())
+        stored = self.serializer.serialize(state)
+        held = self._snapshots.get(stream_id)
+        if held is None or held[0] <= stream_version:  # an older one never replaces a newer one
+            self._snapshots[stream_id] = (stream_version, stored, now())
 
     async def load(self, stream_id: str, state_type: type[S]) -> Snapshot[S] | None:
         found = self._snapshots.get(stream_id)

@@ -72,6 +72,19 @@ class SnapshotStoreContract:
         assert snapshot.schema_version == 1
         assert snapshot.recorded_at.tzinfo is not None
 
+    async def test_an_older_snapshot_never_replaces_a_newer_one(
+        self, snapshot_store_factory: SnapshotStoreFactory
+    ) -> None:
+        stream = f"Account-{uuid.uuid4()}"
+        async with snapshot_store_factory(Serializer()) as store:
+            await store.save(stream, 20, BalanceV1(200))
+        async with snapshot_store_factory(Serializer()) as store:
+            await store.save(stream, 10, BalanceV1(100))  # a slow writer, late
+        async with snapshot_store_factory(Serializer()) as store:
+            snapshot = await store.load(stream, BalanceV1)
+        assert snapshot is not None
+        assert (snapshot.stream_version, snapshot.state) == (20, BalanceV1(200))
+
     async def test_a_snapshot_of_an_older_schema_or_other_type_is_ignored(
         self, snapshot_store_factory: SnapshotStoreFactory
     ) -> None:
