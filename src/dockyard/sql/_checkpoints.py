@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -86,15 +87,24 @@ def _values(checkpoint: Checkpoint) -> dict[str, Any]:
     }
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite keeps no time zone: what it returns was written in UTC
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
 def _checkpoint(row: Row[Any]) -> Checkpoint:
     failure = None
     if row.failed_position is not None:
-        failure = Failure(row.failed_position, row.error or "", row.attempts, row.failed_at)
+        failed_at = _utc(row.failed_at)
+        assert failed_at is not None
+        failure = Failure(row.failed_position, row.error or "", row.attempts, failed_at)
     return Checkpoint(
         row.name,
         row.position,
         failure,
         row.applied_since_reset,
-        row.reset_at,
-        row.updated_at,
+        _utc(row.reset_at),
+        _utc(row.updated_at),
     )

@@ -5,11 +5,19 @@ factory fixture. The suites need pytest and pytest-asyncio.
 """
 
 from dockyard.testing.contracts.event_store import EventStoreContract, EventStoreFactory
+from dockyard.testing.contracts.projections import (
+    CheckpointStoreContract,
+    CheckpointStoreFactory,
+    LeaseStoreContract,
+)
 from dockyard.testing.contracts.snapshot_store import SnapshotStoreContract, SnapshotStoreFactory
 
 __all__ = [
+    "CheckpointStoreContract",
+    "CheckpointStoreFactory",
     "EventStoreContract",
     "EventStoreFactory",
+    "LeaseStoreContract",
     "SnapshotStoreContract",
     "SnapshotStoreFactory",
 ]

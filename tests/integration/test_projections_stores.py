@@ -1,0 +1,51 @@
+"""The SQL checkpoint and lease stores pass the contracts, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from dockyard.projections import CheckpointStore, LeaseStore
+from dockyard.sql import Database, SqlCheckpointStore, SqlLeaseStore
+from dockyard.testing.contracts import (
+    CheckpointStoreContract,
+    CheckpointStoreFactory,
+    LeaseStoreContract,
+)
+
+
+@pytest_asyncio.fixture
+async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'app.db'}")
+    await database.create_tables()
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest) -> Database:
+    database: Database = request.getfixturevalue(f"{request.param}_database")
+    return database
+
+
+class TestSqlCheckpointStore(CheckpointStoreContract):
+    @pytest_asyncio.fixture
+    async def checkpoint_store_factory(
+        self, database: Database
+    ) -> AsyncIterator[CheckpointStoreFactory]:
+        @asynccontextmanager
+        async def session() -> AsyncIterator[CheckpointStore]:
+            async with database.unit_of_work() as uow:
+                yield SqlCheckpointStore(uow)
+
+        yield session
+
+
+class TestSqlLeaseStore(LeaseStoreContract):
+    @pytest_asyncio.fixture
+    async def lease_store(self, database: Database) -> AsyncIterator[LeaseStore]:
+        yield SqlLeaseStore(database)
