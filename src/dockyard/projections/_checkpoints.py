@@ -88,7 +88,10 @@ class InMemoryCheckpointStore:
         return self._checkpoints.get(name) or Checkpoint(name)
 
     async def lock(self, name: str) -> Checkpoint:
-        return await self.load(name)
+        checkpoint = self._checkpoints.get(name)
+        if checkpoint is None:
+            checkpoint = self._checkpoints[name] = Checkpoint(name, updated_at=utc_now())
+        return checkpoint
 
     async def save(self, checkpoint: Checkpoint) -> None:
         self._checkpoints[checkpoint.name] = replace(checkpoint, updated_at=utc_now())
