@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import sys
 
-SCENARIOS = ("modules", "messaging", "eventstore")
+SCENARIOS = ("modules", "messaging", "eventstore", "projections")
 
 
 def main(argv: list[str]) -> None:
