@@ -1,9 +1,17 @@
-"""Event sourcing: the event store and snapshot store ports and the values they exchange.
+"""Event sourcing: aggregates and deciders, their repositories, and the store ports.
 
 Adapters: ``dockyard.eventsourcing.store`` (in memory) and ``dockyard.sql`` (SQLite,
 PostgreSQL). Every adapter passes ``dockyard.testing.contracts.EventStoreContract``.
 """
 
+from dockyard.eventsourcing._aggregate import Aggregate, applies
+from dockyard.eventsourcing._decider import Decider
+from dockyard.eventsourcing._repository import (
+    AggregateRepository,
+    DeciderRepository,
+    EventPublisher,
+)
+from dockyard.eventsourcing._retry import ConflictRetry, retry_on_conflict
 from dockyard.eventsourcing._store import (
     ANY,
     NO_STREAM,
@@ -22,13 +30,21 @@ __all__ = [
     "ANY",
     "NO_STREAM",
     "STREAM_EXISTS",
+    "Aggregate",
+    "AggregateRepository",
     "AppendResult",
+    "ConflictRetry",
+    "Decider",
+    "DeciderRepository",
     "EventMetadata",
+    "EventPublisher",
     "EventStore",
     "ExpectedVersion",
     "NewEvent",
     "RecordedEvent",
     "Snapshot",
     "SnapshotStore",
+    "applies",
+    "retry_on_conflict",
     "stream_id_for",
 ]

@@ -2,5 +2,13 @@
 
 from dockyard.testing._override import create_test_app, override
 from dockyard.testing._projections import wait_for_projections
+from dockyard.testing._specs import AggregateSpec, DeciderSpec, SpecFailedError
 
-__all__ = ["create_test_app", "override", "wait_for_projections"]
+__all__ = [
+    "AggregateSpec",
+    "DeciderSpec",
+    "SpecFailedError",
+    "create_test_app",
+    "override",
+    "wait_for_projections",
+]
