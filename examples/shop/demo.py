@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from dockyard import App, module, scoped
+from dockyard.eventsourcing import EventStore
 from dockyard.exceptions import ModuleConfigurationError
-from examples.shop.app import ShopModule, build_app
+from examples.shop.app import build_app, shop_module
 from examples.shop.components.inventory.domain.stock import OutOfStockError, StockLevels
 from examples.shop.components.inventory.module import InventoryModule
 from examples.shop.components.orders.application.place_order import PlaceOrder
@@ -33,8 +37,13 @@ def describe(app: App) -> None:
 
 
 async def run() -> None:
+    with tempfile.TemporaryDirectory(prefix="dockyard-shop-") as folder:
+        await _run(Path(folder) / "shop.sqlite")
+
+
+async def _run(database: Path) -> None:
     step("1. Build the shop from its modules (boundaries and handlers are checked now)")
-    app = build_app()
+    app = build_app(database)
     describe(app)
 
     step("2. Start the app: module hooks run, dependencies first")
@@ -49,22 +58,36 @@ async def run() -> None:
         view = await app.send(GetOrder(order_id=order_id))
         say(f"{view.order_id}: {view.status}, {view.total_cents / 100:.2f} EUR")
 
-        step("4. A second order asks for more teapots than the shop has")
+        step("4. The order is its events, stored in SQLite with the transaction that made them")
+        async with app.scope() as scope:
+            store = await scope.get(EventStore)
+            for recorded in await store.read_stream(f"Order-{order_id}"):
+                say(
+                    f"#{recorded.global_position} {recorded.stream_id} "
+                    f"v{recorded.stream_version} {recorded.type_name}"
+                )
+        say(f"reloaded from its stream: version {view.version}, {view.status}")
+
+        step("5. A second order asks for more teapots than the shop has")
         try:
             await app.send(
                 PlaceOrder(customer_id=CustomerId("c-bob"), lines=(OrderLine(Sku("teapot"), 3),))
             )
         except OutOfStockError as exc:
-            say(f"refused by inventory: {exc}; payments never ran, no order was kept")
+            say(f"refused by inventory: {exc}")
+        async with app.scope() as scope:
+            store = await scope.get(EventStore)
+            kept = await store.read_all()
+            say(f"the transaction rolled back: still {len(kept)} events in the store")
 
-        step("5. The stop hooks run in reverse order")
+        step("6. The stop hooks run in reverse order")
 
-    step("6. A report module that reaches into inventory's internals does not build")
+    step("7. A report module that reaches into inventory's internals does not build")
 
     @module(providers=[scoped(StockReport)], imports=[InventoryModule])
     class ReportingModule: ...
 
-    @module(imports=[ShopModule, ReportingModule])
+    @module(imports=[shop_module(database), ReportingModule])
     class ShopWithReports: ...
 
     try:

@@ -8,7 +8,7 @@ async def test_demo_runs_every_step(capsys: pytest.CaptureFixture[str]) -> None:
     await run()
     out = capsys.readouterr().out
     steps = [line for line in out.splitlines() if line.startswith("== ")]
-    assert [s.split(".")[0] for s in steps] == [f"== {i}" for i in range(1, 7)]
+    assert [s.split(".")[0] for s in steps] == [f"== {i}" for i in range(1, 8)]
     # The registry: one command fans out to two other components.
     assert "event   OrderPlaced      -> ReserveStock (InventoryModule), ChargeCustomer" in out
     assert out.index("module InventoryModule started") < out.index("module OrdersModule started")
@@ -17,5 +17,10 @@ async def test_demo_runs_every_step(capsys: pytest.CaptureFixture[str]) -> None:
     assert placed < out.index("inventory: reserved 1 × kettle") < out.index("payments: charged")
     assert "orders: order-0001 marked paid (pay-0001)" in out
     assert ": paid, 50.99 EUR" in out
+    # Event-sourced on SQLite: two events in the order's stream, and a refused order leaves none.
+    assert "#1 Order-order-0001 v1 shop.order-placed" in out
+    assert "#2 Order-order-0001 v2 shop.order-paid" in out
+    assert "reloaded from its stream: version 2, paid" in out
     assert "refused by inventory: only 2 of teapot left, 3 wanted" in out
+    assert "the transaction rolled back: still 2 events in the store" in out
     assert "Module `ReportingModule` needs `StockLevels` (for `StockReport`)" in out

@@ -1,17 +1,18 @@
-"""The orders component: it imports no other component; events carry what it needs to say."""
+"""The orders component: event-sourced; it imports no other component, only the database."""
 
 from __future__ import annotations
 
-from dockyard import module, singleton
+from dockyard import module, scoped
+from dockyard.sql import SqlModule
 from examples.shop.components.orders.application.place_order import PlaceOrderHandler
 from examples.shop.components.orders.application.queries import GetOrderHandler, MarkOrderPaid
-from examples.shop.components.orders.domain.order import OrderRepository
-from examples.shop.components.orders.infra.memory import InMemoryOrderRepository
+from examples.shop.components.orders.application.repository import Orders
 from examples.shop.infra.lifecycle import AnnounceLifecycle
 
 
 @module(
-    providers=[singleton(OrderRepository, InMemoryOrderRepository)],
+    providers=[scoped(Orders)],
+    imports=[SqlModule],
     handlers=[PlaceOrderHandler, GetOrderHandler, MarkOrderPaid],
     extensions=[AnnounceLifecycle()],
 )

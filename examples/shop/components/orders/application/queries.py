@@ -1,11 +1,11 @@
-"""Reading orders."""
+"""Reading orders, and recording their payment."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from dockyard.messaging import EventHandler, Query, QueryHandler
-from examples.shop.components.orders.domain.order import OrderRepository
+from examples.shop.components.orders.application.repository import Orders
 from examples.shop.shared_kernel.events import PaymentCaptured
 from examples.shop.shared_kernel.ids import OrderId
 from examples.shop.ui.console import say
@@ -17,6 +17,7 @@ class OrderView:
     status: str
     total_cents: int
     payment_reference: str | None
+    version: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,25 +26,28 @@ class GetOrder(Query[OrderView]):
 
 
 class GetOrderHandler(QueryHandler[GetOrder, OrderView]):
-    def __init__(self, orders: OrderRepository) -> None:
+    def __init__(self, orders: Orders) -> None:
         self._orders = orders
 
     async def handle(self, query: GetOrder, /) -> OrderView:
-        order = self._orders.get(query.order_id)
+        order = await self._orders.get(query.order_id)
         return OrderView(
             order_id=order.order_id,
             status=order.status,
             total_cents=order.total_cents,
             payment_reference=order.payment_reference,
+            version=order.version,
         )
 
 
 class MarkOrderPaid(EventHandler[PaymentCaptured]):
     """Payments tells orders the money is in; orders never calls payments."""
 
-    def __init__(self, orders: OrderRepository) -> None:
+    def __init__(self, orders: Orders) -> None:
         self._orders = orders
 
     async def handle(self, event: PaymentCaptured, /) -> None:
-        self._orders.get(event.order_id).mark_paid(event.reference)
+        order = await self._orders.get(event.order_id)
+        order.mark_paid(event.reference)
+        await self._orders.save(order)
         say(f"   orders: {event.order_id} marked paid ({event.reference})")
