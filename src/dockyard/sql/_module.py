@@ -6,12 +6,17 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from dockyard.app import App
-from dockyard.di import object_, scoped
+from dockyard.di import object_, scoped, singleton
 from dockyard.eventsourcing import EventStore, SnapshotStore
+from dockyard.messaging import UnitOfWork as TransactionalUnitOfWork
 from dockyard.modules import DynamicModule, OnAppInit, OnAppShutdown, module
+from dockyard.projections import CheckpointStore, EventNotifier, LeaseStore
 from dockyard.serialization import Serializer
+from dockyard.sql._checkpoints import SqlCheckpointStore
 from dockyard.sql._database import Database
 from dockyard.sql._event_store import SqlEventStore
+from dockyard.sql._leases import SqlLeaseStore
+from dockyard.sql._notify import PostgresEventNotifier
 from dockyard.sql._snapshot_store import SqlSnapshotStore
 from dockyard.sql._unit_of_work import UnitOfWork
 
@@ -35,6 +40,26 @@ async def unit_of_work(database: Database) -> AsyncGenerator[UnitOfWork, BaseExc
 def event_store(uow: UnitOfWork, serializer: Serializer) -> SqlEventStore:
     """The scope's event store, writing on the scope's unit of work."""
     return SqlEventStore(uow, serializer)
+
+
+def transactional_unit_of_work(uow: UnitOfWork) -> TransactionalUnitOfWork:
+    """The same unit of work, as ``TransactionalBehavior`` and projection runners see it."""
+    return uow
+
+
+def checkpoint_store(uow: UnitOfWork) -> SqlCheckpointStore:
+    """Projection checkpoints, written in the scope's transaction with the read model."""
+    return SqlCheckpointStore(uow)
+
+
+def lease_store(database: Database) -> SqlLeaseStore:
+    """Projection leases, on their own short transactions."""
+    return SqlLeaseStore(database)
+
+
+def event_notifier(database: Database) -> PostgresEventNotifier:
+    """``LISTEN``/``NOTIFY`` wake-ups for projection runners (PostgreSQL only)."""
+    return PostgresEventNotifier(database)
 
 
 def snapshot_store(uow: UnitOfWork, serializer: Serializer) -> SqlSnapshotStore:
@@ -66,6 +91,11 @@ class SqlModule:
     ``EventStore`` and ``SnapshotStore`` (per scope, on that unit of work) and the
     ``Serializer`` they share. Your repositories take ``UnitOfWork`` and execute on
     ``uow.connection``, so their rows commit with the events.
+
+    For projections it also provides ``CheckpointStore`` (per scope, same transaction as the
+    read model), ``LeaseStore`` and, on PostgreSQL, the ``LISTEN``/``NOTIFY``
+    ``EventNotifier``; and the unit of work again as ``dockyard.messaging.UnitOfWork`` for
+    ``TransactionalBehavior`` and the projection runners.
     """
 
     @classmethod
@@ -95,8 +125,24 @@ class SqlModule:
                 scoped(unit_of_work),
                 scoped(EventStore, event_store),
                 scoped(SnapshotStore, snapshot_store),
+                scoped(TransactionalUnitOfWork, transactional_unit_of_work),
+                scoped(CheckpointStore, checkpoint_store),
+                singleton(LeaseStore, lease_store),
+                singleton(
+                    EventNotifier, event_notifier, when=database.dialect == "postgresql"
+                ),
             ],
-            exports=[Database, Serializer, UnitOfWork, EventStore, SnapshotStore],
+            exports=[
+                Database,
+                Serializer,
+                UnitOfWork,
+                TransactionalUnitOfWork,
+                EventStore,
+                SnapshotStore,
+                CheckpointStore,
+                LeaseStore,
+                *([EventNotifier] if database.dialect == "postgresql" else []),
+            ],
             extensions=[_Lifecycle(database, create_tables=create_tables)],
             settings=(url, create_tables, id(serializer), tuple(sorted(engine_options.items()))),
         )
