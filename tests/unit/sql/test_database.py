@@ -1,3 +1,4 @@
+import threading
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,9 @@ async def test_an_unopenable_sqlite_file_is_store_unavailable(tmp_path: Path) ->
             await database.create_tables()
     finally:
         await database.dispose()
+        # aiosqlite stops the worker thread of a failed connect without awaiting it; let it
+        # finish while this test's event loop still exists (else the thread reports a
+        # closed loop in whichever test runs next)
+        for thread in threading.enumerate():
+            if "_connection_worker_thread" in thread.name:
+                thread.join(timeout=5)
