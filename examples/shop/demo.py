@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
 
 from dockyard import App, module, scoped
 from dockyard.eventsourcing import EventStore
 from dockyard.exceptions import ModuleConfigurationError
+from dockyard.testing import wait_for_projections
 from examples.shop.app import build_app, shop_module
 from examples.shop.components.inventory.domain.stock import OutOfStockError, StockLevels
 from examples.shop.components.inventory.module import InventoryModule
 from examples.shop.components.orders.application.place_order import PlaceOrder
-from examples.shop.components.orders.application.queries import GetOrder
+from examples.shop.components.orders.application.queries import (
+    CountCustomerOrders,
+    GetOrder,
+    ListOrderSummaries,
+)
 from examples.shop.components.orders.domain.order import OrderLine
 from examples.shop.shared_kernel.ids import CustomerId, Sku
 from examples.shop.ui.console import say, step
@@ -68,7 +74,21 @@ async def _run(database: Path) -> None:
                 )
         say(f"reloaded from its stream: version {view.version}, {view.status}")
 
-        step("5. A second order asks for more teapots than the shop has")
+        step("5. Read models: a worker runs the catch-up projection; the inline one never lags")
+        stop = asyncio.Event()
+        worker = [asyncio.create_task(s.run(stop)) for s in app.background_services()]
+        say(f"worker running: {', '.join(s.name for s in app.background_services())}")
+        await app.send(
+            PlaceOrder(customer_id=CustomerId("c-ada"), lines=(OrderLine(Sku("teapot"), 1),))
+        )
+        say(f"orders of c-ada (inline): {await app.send(CountCustomerOrders(customer_id='c-ada'))}")
+        await wait_for_projections(app)
+        for order, customer, total, status in await app.send(ListOrderSummaries()):
+            say(f"summary (catch-up): {order} {customer} {total / 100:.2f} EUR {status}")
+        stop.set()
+        await asyncio.gather(*worker)
+
+        step("6. A third order asks for more teapots than the shop has")
         try:
             await app.send(
                 PlaceOrder(customer_id=CustomerId("c-bob"), lines=(OrderLine(Sku("teapot"), 3),))
@@ -79,10 +99,12 @@ async def _run(database: Path) -> None:
             store = await scope.get(EventStore)
             kept = await store.read_all()
             say(f"the transaction rolled back: still {len(kept)} events in the store")
+        count = await app.send(CountCustomerOrders(customer_id="c-bob"))
+        say(f"orders of c-bob (inline): {count}; nothing of the refused order was kept")
 
-        step("6. The stop hooks run in reverse order")
+        step("7. The stop hooks run in reverse order")
 
-    step("7. A report module that reaches into inventory's internals does not build")
+    step("8. A report module that reaches into inventory's internals does not build")
 
     @module(providers=[scoped(StockReport)], imports=[InventoryModule])
     class ReportingModule: ...

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import signal
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing
 from dataclasses import replace
@@ -181,6 +184,8 @@ class App:
             self._container = _make_container(self._compiled, self._messaging, self._context)
             self._container_closed = False
         stack = AsyncExitStack()
+        # Lifespans and hooks may resolve dependencies and open scopes while the app starts.
+        self._started = True
         try:
             for lifespan in self._lifespans:
                 await stack.enter_async_context(lifespan(self))
@@ -191,11 +196,15 @@ class App:
             for extension in self._extensions():
                 if isinstance(extension, OnAppInit):
                     await extension.on_app_init(self)
-        except BaseException:
-            await stack.aclose()
+        except BaseException as exc:
+            self._started = False
+            try:
+                self._container_closed = True
+                await self._container.close(exc)
+            finally:
+                await stack.aclose()
             raise
         self._exit_stack = stack
-        self._started = True
 
     async def stop(self, exc: BaseException | None = None) -> None:
         """Run shutdown hooks, destroy modules in reverse order, close the container."""
@@ -239,6 +248,52 @@ class App:
             if isinstance(extension, ProvidesBackgroundServices)
             for service in extension.background_services(self)
         ]
+
+    async def run_worker(self, *, stop: asyncio.Event | None = None, grace: float = 30.0) -> None:
+        """Run every background service (relays, projections, consumers) until told to stop.
+
+        Stops on SIGTERM or SIGINT (or when ``stop`` is set): sets the services' stop event so
+        they finish in-flight work and release their leases, waits up to ``grace`` seconds,
+        then cancels what is left. Starts the app first if it is not started (and then stops
+        it at the end). If a service fails, the others are stopped the same way.
+
+        Raises:
+            ExceptionGroup: The errors of the services that failed.
+        """
+        stop = stop if stop is not None else asyncio.Event()
+        loop = asyncio.get_running_loop()
+        signals: list[signal.Signals] = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, stop.set)  # main thread, Unix only
+                signals.append(signum)
+        owns_lifecycle = not self._started
+        try:
+            if owns_lifecycle:
+                await self.start()
+            tasks = [
+                asyncio.create_task(s.run(stop), name=s.name) for s in self.background_services()
+            ]
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+            stop.set()  # a service that ended on its own (or failed) stops the others
+            await stopping
+            if tasks:
+                _, late = await asyncio.wait(tasks, timeout=grace)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            errors = [e for t in tasks if not t.cancelled() and (e := t.exception()) is not None]
+            if errors:
+                msg = f"{len(errors)} of {len(tasks)} background services failed"
+                raise BaseExceptionGroup(
+                    msg, errors
+                )  # an ExceptionGroup unless one is not an Exception
+        finally:
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+            if owns_lifecycle:
+                await self.stop()
 
     def _extensions(self) -> list[object]:
         return [extension for node in self.graph for extension in node.extensions]

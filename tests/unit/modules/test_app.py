@@ -395,3 +395,33 @@ def test_background_services_are_collected_from_extensions() -> None:
     class Root6: ...
 
     assert App.build(Root6).background_services() == [ticker]
+
+
+async def test_hooks_may_resolve_while_the_app_starts_and_a_failed_start_cleans_up() -> None:
+    seen: list[str] = []
+
+    class ReadsSettings(OnAppInit):
+        async def on_app_init(self, app: App) -> None:
+            seen.append((await app.get(Settings)).url)
+            async with app.scope():
+                pass
+
+    @module(providers=[object_(Settings("db"))], exports=[Settings], extensions=[ReadsSettings()])
+    class Configured: ...
+
+    async with App.build(Configured):
+        assert seen == ["db"]
+
+    class Fails(OnAppInit):
+        async def on_app_init(self, app: App) -> None:
+            raise RuntimeError("boom")
+
+    @module(extensions=[Fails()])
+    class Broken: ...
+
+    app = App.build(Broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        await app.start()
+    assert not app.is_started
+    with pytest.raises(AppNotStartedError):
+        app.scope()

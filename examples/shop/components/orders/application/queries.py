@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from dockyard.messaging import EventHandler, Query, QueryHandler
 from examples.shop.components.orders.application.repository import Orders
@@ -51,3 +52,37 @@ class MarkOrderPaid(EventHandler[PaymentCaptured]):
         order.mark_paid(event.reference)
         await self._orders.save(order)
         say(f"   orders: {event.order_id} marked paid ({event.reference})")
+
+
+class OrderReadModels(Protocol):
+    """Port: the read models projections keep (see ``infra/read_models.py``)."""
+
+    async def summaries(self) -> list[tuple[str, str, int, str]]: ...
+
+    async def orders_of(self, customer_id: str) -> int: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListOrderSummaries(Query[list[tuple[str, str, int, str]]]):
+    """Order id, customer, total and status of every order, as the catch-up projection has them."""
+
+
+class ListOrderSummariesHandler(QueryHandler[ListOrderSummaries, list[tuple[str, str, int, str]]]):
+    def __init__(self, read_models: OrderReadModels) -> None:
+        self._read_models = read_models
+
+    async def handle(self, query: ListOrderSummaries, /) -> list[tuple[str, str, int, str]]:
+        return await self._read_models.summaries()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CountCustomerOrders(Query[int]):
+    customer_id: str
+
+
+class CountCustomerOrdersHandler(QueryHandler[CountCustomerOrders, int]):
+    def __init__(self, read_models: OrderReadModels) -> None:
+        self._read_models = read_models
+
+    async def handle(self, query: CountCustomerOrders, /) -> int:
+        return await self._read_models.orders_of(query.customer_id)
