@@ -128,9 +128,7 @@ class SqlModule:
                 scoped(TransactionalUnitOfWork, transactional_unit_of_work),
                 scoped(CheckpointStore, checkpoint_store),
                 singleton(LeaseStore, lease_store),
-                singleton(
-                    EventNotifier, event_notifier, when=database.dialect == "postgresql"
-                ),
+                singleton(EventNotifier, event_notifier, when=database.dialect == "postgresql"),
             ],
             exports=[
                 Database,
