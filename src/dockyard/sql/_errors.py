@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,12 +13,31 @@ from dockyard.exceptions import StoreUnavailableError
 __all__ = ["unavailable_as_store_error"]
 
 
+def _raw_driver_errors() -> tuple[type[BaseException], ...]:
+    # The hot paths talk to the drivers directly, so their own "gone" errors count too.
+    # Each driver is an optional extra: only the installed ones are caught.
+    found: list[type[BaseException]] = [sqlite3.OperationalError, sqlite3.InterfaceError]
+    try:
+        import asyncpg
+    except ImportError:
+        return tuple(found)
+    found += [asyncpg.InterfaceError, asyncpg.PostgresConnectionError]
+    return tuple(found)
+
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    *_raw_driver_errors(),
+)
+
+
 @contextmanager
 def unavailable_as_store_error(operation: str) -> Iterator[None]:
     """Translate "the database did not answer" errors into ``StoreUnavailableError``."""
     try:
         yield
-    except (OperationalError, InterfaceError) as exc:
+    except _UNAVAILABLE as exc:
         raise StoreUnavailableError(operation, _detail(exc)) from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:

@@ -1,6 +1,7 @@
 """The raw-driver hot paths run inside the unit of work's transaction, never beside it."""
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import pytest
@@ -8,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.eventsourcing import NO_STREAM
+from dockyard.exceptions import StoreUnavailableError
 from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.sql import Database, SqlEventStore
 
@@ -54,3 +56,23 @@ async def test_an_append_after_a_commit_joins_the_next_transaction(
     async with postgres_database.unit_of_work() as uow:
         events = await SqlEventStore(uow, serializer).read_stream("Noted-1")
     assert [e.data for e in events] == [Noted("kept")]
+
+
+async def test_a_connection_killed_mid_unit_of_work_is_store_unavailable(
+    postgres_database: Database,
+) -> None:
+    uow = postgres_database.unit_of_work()
+    await uow.begin()
+    try:
+        store = SqlEventStore(uow)
+        await store.read_stream("Noted-1")  # begins the transaction on the raw driver
+        pid = (await uow.connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+        async with postgres_database.engine.connect() as admin:
+            await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(StoreUnavailableError) as info:
+            await store.read_stream("Noted-1")
+        assert info.value.operation == "read stream `Noted-1`"
+        assert info.value.__cause__ is not None
+    finally:
+        with contextlib.suppress(StoreUnavailableError):
+            await uow.close()
