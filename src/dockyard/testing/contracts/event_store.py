@@ -286,6 +286,18 @@ class EventStoreContract:
             events = await store.read_stream(stream)
         assert [e.data for e in events] == [Opened("a"), Deposited(5)]
 
+    async def test_concurrent_retries_with_one_key_append_once(self, session: _Session) -> None:
+        stream = _stream()
+
+        async def attempt() -> AppendResult:
+            async with session() as store:
+                return await store.append(stream, [Opened("a")], NO_STREAM, idempotency_key="k")
+
+        first, second = await asyncio.gather(attempt(), attempt())
+        assert first == second
+        async with session() as store:
+            assert [e.data for e in await store.read_stream(stream)] == [Opened("a")]
+
     async def test_idempotency_keys_belong_to_one_stream(self, session: _Session) -> None:
         one, two = _stream(), _stream()
         async with session() as store:
