@@ -39,7 +39,12 @@
     ├── ProjectionStateError              (+ RuntimeError) retry/skip of a projection not parked
     ├── ProjectionResetError              (+ TypeError) rebuild of a projection without reset()
     ├── ProjectionFailedError             (+ RuntimeError) a projection is parked on a failed event
-    └── ProjectionsTimeoutError           (+ TimeoutError) projections did not catch up in time
+    ├── ProjectionsTimeoutError           (+ TimeoutError) projections did not catch up in time
+    ├── InvalidRouteError                 (+ TypeError) route() got no message class or destination
+    ├── TransportClosedError              (+ RuntimeError) a transport used after close()
+    ├── DeadLetterNotFoundError           (+ LookupError) no dead letter with that message id
+    ├── MissingExtraError                 (+ ImportError) an optional extra is not installed
+    └── AppImportError                    (+ ImportError) `dockyard worker` cannot load the app
 
 Each error stores its fields and renders its message in ``__str__``: what went wrong, where,
 and how to fix it. ``docs/errors.md`` lists every message; tests pin them.
@@ -51,12 +56,14 @@ from collections.abc import Sequence
 
 __all__ = [
     "AggregateNotFoundError",
+    "AppImportError",
     "AppNotStartedError",
     "ChainExhaustedError",
     "ConcurrencyError",
     "ConflictingDynamicModuleError",
     "ContainerBuildError",
     "CorruptEventError",
+    "DeadLetterNotFoundError",
     "DockyardError",
     "DuplicateHandlerError",
     "DuplicateProviderError",
@@ -67,8 +74,10 @@ __all__ = [
     "InvalidExportError",
     "InvalidProjectionError",
     "InvalidProviderError",
+    "InvalidRouteError",
     "MessageContextError",
     "MissingApplierError",
+    "MissingExtraError",
     "MissingMessageTypeError",
     "MissingProviderError",
     "MissingUpcasterError",
@@ -86,6 +95,7 @@ __all__ = [
     "StoreUnavailableError",
     "StreamDeletedError",
     "TooManyEventsError",
+    "TransportClosedError",
     "UnitOfWorkError",
     "UnknownEventTypeError",
     "UnknownExtensionError",
@@ -841,4 +851,87 @@ class ProjectionsTimeoutError(DockyardError, TimeoutError):
             f"Projections did not reach the head of the event log within {self.timeout:g} s: "
             f"{behind}. Hint: check that nothing holds their lease (another worker) and that "
             "the app is started; raise `timeout=` for big logs."
+        )
+
+
+# ----------------------------------------------------------------------------- outbox
+# (owned by dockyard.outbox, dockyard.transport and dockyard.cli)
+
+
+class InvalidRouteError(DockyardError, TypeError):
+    """``route(...).to(...)`` was given something that cannot be routed."""
+
+    def __init__(self, target: object, problem: str) -> None:
+        self.target = target
+        self.problem = problem
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"Cannot route `{type_name(self.target)}`: {self.problem}. Hint: write "
+            '`route(OrderPlaced).to("orders")` with a message class and a non-empty '
+            "destination, and list it in a module's `handlers=[...]` or in "
+            "`OutboxModule.register(routes=[...])`."
+        )
+
+
+class TransportClosedError(DockyardError, RuntimeError):
+    """A transport was used after ``close()``."""
+
+    def __init__(self, transport: str) -> None:
+        self.transport = transport
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"The {self.transport} transport is closed: it cannot publish or deliver any more. "
+            "Hint: close a transport only once nothing publishes or consumes through it "
+            "(after the app and its worker have stopped); build a new one to start again."
+        )
+
+
+class DeadLetterNotFoundError(DockyardError, LookupError):
+    """A dead letter operation named a message that is not a dead letter."""
+
+    def __init__(self, message_ids: Sequence[str]) -> None:
+        self.message_ids = tuple(message_ids)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        ids = ", ".join(f"`{m}`" for m in self.message_ids)
+        return (
+            f"No dead letter with message id {ids}: it was never dead-lettered, was already "
+            "replayed or purged. Hint: list the current ones with `await dead_letters.list()`."
+        )
+
+
+class MissingExtraError(DockyardError, ImportError):
+    """A feature needs an optional dependency that is not installed."""
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        self.feature = feature
+        self.package = package
+        self.extra = extra
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"{self.feature} needs {self.package}, which is not installed. "
+            f"Hint: pip install 'dockyard[{self.extra}]'"
+        )
+
+
+class AppImportError(DockyardError, ImportError):
+    """``dockyard worker module:attribute`` could not load an ``App`` from its argument."""
+
+    def __init__(self, target: str, problem: str) -> None:
+        self.target = target
+        self.problem = problem
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"Cannot load the app `{self.target}`: {self.problem}. Hint: pass "
+            "`package.module:attribute` naming an `App` (or a function returning one), "
+            "importable from the current directory, e.g. `dockyard worker shop.app:app`."
         )

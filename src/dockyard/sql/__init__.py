@@ -10,10 +10,13 @@ from dockyard.sql._checkpoints import SqlCheckpointStore
 from dockyard.sql._database import Database, create_tables, drop_tables
 from dockyard.sql._event_store import SqlEventStore
 from dockyard.sql._event_tables import events, idempotency_keys, snapshots, streams
+from dockyard.sql._inbox import SqlInbox
 from dockyard.sql._leases import SqlLeaseStore
 from dockyard.sql._metadata import metadata
 from dockyard.sql._module import SqlModule
 from dockyard.sql._notify import PostgresEventNotifier
+from dockyard.sql._outbox import SqlOutboxStorage, SqlOutboxStore, SqlOutboxWriter
+from dockyard.sql._outbox_tables import inbox, outbox, outbox_notify_ddl
 from dockyard.sql._projection_tables import (
     events_notify_ddl,
     projection_checkpoints,
@@ -27,8 +30,12 @@ __all__ = [
     "PostgresEventNotifier",
     "SqlCheckpointStore",
     "SqlEventStore",
+    "SqlInbox",
     "SqlLeaseStore",
     "SqlModule",
+    "SqlOutboxStorage",
+    "SqlOutboxStore",
+    "SqlOutboxWriter",
     "SqlSnapshotStore",
     "UnitOfWork",
     "create_tables",
@@ -36,7 +43,10 @@ __all__ = [
     "events",
     "events_notify_ddl",
     "idempotency_keys",
+    "inbox",
     "metadata",
+    "outbox",
+    "outbox_notify_ddl",
     "projection_checkpoints",
     "projection_leases",
     "snapshots",

@@ -5,6 +5,7 @@ factory fixture. The suites need pytest and pytest-asyncio.
 """
 
 from dockyard.testing.contracts.event_store import EventStoreContract, EventStoreFactory
+from dockyard.testing.contracts.outbox import OutboxContract, OutboxHarness
 from dockyard.testing.contracts.projections import (
     CheckpointStoreContract,
     CheckpointStoreFactory,
@@ -18,6 +19,8 @@ __all__ = [
     "EventStoreContract",
     "EventStoreFactory",
     "LeaseStoreContract",
+    "OutboxContract",
+    "OutboxHarness",
     "SnapshotStoreContract",
     "SnapshotStoreFactory",
 ]

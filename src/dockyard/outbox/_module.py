@@ -1,0 +1,161 @@
+"""``OutboxModule``: routes, the outbox, the inbox, the relay and consumers of an app."""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from dockyard.di import object_, scoped, singleton
+from dockyard.exceptions import InvalidRouteError
+from dockyard.modules import (
+    BackgroundService,
+    DynamicModule,
+    ModuleLike,
+    ProvidesBackgroundServices,
+    module,
+)
+from dockyard.outbox._consumer import Consume, Consumer
+from dockyard.outbox._dead_letters import DeadLetters
+from dockyard.outbox._outbox import Outbox
+from dockyard.outbox._relay import OutboxRelay
+from dockyard.outbox._routing import route_of
+from dockyard.outbox._settings import OutboxConfig, RelaySettings
+from dockyard.outbox._storage import InMemoryOutboxStorage, OutboxStorage
+from dockyard.outbox._store import Inbox, OutboxStore
+from dockyard.serialization import Serializer
+from dockyard.transport._port import Transport
+
+if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by the container
+    import asyncio
+
+    from dockyard.app import App
+
+__all__ = ["OutboxModule"]
+
+
+class _Deferred:
+    """A background service whose dependencies are resolved when the worker starts it."""
+
+    __slots__ = ("_build", "_name")
+
+    def __init__(self, name: str, build: Callable[[], Awaitable[BackgroundService]]) -> None:
+        self._name = name
+        self._build = build
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"<{self._name}>"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        service = await self._build()
+        await service.run(stop)
+
+
+class OutboxExtension(ProvidesBackgroundServices):
+    """Gives the worker the relay and one consumer per subscription."""
+
+    __slots__ = ("config", "consumers", "run_relay")
+
+    def __init__(self, config: OutboxConfig, consumers: Sequence[Consume], *, run_relay: bool):
+        self.config = config
+        self.consumers = tuple(consumers)
+        self.run_relay = run_relay
+
+    def background_services(self, app: App) -> Sequence[BackgroundService]:
+        component = app.graph.get(OutboxModule).component
+        config = self.config
+
+        async def get(dependency: type[typing.Any]) -> typing.Any:
+            return await app.container.get(dependency, component=component)
+
+        async def relay() -> BackgroundService:
+            store, transport = await get(OutboxStore), await get(Transport)
+            return OutboxRelay(store, transport, config.relay)
+
+        def consumer(spec: Consume) -> Callable[[], Awaitable[BackgroundService]]:
+            async def build() -> BackgroundService:
+                for info in app.messages.messages:  # every type some handler here accepts
+                    config.serializer.registry.register(info.message_type)
+                return Consumer(
+                    spec,
+                    await get(Transport),
+                    open_scope=app.scope,
+                    serializer=config.serializer,
+                    store=await get(OutboxStore),
+                    component=component,
+                )
+
+            return build
+
+        services: list[BackgroundService] = []
+        if self.run_relay:
+            services.append(_Deferred("outbox-relay", relay))
+        services.extend(_Deferred(spec.name, consumer(spec)) for spec in self.consumers)
+        return services
+
+
+@module()
+class OutboxModule:
+    """Reliable delivery for an app: register it once, at the root.
+
+    Exports (to every module: it is global) ``Outbox``, ``Inbox``, ``DeadLetters``,
+    ``OutboxStore`` and ``Transport``. Gives the worker (``dockyard worker``,
+    ``app.run_worker()``) the relay and one consumer per ``consume(...)``.
+    """
+
+    @classmethod
+    def register(
+        cls,
+        *,
+        transport: Transport,
+        storage: OutboxStorage | None = None,
+        routes: Iterable[type] = (),
+        consumers: Iterable[Consume] = (),
+        relay: RelaySettings | None = None,
+        run_relay: bool = True,
+        serializer: Serializer | None = None,
+        imports: Iterable[ModuleLike] = (),
+    ) -> DynamicModule:
+        """Configure the outbox.
+
+        Args:
+            transport: Where the relay publishes and consumers receive.
+            storage: ``InMemoryOutboxStorage()`` (the default) or
+                ``dockyard.sql.SqlOutboxStorage()`` (outbox rows in the unit of work).
+            routes: App-wide routes (``route(E).to(...)``); modules may list their own in
+                ``handlers=[...]``.
+            consumers: Subscriptions of this app (``consume(destination, group=...)``).
+            relay: Batching, polling, retries and retention of the relay.
+            run_relay: Give the worker a relay (turn off in an app that only consumes).
+            serializer: Encodes outgoing and decodes incoming messages; a new one by default.
+            imports: Modules the storage or the consumers' handlers need.
+
+        Raises:
+            InvalidRouteError: Something in ``routes`` was not made by ``route(...).to(...)``.
+        """
+        routes = tuple(routes)
+        for handler in routes:
+            if route_of(handler) is None:
+                raise InvalidRouteError(
+                    handler, "it is in `routes=[...]` but was not made by `route(...).to(...)`"
+                )
+        storage = storage if storage is not None else InMemoryOutboxStorage()
+        config = OutboxConfig(serializer or Serializer(), relay or RelaySettings())
+        return DynamicModule(
+            cls,
+            providers=[
+                *storage.providers(),
+                object_(config, provides=OutboxConfig),
+                object_(transport, provides=Transport),
+                scoped(Outbox),
+                singleton(DeadLetters),
+            ],
+            imports=[*storage.imports(), *imports],
+            exports=[Outbox, Inbox, DeadLetters, OutboxStore, Transport],
+            extensions=[OutboxExtension(config, tuple(consumers), run_relay=run_relay)],
+            handlers=routes,
+            is_global=True,
+        )

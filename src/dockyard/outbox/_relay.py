@@ -1,0 +1,177 @@
+"""``OutboxRelay``: the background service that publishes committed outbox messages.
+
+See ``docs/design/outbox-relay.md`` for how claims keep order within a partition key across
+several relays, and how relays wake up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from dockyard.exceptions import StoreUnavailableError
+from dockyard.outbox._settings import RelaySettings
+from dockyard.outbox._store import ClaimedBatch, OutboxStore
+from dockyard.transport._port import Transport
+
+__all__ = ["OutboxRelay", "RelayResult"]
+
+logger = logging.getLogger("dockyard.outbox")
+
+_MIN_POLL = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class RelayResult:
+    """What one batch did."""
+
+    claimed: int = 0
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+
+
+class OutboxRelay:
+    """Claims batches of due messages, publishes them through the transport, records the outcome.
+
+    Safe to run in several processes at once. ``run`` returns when ``stop`` is set, after the
+    batch in flight is published and committed (a crash instead leaves that batch pending for
+    another relay: its messages may then be published twice, never lost).
+    """
+
+    __slots__ = ("_last_cleanup", "_name", "_rng", "settings", "store", "transport")
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        transport: Transport,
+        settings: RelaySettings | None = None,
+        *,
+        name: str = "outbox-relay",
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.settings = settings or RelaySettings()
+        self._name = name
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._last_cleanup = 0.0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"<OutboxRelay {self._name}>"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set."""
+        settings = self.settings
+        idle = _MIN_POLL
+        async with self.store.listen() as wake:
+            while not stop.is_set():
+                wake.clear()
+                try:
+                    result = await self.relay_once()
+                    await self._cleanup()
+                except StoreUnavailableError as error:
+                    logger.warning("%s: the outbox store is unavailable: %s", self._name, error)
+                    idle = min(settings.idle_poll_interval, max(idle * 2, 0.5))
+                    await _wait_any(stop, wake, idle)
+                    continue
+                if result.claimed >= settings.batch_size or result.delivered:
+                    idle = _MIN_POLL
+                    continue  # there may be more: drain before waiting
+                timeout = await self._idle_timeout(idle)
+                await _wait_any(stop, wake, timeout)
+                idle = min(settings.max_poll_interval, idle * 2)
+
+    async def relay_once(self) -> RelayResult:
+        """Claim one batch, publish it, record the outcome; return what happened."""
+        now = time.time()
+        async with self.store.claim(self.settings.batch_size, now) as batch:
+            return await self._publish(batch, now)
+
+    async def drain(self) -> int:
+        """Relay batches until none is due; return how many messages were delivered."""
+        delivered = 0
+        while True:
+            result = await self.relay_once()
+            delivered += result.delivered
+            if result.claimed == 0:
+                return delivered
+
+    async def _publish(self, batch: ClaimedBatch, now: float) -> RelayResult:
+        retry = self.settings.retry
+        publish = self.transport.publish
+        delivered: list[str] = []
+        stopped_keys: set[str] = set()
+        retried = dead = 0
+        messages = batch.messages
+        for message in messages:
+            key = message.partition_key
+            if key is not None and key in stopped_keys:
+                continue  # an earlier message of its key failed: keep the order
+            try:
+                await publish(message.to_transport())
+            except Exception as exc:  # noqa: BLE001 - any transport failure is retried
+                if key is not None:
+                    stopped_keys.add(key)
+                attempts = message.attempts + 1
+                error = f"{type(exc).__name__}: {exc}"
+                if retry.exhausted(attempts):
+                    dead += 1
+                    await batch.dead(message.message_id, error, attempts)
+                    logger.error(  # noqa: TRY400 - the error is recorded, not raised
+                        "%s: message %s to %s is a dead letter after %d attempts: %s",
+                        self._name, message.message_id, message.destination, attempts, error,
+                    )  # fmt: skip
+                else:
+                    retried += 1
+                    wait = retry.delay(attempts, self._rng)
+                    await batch.failed(message.message_id, error, attempts, now + wait)
+                    logger.warning(
+                        "%s: publishing message %s to %s failed (attempt %d, next in %.2fs): %s",
+                        self._name, message.message_id, message.destination, attempts, wait,
+                        error,
+                    )  # fmt: skip
+            else:
+                delivered.append(message.message_id)
+        if delivered:
+            await batch.delivered(delivered, time.time())
+        return RelayResult(len(messages), len(delivered), retried, dead)
+
+    async def _cleanup(self) -> None:
+        now = time.time()
+        if now - self._last_cleanup < self.settings.cleanup_interval:
+            return
+        self._last_cleanup = now
+        purged = await self.store.purge_delivered(now - self.settings.retention)
+        if purged:
+            logger.debug("%s: deleted %d delivered messages", self._name, purged)
+
+    async def _idle_timeout(self, idle: float) -> float:
+        """How long to sleep: until the next retry is due, capped by the poll interval."""
+        cap = self.settings.idle_poll_interval if self.store.hears_every_commit else idle
+        due = await self.store.next_due()
+        if due is None:
+            return cap
+        return max(_MIN_POLL, min(cap, due - time.time()))
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    if stop.is_set() or wake.is_set():
+        return
+    stopped = asyncio.ensure_future(stop.wait())
+    woken = asyncio.ensure_future(wake.wait())
+    try:
+        await asyncio.wait({stopped, woken}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (stopped, woken):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,49 @@
+"""Settings of the relay and the consumers, and the app-wide outbox configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dockyard.outbox._retry import RetryPolicy
+from dockyard.serialization import Serializer
+
+__all__ = ["OutboxConfig", "RelaySettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    """How a relay batches, waits, retries and cleans up."""
+
+    batch_size: int = 500
+    """Messages claimed (and held) per transaction."""
+    max_poll_interval: float = 0.2
+    """Longest wait between polls when nothing wakes the relay (another process writes to
+    SQLite, or the in-memory store)."""
+    idle_poll_interval: float = 5.0
+    """With PostgreSQL ``LISTEN``: the safety poll while no notice arrives."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retention: float = 3600.0
+    """Seconds delivered messages are kept (to inspect them) before they are deleted."""
+    cleanup_interval: float = 60.0
+    """Seconds between two deletions of delivered messages past their retention."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            msg = f"RelaySettings.batch_size must be >= 1, got {self.batch_size}"
+            raise ValueError(msg)
+        if self.max_poll_interval <= 0 or self.idle_poll_interval <= 0:
+            msg = "RelaySettings poll intervals must be > 0"
+            raise ValueError(msg)
+        if self.retention < 0 or self.cleanup_interval <= 0:
+            msg = "RelaySettings.retention must be >= 0 and cleanup_interval > 0"
+            raise ValueError(msg)
+
+
+class OutboxConfig:
+    """What one ``OutboxModule`` registration shares between its services (provided app-wide)."""
+
+    __slots__ = ("relay", "serializer")
+
+    def __init__(self, serializer: Serializer, relay: RelaySettings) -> None:
+        self.serializer = serializer
+        self.relay = relay

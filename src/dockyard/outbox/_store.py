@@ -1,0 +1,120 @@
+"""The outbox and inbox ports. Every adapter passes ``OutboxContract``.
+
+Writers (``OutboxWriter``, ``Inbox``) are scoped: they write in the scope's transaction, so a
+routed message and an inbox record commit with the handler's effects. ``OutboxStore`` works
+in its own transactions: the relay's claims and the dead-letter operations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from dockyard.outbox._message import OutboxMessage, OutboxStatus
+
+__all__ = ["ClaimedBatch", "Inbox", "OutboxStore", "OutboxWriter"]
+
+
+class OutboxWriter(Protocol):
+    """Adds messages to the outbox in the current scope's transaction."""
+
+    async def add(self, messages: Sequence[OutboxMessage], /) -> None:
+        """Write ``messages``; they become visible to relays when the scope commits."""
+        ...
+
+
+class Inbox(Protocol):
+    """Remembers which handler has handled which message, in the scope's transaction."""
+
+    async def record(self, message_id: str, handler: str, /) -> bool:
+        """Record that ``handler`` handles ``message_id`` now.
+
+        Returns:
+            ``True`` the first time; ``False`` if it was handled before (or is being handled
+            by a concurrent scope), in which case the caller must skip its effects. The record
+            commits, or rolls back, with the scope.
+        """
+        ...
+
+
+class ClaimedBatch(Protocol):
+    """Messages one relay holds until the batch ends; no other relay sees them meanwhile."""
+
+    @property
+    def messages(self) -> Sequence[OutboxMessage]:
+        """Claimed messages in outbox order, at most one run of each partition key."""
+        ...
+
+    async def delivered(self, message_ids: Sequence[str], now: float, /) -> None:
+        """Mark ``message_ids`` delivered at ``now`` (kept until the retention ends)."""
+        ...
+
+    async def failed(
+        self, message_id: str, error: str, attempts: int, next_attempt_at: float, /
+    ) -> None:
+        """Record a failed attempt; the message waits until ``next_attempt_at``."""
+        ...
+
+    async def dead(self, message_id: str, error: str, attempts: int, /) -> None:
+        """Turn the message into a dead letter with ``error``."""
+        ...
+
+
+class OutboxStore(Protocol):
+    """What relays and the dead-letter API do with the outbox, each in its own transaction."""
+
+    @property
+    def hears_every_commit(self) -> bool:
+        """Whether ``listen`` hears every commit, from any process (PostgreSQL ``LISTEN``, or
+        memory); if not (SQLite shared by processes), relays also poll."""
+        ...
+
+    def claim(self, limit: int, now: float, /) -> AbstractAsyncContextManager[ClaimedBatch]:
+        """Claim up to ``limit`` pending messages due at ``now``, for the block's duration.
+
+        Order within a partition key is kept across concurrent claims: a message is claimed
+        only when no earlier message of its key is claimed by someone else or waiting for a
+        retry. Leaving the block without an error commits the marks made on the batch;
+        with an error (or a crash) every claimed message is pending again.
+        """
+        ...
+
+    def listen(self) -> AbstractAsyncContextManager[asyncio.Event]:
+        """While open, the event is set whenever new messages may have been committed."""
+        ...
+
+    async def next_due(self) -> float | None:
+        """The earliest ``next_attempt_at`` of a pending message, or ``None``."""
+        ...
+
+    async def purge_delivered(self, before: float, /) -> int:
+        """Delete messages delivered before ``before``; return how many."""
+        ...
+
+    async def get(self, message_id: str, /) -> OutboxMessage | None:
+        """The message with that id, whatever its status."""
+        ...
+
+    async def counts(self) -> Mapping[OutboxStatus, int]:
+        """How many messages are in each status."""
+        ...
+
+    async def dead_letters(
+        self, *, limit: int = 100, after: str | None = None, destination: str | None = None
+    ) -> list[OutboxMessage]:
+        """Dead letters in outbox order, ``limit`` at a time after message id ``after``."""
+        ...
+
+    async def add_dead_letter(self, message: OutboxMessage, /) -> None:
+        """Store ``message`` as a dead letter (replacing a row with the same id)."""
+        ...
+
+    async def replay(self, message_ids: Sequence[str] | None, now: float, /) -> list[str]:
+        """Make dead letters pending again (all of them with ``None``); return their ids."""
+        ...
+
+    async def purge_dead(self, message_ids: Sequence[str] | None, /) -> list[str]:
+        """Delete dead letters (all of them with ``None``); return their ids."""
+        ...

@@ -1,0 +1,479 @@
+"""The outbox on SQL: ``SqlOutboxWriter`` (in the unit of work), ``SqlOutboxStore`` (relays and
+dead letters), ``SqlOutboxStorage`` (both, for ``OutboxModule.register(storage=...)``).
+
+The claim is described in ``docs/design/outbox-relay.md``: on PostgreSQL one statement takes
+each key's advisory lock before ``FOR UPDATE SKIP LOCKED`` takes the row; on SQLite the
+transaction holds the one write lock (``BEGIN IMMEDIATE``), so relays take turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import msgspec
+from sqlalchemy import Engine, bindparam, event, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.di import ProviderSpec, scoped, singleton
+from dockyard.modules import ModuleLike
+from dockyard.outbox import ClaimedBatch, Inbox, OutboxMessage, OutboxStatus, OutboxStore
+from dockyard.outbox import OutboxWriter as OutboxWriterPort
+from dockyard.outbox._signal import Signal
+from dockyard.sql._database import Database
+from dockyard.sql._errors import unavailable_as_store_error
+from dockyard.sql._inbox import SqlInbox
+from dockyard.sql._outbox_tables import OUTBOX_CHANNEL, outbox
+from dockyard.sql._unit_of_work import UnitOfWork
+
+__all__ = ["SqlOutboxStorage", "SqlOutboxStore", "SqlOutboxWriter"]
+
+logger = logging.getLogger("dockyard.outbox")
+
+_WRITTEN = "dockyard_outbox_written"
+"""Key in a connection's ``info``: this transaction wrote outbox rows (wake relays at commit)."""
+
+_LOCK_NAMESPACE = 0x646F636B  # "dock": first key of the two-key advisory locks we take
+_RECONNECT = 1.0
+_T = outbox.name
+_COLUMNS = (
+    "position, message_id, destination, type_name, schema_version, payload, headers, "
+    "partition_key, created_at, attempts, next_attempt_at, status, last_error"
+)
+# A message is held back while an earlier message of its key waits for a retry.
+_NOT_BEHIND_A_RETRY = f"""NOT EXISTS (
+    SELECT 1 FROM {_T} AS b
+     WHERE b.status = 'pending' AND b.attempts > 0 AND b.partition_key = o.partition_key
+       AND b.position < o.position AND b.next_attempt_at > :now)"""  # noqa: S608
+_CLAIM = {
+    "postgresql": text(
+        f"""SELECT {_COLUMNS} FROM {_T} AS o
+         WHERE o.status = 'pending' AND o.next_attempt_at <= :now
+           AND (o.partition_key IS NULL
+                OR pg_try_advisory_xact_lock({_LOCK_NAMESPACE}, hashtext(o.partition_key)))
+           AND {_NOT_BEHIND_A_RETRY}
+         ORDER BY o.position LIMIT :limit
+         FOR UPDATE OF o SKIP LOCKED"""  # noqa: S608 - names are ours; values are bound
+    ),
+    "sqlite": text(
+        f"""SELECT {_COLUMNS} FROM {_T} AS o
+         WHERE o.status = 'pending' AND o.next_attempt_at <= :now AND {_NOT_BEHIND_A_RETRY}
+         ORDER BY o.position LIMIT :limit"""  # noqa: S608 - names are ours; values are bound
+    ),
+}
+# After the claim holds its keys' locks, a fresh snapshot tells which claimed messages sit
+# behind a retry that committed while the claim was scanning (PostgreSQL only).
+_BLOCKED_KEYS = text(
+    f"""SELECT partition_key, min(position) FROM {_T}
+     WHERE status = 'pending' AND attempts > 0 AND partition_key = ANY(:keys)
+       AND NOT (position = ANY(:positions))
+     GROUP BY partition_key"""  # noqa: S608
+)
+_IN_POSITIONS = {
+    "postgresql": "position = ANY(:positions)",
+    "sqlite": "position IN (SELECT value FROM json_each(:positions))",
+}
+
+_encode_headers = msgspec.json.Encoder().encode
+_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
+
+
+def _positions(dialect: str, positions: Sequence[int]) -> Any:
+    return list(positions) if dialect == "postgresql" else msgspec.json.encode(positions).decode()
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+def _row(message: OutboxMessage) -> dict[str, Any]:
+    return {
+        "message_id": message.message_id,
+        "destination": message.destination,
+        "type_name": message.type_name,
+        "schema_version": message.schema_version,
+        "payload": message.payload,
+        "headers": _encode_headers(message.headers).decode(),
+        "partition_key": message.partition_key,
+        "created_at": message.created_at,
+        "attempts": message.attempts,
+        "next_attempt_at": message.next_attempt_at,
+        "status": str(message.status),
+        "last_error": message.last_error,
+    }
+
+
+class SqlOutboxWriter(OutboxWriterPort):
+    """Writes outbox rows on the scope's unit of work: they commit with everything else."""
+
+    __slots__ = ("_uow",)
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def add(self, messages: Sequence[OutboxMessage], /) -> None:
+        if not messages:
+            return
+        connection = self._uow.connection
+        with unavailable_as_store_error("write to the outbox"):
+            await connection.execute(insert(outbox), [_row(m) for m in messages])
+        connection.info[_WRITTEN] = True
+
+
+# -- in-process wake-up: one signal per engine, raised when a transaction that wrote commits
+
+_signals: weakref.WeakKeyDictionary[Engine, Signal] = weakref.WeakKeyDictionary()
+
+
+def _signal_for(database: Database) -> Signal:
+    engine = database.engine.sync_engine
+    found = _signals.get(engine)
+    if found is None:
+        found = _signals[engine] = Signal()
+        signal = found
+
+        def on_commit(connection: Any) -> None:
+            if connection.info.pop(_WRITTEN, False):
+                signal.notify()
+
+        def on_rollback(connection: Any) -> None:
+            connection.info.pop(_WRITTEN, None)
+
+        event.listen(engine, "commit", on_commit)
+        event.listen(engine, "rollback", on_rollback)
+    return found
+
+
+# -- relays and dead letters ----------------------------------------------------------------
+
+
+def _message(row: Any) -> OutboxMessage:
+    return OutboxMessage(
+        message_id=row[1],
+        destination=row[2],
+        type_name=row[3],
+        schema_version=row[4],
+        payload=bytes(row[5]),
+        headers=_decode_headers(row[6]),
+        partition_key=row[7],
+        created_at=row[8],
+        attempts=row[9],
+        next_attempt_at=row[10],
+        status=OutboxStatus(row[11]),
+        last_error=row[12],
+    )
+
+
+class _SqlBatch(ClaimedBatch):
+    __slots__ = ("_connection", "_dialect", "_messages", "_positions")
+
+    def __init__(
+        self,
+        connection: AsyncConnection,
+        dialect: str,
+        messages: list[OutboxMessage],
+        positions: dict[str, int],
+    ) -> None:
+        self._connection = connection
+        self._dialect = dialect
+        self._messages = messages
+        self._positions = positions
+
+    @property
+    def messages(self) -> Sequence[OutboxMessage]:
+        return self._messages
+
+    async def delivered(self, message_ids: Sequence[str], now: float, /) -> None:
+        if not message_ids:
+            return
+        positions = [self._positions[m] for m in message_ids]
+        statement = text(
+            f"UPDATE {_T} SET status = 'delivered', delivered_at = :now "  # noqa: S608
+            f"WHERE {_IN_POSITIONS[self._dialect]}"
+        )
+        with unavailable_as_store_error("mark outbox messages delivered"):
+            await self._connection.execute(
+                statement, {"now": now, "positions": _positions(self._dialect, positions)}
+            )
+
+    async def failed(
+        self, message_id: str, error: str, attempts: int, next_attempt_at: float, /
+    ) -> None:
+        await self._set(
+            message_id,
+            {"attempts": attempts, "last_error": error, "next_attempt_at": next_attempt_at},
+        )
+
+    async def dead(self, message_id: str, error: str, attempts: int, /) -> None:
+        await self._set(message_id, {"attempts": attempts, "last_error": error, "status": "dead"})
+
+    async def _set(self, message_id: str, values: dict[str, Any]) -> None:
+        statement = (
+            outbox.update().where(outbox.c.position == self._positions[message_id]).values(values)
+        )
+        with unavailable_as_store_error("record a failed outbox delivery"):
+            await self._connection.execute(statement)
+
+
+class SqlOutboxStore(OutboxStore):
+    """The ``OutboxStore`` on ``dockyard_outbox`` (PostgreSQL or SQLite); one per app."""
+
+    __slots__ = ("_listener", "_signal", "database")
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._signal = _signal_for(database)
+        self._listener = _PostgresListener(database) if database.dialect == "postgresql" else None
+
+    @property
+    def hears_every_commit(self) -> bool:
+        return self._listener is not None
+
+    def claim(self, limit: int, now: float, /) -> AbstractAsyncContextManager[ClaimedBatch]:
+        return self._claim(limit, now)
+
+    @asynccontextmanager
+    async def _claim(self, limit: int, now: float) -> AsyncIterator[ClaimedBatch]:
+        dialect = self.database.dialect
+        async with self.database.unit_of_work() as uow:
+            connection = uow.connection
+            with unavailable_as_store_error("claim outbox messages"):
+                result = await connection.execute(_CLAIM[dialect], {"now": now, "limit": limit})
+                rows = result.all()
+                positions = {row[1]: row[0] for row in rows}
+                messages = [_message(row) for row in rows]
+                if dialect == "postgresql":
+                    messages = await _drop_blocked(connection, messages, positions)
+            yield _SqlBatch(connection, dialect, messages, positions)
+
+    @asynccontextmanager
+    async def _listen(self) -> AsyncIterator[asyncio.Event]:
+        async with self._signal.listen() as wake:
+            if self._listener is None:
+                yield wake
+            else:
+                async with self._listener.listen(wake):
+                    yield wake
+
+    def listen(self) -> AbstractAsyncContextManager[asyncio.Event]:
+        return self._listen()
+
+    async def next_due(self) -> float | None:
+        statement = select(func.min(outbox.c.next_attempt_at)).where(outbox.c.status == "pending")
+        return await self._scalar(statement, "read the next due outbox message")  # type: ignore[no-any-return]
+
+    async def purge_delivered(self, before: float, /) -> int:
+        statement = outbox.delete().where(
+            outbox.c.status == "delivered", outbox.c.delivered_at < before
+        )
+        async with self._connection("delete delivered outbox messages") as connection:
+            result = await connection.execute(statement)
+            return int(result.rowcount)
+
+    async def get(self, message_id: str, /) -> OutboxMessage | None:
+        statement = text(f"SELECT {_COLUMNS} FROM {_T} WHERE message_id = :id")  # noqa: S608
+        async with self._connection("read an outbox message") as connection:
+            row = (await connection.execute(statement, {"id": message_id})).first()
+        return None if row is None else _message(row)
+
+    async def counts(self) -> Mapping[OutboxStatus, int]:
+        statement = select(outbox.c.status, func.count()).group_by(outbox.c.status)
+        async with self._connection("count outbox messages") as connection:
+            rows = (await connection.execute(statement)).all()
+        found = dict.fromkeys(OutboxStatus, 0)
+        found.update({OutboxStatus(status): count for status, count in rows})
+        return found
+
+    async def dead_letters(
+        self, *, limit: int = 100, after: str | None = None, destination: str | None = None
+    ) -> list[OutboxMessage]:
+        conditions = ["status = 'dead'"]
+        params: dict[str, Any] = {"limit": limit}
+        if after is not None:
+            conditions.append(
+                f"position > (SELECT position FROM {_T} WHERE message_id = :after)"  # noqa: S608
+            )
+            params["after"] = after
+        if destination is not None:
+            conditions.append("destination = :destination")
+            params["destination"] = destination
+        statement = text(
+            f"SELECT {_COLUMNS} FROM {_T} WHERE {' AND '.join(conditions)} "  # noqa: S608
+            "ORDER BY position LIMIT :limit"
+        )
+        async with self._connection("list dead letters") as connection:
+            rows = (await connection.execute(statement, params)).all()
+        return [_message(row) for row in rows]
+
+    async def add_dead_letter(self, message: OutboxMessage, /) -> None:
+        values = _row(message) | {"status": "dead"}
+        dialect_insert = (
+            postgresql.insert if self.database.dialect == "postgresql" else sqlite.insert
+        )
+        statement = dialect_insert(outbox).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[outbox.c.message_id],
+            set_={
+                "status": "dead",
+                "attempts": statement.excluded.attempts,
+                "last_error": statement.excluded.last_error,
+                "delivered_at": None,
+            },
+        )
+        async with self._connection("store a dead letter") as connection:
+            await connection.execute(statement)
+
+    async def replay(self, message_ids: Sequence[str] | None, now: float, /) -> list[str]:
+        statement = (
+            outbox.update()
+            .where(outbox.c.status == "dead")
+            .values(status="pending", attempts=0, next_attempt_at=now, last_error=None)
+            .returning(outbox.c.message_id)
+        )
+        if message_ids is not None:
+            statement = statement.where(outbox.c.message_id.in_(bindparam("ids", expanding=True)))
+        async with self._connection("replay dead letters") as connection:
+            params = {"ids": list(message_ids)} if message_ids is not None else {}
+            replayed = list((await connection.execute(statement, params)).scalars())
+            if replayed and self.database.dialect == "postgresql":
+                await connection.execute(text(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')"))
+            if replayed:
+                connection.info[_WRITTEN] = True
+        return replayed
+
+    async def purge_dead(self, message_ids: Sequence[str] | None, /) -> list[str]:
+        statement = outbox.delete().where(outbox.c.status == "dead").returning(outbox.c.message_id)
+        if message_ids is not None:
+            statement = statement.where(outbox.c.message_id.in_(bindparam("ids", expanding=True)))
+        params = {"ids": list(message_ids)} if message_ids is not None else {}
+        async with self._connection("purge dead letters") as connection:
+            return list((await connection.execute(statement, params)).scalars())
+
+    @asynccontextmanager
+    async def _connection(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        async with self.database.unit_of_work() as uow:
+            with unavailable_as_store_error(operation):
+                yield uow.connection
+
+    async def _scalar(self, statement: Any, operation: str) -> Any:
+        async with self._connection(operation) as connection:
+            return (await connection.execute(statement)).scalar()
+
+
+async def _drop_blocked(
+    connection: AsyncConnection, messages: list[OutboxMessage], positions: dict[str, int]
+) -> list[OutboxMessage]:
+    keys = list({m.partition_key for m in messages if m.partition_key is not None})
+    if not keys:
+        return messages
+    params = {"keys": keys, "positions": list(positions.values())}
+    rows = (await connection.execute(_BLOCKED_KEYS, params)).all()
+    blocked: dict[str, int] = {row[0]: row[1] for row in rows}
+    if not blocked:
+        return messages
+    return [
+        m
+        for m in messages
+        if m.partition_key is None
+        or m.partition_key not in blocked
+        or positions[m.message_id] < blocked[m.partition_key]
+    ]
+
+
+class _PostgresListener:
+    """``LISTEN dockyard_outbox`` on one connection per store, while a relay listens."""
+
+    __slots__ = ("_connecting", "_connection", "_supervisor", "_wakes", "database")
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._connecting: asyncio.Future[AsyncConnection] | None = None
+        self._wakes: set[asyncio.Event] = set()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._connection: AsyncConnection | None = None
+
+    @asynccontextmanager
+    async def listen(self, wake: asyncio.Event) -> AsyncIterator[None]:
+        self._wakes.add(wake)
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise())
+        try:
+            yield
+        finally:
+            self._wakes.discard(wake)
+            if not self._wakes:
+                await self._stop()
+
+    def _notify(self, *_args: object) -> None:
+        for wake in self._wakes:
+            wake.set()
+
+    async def _supervise(self) -> None:
+        lost = asyncio.Event()
+        while True:
+            lost.clear()
+            try:
+                # Shielded, and kept: if the last listener leaves while we connect, `_stop`
+                # waits for the connection and closes it instead of orphaning it.
+                self._connecting = asyncio.ensure_future(self.database.engine.connect())
+                self._connection = await asyncio.shield(self._connecting)
+                self._connecting = None
+                raw = (await self._connection.get_raw_connection()).driver_connection
+                assert raw is not None
+                await raw.add_listener(OUTBOX_CHANNEL, self._notify)
+                raw.add_termination_listener(lambda *_: lost.set())
+            except Exception as error:  # noqa: BLE001 - keep trying; relays poll meanwhile
+                await self._close()
+                logger.warning("outbox: cannot LISTEN on %s: %s", OUTBOX_CHANNEL, error)
+                await asyncio.sleep(_RECONNECT)
+                continue
+            self._notify()  # anything committed while nobody listened: look now
+            await lost.wait()
+            self._notify()
+            await self._close()
+
+    async def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
+                await connection.close()
+
+    async def _stop(self) -> None:
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None:
+            with contextlib.suppress(Exception):
+                self._connection = await connecting
+        await self._close()
+
+
+class SqlOutboxStorage:
+    """Outbox and inbox in the SQL database of ``SqlModule``, written in its unit of work.
+
+    Example: ``OutboxModule.register(transport=..., storage=SqlOutboxStorage())`` in an app
+    that registers ``SqlModule.register(url=...)``.
+    """
+
+    __slots__ = ()
+
+    def providers(self) -> Sequence[ProviderSpec]:
+        return [
+            singleton(OutboxStore, SqlOutboxStore),
+            scoped(OutboxWriterPort, SqlOutboxWriter),
+            scoped(Inbox, SqlInbox),
+        ]
+
+    def imports(self) -> Sequence[ModuleLike]:
+        from dockyard.sql._module import SqlModule  # SqlModule imports the app; load it late
+
+        return (SqlModule,)

@@ -1,0 +1,110 @@
+"""Tables of reliable delivery (outbox, inbox) and the trigger that wakes relays."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    DDL,
+    BigInteger,
+    Column,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    event,
+    text,
+)
+
+from dockyard.sql._metadata import metadata
+
+__all__ = ["OUTBOX_CHANNEL", "inbox", "outbox", "outbox_notify_ddl"]
+
+_NAME = 255
+
+outbox = Table(
+    "dockyard_outbox",
+    metadata,
+    Column(
+        "position",
+        BigInteger().with_variant(Integer(), "sqlite"),  # SQLite autoincrements INTEGER keys
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("message_id", String(_NAME), nullable=False, unique=True),
+    Column("destination", String(_NAME), nullable=False),
+    Column("type_name", String(_NAME), nullable=False),
+    Column("schema_version", Integer(), nullable=False),
+    Column("payload", LargeBinary(), nullable=False),
+    Column("headers", Text(), nullable=False, comment="JSON object of string headers"),
+    Column("partition_key", String(_NAME), nullable=True),
+    Column("created_at", Double(), nullable=False, comment="epoch seconds"),
+    Column("attempts", Integer(), nullable=False),
+    Column("next_attempt_at", Double(), nullable=False, comment="epoch seconds"),
+    Column("status", String(16), nullable=False, comment="pending, delivered or dead"),
+    Column("last_error", Text(), nullable=True),
+    Column("delivered_at", Double(), nullable=True, comment="epoch seconds"),
+    comment="Messages for other services, written with the transaction that produced them.",
+)
+
+# The claim walks this in position order and stops after a batch (see outbox-relay.md).
+Index(
+    "ix_dockyard_outbox_pending",
+    outbox.c.position,
+    postgresql_where=text("status = 'pending'"),
+    sqlite_where=text("status = 'pending'"),
+)
+# Failed messages waiting for a retry: they block later messages of their key. Tiny when healthy.
+Index(
+    "ix_dockyard_outbox_retrying",
+    outbox.c.partition_key,
+    outbox.c.position,
+    postgresql_where=text("status = 'pending' AND attempts > 0"),
+    sqlite_where=text("status = 'pending' AND attempts > 0"),
+)
+Index(
+    "ix_dockyard_outbox_delivered",
+    outbox.c.delivered_at,
+    postgresql_where=text("status = 'delivered'"),
+    sqlite_where=text("status = 'delivered'"),
+)
+Index(
+    "ix_dockyard_outbox_dead",
+    outbox.c.position,
+    postgresql_where=text("status = 'dead'"),
+    sqlite_where=text("status = 'dead'"),
+)
+
+inbox = Table(
+    "dockyard_inbox",
+    metadata,
+    Column("message_id", String(_NAME), nullable=False),
+    Column("handler", String(_NAME), nullable=False),
+    Column("handled_at", Double(), nullable=False, comment="epoch seconds"),
+    PrimaryKeyConstraint("message_id", "handler"),
+    comment="Messages each consumer has handled, written with the handler's effects.",
+)
+
+OUTBOX_CHANNEL = "dockyard_outbox"
+"""The PostgreSQL ``NOTIFY`` channel announcing committed outbox rows."""
+
+outbox_notify_ddl = (
+    (
+        "CREATE OR REPLACE FUNCTION dockyard_notify_outbox() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        f"PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); RETURN NULL; END $$"
+    ),
+    (
+        "CREATE TRIGGER dockyard_outbox_notify AFTER INSERT ON dockyard_outbox "
+        "FOR EACH STATEMENT EXECUTE FUNCTION dockyard_notify_outbox()"
+    ),
+)
+"""PostgreSQL statements that make every outbox insert ``NOTIFY dockyard_outbox`` at commit
+(one notice per transaction). ``create_tables`` runs them; add them to your migrations if you
+create the tables another way."""
+
+for _statement in outbox_notify_ddl:
+    _ddl = DDL(_statement)  # type: ignore[no-untyped-call]  # SQLAlchemy leaves DDL() untyped
+    event.listen(outbox, "after_create", _ddl.execute_if(dialect="postgresql"))

@@ -1,0 +1,24 @@
+"""Transports: the ``Transport`` port and its adapters.
+
+``dockyard.transport.memory.InMemoryTransport`` is a real implementation for demos and tests;
+broker transports (``rabbit``, ``nats``, ``redis``, ``kafka`` over FastStream) share its shape
+and pass ``dockyard.testing.contracts.TransportContract``.
+"""
+
+from dockyard.transport._port import (
+    CAUSATION_ID,
+    CORRELATION_ID,
+    Delivery,
+    Subscription,
+    Transport,
+    TransportMessage,
+)
+
+__all__ = [
+    "CAUSATION_ID",
+    "CORRELATION_ID",
+    "Delivery",
+    "Subscription",
+    "Transport",
+    "TransportMessage",
+]

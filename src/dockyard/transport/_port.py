@@ -1,0 +1,124 @@
+"""The ``Transport`` port: how the relay publishes and how consumers receive.
+
+Every transport (in-memory here; RabbitMQ, NATS, Redis, Kafka over FastStream later) has the
+same shape and passes ``dockyard.testing.contracts.TransportContract``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = [
+    "CAUSATION_ID",
+    "CORRELATION_ID",
+    "Delivery",
+    "Subscription",
+    "Transport",
+    "TransportMessage",
+]
+
+CORRELATION_ID = "correlation-id"
+"""Header carrying the conversation id (``Envelope.correlation_id``)."""
+CAUSATION_ID = "causation-id"
+"""Header carrying the id of the message whose handler caused this one."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransportMessage:
+    """One message on the wire: ids and headers around an encoded payload.
+
+    Attributes:
+        message_id: Unique id, kept across redeliveries (consumers deduplicate on it).
+        destination: Where it goes, e.g. ``"orders"`` or ``"rabbit://orders"``.
+        type_name: The stable type name of the payload (``dockyard.serialization``).
+        schema_version: The payload's schema version, for upcasting on the consumer side.
+        payload: The encoded message.
+        headers: Correlation and causation ids, trace context, user headers.
+        partition_key: Messages with the same key are delivered in order; ``None``: no order.
+    """
+
+    message_id: str
+    destination: str
+    type_name: str
+    payload: bytes
+    schema_version: int = 1
+    headers: Mapping[str, str] = field(default_factory=dict)
+    partition_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.message_id:
+            msg = "TransportMessage.message_id must not be empty"
+            raise ValueError(msg)
+        if not self.destination:
+            msg = "TransportMessage.destination must not be empty"
+            raise ValueError(msg)
+
+
+class Delivery(Protocol):
+    """One received message, to be acknowledged (done) or rejected (redeliver later)."""
+
+    @property
+    def message(self) -> TransportMessage: ...
+
+    @property
+    def attempt(self) -> int:
+        """1 for the first delivery, 2 for the first redelivery, and so on."""
+        ...
+
+    async def ack(self) -> None:
+        """The message is handled: never deliver it to this group again."""
+        ...
+
+    async def nack(self, *, delay: float = 0.0) -> None:
+        """The message failed: deliver it again (to this group) after ``delay`` seconds."""
+        ...
+
+
+class Subscription(Protocol):
+    """A consumer group's stream of deliveries from one destination.
+
+    Unacknowledged deliveries are redelivered when the subscription closes (a crashed or
+    stopped consumer), so close it only once in-flight work is finished.
+    """
+
+    def __aiter__(self) -> AsyncIterator[Delivery]: ...
+
+
+class Transport(Protocol):
+    """Publishes messages to destinations and delivers them to consumer groups.
+
+    Guarantees every implementation gives (checked by ``TransportContract``):
+
+    * ``publish`` returns once the transport has accepted the message (a broker's confirm);
+      if it raises, the message may or may not have been accepted (the relay retries).
+    * Each consumer group of a destination receives every message published to it after the
+      group was declared, at least once; competing consumers in one group share the work.
+    * Messages with the same partition key are delivered to a group in publish order, and
+      the next one only after the previous one is acknowledged.
+    * A rejected or unacknowledged message is redelivered with ``attempt`` increased.
+    """
+
+    async def publish(self, message: TransportMessage, /) -> None:
+        """Hand ``message`` to the transport; return when it is accepted."""
+        ...
+
+    async def declare(self, destination: str, group: str) -> None:
+        """Create ``group``'s queue on ``destination`` (idempotent), so nothing published
+        from now on is missed even before the group subscribes."""
+        ...
+
+    def subscribe(
+        self, destination: str, group: str, *, prefetch: int = 1
+    ) -> AbstractAsyncContextManager[Subscription]:
+        """Receive ``group``'s messages from ``destination``, at most ``prefetch`` unacked.
+
+        Declares the group if needed. Leaving the context returns unacked deliveries.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections; in-flight deliveries are returned for redelivery."""
+        ...
