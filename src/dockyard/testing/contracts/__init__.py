@@ -12,6 +12,7 @@ from dockyard.testing.contracts.projections import (
     LeaseStoreContract,
 )
 from dockyard.testing.contracts.snapshot_store import SnapshotStoreContract, SnapshotStoreFactory
+from dockyard.testing.contracts.transport import TransportContract
 
 __all__ = [
     "CheckpointStoreContract",
@@ -23,4 +24,5 @@ __all__ = [
     "OutboxHarness",
     "SnapshotStoreContract",
     "SnapshotStoreFactory",
+    "TransportContract",
 ]
