@@ -21,7 +21,12 @@ def _raw_driver_errors() -> tuple[type[BaseException], ...]:
         import asyncpg
     except ImportError:
         return tuple(found)
-    found += [asyncpg.InterfaceError, asyncpg.PostgresConnectionError]
+    # InternalClientError: what asyncpg raises when the server dropped the connection under it
+    found += [
+        asyncpg.InterfaceError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.exceptions.InternalClientError,
+    ]
     return tuple(found)
 
 

@@ -45,6 +45,15 @@ class Reader:
             self.checkpoint = page[-1].global_position
         return len(page)
 
+    async def poll_until(self, count: int, seconds: float = 10) -> None:
+        """Poll until ``count`` events were seen in all (other writers in the cluster can
+        hold visibility back for a while), or ``seconds`` pass."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while len(self.seen) < count and loop.time() < deadline:
+            if not await self.poll():
+                await asyncio.sleep(0.02)
+
 
 async def _take_xid(connection: AsyncConnection) -> None:
     # any write assigns the transaction id; this is the "wrote an app row first" case
@@ -66,7 +75,7 @@ async def test_an_early_transaction_that_commits_first_cannot_hide_a_later_one(
         await early.commit()
         await reader.poll()
         await late.commit()
-        await reader.poll()
+        await reader.poll_until(2)
     finally:
         await early.close()
         await late.close()
@@ -85,7 +94,8 @@ async def test_nothing_is_visible_to_read_all_while_an_older_writer_is_open(
             await SqlEventStore(uow, serializer).append("Tick-1", [Ticked(1, 1)], NO_STREAM)
         assert await reader.poll() == 0  # the older writer could still commit an earlier event
         await older.rollback()
-        assert await reader.poll() == 1
+        await reader.poll_until(1)
+        assert len(reader.seen) == 1
     finally:
         await older.close()
 
@@ -126,8 +136,7 @@ async def test_concurrent_writers_and_a_polling_reader_lose_and_repeat_nothing(
         while not done.is_set():
             await reader.poll(limit=7)
             await asyncio.sleep(0)
-        while await reader.poll(limit=50):
-            pass
+        await reader.poll_until(len(committed))
 
     try:
         reading = asyncio.create_task(read())

@@ -317,7 +317,7 @@ class EventStoreContract:
                 async with session() as store:
                     await store.append(stream, [Deposited(round_ * 10 + index)], ANY)
                 appended.append((stream, round_ + 1))
-        read = await self._read_everything(session, set(streams))
+        read = await self._read_everything(session, set(streams), expected=9)
         assert [(e.stream_id, e.stream_version) for e in read] == appended
         positions = [e.global_position for e in read]
         assert positions == sorted(set(positions))
@@ -327,7 +327,7 @@ class EventStoreContract:
         async with session() as store:
             await store.append(stream, [Deposited(i) for i in range(7)], NO_STREAM)
         # read_all sees committed events; a transaction's own may or may not show (PostgreSQL: not)
-        everything = await self._read_everything(session, {stream})
+        everything = await self._read_everything(session, {stream}, expected=7)
         assert len(everything) == 7
         start = everything[0].global_position - 1
         async with session() as store:
@@ -343,6 +343,7 @@ class EventStoreContract:
         async with session() as store:
             await store.append(stream, [Opened("a"), Deposited(1), Withdrawn(1)], NO_STREAM)
             await store.append(stream, [Deposited(2)], 3)
+        await self._read_everything(session, {stream}, expected=4)  # visible to read_all
         async with session() as store:
             by_class = await store.read_all(limit=100_000, event_types=[Deposited])
             by_name = await store.read_all(limit=100_000, event_types=["Withdrawn", "Opened"])
@@ -372,7 +373,7 @@ class EventStoreContract:
             with pytest.raises(StreamDeletedError, match="Cannot read stream"):
                 await store.read_stream(stream)
             assert [e.data for e in await store.read_stream(neighbour)] == [Opened("n")]
-        read = await self._read_everything(session, {stream, neighbour})
+        read = await self._read_everything(session, {stream, neighbour}, expected=1)
         assert [e.stream_id for e in read] == [neighbour]
 
     async def test_deleting_an_unknown_stream_keeps_it_from_being_created(
@@ -401,7 +402,7 @@ class EventStoreContract:
             ]
             result = await store.append(stream, [Deposited(6)], 5)
         assert result.last_version == 6
-        read = await self._read_everything(session, {stream})
+        read = await self._read_everything(session, {stream}, expected=3)
         assert [e.stream_version for e in read] == [4, 5, 6]
 
     # ------------------------------------------------------------------- sizes and contents
@@ -480,6 +481,8 @@ class EventStoreContract:
             await store.append(stream, [Opened("a"), NotRegisteredForReaders("x")], NO_STREAM)
             await store.append(stream, [NotRegisteredForReaders(str(i)) for i in range(5)], 2)
             await store.append(stream, [Deposited(1)], 7)
+        everyone = lambda: event_store_factory(serializer)  # noqa: E731
+        await self._read_everything(everyone, {stream}, expected=8)  # visible to read_all
         reader = Serializer(TypeRegistry([Opened, Deposited]))
         async with event_store_factory(reader) as store:
             with pytest.raises(UnknownEventTypeError) as info:
@@ -520,17 +523,30 @@ class EventStoreContract:
     # ---------------------------------------------------------------------------- helpers
 
     @staticmethod
-    async def _read_everything(session: _Session, streams: set[str]) -> list[RecordedEvent]:
-        """Page through the whole log, keeping the events of ``streams``."""
-        found: list[RecordedEvent] = []
-        after = 0
+    async def _read_everything(
+        session: _Session, streams: set[str], *, expected: int
+    ) -> list[RecordedEvent]:
+        """Page through the whole log, keeping the events of ``streams``.
+
+        A committed event may become visible to ``read_all`` a little later (PostgreSQL
+        waits for every older writing transaction in the cluster to finish), so this reads
+        again until ``expected`` events show up or 10 seconds pass.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
         while True:
-            async with session() as store:
-                page = await store.read_all(after_position=after, limit=500)
-            if not page:
+            found: list[RecordedEvent] = []
+            after = 0
+            while True:
+                async with session() as store:
+                    page = await store.read_all(after_position=after, limit=500)
+                if not page:
+                    break
+                found.extend(e for e in page if e.stream_id in streams)
+                after = page[-1].global_position
+            if len(found) >= expected or loop.time() > deadline:
                 return found
-            found.extend(e for e in page if e.stream_id in streams)
-            after = page[-1].global_position
+            await asyncio.sleep(0.05)
 
 
 _Session = Callable[[], AbstractAsyncContextManager[EventStore]]
