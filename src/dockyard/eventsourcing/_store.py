@@ -175,7 +175,9 @@ class EventStore(Protocol):
         """Read the global log after a position, in position order, at most ``limit`` events.
 
         A reader that passes the last position it saw as ``after_position`` never skips an
-        event and never sees one twice, even with concurrent writers.
+        event and never sees one twice, even with concurrent writers. A committed event may
+        show up a little later than its commit: on PostgreSQL, once every older writing
+        transaction has finished too.
 
         Args:
             after_position: Return events after this global position (``0``: from the start).
