@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 from dishka import AsyncContainer
 
-from dockyard.exceptions import UnknownEventTypeError
 from dockyard.messaging._interfaces import IMessageBus
 from dockyard.messaging._messages import Request
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
@@ -136,7 +135,11 @@ class Consumer:
         message = delivery.message
         entry = self._serializer.registry.get(message.type_name)
         if entry is None:
-            reason = str(UnknownEventTypeError(message.type_name))
+            reason = (
+                f"unknown message type `{message.type_name}`: no handler of this app takes it. "
+                f"Hint: add a handler for it, or stop routing it to `{message.destination}`; "
+                "then replay the dead letter"
+            )
             return await self._dead_letter(delivery, reason)
         try:
             value = self._serializer.decode_as(entry, message.schema_version, message.payload)

@@ -1,0 +1,152 @@
+"""The relay: order within a key, retries with backoff, dead letters, waking up, stopping."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import defaultdict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dockyard.outbox import (
+    InMemoryOutboxStore,
+    OutboxMessage,
+    OutboxRelay,
+    OutboxStatus,
+    RelaySettings,
+    RetryPolicy,
+)
+from dockyard.transport import TransportMessage
+from dockyard.transport.memory import InMemoryTransport
+
+
+class FlakyTransport(InMemoryTransport):
+    """Fails the publishes whose message ids are in ``failing`` (or by a random draw)."""
+
+    def __init__(self, *, failing: set[str] | None = None, rate: float = 0.0, seed: int = 0):
+        super().__init__()
+        self.failing = failing or set()
+        self.rate = rate
+        self.rng = random.Random(seed)
+        self.log: list[TransportMessage] = []
+
+    async def publish(self, message: TransportMessage, /) -> None:
+        if message.message_id in self.failing or self.rng.random() < self.rate:
+            raise ConnectionError(f"broker refused {message.message_id}")
+        self.log.append(message)
+        await super().publish(message)
+
+
+def outbox_message(n: int, key: str | None) -> OutboxMessage:
+    now = time.time()
+    return OutboxMessage(
+        f"m-{n}", "orders", "Placed", b"%d" % n, partition_key=key, created_at=now,
+        next_attempt_at=now,
+    )  # fmt: skip
+
+
+def no_wait(max_attempts: int = 3) -> RelaySettings:
+    return RelaySettings(
+        batch_size=3, retry=RetryPolicy(max_attempts=max_attempts, initial_delay=0.0)
+    )
+
+
+async def test_a_failure_holds_back_its_key_and_lets_other_keys_through() -> None:
+    store = InMemoryOutboxStore()
+    store.append([outbox_message(0, "a"), outbox_message(1, "b"), outbox_message(2, "a")])
+    transport = FlakyTransport(failing={"m-0"})
+    relay = OutboxRelay(store, transport, RelaySettings(retry=RetryPolicy(initial_delay=60)))
+    result = await relay.relay_once()
+    assert (result.claimed, result.delivered, result.retried, result.dead) == (3, 1, 1, 0)
+    assert [m.message_id for m in transport.log] == ["m-1"]
+    failed = await store.get("m-0")
+    assert failed is not None
+    assert (failed.attempts, failed.last_error) == (1, "ConnectionError: broker refused m-0")
+    assert failed.next_attempt_at > time.time() + 1  # backing off
+    assert (await relay.relay_once()).claimed == 0  # m-2 waits behind m-0's retry
+
+
+async def test_the_last_attempt_makes_a_dead_letter_and_its_key_moves_on() -> None:
+    store = InMemoryOutboxStore()
+    store.append([outbox_message(0, "a"), outbox_message(1, "a")])
+    transport = FlakyTransport(failing={"m-0"})
+    relay = OutboxRelay(store, transport, no_wait(max_attempts=3))
+    assert await relay.drain() == 1
+    dead = await store.dead_letters()
+    assert [(d.message_id, d.attempts, d.status) for d in dead] == [("m-0", 3, OutboxStatus.DEAD)]
+    assert [m.message_id for m in transport.log] == ["m-1"]
+
+
+def test_backoff_grows_exponentially_within_its_cap_and_jitters() -> None:
+    policy = RetryPolicy(initial_delay=1.0, multiplier=2.0, max_delay=5.0, jitter=False)
+    assert [policy.delay(n) for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    jittered = RetryPolicy(initial_delay=1.0, max_delay=5.0)
+    draws = {jittered.delay(3, random.Random(seed)) for seed in range(20)}
+    assert len(draws) == 20
+    assert all(0.0 <= d <= 4.0 for d in draws)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    keys=st.lists(st.sampled_from(["a", "b", "c", None]), min_size=1, max_size=40),
+    rate=st.sampled_from([0.0, 0.3, 0.6]),
+    seed=st.integers(0, 1000),
+    batch=st.integers(1, 7),
+)
+def test_the_relay_never_loses_nor_reorders_within_a_key(
+    keys: list[str | None], rate: float, seed: int, batch: int
+) -> None:
+    async def scenario() -> None:
+        store = InMemoryOutboxStore()
+        store.append([outbox_message(n, key) for n, key in enumerate(keys)])
+        transport = FlakyTransport(rate=rate, seed=seed)
+        retry = RetryPolicy(max_attempts=1_000, initial_delay=0.0)
+        relay = OutboxRelay(store, transport, RelaySettings(batch_size=batch, retry=retry))
+        for _ in range(10_000):
+            if (await store.counts())[OutboxStatus.PENDING] == 0:
+                break
+            await relay.relay_once()
+        published = [m.message_id for m in transport.log]
+        assert sorted(published) == sorted(f"m-{n}" for n in range(len(keys)))  # once each
+        by_key: dict[str | None, list[int]] = defaultdict(list)
+        for m in transport.log:
+            by_key[m.partition_key].append(int(m.message_id[2:]))
+        for key, order in by_key.items():
+            if key is not None:
+                assert order == sorted(order)
+
+    asyncio.run(scenario())
+
+
+async def test_run_wakes_on_commit_and_returns_when_stopped() -> None:
+    store = InMemoryOutboxStore()
+    transport = InMemoryTransport()
+    relay = OutboxRelay(store, transport, RelaySettings(idle_poll_interval=30))
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    await asyncio.sleep(0.05)  # idle now, waiting for a wake-up
+    started = time.perf_counter()
+    store.append([outbox_message(0, None)])
+    async with transport.subscribe("orders", "billing") as subscription:
+        await asyncio.wait_for(anext(aiter(subscription)), 1)
+    assert time.perf_counter() - started < 1.0  # woken, not polled after 30 s
+    stop.set()
+    await asyncio.wait_for(task, 1)
+    assert relay.name == "outbox-relay"
+
+
+async def test_delivered_messages_are_deleted_after_the_retention() -> None:
+    store = InMemoryOutboxStore()
+    store.append([outbox_message(0, None)])
+    relay = OutboxRelay(store, InMemoryTransport(), RelaySettings(retention=0.0))
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    for _ in range(200):
+        if await store.get("m-0") is None:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    assert await store.get("m-0") is None
