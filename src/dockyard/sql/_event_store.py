@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -27,45 +26,16 @@ from dockyard.sql._append_postgres import (
     EVENTS_PER_TRANSACTION,
     append_postgres,
     room_in_transaction,
-    visible_below,
 )
-from dockyard.sql._driver import asyncpg_connection
 from dockyard.sql._errors import unavailable_as_store_error
-from dockyard.sql._event_tables import events, idempotency_keys, streams
-from dockyard.sql._read_postgres import (
-    READ_ALL,
-    READ_ALL_OF_TYPES,
-    READ_STREAM_BACKWARDS,
-    READ_STREAM_FORWARDS,
-)
-from dockyard.sql._sqlite_driver import READ_ALL as SQLITE_READ_ALL
-from dockyard.sql._sqlite_driver import READ_ALL_OF_TYPES as SQLITE_READ_ALL_OF_TYPES
-from dockyard.sql._sqlite_driver import READ_STREAM_BACKWARDS as SQLITE_READ_STREAM_BACKWARDS
-from dockyard.sql._sqlite_driver import READ_STREAM_FORWARDS as SQLITE_READ_STREAM_FORWARDS
-from dockyard.sql._sqlite_driver import (
-    aiosqlite_connection,
-    from_storage,
-    insert_events,
-    upsert_stream,
-)
+from dockyard.sql._event_tables import events as events_table
+from dockyard.sql._event_tables import idempotency_keys, streams
+from dockyard.sql._reads import log_rows, stream_rows
+from dockyard.sql._sqlite_driver import aiosqlite_connection, insert_events, upsert_stream
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["SqlEventStore"]
 
-_COLUMNS = (
-    events.c.global_position,
-    events.c.event_id,
-    events.c.stream_id,
-    events.c.stream_version,
-    events.c.type_name,
-    events.c.schema_version,
-    events.c.data,
-    events.c.correlation_id,
-    events.c.causation_id,
-    events.c.occurred_at,
-    events.c.recorded_at,
-)
-_NO_END = 2**62  # "from the end" for backwards reads
 _STREAM = select(streams.c.version, streams.c.deleted_at)
 _KEY_RESULT = select(
     idempotency_keys.c.first_version,
@@ -197,8 +167,8 @@ class SqlEventStore:
         sql_limit = None if skip_unknown else limit
         connection = self.uow.connection
         with unavailable_as_store_error(f"read stream `{stream_id}`"):
-            rows = await self._stream_rows(
-                connection, stream_id, from_version, sql_limit, backwards
+            rows = await stream_rows(
+                connection, stream_id, from_version, sql_limit, backwards=backwards
             )
             if not rows:
                 # deleted streams have no rows left; only then is the tombstone worth a look
@@ -210,49 +180,6 @@ class SqlEventStore:
                 return []
         decoded = self._decode(rows, skip_unknown)
         return decoded if limit is None else decoded[:limit]
-
-    async def _stream_rows(
-        self,
-        connection: AsyncConnection,
-        stream_id: str,
-        from_version: int,
-        limit: int | None,
-        backwards: bool,
-    ) -> Sequence[Sequence[Any]]:
-        if not self._postgres:
-            lite = await aiosqlite_connection(connection)
-            if backwards:
-                last = from_version if from_version > 0 else _NO_END
-                raw = await lite.execute_fetchall(
-                    SQLITE_READ_STREAM_BACKWARDS, (stream_id, last, _sqlite_limit(limit))
-                )
-            else:
-                raw = await lite.execute_fetchall(
-                    SQLITE_READ_STREAM_FORWARDS, (stream_id, from_version, _sqlite_limit(limit))
-                )
-            return list(from_storage(raw))
-        driver = await asyncpg_connection(connection)
-        if driver is not None:
-            if backwards:
-                last = from_version if from_version > 0 else _NO_END
-                rows: Sequence[Sequence[Any]] = await driver.fetch(
-                    READ_STREAM_BACKWARDS, stream_id, last, limit
-                )
-            else:
-                rows = await driver.fetch(READ_STREAM_FORWARDS, stream_id, from_version, limit)
-            return rows
-        query = select(*_COLUMNS).where(events.c.stream_id == stream_id)
-        if backwards:
-            if from_version > 0:
-                query = query.where(events.c.stream_version <= from_version)
-            query = query.order_by(events.c.stream_version.desc())
-        else:
-            if from_version > 0:
-                query = query.where(events.c.stream_version >= from_version)
-            query = query.order_by(events.c.stream_version)
-        if limit is not None:
-            query = query.limit(limit)
-        return (await connection.execute(query)).all()
 
     async def read_all(
         self,
@@ -268,45 +195,12 @@ class SqlEventStore:
         while len(found) < limit:
             wanted = limit - len(found)
             with unavailable_as_store_error("read all events"):
-                rows = await self._log_rows(connection, after_position, wanted, names)
+                rows = await log_rows(connection, after_position, wanted, names)
             found.extend(self._decode(rows, skip_unknown))
             if len(rows) < wanted:
                 break
             after_position = rows[-1][0]  # some were skipped as unknown: read on
         return found
-
-    async def _log_rows(
-        self, connection: AsyncConnection, after_position: int, limit: int, names: list[str]
-    ) -> Sequence[Sequence[Any]]:
-        if not self._postgres:
-            lite = await aiosqlite_connection(connection)
-            if names:
-                raw = await lite.execute_fetchall(
-                    SQLITE_READ_ALL_OF_TYPES, (after_position, json.dumps(names), limit)
-                )
-            else:
-                raw = await lite.execute_fetchall(SQLITE_READ_ALL, (after_position, limit))
-            return list(from_storage(raw))
-        driver = await asyncpg_connection(connection)
-        if driver is not None:
-            if names:
-                found: Sequence[Sequence[Any]] = await driver.fetch(
-                    READ_ALL_OF_TYPES, after_position, limit, names
-                )
-            else:
-                found = await driver.fetch(READ_ALL, after_position, limit)
-            return found
-        query = (
-            select(*_COLUMNS)
-            .where(events.c.global_position > after_position)
-            .order_by(events.c.global_position)
-            .limit(limit)
-        )
-        if names:
-            query = query.where(events.c.type_name.in_(names))
-        if self._postgres:
-            query = query.where(events.c.global_position < visible_below())
-        return (await connection.execute(query)).all()
 
     async def delete_stream(self, stream_id: str) -> None:
         connection = self.uow.connection
@@ -321,22 +215,21 @@ class SqlEventStore:
                     where=streams.c.deleted_at.is_(None),
                 )
             )
-            await connection.execute(delete(events).where(events.c.stream_id == stream_id))
+            await connection.execute(
+                delete(events_table).where(events_table.c.stream_id == stream_id)
+            )
 
     async def truncate_before(self, stream_id: str, version: int) -> None:
         with unavailable_as_store_error(f"truncate stream `{stream_id}`"):
             await self.uow.connection.execute(
-                delete(events).where(
-                    events.c.stream_id == stream_id, events.c.stream_version < version
+                delete(events_table).where(
+                    events_table.c.stream_id == stream_id,
+                    events_table.c.stream_version < version,
                 )
             )
 
     def _decode(self, rows: Sequence[Sequence[Any]], skip_unknown: bool) -> list[RecordedEvent]:
         return decode_rows(self.serializer, rows, skip_unknown)
-
-
-def _sqlite_limit(limit: int | None) -> int:
-    return -1 if limit is None else limit  # SQLite: a negative LIMIT means none
 
 
 def _key(stream_id: str, key: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:

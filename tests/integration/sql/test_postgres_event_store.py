@@ -41,3 +41,24 @@ class TestPostgresSnapshotStore(SnapshotStoreContract):
                 yield SqlSnapshotStore(uow, serializer)
 
         yield session
+
+
+class TestPostgresEventStoreThroughSqlAlchemyOnly(EventStoreContract):
+    """The fallback when SQLAlchemy's asyncpg adapter does not look as the raw paths expect."""
+
+    @pytest_asyncio.fixture
+    async def event_store_factory(
+        self, postgres_database: Database, monkeypatch: pytest.MonkeyPatch
+    ) -> AsyncIterator[EventStoreFactory]:
+        async def no_driver(connection: object) -> None:
+            return None
+
+        monkeypatch.setattr("dockyard.sql._reads.asyncpg_connection", no_driver)
+        monkeypatch.setattr("dockyard.sql._append_postgres.asyncpg_connection", no_driver)
+
+        @asynccontextmanager
+        async def session(serializer: Serializer) -> AsyncIterator[EventStore]:
+            async with postgres_database.unit_of_work() as uow:
+                yield SqlEventStore(uow, serializer)
+
+        yield session
