@@ -15,8 +15,12 @@ command's number to it. Three tables:
    ``EventMediator``, waku (its ``publish`` queues to a local endpoint worker, so its row is
    timed until every handler has run).
 
-python-cq is measured only when importable with a DI adapter (it needs Python ≥ 3.12 and the
-``injection`` extra); otherwise the table says so.
+python-cq 0.25 (with its ``injection`` extra, python-injection 0.26) joins tables 1 and 3 when
+importable (it needs Python ≥ 3.12); otherwise each table says so. Its command bus opens a
+python-injection scope (``CQScope.COMMAND_DISPATCH``) per dispatch; its event bus opens none, so
+its publish row opens one with ``adefine_scope`` around ``dispatch`` — the bus then runs the 3
+handlers as concurrent anyio tasks, which share that scope's ``Counter``. It has no row in
+table 2: its command bus always opens a new scope and refuses to run inside an open one.
 """
 
 from __future__ import annotations
@@ -185,6 +189,76 @@ def _cqrs_contenders() -> tuple[Contender, Contender]:
     return send, publish
 
 
+def _python_cq_available() -> bool:
+    return _available("cq") and _available("injection")
+
+
+_PYTHON_CQ_MISSING = (
+    "python-cq: not measured — it needs Python ≥ 3.12 and its `injection` extra "
+    "(python-injection) in this environment"
+)
+
+
+def _python_cq_contenders() -> tuple[Contender, Contender]:
+    from cq import command_handler, event_handler, new_command_bus, new_event_bus
+    from cq.ext.injection import CQScope
+    from injection import adefine_scope, scoped
+
+    # The command bus opens CQScope.COMMAND_DISPATCH per dispatch; the event bus has no scope
+    # of its own, so publish opens this one. ``Counter`` lives in whichever of the two is open.
+    publish_scope = "dockyard_bench_publish"
+    scoped(CQScope.COMMAND_DISPATCH, publish_scope)(Counter)
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class PqAdd:
+        amount: int
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class PqAdded:
+        amount: int
+
+    @command_handler(PqAdd)
+    class PqAddHandler:
+        def __init__(self, counter: Counter) -> None:
+            self.counter = counter
+
+        async def handle(self, command: PqAdd) -> int:
+            self.counter.total += command.amount
+            return self.counter.total
+
+    def pq_event_handler(index: int) -> type:
+        class PqOnAdded:
+            def __init__(self, counter: Counter) -> None:
+                self.counter = counter
+
+            async def handle(self, event: PqAdded) -> None:
+                self.counter.total += event.amount
+
+        PqOnAdded.__qualname__ = PqOnAdded.__name__ = f"PqOnAdded{index}"
+        return event_handler(PqAdded)(PqOnAdded)
+
+    for i in range(3):
+        pq_event_handler(i)
+    command_bus = new_command_bus()
+    event_bus = new_event_bus()
+
+    async def publish() -> None:
+        async with adefine_scope(publish_scope):
+            await event_bus.dispatch(PqAdded(amount=1))
+
+    send = Contender(
+        "python-cq 0.25",
+        _loop(lambda: command_bus.dispatch(PqAdd(amount=1))),
+        "new_command_bus(); its middleware opens a python-injection scope per dispatch",
+    )
+    publish_contender = Contender(
+        "python-cq 0.25",
+        _loop(publish),
+        "adefine_scope + new_event_bus() dispatch; handlers run as 3 concurrent anyio tasks",
+    )
+    return send, publish_contender
+
+
 @dataclass(frozen=True, slots=True)
 class WakuRig:
     app: Any
@@ -259,7 +333,9 @@ async def _waku_rig() -> WakuRig:
     return WakuRig(app, send, publish)
 
 
-async def bench_send_new_scope(app: App, cqrs_send: Contender | None, waku: WakuRig | None) -> None:
+async def bench_send_new_scope(
+    app: App, cqrs_send: Contender | None, waku: WakuRig | None, cq_send: Contender | None
+) -> None:
     container = _dishka()
 
     async def dishka_send(n: int) -> None:
@@ -300,9 +376,9 @@ async def bench_send_new_scope(app: App, cqrs_send: Contender | None, waku: Waku
                 "no container: handler built by hand",
             )
         )
-    contenders.append(Contender("python-cq", _loop(_noop), _PYTHON_CQ_NOTE))
+    if cq_send is not None:
+        contenders.append(cq_send)
     results = await run_async(contenders, n=N)
-    results = [r for r in results if r.name != "python-cq"]
     print_table(
         Scenario(
             "send, new scope, handler with one scoped dependency",
@@ -311,18 +387,9 @@ async def bench_send_new_scope(app: App, cqrs_send: Contender | None, waku: Waku
         ),
         results,
     )
-    print(f"python-cq: {_PYTHON_CQ_NOTE}")
+    if cq_send is None:
+        print(_PYTHON_CQ_MISSING)
     await container.close()
-
-
-async def _noop() -> None:
-    return None
-
-
-_PYTHON_CQ_NOTE = (
-    "not measured — python-cq resolves handlers through python-injection (its `injection` "
-    "extra), which bench/requirements.txt does not install; it has no Dishka adapter"
-)
 
 
 async def bench_send_in_scope(app: App) -> None:
@@ -354,9 +421,15 @@ async def bench_send_in_scope(app: App) -> None:
         ),
         results,
     )
+    print(
+        "python-cq: no equivalent — its command bus opens its own CQScope.COMMAND_DISPATCH scope "
+        "per dispatch and raises ScopeAlreadyDefinedError when one is already open"
+    )
 
 
-async def bench_publish(app: App, cqrs_publish: Contender | None, waku: WakuRig | None) -> None:
+async def bench_publish(
+    app: App, cqrs_publish: Contender | None, waku: WakuRig | None, cq_publish: Contender | None
+) -> None:
     container = _dishka()
 
     async def dishka_publish(n: int) -> None:
@@ -381,6 +454,8 @@ async def bench_publish(app: App, cqrs_publish: Contender | None, waku: WakuRig 
                 "publish queues to a local endpoint; timed until all handlers ran",
             )
         )
+    if cq_publish is not None:
+        contenders.append(cq_publish)
     results = await run_async(contenders, n=N)
     print_table(
         Scenario(
@@ -390,6 +465,8 @@ async def bench_publish(app: App, cqrs_publish: Contender | None, waku: WakuRig 
         ),
         results,
     )
+    if cq_publish is None:
+        print(_PYTHON_CQ_MISSING)
     await container.close()
 
 
@@ -400,12 +477,15 @@ async def main() -> None:
     if _available("cqrs"):
         cqrs_send, cqrs_publish = _cqrs_contenders()
     waku = await _waku_rig() if _available("waku") else None
+    cq_send = cq_publish = None
+    if _python_cq_available():
+        cq_send, cq_publish = _python_cq_contenders()
     if not (_available("cqrs") and _available("waku")):
         print("\n(peers missing: run `make bench ARGS=messaging` for their rows)")
     try:
-        await bench_send_new_scope(app, cqrs_send, waku)
+        await bench_send_new_scope(app, cqrs_send, waku, cq_send)
         await bench_send_in_scope(app)
-        await bench_publish(app, cqrs_publish, waku)
+        await bench_publish(app, cqrs_publish, waku, cq_publish)
     finally:
         await app.stop()
         if waku is not None:
