@@ -67,11 +67,13 @@ _CLAIM = {
          ORDER BY o.position LIMIT :limit"""  # noqa: S608 - names are ours; values are bound
     ),
 }
-# After the claim holds its keys' locks, a fresh snapshot tells which claimed messages sit
-# behind a retry that committed while the claim was scanning (PostgreSQL only).
-_BLOCKED_KEYS = text(
+# Holding a key's lock does not mean holding every earlier row of that key: a scan may pass a
+# row while another relay holds its key, get the key after that relay commits, and lock a later
+# row. So, once the claim holds its keys, a fresh snapshot finds, per key, the first pending row
+# the batch skipped; the batch keeps only what comes before it (PostgreSQL only).
+_FIRST_SKIPPED = text(
     f"""SELECT partition_key, min(position) FROM {_T}
-     WHERE status = 'pending' AND attempts > 0 AND partition_key = ANY(:keys)
+     WHERE status = 'pending' AND partition_key = ANY(:keys) AND position < :last
        AND NOT (position = ANY(:positions))
      GROUP BY partition_key"""  # noqa: S608
 )
@@ -371,8 +373,9 @@ async def _drop_blocked(
     keys = list({m.partition_key for m in messages if m.partition_key is not None})
     if not keys:
         return messages
-    params = {"keys": keys, "positions": list(positions.values())}
-    rows = (await connection.execute(_BLOCKED_KEYS, params)).all()
+    claimed = list(positions.values())
+    params = {"keys": keys, "positions": claimed, "last": max(claimed)}
+    rows = (await connection.execute(_FIRST_SKIPPED, params)).all()
     blocked: dict[str, int] = {row[0]: row[1] for row in rows}
     if not blocked:
         return messages

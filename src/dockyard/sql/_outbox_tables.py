@@ -56,6 +56,14 @@ Index(
     postgresql_where=text("status = 'pending'"),
     sqlite_where=text("status = 'pending'"),
 )
+# Per key, in order: what a claim checks once it holds its keys' locks (outbox-relay.md).
+Index(
+    "ix_dockyard_outbox_pending_keys",
+    outbox.c.partition_key,
+    outbox.c.position,
+    postgresql_where=text("status = 'pending'"),
+    sqlite_where=text("status = 'pending'"),
+)
 # Failed messages waiting for a retry: they block later messages of their key. Tiny when healthy.
 Index(
     "ix_dockyard_outbox_retrying",
