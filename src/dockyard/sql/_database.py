@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy.util
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -78,11 +79,21 @@ async def drop_tables(engine: AsyncEngine) -> None:
 
 
 def _create_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
+    if url.get_backend_name() == "sqlite":
+        # A unit of work always ends with COMMIT or ROLLBACK before its connection goes back,
+        # and SQLAlchemy rolls back an open transaction on close; the pool's extra ROLLBACK on
+        # check-in would be one more thread hop per unit of work for nothing.
+        options.setdefault("pool_reset_on_return", None)
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         # One shared connection, or every connection would see its own empty database;
         # such a database serves one unit of work at a time.
         options.setdefault("poolclass", StaticPool)
     return create_async_engine(url, **options)
+
+
+# Runs an awaitable from SQLAlchemy's sync event hooks (inside its greenlet); named
+# ``await_`` since SQLAlchemy 2.1, ``await_only`` before.
+_await: Any = getattr(sqlalchemy.util, "await_", None) or sqlalchemy.util.await_only
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -99,4 +110,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to aiosqlite: one hop to its thread, where a SQLAlchemy cursor takes three
+        # (create, execute, close) — measured ~100 µs of a ~300 µs unit of work.
+        _await(connection.connection.driver_connection.execute("BEGIN IMMEDIATE"))
