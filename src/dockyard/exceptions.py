@@ -44,7 +44,9 @@
     ├── TransportClosedError              (+ RuntimeError) a transport used after close()
     ├── DeadLetterNotFoundError           (+ LookupError) no dead letter with that message id
     ├── MissingExtraError                 (+ ImportError) an optional extra is not installed
-    └── AppImportError                    (+ ImportError) `dockyard worker` cannot load the app
+    ├── AppImportError                    (+ ImportError) `dockyard worker` cannot load the app
+    ├── BrokerPublishError                (+ ConnectionError) a broker refused a message
+    └── MessageRejectedError              (+ ValueError) a received message cannot be handled
 
 Each error stores its fields and renders its message in ``__str__``: what went wrong, where,
 and how to fix it. ``docs/errors.md`` lists every message; tests pin them.
@@ -58,6 +60,7 @@ __all__ = [
     "AggregateNotFoundError",
     "AppImportError",
     "AppNotStartedError",
+    "BrokerPublishError",
     "ChainExhaustedError",
     "ConcurrencyError",
     "ConflictingDynamicModuleError",
@@ -76,6 +79,7 @@ __all__ = [
     "InvalidProviderError",
     "InvalidRouteError",
     "MessageContextError",
+    "MessageRejectedError",
     "MissingApplierError",
     "MissingExtraError",
     "MissingMessageTypeError",
@@ -934,4 +938,44 @@ class AppImportError(DockyardError, ImportError):
             f"Cannot load the app `{self.target}`: {self.problem}. Hint: pass "
             "`package.module:attribute` naming an `App` (or a function returning one), "
             "importable from the current directory, e.g. `dockyard worker shop.app:app`."
+        )
+
+
+# ----------------------------------------------------------------------------- brokers
+# (owned by dockyard.transport.rabbit, .nats, .redis, .kafka and dockyard.consumer)
+
+
+class BrokerPublishError(DockyardError, ConnectionError):
+    """A broker refused a message (a negative confirm, or no queue to route it to)."""
+
+    def __init__(self, transport: str, destination: str, reason: str) -> None:
+        self.transport = transport
+        self.destination = destination
+        self.reason = reason
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"The {self.transport} broker refused a message for `{self.destination}`: "
+            f"{self.reason}. The relay retries it. Hint: declare the consumer group first "
+            "(`await transport.declare(destination, group)`, or start the consuming app), "
+            "and check the broker's limits (max message size, disk and memory alarms)."
+        )
+
+
+class MessageRejectedError(DockyardError, ValueError):
+    """A received message cannot be handled at all (it becomes a dead letter at once)."""
+
+    def __init__(self, message_id: str, destination: str, problem: str) -> None:
+        self.message_id = message_id
+        self.destination = destination
+        self.problem = problem
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"Message `{self.message_id}` from `{self.destination}` was rejected: "
+            f"{self.problem}. It is a dead letter. Hint: publish through dockyard's outbox "
+            "(which sets the `message-id`, `message-type` and `schema-version` headers), "
+            "register the message class on the consumer, or raise `max_payload`."
         )

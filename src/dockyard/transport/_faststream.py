@@ -1,0 +1,370 @@
+"""The skeleton every broker transport shares: envelope headers, subscriptions, settlement.
+
+A broker transport (``rabbit``, ``nats``, ``redis``, ``kafka``) subclasses
+``FastStreamTransport`` and fills in four broker-specific steps: ``_publish`` (with the
+broker's confirm), ``_declare`` (the group's durable queue / consumer / group), ``_subscriber``
+(a FastStream subscriber with manual acknowledgement) and ``_first_attempt`` (what the broker
+knows about redeliveries). Everything else is here, once:
+
+* The envelope travels in headers (``message-id``, ``message-type``, ``schema-version``,
+  ``partition-key``, plus the message's own headers: correlation and causation ids, trace
+  context). The payload is the body, untouched.
+* A subscription registers one FastStream handler that turns each broker message into a
+  ``Delivery`` and waits until the consumer settles it, so the broker's own flow control
+  (prefetch, pull batches, partition order) is the back-pressure.
+* Per-key order inside one subscription: a message waits while an earlier one of its key is
+  unsettled. ``nack(delay=...)`` keeps the message (and its key) here and hands it out again
+  after the delay with ``attempt`` increased, so a retry never lets a later message of its key
+  overtake it. If the process dies meanwhile the broker redelivers it: nothing is lost.
+* Leaving the subscription returns every unsettled message to the broker.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, ClassVar
+from unittest import mock
+
+from faststream import AckPolicy, Context
+from faststream.message import StreamMessage
+
+from dockyard.exceptions import TransportClosedError
+from dockyard.transport._port import Delivery, TransportMessage
+
+__all__ = [
+    "MESSAGE_ID",
+    "MESSAGE_TYPE",
+    "PARTITION_KEY",
+    "SCHEMA_VERSION",
+    "FastStreamTransport",
+    "decode_headers",
+    "encode_headers",
+]
+
+logger = logging.getLogger("dockyard.transport")
+
+MESSAGE_ID = "message-id"
+MESSAGE_TYPE = "message-type"
+SCHEMA_VERSION = "schema-version"
+PARTITION_KEY = "partition-key"
+_ENVELOPE = frozenset({MESSAGE_ID, MESSAGE_TYPE, SCHEMA_VERSION, PARTITION_KEY})
+_FASTSTREAM_HEADERS = frozenset({"content-type", "correlation_id", "reply_to"})
+"""Headers FastStream adds on some brokers; they are not the message's."""
+
+FastStreamMessage = Annotated[StreamMessage[Any], Context("message")]
+
+
+def encode_headers(message: TransportMessage) -> dict[str, str]:
+    """The broker headers of ``message``: its own headers plus the envelope fields."""
+    headers = dict(message.headers)
+    headers[MESSAGE_ID] = message.message_id
+    headers[MESSAGE_TYPE] = message.type_name
+    headers[SCHEMA_VERSION] = str(message.schema_version)
+    if message.partition_key is not None:
+        headers[PARTITION_KEY] = message.partition_key
+    return headers
+
+
+def decode_headers(
+    destination: str, headers: Mapping[str, Any], body: bytes, fallback_id: str
+) -> TransportMessage:
+    """Rebuild a ``TransportMessage`` from broker headers, whatever arrived.
+
+    A message not sent by dockyard still becomes a delivery (so the consumer can dead-letter
+    it with the reason): a missing id falls back to the broker's id, a missing type is ``""``
+    and a schema version that is not a number is ``0``.
+    """
+    text = {
+        str(k): v if isinstance(v, str) else _text(v)
+        for k, v in headers.items()
+        if k not in _FASTSTREAM_HEADERS and not str(k).startswith("Nats-")
+    }
+    version = text.get(SCHEMA_VERSION, "1")
+    return TransportMessage(
+        message_id=text.get(MESSAGE_ID) or fallback_id,
+        destination=destination,
+        type_name=text.get(MESSAGE_TYPE, ""),
+        payload=body,
+        schema_version=int(version) if version.isdigit() else 0,
+        headers={k: v for k, v in text.items() if k not in _ENVELOPE},
+        partition_key=text.get(PARTITION_KEY),
+    )
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+_ACK, _NACK, _RETURN = "ack", "nack", "return"
+
+
+class _Delivery(Delivery):
+    __slots__ = ("_attempt", "_delay", "_message", "_settled")
+
+    def __init__(self, message: TransportMessage, attempt: int) -> None:
+        self._message = message
+        self._attempt = attempt
+        self._settled: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._delay = 0.0
+
+    @property
+    def message(self) -> TransportMessage:
+        return self._message
+
+    @property
+    def attempt(self) -> int:
+        return self._attempt
+
+    async def ack(self) -> None:
+        if not self._settled.done():
+            self._settled.set_result(_ACK)
+
+    async def nack(self, *, delay: float = 0.0) -> None:
+        if not self._settled.done():
+            self._delay = max(0.0, delay)
+            self._settled.set_result(_NACK)
+
+    def give_back(self) -> None:
+        if not self._settled.done():
+            self._settled.set_result(_RETURN)
+
+    def __repr__(self) -> str:
+        return f"<Delivery {self._message.message_id} attempt={self._attempt}>"
+
+
+class _Subscription:
+    """Deliveries of one subscribe() call; the FastStream handler feeds them in."""
+
+    __slots__ = ("_closed", "_key_locks", "_queue", "_transport", "_unsettled", "destination")
+
+    def __init__(self, transport: FastStreamTransport, destination: str) -> None:
+        self._transport = transport
+        self.destination = destination
+        self._queue: asyncio.Queue[_Delivery | None] = asyncio.Queue()
+        self._key_locks: dict[str, asyncio.Lock] = {}
+        self._unsettled: set[_Delivery] = set()
+        self._closed = asyncio.Event()
+
+    async def __aiter__(self) -> AsyncIterator[Delivery]:
+        while not self._closed.is_set():
+            self._transport.check_open()
+            delivery = await self._queue.get()
+            if delivery is None:
+                return
+            yield delivery
+
+    async def on_message(self, raw: FastStreamMessage) -> None:
+        """The FastStream handler: hand the message out until it is acked or given back."""
+        transport = self._transport
+        message = decode_headers(self.destination, raw.headers, raw.body, raw.message_id)
+        key = message.partition_key
+        lock = None
+        if key is not None:
+            lock = self._key_locks.get(key)
+            if lock is None:
+                lock = self._key_locks[key] = asyncio.Lock()
+        async with lock if lock is not None else contextlib.nullcontext():
+            attempt = await transport._first_attempt(raw)  # noqa: SLF001 - the subclass's hook
+            try:
+                while True:
+                    outcome, delay = await self._hand_out(message, attempt)
+                    if outcome == _ACK:
+                        await transport._ack(raw)  # noqa: SLF001
+                        return
+                    if outcome == _RETURN or not await self._sleep(delay):
+                        await transport._give_back(raw)  # noqa: SLF001
+                        return
+                    attempt += 1
+            finally:
+                if lock is not None and not lock._waiters:  # noqa: SLF001 - no one queued
+                    self._key_locks.pop(key or "", None)
+
+    async def _hand_out(self, message: TransportMessage, attempt: int) -> tuple[str, float]:
+        if self._closed.is_set():
+            return _RETURN, 0.0
+        delivery = _Delivery(message, attempt)
+        self._unsettled.add(delivery)
+        try:
+            self._queue.put_nowait(delivery)
+            outcome = await delivery._settled  # noqa: SLF001 - our own delivery
+        finally:
+            self._unsettled.discard(delivery)
+        return outcome, delivery._delay  # noqa: SLF001
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` (a retry's delay); ``False`` if the subscription closed meanwhile."""
+        if seconds <= 0:
+            return not self._closed.is_set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
+        return not self._closed.is_set()
+
+    def close(self) -> None:
+        self._closed.set()
+        for delivery in list(self._unsettled):
+            delivery.give_back()
+        while not self._queue.empty():  # handed out but never taken by the consumer
+            queued = self._queue.get_nowait()
+            if queued is not None:
+                queued.give_back()
+        self._queue.put_nowait(None)
+
+
+class FastStreamTransport(abc.ABC):
+    """Base of the broker transports: one FastStream broker, the ``Transport`` port on top.
+
+    Subclasses set ``scheme`` and ``extra`` and implement the broker-specific steps. A
+    destination may carry the scheme (``"rabbit://orders"`` and ``"orders"`` are the same).
+    """
+
+    scheme: ClassVar[str]
+    """The URL-like prefix of destinations this transport accepts, e.g. ``"rabbit"``."""
+
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+        """The FastStream broker underneath (to share its connection, or for tests)."""
+        self._connected = False
+        self._connecting = asyncio.Lock()
+        self._closed = False
+        self._subscriptions: set[_Subscription] = set()
+        self.published = 0
+        """How many messages this transport published (for tests and benchmarks)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    # -- the port ------------------------------------------------------------------------
+
+    async def publish(self, message: TransportMessage, /) -> None:
+        """Publish ``message``; return once the broker confirmed it."""
+        await self._ensure_connected()
+        await self._publish(self.name_of(message.destination), message, encode_headers(message))
+        self.published += 1
+
+    async def declare(self, destination: str, group: str) -> None:
+        """Create ``group``'s durable queue / consumer on ``destination`` (idempotent)."""
+        await self._ensure_connected()
+        await self._declare(self.name_of(destination), group)
+
+    @asynccontextmanager
+    async def subscribe(
+        self, destination: str, group: str, *, prefetch: int = 1
+    ) -> AsyncIterator[_Subscription]:
+        """Receive ``group``'s messages from ``destination``, at most ``prefetch`` unacked."""
+        if prefetch < 1:
+            msg = f"prefetch must be at least 1, got {prefetch}"
+            raise ValueError(msg)
+        await self._ensure_connected()
+        name = self.name_of(destination)
+        await self._declare(name, group)
+        subscription = _Subscription(self, destination)
+        subscribers = self._subscribers(name, group, prefetch)
+        self._subscriptions.add(subscription)
+        try:
+            for subscriber in subscribers:
+                subscriber(subscription.on_message)
+                await self._start(subscriber)
+            yield subscription
+        finally:
+            self._subscriptions.discard(subscription)
+            subscription.close()
+            for subscriber in subscribers:
+                with contextlib.suppress(Exception):  # a lost connection: the broker requeues
+                    await self._stop(subscriber)
+                self._forget(subscriber)
+
+    async def close(self) -> None:
+        """Return in-flight deliveries and disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        for subscription in list(self._subscriptions):
+            subscription.close()
+        if self._connected:
+            await self.broker.stop()
+
+    def check_open(self) -> None:
+        if self._closed:
+            raise TransportClosedError(self.scheme)
+
+    def name_of(self, destination: str) -> str:
+        """The broker's name for ``destination`` (without this transport's scheme)."""
+        prefix = f"{self.scheme}://"
+        return destination.removeprefix(prefix)
+
+    # -- broker-specific steps -----------------------------------------------------------
+
+    async def _ensure_connected(self) -> None:
+        self.check_open()
+        if self._connected:
+            return
+        async with self._connecting:
+            if not self._connected:
+                await self.broker.start()
+                self._connected = True
+
+    @abc.abstractmethod
+    async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:
+        """Publish and wait for the broker's confirm; raise if it was refused."""
+
+    @abc.abstractmethod
+    async def _declare(self, name: str, group: str) -> None:
+        """Create the group's durable queue / consumer / group on ``name`` if missing."""
+
+    @abc.abstractmethod
+    def _subscribers(self, name: str, group: str, prefetch: int) -> list[Any]:
+        """New FastStream subscribers with manual acknowledgement, not started."""
+
+    def in_test_broker(self) -> bool:
+        """Whether the broker is inside a FastStream ``TestBroker`` (in-memory, no server)."""
+        return isinstance(self.broker.start, mock.Mock)
+
+    async def _start(self, subscriber: Any) -> None:
+        if not self.in_test_broker():
+            await subscriber.start()
+            return
+        # The test broker calls handlers from publish(): the subscriber must not poll.
+        subscriber._build_fastdepends_model()  # noqa: SLF001 - what TestBroker does at start
+        for call in subscriber.calls:
+            call.handler.set_test()
+        subscriber._post_start()  # noqa: SLF001
+
+    async def _stop(self, subscriber: Any) -> None:
+        """Stop consuming; whatever the subscriber still holds goes back to the broker."""
+        await subscriber.stop()
+
+    async def _first_attempt(self, raw: StreamMessage[Any]) -> int:
+        """The attempt number of a message as it arrives from the broker (1 if unknown)."""
+        del raw
+        return 1
+
+    async def _ack(self, raw: StreamMessage[Any]) -> None:
+        if self.in_test_broker():
+            return  # the test broker has no offsets or queues to acknowledge
+        try:
+            await raw.ack()
+        except Exception:  # the connection is gone: the broker redelivers, the inbox dedupes
+            logger.warning("%r: could not acknowledge a message", self, exc_info=True)
+
+    async def _give_back(self, raw: StreamMessage[Any]) -> None:
+        if self.in_test_broker():
+            return
+        """Return a message to the broker for redelivery."""
+        with contextlib.suppress(Exception):  # the connection is gone: redelivered anyway
+            await raw.nack()
+
+    def _forget(self, subscriber: Any) -> None:
+        subscribers = getattr(self.broker, "_subscribers", None)
+        if isinstance(subscribers, set | list) and subscriber in subscribers:
+            subscribers.remove(subscriber)
+
+
+MANUAL = AckPolicy.MANUAL
+"""The acknowledgement policy of every dockyard subscriber: the consumer decides."""

@@ -1,0 +1,115 @@
+"""``RedisTransport``: the ``Transport`` port over Redis Streams, through FastStream.
+
+Topology: each destination is a stream (``XADD``); each consumer group is a Redis consumer
+group on it, created at ``$`` when declared; every subscription is a consumer of its own.
+``XADD`` answering with an entry id is the confirm. Redis Streams have no negative
+acknowledgement: a message its consumer never acknowledged (the process died) stays pending
+and is claimed by another subscription of the group (``XAUTOCLAIM``) once it has been idle
+for ``claim_after`` seconds. Redis counts deliveries, which gives ``Delivery.attempt``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from dockyard.exceptions import MissingExtraError
+
+try:
+    from faststream.redis import RedisBroker, StreamSub
+    from redis.exceptions import ResponseError
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise MissingExtraError("dockyard.transport.redis", "faststream[redis]", "redis") from exc
+
+from faststream.message import StreamMessage
+
+from dockyard.exceptions import BrokerPublishError
+from dockyard.transport._faststream import MANUAL, FastStreamTransport
+from dockyard.transport._port import TransportMessage
+
+__all__ = ["RedisTransport"]
+
+
+class RedisTransport(FastStreamTransport):
+    """A ``Transport`` over Redis Streams.
+
+    Args:
+        url: The Redis URL, e.g. ``"redis://localhost:6379"``.
+        broker: A ``faststream.redis.RedisBroker`` to use instead (shares its connection).
+        claim_after: Seconds a message may stay unacknowledged before another subscription of
+            its group claims it (its consumer is presumed dead); keep it above your slowest
+            handler.
+        poll_interval: Seconds one read blocks waiting for new entries.
+
+    Example:
+        ```text
+        transport = RedisTransport("redis://localhost:6379")
+        OutboxModule.register(transport=transport, consumers=[consume("orders", group="billing")])
+        ```
+    """
+
+    scheme = "redis"
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379",
+        *,
+        broker: RedisBroker | None = None,
+        claim_after: float = 60.0,
+        poll_interval: float = 0.1,
+    ) -> None:
+        # logger=None turns FastStream's per-message logging off (accepted, though not typed so)
+        super().__init__(broker if broker is not None else RedisBroker(url, logger=None))  # type: ignore[arg-type]
+        self.claim_after = claim_after
+        self.poll_interval = poll_interval
+        self._declared: set[tuple[str, str]] = set()
+
+    async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:
+        entry_id = await self.broker.publish(message.payload, stream=name, headers=headers)
+        if not entry_id:
+            raise BrokerPublishError(self.scheme, message.destination, "XADD returned no id")
+
+    async def _declare(self, name: str, group: str) -> None:
+        if (name, group) in self._declared:
+            return
+        try:
+            await self.broker._connection.xgroup_create(  # noqa: SLF001 - the broker's client
+                name=name, groupname=group, id="$", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._declared.add((name, group))
+
+    def _subscribers(self, name: str, group: str, prefetch: int) -> list[Any]:
+        consumer = f"{group}-{uuid.uuid4().hex[:12]}"
+        poll = max(1, int(self.poll_interval * 1000))
+        reader = self.broker.subscriber(
+            stream=StreamSub(
+                name, group=group, consumer=consumer, polling_interval=poll, max_records=prefetch
+            ),
+            ack_policy=MANUAL,
+            no_reply=True,
+            persistent=False,
+            **({"max_workers": prefetch} if prefetch > 1 else {}),
+        )
+        reclaimer = self.broker.subscriber(
+            stream=StreamSub(
+                name,
+                group=group,
+                consumer=consumer,
+                polling_interval=max(poll, 500),
+                min_idle_time=int(self.claim_after * 1000),
+            ),
+            ack_policy=MANUAL,
+            no_reply=True,
+            persistent=False,
+        )
+        return [reader, reclaimer]
+
+    async def _first_attempt(self, raw: StreamMessage[Any]) -> int:
+        count = getattr(raw, "get_delivery_count", None)
+        if count is None:
+            return 1
+        delivered = await count()
+        return delivered if isinstance(delivered, int) and delivered > 0 else 1

@@ -1,0 +1,74 @@
+"""The broker transports pass ``TransportContract`` against the real servers on this machine."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from dockyard.exceptions import BrokerPublishError
+from dockyard.testing.contracts import TransportContract
+from dockyard.transport import Transport, TransportMessage
+from dockyard.transport.nats import NatsTransport
+from dockyard.transport.rabbit import RabbitTransport
+from dockyard.transport.redis import RedisTransport
+
+RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+NATS_URL = "nats://127.0.0.1:4222"
+REDIS_URL = "redis://127.0.0.1:6379"
+
+
+@pytest.mark.rabbit
+class TestRabbitTransport(TransportContract):
+    @pytest_asyncio.fixture
+    async def transport_factory(self) -> AsyncIterator[Transport]:
+        transport = RabbitTransport(RABBIT_URL)
+        yield transport
+        await transport.close()
+
+    async def test_a_destination_no_group_declared_refuses_messages(self) -> None:
+        transport = RabbitTransport(RABBIT_URL)
+        try:
+            destination = f"nobody-{uuid.uuid4().hex[:8]}"
+            with pytest.raises(BrokerPublishError, match="no consumer group has declared"):
+                await transport.publish(TransportMessage("m-1", destination, "T", b"{}"))
+            # the channel survives the refusal: the next publish to a declared one works
+            await transport.declare(destination, "g")
+            await transport.publish(TransportMessage("m-2", destination, "T", b"{}"))
+        finally:
+            await transport.close()
+
+
+@pytest.mark.nats
+class TestNatsTransport(TransportContract):
+    @pytest_asyncio.fixture
+    async def transport_factory(self) -> AsyncIterator[Transport]:
+        transport = NatsTransport(NATS_URL, ack_wait=5.0)
+        yield transport
+        await transport.close()
+
+    async def test_the_server_drops_a_second_publish_of_one_id(self) -> None:
+        transport = NatsTransport(NATS_URL)
+        try:
+            destination, group = f"dup-{uuid.uuid4().hex[:8]}", "g"
+            await transport.declare(destination, group)
+            sent = TransportMessage("same-id", destination, "T", b"{}")
+            await transport.publish(sent)
+            await transport.publish(sent)  # the relay crashed after publishing: again
+            info = await transport.broker.connection.jetstream().stream_info(
+                NatsTransport.stream_name(destination)
+            )
+            assert info.state.messages == 1
+        finally:
+            await transport.close()
+
+
+@pytest.mark.redis
+class TestRedisTransport(TransportContract):
+    @pytest_asyncio.fixture
+    async def transport_factory(self) -> AsyncIterator[Transport]:
+        transport = RedisTransport(REDIS_URL, claim_after=0.5, poll_interval=0.05)
+        yield transport
+        await transport.close()
