@@ -57,7 +57,9 @@ async def test_a_failure_holds_back_its_key_and_lets_other_keys_through() -> Non
     store = InMemoryOutboxStore()
     store.append([outbox_message(0, "a"), outbox_message(1, "b"), outbox_message(2, "a")])
     transport = FlakyTransport(failing={"m-0"})
-    relay = OutboxRelay(store, transport, RelaySettings(retry=RetryPolicy(initial_delay=60)))
+    relay = OutboxRelay(
+        store, transport, RelaySettings(retry=RetryPolicy(initial_delay=60, jitter=False))
+    )
     result = await relay.relay_once()
     assert (result.claimed, result.delivered, result.retried, result.dead) == (3, 1, 1, 0)
     assert [m.message_id for m in transport.log] == ["m-1"]
