@@ -1,0 +1,241 @@
+"""Listeners: error policies per handler and exception type, malformed messages, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from dockyard.app import App
+from dockyard.consumer import (
+    ConsumerModule,
+    ErrorPolicies,
+    Listener,
+    Outcome,
+    discard,
+    listen,
+    on_error,
+    retry_inline,
+    retry_later,
+)
+from dockyard.messaging import Event, EventHandler
+from dockyard.modules import module
+from dockyard.outbox import DeadLetters, InMemoryOutboxStorage, OutboxModule
+from dockyard.transport import Delivery, TransportMessage
+from dockyard.transport.memory import InMemoryTransport
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequested(Event):
+    order_id: str
+    fail_with: str = ""
+
+
+class CardDeclined(Exception): ...
+
+
+class GatewayDown(Exception): ...
+
+
+CALLS: list[str] = []
+
+
+@on_error(CardDeclined, policy=discard())
+@on_error(GatewayDown, policy=retry_inline(2, then=retry_later(3, initial_delay=0.0)))
+class ChargeCard(EventHandler[PaymentRequested]):
+    failures_left = 0
+
+    async def handle(self, event: PaymentRequested, /) -> None:
+        CALLS.append(event.order_id)
+        if event.fail_with and ChargeCard.failures_left > 0:
+            ChargeCard.failures_left -= 1
+            raise {"declined": CardDeclined, "down": GatewayDown, "bug": KeyError}[event.fail_with](
+                event.order_id
+            )
+
+
+class FakeDelivery(Delivery):
+    def __init__(self, message: TransportMessage, attempt: int = 1) -> None:
+        self._message, self._attempt = message, attempt
+        self.outcome = ""
+
+    @property
+    def message(self) -> TransportMessage:
+        return self._message
+
+    @property
+    def attempt(self) -> int:
+        return self._attempt
+
+    async def ack(self) -> None:
+        self.outcome = "ack"
+
+    async def nack(self, *, delay: float = 0.0) -> None:
+        self.outcome = "nack"
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[App]:
+    CALLS.clear()
+    ChargeCard.failures_left = 0
+    policies = ErrorPolicies(default=retry_later(2, initial_delay=0.0))
+
+    @module(
+        handlers=[ChargeCard],
+        imports=[
+            OutboxModule.register(transport=InMemoryTransport(), storage=InMemoryOutboxStorage()),
+            ConsumerModule.register(
+                endpoints=[listen("payments", group="billing", concurrency=4, policies=policies)]
+            ),
+        ],
+    )
+    class Payments: ...
+
+    built = App.build(Payments)
+    async with built:
+        yield built
+
+
+async def listener_of(app: App) -> Listener:
+    services = {s.name: s for s in app.background_services()}
+    assert sorted(services) == ["listener:payments:billing", "outbox-relay"]
+    service = services["listener:payments:billing"]
+    built = await service.build()  # type: ignore[attr-defined]
+    assert isinstance(built, Listener)
+    return built
+
+
+def payment(order_id: str, fail_with: str = "", message_id: str = "") -> TransportMessage:
+    body = b'{"order_id":"%s","fail_with":"%s"}' % (order_id.encode(), fail_with.encode())
+    return TransportMessage(message_id or f"m-{order_id}", "payments", "PaymentRequested", body)
+
+
+async def dead_reasons(app: App) -> dict[str, str]:
+    letters = await (await app.get(DeadLetters)).list()
+    return {letter.message_id: letter.last_error or "" for letter in letters}
+
+
+async def test_a_handler_policy_discards_its_exception_type(app: App) -> None:
+    listener = await listener_of(app)
+    ChargeCard.failures_left = 1
+    delivery = FakeDelivery(payment("o-1", "declined"))
+    assert await listener.handle(delivery) is Outcome.DISCARDED
+    assert (delivery.outcome, CALLS, await dead_reasons(app)) == ("ack", ["o-1"], {})
+
+
+async def test_inline_retries_run_before_a_later_retry(app: App) -> None:
+    listener = await listener_of(app)
+    ChargeCard.failures_left = 2  # two inline retries are enough
+    delivery = FakeDelivery(payment("o-2", "down"))
+    assert await listener.handle(delivery) is Outcome.HANDLED
+    assert (delivery.outcome, CALLS) == ("ack", ["o-2"] * 3)
+
+    ChargeCard.failures_left = 3  # inline retries run out: redelivered later
+    delivery = FakeDelivery(payment("o-3", "down"))
+    assert await listener.handle(delivery) is Outcome.RETRY
+    assert delivery.outcome == "nack"
+
+
+async def test_retries_later_then_dead_letters_after_max_attempts(app: App) -> None:
+    listener = await listener_of(app)
+    ChargeCard.failures_left = 100
+    message = payment("o-4", "down")
+    assert await listener.handle(FakeDelivery(message, attempt=2)) is Outcome.RETRY
+    assert await listener.handle(FakeDelivery(message, attempt=3)) is Outcome.DEAD
+    assert await dead_reasons(app) == {"m-o-4": "consumer:payments:billing: GatewayDown: o-4"}
+
+
+async def test_other_errors_follow_the_endpoint_default(app: App) -> None:
+    listener = await listener_of(app)
+    ChargeCard.failures_left = 100
+    message = payment("o-5", "bug")
+    assert await listener.handle(FakeDelivery(message, attempt=1)) is Outcome.RETRY
+    assert await listener.handle(FakeDelivery(message, attempt=2)) is Outcome.DEAD
+    assert CALLS == ["o-5", "o-5"]  # no inline retry for them
+
+
+def test_safe_defaults_retry_transient_errors_longer() -> None:
+    policies = ErrorPolicies()
+    transient = policies.for_error(ConnectionResetError())
+    poison = policies.for_error(KeyError("x"))
+    assert transient.inline_retries == 2
+    assert transient.retry_later is not None
+    assert transient.retry_later.max_attempts == 10
+    assert poison.inline_retries == 0
+    assert poison.retry_later is not None
+    assert poison.retry_later.max_attempts == 5
+    assert policies.with_policy(KeyError, discard()).for_error(KeyError()) == discard()
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (TransportMessage("bad-1", "payments", "", b"{}"), "it has no `message-type` header"),
+        (
+            TransportMessage("bad-2", "payments", "PaymentRequested", b"{}", schema_version=0),
+            "its `schema-version` header is not a positive number",
+        ),
+        (
+            TransportMessage("bad-3", "payments", "PaymentRequested", b"x" * (10 * 1024 * 1024)),
+            "its payload of 10,485,760 bytes is over the endpoint's max_payload (4,194,304)",
+        ),
+        (TransportMessage("bad-4", "payments", "Refunded", b"{}"), "Unknown event type `Refunded`"),
+        (
+            TransportMessage("bad-5", "payments", "PaymentRequested", b"{not json"),
+            "cannot be decoded",
+        ),
+    ],
+)
+async def test_malformed_messages_become_dead_letters_with_the_reason(
+    app: App, message: TransportMessage, reason: str
+) -> None:
+    listener = await listener_of(app)
+    delivery = FakeDelivery(message)
+    assert await listener.handle(delivery) is Outcome.DEAD
+    assert delivery.outcome == "ack"
+    assert reason in (await dead_reasons(app))[message.message_id]
+    assert await listener.handle(FakeDelivery(payment("after"))) is Outcome.HANDLED
+
+
+async def test_the_listener_handles_up_to_its_concurrency_at_once_and_dedupes(app: App) -> None:
+    transport = InMemoryTransport()
+    listener = await listener_of(app)
+    listener.transport = transport
+    listener._consumer.transport = transport
+    running, peak = 0, 0
+    release = asyncio.Event()
+    original = ChargeCard.handle
+
+    async def slow(self: ChargeCard, event: PaymentRequested, /) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        running -= 1
+        await original(self, event)
+
+    ChargeCard.handle = slow  # type: ignore[method-assign]
+    try:
+        await transport.declare("payments", "billing")
+        for n in range(8):
+            await transport.publish(payment(f"c-{n}"))
+        await transport.publish(payment("c-0"))  # a duplicate (same message id)
+        stop = asyncio.Event()
+        task = asyncio.create_task(listener.run(stop))
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if peak == 4:
+                break
+        release.set()
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if transport.pending("payments", "billing") == 0 and running == 0:
+                break
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    finally:
+        ChargeCard.handle = original  # type: ignore[method-assign]
+    assert peak == 4
+    assert sorted(CALLS) == sorted(f"c-{n}" for n in range(8))
