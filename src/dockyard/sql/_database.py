@@ -79,11 +79,6 @@ async def drop_tables(engine: AsyncEngine) -> None:
 
 
 def _create_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
-    if url.get_backend_name() == "sqlite":
-        # A unit of work always ends with COMMIT or ROLLBACK before its connection goes back,
-        # and SQLAlchemy rolls back an open transaction on close; the pool's extra ROLLBACK on
-        # check-in would be one more thread hop per unit of work for nothing.
-        options.setdefault("pool_reset_on_return", None)
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         # One shared connection, or every connection would see its own empty database;
         # such a database serves one unit of work at a time.
