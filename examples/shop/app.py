@@ -1,4 +1,11 @@
-"""The composition root: the shop is its components plus shared infrastructure."""
+"""The composition roots: the shop (orders, inventory) and payments run as two apps.
+
+They share nothing but integration events. Orders routes ``OrderPlaced`` to the ``payments``
+destination and payments routes ``PaymentCaptured`` back to ``orders``, each through its
+outbox: a message is written in the transaction that caused it and published by the worker's
+relay after the commit. Here both apps live in one process and share an in-memory transport;
+``examples/shop_distributed`` runs them as separate processes over RabbitMQ or NATS.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +13,23 @@ from pathlib import Path
 
 from dockyard import App, DynamicModule, module
 from dockyard.messaging import MessagingSettings
-from dockyard.sql import SqlModule
+from dockyard.outbox import InMemoryOutboxStorage, OutboxModule, consume, route
+from dockyard.sql import SqlModule, SqlOutboxStorage
+from dockyard.transport import Transport
 from examples.shop.components.inventory.module import InventoryModule
 from examples.shop.components.orders.module import OrdersModule
 from examples.shop.components.payments.module import PaymentsModule
 from examples.shop.infra.module import InfraModule
 from examples.shop.infra.settings import ShopSettings
-from examples.shop.ui.narrate import NarrateRequests
+from examples.shop.shared_kernel.events import OrderPlaced, PaymentCaptured
+from examples.shop.ui.narrate import NarrateCommands
+
+ORDERS = "orders"
+PAYMENTS = "payments"
 
 
-def shop_module(database: Path) -> type:
-    """The root module, with the event store in a SQLite file (WAL) at ``database``."""
+def shop_module(database: Path, transport: Transport) -> type:
+    """The shop's root: events and outbox rows in one SQLite file (WAL) at ``database``."""
     url = f"sqlite+aiosqlite:///{database}"
     infra: DynamicModule = InfraModule.register(ShopSettings(database_url=url))
 
@@ -24,8 +37,14 @@ def shop_module(database: Path) -> type:
         imports=[
             infra,
             SqlModule.register(url, create_tables=True),
+            OutboxModule.register(
+                transport=transport,
+                storage=SqlOutboxStorage(),  # outbox rows commit with the order's events
+                routes=[route(OrderPlaced).to(PAYMENTS, partition_key=lambda e: e.order_id)],
+                consumers=[consume(ORDERS, group="shop")],
+                imports=[SqlModule],
+            ),
             InventoryModule,
-            PaymentsModule,
             OrdersModule,
         ]
     )
@@ -34,7 +53,32 @@ def shop_module(database: Path) -> type:
     return ShopModule
 
 
-def build_app(database: Path) -> App:
-    return App.build(
-        shop_module(database), messaging=MessagingSettings(behaviors=[NarrateRequests()])
+def payments_module(transport: Transport) -> type:
+    """The payments app's root: it hears of orders only through its ``payments`` queue."""
+
+    @module(
+        imports=[
+            InfraModule.register(ShopSettings(database_url="memory://")),
+            OutboxModule.register(
+                transport=transport,
+                storage=InMemoryOutboxStorage(),
+                routes=[route(PaymentCaptured).to(ORDERS, partition_key=lambda e: e.order_id)],
+                consumers=[consume(PAYMENTS, group="payments")],
+            ),
+            PaymentsModule,
+        ]
     )
+    class PaymentsApp: ...
+
+    return PaymentsApp
+
+
+def build_shop_app(database: Path, transport: Transport) -> App:
+    return App.build(
+        shop_module(database, transport),
+        messaging=MessagingSettings(behaviors=[NarrateCommands()]),
+    )
+
+
+def build_payments_app(transport: Transport) -> App:
+    return App.build(payments_module(transport))

@@ -9,8 +9,10 @@ from pathlib import Path
 from dockyard import App, module, scoped
 from dockyard.eventsourcing import EventStore
 from dockyard.exceptions import ModuleConfigurationError
+from dockyard.outbox import OutboxStatus, OutboxStore
 from dockyard.testing import wait_for_projections
-from examples.shop.app import build_app, shop_module
+from dockyard.transport.memory import InMemoryTransport
+from examples.shop.app import build_payments_app, build_shop_app, shop_module
 from examples.shop.components.inventory.domain.stock import OutOfStockError, StockLevels
 from examples.shop.components.inventory.module import InventoryModule
 from examples.shop.components.orders.application.place_order import PlaceOrder
@@ -18,9 +20,10 @@ from examples.shop.components.orders.application.queries import (
     CountCustomerOrders,
     GetOrder,
     ListOrderSummaries,
+    OrderView,
 )
 from examples.shop.components.orders.domain.order import OrderLine
-from examples.shop.shared_kernel.ids import CustomerId, Sku
+from examples.shop.shared_kernel.ids import CustomerId, OrderId, Sku
 from examples.shop.ui.console import say, step
 
 
@@ -31,15 +34,43 @@ class StockReport:
         self.stock = stock
 
 
-def describe(app: App) -> None:
+def _names(types: frozenset[type]) -> str:
+    short = [t.__name__ for t in types]
+    # Two exports may share a name (dockyard.sql.UnitOfWork, dockyard.messaging.UnitOfWork).
+    return ", ".join(
+        sorted(
+            f"{t.__module__.split('.')[1]}.{t.__name__}"
+            if short.count(t.__name__) > 1
+            else t.__name__
+            for t in types
+        )
+    )
+
+
+def describe(app: App, title: str) -> None:
+    say(f"[{title}]")
     for node in app.modules:
-        imports = ", ".join(m.name for m in node.imports) or "-"
-        exports = ", ".join(sorted(t.__name__ for t in node.exported)) or "-"
-        say(f"{node.name:<16} imports: {imports:<58} exports: {exports}")
-    say("")
+        exports = _names(node.exported) or "-"
+        say(f"  module {node.name:<16} exports: {exports}")
     for message in app.messages:
         handlers = ", ".join(f"{h.handler.__name__} ({h.module})" for h in message.handlers)
-        say(f"{message.kind:<7} {message.message_type.__name__:<16} -> {handlers}")
+        say(f"  {message.kind:<7} {message.message_type.__name__:<19} -> {handlers}")
+
+
+async def pending_in_outbox(app: App) -> str:
+    store = await app.get(OutboxStore)
+    count = (await store.counts()).get(OutboxStatus.PENDING, 0)
+    return f"{count} message{'' if count == 1 else 's'}"
+
+
+async def wait_until_paid(app: App, order_id: OrderId) -> OrderView:
+    for _ in range(500):
+        view = await app.send(GetOrder(order_id=order_id))
+        if view.status == "paid":
+            return view
+        await asyncio.sleep(0.01)
+    msg = f"{order_id} was not paid within 5 s"
+    raise TimeoutError(msg)
 
 
 async def run() -> None:
@@ -48,68 +79,97 @@ async def run() -> None:
 
 
 async def _run(database: Path) -> None:
-    step("1. Build the shop from its modules (boundaries and handlers are checked now)")
-    app = build_app(database)
-    describe(app)
+    step("1. Build two apps: the shop (orders, inventory) and payments, joined by events only")
+    transport = InMemoryTransport()  # stands in for RabbitMQ or NATS
+    shop = build_shop_app(database, transport)
+    payments = build_payments_app(transport)
+    describe(shop, "shop")
+    describe(payments, "payments")
 
-    step("2. Start the app: module hooks run, dependencies first")
-    async with app:
-        step("3. Place an order by command; OrderPlaced fans out to inventory and payments")
-        order_id = await app.send(
+    step("2. Start both apps: module hooks run, dependencies first")
+    async with shop, payments:
+        step("3. Place an order: stock is reserved inline; payments is told through the outbox")
+        order_id = await shop.send(
             PlaceOrder(
                 customer_id=CustomerId("c-ada"),
                 lines=(OrderLine(Sku("kettle"), 1), OrderLine(Sku("mug"), 2)),
             )
         )
-        view = await app.send(GetOrder(order_id=order_id))
+        view = await shop.send(GetOrder(order_id=order_id))
         say(f"{view.order_id}: {view.status}, {view.total_cents / 100:.2f} EUR")
+        say(f"outbox: {await pending_in_outbox(shop)} waiting for the relay")
 
-        step("4. The order is its events, stored in SQLite with the transaction that made them")
-        async with app.scope() as scope:
-            store = await scope.get(EventStore)
-            for recorded in await store.read_stream(f"Order-{order_id}"):
-                say(
-                    f"#{recorded.global_position} {recorded.stream_id} "
-                    f"v{recorded.stream_version} {recorded.type_name}"
-                )
-        say(f"reloaded from its stream: version {view.version}, {view.status}")
-
-        step("5. Read models: a worker runs the catch-up projection; the inline one never lags")
+        step("4. The workers run: relays publish, consumers handle, the projection catches up")
         stop = asyncio.Event()
-        worker = [asyncio.create_task(s.run(stop)) for s in app.background_services()]
-        say(f"worker running: {', '.join(s.name for s in app.background_services())}")
-        await app.send(
-            PlaceOrder(customer_id=CustomerId("c-ada"), lines=(OrderLine(Sku("teapot"), 1),))
-        )
-        say(f"orders of c-ada (inline): {await app.send(CountCustomerOrders(customer_id='c-ada'))}")
-        await wait_for_projections(app)
-        for order, customer, total, status in await app.send(ListOrderSummaries()):
-            say(f"summary (catch-up): {order} {customer} {total / 100:.2f} EUR {status}")
+        workers = [
+            asyncio.create_task(shop.run_worker(stop=stop)),
+            asyncio.create_task(payments.run_worker(stop=stop)),
+        ]
+        say("shop worker: " + ", ".join(s.name for s in shop.background_services()))
+        say("payments worker: " + ", ".join(s.name for s in payments.background_services()))
+        view = await wait_until_paid(shop, order_id)
+        say(f"{view.order_id}: {view.status} ({view.payment_reference})")
+        say(f"outbox: {await pending_in_outbox(shop)} waiting")
+
+        await _show_the_stream(shop, order_id, view)
+        await _read_models(shop)
+        await _refused_order(shop)
+
+        step("8. Stop: workers finish in-flight work, then the stop hooks run in reverse order")
         stop.set()
-        await asyncio.gather(*worker)
+        await asyncio.gather(*workers)
 
-        step("6. A third order asks for more teapots than the shop has")
-        try:
-            await app.send(
-                PlaceOrder(customer_id=CustomerId("c-bob"), lines=(OrderLine(Sku("teapot"), 3),))
+    _boundary_error(database)
+
+
+async def _show_the_stream(shop: App, order_id: OrderId, view: OrderView) -> None:
+    step("5. The order is its events, in SQLite with the transaction that made them")
+    async with shop.scope() as scope:
+        store = await scope.get(EventStore)
+        for recorded in await store.read_stream(f"Order-{order_id}"):
+            say(
+                f"#{recorded.global_position} {recorded.stream_id} "
+                f"v{recorded.stream_version} {recorded.type_name}"
             )
-        except OutOfStockError as exc:
-            say(f"refused by inventory: {exc}")
-        async with app.scope() as scope:
-            store = await scope.get(EventStore)
-            kept = await store.read_all()
-            say(f"the transaction rolled back: still {len(kept)} events in the store")
-        count = await app.send(CountCustomerOrders(customer_id="c-bob"))
-        say(f"orders of c-bob (inline): {count}; nothing of the refused order was kept")
+    say(f"reloaded from its stream: version {view.version}, {view.status}")
 
-        step("7. The stop hooks run in reverse order")
 
-    step("8. A report module that reaches into inventory's internals does not build")
+async def _read_models(shop: App) -> None:
+    step("6. Read models: the inline count never lags; the summaries follow the log")
+    await shop.send(
+        PlaceOrder(customer_id=CustomerId("c-ada"), lines=(OrderLine(Sku("teapot"), 1),))
+    )
+    count = await shop.send(CountCustomerOrders(customer_id="c-ada"))
+    say(f"orders of c-ada (inline): {count}")
+    await wait_until_paid(shop, OrderId("order-0002"))
+    await wait_for_projections(shop)
+    for order, customer, total, status in await shop.send(ListOrderSummaries()):
+        say(f"summary (catch-up): {order} {customer} {total / 100:.2f} EUR {status}")
+
+
+async def _refused_order(shop: App) -> None:
+    step("7. A third order asks for more teapots than the shop has")
+    try:
+        await shop.send(
+            PlaceOrder(customer_id=CustomerId("c-bob"), lines=(OrderLine(Sku("teapot"), 3),))
+        )
+    except OutOfStockError as exc:
+        say(f"refused by inventory: {exc}")
+    async with shop.scope() as scope:
+        kept = await (await scope.get(EventStore)).read_all()
+    say(f"the transaction rolled back: still {len(kept)} events in the store,")
+    say(f"and {await pending_in_outbox(shop)} in the outbox: payments never heard of it")
+    count = await shop.send(CountCustomerOrders(customer_id="c-bob"))
+    say(f"orders of c-bob (inline): {count}")
+
+
+def _boundary_error(database: Path) -> None:
+    step("9. A report module that reaches into inventory's internals does not build")
 
     @module(providers=[scoped(StockReport)], imports=[InventoryModule])
     class ReportingModule: ...
 
-    @module(imports=[shop_module(database), ReportingModule])
+    @module(imports=[shop_module(database, InMemoryTransport()), ReportingModule])
     class ShopWithReports: ...
 
     try:

@@ -10,13 +10,18 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, overload
 
 from dishka import AsyncContainer, Provider, make_async_container
 from dishka.exception_base import DishkaError
 
 from dockyard.di._spec import ProviderSpec
-from dockyard.exceptions import AppNotStartedError, ContainerBuildError, ModuleConfigurationError
+from dockyard.exceptions import (
+    AppNotStartedError,
+    ContainerBuildError,
+    ModuleConfigurationError,
+    type_name,
+)
 from dockyard.messaging._bus import Dispatcher, MessageBus
 from dockyard.messaging._compile import CompiledMessaging, compile_messaging
 from dockyard.messaging._envelope import MessageContext
@@ -310,10 +315,14 @@ class App:
             raise AppNotStartedError("open a scope")
         return self._container(context=dict(context) if context else None)
 
-    async def get(self, dependency: type[T]) -> T:
+    @overload
+    async def get(self, dependency: type[T]) -> T: ...
+    @overload
+    async def get(self, dependency: Any) -> Any: ...  # Protocols and other abstract ports
+    async def get(self, dependency: Any) -> Any:
         """Resolve an app-wide (singleton) dependency that the root module can see."""
         if not self._started:
-            raise AppNotStartedError(f"resolve `{dependency.__qualname__}`")
+            raise AppNotStartedError(f"resolve `{type_name(dependency)}`")
         return await self._container.get(dependency)
 
     # -- messaging shortcuts: each opens a scope ------------------------------------------

@@ -130,7 +130,7 @@ async def holder_of(app: App, name: str) -> str:
 
 
 async def append(app: App, *events: object, stream: str = "Account-1") -> None:
-    store = await app.get(EventStore)  # type: ignore[type-abstract]  # a Protocol as a DI key
+    store = await app.get(EventStore)
     await store.append(stream, list(events), ANY)
 
 
