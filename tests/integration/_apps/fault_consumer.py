@@ -1,0 +1,100 @@
+"""A consumer app whose handler records an effect row, in the inbox's transaction.
+
+Run as a process (``python -m integration._apps.fault_consumer rabbit|nats <schema>
+<destination> <name>``) it is one consumer of the group ``effects``. With
+``DOCKYARD_FAULT_STALL_ON=<n>`` its handler writes ``Ping(n)``'s effect, touches the file
+``DOCKYARD_FAULT_MARKER`` and then hangs, uncommitted, until the test kills the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import text
+
+from dockyard.app import App
+from dockyard.consumer import ConsumerModule, listen
+from dockyard.messaging import Event, EventHandler
+from dockyard.modules import module
+from dockyard.outbox import OutboxModule
+from dockyard.sql import SqlModule, SqlOutboxStorage, UnitOfWork
+from dockyard.transport import Transport
+from integration._apps.services import (
+    NATS_URL,
+    POSTGRES_URL,
+    engine_options,
+    rabbit_url,
+)
+
+GROUP = "effects"
+EFFECTS_TABLE = "CREATE TABLE fault_effects (n INTEGER NOT NULL, consumer TEXT NOT NULL)"
+STALL_ON = "DOCKYARD_FAULT_STALL_ON"
+MARKER = "DOCKYARD_FAULT_MARKER"
+CONSUMER = "DOCKYARD_FAULT_CONSUMER"
+
+
+@dataclass(frozen=True, slots=True)
+class Ping(Event):
+    n: int
+
+
+class RecordEffect(EventHandler[Ping]):
+    """The effect: one row per handling that committed (the inbox makes it one per message)."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def handle(self, event: Ping, /) -> None:
+        await self._uow.connection.execute(
+            text("INSERT INTO fault_effects (n, consumer) VALUES (:n, :consumer)"),
+            {"n": event.n, "consumer": os.environ.get(CONSUMER, "test")},
+        )
+        if os.environ.get(STALL_ON) == str(event.n):
+            await asyncio.to_thread(Path(os.environ[MARKER]).touch)
+            await asyncio.sleep(3600)  # the effect is written, not committed: kill me now
+
+
+def consumer_app(schema: str, transport: Transport, destination: str) -> App:
+    """Consumes ``destination`` as group ``effects`` (4 at a time) into ``fault_effects``."""
+
+    @module(
+        handlers=[RecordEffect],
+        imports=[
+            SqlModule.register(POSTGRES_URL, **engine_options(schema)),
+            OutboxModule.register(transport=transport, storage=SqlOutboxStorage(), run_relay=False),
+            ConsumerModule.register(endpoints=[listen(destination, group=GROUP, concurrency=4)]),
+        ],
+    )
+    class EffectsConsumer: ...
+
+    return App.build(EffectsConsumer)
+
+
+def transport_for(broker: str, connection_name: str, *, ack_wait: float = 2.0) -> Transport:
+    if broker == "rabbit":
+        from faststream.rabbit import RabbitBroker
+
+        from dockyard.transport.rabbit import RabbitTransport
+
+        # Reconnect sooner than aio-pika's 5 s, so the test spends its time on the stream.
+        amqp = RabbitBroker(rabbit_url(connection_name), reconnect_interval=0.5, logger=None)
+        return RabbitTransport(broker=amqp)
+    from dockyard.transport.nats import NatsTransport
+
+    return NatsTransport(NATS_URL, ack_wait=ack_wait)
+
+
+async def main(broker: str, schema: str, destination: str, name: str) -> None:
+    transport = transport_for(broker, name)
+    try:
+        await consumer_app(schema, transport, destination).run_worker(grace=5.0)
+    finally:
+        await transport.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:5]))

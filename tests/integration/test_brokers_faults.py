@@ -1,0 +1,268 @@
+"""Faults against the real brokers: cut connections, killed consumers. Nothing is lost, and
+every message has its effect once (the inbox commits with the effect).
+
+* RabbitMQ drops the relay's and the consumer's connections mid-stream (``rabbitmqctl
+  close_connection``, only this test's named connections): both reconnect by themselves.
+* A consumer process is ``kill -9``-ed in the middle of a handler: the broker gives the
+  message to another consumer process, whose handler's effect is the only one committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from dockyard.app import App
+from dockyard.modules import module
+from dockyard.outbox import DeadLetters, OutboxModule, RelaySettings, RetryPolicy, route
+from dockyard.sql import SqlModule, SqlOutboxStorage
+from dockyard.transport import Transport
+from dockyard.transport.nats import NatsTransport
+from integration._apps.fault_consumer import (
+    CONSUMER,
+    EFFECTS_TABLE,
+    GROUP,
+    MARKER,
+    STALL_ON,
+    Ping,
+    consumer_app,
+    transport_for,
+)
+from integration._apps.services import (
+    POSTGRES_DSN,
+    POSTGRES_URL,
+    PYTHON,
+    ROOT,
+    close_rabbit_connections,
+    create_schema,
+    delete_nats_streams,
+    delete_rabbit_destinations,
+    drop_schema,
+    engine_options,
+    python_env,
+    unique,
+)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+MESSAGES = 400
+KEYS = 8
+
+
+@pytest_asyncio.fixture
+async def schema() -> AsyncIterator[str]:
+    name = unique("dockyard_faults").replace("-", "_")
+    await create_schema(name, EFFECTS_TABLE)
+    try:
+        yield name
+    finally:
+        await drop_schema(name)
+
+
+async def effects(connection: asyncpg.Connection) -> dict[int, int]:
+    rows = await connection.fetch("SELECT n, count(*) AS times FROM fault_effects GROUP BY n")
+    return {row["n"]: row["times"] for row in rows}
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], deadline: float, what: str, interval: float = 0.05
+) -> None:
+    started = time.monotonic()
+    while time.monotonic() - started < deadline:
+        if await check():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {deadline:.0f}s waiting for {what}")
+
+
+def producer(schema: str, transport: Transport, destination: str) -> App:
+    retry = RetryPolicy(max_attempts=1_000, initial_delay=0.05, max_delay=0.5)
+
+    @module(
+        imports=[
+            SqlModule.register(POSTGRES_URL, **engine_options(schema)),
+            OutboxModule.register(
+                transport=transport,
+                storage=SqlOutboxStorage(),
+                routes=[route(Ping).to(destination, partition_key=lambda p: f"k{p.n % KEYS}")],
+                relay=RelaySettings(batch_size=50, retry=retry),
+            ),
+        ]
+    )
+    class Producer: ...
+
+    return App.build(Producer)
+
+
+@pytest.mark.rabbit
+async def test_rabbit_connections_dropped_mid_stream_lose_nothing(schema: str) -> None:
+    destination, name = unique("faults"), unique("dockyard-faults")
+    producing, consuming = (
+        transport_for("rabbit", f"{name}-relay"),
+        transport_for("rabbit", f"{name}-consumer"),
+    )
+    await consuming.declare(destination, GROUP)  # so nothing published is refused
+    shop, billing = (
+        producer(schema, producing, destination),
+        consumer_app(schema, consuming, destination),
+    )
+    stop = asyncio.Event()
+    connection = await asyncpg.connect(POSTGRES_DSN, server_settings={"search_path": schema})
+    cuts: list[int] = []
+    try:
+        async with shop, billing:
+            workers = [
+                asyncio.create_task(shop.run_worker(stop=stop)),
+                asyncio.create_task(billing.run_worker(stop=stop)),
+            ]
+            written = 0
+
+            async def write(until: int) -> None:
+                nonlocal written
+                while written < until:
+                    await shop.publish(Ping(written))
+                    written += 1
+                    if written % 10 == 0:
+                        await asyncio.sleep(0.02)
+
+            # Three rounds: write, and once the consumer has caught up with the previous
+            # round, cut both connections while messages flow. The next round's messages
+            # only arrive if both sides came back.
+            before = 0
+            for round_end in (MESSAGES // 4, MESSAGES // 2, 3 * MESSAGES // 4):
+                writing = asyncio.create_task(write(round_end))
+                await wait_until(
+                    functools.partial(_effects_over, connection, before + 10),
+                    20,
+                    f"{before + 10} effects",
+                )
+                cuts.append(await asyncio.to_thread(close_rabbit_connections, name))
+                await writing
+                before = round_end
+            await write(MESSAGES)
+            await wait_until(
+                lambda: _all_effects(connection), 30, f"all {MESSAGES} effects", interval=0.2
+            )
+            dead = await (await shop.get(DeadLetters)).list()
+            stop.set()
+            await asyncio.gather(*workers)
+        counted = await effects(connection)
+    finally:
+        stop.set()
+        await connection.close()
+        await producing.close()
+        await consuming.close()
+        await delete_rabbit_destinations((destination, f"{destination}.{GROUP}"))
+    assert all(cut >= 2 for cut in cuts), f"expected the relay's and consumer's: {cuts}"
+    assert sorted(counted) == list(range(MESSAGES)), "messages were lost"
+    assert set(counted.values()) == {1}, "an effect happened twice"
+    assert dead == []
+
+
+async def _effects_over(connection: asyncpg.Connection, count: int) -> bool:
+    return bool(await connection.fetchval("SELECT count(*) FROM fault_effects") >= count)
+
+
+async def _all_effects(connection: asyncpg.Connection) -> bool:
+    done = await connection.fetchval("SELECT count(DISTINCT n) FROM fault_effects")
+    return bool(done >= MESSAGES)
+
+
+def start_consumer(
+    broker: str, schema: str, destination: str, name: str, **env: str
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [PYTHON, "-m", "integration._apps.fault_consumer", broker, schema, destination, name],
+        cwd=ROOT,
+        env={**python_env(), CONSUMER: name, **env},
+    )
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+KILLED_MESSAGES = 20
+STALLED = 7
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [
+        pytest.param("rabbit", marks=pytest.mark.rabbit),
+        pytest.param("nats", marks=pytest.mark.nats),
+    ],
+)
+async def test_a_consumer_killed_mid_handler_has_its_message_redelivered_once(
+    broker: str, schema: str, tmp_path: Path
+) -> None:
+    destination, name = unique("killed"), unique("dockyard-killed")
+    marker = tmp_path / "stalled"
+    producing = transport_for(broker, f"{name}-relay")
+    await producing.declare(destination, GROUP)  # the group exists before anything is sent
+    shop = producer(schema, producing, destination)
+    stop = asyncio.Event()
+    first = start_consumer(
+        broker, schema, destination, "first", **{STALL_ON: str(STALLED), MARKER: str(marker)}
+    )
+    second: subprocess.Popen[bytes] | None = None
+    connection = await asyncpg.connect(POSTGRES_DSN, server_settings={"search_path": schema})
+    try:
+        async with shop:
+            relay = asyncio.create_task(shop.run_worker(stop=stop))
+            for n in range(KILLED_MESSAGES):
+                await shop.publish(Ping(n))
+
+            async def stalled() -> bool:
+                return marker.exists()
+
+            await wait_until(stalled, 15, f"the first consumer to stall on Ping({STALLED})")
+            # Its effect is written in the open transaction: nobody else can see it yet.
+            assert (
+                await connection.fetchval(
+                    "SELECT count(*) FROM fault_effects WHERE n = $1", STALLED
+                )
+                == 0
+            )
+            second = start_consumer(broker, schema, destination, "second")
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait()
+            await wait_until(
+                lambda: _effects_count(connection, KILLED_MESSAGES), 20, "every effect"
+            )
+            stop.set()
+            await relay
+        rows = await connection.fetch("SELECT n, consumer FROM fault_effects")
+    finally:
+        stop.set()
+        for process in (first, second):
+            if process is not None:
+                stop_process(process)
+        await connection.close()
+        await producing.close()
+        if broker == "rabbit":
+            await delete_rabbit_destinations((destination, f"{destination}.{GROUP}"))
+        else:
+            await delete_nats_streams(NatsTransport.stream_name(destination))
+    assert sorted(row["n"] for row in rows) == list(range(KILLED_MESSAGES))
+    assert [row["consumer"] for row in rows if row["n"] == STALLED] == ["second"]
+
+
+async def _effects_count(connection: asyncpg.Connection, count: int) -> bool:
+    return bool(await connection.fetchval("SELECT count(DISTINCT n) FROM fault_effects") >= count)
