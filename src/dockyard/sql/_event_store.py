@@ -31,7 +31,7 @@ from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._event_tables import events as events_table
 from dockyard.sql._event_tables import idempotency_keys, streams
 from dockyard.sql._reads import log_rows, stream_rows
-from dockyard.sql._sqlite_driver import aiosqlite_connection, insert_events, upsert_stream
+from dockyard.sql._sqlite_driver import aiosqlite_connection, append_sqlite
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["SqlEventStore"]
@@ -120,11 +120,9 @@ class SqlEventStore:
                 raise TooManyEventsError(stream_id, len(rows), EVENTS_PER_TRANSACTION)
         else:
             driver = await aiosqlite_connection(connection)
-            version = await upsert_stream(driver, stream_id, len(rows), expected)
-            if version is not None:
-                first = version - len(rows) + 1
-                positions = await insert_events(driver, stream_id, rows, first, recorded_at)
-                return AppendResult(stream_id, first, version, *positions)
+            done = await append_sqlite(driver, stream_id, rows, expected, recorded_at)
+            if done is not None:
+                return AppendResult(stream_id, *done)
         # nothing was written: find out why (the cold path)
         found = (
             await connection.execute(_STREAM.where(streams.c.stream_id == stream_id))

@@ -14,7 +14,7 @@ from dockyard.sql import _sqlite_driver as lite_sql
 from dockyard.sql._append_postgres import visible_below
 from dockyard.sql._driver import asyncpg_connection
 from dockyard.sql._event_tables import events
-from dockyard.sql._sqlite_driver import aiosqlite_connection, from_storage
+from dockyard.sql._sqlite_driver import aiosqlite_connection, fetch_rows
 
 __all__ = ["log_rows", "stream_rows"]
 
@@ -39,14 +39,12 @@ async def stream_rows(
         lite = await aiosqlite_connection(connection)
         if backwards:
             last = from_version if from_version > 0 else _NO_END
-            raw = await lite.execute_fetchall(
-                lite_sql.READ_STREAM_BACKWARDS, (stream_id, last, _sqlite_limit(limit))
+            return await fetch_rows(
+                lite, lite_sql.READ_STREAM_BACKWARDS, (stream_id, last, _sqlite_limit(limit))
             )
-        else:
-            raw = await lite.execute_fetchall(
-                lite_sql.READ_STREAM_FORWARDS, (stream_id, from_version, _sqlite_limit(limit))
-            )
-        return list(from_storage(raw))
+        return await fetch_rows(
+            lite, lite_sql.READ_STREAM_FORWARDS, (stream_id, from_version, _sqlite_limit(limit))
+        )
     driver = await asyncpg_connection(connection)
     if driver is not None:
         if backwards:
@@ -78,12 +76,10 @@ async def log_rows(
     if connection.dialect.name == "sqlite":
         lite = await aiosqlite_connection(connection)
         if names:
-            raw = await lite.execute_fetchall(
-                lite_sql.READ_ALL_OF_TYPES, (after_position, json.dumps(names), limit)
+            return await fetch_rows(
+                lite, lite_sql.READ_ALL_OF_TYPES, (after_position, json.dumps(names), limit)
             )
-        else:
-            raw = await lite.execute_fetchall(lite_sql.READ_ALL, (after_position, limit))
-        return list(from_storage(raw))
+        return await fetch_rows(lite, lite_sql.READ_ALL, (after_position, limit))
     driver = await asyncpg_connection(connection)
     if driver is not None:
         if names:

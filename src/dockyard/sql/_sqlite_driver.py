@@ -1,17 +1,25 @@
 """SQLite hot paths on the raw aiosqlite connection, inside the unit of work's transaction.
 
 Each statement through SQLAlchemy costs a thread hop plus its own bookkeeping; an append
-through it measured several times slower than raw aiosqlite (docs/event-store.md). Values are
-stored exactly as SQLAlchemy stores them (UUIDs as 32 hex digits, UTC datetimes as
+through it measured several times slower than raw aiosqlite (docs/event-store.md). Each hop
+to aiosqlite's worker thread costs 40–90 µs on its own, so an append (stream upsert + event
+insert) and a stream read (fetch + conversion) each run as one function in that thread: one
+hop. That needs aiosqlite's ``Connection._execute(fn, *args)``, private but unchanged for
+years; ``in_driver_thread`` is the one place that uses it, and falls back to one hop per
+statement if it ever changes (``tests/unit/sql/test_sqlite_driver.py`` fails loudly then).
+
+Values are stored exactly as SQLAlchemy stores them (UUIDs as 32 hex digits, UTC datetimes as
 ``YYYY-MM-DD HH:MM:SS.ffffff``), so both paths read each other's rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
-from uuid import UUID
+from functools import lru_cache
+from typing import Any, TypeVar
+from uuid import UUID, SafeUUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,10 +33,13 @@ __all__ = [
     "READ_STREAM_BACKWARDS",
     "READ_STREAM_FORWARDS",
     "aiosqlite_connection",
+    "append_sqlite",
+    "fetch_rows",
     "from_storage",
-    "insert_events",
-    "upsert_stream",
+    "in_driver_thread",
 ]
+
+T = TypeVar("T")
 
 _E, _S = events.name, streams.name
 _COLUMNS = ", ".join(column.name for column in events.columns)
@@ -74,6 +85,32 @@ async def aiosqlite_connection(
     return (await connection.get_raw_connection()).driver_connection
 
 
+def _sqlite3_of(driver: Any) -> sqlite3.Connection | None:
+    """``driver``'s ``sqlite3.Connection`` if its worker thread can run our functions."""
+    sqlite = getattr(driver, "_connection", None)
+    if isinstance(sqlite, sqlite3.Connection) and callable(getattr(driver, "_execute", None)):
+        return sqlite
+    return None
+
+
+async def in_driver_thread(
+    driver: Any,  # aiosqlite.Connection (untyped)
+    fn: Callable[..., T],
+    *args: Any,
+) -> tuple[T] | None:
+    """``(fn(sqlite3_connection, *args),)`` run in aiosqlite's worker thread, or ``None``.
+
+    ``None`` means this aiosqlite no longer looks as expected: run one statement per hop.
+    The worker thread serves its queue in order, so ``fn`` runs after everything queued before
+    it on this connection, exactly like a statement would.
+    """
+    sqlite = _sqlite3_of(driver)
+    if sqlite is None:
+        return None
+    result: T = await driver._execute(fn, sqlite, *args)  # noqa: SLF001 - see the module doc
+    return (result,)
+
+
 def _kind(expected: int | ExpectedVersion) -> str:
     if expected is ExpectedVersion.ANY:
         return "any"
@@ -84,44 +121,31 @@ def _kind(expected: int | ExpectedVersion) -> str:
     return "exact"
 
 
-async def upsert_stream(
-    driver: Any,  # aiosqlite.Connection (untyped)
-    stream_id: str,
-    count: int,
-    expected: int | ExpectedVersion,
-) -> int | None:
-    """Bump the stream's version if ``expected`` holds; the new version, or ``None``."""
-    kind = _kind(expected)
-    arguments: tuple[object, ...] = (stream_id, count)
-    if kind == "exact":
-        arguments = (stream_id, count, expected)
-    rows = await driver.execute_fetchall(_UPSERT[kind], arguments)
-    return int(rows[0][0]) if rows else None
-
-
 def _stored(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-async def insert_events(
-    driver: Any,  # aiosqlite.Connection (untyped)
-    stream_id: str,
-    rows: list[EventRow],
-    first_version: int,
-    recorded_at: datetime,
-) -> tuple[int, int]:
-    """Insert the rows; AUTOINCREMENT hands out their positions. ``(first, last)`` position."""
-    recorded = _stored(recorded_at)
+@lru_cache(maxsize=32)
+def _insert_sql(count: int) -> str:
     placeholders = "(" + ", ".join("?" * len(_INSERT_COLUMNS)) + ")"
-    positions: list[int] = []
+    return (
+        f"INSERT INTO {_E} ({', '.join(_INSERT_COLUMNS)}) VALUES "  # noqa: S608
+        f"{', '.join([placeholders] * count)} RETURNING global_position"
+    )
+
+
+def _inserts(
+    stream_id: str, rows: list[EventRow], first_version: int, recorded_at: datetime
+) -> list[tuple[str, list[object]]]:
+    """The INSERT statements of an append, one per chunk of ``_MAX_ROWS`` rows."""
+    recorded = _stored(recorded_at)
+    statements: list[tuple[str, list[object]]] = []
     for start in range(0, len(rows), _MAX_ROWS):
         chunk = rows[start : start + _MAX_ROWS]
-        sql = (
-            f"INSERT INTO {_E} ({', '.join(_INSERT_COLUMNS)}) VALUES "  # noqa: S608
-            f"{', '.join([placeholders] * len(chunk))} RETURNING global_position"
-        )
         arguments: list[object] = []
         for offset, row in enumerate(chunk, start=first_version + start):
+            # most events occur when they are recorded: format that moment once
+            occurred = recorded if row.occurred_at is recorded_at else _stored(row.occurred_at)
             arguments += (
                 row.event_id.hex,
                 stream_id,
@@ -131,15 +155,78 @@ async def insert_events(
                 row.data,
                 row.correlation_id,
                 row.causation_id,
-                _stored(row.occurred_at),
+                occurred,
                 recorded,
             )
-        positions += [r[0] for r in await driver.execute_fetchall(sql, arguments)]
+        statements.append((_insert_sql(len(chunk)), arguments))
+    return statements
+
+
+def _append_in_thread(
+    sqlite: sqlite3.Connection,
+    upsert: tuple[str, tuple[object, ...]],
+    stream_id: str,
+    rows: list[EventRow],
+    recorded_at: datetime,
+) -> tuple[int, int, int, int] | None:
+    found = sqlite.execute(*upsert).fetchone()
+    if found is None:
+        return None
+    last = int(found[0])
+    first = last - len(rows) + 1
+    positions: list[int] = []
+    for sql, arguments in _inserts(stream_id, rows, first, recorded_at):
+        positions += [r[0] for r in sqlite.execute(sql, arguments).fetchall()]
     # one writer at a time and one statement per chunk: the positions are contiguous
-    return min(positions), max(positions)
+    return first, last, min(positions), max(positions)
 
 
-def from_storage(rows: Sequence[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
+async def append_sqlite(
+    driver: Any,  # aiosqlite.Connection (untyped)
+    stream_id: str,
+    rows: list[EventRow],
+    expected: int | ExpectedVersion,
+    recorded_at: datetime,
+) -> tuple[int, int, int, int] | None:
+    """Bump the stream's version if ``expected`` holds and insert the rows (one hop).
+
+    ``(first_version, last_version, first_position, last_position)``, or ``None`` if nothing
+    was written (the version check failed or the stream is deleted; the caller finds out).
+    """
+    kind = _kind(expected)
+    arguments: tuple[object, ...] = (stream_id, len(rows))
+    if kind == "exact":
+        arguments = (stream_id, len(rows), expected)
+    upsert = (_UPSERT[kind], arguments)
+    done = await in_driver_thread(driver, _append_in_thread, upsert, stream_id, rows, recorded_at)
+    if done is not None:
+        return done[0]
+    found = await driver.execute_fetchall(*upsert)
+    if not found:
+        return None
+    last = int(found[0][0])
+    first = last - len(rows) + 1
+    positions: list[int] = []
+    for sql, values in _inserts(stream_id, rows, first, recorded_at):
+        positions += [r[0] for r in await driver.execute_fetchall(sql, values)]
+    return first, last, min(positions), max(positions)
+
+
+_new = object.__new__
+_set = object.__setattr__
+_UNKNOWN_SAFETY = SafeUUID.unknown
+
+
+def _uuid(hex_digits: str) -> UUID:
+    # UUID(hex) validates and normalizes its argument, twice the cost of this; the column only
+    # ever holds what ``UUID.hex`` wrote, and int() still rejects anything that is not hex.
+    uuid = _new(UUID)
+    _set(uuid, "int", int(hex_digits, 16))
+    _set(uuid, "is_safe", _UNKNOWN_SAFETY)
+    return uuid
+
+
+def from_storage(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
     """Rows as SQLAlchemy would hand them back: ``UUID`` ids and aware UTC datetimes."""
     # The events of one append share their timestamps: parse each distinct one once.
     moments: dict[str, datetime] = {}
@@ -150,18 +237,27 @@ def from_storage(rows: Sequence[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
             found = moments[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
         return found
 
-    for (position, event_id, stream_id, version, type_name, schema_version, data,
-         correlation_id, causation_id, occurred_at, recorded_at) in rows:  # fmt: skip
-        yield (
-            position,
-            UUID(event_id),
-            stream_id,
-            version,
-            type_name,
-            schema_version,
-            data,
-            correlation_id,
-            causation_id,
-            moment(occurred_at),
-            moment(recorded_at),
-        )
+    return [
+        (position, _uuid(event_id), stream_id, version, type_name, schema_version, data,
+         correlation_id, causation_id, moment(occurred_at), moment(recorded_at))
+        for (position, event_id, stream_id, version, type_name, schema_version, data,
+             correlation_id, causation_id, occurred_at, recorded_at) in rows
+    ]  # fmt: skip
+
+
+def _fetch_in_thread(
+    sqlite: sqlite3.Connection, sql: str, arguments: Sequence[object]
+) -> list[tuple[Any, ...]]:
+    return from_storage(sqlite.execute(sql, arguments).fetchall())
+
+
+async def fetch_rows(
+    driver: Any,  # aiosqlite.Connection (untyped)
+    sql: str,
+    arguments: Sequence[object],
+) -> list[tuple[Any, ...]]:
+    """Rows of ``dockyard_events`` fetched and converted (``from_storage``) in one hop."""
+    done = await in_driver_thread(driver, _fetch_in_thread, sql, arguments)
+    if done is not None:
+        return done[0]
+    return from_storage(await driver.execute_fetchall(sql, arguments))
