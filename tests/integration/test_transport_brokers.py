@@ -28,6 +28,10 @@ class TestRabbitTransport(TransportContract):
         yield transport
         await transport.close()
 
+    async def refusing_destination(self, transport: Transport) -> str:
+        del transport
+        return f"nobody-{uuid.uuid4().hex[:8]}"  # no group declared: unroutable, refused
+
     async def test_a_destination_no_group_declared_refuses_messages(self) -> None:
         transport = RabbitTransport(RABBIT_URL)
         try:
@@ -48,6 +52,14 @@ class TestNatsTransport(TransportContract):
         transport = NatsTransport(NATS_URL, ack_wait=5.0)
         yield transport
         await transport.close()
+
+    async def refusing_destination(self, transport: Transport) -> str:
+        assert isinstance(transport, NatsTransport)
+        name = f"tiny-{uuid.uuid4().hex[:8]}"  # a stream that refuses messages over 1 byte
+        await transport.broker.connection.jetstream().add_stream(
+            name=NatsTransport.stream_name(name), subjects=[name], max_msg_size=1
+        )
+        return name
 
     async def test_the_server_drops_a_second_publish_of_one_id(self) -> None:
         transport = NatsTransport(NATS_URL)
@@ -72,3 +84,10 @@ class TestRedisTransport(TransportContract):
         transport = RedisTransport(REDIS_URL, claim_after=0.5, poll_interval=0.05)
         yield transport
         await transport.close()
+
+    async def refusing_destination(self, transport: Transport) -> str:
+        assert isinstance(transport, RedisTransport)
+        await transport.publish_many([])  # connects
+        name = f"plain-{uuid.uuid4().hex[:8]}"  # a string key: XADD answers WRONGTYPE
+        await transport.broker._connection.set(name, "not a stream", ex=60)
+        return name

@@ -8,6 +8,8 @@ and pass ``dockyard.testing.contracts.TransportContract``.
 from dockyard.transport._port import (
     CAUSATION_ID,
     CORRELATION_ID,
+    BatchPublisher,
+    BatchPublishError,
     Delivery,
     Subscription,
     Transport,
@@ -17,6 +19,8 @@ from dockyard.transport._port import (
 __all__ = [
     "CAUSATION_ID",
     "CORRELATION_ID",
+    "BatchPublishError",
+    "BatchPublisher",
     "Delivery",
     "Subscription",
     "Transport",

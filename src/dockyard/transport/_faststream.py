@@ -17,6 +17,9 @@ knows about redeliveries). Everything else is here, once:
   after the delay with ``attempt`` increased, so a retry never lets a later message of its key
   overtake it. If the process dies meanwhile the broker redelivers it: nothing is lost.
 * Leaving the subscription returns every unsettled message to the broker.
+* ``publish_many`` cuts a batch into waves (``_batch.publish_in_waves``: one message per key
+  per wave) and publishes each wave at once with ``_publish_wave``, awaiting its confirms
+  together; a broker overrides ``_publish_wave`` with its own pipelining.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import abc
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, ClassVar
 from unittest import mock
@@ -34,6 +37,7 @@ from faststream import AckPolicy, Context
 from faststream.message import StreamMessage
 
 from dockyard.exceptions import TransportClosedError
+from dockyard.transport._batch import publish_in_waves
 from dockyard.transport._port import Delivery, TransportMessage
 
 __all__ = [
@@ -44,6 +48,7 @@ __all__ = [
     "FastStreamTransport",
     "decode_headers",
     "encode_headers",
+    "outcome_of",
 ]
 
 logger = logging.getLogger("dockyard.transport")
@@ -248,6 +253,26 @@ class FastStreamTransport(abc.ABC):
         await self._publish(self.name_of(message.destination), message, encode_headers(message))
         self.published += 1
 
+    async def publish_many(self, messages: Sequence[TransportMessage], /) -> None:
+        """Publish ``messages``; return once the broker confirmed every one.
+
+        Each wave (at most one message per partition key) is published at once and its
+        confirms awaited together. A failed message holds back the later messages of its key.
+
+        Raises:
+            BatchPublishError: Names the messages the broker did not accept and those held
+                back; every other message was confirmed.
+        """
+        await self._ensure_connected()
+        await publish_in_waves(self.scheme, messages, self._counted_wave)
+
+    async def _counted_wave(
+        self, messages: Sequence[TransportMessage]
+    ) -> Sequence[BaseException | None]:
+        outcomes = await self._publish_wave(messages)
+        self.published += sum(outcome is None for outcome in outcomes)
+        return outcomes
+
     async def declare(self, destination: str, group: str) -> None:
         """Create ``group``'s durable queue / consumer on ``destination`` (idempotent)."""
         await self._ensure_connected()
@@ -314,6 +339,16 @@ class FastStreamTransport(abc.ABC):
     async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:
         """Publish and wait for the broker's confirm; raise if it was refused."""
 
+    async def _publish_wave(
+        self, messages: Sequence[TransportMessage]
+    ) -> Sequence[BaseException | None]:
+        """Publish ``messages`` concurrently; one outcome each (``None``: confirmed)."""
+        results = await asyncio.gather(
+            *(self._publish(self.name_of(m.destination), m, encode_headers(m)) for m in messages),
+            return_exceptions=True,
+        )
+        return [outcome_of(result) for result in results]
+
     @abc.abstractmethod
     async def _declare(self, name: str, group: str) -> None:
         """Create the group's durable queue / consumer / group on ``name`` if missing."""
@@ -364,6 +399,15 @@ class FastStreamTransport(abc.ABC):
         subscribers = getattr(self.broker, "_subscribers", None)
         if isinstance(subscribers, set | list) and subscriber in subscribers:
             subscribers.remove(subscriber)
+
+
+def outcome_of(result: object) -> BaseException | None:
+    """A gathered result as a wave outcome; a cancellation or an interrupt goes on up."""
+    if isinstance(result, Exception):
+        return result
+    if isinstance(result, BaseException):
+        raise result
+    return None
 
 
 MANUAL = AckPolicy.MANUAL

@@ -6,14 +6,18 @@ same shape and passes ``dockyard.testing.contracts.TransportContract``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from dockyard.exceptions import DockyardError
 
 __all__ = [
     "CAUSATION_ID",
     "CORRELATION_ID",
+    "BatchPublishError",
+    "BatchPublisher",
     "Delivery",
     "Subscription",
     "Transport",
@@ -122,3 +126,60 @@ class Transport(Protocol):
     async def close(self) -> None:
         """Release connections; in-flight deliveries are returned for redelivery."""
         ...
+
+
+@runtime_checkable
+class BatchPublisher(Protocol):
+    """A transport that can publish many messages at once (optional; the relay uses it).
+
+    Guarantees (checked by ``TransportContract.test_publish_many_*``):
+
+    * ``publish_many`` returns once the transport has accepted every message.
+    * Messages with the same partition key are accepted in the order given, and a message
+      is not published at all when an earlier message of its key in the call failed.
+    * If some messages fail it raises ``BatchPublishError`` naming them (and the later
+      messages of their keys it held back); every other message was accepted. Any other
+      exception means nothing can be assumed accepted.
+    """
+
+    async def publish_many(self, messages: Sequence[TransportMessage], /) -> None:
+        """Hand ``messages`` to the transport; return when every one is accepted."""
+        ...
+
+
+class BatchPublishError(DockyardError, ConnectionError):
+    """Some messages of a ``publish_many`` call were not accepted; the others were.
+
+    Attributes:
+        transport: The transport's scheme, e.g. ``"rabbit"``.
+        failed: Message id → why the transport did not accept it.
+        held_back: Ids not published because an earlier message of their key failed.
+    """
+
+    def __init__(
+        self,
+        transport: str,
+        failed: Mapping[str, BaseException],
+        held_back: Sequence[str] = (),
+    ) -> None:
+        self.transport = transport
+        self.failed = dict(failed)
+        self.held_back = tuple(held_back)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        shown = list(self.failed.items())[:3]
+        reasons = "; ".join(f"{m} ({type(e).__name__}: {e})" for m, e in shown)
+        rest = len(self.failed) - len(shown)
+        more = f"; and {rest} more" if rest else ""
+        held = (
+            f" {len(self.held_back)} later messages of their keys were held back."
+            if self.held_back
+            else ""
+        )
+        return (
+            f"The {self.transport} transport did not accept {len(self.failed)} messages of a "
+            f"batch: {reasons}{more}.{held} Every other message was accepted; the relay retries "
+            "these. Hint: see each message's error (a refused destination, a broker limit, a "
+            "lost connection)."
+        )

@@ -14,10 +14,11 @@ import bisect
 import heapq
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 
 from dockyard.exceptions import TransportClosedError
+from dockyard.transport._batch import publish_in_waves
 from dockyard.transport._port import Delivery, TransportMessage
 
 __all__ = ["InMemoryTransport"]
@@ -226,6 +227,25 @@ class InMemoryTransport:
             return
         for group in groups.values():
             group.put(_Entry(self._seq, message))
+
+    async def publish_many(self, messages: Sequence[TransportMessage], /) -> None:
+        """Publish ``messages`` in order (``BatchPublisher``); a failed message holds back the
+        later messages of its key, and ``BatchPublishError`` names them."""
+        self.check_open()
+        await publish_in_waves("in-memory", messages, self._publish_wave)
+
+    async def _publish_wave(
+        self, messages: Sequence[TransportMessage]
+    ) -> list[BaseException | None]:
+        outcomes: list[BaseException | None] = []
+        for message in messages:
+            try:
+                await self.publish(message)  # a subclass may refuse some (tests do)
+            except Exception as exc:  # noqa: BLE001 - reported per message
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
 
     async def declare(self, destination: str, group: str) -> None:
         self.check_open()

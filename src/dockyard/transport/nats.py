@@ -6,11 +6,16 @@ consumers pull from it). Publishing waits for the stream's ``PubAck`` and sets
 ``Nats-Msg-Id``, so the server drops a message the relay publishes twice within the
 duplicate window. JetStream counts deliveries, which gives ``Delivery.attempt``; a message
 whose consumer died is redelivered after ``ack_wait`` seconds.
+
+``publish_many`` sends a wave with JetStream's asynchronous publish (the messages go out
+without waiting) and then awaits their ``PubAck`` futures together.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from dockyard.exceptions import MissingExtraError
@@ -18,7 +23,8 @@ from dockyard.exceptions import MissingExtraError
 try:
     from faststream.nats import JStream, NatsBroker, PullSub
     from nats.js.api import AckPolicy as JsAckPolicy
-    from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType
+    from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck, StorageType
+    from nats.js.client import JetStreamContext
     from nats.js.errors import NotFoundError
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingExtraError("dockyard.transport.nats", "faststream[nats]", "nats") from exc
@@ -26,12 +32,14 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 from faststream.message import StreamMessage
 
 from dockyard.exceptions import BrokerPublishError
-from dockyard.transport._faststream import MANUAL, FastStreamTransport
+from dockyard.transport._faststream import MANUAL, FastStreamTransport, encode_headers
 from dockyard.transport._port import TransportMessage
 
 __all__ = ["NatsTransport"]
 
 _NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_-]")
+_ACK_TIMEOUT = 10.0
+"""Seconds ``publish_many`` waits for a wave's acknowledgements (a message without one failed)."""
 
 
 class NatsTransport(FastStreamTransport):
@@ -67,6 +75,7 @@ class NatsTransport(FastStreamTransport):
         self.duplicate_window = duplicate_window
         self._streams: set[str] = set()
         self._declared: set[tuple[str, str]] = set()
+        self._js: JetStreamContext | None = None  # keeps publish_many's reply subscription
 
     @staticmethod
     def stream_name(name: str) -> str:
@@ -95,6 +104,39 @@ class NatsTransport(FastStreamTransport):
         ack = await self.broker.publish(message.payload, name, headers=headers, stream=stream)
         if ack is None or getattr(ack, "stream", stream) != stream:
             raise BrokerPublishError(self.scheme, message.destination, f"unexpected answer {ack}")
+
+    async def _publish_wave(
+        self, messages: Sequence[TransportMessage]
+    ) -> Sequence[BaseException | None]:
+        if self._js is None:
+            self._js = self.broker.connection.jetstream()
+        js = self._js
+        acks: list[asyncio.Future[PubAck]] = []
+        for message in messages:
+            name = self.name_of(message.destination)
+            stream = await self._ensure_stream(name)
+            headers = encode_headers(message)
+            headers["Nats-Msg-Id"] = message.message_id
+            acks.append(
+                await js.publish_async(name, message.payload, headers=headers, stream=stream)
+            )
+        await asyncio.wait(acks, timeout=_ACK_TIMEOUT)
+        outcomes: list[BaseException | None] = []
+        for message, ack in zip(messages, acks, strict=True):
+            if not ack.done():
+                ack.cancel()  # frees its slot in JetStream's window of pending publishes
+                reason = f"no acknowledgement within {_ACK_TIMEOUT:g}s"
+                outcomes.append(BrokerPublishError(self.scheme, message.destination, reason))
+            elif ack.exception() is not None:
+                cause = ack.exception()
+                error = BrokerPublishError(
+                    self.scheme, message.destination, f"{type(cause).__name__}: {cause}"
+                )
+                error.__cause__ = cause
+                outcomes.append(error)
+            else:
+                outcomes.append(None)
+        return outcomes
 
     async def _declare(self, name: str, group: str) -> None:
         if (name, group) in self._declared:

@@ -5,15 +5,26 @@ quorum queue ``"{destination}.{group}"`` bound to it (competing consumers share 
 Publishing waits for the publisher confirm; an unroutable message (no group declared yet)
 is refused, so the relay retries it instead of losing it. Quorum queues count redeliveries
 (``x-delivery-count``), which gives ``Delivery.attempt`` across crashes.
+
+``publish_many`` writes a whole wave in one socket write on a confirm channel of its own and
+then awaits the confirms together (aio-pika and FastStream publish one message per write and
+wait for the write to drain under the channel's lock, which caps a relay at a few thousand
+messages a second). It registers each confirm with aiormq exactly as ``basic_publish`` does,
+so acks, nacks, returns (unroutable) and a closed channel reach every message's outcome.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dockyard.exceptions import MissingExtraError
 
 try:
+    import aiormq
+    from aiormq.abc import ChannelFrame, DeliveredMessage
     from faststream.rabbit import (
         Channel,
         ExchangeType,
@@ -22,13 +33,22 @@ try:
         RabbitQueue,
     )
     from faststream.rabbit.schemas.queue import QueueType
+    from pamqp.body import ContentBody
+    from pamqp.commands import Basic
+    from pamqp.common import FieldTable
+    from pamqp.header import ContentHeader
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingExtraError("dockyard.transport.rabbit", "faststream[rabbit]", "rabbit") from exc
 
 from faststream.message import StreamMessage
 
 from dockyard.exceptions import BrokerPublishError
-from dockyard.transport._faststream import MANUAL, FastStreamTransport
+from dockyard.transport._faststream import (
+    MANUAL,
+    FastStreamTransport,
+    encode_headers,
+    outcome_of,
+)
 from dockyard.transport._port import TransportMessage
 
 __all__ = ["RabbitTransport"]
@@ -56,6 +76,7 @@ class RabbitTransport(FastStreamTransport):
         super().__init__(broker if broker is not None else RabbitBroker(url, logger=None))
         self._declared: set[tuple[str, str]] = set()
         self._exchanges: set[str] = set()
+        self._batch_channel: Any = None  # aio-pika channel with confirms, for publish_many
 
     def _exchange(self, name: str) -> RabbitExchange:
         return RabbitExchange(name, type=ExchangeType.FANOUT, durable=True)
@@ -63,10 +84,13 @@ class RabbitTransport(FastStreamTransport):
     def _queue(self, name: str, group: str) -> RabbitQueue:
         return RabbitQueue(f"{name}.{group}", queue_type=QueueType.QUORUM, durable=True)
 
-    async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:
+    async def _ensure_exchange(self, name: str) -> None:
         if name not in self._exchanges:  # publishing to a missing exchange closes the channel
             await self.broker.declare_exchange(self._exchange(name))
             self._exchanges.add(name)
+
+    async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:
+        await self._ensure_exchange(name)
         confirm = await self.broker.publish(
             message.payload,
             exchange=self._exchange(name),
@@ -85,6 +109,75 @@ class RabbitTransport(FastStreamTransport):
             else f"the broker answered {type(confirm).__name__} instead of a confirm"
         )
         raise BrokerPublishError(self.scheme, message.destination, reason)
+
+    async def _publish_wave(
+        self, messages: Sequence[TransportMessage]
+    ) -> Sequence[BaseException | None]:
+        names = [self.name_of(m.destination) for m in messages]
+        for name in dict.fromkeys(names):
+            await self._ensure_exchange(name)
+        channel = await self._confirm_channel()
+        frames: list[Any] = []
+        confirms: list[asyncio.Future[Any]] = []
+        # What aiormq's basic_publish does per message, for the whole wave under one lock
+        # and in one write: number the publishes, register their confirms (and the message
+        # ids, which is how aiormq matches a returned message to its confirm).
+        async with channel.lock:
+            for name, message in zip(names, messages, strict=True):
+                headers = encode_headers(message)
+                channel.delivery_tag += 1
+                tag = channel.delivery_tag
+                confirm = channel.create_future()
+                channel.confirmations[tag] = confirm
+                channel.message_id_delivery_tag[message.message_id] = tag
+                confirm.add_done_callback(_forget(channel, message.message_id, tag))
+                confirms.append(confirm)
+                properties = Basic.Properties(
+                    headers=FieldTable(headers),
+                    message_id=message.message_id,
+                    correlation_id=headers.get("correlation-id"),
+                    message_type=message.type_name,
+                    delivery_mode=2,  # persistent
+                )
+                body = message.payload
+                frames.append(Basic.Publish(exchange=name, routing_key="", mandatory=True))
+                frames.append(ContentHeader(properties=properties, body_size=len(body)))
+                size = channel.max_content_size
+                frames.extend(ContentBody(body[i : i + size]) for i in range(0, len(body), size))
+            await channel.write_queue.put(
+                ChannelFrame.marshall(channel_number=channel.number, frames=frames)
+            )
+        results = await asyncio.gather(*confirms, return_exceptions=True)
+        return [self._refusal(m, result) for m, result in zip(messages, results, strict=True)]
+
+    def _refusal(self, message: TransportMessage, result: object) -> BaseException | None:
+        if isinstance(result, Basic.Ack):
+            return None
+        if isinstance(result, DeliveredMessage):
+            reason = "no consumer group has declared this destination, so no queue would store it"
+        elif isinstance(result, aiormq.exceptions.AMQPError | ConnectionError):
+            reason = f"{type(result).__name__}: {result}"
+        else:
+            outcome = outcome_of(result)  # a cancellation goes on up
+            reason = f"the broker answered {type(outcome or result).__name__} instead of a confirm"
+        error = BrokerPublishError(self.scheme, message.destination, reason)
+        if isinstance(result, BaseException):
+            error.__cause__ = result
+        return error
+
+    async def _confirm_channel(self) -> Any:
+        channel = self._batch_channel
+        if channel is None or channel.is_closed:
+            connection = self.broker._connection  # noqa: SLF001 - the broker's connection
+            channel = self._batch_channel = await connection.channel(publisher_confirms=True)
+        return await channel.get_underlay_channel()
+
+    async def close(self) -> None:
+        channel, self._batch_channel = self._batch_channel, None
+        if channel is not None and not channel.is_closed:
+            with contextlib.suppress(Exception):  # the connection is gone: nothing to close
+                await channel.close()
+        await super().close()
 
     async def _declare(self, name: str, group: str) -> None:
         if (name, group) in self._declared:
@@ -133,3 +226,11 @@ class RabbitTransport(FastStreamTransport):
         if isinstance(count, int):
             return count + 1
         return 2 if raw.raw_message.redelivered else 1
+
+
+def _forget(channel: Any, message_id: str, tag: int) -> Callable[[asyncio.Future[Any]], None]:
+    def forget(_: asyncio.Future[Any]) -> None:
+        if channel.message_id_delivery_tag.get(message_id) == tag:
+            del channel.message_id_delivery_tag[message_id]
+
+    return forget

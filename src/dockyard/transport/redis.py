@@ -6,11 +6,15 @@ group on it, created at ``$`` when declared; every subscription is a consumer of
 acknowledgement: a message its consumer never acknowledged (the process died) stays pending
 and is claimed by another subscription of the group (``XAUTOCLAIM``) once it has been idle
 for ``claim_after`` seconds. Redis counts deliveries, which gives ``Delivery.attempt``.
+
+``publish_many`` sends a wave's ``XADD`` commands in one pipeline (one round trip, not a
+transaction: each command succeeds or fails on its own).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from dockyard.exceptions import MissingExtraError
@@ -24,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 from faststream.message import StreamMessage
 
 from dockyard.exceptions import BrokerPublishError
-from dockyard.transport._faststream import MANUAL, FastStreamTransport
+from dockyard.transport._faststream import MANUAL, FastStreamTransport, encode_headers
 from dockyard.transport._port import TransportMessage
 
 __all__ = ["RedisTransport"]
@@ -68,6 +72,31 @@ class RedisTransport(FastStreamTransport):
         entry_id = await self.broker.publish(message.payload, stream=name, headers=headers)
         if not entry_id:
             raise BrokerPublishError(self.scheme, message.destination, "XADD returned no id")
+
+    async def _publish_wave(
+        self, messages: Sequence[TransportMessage]
+    ) -> Sequence[BaseException | None]:
+        client = self.broker._connection  # noqa: SLF001 - the broker's client
+        async with client.pipeline(transaction=False) as pipeline:
+            for message in messages:
+                await self.broker.publish(
+                    message.payload,
+                    stream=self.name_of(message.destination),
+                    headers=encode_headers(message),
+                    pipeline=pipeline,
+                )
+            results = await pipeline.execute(raise_on_error=False)
+        outcomes: list[BaseException | None] = []
+        for message, result in zip(messages, results, strict=True):
+            if result and not isinstance(result, BaseException):
+                outcomes.append(None)
+                continue
+            reason = f"{type(result).__name__}: {result}" if result else "XADD returned no id"
+            error = BrokerPublishError(self.scheme, message.destination, reason)
+            if isinstance(result, BaseException):
+                error.__cause__ = result
+            outcomes.append(error)
+        return outcomes
 
     async def _declare(self, name: str, group: str) -> None:
         if (name, group) in self._declared:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
@@ -12,12 +13,25 @@ from dockyard.transport import Transport, TransportMessage
 from dockyard.transport.memory import InMemoryTransport
 
 
+class RefusingTransport(InMemoryTransport):
+    """Refuses destinations named ``refused-…``, as a broker refuses an unroutable message."""
+
+    async def publish(self, message: TransportMessage, /) -> None:
+        if message.destination.startswith("refused-"):
+            raise ConnectionError(f"{message.destination} refuses messages")
+        await super().publish(message)
+
+
 class TestInMemoryTransport(TransportContract):
     @pytest_asyncio.fixture
     async def transport_factory(self) -> AsyncIterator[Transport]:
-        transport = InMemoryTransport()
+        transport = RefusingTransport()
         yield transport
         await transport.close()
+
+    async def refusing_destination(self, transport: Transport) -> str:
+        del transport
+        return f"refused-{uuid.uuid4().hex[:8]}"
 
 
 def msg(n: int, key: str | None) -> TransportMessage:

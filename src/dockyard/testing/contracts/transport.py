@@ -1,6 +1,8 @@
 """``TransportContract``: what every ``Transport`` adapter must do.
 
-Each test uses fresh destination and group names, so a shared broker is fine.
+Each test uses fresh destination and group names, so a shared broker is fine. The
+``publish_many`` tests run when the transport has it (``BatchPublisher``); they need the
+``refusing_destination`` hook: a destination the transport under test refuses messages to.
 
 Example:
     ```python
@@ -10,6 +12,9 @@ Example:
             transport = RabbitTransport("amqp://guest:guest@localhost/")
             yield transport
             await transport.close()
+
+        async def refusing_destination(self, transport: Transport) -> str:
+            return f"undeclared-{uuid.uuid4().hex}"  # RabbitMQ refuses unroutable messages
     ```
 """
 
@@ -24,7 +29,13 @@ import pytest
 import pytest_asyncio
 
 from dockyard.exceptions import TransportClosedError
-from dockyard.transport import Delivery, Transport, TransportMessage
+from dockyard.transport import (
+    BatchPublisher,
+    BatchPublishError,
+    Delivery,
+    Transport,
+    TransportMessage,
+)
 
 __all__ = ["TransportContract"]
 
@@ -77,6 +88,24 @@ class TransportContract:
     @pytest.fixture
     def transport(self, transport_factory: Transport) -> Transport:
         return transport_factory
+
+    async def refusing_destination(self, transport: Transport) -> str:
+        """Abstract: a fresh destination ``transport`` refuses every message to.
+
+        However the broker says no: RabbitMQ refuses a destination no group declared, a
+        JetStream stream can cap the message size, Redis cannot append to a key that is not
+        a stream. Only the ``publish_many`` tests use it.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} tests a transport with `publish_many` but does not "
+            "override `refusing_destination`. Hint: return a destination the transport's "
+            "broker refuses messages to, so the contract can check how failures are reported."
+        )
+
+    def batch_publisher(self, transport: Transport) -> BatchPublisher:
+        if not isinstance(transport, BatchPublisher):
+            pytest.skip(f"{type(transport).__name__} has no publish_many (it is optional)")
+        return transport
 
     async def receive(
         self, transport: Transport, destination: str, group: str, count: int
@@ -181,3 +210,46 @@ class TransportContract:
         await transport.close()
         with pytest.raises(TransportClosedError):
             await transport.publish(message(destination))
+        if isinstance(transport, BatchPublisher):
+            with pytest.raises(TransportClosedError):
+                await transport.publish_many([message(destination)])
+
+    async def test_publish_many_delivers_every_message_in_key_order(
+        self, transport: Transport
+    ) -> None:
+        batch = self.batch_publisher(transport)
+        destination, group = _name("many"), _name("group")
+        await transport.declare(destination, group)
+        keys = ["k-0", "k-1", None, "k-0", "k-2", "k-0", None, "k-1"] * 4
+        sent = [message(destination, key=key, n=n) for n, key in enumerate(keys)]
+        await batch.publish_many(sent)
+        received = await self.receive(transport, destination, group, len(sent))
+        assert sorted(m.message_id for m in received) == sorted(m.message_id for m in sent)
+        for key in ("k-0", "k-1", "k-2"):
+            assert [m.payload for m in received if m.partition_key == key] == [
+                m.payload for m in sent if m.partition_key == key
+            ]
+        assert received[0] in sent  # intact: headers, type and schema version survive
+
+    async def test_publish_many_reports_failures_and_holds_back_their_keys(
+        self, transport: Transport
+    ) -> None:
+        batch = self.batch_publisher(transport)
+        destination, group = _name("partial"), _name("group")
+        await transport.declare(destination, group)
+        refusing = await self.refusing_destination(transport)
+        a1, b1 = message(destination, "a", 1), message(refusing, "b", 2)
+        b2, c1 = message(destination, "b", 3), message(destination, "c", 4)
+        loose, a2 = message(refusing, None, 5), message(destination, "a", 6)
+        with pytest.raises(BatchPublishError) as raised:
+            await batch.publish_many([a1, b1, b2, c1, loose, a2])
+        assert sorted(raised.value.failed) == sorted([b1.message_id, loose.message_id])
+        assert raised.value.held_back == (b2.message_id,)  # behind b1, so never published
+        received = await self.receive(transport, destination, group, 3)
+        assert sorted(m.message_id for m in received) == sorted(m.message_id for m in (a1, c1, a2))
+        assert [m.message_id for m in received if m.partition_key == "a"] == [
+            a1.message_id,
+            a2.message_id,
+        ]
+        async with transport.subscribe(destination, group) as subscription:
+            assert await _next(aiter(subscription), QUIET_PERIOD) is None  # not b2
