@@ -1,7 +1,8 @@
 """``OutboxRelay``: the background service that publishes committed outbox messages.
 
 See ``docs/design/outbox-relay.md`` for how claims keep order within a partition key across
-several relays, and how relays wake up.
+several relays, how relays wake up, and how a batch is published: all at once through
+``publish_many`` when the transport has it (``BatchPublisher``), else message by message.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dockyard.exceptions import StoreUnavailableError
+from dockyard.outbox._message import OutboxMessage
 from dockyard.outbox._settings import RelaySettings
 from dockyard.outbox._store import ClaimedBatch, OutboxStore
-from dockyard.transport._port import Transport
+from dockyard.transport._port import BatchPublisher, BatchPublishError, Transport
 
 __all__ = ["OutboxRelay", "RelayResult"]
 
@@ -106,44 +109,63 @@ class OutboxRelay:
                 return delivered
 
     async def _publish(self, batch: ClaimedBatch, now: float) -> RelayResult:
+        messages = batch.messages
+        transport = self.transport
+        if isinstance(transport, BatchPublisher):
+            failed = await _publish_many(transport, messages)
+        else:
+            failed = await self._publish_each(messages)
         retry = self.settings.retry
-        publish = self.transport.publish
         delivered: list[str] = []
         stopped_keys: set[str] = set()
         retried = dead = 0
-        messages = batch.messages
         for message in messages:
             key = message.partition_key
             if key is not None and key in stopped_keys:
-                continue  # an earlier message of its key failed: keep the order
-            try:
-                await publish(message.to_transport())
-            except Exception as exc:  # noqa: BLE001 - any transport failure is retried
-                if key is not None:
-                    stopped_keys.add(key)
-                attempts = message.attempts + 1
-                error = f"{type(exc).__name__}: {exc}"
-                if retry.exhausted(attempts):
-                    dead += 1
-                    await batch.dead(message.message_id, error, attempts)
-                    logger.error(  # noqa: TRY400 - the error is recorded, not raised
-                        "%s: message %s to %s is a dead letter after %d attempts: %s",
-                        self._name, message.message_id, message.destination, attempts, error,
-                    )  # fmt: skip
-                else:
-                    retried += 1
-                    wait = retry.delay(attempts, self._rng)
-                    await batch.failed(message.message_id, error, attempts, now + wait)
-                    logger.warning(
-                        "%s: publishing message %s to %s failed (attempt %d, next in %.2fs): %s",
-                        self._name, message.message_id, message.destination, attempts, wait,
-                        error,
-                    )  # fmt: skip
-            else:
+                continue  # an earlier message of its key failed: it stays, to keep the order
+            exc = failed.get(message.message_id)
+            if exc is None:
                 delivered.append(message.message_id)
+                continue
+            if key is not None:
+                stopped_keys.add(key)
+            attempts = message.attempts + 1
+            error = f"{type(exc).__name__}: {exc}"
+            if retry.exhausted(attempts):
+                dead += 1
+                await batch.dead(message.message_id, error, attempts)
+                logger.error(
+                    "%s: message %s to %s is a dead letter after %d attempts: %s",
+                    self._name, message.message_id, message.destination, attempts, error,
+                )  # fmt: skip
+            else:
+                retried += 1
+                wait = retry.delay(attempts, self._rng)
+                await batch.failed(message.message_id, error, attempts, now + wait)
+                logger.warning(
+                    "%s: publishing message %s to %s failed (attempt %d, next in %.2fs): %s",
+                    self._name, message.message_id, message.destination, attempts, wait, error,
+                )  # fmt: skip
         if delivered:
             await batch.delivered(delivered, time.time())
         return RelayResult(len(messages), len(delivered), retried, dead)
+
+    async def _publish_each(self, messages: Sequence[OutboxMessage]) -> dict[str, BaseException]:
+        """Publish one by one, awaiting each; a failure skips the rest of its key."""
+        publish = self.transport.publish
+        failed: dict[str, BaseException] = {}
+        stopped_keys: set[str] = set()
+        for message in messages:
+            key = message.partition_key
+            if key is not None and key in stopped_keys:
+                continue
+            try:
+                await publish(message.to_transport())
+            except Exception as exc:  # noqa: BLE001 - any transport failure is retried
+                failed[message.message_id] = exc
+                if key is not None:
+                    stopped_keys.add(key)
+        return failed
 
     async def _cleanup(self) -> None:
         now = time.time()
@@ -175,3 +197,20 @@ async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) ->
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def _publish_many(
+    transport: BatchPublisher, messages: Sequence[OutboxMessage]
+) -> dict[str, BaseException]:
+    """Publish the batch at once; the messages that failed, with why.
+
+    Messages the transport held back (behind a failure of their key) are not in the result:
+    the caller skips every message of a key after its first failure anyway.
+    """
+    try:
+        await transport.publish_many([m.to_transport() for m in messages])
+    except BatchPublishError as exc:
+        return exc.failed
+    except Exception as exc:  # noqa: BLE001 - nothing is known to be accepted: all failed
+        return {m.message_id: exc for m in messages}
+    return {}

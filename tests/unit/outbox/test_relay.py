@@ -6,7 +6,10 @@ import asyncio
 import random
 import time
 from collections import defaultdict
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +21,7 @@ from dockyard.outbox import (
     RelaySettings,
     RetryPolicy,
 )
-from dockyard.transport import TransportMessage
+from dockyard.transport import BatchPublisher, Subscription, Transport, TransportMessage
 from dockyard.transport.memory import InMemoryTransport
 
 
@@ -39,6 +42,34 @@ class FlakyTransport(InMemoryTransport):
         await super().publish(message)
 
 
+class OneByOne:
+    """Only the ``Transport`` port, no ``publish_many``: the relay publishes one by one."""
+
+    def __init__(self, inner: InMemoryTransport) -> None:
+        self.inner = inner
+
+    async def publish(self, message: TransportMessage, /) -> None:
+        await self.inner.publish(message)
+
+    async def declare(self, destination: str, group: str) -> None:
+        await self.inner.declare(destination, group)
+
+    def subscribe(
+        self, destination: str, group: str, *, prefetch: int = 1
+    ) -> AbstractAsyncContextManager[Subscription]:
+        return self.inner.subscribe(destination, group, prefetch=prefetch)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def both_ways(flaky: FlakyTransport, one_by_one: bool) -> Transport:
+    return OneByOne(flaky) if one_by_one else flaky
+
+
+BOTH_WAYS = pytest.mark.parametrize("one_by_one", [False, True], ids=["batch", "one-by-one"])
+
+
 def outbox_message(n: int, key: str | None) -> OutboxMessage:
     now = time.time()
     return OutboxMessage(
@@ -53,12 +84,15 @@ def no_wait(max_attempts: int = 3) -> RelaySettings:
     )
 
 
-async def test_a_failure_holds_back_its_key_and_lets_other_keys_through() -> None:
+@BOTH_WAYS
+async def test_a_failure_holds_back_its_key_and_lets_other_keys_through(one_by_one: bool) -> None:
     store = InMemoryOutboxStore()
     store.append([outbox_message(0, "a"), outbox_message(1, "b"), outbox_message(2, "a")])
     transport = FlakyTransport(failing={"m-0"})
     relay = OutboxRelay(
-        store, transport, RelaySettings(retry=RetryPolicy(initial_delay=60, jitter=False))
+        store,
+        both_ways(transport, one_by_one),
+        RelaySettings(retry=RetryPolicy(initial_delay=60, jitter=False)),
     )
     result = await relay.relay_once()
     assert (result.claimed, result.delivered, result.retried, result.dead) == (3, 1, 1, 0)
@@ -68,6 +102,51 @@ async def test_a_failure_holds_back_its_key_and_lets_other_keys_through() -> Non
     assert (failed.attempts, failed.last_error) == (1, "ConnectionError: broker refused m-0")
     assert failed.next_attempt_at > time.time() + 1  # backing off
     assert (await relay.relay_once()).claimed == 0  # m-2 waits behind m-0's retry
+    held = await store.get("m-2")
+    assert held is not None
+    assert (held.status, held.attempts) == (OutboxStatus.PENDING, 0)  # untouched
+
+
+class Batching(InMemoryTransport):
+    """Records each ``publish_many`` call; fails the whole call when told to."""
+
+    def __init__(self, *, broken: bool = False) -> None:
+        super().__init__()
+        self.calls: list[list[str]] = []
+        self.broken = broken
+
+    async def publish_many(self, messages: Sequence[TransportMessage], /) -> None:
+        self.calls.append([m.message_id for m in messages])
+        if self.broken:
+            raise ConnectionError("connection lost")
+        await super().publish_many(messages)
+
+
+async def test_a_batch_goes_out_in_one_publish_many_call() -> None:
+    store = InMemoryOutboxStore()
+    store.append([outbox_message(n, f"k-{n % 2}") for n in range(6)])
+    transport = Batching()
+    assert isinstance(transport, BatchPublisher)
+    result = await OutboxRelay(store, transport, RelaySettings(batch_size=10)).relay_once()
+    assert (result.claimed, result.delivered) == (6, 6)
+    assert transport.calls == [[f"m-{n}" for n in range(6)]]
+    assert transport.published == 6
+
+
+async def test_a_failed_publish_many_fails_the_head_of_each_key_and_keeps_the_rest() -> None:
+    store = InMemoryOutboxStore()
+    keys = ["a", "b", "a", None, None]
+    store.append([outbox_message(n, key) for n, key in enumerate(keys)])
+    settings = RelaySettings(batch_size=10, retry=RetryPolicy(initial_delay=60))
+    relay = OutboxRelay(store, Batching(broken=True), settings)
+    result = await relay.relay_once()
+    assert (result.claimed, result.delivered, result.retried) == (5, 0, 4)
+    attempts = {m: (await store.get(m)) for m in ("m-0", "m-1", "m-2", "m-3", "m-4")}
+    assert {m: o.attempts for m, o in attempts.items() if o is not None} == {
+        "m-0": 1, "m-1": 1, "m-2": 0, "m-3": 1, "m-4": 1,
+    }  # fmt: skip
+    assert attempts["m-0"] is not None
+    assert attempts["m-0"].last_error == "ConnectionError: connection lost"
 
 
 async def test_the_last_attempt_makes_a_dead_letter_and_its_key_moves_on() -> None:
@@ -96,16 +175,19 @@ def test_backoff_grows_exponentially_within_its_cap_and_jitters() -> None:
     rate=st.sampled_from([0.0, 0.3, 0.6]),
     seed=st.integers(0, 1000),
     batch=st.integers(1, 7),
+    one_by_one=st.booleans(),
 )
 def test_the_relay_never_loses_nor_reorders_within_a_key(
-    keys: list[str | None], rate: float, seed: int, batch: int
+    keys: list[str | None], rate: float, seed: int, batch: int, one_by_one: bool
 ) -> None:
     async def scenario() -> None:
         store = InMemoryOutboxStore()
         store.append([outbox_message(n, key) for n, key in enumerate(keys)])
         transport = FlakyTransport(rate=rate, seed=seed)
         retry = RetryPolicy(max_attempts=1_000, initial_delay=0.0)
-        relay = OutboxRelay(store, transport, RelaySettings(batch_size=batch, retry=retry))
+        relay = OutboxRelay(
+            store, both_ways(transport, one_by_one), RelaySettings(batch_size=batch, retry=retry)
+        )
         for _ in range(10_000):
             if (await store.counts())[OutboxStatus.PENDING] == 0:
                 break
