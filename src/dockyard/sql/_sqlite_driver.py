@@ -17,7 +17,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, TypeVar
 from uuid import UUID, SafeUUID
 
@@ -44,7 +43,6 @@ T = TypeVar("T")
 _E, _S = events.name, streams.name
 _COLUMNS = ", ".join(column.name for column in events.columns)
 _INSERT_COLUMNS = [c.name for c in events.columns if c.name != "global_position"]
-_MAX_ROWS = 32_766 // len(_INSERT_COLUMNS)  # SQLite's bound-parameter limit per statement
 
 # S608 below: the names come from our Table objects; every value is bound
 _UPSERT = {
@@ -125,41 +123,39 @@ def _stored(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-@lru_cache(maxsize=32)
-def _insert_sql(count: int) -> str:
-    placeholders = "(" + ", ".join("?" * len(_INSERT_COLUMNS)) + ")"
-    return (
-        f"INSERT INTO {_E} ({', '.join(_INSERT_COLUMNS)}) VALUES "  # noqa: S608
-        f"{', '.join([placeholders] * count)} RETURNING global_position"
-    )
+_INSERT = (
+    f"INSERT INTO {_E} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
+)
+_LAST_POSITION = "SELECT last_insert_rowid()"
 
 
-def _inserts(
+def _values(
     stream_id: str, rows: list[EventRow], first_version: int, recorded_at: datetime
-) -> list[tuple[str, list[object]]]:
-    """The INSERT statements of an append, one per chunk of ``_MAX_ROWS`` rows."""
+) -> list[tuple[object, ...]]:
+    """The parameters of the append's INSERT, one tuple per event."""
     recorded = _stored(recorded_at)
-    statements: list[tuple[str, list[object]]] = []
-    for start in range(0, len(rows), _MAX_ROWS):
-        chunk = rows[start : start + _MAX_ROWS]
-        arguments: list[object] = []
-        for offset, row in enumerate(chunk, start=first_version + start):
-            # most events occur when they are recorded: format that moment once
-            occurred = recorded if row.occurred_at is recorded_at else _stored(row.occurred_at)
-            arguments += (
-                row.event_id.hex,
-                stream_id,
-                offset,
-                row.type_name,
-                row.schema_version,
-                row.data,
-                row.correlation_id,
-                row.causation_id,
-                occurred,
-                recorded,
-            )
-        statements.append((_insert_sql(len(chunk)), arguments))
-    return statements
+    return [
+        (
+            row.event_id.hex,
+            stream_id,
+            version,
+            row.type_name,
+            row.schema_version,
+            row.data,
+            row.correlation_id,
+            row.causation_id,
+            # most events occur when they are recorded: that moment is formatted once
+            recorded if row.occurred_at is recorded_at else _stored(row.occurred_at),
+            recorded,
+        )
+        for version, row in enumerate(rows, start=first_version)
+    ]
+
+
+# One writer at a time (BEGIN IMMEDIATE) and AUTOINCREMENT: the rows of one append get
+# contiguous positions, ending at last_insert_rowid(). executemany of a one-row INSERT
+# measured 2-3x faster than one multi-row INSERT ... RETURNING for 100 events.
 
 
 def _append_in_thread(
@@ -174,11 +170,14 @@ def _append_in_thread(
         return None
     last = int(found[0])
     first = last - len(rows) + 1
-    positions: list[int] = []
-    for sql, arguments in _inserts(stream_id, rows, first, recorded_at):
-        positions += [r[0] for r in sqlite.execute(sql, arguments).fetchall()]
-    # one writer at a time and one statement per chunk: the positions are contiguous
-    return first, last, min(positions), max(positions)
+    values = _values(stream_id, rows, first, recorded_at)
+    if len(values) == 1:
+        position = sqlite.execute(_INSERT, values[0]).lastrowid
+    else:
+        sqlite.executemany(_INSERT, values)
+        (position,) = sqlite.execute(_LAST_POSITION).fetchone()
+    assert position is not None
+    return first, last, position - len(rows) + 1, position
 
 
 async def append_sqlite(
@@ -206,10 +205,9 @@ async def append_sqlite(
         return None
     last = int(found[0][0])
     first = last - len(rows) + 1
-    positions: list[int] = []
-    for sql, values in _inserts(stream_id, rows, first, recorded_at):
-        positions += [r[0] for r in await driver.execute_fetchall(sql, values)]
-    return first, last, min(positions), max(positions)
+    await driver.executemany(_INSERT, _values(stream_id, rows, first, recorded_at))
+    ((position,),) = await driver.execute_fetchall(_LAST_POSITION, ())
+    return first, last, position - len(rows) + 1, position
 
 
 _new = object.__new__

@@ -1,10 +1,11 @@
 """The SQLite hot paths: one hop to aiosqlite's thread, and the fallback if aiosqlite changes."""
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import RFC_4122, UUID, uuid4
 
 import aiosqlite
 import pytest
@@ -12,7 +13,8 @@ import pytest_asyncio
 
 from dockyard.eventsourcing import NO_STREAM
 from dockyard.eventsourcing.store._codec import EventRow
-from dockyard.sql import Database
+from dockyard.serialization import Serializer
+from dockyard.sql import Database, SqlEventStore
 from dockyard.sql import _sqlite_driver as lite
 from dockyard.sql._unit_of_work import UnitOfWork
 
@@ -33,6 +35,14 @@ class _PublicApiOnly:
 
     async def execute_fetchall(self, sql: str, arguments: Any) -> Any:
         return await self._driver.execute_fetchall(sql, arguments)
+
+    async def executemany(self, sql: str, arguments: Any) -> Any:
+        return await self._driver.executemany(sql, arguments)
+
+
+@dataclass(frozen=True)
+class Memo:
+    text: str
 
 
 def _rows(count: int, occurred_at: datetime) -> list[EventRow]:
@@ -80,14 +90,21 @@ async def test_both_paths_append_and_read_the_same_rows(database: Database, one_
     assert all(r[9].tzinfo is UTC for r in found)
 
 
-async def test_a_big_append_is_split_into_statements_sqlite_accepts(database: Database) -> None:
-    count = 2 * lite._MAX_ROWS + 5
+@pytest.mark.parametrize("one_hop", [True, False], ids=["one hop", "public API fallback"])
+async def test_positions_returned_are_the_stored_ones_even_after_deleting_the_newest(
+    database: Database, one_hop: bool
+) -> None:
+    now, count = datetime.now(UTC), 5_000
     async with UnitOfWork(database) as uow:
         driver = await lite.aiosqlite_connection(uow.connection)
-        done = await lite.append_sqlite(
-            driver, "Memo-2", _rows(count, datetime.now(UTC)), 0, datetime.now(UTC)
-        )
-    assert done == (1, count, 1, count)
+        if not one_hop:
+            driver = _PublicApiOnly(driver)
+        await lite.append_sqlite(driver, "Memo-1", _rows(3, now), NO_STREAM, now)
+        await uow.connection.exec_driver_sql("DELETE FROM dockyard_events")
+        done = await lite.append_sqlite(driver, "Memo-2", _rows(count, now), 0, now)
+        found = await lite.fetch_rows(driver, lite.READ_STREAM_FORWARDS, ("Memo-2", 0, -1))
+    assert done == (1, count, 4, count + 3)
+    assert [r[0] for r in found] == list(range(4, count + 4))
 
 
 def test_stored_ids_read_back_as_equal_uuids() -> None:
@@ -98,3 +115,13 @@ def test_stored_ids_read_back_as_equal_uuids() -> None:
     assert [str(r) for r in read] == [str(i) for i in ids]
     with pytest.raises(ValueError, match="invalid literal"):
         lite._uuid("not hex")
+
+
+async def test_generated_event_ids_are_distinct_random_uuids(database: Database) -> None:
+    async with UnitOfWork(database) as uow:
+        store = SqlEventStore(uow, Serializer())
+        await store.append("Memo-3", [Memo(str(n)) for n in range(500)], NO_STREAM)
+        ids = [event.event_id for event in await store.read_stream("Memo-3")]
+    assert len(set(ids)) == 500
+    assert {(i.version, i.variant) for i in ids} == {(4, RFC_4122)}
+    assert all(UUID(str(i)) == i for i in ids)
