@@ -46,10 +46,18 @@ class MsgspecJsonCodec:
     def encode(self, value: object) -> bytes:
         return self._encoder.encode(value)
 
-    def decode(self, data: bytes, cls: type[T]) -> T:
+    def decoder_for(self, cls: type[T]) -> msgspec.json.Decoder[T]:
+        """msgspec's decoder for ``cls`` (cached): it raises ``msgspec.DecodeError``.
+
+        For loops over many stored values (replays); ``decode`` is the same with ``ValueError``.
+        """
         decoder = self._decoders.get(cls)
         if decoder is None:
             decoder = self._decoders[cls] = msgspec.json.Decoder(cls)
+        return decoder
+
+    def decode(self, data: bytes, cls: type[T]) -> T:
+        decoder = self.decoder_for(cls)
         try:
             result: T = decoder.decode(data)
         except msgspec.DecodeError as exc:

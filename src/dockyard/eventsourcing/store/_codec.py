@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID, SafeUUID
@@ -25,7 +25,7 @@ from dockyard.exceptions import (
     SerializationError,
     UnknownEventTypeError,
 )
-from dockyard.serialization import RegisteredType, Serializer
+from dockyard.serialization import MsgspecJsonCodec, RegisteredType, Serializer
 from dockyard.serialization._serializer import DECODE_ERRORS
 
 __all__ = [
@@ -209,21 +209,22 @@ def decode_rows(
     takes ``decode_event``, which builds the errors with the stream and position.
     """
     registry = serializer.registry
-    entries: dict[str, RegisteredType | None] = {}
+    decoders: dict[str, tuple[int, Callable[[bytes], object]] | None] = {}
     decoded: list[RecordedEvent] = []
     append = decoded.append
+    metadata = EventMetadata(_EPOCH, 0)
     for row in rows:
         (position, event_id, stream_id, version, type_name, schema_version, data,
          correlation_id, causation_id, occurred_at, recorded_at) = row  # fmt: skip
         try:
-            entry = entries[type_name]
+            known = decoders[type_name]
         except KeyError:
-            entry = entries[type_name] = registry.get(type_name)
+            known = decoders[type_name] = _fast_decoder(registry.get(type_name))
         event: object = _SLOW
-        if entry is not None and entry.schema_version == schema_version:
+        if known is not None and known[0] == schema_version:
             try:
-                event = entry.codec.decode(data, entry.cls)
-            except ValueError:
+                event = known[1](data)
+            except (ValueError, msgspec.DecodeError):
                 event = _SLOW
         if event is _SLOW:
             slow = decode_event(
@@ -246,19 +247,33 @@ def decode_rows(
             continue
         if occurred_at.tzinfo is None:
             occurred_at, recorded_at = _aware(occurred_at), _aware(recorded_at)
+        if (
+            occurred_at != metadata.timestamp
+            or schema_version != metadata.schema_version
+            or correlation_id != metadata.correlation_id
+            or causation_id != metadata.causation_id
+        ):
+            # the events of one append mostly share their metadata: share the (frozen) object
+            metadata = EventMetadata(occurred_at, schema_version, correlation_id, causation_id)
         append(
             RecordedEvent(
-                event_id,
-                stream_id,
-                version,
-                position,
-                type_name,
-                event,
-                EventMetadata(occurred_at, schema_version, correlation_id, causation_id),
-                recorded_at,
+                event_id, stream_id, version, position, type_name, event, metadata, recorded_at
             )
         )
     return decoded
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _fast_decoder(entry: RegisteredType | None) -> tuple[int, Callable[[bytes], object]] | None:
+    """``entry``'s schema version and a decoder of its bytes (raises on bad input)."""
+    if entry is None:
+        return None
+    codec, cls = entry.codec, entry.cls
+    if isinstance(codec, MsgspecJsonCodec):
+        return entry.schema_version, codec.decoder_for(cls).decode
+    return entry.schema_version, lambda data: codec.decode(data, cls)
 
 
 _SLOW = object()
