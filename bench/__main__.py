@@ -6,7 +6,7 @@ import asyncio
 import importlib
 import sys
 
-SCENARIOS = ("modules", "messaging", "eventstore", "projections", "outbox")
+SCENARIOS = ("modules", "messaging", "eventstore", "projections", "outbox", "brokers")
 
 
 def main(argv: list[str]) -> None:
