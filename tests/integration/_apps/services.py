@@ -80,19 +80,20 @@ def close_rabbit_connections(name_prefix: str) -> int:
         check=True,
         timeout=30,
     )
-    closed = 0
+    closing = []
     for line in listed.stdout.splitlines():
         pid, _, properties = line.partition("\t")
-        if f'{{"connection_name","{name_prefix}' not in properties:
-            continue
-        subprocess.run(
-            ["rabbitmqctl", "-q", "close_connection", pid, "dockyard fault test"],
-            capture_output=True,
-            check=False,  # it may have closed on its own meanwhile
-            timeout=30,
-        )
-        closed += 1
-    return closed
+        if f'{{"connection_name","{name_prefix}' in properties:
+            closing.append(  # all at once: each rabbitmqctl call starts an Erlang VM
+                subprocess.Popen(
+                    ["rabbitmqctl", "-q", "close_connection", pid, "dockyard fault test"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+    for process in closing:
+        process.wait(timeout=30)  # it may have closed on its own meanwhile: no check
+    return len(closing)
 
 
 async def delete_rabbit_destinations(*queues_and_exchanges: tuple[str, str]) -> None:
