@@ -13,17 +13,30 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.pool import PoolProxiedConnection
 
-__all__ = ["asyncpg_connection"]
+__all__ = ["asyncpg_connection", "pooled_connection"]
 
 _UNKNOWN = object()
+
+
+async def pooled_connection(connection: AsyncConnection) -> PoolProxiedConnection:
+    """The pooled DBAPI connection under ``connection`` (``get_raw_connection``, usually cheaper).
+
+    ``get_raw_connection`` enters SQLAlchemy's greenlet in case it must reconnect; a connection
+    that is open and valid has its pooled connection at hand, so only the others take it.
+    """
+    sync = connection.sync_connection
+    if sync is not None and not sync.closed and not sync.invalidated:
+        return sync.connection
+    return await connection.get_raw_connection()
 
 
 async def asyncpg_connection(connection: AsyncConnection) -> Any | None:
     """The asyncpg connection inside ``connection``'s transaction, or ``None``."""
     if not connection.in_transaction():  # after a commit, SQLAlchemy would autobegin too
         await connection.begin()
-    pooled = await connection.get_raw_connection()
+    pooled = await pooled_connection(connection)
     adapter = pooled.dbapi_connection
     start = getattr(adapter, "_start_transaction", None)
     begun = getattr(adapter, "_transaction", _UNKNOWN)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.eventsourcing._store import ExpectedVersion
 from dockyard.eventsourcing.store._codec import EventRow
+from dockyard.sql._driver import pooled_connection
 from dockyard.sql._event_tables import events, streams
 
 __all__ = [
@@ -80,7 +81,7 @@ async def aiosqlite_connection(
     """The aiosqlite connection, its ``BEGIN IMMEDIATE`` sent (by the engine's begin hook)."""
     if not connection.in_transaction():  # after a commit, SQLAlchemy would autobegin too
         await connection.begin()
-    return (await connection.get_raw_connection()).driver_connection
+    return (await pooled_connection(connection)).driver_connection
 
 
 def _sqlite3_of(driver: Any) -> sqlite3.Connection | None:

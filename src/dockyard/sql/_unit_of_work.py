@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.util import greenlet_spawn
 
 from dockyard.exceptions import UnitOfWorkError
 from dockyard.sql._database import Database
@@ -45,14 +48,11 @@ class UnitOfWork:
         """Check out a connection and begin a transaction."""
         if self._connection is not None:
             raise UnitOfWorkError("begin", "has already begun")
+        engine = self.database.engine
         with unavailable_as_store_error("begin a unit of work"):
-            connection = await self.database.engine.connect()
-            try:
-                await connection.begin()
-            except BaseException:
-                await connection.close()
-                raise
-        self._connection = connection
+            # checkout and begin in one trip into SQLAlchemy's greenlet, not two
+            connection = await greenlet_spawn(_connect_and_begin, engine.sync_engine)
+        self._connection = AsyncConnection(engine, connection)
 
     async def commit(self) -> None:
         """Commit everything written so far."""
@@ -81,10 +81,33 @@ class UnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        try:
+        if self._connection is None:
             if exc_type is None:
-                await self.commit()
-            elif self._connection is not None:
-                await self.rollback()
-        finally:
-            await self.close()
+                _ = self.connection  # raises UnitOfWorkError: nothing to commit
+            return
+        connection, self._connection = self._connection.sync_connection, None
+        assert connection is not None
+        # the end of the transaction and the return to the pool in one trip into the greenlet
+        if exc_type is None:
+            with unavailable_as_store_error("commit a unit of work"):
+                await greenlet_spawn(_end, connection, connection.commit)
+        else:
+            with unavailable_as_store_error("roll back a unit of work"):
+                await greenlet_spawn(_end, connection, connection.rollback)
+
+
+def _connect_and_begin(engine: Engine) -> Connection:
+    connection = engine.connect()
+    try:
+        connection.begin()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _end(connection: Connection, end_transaction: Callable[[], None]) -> None:
+    try:
+        end_transaction()
+    finally:
+        connection.close()  # the pool's reset (ROLLBACK) on return stays as it was
