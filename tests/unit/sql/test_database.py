@@ -108,3 +108,28 @@ async def test_an_unopenable_sqlite_file_is_store_unavailable(tmp_path: Path) ->
         for thread in threading.enumerate():
             if "_connection_worker_thread" in thread.name:
                 thread.join(timeout=5)
+
+
+async def test_a_unit_of_work_returns_its_connection_however_it_ends(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    pool = database.engine.sync_engine.pool
+    try:
+        await database.create_tables()
+        async with database.unit_of_work() as uow:
+            await uow.connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+            assert pool.checkedout() == 1  # type: ignore[attr-defined]
+
+        async def insert_then_fail() -> None:
+            async with database.unit_of_work() as uow:
+                await uow.connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+                raise LookupError
+
+        with pytest.raises(LookupError):
+            await insert_then_fail()
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        async with database.unit_of_work() as uow:
+            found = (await uow.connection.exec_driver_sql("SELECT count(*) FROM t")).scalar()
+            in_transaction = uow.connection.in_transaction()
+        assert (found, in_transaction) == (0, True)  # committed DDL, rolled-back insert
+    finally:
+        await database.dispose()
