@@ -136,11 +136,16 @@ class ProjectionControl:
 
     # -- reading --------------------------------------------------------------------------
 
-    async def head(self) -> int:
-        """The newest final global position of the log."""
+    async def head(self, *, committed: bool = False) -> int:
+        """The newest final global position of the log.
+
+        Args:
+            committed: The newest committed position instead, final or not: on PostgreSQL a
+                projection reaches it once every transaction older than it has finished.
+        """
         async with self._container() as scope:
             store: EventStore = await scope.get(EventStore, component=self._registry.component)
-            return await log_head(store)
+            return await log_head(store, committed=committed)
 
     async def status(self) -> list[ProjectionStatus]:
         """Every catch-up projection's state, checkpoint, lag and last error."""

@@ -18,14 +18,18 @@ __all__ = ["count_after", "log_head"]
 _PAGE = 5000
 
 
-async def log_head(store: EventStore) -> int:
-    """The global position of the newest event that is final; 0 for an empty log."""
+async def log_head(store: EventStore, *, committed: bool = False) -> int:
+    """The global position of the newest event that is final; 0 for an empty log.
+
+    With ``committed=True``: of the newest committed event, final or not (on PostgreSQL an
+    event becomes final once every older writer has finished; see the ordering design note).
+    """
     if isinstance(store, InMemoryEventStore):
         positions = store._log.positions  # noqa: SLF001 - dockyard's own adapter, read-only
         return positions[-1] if positions else 0
     sql = _sql_log(store)
     if sql is not None:
-        return await sql.head(store)
+        return await sql.head(store, committed=committed)
     head, _count = await _scan(store, 0)
     return head
 
@@ -43,10 +47,10 @@ async def count_after(store: EventStore, position: int) -> int:
 
 
 class _SqlLog:
-    async def head(self, store: EventStore) -> int:
+    async def head(self, store: EventStore, *, committed: bool) -> int:
         from dockyard.sql._log_head import sql_log_head
 
-        return await sql_log_head(store)
+        return await sql_log_head(store, committed=committed)
 
     async def count_after(self, store: EventStore, position: int) -> int:
         from dockyard.sql._log_head import sql_count_after

@@ -21,10 +21,12 @@ def _final(store: SqlEventStore, query: Any) -> Any:
     return query
 
 
-async def sql_log_head(store: object) -> int:
-    """The newest final global position (0 for an empty log)."""
+async def sql_log_head(store: object, *, committed: bool = False) -> int:
+    """The newest final global position (0 for an empty log); any committed one if asked."""
     assert isinstance(store, SqlEventStore)
-    query = _final(store, select(func.max(events.c.global_position)))
+    query = select(func.max(events.c.global_position))
+    if not committed:
+        query = _final(store, query)
     value = (await store.uow.connection.execute(query)).scalar()
     return int(value or 0)
 

@@ -30,7 +30,9 @@ async def wait_for_projections(app: App, *, timeout: float = 10.0) -> None:  # n
     _registry, component = find_registry(app)
     control: ProjectionControl = await app.container.get(ProjectionControl, component=component)
     leases: LeaseStore = await control.singleton(LeaseStore)
-    head = await control.head()
+    # Everything committed before this call, even if a transaction that began earlier and is
+    # still open elsewhere keeps it from being final yet: we wait for that one too.
+    head = await control.head(committed=True)
     pending = control.names
     try:
         async with asyncio.timeout(timeout):
