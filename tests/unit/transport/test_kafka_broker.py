@@ -73,6 +73,29 @@ async def test_a_rejected_record_comes_back_before_the_next_of_its_key() -> None
     assert seen == [("m-0", 1), ("m-0", 2), ("m-1", 1)]
 
 
+async def test_publish_many_delivers_each_key_in_order() -> None:
+    transport = KafkaTransport()
+    sent = [_message(n, key=f"order-{n % 2}") for n in range(6)]
+    seen: list[TransportMessage] = []
+    async with TestKafkaBroker(transport.broker), transport.subscribe("orders", "billing") as sub:
+
+        async def consume() -> None:
+            async for delivery in sub:
+                seen.append(delivery.message)
+                await delivery.ack()
+                if len(seen) == len(sent):
+                    return
+
+        task = asyncio.create_task(consume())
+        await transport.publish_many(sent)
+        await asyncio.wait_for(task, 5)
+    for key in ("order-0", "order-1"):
+        assert [m.message_id for m in seen if m.partition_key == key] == [
+            m.message_id for m in sent if m.partition_key == key
+        ]
+    assert transport.published == len(sent)
+
+
 async def test_a_closed_transport_refuses_to_publish() -> None:
     transport = KafkaTransport()
     async with TestKafkaBroker(transport.broker):
