@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from dockyard.exceptions import MissingExtraError
@@ -119,6 +119,7 @@ class RabbitTransport(FastStreamTransport):
         channel = await self._confirm_channel()
         frames: list[Any] = []
         confirms: list[asyncio.Future[Any]] = []
+        tags: list[int] = []
         # What aiormq's basic_publish does per message, for the whole wave under one lock
         # and in one write: number the publishes, register their confirms (and the message
         # ids, which is how aiormq matches a returned message to its confirm).
@@ -130,7 +131,7 @@ class RabbitTransport(FastStreamTransport):
                 confirm = channel.create_future()
                 channel.confirmations[tag] = confirm
                 channel.message_id_delivery_tag[message.message_id] = tag
-                confirm.add_done_callback(_forget(channel, message.message_id, tag))
+                tags.append(tag)
                 confirms.append(confirm)
                 properties = Basic.Properties(
                     headers=FieldTable(headers),
@@ -147,7 +148,13 @@ class RabbitTransport(FastStreamTransport):
             await channel.write_queue.put(
                 ChannelFrame.marshall(channel_number=channel.number, frames=frames)
             )
-        results = await asyncio.gather(*confirms, return_exceptions=True)
+        try:
+            results = await asyncio.gather(*confirms, return_exceptions=True)
+        finally:  # what aiormq does with a done callback per message, once for the wave
+            by_id = channel.message_id_delivery_tag
+            for message, tag in zip(messages, tags, strict=False):
+                if by_id.get(message.message_id) == tag:
+                    del by_id[message.message_id]
         return [self._refusal(m, result) for m, result in zip(messages, results, strict=True)]
 
     def _refusal(self, message: TransportMessage, result: object) -> BaseException | None:
@@ -226,11 +233,3 @@ class RabbitTransport(FastStreamTransport):
         if isinstance(count, int):
             return count + 1
         return 2 if raw.raw_message.redelivered else 1
-
-
-def _forget(channel: Any, message_id: str, tag: int) -> Callable[[asyncio.Future[Any]], None]:
-    def forget(_: asyncio.Future[Any]) -> None:
-        if channel.message_id_delivery_tag.get(message_id) == tag:
-            del channel.message_id_delivery_tag[message_id]
-
-    return forget
