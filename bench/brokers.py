@@ -208,6 +208,19 @@ async def _drain_all(store: SqlOutboxStore, relay: OutboxRelay) -> int:
         await asyncio.sleep(0.001)
 
 
+async def _forget(transport: Transport, destination: str) -> None:
+    """Delete the run's queue / stream so runs leave nothing behind on the broker."""
+    with contextlib.suppress(Exception):  # best effort: the figures are already taken
+        if isinstance(transport, RabbitTransport):
+            channel = await transport.broker._connection.channel()
+            await channel.queue_delete(f"{destination}.{GROUP}", if_unused=False, if_empty=False)
+            await channel.exchange_delete(destination)
+            await channel.close()
+        elif isinstance(transport, NatsTransport):
+            js = transport.broker.connection.jetstream()
+            await js.delete_stream(NatsTransport.stream_name(destination))
+
+
 @dataclass(frozen=True, slots=True)
 class Rates:
     relay: float
@@ -246,6 +259,7 @@ async def relay_throughput(
     finally:
         await raw.close()
         await database.dispose()
+        await _forget(transport, destination)
         await transport.close()
 
 
@@ -303,6 +317,7 @@ async def latency(schema: str, make: Callable[[], Transport]) -> list[float]:
             stop.set()
             await asyncio.gather(*workers)
     finally:
+        await _forget(consuming, destination)
         await producing.close()
         await consuming.close()
     return [(_arrivals[o] - t) * 1e3 for o, t in committed.items() if o in _arrivals]
