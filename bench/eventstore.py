@@ -14,7 +14,8 @@ into same-shaped tables with the same indexes:
 
 Run: ``python -m bench.eventstore`` (or ``make bench ARGS=eventstore``). Needs PostgreSQL on
 127.0.0.1:5432 (``DOCKYARD_BENCH_POSTGRES_DSN``); PostgreSQL rows are skipped without it.
-``DOCKYARD_BENCH_ROUNDS`` (default 5) sets how many interleaved rounds each median is over.
+``DOCKYARD_BENCH_ROUNDS`` (default 5) sets how many interleaved rounds each median is over;
+``DOCKYARD_BENCH_DIALECTS=sqlite`` (or ``postgresql``) runs one dialect's scenarios only.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ COLUMNS = (
 )
 # more rounds on a noisy machine: DOCKYARD_BENCH_ROUNDS=15
 ROUNDS = int(os.environ.get("DOCKYARD_BENCH_ROUNDS", "5"))
+DIALECTS = os.environ.get("DOCKYARD_BENCH_DIALECTS", "postgresql,sqlite").split(",")
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,8 +430,10 @@ async def _sqlite(results: list[tuple[Scenario, list[Any]]]) -> None:
 async def main() -> None:
     """Run every event store scenario and print one table per scenario."""
     results: list[tuple[Scenario, list[Any]]] = []
-    await _postgres(results)
-    await _sqlite(results)
+    if "postgresql" in DIALECTS:
+        await _postgres(results)
+    if "sqlite" in DIALECTS:
+        await _sqlite(results)
     for scenario, rows in results:
         print_table(scenario, rows)
 
