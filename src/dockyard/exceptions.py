@@ -46,6 +46,7 @@
     ├── MissingExtraError                 (+ ImportError) an optional extra is not installed
     ├── AppImportError                    (+ ImportError) `dockyard worker` cannot load the app
     ├── BrokerPublishError                (+ ConnectionError) a broker refused a message
+    ├── BatchPublishError                 (+ ConnectionError) some messages of a batch refused
     └── MessageRejectedError              (+ ValueError) a received message cannot be handled
 
 Each error stores its fields and renders its message in ``__str__``: what went wrong, where,
@@ -54,12 +55,13 @@ and how to fix it. ``docs/errors.md`` lists every message; tests pin them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 __all__ = [
     "AggregateNotFoundError",
     "AppImportError",
     "AppNotStartedError",
+    "BatchPublishError",
     "BrokerPublishError",
     "ChainExhaustedError",
     "ConcurrencyError",
@@ -978,4 +980,42 @@ class MessageRejectedError(DockyardError, ValueError):
             f"{self.problem}. It is a dead letter. Hint: publish through dockyard's outbox "
             "(which sets the `message-id`, `message-type` and `schema-version` headers), "
             "register the message class on the consumer, or raise `max_payload`."
+        )
+
+
+class BatchPublishError(DockyardError, ConnectionError):
+    """Some messages of a ``publish_many`` call were not accepted; the others were.
+
+    Attributes:
+        transport: The transport's scheme, e.g. ``"rabbit"``.
+        failed: Message id → why the transport did not accept it.
+        held_back: Ids not published because an earlier message of their key failed.
+    """
+
+    def __init__(
+        self,
+        transport: str,
+        failed: Mapping[str, BaseException],
+        held_back: Sequence[str] = (),
+    ) -> None:
+        self.transport = transport
+        self.failed = dict(failed)
+        self.held_back = tuple(held_back)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        shown = list(self.failed.items())[:3]
+        reasons = "; ".join(f"{m} ({type(e).__name__}: {e})" for m, e in shown)
+        rest = len(self.failed) - len(shown)
+        more = f"; and {rest} more" if rest else ""
+        held = (
+            f" {len(self.held_back)} later messages of their keys were held back."
+            if self.held_back
+            else ""
+        )
+        return (
+            f"The {self.transport} transport did not accept {len(self.failed)} messages of a "
+            f"batch: {reasons}{more}.{held} Every other message was accepted; the relay retries "
+            "these. Hint: see each message's error (a refused destination, a broker limit, a "
+            "lost connection)."
         )

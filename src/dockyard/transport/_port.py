@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from dockyard.exceptions import DockyardError
+from dockyard.exceptions import BatchPublishError
 
 __all__ = [
     "CAUSATION_ID",
@@ -145,41 +145,3 @@ class BatchPublisher(Protocol):
     async def publish_many(self, messages: Sequence[TransportMessage], /) -> None:
         """Hand ``messages`` to the transport; return when every one is accepted."""
         ...
-
-
-class BatchPublishError(DockyardError, ConnectionError):
-    """Some messages of a ``publish_many`` call were not accepted; the others were.
-
-    Attributes:
-        transport: The transport's scheme, e.g. ``"rabbit"``.
-        failed: Message id → why the transport did not accept it.
-        held_back: Ids not published because an earlier message of their key failed.
-    """
-
-    def __init__(
-        self,
-        transport: str,
-        failed: Mapping[str, BaseException],
-        held_back: Sequence[str] = (),
-    ) -> None:
-        self.transport = transport
-        self.failed = dict(failed)
-        self.held_back = tuple(held_back)
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        shown = list(self.failed.items())[:3]
-        reasons = "; ".join(f"{m} ({type(e).__name__}: {e})" for m, e in shown)
-        rest = len(self.failed) - len(shown)
-        more = f"; and {rest} more" if rest else ""
-        held = (
-            f" {len(self.held_back)} later messages of their keys were held back."
-            if self.held_back
-            else ""
-        )
-        return (
-            f"The {self.transport} transport did not accept {len(self.failed)} messages of a "
-            f"batch: {reasons}{more}.{held} Every other message was accepted; the relay retries "
-            "these. Hint: see each message's error (a refused destination, a broker limit, a "
-            "lost connection)."
-        )
