@@ -42,8 +42,11 @@ S = TypeVar("S")
 logger = logging.getLogger("dockyard.eventsourcing")
 
 
-class EventRow(msgspec.Struct, frozen=True):
+class EventRow(msgspec.Struct, frozen=True, gc=False):
     """One event ready to store (the stream version and position are the adapter's job)."""
+
+    # gc=False: only ids, strings, numbers, bytes and datetimes, so never part of a cycle;
+    # an append of many events then does not wake the garbage collector for them.
 
     event_id: UUID
     type_name: str
