@@ -109,26 +109,3 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # (create, execute, close) — measured ~100 µs of a ~300 µs unit of work.
         _await(connection.connection.driver_connection.execute("BEGIN IMMEDIATE"))
 
-    _skip_needless_rollbacks(engine)
-
-
-def _skip_needless_rollbacks(engine: AsyncEngine) -> None:
-    """Roll back only when the SQLite connection really is inside a transaction.
-
-    The pool rolls back every connection it takes back, as a safety net: a cancelled unit of
-    work can leave the driver mid-transaction, and the next ``BEGIN IMMEDIATE`` would fail.
-    After a COMMIT there is nothing to undo, yet the ROLLBACK costs a hop to aiosqlite's
-    thread. sqlite3 reports whether a transaction is open without that hop, so the safety net
-    stays and costs nothing when it is not needed.
-    """
-    dialect = engine.sync_engine.dialect
-    rollback = dialect.do_rollback
-
-    def do_rollback(dbapi_connection: Any) -> None:
-        adapted = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)
-        driver = getattr(adapted, "driver_connection", None)
-        if driver is not None and not driver.in_transaction:
-            return
-        rollback(dbapi_connection)
-
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]  # this engine's only
