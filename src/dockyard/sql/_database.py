@@ -108,4 +108,3 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Straight to aiosqlite: one hop to its thread, where a SQLAlchemy cursor takes three
         # (create, execute, close) — measured ~100 µs of a ~300 µs unit of work.
         _await(connection.connection.driver_connection.execute("BEGIN IMMEDIATE"))
-
