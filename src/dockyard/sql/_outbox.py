@@ -9,7 +9,6 @@ transaction holds the one write lock (``BEGIN IMMEDIATE``), so relays take turns
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -29,6 +28,7 @@ from dockyard.outbox._signal import Signal
 from dockyard.sql._database import Database
 from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._inbox import SqlInbox
+from dockyard.sql._listen import PostgresListener
 from dockyard.sql._outbox_tables import OUTBOX_CHANNEL, outbox
 from dockyard.sql._unit_of_work import UnitOfWork
 
@@ -40,7 +40,6 @@ _WRITTEN = "dockyard_outbox_written"
 """Key in a connection's ``info``: this transaction wrote outbox rows (wake relays at commit)."""
 
 _LOCK_NAMESPACE = 0x646F636B  # "dock": first key of the two-key advisory locks we take
-_RECONNECT = 1.0
 _T = outbox.name
 _COLUMNS = (
     "position, message_id, destination, type_name, schema_version, payload, headers, "
@@ -230,7 +229,11 @@ class SqlOutboxStore(OutboxStore):
     def __init__(self, database: Database) -> None:
         self.database = database
         self._signal = _signal_for(database)
-        self._listener = _PostgresListener(database) if database.dialect == "postgresql" else None
+        self._listener = (
+            PostgresListener(database, OUTBOX_CHANNEL, logger)
+            if database.dialect == "postgresql"
+            else None
+        )
 
     @property
     def hears_every_commit(self) -> bool:
@@ -386,78 +389,6 @@ async def _drop_blocked(
         or m.partition_key not in blocked
         or positions[m.message_id] < blocked[m.partition_key]
     ]
-
-
-class _PostgresListener:
-    """``LISTEN dockyard_outbox`` on one connection per store, while a relay listens."""
-
-    __slots__ = ("_connecting", "_connection", "_supervisor", "_wakes", "database")
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self._connecting: asyncio.Future[AsyncConnection] | None = None
-        self._wakes: set[asyncio.Event] = set()
-        self._supervisor: asyncio.Task[None] | None = None
-        self._connection: AsyncConnection | None = None
-
-    @asynccontextmanager
-    async def listen(self, wake: asyncio.Event) -> AsyncIterator[None]:
-        self._wakes.add(wake)
-        if self._supervisor is None:
-            self._supervisor = asyncio.create_task(self._supervise())
-        try:
-            yield
-        finally:
-            self._wakes.discard(wake)
-            if not self._wakes:
-                await self._stop()
-
-    def _notify(self, *_args: object) -> None:
-        for wake in self._wakes:
-            wake.set()
-
-    async def _supervise(self) -> None:
-        lost = asyncio.Event()
-        while True:
-            lost.clear()
-            try:
-                # Shielded, and kept: if the last listener leaves while we connect, `_stop`
-                # waits for the connection and closes it instead of orphaning it.
-                self._connecting = asyncio.ensure_future(self.database.engine.connect())
-                self._connection = await asyncio.shield(self._connecting)
-                self._connecting = None
-                raw = (await self._connection.get_raw_connection()).driver_connection
-                assert raw is not None
-                await raw.add_listener(OUTBOX_CHANNEL, self._notify)
-                raw.add_termination_listener(lambda *_: lost.set())
-            except Exception as error:  # noqa: BLE001 - keep trying; relays poll meanwhile
-                await self._close()
-                logger.warning("outbox: cannot LISTEN on %s: %s", OUTBOX_CHANNEL, error)
-                await asyncio.sleep(_RECONNECT)
-                continue
-            self._notify()  # anything committed while nobody listened: look now
-            await lost.wait()
-            self._notify()
-            await self._close()
-
-    async def _close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.invalidate()
-                await connection.close()
-
-    async def _stop(self) -> None:
-        supervisor, self._supervisor = self._supervisor, None
-        if supervisor is not None:
-            supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await supervisor
-        connecting, self._connecting = self._connecting, None
-        if connecting is not None:
-            with contextlib.suppress(Exception):
-                self._connection = await connecting
-        await self._close()
 
 
 class SqlOutboxStorage:
