@@ -13,6 +13,10 @@ from dockyard.sql._listen import PostgresListener
 pytestmark = pytest.mark.postgres
 
 
+def connected(listener: PostgresListener) -> bool:
+    return listener._connection is not None
+
+
 async def notify(database: Database, channel: str) -> None:
     async with database.engine.begin() as connection:
         await connection.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": channel})
@@ -54,13 +58,13 @@ async def test_every_waiter_is_woken_and_the_connection_comes_back(
         first.clear()
         assert await woken(first)  # the drop itself wakes waiters, so they poll
         for _ in range(100):  # the listener reconnects at once (1 s pause after a failure)
-            if listener._connection is not None:
+            if connected(listener):
                 break
             await asyncio.sleep(0.05)
-        assert listener._connection is not None
+        assert connected(listener)
         await asyncio.sleep(0.2)  # past the wake-up it gives itself on reconnecting
         first.clear()
         await notify(postgres_database, channel)
         assert await woken(first)
-    assert listener._connection is None  # the last waiter leaving closed it
+    assert not connected(listener)  # the last waiter leaving closed it
     assert listener._supervisor is None
