@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import multiprocessing
 import os
 import statistics
@@ -235,6 +236,7 @@ async def relay_throughput(
     *,
     relays: int = 1,
     one_by_one: bool = False,
+    consumer: bool = True,
 ) -> Rates:
     destination = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
     transport = make()
@@ -249,6 +251,14 @@ async def relay_throughput(
         relaying = OneByOne(transport) if one_by_one else transport
         store, settings = SqlOutboxStore(database), RelaySettings(batch_size=BATCH)
         running = [OutboxRelay(store, relaying, settings) for _ in range(relays)]
+        if not consumer:
+            # The relay alone: the broker keeps the messages. On two cores a draining consumer
+            # process competes with the relay, the broker and PostgreSQL for the CPU.
+            started = time.perf_counter()
+            delivered = sum(await asyncio.gather(*(_drain_all(store, r) for r in running)))
+            elapsed = time.perf_counter() - started
+            assert delivered == n, (delivered, n)
+            return Rates(n / elapsed, math.nan)
         async with _consumer(kind, where, n) as last_arrival:
             started_at, started = time.time(), time.perf_counter()
             delivered = sum(await asyncio.gather(*(_drain_all(store, r) for r in running)))
@@ -455,6 +465,10 @@ async def main() -> None:
                 ]
                 name = f"dockyard, {relays} relay{'s' if relays > 1 else ''}"
                 rows.append((kind, name, _median(rates)))
+            alone = [
+                await relay_throughput(schema, kind, make, N, consumer=False) for _ in range(ROUNDS)
+            ]
+            rows.append((kind, "dockyard, 1, no consumer", _median(alone)))
             single = await relay_throughput(schema, kind, make, ONE_BY_ONE_N, one_by_one=True)
             rows.append((kind, "dockyard, 1, one by one", single))
             if kind == "rabbit":
@@ -466,7 +480,8 @@ async def main() -> None:
             if isinstance(row, str):
                 print(f"{kind:<7} {name:<24} {'-':>12} {'-':>17}  {row}")
             else:
-                print(f"{kind:<7} {name:<24} {row.relay:>12,.0f} {row.end_to_end:>17,.0f}")
+                end = "-" if math.isnan(row.end_to_end) else f"{row.end_to_end:,.0f}"
+                print(f"{kind:<7} {name:<24} {row.relay:>12,.0f} {end:>17}")
         print("\n## outbox latency: commit → remote handler (LISTEN/NOTIFY wake-up, one at a time)")
         for kind, make in brokers.items():
             samples = await latency(schema, make)
