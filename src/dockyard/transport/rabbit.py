@@ -11,6 +11,7 @@ then awaits the confirms together (aio-pika and FastStream publish one message p
 wait for the write to drain under the channel's lock, which caps a relay at a few thousand
 messages a second). It registers each confirm with aiormq exactly as ``basic_publish`` does,
 so acks, nacks, returns (unroutable) and a closed channel reach every message's outcome.
+The frames are encoded by ``_amqp_frames``: pamqp's bytes for a fraction of its CPU time.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ try:
         RabbitQueue,
     )
     from faststream.rabbit.schemas.queue import QueueType
-    from pamqp.body import ContentBody
     from pamqp.commands import Basic
     from pamqp.common import FieldTable
+    from pamqp.frame import marshal as marshal_frame
     from pamqp.header import ContentHeader
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingExtraError("dockyard.transport.rabbit", "faststream[rabbit]", "rabbit") from exc
@@ -43,6 +44,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 from faststream.message import StreamMessage
 
 from dockyard.exceptions import BrokerPublishError
+from dockyard.transport._amqp_frames import FRAME_BODY, content_header_frame, frame
 from dockyard.transport._faststream import (
     MANUAL,
     FastStreamTransport,
@@ -77,6 +79,7 @@ class RabbitTransport(FastStreamTransport):
         self._declared: set[tuple[str, str]] = set()
         self._exchanges: set[str] = set()
         self._batch_channel: Any = None  # aio-pika channel with confirms, for publish_many
+        self._publish_frames: dict[tuple[str, int], bytes] = {}
 
     def _exchange(self, name: str) -> RabbitExchange:
         return RabbitExchange(name, type=ExchangeType.FANOUT, durable=True)
@@ -117,13 +120,15 @@ class RabbitTransport(FastStreamTransport):
         for name in dict.fromkeys(names):
             await self._ensure_exchange(name)
         channel = await self._confirm_channel()
-        frames: list[Any] = []
+        frames: list[bytes] = []
         confirms: list[asyncio.Future[Any]] = []
         tags: list[int] = []
         # What aiormq's basic_publish does per message, for the whole wave under one lock
         # and in one write: number the publishes, register their confirms (and the message
-        # ids, which is how aiormq matches a returned message to its confirm).
+        # ids, which is how aiormq matches a returned message to its confirm). The frames
+        # are encoded by _amqp_frames (pamqp's bytes, a fraction of its CPU time).
         async with channel.lock:
+            number = channel.number
             for name, message in zip(names, messages, strict=True):
                 headers = encode_headers(message)
                 channel.delivery_tag += 1
@@ -133,21 +138,22 @@ class RabbitTransport(FastStreamTransport):
                 channel.message_id_delivery_tag[message.message_id] = tag
                 tags.append(tag)
                 confirms.append(confirm)
-                properties = Basic.Properties(
-                    headers=FieldTable(headers),
-                    message_id=message.message_id,
-                    correlation_id=headers.get("correlation-id"),
-                    message_type=message.type_name,
-                    delivery_mode=2,  # persistent
-                )
                 body = message.payload
-                frames.append(Basic.Publish(exchange=name, routing_key="", mandatory=True))
-                frames.append(ContentHeader(properties=properties, body_size=len(body)))
+                frames.append(self._publish_frame(name, number))
+                header = content_header_frame(
+                    number,
+                    len(body),
+                    headers,
+                    message.message_id,
+                    headers.get("correlation-id"),
+                    message.type_name,
+                )
+                frames.append(header or self._pamqp_header(message, headers, number))
                 size = channel.max_content_size
-                frames.extend(ContentBody(body[i : i + size]) for i in range(0, len(body), size))
-            await channel.write_queue.put(
-                ChannelFrame.marshall(channel_number=channel.number, frames=frames)
-            )
+                frames.extend(
+                    frame(FRAME_BODY, number, body[i : i + size]) for i in range(0, len(body), size)
+                )
+            await channel.write_queue.put(ChannelFrame(b"".join(frames), should_close=False))
         try:
             results = await asyncio.gather(*confirms, return_exceptions=True)
         finally:  # what aiormq does with a done callback per message, once for the wave
@@ -156,6 +162,27 @@ class RabbitTransport(FastStreamTransport):
                 if by_id.get(message.message_id) == tag:
                     del by_id[message.message_id]
         return [self._refusal(m, result) for m, result in zip(messages, results, strict=True)]
+
+    def _publish_frame(self, exchange: str, channel: int) -> bytes:
+        """The ``basic.publish`` method frame (mandatory, no routing key): one per exchange."""
+        found = self._publish_frames.get((exchange, channel))
+        if found is None:
+            method = Basic.Publish(exchange=exchange, routing_key="", mandatory=True)
+            found = self._publish_frames[exchange, channel] = marshal_frame(method, channel)
+        return found
+
+    @staticmethod
+    def _pamqp_header(message: TransportMessage, headers: dict[str, str], channel: int) -> bytes:
+        """The content header as pamqp encodes it (what ``content_header_frame`` declined)."""
+        properties = Basic.Properties(
+            headers=FieldTable(headers),
+            message_id=message.message_id,
+            correlation_id=headers.get("correlation-id"),
+            message_type=message.type_name,
+            delivery_mode=2,  # persistent
+        )
+        header = ContentHeader(properties=properties, body_size=len(message.payload))
+        return marshal_frame(header, channel)
 
     def _refusal(self, message: TransportMessage, result: object) -> BaseException | None:
         if isinstance(result, Basic.Ack):
