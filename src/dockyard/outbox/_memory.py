@@ -40,6 +40,10 @@ class InMemoryOutboxStore:
     def hears_every_commit(self) -> bool:
         return True  # one process, and every write goes through append()
 
+    @property
+    def claims_overlap(self) -> bool:
+        return True  # a claim skips the keys and messages other claims hold
+
     # -- writing (through memory_outbox_writer, at scope exit) ---------------------------
 
     def append(self, messages: Sequence[OutboxMessage]) -> None:

@@ -1,8 +1,10 @@
 """``OutboxRelay``: the background service that publishes committed outbox messages.
 
 See ``docs/design/outbox-relay.md`` for how claims keep order within a partition key across
-several relays, how relays wake up, and how a batch is published: all at once through
-``publish_many`` when the transport has it (``BatchPublisher``), else message by message.
+several relays, how relays wake up, how a batch is published (all at once through
+``publish_many`` when the transport has it, ``BatchPublisher``, else message by message) and
+how a relay keeps up to ``RelaySettings.pipeline`` batches in flight: it claims the next batch
+while the current one is published, when the store's claims can overlap.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -79,16 +82,15 @@ class OutboxRelay:
             while not stop.is_set():
                 wake.clear()
                 try:
-                    result = await self.relay_once()
+                    result = await self._drain(stop)
                     await self._cleanup()
                 except StoreUnavailableError as error:
                     logger.warning("%s: the outbox store is unavailable: %s", self._name, error)
                     idle = min(settings.idle_poll_interval, max(idle * 2, 0.5))
                     await _wait_any(stop, wake, idle)
                     continue
-                if result.claimed >= settings.batch_size or result.delivered:
+                if result.delivered:
                     idle = _MIN_POLL
-                    continue  # there may be more: drain before waiting
                 timeout = await self._idle_timeout(idle)
                 await _wait_any(stop, wake, timeout)
                 idle = min(settings.max_poll_interval, idle * 2)
@@ -101,12 +103,66 @@ class OutboxRelay:
 
     async def drain(self) -> int:
         """Relay batches until none is due; return how many messages were delivered."""
-        delivered = 0
-        while True:
-            result = await self.relay_once()
-            delivered += result.delivered
-            if result.claimed == 0:
-                return delivered
+        return (await self._drain(None)).delivered
+
+    async def _drain(self, stop: asyncio.Event | None) -> RelayResult:
+        """Relay batches, up to ``settings.pipeline`` in flight, until a claim finds nothing.
+
+        A full claim starts the next claim at once, while its batch is published (if the
+        store's claims overlap). A claim that comes back short ends the pipeline: the batches
+        in flight finish, and if that claim overlapped one of them (whose keys it could not
+        take) the relay claims again alone. It returns after a claim alone found nothing, or
+        once ``stop`` is set and the batches in flight are committed.
+        """
+        batch_size = self.settings.batch_size
+        depth = self.settings.pipeline if self.store.claims_overlap else 1
+        done: list[RelayResult] = []
+        in_flight: deque[asyncio.Task[RelayResult]] = deque()
+
+        async def finish(keep: int) -> None:
+            while len(in_flight) > keep:
+                done.append(await in_flight[0])
+                in_flight.popleft()
+
+        try:
+            while stop is None or not stop.is_set():
+                claimed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+                task = asyncio.create_task(self._claimed_batch(claimed))
+                in_flight.append(task)
+                await asyncio.wait((claimed, task), return_when=asyncio.FIRST_COMPLETED)
+                if not claimed.done():
+                    await finish(0)  # the claim failed: its error goes up from here
+                count = claimed.result()
+                if count >= batch_size:
+                    await finish(depth - 1)  # claim the next while this one is published
+                    continue
+                alone = len(in_flight) == 1
+                await finish(0)
+                if alone and count == 0:
+                    break
+        except asyncio.CancelledError:
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+            raise
+        except BaseException:
+            # Let the other batches end as they would have (committed or rolled back).
+            await asyncio.gather(*in_flight, return_exceptions=True)
+            raise
+        await finish(0)
+        return RelayResult(
+            sum(r.claimed for r in done),
+            sum(r.delivered for r in done),
+            sum(r.retried for r in done),
+            sum(r.dead for r in done),
+        )
+
+    async def _claimed_batch(self, claimed: asyncio.Future[int]) -> RelayResult:
+        """``relay_once``, telling ``claimed`` how many messages it holds once it has them."""
+        now = time.time()
+        async with self.store.claim(self.settings.batch_size, now) as batch:
+            claimed.set_result(len(batch.messages))
+            return await self._publish(batch, now)
 
     async def _publish(self, batch: ClaimedBatch, now: float) -> RelayResult:
         messages = batch.messages

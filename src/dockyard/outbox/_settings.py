@@ -16,6 +16,10 @@ class RelaySettings:
 
     batch_size: int = 500
     """Messages claimed (and held) per transaction."""
+    pipeline: int = 2
+    """Batches a relay keeps in flight: while one is published it claims the next, and
+    records the last one's outcome. 1 is one batch after another. Only where the store's
+    claims can overlap (PostgreSQL, memory); on SQLite a relay takes one batch at a time."""
     max_poll_interval: float = 0.2
     """Longest wait between polls when nothing wakes the relay (another process writes to
     SQLite, or the in-memory store)."""
@@ -30,6 +34,9 @@ class RelaySettings:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             msg = f"RelaySettings.batch_size must be >= 1, got {self.batch_size}"
+            raise ValueError(msg)
+        if self.pipeline < 1:
+            msg = f"RelaySettings.pipeline must be >= 1, got {self.pipeline}"
             raise ValueError(msg)
         if self.max_poll_interval <= 0 or self.idle_poll_interval <= 0:
             msg = "RelaySettings poll intervals must be > 0"

@@ -71,6 +71,13 @@ class OutboxStore(Protocol):
         memory); if not (SQLite shared by processes), relays also poll."""
         ...
 
+    @property
+    def claims_overlap(self) -> bool:
+        """Whether two claims can be open at once without waiting for each other (each takes
+        what the other does not hold, with the same order guarantees); if so, a relay claims
+        its next batch while the current one is published (``RelaySettings.pipeline``)."""
+        ...
+
     def claim(self, limit: int, now: float, /) -> AbstractAsyncContextManager[ClaimedBatch]:
         """Claim up to ``limit`` pending messages due at ``now``, for the block's duration.
 

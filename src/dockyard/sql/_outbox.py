@@ -239,6 +239,12 @@ class SqlOutboxStore(OutboxStore):
     def hears_every_commit(self) -> bool:
         return self._listener is not None
 
+    @property
+    def claims_overlap(self) -> bool:
+        # PostgreSQL: row and key locks, so claims take disjoint keys; SQLite: one writer,
+        # a second claim would wait for the first's commit (BEGIN IMMEDIATE).
+        return self._listener is not None
+
     def claim(self, limit: int, now: float, /) -> AbstractAsyncContextManager[ClaimedBatch]:
         return self._claim(limit, now)
 

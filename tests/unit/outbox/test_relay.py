@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dockyard.exceptions import StoreUnavailableError
 from dockyard.outbox import (
+    ClaimedBatch,
     InMemoryOutboxStore,
     OutboxMessage,
     OutboxRelay,
@@ -28,14 +31,19 @@ from dockyard.transport.memory import InMemoryTransport
 class FlakyTransport(InMemoryTransport):
     """Fails the publishes whose message ids are in ``failing`` (or by a random draw)."""
 
-    def __init__(self, *, failing: set[str] | None = None, rate: float = 0.0, seed: int = 0):
+    def __init__(
+        self, *, failing: set[str] | None = None, rate: float = 0.0, seed: int = 0, turns: int = 0
+    ) -> None:
         super().__init__()
+        self.turns = turns  # event-loop turns each publish takes
         self.failing = failing or set()
         self.rate = rate
         self.rng = random.Random(seed)
         self.log: list[TransportMessage] = []
 
     async def publish(self, message: TransportMessage, /) -> None:
+        for _ in range(self.turns):
+            await asyncio.sleep(0)
         if message.message_id in self.failing or self.rng.random() < self.rate:
             raise ConnectionError(f"broker refused {message.message_id}")
         self.log.append(message)
@@ -169,29 +177,29 @@ def test_backoff_grows_exponentially_within_its_cap_and_jitters() -> None:
     assert all(0.0 <= d <= 4.0 for d in draws)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
-    keys=st.lists(st.sampled_from(["a", "b", "c", None]), min_size=1, max_size=40),
+    keys=st.lists(st.sampled_from(["a", "b", "c", "d", None]), min_size=1, max_size=40),
     rate=st.sampled_from([0.0, 0.3, 0.6]),
     seed=st.integers(0, 1000),
     batch=st.integers(1, 7),
     one_by_one=st.booleans(),
+    pipeline=st.integers(1, 3),
 )
 def test_the_relay_never_loses_nor_reorders_within_a_key(
-    keys: list[str | None], rate: float, seed: int, batch: int, one_by_one: bool
+    keys: list[str | None], rate: float, seed: int, batch: int, one_by_one: bool, pipeline: int
 ) -> None:
     async def scenario() -> None:
         store = InMemoryOutboxStore()
         store.append([outbox_message(n, key) for n, key in enumerate(keys)])
-        transport = FlakyTransport(rate=rate, seed=seed)
+        transport = FlakyTransport(rate=rate, seed=seed, turns=3)  # batches overlap
         retry = RetryPolicy(max_attempts=1_000, initial_delay=0.0)
-        relay = OutboxRelay(
-            store, both_ways(transport, one_by_one), RelaySettings(batch_size=batch, retry=retry)
-        )
+        settings = RelaySettings(batch_size=batch, retry=retry, pipeline=pipeline)
+        relay = OutboxRelay(store, both_ways(transport, one_by_one), settings)
         for _ in range(10_000):
             if (await store.counts())[OutboxStatus.PENDING] == 0:
                 break
-            await relay.relay_once()
+            await relay.drain()
         published = [m.message_id for m in transport.log]
         assert sorted(published) == sorted(f"m-{n}" for n in range(len(keys)))  # once each
         by_key: dict[str | None, list[int]] = defaultdict(list)
@@ -234,3 +242,80 @@ async def test_delivered_messages_are_deleted_after_the_retention() -> None:
     stop.set()
     await task
     assert await store.get("m-0") is None
+
+
+class CountingStore(InMemoryOutboxStore):
+    """Counts how many claims are open at once (the pipeline's depth, as the store sees it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = 0
+        self.most_open = 0
+
+    @contextlib.asynccontextmanager
+    async def _claim(self, limit: int, now: float) -> AsyncIterator[ClaimedBatch]:
+        async with super()._claim(limit, now) as batch:
+            self.open += 1
+            self.most_open = max(self.most_open, self.open)
+            try:
+                yield batch
+            finally:
+                self.open -= 1
+
+
+class SlowConfirms(FlakyTransport):
+    """A batch's confirms take many event-loop turns (a claim from memory takes a few)."""
+
+    async def publish_many(self, messages: Sequence[TransportMessage], /) -> None:
+        for _ in range(50):
+            await asyncio.sleep(0)
+        await super().publish_many(messages)
+
+
+@pytest.mark.parametrize("pipeline", [1, 2, 3])
+async def test_the_next_batch_is_claimed_while_one_is_published(pipeline: int) -> None:
+    store = CountingStore()
+    store.append([outbox_message(n, f"k-{n % 30}") for n in range(60)])
+    transport = SlowConfirms()
+    relay = OutboxRelay(store, transport, RelaySettings(batch_size=5, pipeline=pipeline))
+    assert await relay.drain() == 60
+    assert store.most_open == pipeline
+    assert store.open == 0
+    assert sorted(m.message_id for m in transport.log) == sorted(f"m-{n}" for n in range(60))
+
+
+async def test_a_short_claim_beside_a_batch_in_flight_claims_again_alone() -> None:
+    # Two keys, batches of 4: the second claim finds only what the first does not hold, comes
+    # back short, and must not end the drain while rows of the first one's keys remain.
+    store = CountingStore()
+    store.append([outbox_message(n, "a" if n < 12 else "b") for n in range(14)])
+    transport = SlowConfirms()
+    relay = OutboxRelay(store, transport, RelaySettings(batch_size=4, pipeline=2))
+    assert await relay.drain() == 14
+    assert (await store.counts())[OutboxStatus.PENDING] == 0
+
+
+async def test_a_failing_claim_lets_the_batch_in_flight_commit_and_goes_up() -> None:
+    class FailsSecondClaim(CountingStore):
+        claims = 0
+
+        def claim(self, limit: int, now: float, /) -> AbstractAsyncContextManager[ClaimedBatch]:
+            self.claims += 1
+            if self.claims == 2:
+                raise StoreUnavailableError("claim outbox messages", "connection refused")
+            return super().claim(limit, now)
+
+    store = FailsSecondClaim()
+    store.append([outbox_message(n, f"k-{n}") for n in range(8)])
+    transport = SlowConfirms()
+    relay = OutboxRelay(store, transport, RelaySettings(batch_size=4, pipeline=2))
+    with pytest.raises(StoreUnavailableError):
+        await relay.drain()
+    assert store.open == 0
+    counts = await store.counts()  # the first batch finished and committed; nothing else ran
+    assert (counts[OutboxStatus.DELIVERED], counts[OutboxStatus.PENDING]) == (4, 4)
+
+
+def test_pipeline_must_be_at_least_one() -> None:
+    with pytest.raises(ValueError, match="pipeline"):
+        RelaySettings(pipeline=0)
