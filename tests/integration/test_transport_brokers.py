@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,7 +11,7 @@ import pytest_asyncio
 
 from dockyard.exceptions import BrokerPublishError
 from dockyard.testing.contracts import TransportContract
-from dockyard.transport import Transport, TransportMessage
+from dockyard.transport import BatchPublishError, Transport, TransportMessage
 from dockyard.transport.nats import NatsTransport
 from dockyard.transport.rabbit import RabbitTransport
 from dockyard.transport.redis import RedisTransport
@@ -43,6 +44,35 @@ class TestRabbitTransport(TransportContract):
             await transport.publish(TransportMessage("m-2", destination, "T", b"{}"))
         finally:
             await transport.close()
+
+    async def test_a_channel_closed_mid_wave_fails_the_wave_and_the_next_one_reopens_it(
+        self,
+    ) -> None:
+        transport = RabbitTransport(RABBIT_URL)
+        other = RabbitTransport(RABBIT_URL)
+        try:
+            destination, group = f"gone-{uuid.uuid4().hex[:8]}", "g"
+            await transport.declare(destination, group)
+            # Deleted behind the transport's back: publishing to a missing exchange makes
+            # RabbitMQ close the channel, so no confirm ever comes for this wave.
+            await other.declare(destination, group)
+            channel = await other.broker._connection.channel()
+            await channel.exchange_delete(destination)
+            await channel.close()
+            wave = [
+                TransportMessage(f"m-{n}", destination, "T", b"{}", partition_key=f"k-{n}")
+                for n in range(20)
+            ]
+            with pytest.raises(BatchPublishError) as raised:  # not a hang: a deadline guards it
+                await asyncio.wait_for(transport.publish_many(wave), 30)
+            assert sorted(raised.value.failed) == sorted(m.message_id for m in wave)
+            assert all(isinstance(e, BrokerPublishError) for e in raised.value.failed.values())
+            await other.declare(f"{destination}-again", group)
+            again = [TransportMessage("m-again", f"{destination}-again", "T", b"{}")]
+            await transport.publish_many(again)  # on a new channel
+        finally:
+            await transport.close()
+            await other.close()
 
 
 @pytest.mark.nats
