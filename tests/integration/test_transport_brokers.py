@@ -106,6 +106,28 @@ class TestNatsTransport(TransportContract):
         finally:
             await transport.close()
 
+    async def test_publish_many_twice_is_stored_once_and_a_missing_stream_fails_the_wave(
+        self,
+    ) -> None:
+        transport = NatsTransport(NATS_URL)
+        try:
+            destination, group = f"many-{uuid.uuid4().hex[:8]}", "g"
+            await transport.declare(destination, group)
+            wave = [TransportMessage(f"m-{n}", destination, "T", b"{}") for n in range(10)]
+            await transport.publish_many(wave)
+            await transport.publish_many(wave)  # the relay crashed before recording them
+            js = transport.broker.connection.jetstream()
+            stream = NatsTransport.stream_name(destination)
+            assert (await js.stream_info(stream)).state.messages == 10
+            await js.delete_stream(stream)  # behind the transport's back: nobody answers
+            with pytest.raises(BatchPublishError) as raised:
+                await transport.publish_many(wave)
+            assert sorted(raised.value.failed) == sorted(m.message_id for m in wave)
+            causes = {type(e.__cause__).__name__ for e in raised.value.failed.values()}
+            assert causes == {"NoStreamResponseError"}
+        finally:
+            await transport.close()
+
 
 @pytest.mark.redis
 class TestRedisTransport(TransportContract):

@@ -10,11 +10,13 @@ messages of one key, so most batches are one or two waves.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from dockyard.transport._port import BatchPublishError, TransportMessage
 
-__all__ = ["PublishWave", "publish_in_waves", "waves"]
+__all__ = ["UNSETTLED", "PublishWave", "WaveOutcomes", "publish_in_waves", "waves"]
 
 PublishWave = Callable[[Sequence[TransportMessage]], Awaitable[Sequence[BaseException | None]]]
 """Publish one wave; one outcome per message, in order: ``None`` (accepted) or the error."""
@@ -72,3 +74,34 @@ async def publish_in_waves(
     if failed:
         raise BatchPublishError(transport, failed, held_back)
     return accepted
+
+
+UNSETTLED: Any = object()
+"""An outcome of ``WaveOutcomes`` that no confirm, refusal or error has reached yet."""
+
+
+class WaveOutcomes:
+    """The broker's answers to one wave: an outcome per message and one future for them all.
+
+    A future per message (with its done callbacks, and a gather over them) costs more CPU
+    than the publish itself on a relay batch; a broker transport settles slots here instead,
+    and the future completes when the last one is settled.
+    """
+
+    __slots__ = ("future", "outcomes", "unsettled")
+
+    def __init__(self, size: int, future: asyncio.Future[None]) -> None:
+        self.outcomes: list[Any] = [UNSETTLED] * size
+        self.unsettled = size
+        self.future = future
+        if size == 0:
+            future.set_result(None)
+
+    def settle(self, index: int, outcome: object) -> None:
+        """Record message ``index``'s outcome; the first one counts, later ones are ignored."""
+        if self.outcomes[index] is not UNSETTLED or self.future.done():
+            return
+        self.outcomes[index] = outcome
+        self.unsettled -= 1
+        if self.unsettled == 0:
+            self.future.set_result(None)

@@ -12,13 +12,12 @@ wait for the write to drain under the channel's lock, which caps a relay at a fe
 messages a second). It numbers the publishes and fills aiormq's confirmation tables as
 ``basic_publish`` does, so acks, nacks, returns (unroutable) and a closed channel reach every
 message's outcome; but a wave has one future in aiormq's future store, not one per message
-(``_WaveConfirms``), and its frames are encoded by ``_amqp_frames`` (pamqp's bytes): together
+(``WaveOutcomes``), and its frames are encoded by ``_amqp_frames`` (pamqp's bytes): together
 that took the relay's CPU time per message on RabbitMQ from about 75 µs to 45 µs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Sequence
 from typing import Any
@@ -47,6 +46,7 @@ from faststream.message import StreamMessage
 
 from dockyard.exceptions import BrokerPublishError
 from dockyard.transport._amqp_frames import FRAME_BODY, content_header_frame, frame
+from dockyard.transport._batch import UNSETTLED, WaveOutcomes
 from dockyard.transport._faststream import (
     MANUAL,
     FastStreamTransport,
@@ -124,7 +124,7 @@ class RabbitTransport(FastStreamTransport):
         channel = await self._confirm_channel()
         frames: list[bytes] = []
         tags: list[int] = []
-        wave = _WaveConfirms(len(messages), channel.create_future())
+        wave = WaveOutcomes(len(messages), channel.create_future())  # in aiormq's store
         # What aiormq's basic_publish does per message, for the whole wave under one lock
         # and in one write: number the publishes, register their confirms (and the message
         # ids, which is how aiormq matches a returned message to its confirm). The frames
@@ -155,7 +155,7 @@ class RabbitTransport(FastStreamTransport):
                 )
             await channel.write_queue.put(ChannelFrame(b"".join(frames), should_close=False))
         try:
-            results = await wave.settled()
+            results = await _settled(wave)
         finally:  # what aiormq does with a done callback per message, once for the wave
             by_id = channel.message_id_delivery_tag
             for message, tag in zip(messages, tags, strict=False):
@@ -262,44 +262,17 @@ class RabbitTransport(FastStreamTransport):
         return 2 if raw.raw_message.redelivered else 1
 
 
-_UNSETTLED: Any = object()
-"""A slot of ``_WaveConfirms`` no confirm, nack or return has reached yet."""
+async def _settled(wave: WaveOutcomes) -> list[Any]:
+    """Each message's outcome: aiormq's ack frame, the returned message, or an exception.
 
-
-class _WaveConfirms:
-    """The confirms of one wave: a slot per message, one future (in aiormq's store) for all.
-
-    aiormq keeps a future per publish in its channel's future store, with two done callbacks
-    each, and the relay gathered them: for a wave of 500 that was a quarter of the relay's
-    CPU. Here aiormq's confirmation table holds a ``_Confirm`` per message, and only the
-    wave's future is in the store: it completes when the last slot settles, and when the
-    channel closes aiormq rejects it, which fails every message not settled by then.
+    The wave's future is in aiormq's future store: when the channel closes, aiormq rejects
+    it, and every message not settled by then failed with the channel.
     """
-
-    __slots__ = ("future", "outcomes", "unsettled")
-
-    def __init__(self, size: int, future: asyncio.Future[None]) -> None:
-        self.outcomes: list[Any] = [_UNSETTLED] * size
-        self.unsettled = size
-        self.future = future
-        if size == 0:
-            future.set_result(None)
-
-    def settle(self, index: int, outcome: object) -> None:
-        if self.outcomes[index] is not _UNSETTLED or self.future.done():
-            return
-        self.outcomes[index] = outcome
-        self.unsettled -= 1
-        if self.unsettled == 0:
-            self.future.set_result(None)
-
-    async def settled(self) -> list[Any]:
-        """Each message's outcome: aiormq's ack frame, returned message, or exception."""
-        try:
-            await self.future
-        except Exception as exc:  # noqa: BLE001 - the channel closed: the rest failed with it
-            return [exc if o is _UNSETTLED else o for o in self.outcomes]
-        return self.outcomes
+    try:
+        await wave.future
+    except Exception as exc:  # noqa: BLE001 - the channel closed: the rest failed with it
+        return [exc if o is UNSETTLED else o for o in wave.outcomes]
+    return wave.outcomes
 
 
 class _Confirm:
@@ -308,13 +281,13 @@ class _Confirm:
 
     __slots__ = ("_index", "_wave")
 
-    def __init__(self, wave: _WaveConfirms, index: int) -> None:
+    def __init__(self, wave: WaveOutcomes, index: int) -> None:
         self._wave = wave
         self._index = index
 
     def done(self) -> bool:
         wave = self._wave
-        return wave.future.done() or wave.outcomes[self._index] is not _UNSETTLED
+        return wave.future.done() or wave.outcomes[self._index] is not UNSETTLED
 
     def cancelled(self) -> bool:
         return self._wave.future.cancelled()
