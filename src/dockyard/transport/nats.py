@@ -7,8 +7,12 @@ consumers pull from it). Publishing waits for the stream's ``PubAck`` and sets
 duplicate window. JetStream counts deliveries, which gives ``Delivery.attempt``; a message
 whose consumer died is redelivered after ``ack_wait`` seconds.
 
-``publish_many`` sends a wave with JetStream's asynchronous publish (the messages go out
-without waiting) and then awaits their ``PubAck`` futures together.
+``publish_many`` writes a wave's ``HPUB`` commands at once (each with ``Nats-Msg-Id`` and the
+expected stream, as JetStream's publish sets them) with a reply subject per message on one
+subscription of its own, and waits for the wave's ``PubAck``s together (``_PubAcks``): the
+bytes nats-py's ``publish_async`` would write, without its per-message semaphore, future and
+header checks, which were most of a relay's CPU time. While the client is reconnecting the
+wave goes through ``publish_async`` instead, which buffers it.
 """
 
 from __future__ import annotations
