@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy.util
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
+from sqlalchemy.util import greenlet_spawn
 
+from dockyard.sql._driver import begin_immediate, postgres_adapter_known, sqlite_adapter_known
 from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._metadata import metadata
 
@@ -34,15 +36,25 @@ class Database:
         ```
     """
 
-    __slots__ = ("engine",)
+    __slots__ = ("_idle", "_idle_size", "_own_begin_hooks", "_raw_paths", "engine")
 
     def __init__(self, url: str | URL | AsyncEngine, **engine_options: Any) -> None:
         if isinstance(url, AsyncEngine):
             self.engine = url
         else:
             self.engine = _create_engine(make_url(url), engine_options)
-        if self.engine.dialect.name == "sqlite":
+        sqlite = self.engine.dialect.name == "sqlite"
+        if sqlite:
             _configure_sqlite(self.engine)
+        self._own_begin_hooks = len(self.engine.sync_engine.dispatch.begin)
+        # Connections held between units of work (docs/design/unit-of-work.md), at most as
+        # many as the pool keeps open anyway.
+        self._idle: list[Connection] = []
+        pool = self.engine.sync_engine.pool
+        self._idle_size = (
+            pool.size() if isinstance(pool, QueuePool) else int(isinstance(pool, StaticPool))
+        )
+        self._raw_paths = sqlite_adapter_known() if sqlite else postgres_adapter_known()
 
     @property
     def dialect(self) -> str:
@@ -61,7 +73,55 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await greenlet_spawn(connection.close)
         await self.engine.dispose()
+
+    def _fast_path(self) -> bool:
+        """Whether units of work may hold connections and run transactions on the driver.
+
+        Not when that would skip something the user asked of the pool or the engine: a ping
+        or a recycle on checkout, or listeners on checkout, return or transaction events.
+        """
+        if not self._raw_paths:
+            return False
+        engine = self.engine.sync_engine
+        pool, hooks = engine.pool, engine.dispatch
+        pool_hooks = pool.dispatch
+        return not (
+            pool._pre_ping  # noqa: SLF001 - no public accessor
+            or pool._recycle >= 0  # noqa: SLF001
+            or len(hooks.begin) > self._own_begin_hooks
+            or hooks.commit
+            or hooks.rollback
+            or pool_hooks.checkout
+            or pool_hooks.checkin
+            or pool_hooks.reset
+        )
+
+    async def _checkout(self) -> Connection:
+        """An idle connection, or a new checkout from the pool."""
+        idle = self._idle
+        while idle:
+            connection = idle.pop()
+            if not connection.closed and not connection.invalidated:
+                return connection
+        checked_out: Connection = await greenlet_spawn(self.engine.sync_engine.connect)
+        return checked_out
+
+    def _keep(self, connection: Connection) -> bool:
+        """Hold a clean connection for the next unit of work, if there is room."""
+        idle = self._idle
+        if (
+            len(idle) < self._idle_size
+            and not connection.closed
+            and not connection.invalidated
+            and not connection.in_transaction()
+        ):
+            idle.append(connection)
+            return True
+        return False
 
 
 async def create_tables(engine: AsyncEngine) -> None:
@@ -106,5 +166,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Any) -> None:
         # Straight to aiosqlite: one hop to its thread, where a SQLAlchemy cursor takes three
-        # (create, execute, close) — measured ~100 µs of a ~300 µs unit of work.
-        _await(connection.connection.driver_connection.execute("BEGIN IMMEDIATE"))
+        # (create, execute, close) — measured ~100 µs of a ~300 µs unit of work. A unit of
+        # work may have begun on the driver already: then there is nothing to send.
+        _await(begin_immediate(connection.connection.driver_connection))

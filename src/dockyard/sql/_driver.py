@@ -1,23 +1,43 @@
-"""The raw asyncpg connection under a unit of work, for the hot paths that measured faster.
+"""The drivers under SQLAlchemy, for the hot paths that measured faster without it.
 
-SQLAlchemy's asyncpg adapter begins its transaction lazily, on the first statement it runs.
-A statement sent straight to the driver before that would run outside the unit of work's
-transaction, so ``asyncpg_connection`` begins the adapter's transaction first (the same BEGIN
-SQLAlchemy would send; commit and rollback stay with SQLAlchemy). If the adapter does not look
-the way this code expects (a future SQLAlchemy), it returns ``None`` and the caller uses the
-SQLAlchemy path: slower, never wrong.
+See docs/design/unit-of-work.md. Two kinds of private detail are used here, each probed and
+each with a fallback (slower, never wrong):
+
+* SQLAlchemy's asyncpg adapter begins its transaction lazily, on the first statement, through
+  ``_start_transaction`` and keeps it in ``_transaction`` (2.0 also sets ``_started``). A
+  statement sent straight to asyncpg must run inside that same transaction, so the unit of
+  work begins it through the adapter, and, when it ends it on asyncpg, tells the adapter.
+* aiosqlite's ``Connection._execute(fn, *args)`` runs ``fn`` in its worker thread, in queue
+  order: one hop for several statements, and decisions made where the connection lives.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import PoolProxiedConnection
 
-__all__ = ["asyncpg_connection", "pooled_connection"]
+__all__ = [
+    "begin_immediate",
+    "begin_postgres",
+    "end_postgres",
+    "in_driver_thread",
+    "pooled_connection",
+    "postgres_adapter_known",
+    "sqlite_adapter_known",
+    "then_begun",
+]
 
-_UNKNOWN = object()
+T = TypeVar("T")
+
+
+def pooled(sync: Connection) -> PoolProxiedConnection:
+    """The pooled DBAPI connection of a checked-out ``Connection`` that is open and valid."""
+    return sync.connection
 
 
 async def pooled_connection(connection: AsyncConnection) -> PoolProxiedConnection:
@@ -32,16 +52,98 @@ async def pooled_connection(connection: AsyncConnection) -> PoolProxiedConnectio
     return await connection.get_raw_connection()
 
 
-async def asyncpg_connection(connection: AsyncConnection) -> Any | None:
-    """The asyncpg connection inside ``connection``'s transaction, or ``None``."""
-    if not connection.in_transaction():  # after a commit, SQLAlchemy would autobegin too
-        await connection.begin()
-    pooled = await pooled_connection(connection)
-    adapter = pooled.dbapi_connection
-    start = getattr(adapter, "_start_transaction", None)
-    begun = getattr(adapter, "_transaction", _UNKNOWN)
-    if start is None or begun is _UNKNOWN:
+# ------------------------------------------------------------------------------- PostgreSQL
+
+
+def postgres_adapter_known() -> bool:
+    """Whether SQLAlchemy's asyncpg adapter keeps its transaction where this module looks."""
+    try:
+        from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+    except ImportError:  # asyncpg is an optional extra
+        return False
+    slots: set[str] = set()
+    for cls in AsyncAdapt_asyncpg_connection.__mro__:
+        slots.update(getattr(cls, "__slots__", ()))
+    return callable(getattr(AsyncAdapt_asyncpg_connection, "_start_transaction", None)) and (
+        "_transaction" in slots
+    )
+
+
+async def begin_postgres(adapter: Any) -> Any:
+    """The asyncpg connection under ``adapter``, inside the adapter's transaction."""
+    if adapter._transaction is None:  # noqa: SLF001 - see the module doc
+        await adapter._start_transaction()  # noqa: SLF001
+    return adapter._connection  # noqa: SLF001
+
+
+async def end_postgres(adapter: Any, *, commit: bool) -> None:
+    """Commit or roll back the adapter's transaction on asyncpg, then let the adapter forget it.
+
+    The transaction is forgotten even when ending it failed: asyncpg marks it failed and the
+    caller discards the connection.
+    """
+    transaction = adapter._transaction  # noqa: SLF001
+    if transaction is None:
+        return
+    try:
+        await (transaction.commit() if commit else transaction.rollback())
+    finally:
+        adapter._transaction = None  # noqa: SLF001
+        if hasattr(adapter, "_started"):  # SQLAlchemy 2.0
+            adapter._started = False  # noqa: SLF001
+
+
+# ----------------------------------------------------------------------------------- SQLite
+
+
+def _sqlite3_of(driver: Any) -> sqlite3.Connection | None:
+    """``driver``'s ``sqlite3.Connection`` if its worker thread can run our functions."""
+    sqlite = getattr(driver, "_connection", None)
+    if isinstance(sqlite, sqlite3.Connection) and callable(getattr(driver, "_execute", None)):
+        return sqlite
+    return None
+
+
+def sqlite_adapter_known() -> bool:
+    """Whether aiosqlite still offers ``Connection._execute`` (checked on the class)."""
+    try:
+        import aiosqlite
+    except ImportError:  # aiosqlite is an optional extra
+        return False
+    return callable(getattr(aiosqlite.Connection, "_execute", None))
+
+
+async def in_driver_thread(
+    driver: Any,  # aiosqlite.Connection (untyped)
+    fn: Callable[..., T],
+    *args: Any,
+) -> tuple[T] | None:
+    """``(fn(sqlite3_connection, *args),)`` run in aiosqlite's worker thread, or ``None``.
+
+    ``None`` means this aiosqlite no longer looks as expected: run one statement per hop.
+    The worker thread serves its queue in order, so ``fn`` runs after everything queued before
+    it on this connection, exactly like a statement would.
+    """
+    sqlite = _sqlite3_of(driver)
+    if sqlite is None:
         return None
-    if begun is None:
-        await start()
-    return pooled.driver_connection
+    result: T = await driver._execute(fn, sqlite, *args)  # noqa: SLF001 - see the module doc
+    return (result,)
+
+
+def _begin_immediate(sqlite: sqlite3.Connection) -> None:
+    # decided in the worker thread, after everything queued before: never a second BEGIN
+    if not sqlite.in_transaction:
+        sqlite.execute("BEGIN IMMEDIATE")
+
+
+def then_begun(sqlite: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(sqlite, *args)`` inside a transaction: the BEGIN and ``fn`` in one hop."""
+    _begin_immediate(sqlite)
+    return fn(sqlite, *args)
+
+
+async def begin_immediate(driver: Any) -> None:
+    """``BEGIN IMMEDIATE`` on the aiosqlite connection, unless a transaction is open there."""
+    if await in_driver_thread(driver, _begin_immediate) is None and not driver.in_transaction:
+        await driver.execute("BEGIN IMMEDIATE")

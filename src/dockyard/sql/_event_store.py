@@ -31,7 +31,7 @@ from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._event_tables import events as events_table
 from dockyard.sql._event_tables import idempotency_keys, streams
 from dockyard.sql._reads import log_rows, stream_rows
-from dockyard.sql._sqlite_driver import aiosqlite_connection, append_sqlite
+from dockyard.sql._sqlite_driver import append_sqlite
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["SqlEventStore"]
@@ -71,19 +71,15 @@ class SqlEventStore:
         rows = encode_events(self.serializer, stream_id, events, expected_version, recorded_at)
         if self._postgres and len(rows) > EVENTS_PER_TRANSACTION:
             raise TooManyEventsError(stream_id, len(rows), EVENTS_PER_TRANSACTION)
-        connection = self.uow.connection
         with unavailable_as_store_error(f"append to stream `{stream_id}`"):
             if idempotency_key is None:
-                return await self._append(
-                    connection, stream_id, rows, expected_version, recorded_at
-                )
+                return await self._append(stream_id, rows, expected_version, recorded_at)
+            connection = self.uow.connection
             previous = await self._claim_key(connection, stream_id, idempotency_key, recorded_at)
             if previous is not None:
                 return previous
             try:
-                result = await self._append(
-                    connection, stream_id, rows, expected_version, recorded_at
-                )
+                result = await self._append(stream_id, rows, expected_version, recorded_at)
             except DockyardError:
                 # release the claim, so a caller that recovers and commits can retry later
                 await connection.execute(
@@ -104,28 +100,26 @@ class SqlEventStore:
 
     async def _append(
         self,
-        connection: AsyncConnection,
         stream_id: str,
         rows: list[EventRow],
         expected: int | ExpectedVersion,
         recorded_at: datetime,
     ) -> AppendResult:
         if self._postgres:
-            maybe = await append_postgres(connection, stream_id, rows, expected, recorded_at)
+            maybe = await append_postgres(self.uow, stream_id, rows, expected, recorded_at)
             if maybe is not None:
                 return AppendResult(stream_id, *maybe)
             # A full position range is checked first: then the statement may have bumped the
             # stream's version, and the unit of work must roll back anyway.
-            if await room_in_transaction(connection) < len(rows):
+            if await room_in_transaction(self.uow) < len(rows):
                 raise TooManyEventsError(stream_id, len(rows), EVENTS_PER_TRANSACTION)
         else:
-            driver = await aiosqlite_connection(connection)
-            done = await append_sqlite(driver, stream_id, rows, expected, recorded_at)
+            done = await append_sqlite(self.uow, stream_id, rows, expected, recorded_at)
             if done is not None:
                 return AppendResult(stream_id, *done)
         # nothing was written: find out why (the cold path)
         found = (
-            await connection.execute(_STREAM.where(streams.c.stream_id == stream_id))
+            await self.uow.connection.execute(_STREAM.where(streams.c.stream_id == stream_id))
         ).one_or_none()
         current = found.version if found is not None else 0
         if found is not None and found.deleted_at is not None:
@@ -163,16 +157,14 @@ class SqlEventStore:
         skip_unknown: bool = False,
     ) -> Sequence[RecordedEvent]:
         sql_limit = None if skip_unknown else limit
-        connection = self.uow.connection
         with unavailable_as_store_error(f"read stream `{stream_id}`"):
             rows = await stream_rows(
-                connection, stream_id, from_version, sql_limit, backwards=backwards
+                self.uow, stream_id, from_version, sql_limit, backwards=backwards
             )
             if not rows:
                 # deleted streams have no rows left; only then is the tombstone worth a look
-                found = (
-                    await connection.execute(_STREAM.where(streams.c.stream_id == stream_id))
-                ).one_or_none()
+                tombstone = _STREAM.where(streams.c.stream_id == stream_id)
+                found = (await self.uow.connection.execute(tombstone)).one_or_none()
                 if found is not None and found.deleted_at is not None:
                     raise StreamDeletedError(stream_id, found.version, "read")
                 return []
@@ -189,11 +181,10 @@ class SqlEventStore:
     ) -> Sequence[RecordedEvent]:
         names = type_names(self.serializer, event_types)
         found: list[RecordedEvent] = []
-        connection = self.uow.connection
         while len(found) < limit:
             wanted = limit - len(found)
             with unavailable_as_store_error("read all events"):
-                rows = await log_rows(connection, after_position, wanted, names)
+                rows = await log_rows(self.uow, after_position, wanted, names)
             found.extend(self._decode(rows, skip_unknown))
             if len(rows) < wanted:
                 break

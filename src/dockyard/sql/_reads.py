@@ -7,14 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.sql import _read_postgres as pg
 from dockyard.sql import _sqlite_driver as lite_sql
 from dockyard.sql._append_postgres import visible_below
-from dockyard.sql._driver import asyncpg_connection
 from dockyard.sql._event_tables import events
-from dockyard.sql._sqlite_driver import aiosqlite_connection, fetch_rows
+from dockyard.sql._sqlite_driver import fetch_rows
+from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["log_rows", "stream_rows"]
 
@@ -27,7 +26,7 @@ def _sqlite_limit(limit: int | None) -> int:
 
 
 async def stream_rows(
-    connection: AsyncConnection,
+    uow: UnitOfWork,
     stream_id: str,
     from_version: int,
     limit: int | None,
@@ -35,17 +34,16 @@ async def stream_rows(
     backwards: bool,
 ) -> Sequence[Sequence[Any]]:
     """A stream's rows in ``dockyard_events`` column order, on the fastest path available."""
-    if connection.dialect.name == "sqlite":
-        lite = await aiosqlite_connection(connection)
+    if uow.dialect == "sqlite":
         if backwards:
             last = from_version if from_version > 0 else _NO_END
             return await fetch_rows(
-                lite, lite_sql.READ_STREAM_BACKWARDS, (stream_id, last, _sqlite_limit(limit))
+                uow, lite_sql.READ_STREAM_BACKWARDS, (stream_id, last, _sqlite_limit(limit))
             )
         return await fetch_rows(
-            lite, lite_sql.READ_STREAM_FORWARDS, (stream_id, from_version, _sqlite_limit(limit))
+            uow, lite_sql.READ_STREAM_FORWARDS, (stream_id, from_version, _sqlite_limit(limit))
         )
-    driver = await asyncpg_connection(connection)
+    driver = await uow.driver()
     if driver is not None:
         if backwards:
             last = from_version if from_version > 0 else _NO_END
@@ -66,21 +64,20 @@ async def stream_rows(
         query = query.order_by(events.c.stream_version)
     if limit is not None:
         query = query.limit(limit)
-    return (await connection.execute(query)).all()
+    return (await uow.connection.execute(query)).all()
 
 
 async def log_rows(
-    connection: AsyncConnection, after_position: int, limit: int, names: list[str]
+    uow: UnitOfWork, after_position: int, limit: int, names: list[str]
 ) -> Sequence[Sequence[Any]]:
     """The global log's rows after a position, in ``dockyard_events`` column order."""
-    if connection.dialect.name == "sqlite":
-        lite = await aiosqlite_connection(connection)
+    if uow.dialect == "sqlite":
         if names:
             return await fetch_rows(
-                lite, lite_sql.READ_ALL_OF_TYPES, (after_position, json.dumps(names), limit)
+                uow, lite_sql.READ_ALL_OF_TYPES, (after_position, json.dumps(names), limit)
             )
-        return await fetch_rows(lite, lite_sql.READ_ALL, (after_position, limit))
-    driver = await asyncpg_connection(connection)
+        return await fetch_rows(uow, lite_sql.READ_ALL, (after_position, limit))
+    driver = await uow.driver()
     if driver is not None:
         if names:
             found: Sequence[Sequence[Any]] = await driver.fetch(
@@ -98,4 +95,4 @@ async def log_rows(
     if names:
         query = query.where(events.c.type_name.in_(names))
     query = query.where(events.c.global_position < visible_below())  # PostgreSQL here
-    return (await connection.execute(query)).all()
+    return (await uow.connection.execute(query)).all()

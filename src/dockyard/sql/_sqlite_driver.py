@@ -2,11 +2,12 @@
 
 Each statement through SQLAlchemy costs a thread hop plus its own bookkeeping; an append
 through it measured several times slower than raw aiosqlite (docs/event-store.md). Each hop
-to aiosqlite's worker thread costs 30–90 µs on its own, so an append (stream upsert + event
-insert) runs as one function in that thread: one hop (a read is one statement, one hop
-already). That needs aiosqlite's ``Connection._execute(fn, *args)``, private but unchanged
-for years; ``in_driver_thread`` is the one place that uses it, and falls back to one hop per
-statement if it ever changes (``tests/unit/sql/test_sqlite_driver.py`` fails loudly then).
+to aiosqlite's worker thread costs 30–90 µs on its own, so an append (the transaction's
+``BEGIN IMMEDIATE`` if not sent yet, the stream upsert, the event insert) runs as one function
+in that thread: one hop; a read likewise. That needs aiosqlite's ``Connection._execute(fn,
+*args)``, private but unchanged for years; ``UnitOfWork.run_in_driver_thread`` is the one way
+in, and falls back to one hop per statement if it ever changes
+(``tests/unit/sql/test_sqlite_driver.py`` fails loudly then).
 
 Values are stored exactly as SQLAlchemy stores them (UUIDs as 32 hex digits, UTC datetimes as
 ``YYYY-MM-DD HH:MM:SS.ffffff``), so both paths read each other's rows.
@@ -15,31 +16,25 @@ Values are stored exactly as SQLAlchemy stores them (UUIDs as 32 hex digits, UTC
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID, SafeUUID
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.eventsourcing._store import ExpectedVersion
 from dockyard.eventsourcing.store._codec import EventRow
-from dockyard.sql._driver import pooled_connection
 from dockyard.sql._event_tables import events, streams
+from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = [
     "READ_ALL",
     "READ_ALL_OF_TYPES",
     "READ_STREAM_BACKWARDS",
     "READ_STREAM_FORWARDS",
-    "aiosqlite_connection",
     "append_sqlite",
     "fetch_rows",
     "from_storage",
-    "in_driver_thread",
 ]
-
-T = TypeVar("T")
 
 _E, _S = events.name, streams.name
 _COLUMNS = ", ".join(column.name for column in events.columns)
@@ -75,41 +70,6 @@ READ_ALL_OF_TYPES = (
 )
 
 
-async def aiosqlite_connection(
-    connection: AsyncConnection,
-) -> Any:  # aiosqlite.Connection (untyped)
-    """The aiosqlite connection, its ``BEGIN IMMEDIATE`` sent (by the engine's begin hook)."""
-    if not connection.in_transaction():  # after a commit, SQLAlchemy would autobegin too
-        await connection.begin()
-    return (await pooled_connection(connection)).driver_connection
-
-
-def _sqlite3_of(driver: Any) -> sqlite3.Connection | None:
-    """``driver``'s ``sqlite3.Connection`` if its worker thread can run our functions."""
-    sqlite = getattr(driver, "_connection", None)
-    if isinstance(sqlite, sqlite3.Connection) and callable(getattr(driver, "_execute", None)):
-        return sqlite
-    return None
-
-
-async def in_driver_thread(
-    driver: Any,  # aiosqlite.Connection (untyped)
-    fn: Callable[..., T],
-    *args: Any,
-) -> tuple[T] | None:
-    """``(fn(sqlite3_connection, *args),)`` run in aiosqlite's worker thread, or ``None``.
-
-    ``None`` means this aiosqlite no longer looks as expected: run one statement per hop.
-    The worker thread serves its queue in order, so ``fn`` runs after everything queued before
-    it on this connection, exactly like a statement would.
-    """
-    sqlite = _sqlite3_of(driver)
-    if sqlite is None:
-        return None
-    result: T = await driver._execute(fn, sqlite, *args)  # noqa: SLF001 - see the module doc
-    return (result,)
-
-
 def _kind(expected: int | ExpectedVersion) -> str:
     if expected is ExpectedVersion.ANY:
         return "any"
@@ -121,7 +81,10 @@ def _kind(expected: int | ExpectedVersion) -> str:
 
 
 def _stored(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # what strftime("%Y-%m-%d %H:%M:%S.%f") writes, in half the time
+    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 _INSERT = (
@@ -182,7 +145,7 @@ def _append_in_thread(
 
 
 async def append_sqlite(
-    driver: Any,  # aiosqlite.Connection (untyped)
+    uow: UnitOfWork,
     stream_id: str,
     rows: list[EventRow],
     expected: int | ExpectedVersion,
@@ -198,9 +161,10 @@ async def append_sqlite(
     if kind == "exact":
         arguments = (stream_id, len(rows), expected)
     upsert = (_UPSERT[kind], arguments)
-    done = await in_driver_thread(driver, _append_in_thread, upsert, stream_id, rows, recorded_at)
+    done = await uow.run_in_driver_thread(_append_in_thread, upsert, stream_id, rows, recorded_at)
     if done is not None:
         return done[0]
+    driver = await uow.driver()
     found = await driver.execute_fetchall(*upsert)
     if not found:
         return None
@@ -244,14 +208,24 @@ def from_storage(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
     ]  # fmt: skip
 
 
+def _fetch_in_thread(
+    sqlite: sqlite3.Connection, sql: str, arguments: Sequence[object]
+) -> list[Any]:
+    return sqlite.execute(sql, arguments).fetchall()
+
+
 async def fetch_rows(
-    driver: Any,  # aiosqlite.Connection (untyped)
+    uow: UnitOfWork,
     sql: str,
     arguments: Sequence[object],
 ) -> list[tuple[Any, ...]]:
     """Rows of ``dockyard_events``, converted by ``from_storage``.
 
-    One hop either way; converting in the worker thread instead of here measured 5-25 %
-    slower for 1,000 rows, so only the fetch goes there.
+    One hop, the transaction's BEGIN included; converting in the worker thread instead of here
+    measured 5-25 % slower for 1,000 rows, so only the fetch goes there.
     """
+    done = await uow.run_in_driver_thread(_fetch_in_thread, sql, arguments)
+    if done is not None:
+        return from_storage(done[0])
+    driver = await uow.driver()
     return from_storage(await driver.execute_fetchall(sql, arguments))

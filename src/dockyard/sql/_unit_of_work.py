@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,9 +13,19 @@ from sqlalchemy.util import greenlet_spawn
 
 from dockyard.exceptions import UnitOfWorkError
 from dockyard.sql._database import Database
+from dockyard.sql._driver import (
+    begin_immediate,
+    begin_postgres,
+    end_postgres,
+    in_driver_thread,
+    pooled,
+    then_begun,
+)
 from dockyard.sql._errors import unavailable_as_store_error
 
 __all__ = ["UnitOfWork"]
+
+T = TypeVar("T")
 
 
 class UnitOfWork:
@@ -24,20 +35,36 @@ class UnitOfWork:
     ``connection``, so their writes commit or roll back together. As an async context manager
     it begins on entry and, on exit, commits if the block raised nothing and rolls back if
     it did. After ``commit()`` or ``rollback()`` the next statement begins a new transaction.
+
+    Where it can, the transaction is begun and ended on the driver itself and the connection
+    is kept for the next unit of work instead of going back through SQLAlchemy's pool
+    (docs/design/unit-of-work.md); ``connection`` is the same connection either way.
     """
 
-    __slots__ = ("_connection", "database")
+    __slots__ = ("_async", "_fast", "_open", "_postgres", "_sync", "database")
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._connection: AsyncConnection | None = None
+        self._sync: Connection | None = None
+        self._async: AsyncConnection | None = None
+        self._fast = False  # transaction on the driver, connection kept idle afterwards
+        # SQLite, fast: a BEGIN IMMEDIATE may have been queued (set before it is awaited, so
+        # a cancelled one is still ended: aiosqlite's thread runs our COMMIT/ROLLBACK after it)
+        self._open = False
+        self._postgres = database.dialect == "postgresql"
 
     @property
     def connection(self) -> AsyncConnection:
         """The connection every writer of this unit of work must use."""
-        if self._connection is None:
+        connection = self._async
+        if connection is None:
+            connection = self._async = AsyncConnection(self.database.engine, self._live())
+        return connection
+
+    def _live(self) -> Connection:
+        if self._sync is None:
             raise UnitOfWorkError("use the connection", "has not begun or is already closed")
-        return self._connection
+        return self._sync
 
     @property
     def dialect(self) -> str:
@@ -46,29 +73,85 @@ class UnitOfWork:
 
     async def begin(self) -> None:
         """Check out a connection and begin a transaction."""
-        if self._connection is not None:
+        if self._sync is not None:
             raise UnitOfWorkError("begin", "has already begun")
-        engine = self.database.engine
+        database = self.database
         with unavailable_as_store_error("begin a unit of work"):
-            # checkout and begin in one trip into SQLAlchemy's greenlet, not two
-            connection = await greenlet_spawn(_connect_and_begin, engine.sync_engine)
-        self._connection = AsyncConnection(engine, connection)
+            if not database._fast_path():  # noqa: SLF001 - the two are one unit
+                # checkout and begin in one trip into SQLAlchemy's greenlet, not two
+                engine = database.engine.sync_engine
+                self._sync = await greenlet_spawn(_connect_and_begin, engine)
+                self._fast = False
+                return
+            # the transaction itself begins with the first statement, on SQLite in the same
+            # hop to aiosqlite's thread (BEGIN IMMEDIATE: the write lock is taken then)
+            self._sync, self._fast = await database._checkout(), True  # noqa: SLF001
+
+    async def driver(self) -> Any:  # asyncpg.Connection | aiosqlite.Connection | None
+        """The driver's own connection (asyncpg or aiosqlite), inside this unit of work's
+        transaction (begun now if it has not been); ``None`` on PostgreSQL where SQLAlchemy's
+        asyncpg adapter is not what this code expects (then use ``connection``).
+        """
+        sync = self._live()
+        if not self._fast:
+            if not self.database._raw_paths and self._postgres:  # noqa: SLF001
+                return None
+            if not sync.in_transaction():  # after a commit, SQLAlchemy would autobegin too
+                await self.connection.begin()
+            if sync.closed or sync.invalidated:
+                adapter = (await self.connection.get_raw_connection()).dbapi_connection
+            else:
+                adapter = pooled(sync).dbapi_connection
+            if self._postgres:
+                return await begin_postgres(adapter)
+            return adapter.driver_connection  # type: ignore[union-attr]
+        adapter = pooled(sync).dbapi_connection
+        if self._postgres:
+            return await begin_postgres(adapter)
+        driver = adapter.driver_connection  # type: ignore[union-attr]
+        if not self._open:
+            self._open = True
+            await begin_immediate(driver)
+        return driver
+
+    async def run_in_driver_thread(self, fn: Callable[..., T], *args: Any) -> tuple[T] | None:
+        """SQLite: ``(fn(sqlite3_connection, *args),)`` in aiosqlite's worker thread, inside
+        this unit of work's transaction (its BEGIN sent in the same hop if it has not been).
+
+        ``None`` where aiosqlite cannot run our functions: use ``driver()`` and its public API.
+        """
+        sync = self._live()
+        if not self._fast or self._open:
+            return await in_driver_thread(await self.driver(), fn, *args)
+        self._open = True
+        return await in_driver_thread(pooled(sync).driver_connection, then_begun, fn, *args)
 
     async def commit(self) -> None:
         """Commit everything written so far."""
         with unavailable_as_store_error("commit a unit of work"):
-            await self.connection.commit()
+            if self._fast:
+                await self._end(commit=True, release=False)
+            else:
+                await self.connection.commit()
 
     async def rollback(self) -> None:
         """Discard everything written since the last commit."""
         with unavailable_as_store_error("roll back a unit of work"):
-            await self.connection.rollback()
+            if self._fast:
+                await self._end(commit=False, release=False)
+            else:
+                await self.connection.rollback()
 
     async def close(self) -> None:
         """Roll back anything uncommitted and return the connection to the pool."""
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with unavailable_as_store_error("close a unit of work"):
+        if self._sync is None:
+            return
+        with unavailable_as_store_error("close a unit of work"):
+            if self._fast:
+                await self._end(commit=False, release=True)
+            else:
+                connection, self._async = self.connection, None
+                self._sync = None
                 await connection.close()
 
     async def __aenter__(self) -> Self:
@@ -81,19 +164,61 @@ class UnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._connection is None:
+        connection = self._sync
+        if connection is None:
             if exc_type is None:
                 _ = self.connection  # raises UnitOfWorkError: nothing to commit
             return
-        connection, self._connection = self._connection.sync_connection, None
-        assert connection is not None
-        # the end of the transaction and the return to the pool in one trip into the greenlet
-        if exc_type is None:
-            with unavailable_as_store_error("commit a unit of work"):
-                await greenlet_spawn(_end, connection, connection.commit)
-        else:
-            with unavailable_as_store_error("roll back a unit of work"):
-                await greenlet_spawn(_end, connection, connection.rollback)
+        commit = exc_type is None
+        operation = "commit a unit of work" if commit else "roll back a unit of work"
+        with unavailable_as_store_error(operation):
+            if self._fast:
+                await self._end(commit=commit, release=True)
+                return
+            self._sync = self._async = None
+            # the end of the transaction and the return to the pool in one trip into the greenlet
+            await greenlet_spawn(
+                _end, connection, connection.commit if commit else connection.rollback
+            )
+
+    async def _end(self, *, commit: bool, release: bool) -> None:
+        """End the transaction on the driver; on ``release``, keep or return the connection.
+
+        A connection whose commit or rollback did not finish (an error, a cancellation) is in
+        a state nobody knows: it is closed for good, never kept, and this unit of work is over.
+        """
+        sync = self._live()
+        if release:
+            self._sync = self._async = None
+        try:
+            if self._postgres:
+                await end_postgres(pooled(sync).dbapi_connection, commit=commit)
+                if sync.in_transaction():  # SQLAlchemy's bookkeeping; nothing left to send
+                    sync.commit() if commit else sync.rollback()
+            elif sync.in_transaction():  # SQLAlchemy began (a statement through `connection`)
+                await greenlet_spawn(sync.commit if commit else sync.rollback)
+            elif self._open:
+                driver = pooled(sync).driver_connection
+                await (driver.commit() if commit else driver.rollback())  # type: ignore[union-attr]
+            self._open = False
+        except BaseException:
+            self._sync = self._async = None
+            await _discard(sync)
+            raise
+        if release and not self.database._keep(sync):  # noqa: SLF001
+            await greenlet_spawn(sync.close)
+
+
+async def _discard(connection: Connection) -> None:
+    """Close the connection for good (the pool opens a new one), even if we are cancelled."""
+
+    def invalidate() -> None:
+        try:
+            connection.invalidate()
+        finally:
+            connection.close()
+
+    await asyncio.shield(greenlet_spawn(invalidate))
 
 
 def _connect_and_begin(engine: Engine) -> Connection:

@@ -50,11 +50,7 @@ class TestPostgresEventStoreThroughSqlAlchemyOnly(EventStoreContract):
     async def event_store_factory(
         self, postgres_database: Database, monkeypatch: pytest.MonkeyPatch
     ) -> AsyncIterator[EventStoreFactory]:
-        async def no_driver(connection: object) -> None:
-            return None
-
-        monkeypatch.setattr("dockyard.sql._reads.asyncpg_connection", no_driver)
-        monkeypatch.setattr("dockyard.sql._append_postgres.asyncpg_connection", no_driver)
+        monkeypatch.setattr(postgres_database, "_raw_paths", False)
 
         @asynccontextmanager
         async def session(serializer: Serializer) -> AsyncIterator[EventStore]:

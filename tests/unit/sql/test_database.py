@@ -126,10 +126,13 @@ async def test_a_unit_of_work_returns_its_connection_however_it_ends(tmp_path: P
 
         with pytest.raises(LookupError):
             await insert_then_fail()
-        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        # the one connection is held for the next unit of work (docs/design/unit-of-work.md)
+        assert pool.checkedout() == 1  # type: ignore[attr-defined]
         async with database.unit_of_work() as uow:
             found = (await uow.connection.exec_driver_sql("SELECT count(*) FROM t")).scalar()
             in_transaction = uow.connection.in_transaction()
         assert (found, in_transaction) == (0, True)  # committed DDL, rolled-back insert
+        assert pool.checkedout() == 1  # type: ignore[attr-defined]
     finally:
         await database.dispose()
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]

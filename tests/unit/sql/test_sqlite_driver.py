@@ -4,18 +4,19 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from uuid import RFC_4122, UUID, uuid4
 
 import aiosqlite
 import pytest
 import pytest_asyncio
 
+import dockyard.sql._driver
 from dockyard.eventsourcing import NO_STREAM
 from dockyard.eventsourcing.store._codec import EventRow
 from dockyard.serialization import Serializer
 from dockyard.sql import Database, SqlEventStore
 from dockyard.sql import _sqlite_driver as lite
+from dockyard.sql._driver import in_driver_thread
 from dockyard.sql._unit_of_work import UnitOfWork
 
 
@@ -27,17 +28,13 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-class _PublicApiOnly:
-    """An aiosqlite connection seen through its public API only (what a future one may be)."""
-
-    def __init__(self, driver: Any) -> None:
-        self._driver = driver
-
-    async def execute_fetchall(self, sql: str, arguments: Any) -> Any:
-        return await self._driver.execute_fetchall(sql, arguments)
-
-    async def executemany(self, sql: str, arguments: Any) -> Any:
-        return await self._driver.executemany(sql, arguments)
+@pytest.fixture(params=["one hop", "public API fallback"])
+def one_hop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both paths: aiosqlite as it is, and as a future one without ``_execute`` may be."""
+    if request.param == "one hop":
+        return True
+    monkeypatch.setattr(dockyard.sql._driver, "_sqlite3_of", lambda driver: None)
+    return False
 
 
 @dataclass(frozen=True)
@@ -56,14 +53,13 @@ async def test_aiosqlite_still_runs_our_functions_in_its_thread(database: Databa
     # SQLite append and read silently went back to one hop per statement (slower, still right).
     assert callable(getattr(aiosqlite.Connection, "_execute", None))
     async with UnitOfWork(database) as uow:
-        driver = await lite.aiosqlite_connection(uow.connection)
-        done = await lite.in_driver_thread(
+        driver = await uow.driver()
+        done = await in_driver_thread(
             driver, lambda sqlite, n: sqlite.execute(n).fetchone(), "SELECT 41 + 1"
         )
         assert done == ((42,),)
 
 
-@pytest.mark.parametrize("one_hop", [True, False], ids=["one hop", "public API fallback"])
 async def test_both_paths_append_and_read_the_same_rows(database: Database, one_hop: bool) -> None:
     recorded_at = datetime.now(UTC)
     rows = _rows(3, recorded_at)
@@ -71,17 +67,10 @@ async def test_both_paths_append_and_read_the_same_rows(database: Database, one_
         rows[1].event_id, "Memo", 1, b"{}", None, "x", recorded_at - timedelta(days=1)
     )
     async with UnitOfWork(database) as uow:
-        driver = await lite.aiosqlite_connection(uow.connection)
-        if not one_hop:
-            driver = _PublicApiOnly(driver)
-        assert await lite.append_sqlite(driver, "Memo-1", rows, NO_STREAM, recorded_at) == (
-            1,
-            3,
-            1,
-            3,
-        )
-        assert await lite.append_sqlite(driver, "Memo-1", rows[:1], NO_STREAM, recorded_at) is None
-        found = await lite.fetch_rows(driver, lite.READ_STREAM_FORWARDS, ("Memo-1", 0, -1))
+        assert await lite.append_sqlite(uow, "Memo-1", rows, NO_STREAM, recorded_at) == (1, 3, 1, 3)
+        assert await lite.append_sqlite(uow, "Memo-1", rows[:1], NO_STREAM, recorded_at) is None
+        found = await lite.fetch_rows(uow, lite.READ_STREAM_FORWARDS, ("Memo-1", 0, -1))
+        assert (await uow.run_in_driver_thread(lambda sqlite: 1) is not None) is one_hop
     assert [(r[0], r[1], r[2], r[3]) for r in found] == [
         (n + 1, row.event_id, "Memo-1", n + 1) for n, row in enumerate(rows)
     ]
@@ -90,19 +79,15 @@ async def test_both_paths_append_and_read_the_same_rows(database: Database, one_
     assert all(r[9].tzinfo is UTC for r in found)
 
 
-@pytest.mark.parametrize("one_hop", [True, False], ids=["one hop", "public API fallback"])
 async def test_positions_returned_are_the_stored_ones_even_after_deleting_the_newest(
     database: Database, one_hop: bool
 ) -> None:
     now, count = datetime.now(UTC), 5_000
     async with UnitOfWork(database) as uow:
-        driver = await lite.aiosqlite_connection(uow.connection)
-        if not one_hop:
-            driver = _PublicApiOnly(driver)
-        await lite.append_sqlite(driver, "Memo-1", _rows(3, now), NO_STREAM, now)
+        await lite.append_sqlite(uow, "Memo-1", _rows(3, now), NO_STREAM, now)
         await uow.connection.exec_driver_sql("DELETE FROM dockyard_events")
-        done = await lite.append_sqlite(driver, "Memo-2", _rows(count, now), 0, now)
-        found = await lite.fetch_rows(driver, lite.READ_STREAM_FORWARDS, ("Memo-2", 0, -1))
+        done = await lite.append_sqlite(uow, "Memo-2", _rows(count, now), 0, now)
+        found = await lite.fetch_rows(uow, lite.READ_STREAM_FORWARDS, ("Memo-2", 0, -1))
     assert done == (1, count, 4, count + 3)
     assert [r[0] for r in found] == list(range(4, count + 4))
 
