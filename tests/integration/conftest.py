@@ -13,6 +13,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -95,3 +96,19 @@ async def postgres_database() -> AsyncIterator[Database]:
             await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
     finally:
         await admin.close()
+
+
+@pytest_asyncio.fixture
+async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A ``Database`` on a SQLite file of its own, with dockyard's tables."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'app.db'}")
+    await database.create_tables()
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_database(request: pytest.FixtureRequest) -> Database:
+    """Each dialect's database in turn (PostgreSQL's marked, so it needs the server)."""
+    database: Database = request.getfixturevalue(f"{request.param}_database")
+    return database

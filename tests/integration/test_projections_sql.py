@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -27,20 +26,6 @@ from integration.projections_app import (
     build_app,
     create_read_models,
 )
-
-
-@pytest_asyncio.fixture
-async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'app.db'}")
-    await database.create_tables()
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_database(request: pytest.FixtureRequest) -> Database:
-    database: Database = request.getfixturevalue(f"{request.param}_database")
-    return database
 
 
 @pytest_asyncio.fixture

@@ -17,7 +17,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import PoolProxiedConnection
 
@@ -69,28 +70,61 @@ def postgres_adapter_known() -> bool:
     )
 
 
-async def begin_postgres(adapter: Any) -> Any:
+async def begin_postgres(adapter: Any, dialect: Dialect) -> Any:
     """The asyncpg connection under ``adapter``, inside the adapter's transaction."""
     if adapter._transaction is None:  # noqa: SLF001 - see the module doc
-        await adapter._start_transaction()  # noqa: SLF001
+        try:
+            await adapter._start_transaction()  # noqa: SLF001
+        except dialect.loaded_dbapi.Error as error:  # already translated by the adapter
+            raise _as_sqlalchemy_error(adapter, dialect, error, "BEGIN") from error
     return adapter._connection  # noqa: SLF001
 
 
-async def end_postgres(adapter: Any, *, commit: bool) -> None:
+async def end_postgres(adapter: Any, dialect: Dialect, *, commit: bool) -> None:
     """Commit or roll back the adapter's transaction on asyncpg, then let the adapter forget it.
 
     The transaction is forgotten even when ending it failed: asyncpg marks it failed and the
-    caller discards the connection.
+    caller discards the connection. A failure is raised as SQLAlchemy would have raised it
+    (``IntegrityError`` for a deferred constraint, and so on).
     """
     transaction = adapter._transaction  # noqa: SLF001
     if transaction is None:
         return
     try:
         await (transaction.commit() if commit else transaction.rollback())
+    except Exception as error:
+        statement = "COMMIT" if commit else "ROLLBACK"
+        raise _as_sqlalchemy_error(adapter, dialect, error, statement) from error
     finally:
         adapter._transaction = None  # noqa: SLF001
         if hasattr(adapter, "_started"):  # SQLAlchemy 2.0
             adapter._started = False  # noqa: SLF001
+
+
+def _as_sqlalchemy_error(
+    adapter: Any, dialect: Dialect, error: Exception, statement: str
+) -> BaseException:
+    """``error`` as SQLAlchemy raises it from a statement: ``IntegrityError`` for a deferred
+    constraint at COMMIT, a ``DBAPIError`` with ``connection_invalidated`` for a lost one.
+    """
+    adapted: Exception = error
+    if not isinstance(error, dialect.loaded_dbapi.Error):
+        translate = getattr(adapter, "_handle_exception", None)
+        if translate is None:
+            return error
+        try:
+            translate(error)  # raises the error as SQLAlchemy's DBAPI layer names it
+        except Exception as translated:  # noqa: BLE001 - whatever it raises is the translation
+            adapted = translated
+    closed = getattr(adapter._connection, "is_closed", None)  # noqa: SLF001
+    return DBAPIError.instance(
+        statement,
+        None,
+        adapted,
+        dialect.loaded_dbapi.Error,
+        connection_invalidated=bool(closed and closed()),
+        dialect=dialect,
+    )
 
 
 # ----------------------------------------------------------------------------------- SQLite

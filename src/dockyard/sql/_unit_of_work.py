@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -26,6 +27,7 @@ from dockyard.sql._errors import unavailable_as_store_error
 __all__ = ["UnitOfWork"]
 
 T = TypeVar("T")
+logger = logging.getLogger("dockyard.sql")
 
 
 class UnitOfWork:
@@ -103,11 +105,11 @@ class UnitOfWork:
             else:
                 adapter = pooled(sync).dbapi_connection
             if self._postgres:
-                return await begin_postgres(adapter)
+                return await begin_postgres(adapter, self.database.engine.dialect)
             return adapter.driver_connection  # type: ignore[union-attr]
         adapter = pooled(sync).dbapi_connection
         if self._postgres:
-            return await begin_postgres(adapter)
+            return await begin_postgres(adapter, self.database.engine.dialect)
         driver = adapter.driver_connection  # type: ignore[union-attr]
         if not self._open:
             self._open = True
@@ -171,9 +173,15 @@ class UnitOfWork:
             return
         commit = exc_type is None
         operation = "commit a unit of work" if commit else "roll back a unit of work"
+        if self._fast and not commit:
+            try:
+                await self._end(commit=False, release=True)
+            except Exception:  # the block's own error matters more; the connection is closed
+                logger.warning("a unit of work failed to roll back", exc_info=True)
+            return
         with unavailable_as_store_error(operation):
             if self._fast:
-                await self._end(commit=commit, release=True)
+                await self._end(commit=True, release=True)
                 return
             self._sync = self._async = None
             # the end of the transaction and the return to the pool in one trip into the greenlet
@@ -192,7 +200,8 @@ class UnitOfWork:
             self._sync = self._async = None
         try:
             if self._postgres:
-                await end_postgres(pooled(sync).dbapi_connection, commit=commit)
+                adapter = pooled(sync).dbapi_connection
+                await end_postgres(adapter, self.database.engine.dialect, commit=commit)
                 if sync.in_transaction():  # SQLAlchemy's bookkeeping; nothing left to send
                     sync.commit() if commit else sync.rollback()
             elif sync.in_transaction():  # SQLAlchemy began (a statement through `connection`)
@@ -205,7 +214,12 @@ class UnitOfWork:
             self._sync = self._async = None
             await _discard(sync)
             raise
-        if release and not self.database._keep(sync):  # noqa: SLF001
+        if not release:
+            return
+        is_closed = getattr(pooled(sync).driver_connection, "is_closed", None)  # asyncpg's
+        if is_closed is not None and is_closed():  # the server or the network dropped it
+            await _discard(sync)
+        elif not self.database._keep(sync):  # noqa: SLF001
             await greenlet_spawn(sync.close)
 
 

@@ -1,8 +1,6 @@
 """What only the SQL adapters have: one transaction with the app's tables, rows gone bad."""
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -27,20 +25,6 @@ orders = sa.Table(
 class OrderPlaced:
     order_id: str
     total: int
-
-
-@pytest_asyncio.fixture
-async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'app.db'}")
-    await database.create_tables()
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_database(request: pytest.FixtureRequest) -> Database:
-    database: Database = request.getfixturevalue(f"{request.param}_database")
-    return database
 
 
 @pytest_asyncio.fixture

@@ -1,0 +1,201 @@
+"""Units of work keep their connection for the next one, and never hand on a dirty one.
+
+See docs/design/unit-of-work.md: the transaction runs on the driver, a connection whose
+commit or rollback finished goes to an idle list, anything else is closed for good.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from dockyard.eventsourcing import NO_STREAM, EventStore
+from dockyard.exceptions import StoreUnavailableError
+from dockyard.serialization import Serializer, TypeRegistry
+from dockyard.sql import Database, SqlEventStore
+from dockyard.testing.contracts import EventStoreContract, EventStoreFactory
+
+
+@dataclass(frozen=True)
+class Noted:
+    text: str
+
+
+serializer = Serializer(TypeRegistry([Noted]))
+
+
+@pytest.fixture
+def database(any_database: Database) -> Database:
+    return any_database
+
+
+async def _identity(database: Database) -> object:
+    """Which server connection a unit of work ran on."""
+    async with database.unit_of_work() as uow:
+        if database.dialect == "postgresql":
+            return (await uow.connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar()
+        return id(await uow.driver())
+
+
+async def _texts(database: Database, stream_id: str) -> list[str]:
+    async with database.unit_of_work() as uow:
+        events = await SqlEventStore(uow, serializer).read_stream(stream_id)
+    return [e.data.text for e in events]  # type: ignore[attr-defined]
+
+
+async def test_the_next_unit_of_work_runs_on_the_same_connection(database: Database) -> None:
+    assert database._fast_path()
+    first = await _identity(database)
+    async with database.unit_of_work() as uow:
+        await SqlEventStore(uow, serializer).append("Noted-1", [Noted("a")], NO_STREAM)
+    assert await _identity(database) == first
+
+
+async def test_units_of_work_at_once_each_get_their_own_connection(database: Database) -> None:
+    pool = database.engine.sync_engine.pool
+    both_in = asyncio.Barrier(2)
+
+    async def note(n: int) -> None:
+        async with database.unit_of_work() as uow:
+            await both_in.wait()  # both have a connection before either writes
+            await SqlEventStore(uow, serializer).append(f"Noted-{n}", [Noted(str(n))], NO_STREAM)
+
+    await asyncio.gather(note(1), note(2))
+    assert [await _texts(database, f"Noted-{n}") for n in (1, 2)] == [["1"], ["2"]]
+    assert pool.checkedout() == 2  # type: ignore[attr-defined]  # both kept, none leaked
+    await database.dispose()
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("yields_before_cancel", range(6))
+async def test_a_cancelled_unit_of_work_leaves_nothing_behind(
+    database: Database, yields_before_cancel: int
+) -> None:
+    started = asyncio.Event()
+
+    async def append_then_wait() -> None:
+        async with database.unit_of_work() as uow:
+            started.set()
+            await SqlEventStore(uow, serializer).append("Noted-1", [Noted("lost")], NO_STREAM)
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(append_then_wait())
+    await started.wait()
+    for _ in range(yields_before_cancel):  # cancel at a different point each time
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # whichever connection comes next is clean: not in a transaction, and can write
+    async with database.unit_of_work() as uow:
+        await SqlEventStore(uow, serializer).append("Noted-1", [Noted("kept")], NO_STREAM)
+    assert await _texts(database, "Noted-1") == ["kept"]
+
+
+async def test_a_failed_commit_closes_the_connection_for_good(
+    database: Database,
+) -> None:
+    async with database.engine.begin() as connection:
+        await connection.exec_driver_sql(
+            "CREATE TABLE seats (seat INTEGER, FOREIGN KEY (seat) REFERENCES seat_numbers (n) "
+            "DEFERRABLE INITIALLY DEFERRED)"
+            if database.dialect == "sqlite"
+            else "CREATE TABLE seats (seat INTEGER UNIQUE DEFERRABLE INITIALLY DEFERRED)"
+        )
+        if database.dialect == "sqlite":
+            await connection.exec_driver_sql("CREATE TABLE seat_numbers (n INTEGER PRIMARY KEY)")
+    before = await _identity(database)
+
+    async def break_a_deferred_constraint() -> None:
+        async with database.unit_of_work() as uow:
+            await SqlEventStore(uow, serializer).append("Noted-1", [Noted("a")], NO_STREAM)
+            statement = "INSERT INTO seats VALUES (7)"
+            await uow.connection.exec_driver_sql(statement)
+            if database.dialect == "postgresql":
+                await uow.connection.exec_driver_sql(statement)  # checked at commit
+
+    with pytest.raises(sa.exc.IntegrityError):  # as SQLAlchemy raises it, whichever path
+        await break_a_deferred_constraint()
+    assert await _identity(database) != before
+    assert await _texts(database, "Noted-1") == []
+
+
+@pytest.mark.postgres
+async def test_a_connection_killed_while_idle_fails_one_unit_of_work_only(
+    postgres_database: Database,
+) -> None:
+    pid = await _identity(postgres_database)
+    async with postgres_database.engine.connect() as admin:
+        await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    with pytest.raises(StoreUnavailableError) as info:
+        async with postgres_database.unit_of_work() as uow:
+            await SqlEventStore(uow, serializer).append("Noted-1", [Noted("a")], NO_STREAM)
+    assert info.value.operation == "append to stream `Noted-1`"
+    async with postgres_database.unit_of_work() as uow:
+        await SqlEventStore(uow, serializer).append("Noted-1", [Noted("b")], NO_STREAM)
+    assert await _texts(postgres_database, "Noted-1") == ["b"]
+
+
+async def test_a_listener_on_the_engine_turns_the_pools_own_path_back_on(
+    database: Database,
+) -> None:
+    seen: list[str] = []
+
+    def on_commit(connection: Any) -> None:
+        seen.append("commit")
+
+    event.listen(database.engine.sync_engine, "commit", on_commit)
+    try:
+        assert not database._fast_path()
+        async with database.unit_of_work() as uow:
+            await SqlEventStore(uow, serializer).append("Noted-1", [Noted("a")], NO_STREAM)
+        assert seen == ["commit"]
+        assert await _texts(database, "Noted-1") == ["a"]
+    finally:
+        event.remove(database.engine.sync_engine, "commit", on_commit)
+
+
+@pytest.mark.parametrize("option", [{"pool_pre_ping": True}, {"pool_recycle": 3600}])
+async def test_a_pool_that_checks_connections_on_checkout_keeps_doing_so(
+    tmp_path: Path, option: dict[str, Any]
+) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'app.db'}", **option)
+    try:
+        await database.create_tables()
+        assert not database._fast_path()
+        async with database.unit_of_work() as uow:
+            await SqlEventStore(uow, serializer).append("Noted-1", [Noted("a")], NO_STREAM)
+        assert await _texts(database, "Noted-1") == ["a"]
+        assert database.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await database.dispose()
+
+
+class TestEventStoreThroughThePool(EventStoreContract):
+    """Units of work that check out, begin, commit and return through SQLAlchemy's pool: what
+    runs when a listener or a pool option asks for it (docs/design/unit-of-work.md)."""
+
+    @pytest_asyncio.fixture
+    async def event_store_factory(self, database: Database) -> AsyncIterator[EventStoreFactory]:
+        def on_checkout(*_: object) -> None:
+            checkouts.append(1)
+
+        checkouts: list[int] = []
+        event.listen(database.engine.sync_engine, "checkout", on_checkout)
+        assert not database._fast_path()
+
+        @asynccontextmanager
+        async def session(events_serializer: Serializer) -> AsyncIterator[EventStore]:
+            async with database.unit_of_work() as uow:
+                yield SqlEventStore(uow, events_serializer)
+
+        yield session
+        event.remove(database.engine.sync_engine, "checkout", on_checkout)
+        assert checkouts
