@@ -4,7 +4,8 @@ commit → remote handler latency; python-cqrs 5.3's outbox producer on RabbitMQ
 * Throughput: the outbox is filled with ``N`` pending rows over ``KEYS`` partition keys
   (COPY), then one relay (or two, as two workers would run) drains it in batches of
   ``BATCH`` (claim with per-key advisory locks + ``SKIP LOCKED``, publish, mark delivered,
-  commit) while a consumer in another process
+  commit; with ``RelaySettings.pipeline`` batches in flight, 2 by default, and 1 in the
+  "pipeline 1" row: one batch after another) while a consumer in another process
   drains the group's queue (a plain aio-pika / nats-py consumer that acks every message, so
   the consumer is not what is measured). "relay msg/s" is rows over the relay's time;
   "end to end" is rows over the time until the consumer had them all. The relay publishes a
@@ -237,6 +238,7 @@ async def relay_throughput(
     relays: int = 1,
     one_by_one: bool = False,
     consumer: bool = True,
+    pipeline: int = RelaySettings().pipeline,
 ) -> Rates:
     destination = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
     transport = make()
@@ -249,7 +251,8 @@ async def relay_throughput(
         await _fill(raw, destination, n)
         await raw.execute("ANALYZE dockyard_outbox")
         relaying = OneByOne(transport) if one_by_one else transport
-        store, settings = SqlOutboxStore(database), RelaySettings(batch_size=BATCH)
+        store = SqlOutboxStore(database)
+        settings = RelaySettings(batch_size=BATCH, pipeline=pipeline)
         running = [OutboxRelay(store, relaying, settings) for _ in range(relays)]
         if not consumer:
             # The relay alone: the broker keeps the messages. On two cores a draining consumer
@@ -469,6 +472,10 @@ async def main() -> None:
                 await relay_throughput(schema, kind, make, N, consumer=False) for _ in range(ROUNDS)
             ]
             rows.append((kind, "dockyard, 1, no consumer", _median(alone)))
+            serial = [
+                await relay_throughput(schema, kind, make, N, pipeline=1) for _ in range(ROUNDS)
+            ]
+            rows.append((kind, "dockyard, 1, pipeline 1", _median(serial)))
             single = await relay_throughput(schema, kind, make, ONE_BY_ONE_N, one_by_one=True)
             rows.append((kind, "dockyard, 1, one by one", single))
             if kind == "rabbit":
