@@ -74,7 +74,7 @@ class UnitOfWork:
         return self.database.dialect
 
     async def begin(self) -> None:
-        """Check out a connection and begin a transaction."""
+        """Take a connection; its transaction begins with the first statement run on it."""
         if self._sync is not None:
             raise UnitOfWorkError("begin", "has already begun")
         database = self.database
