@@ -111,8 +111,11 @@ class OutboxRelay:
         A full claim starts the next claim at once, while its batch is published (if the
         store's claims overlap). A claim that comes back short ends the pipeline: the batches
         in flight finish, and if that claim overlapped one of them (whose keys it could not
-        take) the relay claims again alone. It returns after a claim alone found nothing, or
-        once ``stop`` is set and the batches in flight are committed.
+        take) the relay claims again alone — and one batch at a time for the rest of this
+        drain, because the pending messages have fewer keys than the batches in flight hold,
+        and a claim beside them would read every pending row to find nothing. It returns
+        after a claim alone found nothing, or once ``stop`` is set and the batches in flight
+        are committed.
         """
         batch_size = self.settings.batch_size
         depth = self.settings.pipeline if self.store.claims_overlap else 1
@@ -138,7 +141,9 @@ class OutboxRelay:
                     continue
                 alone = len(in_flight) == 1
                 await finish(0)
-                if alone and count == 0:
+                if not alone:
+                    depth = 1  # too few keys beside the batches in flight: stop overlapping
+                elif count == 0:
                     break
         except asyncio.CancelledError:
             for task in in_flight:

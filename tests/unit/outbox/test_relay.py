@@ -251,10 +251,12 @@ class CountingStore(InMemoryOutboxStore):
         super().__init__()
         self.open = 0
         self.most_open = 0
+        self.claims: list[tuple[int, int]] = []  # (claims open beside it, messages it took)
 
     @contextlib.asynccontextmanager
     async def _claim(self, limit: int, now: float) -> AsyncIterator[ClaimedBatch]:
         async with super()._claim(limit, now) as batch:
+            self.claims.append((self.open, len(batch.messages)))
             self.open += 1
             self.most_open = max(self.most_open, self.open)
             try:
@@ -295,13 +297,25 @@ async def test_a_short_claim_beside_a_batch_in_flight_claims_again_alone() -> No
     assert (await store.counts())[OutboxStatus.PENDING] == 0
 
 
+async def test_with_fewer_keys_than_a_batch_the_relay_stops_claiming_beside_one() -> None:
+    # Every batch holds both keys: a claim beside it finds nothing (and on PostgreSQL reads
+    # every pending row to learn that), so after the first such claim the drain goes on
+    # one batch at a time.
+    store = CountingStore()
+    store.append([outbox_message(n, "a" if n % 2 else "b") for n in range(40)])
+    relay = OutboxRelay(store, SlowConfirms(), RelaySettings(batch_size=4, pipeline=2))
+    assert await relay.drain() == 40
+    beside = [taken for open_beside, taken in store.claims if open_beside]
+    assert beside == [0]
+
+
 async def test_a_failing_claim_lets_the_batch_in_flight_commit_and_goes_up() -> None:
     class FailsSecondClaim(CountingStore):
-        claims = 0
+        asked = 0
 
         def claim(self, limit: int, now: float, /) -> AbstractAsyncContextManager[ClaimedBatch]:
-            self.claims += 1
-            if self.claims == 2:
+            self.asked += 1
+            if self.asked == 2:
                 raise StoreUnavailableError("claim outbox messages", "connection refused")
             return super().claim(limit, now)
 
