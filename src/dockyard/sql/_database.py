@@ -11,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool, StaticPool
 from sqlalchemy.util import greenlet_spawn
 
-from dockyard.sql._driver import begin_immediate, postgres_adapter_known, sqlite_adapter_known
+from dockyard.sql._driver import (
+    begin_immediate,
+    postgres_adapter_known,
+    sqlite_adapter_known,
+    sqlite_begin_hook_stands_aside,
+)
 from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._metadata import metadata
 
@@ -168,4 +173,5 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Straight to aiosqlite: one hop to its thread, where a SQLAlchemy cursor takes three
         # (create, execute, close) — measured ~100 µs of a ~300 µs unit of work. A unit of
         # work may have begun on the driver already: then there is nothing to send.
-        _await(begin_immediate(connection.connection.driver_connection))
+        if not sqlite_begin_hook_stands_aside():
+            _await(begin_immediate(connection.connection.driver_connection))

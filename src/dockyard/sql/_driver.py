@@ -14,7 +14,9 @@ each with a fallback (slower, never wrong):
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Dialect
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import PoolProxiedConnection
 
 __all__ = [
+    "began_on_driver",
     "begin_immediate",
     "begin_postgres",
     "end_postgres",
@@ -30,10 +33,30 @@ __all__ = [
     "pooled_connection",
     "postgres_adapter_known",
     "sqlite_adapter_known",
+    "sqlite_begin_hook_stands_aside",
     "then_begun",
 ]
 
 T = TypeVar("T")
+
+_BEGAN_ON_DRIVER: ContextVar[bool] = ContextVar("dockyard_began_on_driver", default=False)
+
+
+@contextmanager
+def began_on_driver() -> Iterator[None]:
+    """While SQLAlchemy is told of a transaction the unit of work runs on the driver itself,
+    the engine's SQLite ``begin`` hook sends nothing (see ``sqlite_begin_hook_stands_aside``).
+    """
+    token = _BEGAN_ON_DRIVER.set(True)
+    try:
+        yield
+    finally:
+        _BEGAN_ON_DRIVER.reset(token)
+
+
+def sqlite_begin_hook_stands_aside() -> bool:
+    """Whether the ``begin`` event comes from ``began_on_driver`` (then the hook does nothing)."""
+    return _BEGAN_ON_DRIVER.get()
 
 
 def pooled(sync: Connection) -> PoolProxiedConnection:

@@ -15,6 +15,7 @@ from sqlalchemy.util import greenlet_spawn
 from dockyard.exceptions import UnitOfWorkError
 from dockyard.sql._database import Database
 from dockyard.sql._driver import (
+    began_on_driver,
     begin_immediate,
     begin_postgres,
     end_postgres,
@@ -43,17 +44,17 @@ class UnitOfWork:
     (docs/design/unit-of-work.md); ``connection`` is the same connection either way.
     """
 
-    __slots__ = ("_async", "_fast", "_open", "_postgres", "_sync", "database")
+    __slots__ = ("_async", "_fast", "_postgres", "_sync", "database", "positions_taken")
 
     def __init__(self, database: Database) -> None:
         self.database = database
         self._sync: Connection | None = None
         self._async: AsyncConnection | None = None
         self._fast = False  # transaction on the driver, connection kept idle afterwards
-        # SQLite, fast: a BEGIN IMMEDIATE may have been queued (set before it is awaited, so
-        # a cancelled one is still ended: aiosqlite's thread runs our COMMIT/ROLLBACK after it)
-        self._open = False
         self._postgres = database.dialect == "postgresql"
+        self.positions_taken = 0
+        """PostgreSQL: global positions the event store used in the current transaction (its
+        offsets in the transaction's range, docs/design/event-store-ordering.md)."""
 
     @property
     def connection(self) -> AsyncConnection:
@@ -108,12 +109,11 @@ class UnitOfWork:
                 return await begin_postgres(adapter, self.database.engine.dialect)
             return adapter.driver_connection  # type: ignore[union-attr]
         adapter = pooled(sync).dbapi_connection
+        _mirror_begin(sync)
         if self._postgres:
             return await begin_postgres(adapter, self.database.engine.dialect)
         driver = adapter.driver_connection  # type: ignore[union-attr]
-        if not self._open:
-            self._open = True
-            await begin_immediate(driver)
+        await begin_immediate(driver)  # in the driver's thread: nothing if already begun
         return driver
 
     async def run_in_driver_thread(self, fn: Callable[..., T], *args: Any) -> tuple[T] | None:
@@ -123,13 +123,14 @@ class UnitOfWork:
         ``None`` where aiosqlite cannot run our functions: use ``driver()`` and its public API.
         """
         sync = self._live()
-        if not self._fast or self._open:
+        if not self._fast:
             return await in_driver_thread(await self.driver(), fn, *args)
-        self._open = True
+        _mirror_begin(sync)
         return await in_driver_thread(pooled(sync).driver_connection, then_begun, fn, *args)
 
     async def commit(self) -> None:
         """Commit everything written so far."""
+        self.positions_taken = 0
         with unavailable_as_store_error("commit a unit of work"):
             if self._fast:
                 await self._end(commit=True, release=False)
@@ -138,6 +139,7 @@ class UnitOfWork:
 
     async def rollback(self) -> None:
         """Discard everything written since the last commit."""
+        self.positions_taken = 0
         with unavailable_as_store_error("roll back a unit of work"):
             if self._fast:
                 await self._end(commit=False, release=False)
@@ -204,12 +206,8 @@ class UnitOfWork:
                 await end_postgres(adapter, self.database.engine.dialect, commit=commit)
                 if sync.in_transaction():  # SQLAlchemy's bookkeeping; nothing left to send
                     sync.commit() if commit else sync.rollback()
-            elif sync.in_transaction():  # SQLAlchemy began (a statement through `connection`)
+            elif sync.in_transaction():  # aiosqlite's adapter awaits even with nothing to do
                 await greenlet_spawn(sync.commit if commit else sync.rollback)
-            elif self._open:
-                driver = pooled(sync).driver_connection
-                await (driver.commit() if commit else driver.rollback())  # type: ignore[union-attr]
-            self._open = False
         except BaseException:
             self._sync = self._async = None
             await _discard(sync)
@@ -221,6 +219,19 @@ class UnitOfWork:
             await _discard(sync)
         elif not self.database._keep(sync):  # noqa: SLF001
             await greenlet_spawn(sync.close)
+
+
+def _mirror_begin(sync: Connection) -> None:
+    """Tell SQLAlchemy's ``Connection`` its transaction began (on the driver, by us).
+
+    Before the driver's BEGIN is awaited, so a cancelled unit of work still ends it (on
+    SQLite, aiosqlite's thread runs the ROLLBACK after the queued BEGIN); and so
+    ``uow.connection.commit()`` commits what the driver began. No I/O: the fast path runs only
+    without user listeners on ``begin``, and dockyard's own SQLite hook stands aside here.
+    """
+    if not sync.in_transaction():
+        with began_on_driver():
+            sync.begin()
 
 
 async def _discard(connection: Connection) -> None:

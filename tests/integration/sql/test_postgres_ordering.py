@@ -183,3 +183,54 @@ async def test_appends_adding_up_past_the_limit_are_refused_by_the_statement(
         await uow.rollback()
     async with postgres_database.unit_of_work() as uow:
         assert list(await SqlEventStore(uow, serializer).read_all()) == []
+
+
+async def _xid_and_offsets(store: SqlEventStore, stream_id: str) -> list[tuple[int, int]]:
+    return [
+        (e.global_position >> 16, e.global_position & 0xFFFF)
+        for e in await store.read_stream(stream_id)
+    ]
+
+
+async def test_positions_count_up_within_a_transaction_and_start_over_in_the_next(
+    postgres_database: Database, serializer: Serializer
+) -> None:
+    async with postgres_database.unit_of_work() as uow:
+        store = SqlEventStore(uow, serializer)
+        await store.append("Tick-a", [Ticked(0, 0), Ticked(0, 1)], NO_STREAM)
+        with pytest.raises(Exception, match="expected"):  # a failed check: a gap, no duplicate
+            await store.append("Tick-a", [Ticked(0, 2)], NO_STREAM)
+        await uow.rollback()
+        await store.append("Tick-a", [Ticked(0, 0)], NO_STREAM)
+        await store.append("Tick-b", [Ticked(0, 1)], NO_STREAM)
+        await uow.commit()
+        await store.append("Tick-a", [Ticked(0, 2)], 1)
+        # a commit behind the unit of work's back: the next transaction starts higher, still
+        # unique in its own range
+        await uow.connection.commit()
+        await store.append("Tick-a", [Ticked(0, 3)], 2)
+        await store.append("Tick-b", [Ticked(0, 4)], 1)
+    async with postgres_database.unit_of_work() as uow:
+        store = SqlEventStore(uow, serializer)
+        a, b = await _xid_and_offsets(store, "Tick-a"), await _xid_and_offsets(store, "Tick-b")
+    first, second, third = a[0][0], a[1][0], a[2][0]
+    assert first < second < third
+    assert a == [(first, 0), (second, 0), (third, 1)]
+    assert b == [(first, 1), (third, 2)]
+
+
+async def test_an_append_past_the_count_continues_after_the_largest_position(
+    postgres_database: Database, serializer: Serializer
+) -> None:
+    async with postgres_database.unit_of_work() as uow:
+        store = SqlEventStore(uow, serializer)
+        await store.append("Tick-a", [Ticked(0, n) for n in range(3)], NO_STREAM)
+        uow.positions_taken = 65_535  # as if the transaction had used almost all of its range
+        await store.append("Tick-b", [Ticked(0, n) for n in range(2)], NO_STREAM)
+        await store.append("Tick-c", [Ticked(0, 0)], NO_STREAM)
+        offsets = [
+            offset
+            for stream_id in ("Tick-a", "Tick-b", "Tick-c")
+            for _, offset in await _xid_and_offsets(store, stream_id)
+        ]
+    assert offsets == [0, 1, 2, 3, 4, 5]

@@ -74,6 +74,19 @@ async def test_units_of_work_at_once_each_get_their_own_connection(database: Dat
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
+async def test_a_commit_through_the_connection_commits_what_the_driver_began(
+    database: Database,
+) -> None:
+    async with database.unit_of_work() as uow:
+        store = SqlEventStore(uow, serializer)
+        await store.append("Noted-1", [Noted("a")], NO_STREAM)  # on the driver
+        assert uow.connection.in_transaction()
+        await uow.connection.commit()
+        await store.append("Noted-1", [Noted("b")], 1)  # in a new transaction, not autocommit
+        await uow.rollback()
+    assert await _texts(database, "Noted-1") == ["a"]
+
+
 @pytest.mark.parametrize("yields_before_cancel", range(6))
 async def test_a_cancelled_unit_of_work_leaves_nothing_behind(
     database: Database, yields_before_cancel: int
