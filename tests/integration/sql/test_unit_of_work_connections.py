@@ -83,8 +83,13 @@ async def test_a_commit_through_the_connection_commits_what_the_driver_began(
         assert uow.connection.in_transaction()
         await uow.connection.commit()
         await store.append("Noted-1", [Noted("b")], 1)  # in a new transaction, not autocommit
-        await uow.rollback()
-    assert await _texts(database, "Noted-1") == ["a"]
+        await uow.connection.rollback()
+        await uow.connection.execute(sa.text("SELECT 1"))  # SQLAlchemy begins a new one
+        await store.append("Noted-1", [Noted("c")], 1)
+        await uow.connection.rollback()
+        assert not uow.connection.in_transaction()
+        await store.append("Noted-1", [Noted("d")], 1)
+    assert await _texts(database, "Noted-1") == ["a", "d"]
 
 
 @pytest.mark.parametrize("yields_before_cancel", range(6))
