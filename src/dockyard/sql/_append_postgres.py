@@ -252,8 +252,15 @@ async def append_postgres(
         parameters["offset"] = offset
     if len(rows) == 1:
         (row,) = rows
-        for name in _FIELDS:
-            parameters[name] = getattr(row, name)
+        parameters.update(
+            event_id=row.event_id,
+            type_name=row.type_name,
+            schema_version=row.schema_version,
+            data=row.data,
+            correlation_id=row.correlation_id,
+            causation_id=row.causation_id,
+            occurred_at=row.occurred_at,
+        )
         statement, driver_sql = _ONE_EVENT_STATEMENTS[key], _ONE_EVENT_DRIVER_SQL[key]
     else:
         for name in _FIELDS:
@@ -262,8 +269,8 @@ async def append_postgres(
     driver = await uow.driver()
     if driver is not None:
         sql, names, constants = driver_sql
-        arguments = [parameters[n] if n in parameters else constants[n] for n in names]
-        inserted: Sequence[Sequence[Any]] = await driver.fetch(sql, *arguments)
+        given = constants | parameters
+        inserted: Sequence[Sequence[Any]] = await driver.fetch(sql, *[given[n] for n in names])
     else:
         inserted = (await uow.connection.execute(statement, parameters)).all()
     if not inserted:

@@ -41,14 +41,25 @@ class Database:
         ```
     """
 
-    __slots__ = ("_idle", "_idle_size", "_own_begin_hooks", "_raw_paths", "engine")
+    __slots__ = (
+        "_idle",
+        "_idle_size",
+        "_own_begin_hooks",
+        "_raw_paths",
+        "dialect",
+        "engine",
+        "sqlalchemy_dialect",
+    )
 
     def __init__(self, url: str | URL | AsyncEngine, **engine_options: Any) -> None:
         if isinstance(url, AsyncEngine):
             self.engine = url
         else:
             self.engine = _create_engine(make_url(url), engine_options)
-        sqlite = self.engine.dialect.name == "sqlite"
+        self.sqlalchemy_dialect = self.engine.dialect
+        self.dialect: str = self.sqlalchemy_dialect.name
+        """``"postgresql"`` or ``"sqlite"``."""
+        sqlite = self.dialect == "sqlite"
         if sqlite:
             _configure_sqlite(self.engine)
         self._own_begin_hooks = len(self.engine.sync_engine.dispatch.begin)
@@ -60,11 +71,6 @@ class Database:
             pool.size() if isinstance(pool, QueuePool) else int(isinstance(pool, StaticPool))
         )
         self._raw_paths = sqlite_adapter_known() if sqlite else postgres_adapter_known()
-
-    @property
-    def dialect(self) -> str:
-        """``"postgresql"`` or ``"sqlite"``."""
-        return self.engine.dialect.name
 
     def unit_of_work(self) -> UnitOfWork:
         """A new unit of work; use it as ``async with database.unit_of_work() as uow:``."""

@@ -51,10 +51,10 @@ class UnitOfWork:
         self._sync: Connection | None = None
         self._async: AsyncConnection | None = None
         self._fast = False  # transaction on the driver, connection kept idle afterwards
-        # SQLite, fast: a BEGIN IMMEDIATE may have been queued on the driver (set before it is
-        # awaited, so a cancelled one is still ended: aiosqlite's thread runs our ROLLBACK
-        # after it). SQLAlchemy is told only when `connection` is used: telling it costs its
-        # own commit at the end, ~80 µs on SQLite.
+        # Fast: a BEGIN may have been sent on the driver (set before it is awaited, so a
+        # cancelled one is still ended: aiosqlite's thread runs our ROLLBACK after it).
+        # SQLAlchemy's Connection is told only when `connection` is used: on SQLite telling it
+        # costs its own commit at the end (~80 µs), on PostgreSQL a few µs of bookkeeping.
         self._open = False
         self._postgres = database.dialect == "postgresql"
         self.positions_taken = 0
@@ -69,9 +69,7 @@ class UnitOfWork:
             connection = self._async = AsyncConnection(self.database.engine, self._live())
         if self._open:  # so that `connection.commit()` commits what the driver began
             sync = self._live()
-            # every statement of ours was awaited: sqlite3's flag is current (and after a
-            # `connection.commit()` it is False, so SQLAlchemy begins anew on its own)
-            if not sync.in_transaction() and pooled(sync).driver_connection.in_transaction:  # type: ignore[union-attr]
+            if not sync.in_transaction() and _driver_in_transaction(sync, self._postgres):
                 _mirror_begin(sync)
         return connection
 
@@ -117,12 +115,12 @@ class UnitOfWork:
             else:
                 adapter = pooled(sync).dbapi_connection
             if self._postgres:
-                return await begin_postgres(adapter, self.database.engine.dialect)
+                return await begin_postgres(adapter, self.database.sqlalchemy_dialect)
             return adapter.driver_connection  # type: ignore[union-attr]
         adapter = pooled(sync).dbapi_connection
         if self._postgres:
-            _mirror_begin(sync)  # no I/O on PostgreSQL, begin or commit
-            return await begin_postgres(adapter, self.database.engine.dialect)
+            self._open = True
+            return await begin_postgres(adapter, self.database.sqlalchemy_dialect)
         driver = adapter.driver_connection  # type: ignore[union-attr]
         self._open = True
         await begin_immediate(driver)  # in the driver's thread: nothing if already begun
@@ -215,7 +213,7 @@ class UnitOfWork:
         try:
             if self._postgres:
                 adapter = pooled(sync).dbapi_connection
-                await end_postgres(adapter, self.database.engine.dialect, commit=commit)
+                await end_postgres(adapter, self.database.sqlalchemy_dialect, commit=commit)
                 if sync.in_transaction():  # SQLAlchemy's bookkeeping; nothing left to send
                     sync.commit() if commit else sync.rollback()
             elif sync.in_transaction():  # SQLAlchemy knows: it ends the transaction
@@ -235,6 +233,16 @@ class UnitOfWork:
             await _discard(sync)
         elif not self.database._keep(sync):  # noqa: SLF001
             await greenlet_spawn(sync.close)
+
+
+def _driver_in_transaction(sync: Connection, postgres: bool) -> bool:
+    """Whether the driver is inside a transaction; every statement of ours was awaited, so
+    its flag is current (after a ``connection.commit()`` it is off, and SQLAlchemy begins
+    anew on its own)."""
+    adapter: Any = pooled(sync).dbapi_connection
+    if postgres:
+        return adapter._transaction is not None  # noqa: SLF001 - see _driver.py
+    return bool(adapter.driver_connection.in_transaction)
 
 
 def _mirror_begin(sync: Connection) -> None:
