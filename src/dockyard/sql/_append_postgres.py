@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -252,15 +253,7 @@ async def append_postgres(
         parameters["offset"] = offset
     if len(rows) == 1:
         (row,) = rows
-        parameters.update(
-            event_id=row.event_id,
-            type_name=row.type_name,
-            schema_version=row.schema_version,
-            data=row.data,
-            correlation_id=row.correlation_id,
-            causation_id=row.causation_id,
-            occurred_at=row.occurred_at,
-        )
+        parameters.update(msgspec.structs.asdict(row))  # EventRow's fields are _FIELDS
         statement, driver_sql = _ONE_EVENT_STATEMENTS[key], _ONE_EVENT_DRIVER_SQL[key]
     else:
         for name in _FIELDS:
