@@ -1,7 +1,8 @@
 """A tiny side-by-side benchmark harness: medians of repeated timed loops, printed as ratios.
 
 Every scenario runs all its contenders in one process run, interleaved round by round (who
-goes first rotates from round to round), so machine noise hits them alike. Targets are printed next to the ratios; nothing asserts on time.
+goes first rotates from round to round), so machine noise hits them alike. Targets are
+printed next to the ratios; nothing asserts on time.
 """
 
 from __future__ import annotations
