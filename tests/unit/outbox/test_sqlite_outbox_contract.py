@@ -14,7 +14,7 @@ from dockyard.testing.contracts import OutboxContract, OutboxHarness
 from dockyard.transport.memory import InMemoryTransport
 
 
-def sql_harness(database: Database, *, concurrent_claims: bool) -> OutboxHarness:
+def sql_harness(database: Database) -> OutboxHarness:
     @asynccontextmanager
     async def transaction() -> AsyncIterator[tuple[OutboxWriter, Inbox]]:
         async with database.unit_of_work() as uow:
@@ -23,7 +23,6 @@ def sql_harness(database: Database, *, concurrent_claims: bool) -> OutboxHarness
     return OutboxHarness(
         store=SqlOutboxStore(database),
         transaction=transaction,
-        concurrent_claims=concurrent_claims,
     )
 
 
@@ -33,7 +32,7 @@ class TestSqliteOutbox(OutboxContract):
         database = Database(f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}")
         await database.create_tables()
         try:
-            yield sql_harness(database, concurrent_claims=False)
+            yield sql_harness(database)
         finally:
             await database.dispose()
 
