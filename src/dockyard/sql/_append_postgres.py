@@ -175,9 +175,11 @@ def _one_event_statement(kind: str, counted: bool) -> Insert:
     return _insert(kind, counted, fields, lambda start: start, lambda version: version)
 
 
-_KEYS = [(kind, counted) for kind in ("create", "any", "exists", "exact") for counted in (1, 0)]
-_STATEMENTS = {key: _statement(key[0], bool(key[1])) for key in _KEYS}
-_ONE_EVENT_STATEMENTS = {key: _one_event_statement(key[0], bool(key[1])) for key in _KEYS}
+_KEYS = [
+    (kind, counted) for kind in ("create", "any", "exists", "exact") for counted in (True, False)
+]
+_STATEMENTS = {key: _statement(*key) for key in _KEYS}
+_ONE_EVENT_STATEMENTS = {key: _one_event_statement(*key) for key in _KEYS}
 
 
 def _driver_sql(statement: Insert) -> tuple[str, tuple[str, ...], dict[str, Any]]:
@@ -248,7 +250,7 @@ async def append_postgres(
     offset = uow.positions_taken
     counted = offset + len(rows) <= EVENTS_PER_TRANSACTION
     uow.positions_taken = offset + len(rows) if counted else EVENTS_PER_TRANSACTION
-    key = (kind, int(counted))
+    key = (kind, counted)
     if counted:
         parameters["offset"] = offset
     if len(rows) == 1:

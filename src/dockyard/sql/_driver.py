@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import PoolProxiedConnection
@@ -57,11 +57,6 @@ def began_on_driver() -> Iterator[None]:
 def sqlite_begin_hook_stands_aside() -> bool:
     """Whether the ``begin`` event comes from ``began_on_driver`` (then the hook does nothing)."""
     return _BEGAN_ON_DRIVER.get()
-
-
-def pooled(sync: Connection) -> PoolProxiedConnection:
-    """The pooled DBAPI connection of a checked-out ``Connection`` that is open and valid."""
-    return sync.connection
 
 
 async def pooled_connection(connection: AsyncConnection) -> PoolProxiedConnection:

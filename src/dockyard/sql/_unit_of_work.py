@@ -20,7 +20,7 @@ from dockyard.sql._driver import (
     begin_postgres,
     end_postgres,
     in_driver_thread,
-    pooled,
+    pooled_connection,
     then_begun,
 )
 from dockyard.sql._errors import unavailable_as_store_error
@@ -105,25 +105,20 @@ class UnitOfWork:
         asyncpg adapter is not what this code expects (then use ``connection``).
         """
         sync = self._live()
-        if not self._fast:
+        if self._fast:
+            self._open = True  # before any await: see __init__
+            adapter = sync.connection.dbapi_connection
+        else:
             if not self.database._raw_paths and self._postgres:  # noqa: SLF001
                 return None
             if not sync.in_transaction():  # after a commit, SQLAlchemy would autobegin too
                 await self.connection.begin()
-            if sync.closed or sync.invalidated:
-                adapter = (await self.connection.get_raw_connection()).dbapi_connection
-            else:
-                adapter = pooled(sync).dbapi_connection
-            if self._postgres:
-                return await begin_postgres(adapter, self.database.sqlalchemy_dialect)
-            return adapter.driver_connection  # type: ignore[union-attr]
-        adapter = pooled(sync).dbapi_connection
+            adapter = (await pooled_connection(self.connection)).dbapi_connection
         if self._postgres:
-            self._open = True
             return await begin_postgres(adapter, self.database.sqlalchemy_dialect)
         driver = adapter.driver_connection  # type: ignore[union-attr]
-        self._open = True
-        await begin_immediate(driver)  # in the driver's thread: nothing if already begun
+        if self._fast:  # (the pool path's SQLAlchemy begin already sent it)
+            await begin_immediate(driver)  # in the driver's thread: nothing if already begun
         return driver
 
     async def run_in_driver_thread(self, fn: Callable[..., T], *args: Any) -> tuple[T] | None:
@@ -136,7 +131,7 @@ class UnitOfWork:
         if not self._fast:
             return await in_driver_thread(await self.driver(), fn, *args)
         self._open = True
-        return await in_driver_thread(pooled(sync).driver_connection, then_begun, fn, *args)
+        return await in_driver_thread(sync.connection.driver_connection, then_begun, fn, *args)
 
     async def commit(self) -> None:
         """Commit everything written so far."""
@@ -183,23 +178,24 @@ class UnitOfWork:
             if exc_type is None:
                 _ = self.connection  # raises UnitOfWorkError: nothing to commit
             return
-        commit = exc_type is None
-        operation = "commit a unit of work" if commit else "roll back a unit of work"
-        if self._fast and not commit:
+        if exc_type is not None and self._fast:
             try:
                 await self._end(commit=False, release=True)
             except Exception:  # the block's own error matters more; the connection is closed
                 logger.warning("a unit of work failed to roll back", exc_info=True)
             return
-        with unavailable_as_store_error(operation):
+        if exc_type is not None:
+            with unavailable_as_store_error("roll back a unit of work"):
+                self._sync = self._async = None
+                await greenlet_spawn(_end, connection, connection.rollback)
+            return
+        with unavailable_as_store_error("commit a unit of work"):
             if self._fast:
                 await self._end(commit=True, release=True)
                 return
             self._sync = self._async = None
             # the end of the transaction and the return to the pool in one trip into the greenlet
-            await greenlet_spawn(
-                _end, connection, connection.commit if commit else connection.rollback
-            )
+            await greenlet_spawn(_end, connection, connection.commit)
 
     async def _end(self, *, commit: bool, release: bool) -> None:
         """End the transaction on the driver; on ``release``, keep or return the connection.
@@ -212,14 +208,14 @@ class UnitOfWork:
             self._sync = self._async = None
         try:
             if self._postgres:
-                adapter = pooled(sync).dbapi_connection
+                adapter = sync.connection.dbapi_connection
                 await end_postgres(adapter, self.database.sqlalchemy_dialect, commit=commit)
                 if sync.in_transaction():  # SQLAlchemy's bookkeeping; nothing left to send
                     sync.commit() if commit else sync.rollback()
             elif sync.in_transaction():  # SQLAlchemy knows: it ends the transaction
                 await greenlet_spawn(sync.commit if commit else sync.rollback)
             elif self._open:
-                driver = pooled(sync).driver_connection
+                driver = sync.connection.driver_connection
                 await (driver.commit() if commit else driver.rollback())  # type: ignore[union-attr]
             self._open = False
         except BaseException:
@@ -228,7 +224,7 @@ class UnitOfWork:
             raise
         if not release:
             return
-        is_closed = getattr(pooled(sync).driver_connection, "is_closed", None)  # asyncpg's
+        is_closed = getattr(sync.connection.driver_connection, "is_closed", None)  # asyncpg's
         if is_closed is not None and is_closed():  # the server or the network dropped it
             await _discard(sync)
         elif not self.database._keep(sync):  # noqa: SLF001
@@ -239,7 +235,7 @@ def _driver_in_transaction(sync: Connection, postgres: bool) -> bool:
     """Whether the driver is inside a transaction; every statement of ours was awaited, so
     its flag is current (after a ``connection.commit()`` it is off, and SQLAlchemy begins
     anew on its own)."""
-    adapter: Any = pooled(sync).dbapi_connection
+    adapter: Any = sync.connection.dbapi_connection
     if postgres:
         return adapter._transaction is not None  # noqa: SLF001 - see _driver.py
     return bool(adapter.driver_connection.in_transaction)
@@ -252,9 +248,8 @@ def _mirror_begin(sync: Connection) -> None:
     No I/O: the fast path runs only without user listeners on ``begin``, and dockyard's own
     SQLite hook stands aside here.
     """
-    if not sync.in_transaction():
-        with began_on_driver():
-            sync.begin()
+    with began_on_driver():
+        sync.begin()
 
 
 async def _discard(connection: Connection) -> None:
