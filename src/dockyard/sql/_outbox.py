@@ -50,14 +50,26 @@ _NOT_BEHIND_A_RETRY = f"""NOT EXISTS (
     SELECT 1 FROM {_T} AS b
      WHERE b.status = 'pending' AND b.attempts > 0 AND b.partition_key = o.partition_key
        AND b.position < o.position AND b.next_attempt_at > :now)"""  # noqa: S608
+# The key locks are taken in a step of their own, over a LIMITed list of candidates, so that
+# no plan can evaluate them on every pending row before a sort and a LIMIT (a table without
+# statistics gets a sequential scan: the claim then locked the keys of the whole backlog).
+# `keyed` reads the materialized candidates in position order and stops after `limit` rows
+# it got the key of; rows are locked only for those (docs/design/outbox-relay.md).
 _CLAIM = {
     "postgresql": text(
-        f"""SELECT {_COLUMNS} FROM {_T} AS o
-         WHERE o.status = 'pending' AND o.next_attempt_at <= :now
-           AND (o.partition_key IS NULL
-                OR pg_try_advisory_xact_lock({_LOCK_NAMESPACE}, hashtext(o.partition_key)))
-           AND {_NOT_BEHIND_A_RETRY}
-         ORDER BY o.position LIMIT :limit
+        f"""WITH candidates AS MATERIALIZED (
+            SELECT o.position, o.partition_key FROM {_T} AS o
+             WHERE o.status = 'pending' AND o.next_attempt_at <= :now AND {_NOT_BEHIND_A_RETRY}
+             ORDER BY o.position LIMIT :window
+        ), keyed AS MATERIALIZED (
+            SELECT c.position FROM candidates AS c
+             WHERE c.partition_key IS NULL
+                OR pg_try_advisory_xact_lock({_LOCK_NAMESPACE}, hashtext(c.partition_key))
+             LIMIT :limit
+        )
+        SELECT {_COLUMNS} FROM {_T} AS o
+         WHERE o.position IN (SELECT k.position FROM keyed AS k) AND o.status = 'pending'
+         ORDER BY o.position
          FOR UPDATE OF o SKIP LOCKED"""  # noqa: S608 - names are ours; values are bound
     ),
     "sqlite": text(
@@ -66,6 +78,9 @@ _CLAIM = {
          ORDER BY o.position LIMIT :limit"""  # noqa: S608 - names are ours; values are bound
     ),
 }
+_CANDIDATES = 4
+"""Rows a PostgreSQL claim looks at per row it may take: the rows of batches in flight (other
+relays', or this relay's pipeline) come first in position order, and their keys are taken."""
 # Holding a key's lock does not mean holding every earlier row of that key: a scan may pass a
 # row while another relay holds its key, get the key after that relay commits, and lock a later
 # row. So, once the claim holds its keys, a fresh snapshot finds, per key, the first pending row
@@ -254,7 +269,8 @@ class SqlOutboxStore(OutboxStore):
         async with self.database.unit_of_work() as uow:
             connection = uow.connection
             with unavailable_as_store_error("claim outbox messages"):
-                result = await connection.execute(_CLAIM[dialect], {"now": now, "limit": limit})
+                params = {"now": now, "limit": limit, "window": limit * _CANDIDATES}
+                result = await connection.execute(_CLAIM[dialect], params)
                 rows = result.all()
                 positions = {row[1]: row[0] for row in rows}
                 messages = [_message(row) for row in rows]
