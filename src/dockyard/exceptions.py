@@ -46,6 +46,7 @@
     ├── MissingExtraError                 (+ ImportError) an optional extra is not installed
     ├── AppImportError                    (+ ImportError) `dockyard worker` cannot load the app
     ├── BrokerPublishError                (+ ConnectionError) a broker refused a message
+    ├── TransportUnavailableError         (+ ConnectionError) a broker could not be reached
     ├── BatchPublishError                 (+ ConnectionError) some messages of a batch refused
     └── MessageRejectedError              (+ ValueError) a received message cannot be handled
 
@@ -102,6 +103,7 @@ __all__ = [
     "StreamDeletedError",
     "TooManyEventsError",
     "TransportClosedError",
+    "TransportUnavailableError",
     "UnitOfWorkError",
     "UnknownEventTypeError",
     "UnknownExtensionError",
@@ -962,6 +964,26 @@ class BrokerPublishError(DockyardError, ConnectionError):
             f"{self.reason}. The relay retries it. Hint: declare the consumer group first "
             "(`await transport.declare(destination, group)`, or start the consuming app), "
             "and check the broker's limits (max message size, disk and memory alarms)."
+        )
+
+
+class TransportUnavailableError(DockyardError, ConnectionError):
+    """The broker could not be reached (connection down, no answer): nothing was refused.
+
+    The relay does not count this against a message: it pauses until the broker answers.
+    """
+
+    def __init__(self, transport: str, reason: str) -> None:
+        super().__init__(transport, reason)  # the fields are the args: the error pickles
+        self.transport = transport
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return (
+            f"The {self.transport} broker is unavailable: {self.reason}. Nothing was refused: "
+            "the relay pauses and publishes again once the broker answers, without counting "
+            "an attempt against any message. Hint: check that the broker runs and is reachable "
+            "from this process (URL, network, credentials)."
         )
 
 

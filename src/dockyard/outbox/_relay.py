@@ -5,6 +5,12 @@ several relays, how relays wake up, how a batch is published (all at once throug
 ``publish_many`` when the transport has it, ``BatchPublisher``, else message by message) and
 how a relay keeps up to ``RelaySettings.pipeline`` batches in flight: it claims the next batch
 while the current one is published, when the store's claims can overlap.
+
+A transport that cannot reach its broker says so with ``TransportUnavailableError``; that is
+not the message's failure, so it counts no attempt: the relay leaves the messages pending and
+pauses (a circuit breaker: ``RelaySettings.outage_pause`` doubling up to ``max_outage_pause``,
+with jitter), logging once when the outage starts and once when it ends. Any other error is
+the message's: it is retried by ``RetryPolicy`` and becomes a dead letter in the end.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dockyard.exceptions import StoreUnavailableError
+from dockyard.exceptions import StoreUnavailableError, TransportUnavailableError
 from dockyard.outbox._message import OutboxMessage
+from dockyard.outbox._retry import RetryPolicy
 from dockyard.outbox._settings import RelaySettings
 from dockyard.outbox._store import ClaimedBatch, OutboxStore
 from dockyard.transport._port import BatchPublisher, BatchPublishError, Transport
@@ -39,6 +46,8 @@ class RelayResult:
     delivered: int = 0
     retried: int = 0
     dead: int = 0
+    unavailable: int = 0
+    """Messages left pending, no attempt counted, because the transport was unavailable."""
 
 
 class OutboxRelay:
@@ -49,7 +58,15 @@ class OutboxRelay:
     another relay: its messages may then be published twice, never lost).
     """
 
-    __slots__ = ("_last_cleanup", "_name", "_rng", "settings", "store", "transport")
+    __slots__ = (
+        "_last_cleanup",
+        "_name",
+        "_outage_reason",
+        "_rng",
+        "settings",
+        "store",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -66,6 +83,7 @@ class OutboxRelay:
         self._name = name
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._last_cleanup = 0.0
+        self._outage_reason = ""
 
     @property
     def name(self) -> str:
@@ -78,6 +96,8 @@ class OutboxRelay:
         """Relay until ``stop`` is set."""
         settings = self.settings
         idle = _MIN_POLL
+        outage_tries = 0  # tries that found the transport unavailable, in a row
+        outage_started = 0.0
         async with self.store.listen() as wake:
             while not stop.is_set():
                 wake.clear()
@@ -89,11 +109,40 @@ class OutboxRelay:
                     idle = min(settings.idle_poll_interval, max(idle * 2, 0.5))
                     await _wait_any(stop, wake, idle)
                     continue
+                if result.unavailable:
+                    outage_tries += 1
+                    if outage_tries == 1:
+                        outage_started = time.monotonic()
+                        logger.warning(
+                            "%s: the transport is unavailable; relaying is paused until it "
+                            "answers (no attempts are counted meanwhile): %s",
+                            self._name, self._outage_reason,
+                        )  # fmt: skip
+                    # New commits must not cut the pause short: only the pause, or stop.
+                    await _wait_any(stop, asyncio.Event(), self._outage_pause(outage_tries))
+                    continue
+                if outage_tries:
+                    logger.info(
+                        "%s: the transport is available again after %.1fs; relaying resumed",
+                        self._name, time.monotonic() - outage_started,
+                    )  # fmt: skip
+                    outage_tries = 0
                 if result.delivered:
                     idle = _MIN_POLL
                 timeout = await self._idle_timeout(idle)
                 await _wait_any(stop, wake, timeout)
                 idle = min(settings.max_poll_interval, idle * 2)
+
+    def _outage_pause(self, tries: int) -> float:
+        """The pause after the ``tries``-th try in a row found the transport unavailable:
+        doubling from ``outage_pause`` up to ``max_outage_pause``, the upper half jittered (so
+        relays do not reconnect in step, and never hammer the broker with near-zero pauses)."""
+        settings = self.settings
+        backoff = RetryPolicy(
+            initial_delay=settings.outage_pause, max_delay=settings.max_outage_pause, jitter=False
+        )
+        ceiling = backoff.delay(tries)
+        return ceiling / 2 + self._rng.uniform(0.0, ceiling / 2)
 
     async def relay_once(self) -> RelayResult:
         """Claim one batch, publish it, record the outcome; return what happened."""
@@ -138,6 +187,8 @@ class OutboxRelay:
                 count = claimed.result()
                 if count >= batch_size:
                     await finish(depth - 1)  # claim the next while this one is published
+                    if any(r.unavailable for r in done):
+                        break  # the transport is down: no more claims until it answers
                     continue
                 alone = len(in_flight) == 1
                 await finish(0)
@@ -160,6 +211,7 @@ class OutboxRelay:
             sum(r.delivered for r in done),
             sum(r.retried for r in done),
             sum(r.dead for r in done),
+            sum(r.unavailable for r in done),
         )
 
     async def _claimed_batch(self, claimed: asyncio.Future[int]) -> RelayResult:
@@ -179,7 +231,7 @@ class OutboxRelay:
         retry = self.settings.retry
         delivered: list[str] = []
         stopped_keys: set[str] = set()
-        retried = dead = 0
+        retried = dead = unavailable = 0
         for message in messages:
             key = message.partition_key
             if key is not None and key in stopped_keys:
@@ -190,6 +242,10 @@ class OutboxRelay:
                 continue
             if key is not None:
                 stopped_keys.add(key)
+            if isinstance(exc, TransportUnavailableError):
+                unavailable += 1  # not the message's failure: it stays as it is
+                self._outage_reason = str(exc)
+                continue
             attempts = message.attempts + 1
             error = f"{type(exc).__name__}: {exc}"
             if retry.exhausted(attempts):
@@ -209,19 +265,23 @@ class OutboxRelay:
                 )  # fmt: skip
         if delivered:
             await batch.delivered(delivered, time.time())
-        return RelayResult(len(messages), len(delivered), retried, dead)
+        return RelayResult(len(messages), len(delivered), retried, dead, unavailable)
 
     async def _publish_each(self, messages: Sequence[OutboxMessage]) -> dict[str, BaseException]:
         """Publish one by one, awaiting each; a failure skips the rest of its key."""
         publish = self.transport.publish
         failed: dict[str, BaseException] = {}
         stopped_keys: set[str] = set()
-        for message in messages:
+        for index, message in enumerate(messages):
             key = message.partition_key
             if key is not None and key in stopped_keys:
                 continue
             try:
                 await publish(message.to_transport())
+            except TransportUnavailableError as exc:
+                # Nothing else would get through either: the rest stay pending, untouched.
+                failed.update((m.message_id, exc) for m in messages[index:])
+                return failed
             except Exception as exc:  # noqa: BLE001 - any transport failure is retried
                 failed[message.message_id] = exc
                 if key is not None:

@@ -26,6 +26,14 @@ class RelaySettings:
     idle_poll_interval: float = 5.0
     """With PostgreSQL ``LISTEN``: the safety poll while no notice arrives."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """How a message the transport refused is retried, and when it becomes a dead letter."""
+    outage_pause: float = 0.5
+    """Seconds the relay pauses when the transport is unavailable (the broker cannot be
+    reached: ``TransportUnavailableError``). Such a failure is not the message's: no attempt
+    is counted, the relay stops claiming and tries again after the pause, doubled (with
+    jitter) after each try that finds the broker still unavailable."""
+    max_outage_pause: float = 30.0
+    """The longest pause between two tries while the transport is unavailable."""
     retention: float = 3600.0
     """Seconds delivered messages are kept (to inspect them) before they are deleted."""
     cleanup_interval: float = 60.0
@@ -40,6 +48,9 @@ class RelaySettings:
             raise ValueError(msg)
         if self.max_poll_interval <= 0 or self.idle_poll_interval <= 0:
             msg = "RelaySettings poll intervals must be > 0"
+            raise ValueError(msg)
+        if self.outage_pause <= 0 or self.max_outage_pause < self.outage_pause:
+            msg = "RelaySettings.outage_pause must be > 0 and max_outage_pause >= outage_pause"
             raise ValueError(msg)
         if self.retention < 0 or self.cleanup_interval <= 0:
             msg = "RelaySettings.retention must be >= 0 and cleanup_interval > 0"

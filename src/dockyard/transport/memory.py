@@ -3,6 +3,8 @@
 It keeps the promises of the ``Transport`` port (checked by ``TransportContract``): consumer
 groups, competing consumers, per-key order with one unacknowledged message per key, acks,
 rejections with a delay, and redelivery of whatever a closed subscription left unacknowledged.
+``go_offline()`` makes it behave as an unreachable broker until ``go_online()`` (publishes
+raise ``TransportUnavailableError``, nothing is delivered), to test what depends on it.
 Messages published to a destination that no group has declared yet wait for the first group
 that declares it, like a durable queue declared ahead of time.
 """
@@ -17,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 
-from dockyard.exceptions import TransportClosedError
+from dockyard.exceptions import TransportClosedError, TransportUnavailableError
 from dockyard.transport._batch import publish_in_waves
 from dockyard.transport._port import Delivery, TransportMessage
 
@@ -167,6 +169,7 @@ class _Subscription:
         group = self._group
         while not self._closed:
             self._transport.check_open()
+            await self._transport.wait_online()
             if len(self.unacked) >= self._prefetch:
                 await group.changed(None)
                 continue
@@ -202,9 +205,19 @@ class InMemoryTransport:
         ```
     """
 
-    __slots__ = ("_backlog", "_closed", "_destinations", "_seq", "_subscriptions", "published")
+    __slots__ = (
+        "_backlog",
+        "_closed",
+        "_destinations",
+        "_online",
+        "_seq",
+        "_subscriptions",
+        "published",
+    )
 
     def __init__(self) -> None:
+        self._online = asyncio.Event()
+        self._online.set()
         self._destinations: dict[str, dict[str, _Group]] = {}
         self._backlog: dict[str, list[_Entry]] = {}
         self._subscriptions: set[_Subscription] = set()
@@ -217,8 +230,31 @@ class InMemoryTransport:
         if self._closed:
             raise TransportClosedError("in-memory")
 
+    @property
+    def online(self) -> bool:
+        """``False`` between ``go_offline()`` and ``go_online()``."""
+        return self._online.is_set()
+
+    def go_offline(self) -> None:
+        """Act as an unreachable broker: publishes raise ``TransportUnavailableError`` (nothing
+        is stored) and subscriptions deliver nothing, until ``go_online()``. Unacknowledged
+        deliveries stay with their consumers, as over a connection that comes back."""
+        self._online.clear()
+
+    def go_online(self) -> None:
+        """End ``go_offline()``: publish and deliver again."""
+        self._online.set()
+
+    async def wait_online(self) -> None:
+        await self._online.wait()
+
+    def check_online(self) -> None:
+        if not self._online.is_set():
+            raise TransportUnavailableError("in-memory", "it was taken offline (go_offline())")
+
     async def publish(self, message: TransportMessage, /) -> None:
         self.check_open()
+        self.check_online()
         self._seq += 1
         self.published += 1
         groups = self._destinations.get(message.destination)
@@ -232,6 +268,7 @@ class InMemoryTransport:
         """Publish ``messages`` in order (``BatchPublisher``); a failed message holds back the
         later messages of its key, and ``BatchPublishError`` names them."""
         self.check_open()
+        self.check_online()
         await publish_in_waves("in-memory", messages, self._publish_wave)
 
     async def _publish_wave(

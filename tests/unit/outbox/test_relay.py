@@ -1,9 +1,11 @@
-"""The relay: order within a key, retries with backoff, dead letters, waking up, stopping."""
+"""The relay: order within a key, retries with backoff, dead letters, waking up, stopping,
+pausing through a broker outage."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections import defaultdict
@@ -14,7 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dockyard.exceptions import StoreUnavailableError
+from dockyard.exceptions import (
+    BrokerPublishError,
+    StoreUnavailableError,
+    TransportUnavailableError,
+)
 from dockyard.outbox import (
     ClaimedBatch,
     InMemoryOutboxStore,
@@ -333,3 +339,159 @@ async def test_a_failing_claim_lets_the_batch_in_flight_commit_and_goes_up() -> 
 def test_pipeline_must_be_at_least_one() -> None:
     with pytest.raises(ValueError, match="pipeline"):
         RelaySettings(pipeline=0)
+
+
+# -- a broker outage ------------------------------------------------------------------------
+
+_WAIT = 30.0
+
+
+def numbered(n: int, key: str | None) -> OutboxMessage:
+    now = time.time()
+    return OutboxMessage(
+        f"m-{n:03d}", "orders", "Placed", b"%d" % n, partition_key=key, created_at=now,
+        next_attempt_at=now,
+    )  # fmt: skip
+
+
+class CountingTransport(InMemoryTransport):
+    """Counts the publishes (single or batch) refused because it was offline."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = 0
+        self.refused_changed = asyncio.Event()
+
+    async def publish(self, message: TransportMessage, /) -> None:
+        try:
+            await super().publish(message)
+        except TransportUnavailableError:
+            self._count()
+            raise
+
+    async def publish_many(self, messages: Sequence[TransportMessage], /) -> None:
+        try:
+            await super().publish_many(messages)
+        except TransportUnavailableError:
+            self._count()
+            raise
+
+    def _count(self) -> None:
+        self.refused += 1
+        self.refused_changed.set()
+
+    async def wait_refused(self, times: int) -> None:
+        async def until() -> None:
+            while self.refused < times:
+                self.refused_changed.clear()
+                await self.refused_changed.wait()
+
+        await asyncio.wait_for(until(), _WAIT)
+
+
+async def _take(subscription: Subscription, count: int) -> list[TransportMessage]:
+    got: list[TransportMessage] = []
+    async for delivery in subscription:
+        got.append(delivery.message)
+        await delivery.ack()
+        if len(got) == count:
+            break
+    return got
+
+
+def strict() -> RelaySettings:
+    # Two attempts and no backoff: any attempt counted for the outage makes a dead letter.
+    return RelaySettings(
+        batch_size=4,
+        retry=RetryPolicy(max_attempts=2, initial_delay=0.0),
+        outage_pause=0.01,
+        max_outage_pause=0.05,
+        max_poll_interval=0.01,
+    )
+
+
+@pytest.mark.parametrize("one_by_one", [False, True], ids=["batch", "one-by-one"])
+async def test_an_outage_counts_no_attempts_and_makes_no_dead_letters(
+    one_by_one: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = InMemoryOutboxStore()
+    messages = [numbered(n, f"k-{n % 3}") for n in range(12)]
+    store.append(messages)
+    transport = CountingTransport()
+    await transport.declare("orders", "billing")
+    transport.go_offline()
+    relay = OutboxRelay(store, OneByOne(transport) if one_by_one else transport, strict())
+    stop = asyncio.Event()
+    caplog.set_level(logging.INFO, logger="dockyard.outbox")
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await transport.wait_refused(10)  # ten tries, each would have been an attempt
+        assert await store.dead_letters() == []
+        for sent in messages:
+            stored = await store.get(sent.message_id)
+            assert stored is not None
+            assert (stored.status, stored.attempts) == (OutboxStatus.PENDING, 0)
+        transport.go_online()
+        async with transport.subscribe("orders", "billing", prefetch=len(messages)) as received:
+            got = await asyncio.wait_for(_take(received, len(messages)), _WAIT)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, _WAIT)
+    assert (await store.counts())[OutboxStatus.DELIVERED] == len(messages)
+    for key in ("k-0", "k-1", "k-2"):
+        order = [m.message_id for m in got if m.partition_key == key]
+        assert order == sorted(order)
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records]
+    warning = (
+        "outbox-relay: the transport is unavailable; relaying is paused until it answers "
+        "(no attempts are counted meanwhile): The in-memory broker is unavailable: it was "
+        "taken offline (go_offline()). Nothing was refused: the relay pauses and publishes "
+        "again once the broker answers, without counting an attempt against any message. "
+        "Hint: check that the broker runs and is reachable from this process (URL, network, "
+        "credentials)."
+    )
+    assert [text for level, text in lines if level >= logging.WARNING] == [warning]
+    recovered = [text for level, text in lines if level == logging.INFO]
+    assert len(recovered) == 1
+    assert recovered[0].startswith("outbox-relay: the transport is available again after ")
+
+
+async def test_relay_once_during_an_outage_leaves_every_message_as_it_was() -> None:
+    store = InMemoryOutboxStore()
+    store.append([numbered(0, "a"), numbered(1, None), numbered(2, "a")])
+    transport = InMemoryTransport()
+    transport.go_offline()
+    result = await OutboxRelay(store, transport, strict()).relay_once()
+    assert (result.claimed, result.delivered, result.retried, result.dead) == (3, 0, 0, 0)
+    assert result.unavailable == 2  # the head of key a, and the unkeyed one
+    for n in range(3):
+        stored = await store.get(f"m-{n:03d}")
+        assert stored is not None
+        assert (stored.attempts, stored.last_error) == (0, None)
+
+
+class Refusing(InMemoryTransport):
+    """Refuses one message as a broker would (too large, unroutable, nacked)."""
+
+    async def publish(self, message: TransportMessage, /) -> None:
+        if message.message_id == "m-000":
+            raise BrokerPublishError("in-memory", message.destination, "message too large")
+        await super().publish(message)
+
+
+async def test_a_refused_message_still_becomes_a_dead_letter_with_the_reason() -> None:
+    store = InMemoryOutboxStore()
+    store.append([numbered(0, "a"), numbered(1, "a")])
+    relay = OutboxRelay(store, Refusing(), strict())
+    assert await relay.drain() == 1
+    dead = await store.dead_letters()
+    assert [(d.message_id, d.attempts) for d in dead] == [("m-000", 2)]
+    assert dead[0].last_error is not None
+    assert "message too large" in dead[0].last_error
+
+
+def test_outage_pauses_must_be_positive_and_ordered() -> None:
+    with pytest.raises(ValueError, match="outage_pause"):
+        RelaySettings(outage_pause=0.0)
+    with pytest.raises(ValueError, match="outage_pause"):
+        RelaySettings(outage_pause=2.0, max_outage_pause=1.0)

@@ -6,8 +6,10 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
 
+from dockyard.exceptions import TransportUnavailableError
 from dockyard.testing.contracts import TransportContract
 from dockyard.transport import Transport, TransportMessage
 from dockyard.transport.memory import InMemoryTransport
@@ -85,3 +87,24 @@ async def test_messages_published_before_any_group_wait_for_the_first_one() -> N
         await delivery.ack()
     assert delivery.message.message_id == "m-1"
     assert transport.published == 1
+
+
+async def test_offline_it_refuses_publishes_as_unavailable_and_delivers_nothing() -> None:
+    transport = InMemoryTransport()
+    await transport.declare("orders", "billing")
+    await transport.publish(msg(0, None))
+    transport.go_offline()
+    assert not transport.online
+    with pytest.raises(TransportUnavailableError, match="in-memory broker is unavailable"):
+        await transport.publish(msg(1, None))
+    with pytest.raises(TransportUnavailableError):
+        await transport.publish_many([msg(2, None)])
+    async with transport.subscribe("orders", "billing") as subscription:
+        receiving = asyncio.ensure_future(anext(aiter(subscription)))
+        done, _ = await asyncio.wait({receiving}, timeout=0.05)
+        assert not done  # m-0 waits while the broker is unreachable
+        transport.go_online()
+        delivery = await asyncio.wait_for(receiving, 5)
+        await delivery.ack()
+    assert delivery.message.message_id == "m-0"
+    assert transport.pending("orders", "billing") == 0  # m-1 and m-2 were never stored
