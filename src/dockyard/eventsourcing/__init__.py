@@ -21,6 +21,7 @@ from dockyard.eventsourcing._store import (
     EventStore,
     ExpectedVersion,
     NewEvent,
+    OpenAppend,
     RecordedEvent,
     stream_id_for,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "EventStore",
     "ExpectedVersion",
     "NewEvent",
+    "OpenAppend",
     "RecordedEvent",
     "Snapshot",
     "SnapshotStore",

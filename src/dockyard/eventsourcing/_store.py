@@ -20,6 +20,7 @@ __all__ = [
     "EventStore",
     "ExpectedVersion",
     "NewEvent",
+    "OpenAppend",
     "RecordedEvent",
     "stream_id_for",
 ]
@@ -111,6 +112,25 @@ class AppendResult:
     last_version: int
     first_position: int
     last_position: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAppend:
+    """A transaction that appended events and has not ended yet (PostgreSQL).
+
+    Until it ends, readers of the global log stop below ``position_bound``: it could still
+    commit events there. One that stays open holds every catch-up projection back.
+    """
+
+    position_bound: int
+    """No event of this transaction has a global position below this."""
+    pid: int
+    """The server process of its session (``pg_stat_activity.pid``)."""
+    age: float
+    """Seconds since its transaction began."""
+    state: str
+    """``pg_stat_activity.state``: ``"active"``, ``"idle in transaction"``, ..."""
+    application_name: str
 
 
 class EventStore(Protocol):

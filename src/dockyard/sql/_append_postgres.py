@@ -1,8 +1,8 @@
 """PostgreSQL append: one statement checks the expected version, bumps it and inserts.
 
-Global positions are ``(xid << 16) | n`` (see docs/design/event-store-ordering.md): readers
-that only take positions below ``pg_snapshot_xmin(pg_current_snapshot()) << 16`` never skip
-an event that commits late.
+The same statement announces the transaction to readers of the global log before it takes
+positions from the sequence, and takes them only once it holds the stream's row (see
+docs/design/event-store-ordering.md and ``_event_log``).
 """
 
 from __future__ import annotations
@@ -15,20 +15,19 @@ import msgspec
 from sqlalchemy import (
     ARRAY,
     BigInteger,
-    ColumnElement,
     DateTime,
     Insert,
     Integer,
     LargeBinary,
-    Select,
     Text,
     Uuid,
     bindparam,
     cast,
+    column,
     func,
     insert,
-    literal_column,
     select,
+    text,
     true,
     update,
 )
@@ -37,26 +36,11 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from dockyard.eventsourcing._store import ExpectedVersion
 from dockyard.eventsourcing.store._codec import EventRow
+from dockyard.sql._event_log import key_sql, lower_bound_sql, positions
 from dockyard.sql._event_tables import events, streams
 from dockyard.sql._unit_of_work import UnitOfWork
 
-__all__ = ["EVENTS_PER_TRANSACTION", "append_postgres", "room_in_transaction", "visible_below"]
-
-POSITION_BITS = 16
-EVENTS_PER_TRANSACTION = 1 << POSITION_BITS
-
-
-def _shifted(xid: ColumnElement[int]) -> ColumnElement[int]:
-    return xid * literal_column(str(EVENTS_PER_TRANSACTION), BigInteger())
-
-
-def _as_bigint(xid8: ColumnElement[Any]) -> ColumnElement[int]:
-    return cast(cast(xid8, Text()), BigInteger())
-
-
-def visible_below() -> ColumnElement[int]:
-    """Positions below this were written by transactions that have all finished."""
-    return _shifted(_as_bigint(func.pg_snapshot_xmin(func.pg_current_snapshot())))
+__all__ = ["append_postgres"]
 
 
 def _stream_cte(kind: str) -> Any:
@@ -84,26 +68,25 @@ def _stream_cte(kind: str) -> Any:
     return statement.returning(streams.c.version).cte("stream")
 
 
-def _base_cte(counted: bool) -> Any:
-    """The first free position in this transaction's range, and the range's end.
+def _announce_cte(announced: bool) -> Any:
+    """Announce this transaction to readers of the global log, before any ``nextval``.
 
-    ``counted``: the unit of work counted the positions it used so far in this transaction
-    (the ``offset`` parameter). Otherwise: one past the largest position in the range, which
-    only this transaction's own rows can hold (an index probe, ~7 % of an append).
+    The shared advisory lock's key carries a bound below every position the transaction
+    takes; it is held until the transaction ends. The first append reads the bound from the
+    sequence; later ones lock the same key again (``announced``: the unit of work passes it as
+    ``bound``), which costs a lookup in the session's own lock table and takes it back if a
+    rolled-back savepoint released it.
     """
-    xid = _as_bigint(func.pg_current_xact_id())
-    low, high = _shifted(xid), _shifted(xid + 1)
-    if counted:
-        start = low + bindparam("offset", type_=BigInteger())
-        return select(start.label("start"), high.label("stop")).cte("base")
-    return (
-        select(
-            func.coalesce(func.max(events.c.global_position) + 1, low).label("start"),
-            high.label("stop"),
-        )
-        .where(events.c.global_position >= low, events.c.global_position < high)
-        .cte("base")
+    bound = "CAST(:bound AS BIGINT)" if announced else lower_bound_sql()
+    # OFFSET 0 keeps the planner from copying the bound's expression into two places
+    announce = text(
+        f"SELECT pg_advisory_xact_lock_shared({key_sql('b.bound')}) AS announced, b.bound"  # noqa: S608 - our own SQL
+        f" FROM (SELECT {bound} AS bound OFFSET 0) AS b"
     )
+    if announced:
+        announce = announce.bindparams(bindparam("bound", type_=BigInteger()))
+    columns = announce.columns(column("announced"), column("bound", BigInteger()))
+    return columns.cte("announce").prefix_with("MATERIALIZED")
 
 
 _COLUMNS = [column.name for column in events.columns]
@@ -119,64 +102,62 @@ _FIELDS: dict[str, Any] = {
 }
 
 
-def _insert(
-    kind: str, counted: bool, fields: Any, first: Any, version: Any, more: Any = None
-) -> Insert:
+def _insert(kind: str, announced: bool, fields: Any, version: Any, more: Any = None) -> Insert:
     """``INSERT INTO dockyard_events ... SELECT`` the events, positions and versions.
 
-    ``first`` is the start of this transaction's free range plus the event's offset,
-    ``version`` the event's stream version; ``more`` joins the rows of a several-event append.
+    ``version`` is the event's stream version; ``more`` joins the rows of a several-event
+    append, in order. Positions come from ``nextval`` in the select list, which runs for a row
+    only once the join has it: after the stream's row is locked and the transaction announced.
     """
-    stream, base = _stream_cte(kind), _base_cte(counted)
+    stream, announce = _stream_cte(kind), _announce_cte(announced)
     source = select(
-        first(base.c.start),
+        positions.next_value(),
         fields["event_id"],
         bindparam("sid", type_=Text()),
         version(stream.c.version),
         *(fields[name] for name in list(_FIELDS)[1:]),
         bindparam("recorded_at", type_=DateTime(timezone=True)),
     )
-    source = source.select_from(stream).join(base, true())
-    count: Any = 1
+    source = source.select_from(stream).join(announce, true())
     if more is not None:
-        source, count = source.join(more, true()), bindparam("n", type_=BigInteger())
+        source = source.join(more, true())
+    bound = select(announce.c.bound).scalar_subquery()
     return (
         insert(events)
-        .from_select(_COLUMNS, source.where(base.c.start + count <= base.c.stop))
-        .add_cte(stream, base)
-        .returning(events.c.global_position, events.c.stream_version)
+        .from_select(_COLUMNS, source)
+        .add_cte(stream, announce)
+        .returning(events.c.global_position, events.c.stream_version, bound)
     )
 
 
-def _statement(kind: str, counted: bool) -> Insert:
+def _statement(kind: str, announced: bool) -> Insert:
     rows = (
         func.unnest(*(cast(bindparam(f"{n}s"), ARRAY(t)) for n, t in _FIELDS.items()))
         .table_valued(*_FIELDS, with_ordinality="ord")
-        .render_derived(name="e")
+        .render_derived(name="u")
     )
+    # ordered before the outer select list numbers them: positions follow versions
+    ordered = select(rows).order_by(rows.c.ord).subquery("e")
     count = bindparam("n", type_=BigInteger())
     return _insert(
-        kind,
-        counted,
-        rows.c,
-        lambda start: start + rows.c.ord - 1,
-        lambda version: version - count + rows.c.ord,
-        rows,
+        kind, announced, ordered.c, lambda version: version - count + ordered.c.ord, ordered
     )
 
 
-def _one_event_statement(kind: str, counted: bool) -> Insert:
+def _one_event_statement(kind: str, announced: bool) -> Insert:
     """The same append for one event, with scalar parameters.
 
     Seven one-element arrays to encode and ``unnest`` cost ~70 µs of a ~500 µs append on the
     development machine (docs/design/unit-of-work.md).
     """
     fields = {name: bindparam(name, type_=t) for name, t in _FIELDS.items()}
-    return _insert(kind, counted, fields, lambda start: start, lambda version: version)
+    return _insert(kind, announced, fields, lambda version: version)
 
 
 _KEYS = [
-    (kind, counted) for kind in ("create", "any", "exists", "exact") for counted in (True, False)
+    (kind, announced)
+    for kind in ("create", "any", "exists", "exact")
+    for announced in (True, False)
 ]
 _STATEMENTS = {key: _statement(*key) for key in _KEYS}
 _ONE_EVENT_STATEMENTS = {key: _one_event_statement(*key) for key in _KEYS}
@@ -194,24 +175,6 @@ _DRIVER_SQL = {key: _driver_sql(statement) for key, statement in _STATEMENTS.ite
 _ONE_EVENT_DRIVER_SQL = {
     key: _driver_sql(statement) for key, statement in _ONE_EVENT_STATEMENTS.items()
 }
-
-
-def _room() -> Select[int]:
-    xid = _as_bigint(func.pg_current_xact_id())
-    low, high = _shifted(xid), _shifted(xid + 1)
-    used = func.coalesce(func.max(events.c.global_position) + 1, low)
-    return select(high - used).where(
-        events.c.global_position >= low, events.c.global_position < high
-    )
-
-
-_ROOM = _room()
-
-
-async def room_in_transaction(uow: UnitOfWork) -> int:
-    """How many more events the current transaction can append."""
-    room: int = (await uow.connection.execute(_ROOM)).scalar_one()
-    return room
 
 
 def _kind(expected: int | ExpectedVersion) -> str:
@@ -233,8 +196,8 @@ async def append_postgres(
 ) -> tuple[int, int, int, int] | None:
     """Insert the events; ``(first_version, last_version, first_pos, last_pos)`` or ``None``.
 
-    ``None`` means nothing was written: the version check failed, the stream is deleted, or
-    the transaction's position range is full; the caller finds out which.
+    ``None`` means nothing was written: the version check failed or the stream is deleted;
+    the caller finds out which.
     """
     parameters: dict[str, Any] = {
         "sid": stream_id,  # not "stream_id": UPDATE would take it as a SET value
@@ -244,15 +207,11 @@ async def append_postgres(
     kind = _kind(expected)
     if kind == "exact":
         parameters["expected"] = expected
-    # Positions this unit of work used in this transaction, counted on our side. Reserved
-    # before the statement runs: one that writes nothing leaves a gap, never a duplicate.
-    # Past the range, every later append of the transaction probes the range instead.
-    offset = uow.positions_taken
-    counted = offset + len(rows) <= EVENTS_PER_TRANSACTION
-    uow.positions_taken = offset + len(rows) if counted else EVENTS_PER_TRANSACTION
-    key = (kind, counted)
-    if counted:
-        parameters["offset"] = offset
+    bound = uow.log_bound
+    announced = bound is not None
+    if announced:
+        parameters["bound"] = bound
+    key = (kind, announced)
     if len(rows) == 1:
         (row,) = rows
         parameters.update(msgspec.structs.asdict(row))  # EventRow's fields are _FIELDS
@@ -270,4 +229,6 @@ async def append_postgres(
         inserted = (await uow.connection.execute(statement, parameters)).all()
     if not inserted:
         return None
+    if not announced:
+        uow.log_bound = inserted[0][2]
     return inserted[0][1], inserted[-1][1], inserted[0][0], inserted[-1][0]

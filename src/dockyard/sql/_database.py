@@ -18,6 +18,7 @@ from dockyard.sql._driver import (
     sqlite_begin_hook_stands_aside,
 )
 from dockyard.sql._errors import unavailable_as_store_error
+from dockyard.sql._event_log import event_log_ddl
 from dockyard.sql._metadata import metadata
 
 if TYPE_CHECKING:  # the return hint of unit_of_work(); UnitOfWork imports this module
@@ -140,6 +141,11 @@ async def create_tables(engine: AsyncEngine) -> None:
     with unavailable_as_store_error("create dockyard's tables"):
         async with engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
+            if connection.dialect.name == "postgresql":
+                # a database made by an earlier dockyard has the tables: (re)create the
+                # global log's functions and move the position sequence past its events
+                for statement in event_log_ddl:
+                    await connection.exec_driver_sql(statement)
 
 
 async def drop_tables(engine: AsyncEngine) -> None:

@@ -6,12 +6,17 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.eventsourcing._store import AppendResult, ExpectedVersion, RecordedEvent
+from dockyard.eventsourcing._store import (
+    AppendResult,
+    ExpectedVersion,
+    OpenAppend,
+    RecordedEvent,
+)
 from dockyard.eventsourcing.store._codec import (
     EventRow,
     check_expected_version,
@@ -20,13 +25,10 @@ from dockyard.eventsourcing.store._codec import (
     now,
     type_names,
 )
-from dockyard.exceptions import DockyardError, StreamDeletedError, TooManyEventsError
+from dockyard.exceptions import DockyardError, StreamDeletedError
 from dockyard.serialization import Serializer
-from dockyard.sql._append_postgres import (
-    EVENTS_PER_TRANSACTION,
-    append_postgres,
-    room_in_transaction,
-)
+from dockyard.sql._append_postgres import append_postgres
+from dockyard.sql._event_log import OPEN_APPENDS
 from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._event_tables import events as events_table
 from dockyard.sql._event_tables import idempotency_keys, streams
@@ -69,8 +71,6 @@ class SqlEventStore:
     ) -> AppendResult:
         recorded_at = now()
         rows = encode_events(self.serializer, stream_id, events, expected_version, recorded_at)
-        if self._postgres and len(rows) > EVENTS_PER_TRANSACTION:
-            raise TooManyEventsError(stream_id, len(rows), EVENTS_PER_TRANSACTION)
         with unavailable_as_store_error(f"append to stream `{stream_id}`"):
             if idempotency_key is None:
                 return await self._append(stream_id, rows, expected_version, recorded_at)
@@ -109,10 +109,6 @@ class SqlEventStore:
             maybe = await append_postgres(self.uow, stream_id, rows, expected, recorded_at)
             if maybe is not None:
                 return AppendResult(stream_id, *maybe)
-            # A full position range is checked first: then the statement may have bumped the
-            # stream's version, and the unit of work must roll back anyway.
-            if await room_in_transaction(self.uow) < len(rows):
-                raise TooManyEventsError(stream_id, len(rows), EVENTS_PER_TRANSACTION)
         else:
             done = await append_sqlite(self.uow, stream_id, rows, expected, recorded_at)
             if done is not None:
@@ -190,6 +186,27 @@ class SqlEventStore:
                 break
             after_position = rows[-1][0]  # some were skipped as unknown: read on
         return found
+
+    async def open_appends(self, limit: int = 10) -> list[OpenAppend]:
+        """Transactions that appended and are still open, the one holding readers back first.
+
+        PostgreSQL only (an empty list on SQLite, where a reader never waits for a writer).
+        Readers of the global log stop below the first one's ``position_bound`` until it ends.
+        """
+        if not self._postgres:
+            return []
+        with unavailable_as_store_error("list open appends"):
+            rows = await self.uow.connection.execute(text(OPEN_APPENDS), {"limit": limit})
+            return [
+                OpenAppend(
+                    int(row.bound),
+                    int(row.pid),
+                    float(row.age or 0.0),
+                    row.state or "",
+                    row.application_name or "",
+                )
+                for row in rows
+            ]
 
     async def delete_stream(self, stream_id: str) -> None:
         connection = self.uow.connection

@@ -6,17 +6,11 @@ written against the same ``Table`` objects, so names stay in one place.
 
 from __future__ import annotations
 
-from dockyard.sql._append_postgres import EVENTS_PER_TRANSACTION
 from dockyard.sql._event_tables import events
 
 __all__ = ["READ_ALL", "READ_ALL_OF_TYPES", "READ_STREAM_BACKWARDS", "READ_STREAM_FORWARDS"]
 
 _COLUMNS = ", ".join(column.name for column in events.columns)
-_VISIBLE = (
-    f"global_position < CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT)"
-    f" * {EVENTS_PER_TRANSACTION}"
-)
-
 # $1 stream id, $2 from version, $3 limit (NULL: no limit)
 READ_STREAM_FORWARDS = (
     f"SELECT {_COLUMNS} FROM {events.name} WHERE stream_id = $1 AND stream_version >= $2 "  # noqa: S608 -- names from our Table objects, values bound
@@ -26,12 +20,7 @@ READ_STREAM_BACKWARDS = (
     f"SELECT {_COLUMNS} FROM {events.name} WHERE stream_id = $1 AND stream_version <= $2 "  # noqa: S608 -- names from our Table objects, values bound
     "ORDER BY stream_version DESC LIMIT $3"
 )
-# $1 after position, $2 limit, $3 type names
-READ_ALL = (
-    f"SELECT {_COLUMNS} FROM {events.name} WHERE global_position > $1 AND {_VISIBLE} "  # noqa: S608 -- names from our Table objects, values bound
-    "ORDER BY global_position LIMIT $2"
-)
-READ_ALL_OF_TYPES = (
-    f"SELECT {_COLUMNS} FROM {events.name} WHERE global_position > $1 AND {_VISIBLE} "  # noqa: S608 -- names from our Table objects, values bound
-    "AND type_name = ANY($3::text[]) ORDER BY global_position LIMIT $2"
-)
+# $1 after position, $2 limit, $3 type names: dockyard_read_all() reads below the log's
+# horizon, in a snapshot taken after it (docs/design/event-store-ordering.md)
+READ_ALL = f"SELECT {_COLUMNS} FROM dockyard_read_all($1, $2, NULL)"  # noqa: S608 -- our names
+READ_ALL_OF_TYPES = f"SELECT {_COLUMNS} FROM dockyard_read_all($1, $2, $3::text[])"  # noqa: S608

@@ -6,11 +6,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ARRAY, Text, cast, func, select
+from sqlalchemy import column as sa_column
 
 from dockyard.sql import _read_postgres as pg
 from dockyard.sql import _sqlite_driver as lite_sql
-from dockyard.sql._append_postgres import visible_below
 from dockyard.sql._event_tables import events
 from dockyard.sql._sqlite_driver import fetch_rows
 from dockyard.sql._unit_of_work import UnitOfWork
@@ -77,6 +77,8 @@ async def log_rows(
                 uow, lite_sql.READ_ALL_OF_TYPES, (after_position, json.dumps(names), limit)
             )
         return await fetch_rows(uow, lite_sql.READ_ALL, (after_position, limit))
+    # PostgreSQL: through dockyard_read_all(), which reads below the log's horizon in a
+    # snapshot taken after it (docs/design/event-store-ordering.md)
     driver = await uow.driver()
     if driver is not None:
         if names:
@@ -86,13 +88,9 @@ async def log_rows(
         else:
             found = await driver.fetch(pg.READ_ALL, after_position, limit)
         return found
-    query = (
-        select(*_COLUMNS)
-        .where(events.c.global_position > after_position)
-        .order_by(events.c.global_position)
-        .limit(limit)
+    wanted = cast(names or None, ARRAY(Text()))
+    rows = func.dockyard_read_all(after_position, limit, wanted).table_valued(
+        *(sa_column(c.name, c.type) for c in _COLUMNS)
     )
-    if names:
-        query = query.where(events.c.type_name.in_(names))
-    query = query.where(events.c.global_position < visible_below())  # PostgreSQL here
+    query = select(*(rows.c[c.name] for c in _COLUMNS))
     return (await uow.connection.execute(query)).all()

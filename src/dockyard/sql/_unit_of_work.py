@@ -44,7 +44,7 @@ class UnitOfWork:
     (docs/design/unit-of-work.md); ``connection`` is the same connection either way.
     """
 
-    __slots__ = ("_async", "_fast", "_open", "_postgres", "_sync", "database", "positions_taken")
+    __slots__ = ("_async", "_fast", "_open", "_postgres", "_sync", "database", "log_bound")
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -57,9 +57,9 @@ class UnitOfWork:
         # costs its own commit at the end (~80 µs), on PostgreSQL a few µs of bookkeeping.
         self._open = False
         self._postgres = database.dialect == "postgresql"
-        self.positions_taken = 0
-        """PostgreSQL: global positions the event store used in the current transaction (its
-        offsets in the transaction's range, docs/design/event-store-ordering.md)."""
+        self.log_bound: int | None = None
+        """PostgreSQL: the bound this transaction announced to readers of the global log with
+        its first append (docs/design/event-store-ordering.md); ``None`` before that."""
 
     @property
     def connection(self) -> AsyncConnection:
@@ -87,6 +87,7 @@ class UnitOfWork:
         """Take a connection; its transaction begins with the first statement run on it."""
         if self._sync is not None:
             raise UnitOfWorkError("begin", "has already begun")
+        self.log_bound = None
         database = self.database
         with unavailable_as_store_error("begin a unit of work"):
             if not database._fast_path():  # noqa: SLF001 - the two are one unit
@@ -135,7 +136,7 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         """Commit everything written so far."""
-        self.positions_taken = 0
+        self.log_bound = None
         with unavailable_as_store_error("commit a unit of work"):
             if self._fast:
                 await self._end(commit=True, release=False)
@@ -144,7 +145,7 @@ class UnitOfWork:
 
     async def rollback(self) -> None:
         """Discard everything written since the last commit."""
-        self.positions_taken = 0
+        self.log_bound = None
         with unavailable_as_store_error("roll back a unit of work"):
             if self._fast:
                 await self._end(commit=False, release=False)

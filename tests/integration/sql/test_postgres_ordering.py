@@ -1,18 +1,21 @@
-"""read_all on PostgreSQL never skips a late commit (docs/design/event-store-ordering.md)."""
+"""The global log on PostgreSQL: per-stream order, no skips, and only appenders hold readers
+back (docs/design/event-store-ordering.md)."""
 
 import asyncio
 import random
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+import pytest_asyncio
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from dockyard.eventsourcing import ANY, NO_STREAM, RecordedEvent
-from dockyard.exceptions import TooManyEventsError
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import Database, SqlEventStore
+from dockyard.sql import Database, SqlEventStore, UnitOfWork
+from integration.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.postgres
 
@@ -45,70 +48,136 @@ class Reader:
             self.checkpoint = page[-1].global_position
         return len(page)
 
-    async def poll_until(self, count: int, seconds: float = 10) -> None:
-        """Poll until ``count`` events were seen in all (other writers in the cluster can
-        hold visibility back for a while), or ``seconds`` pass."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while len(self.seen) < count and loop.time() < deadline:
-            if not await self.poll():
-                await asyncio.sleep(0.02)
+    async def drain(self) -> None:
+        while await self.poll():
+            pass
+
+    def versions(self, stream_id: str) -> list[int]:
+        return [e.stream_version for e in self.seen if e.stream_id == stream_id]
 
 
-async def _take_xid(connection: AsyncConnection) -> None:
-    # any write assigns the transaction id; this is the "wrote an app row first" case
-    await connection.execute(sa.text("SELECT pg_current_xact_id()"))
+async def _app_row(connection: AsyncConnection) -> None:
+    """A write to an application table: the transaction now has an id and holds it open."""
+    await connection.execute(sa.text("CREATE TEMP TABLE IF NOT EXISTS app_rows (n int)"))
+    await connection.execute(sa.text("INSERT INTO app_rows VALUES (1)"))
 
 
-async def test_an_early_transaction_that_commits_first_cannot_hide_a_later_one(
-    postgres_database: Database, serializer: Serializer
+@pytest_asyncio.fixture
+async def open_transaction(postgres_database: Database) -> AsyncIterator[UnitOfWork]:
+    uow = postgres_database.unit_of_work()
+    await uow.begin()
+    try:
+        yield uow
+    finally:
+        await uow.close()
+
+
+async def test_a_transaction_that_began_early_appends_after_the_streams_newer_events(
+    postgres_database: Database, serializer: Serializer, open_transaction: UnitOfWork
+) -> None:
+    """The issue's recipe: T1 writes an app row (takes its xid), T2 appends v2 and commits,
+    T1 appends v3 and commits. The log must read v1, v2, v3."""
+    reader = Reader(postgres_database, serializer)
+    async with postgres_database.unit_of_work() as uow:
+        await SqlEventStore(uow, serializer).append("Tick-S", [Ticked(0, 1)], NO_STREAM)
+    t1 = open_transaction
+    await _app_row(t1.connection)
+    async with postgres_database.unit_of_work() as t2:
+        await SqlEventStore(t2, serializer).append("Tick-S", [Ticked(2, 2)], 1)
+    await reader.drain()
+    await SqlEventStore(t1, serializer).append("Tick-S", [Ticked(1, 3)], 2)
+    await t1.commit()
+    await reader.drain()
+    assert reader.versions("Tick-S") == [1, 2, 3]
+    async with postgres_database.unit_of_work() as uow:
+        stream = await SqlEventStore(uow, serializer).read_stream("Tick-S")
+    positions = [e.global_position for e in stream]
+    assert positions == sorted(positions)
+
+
+async def test_an_early_appender_that_commits_last_is_not_skipped(
+    postgres_database: Database, serializer: Serializer, open_transaction: UnitOfWork
 ) -> None:
     reader = Reader(postgres_database, serializer)
-    early, late = postgres_database.unit_of_work(), postgres_database.unit_of_work()
-    await early.begin()
-    await late.begin()
-    try:
-        await _take_xid(early.connection)
-        await _take_xid(late.connection)
+    early = open_transaction
+    await SqlEventStore(early, serializer).append("Tick-early", [Ticked(1, 1)], NO_STREAM)
+    async with postgres_database.unit_of_work() as late:
         await SqlEventStore(late, serializer).append("Tick-late", [Ticked(2, 1)], NO_STREAM)
-        await SqlEventStore(early, serializer).append("Tick-early", [Ticked(1, 1)], NO_STREAM)
-        await early.commit()
-        await reader.poll()
-        await late.commit()
-        await reader.poll_until(2)
-    finally:
-        await early.close()
-        await late.close()
+    # the late event is committed, but the early appender may still commit below it
+    assert await reader.poll() == 0
+    await early.commit()
+    await reader.drain()
     assert [e.data for e in reader.seen] == [Ticked(1, 1), Ticked(2, 1)]
 
 
-async def test_nothing_is_visible_to_read_all_while_an_older_writer_is_open(
-    postgres_database: Database, serializer: Serializer
+async def test_a_rolled_back_savepoint_does_not_unannounce_the_transaction(
+    postgres_database: Database, serializer: Serializer, open_transaction: UnitOfWork
 ) -> None:
     reader = Reader(postgres_database, serializer)
-    older = postgres_database.unit_of_work()
-    await older.begin()
+    t1 = open_transaction
+    store = SqlEventStore(t1, serializer)
+    await t1.connection.execute(sa.text("SAVEPOINT s"))
+    await store.append("Tick-a", [Ticked(1, 0)], NO_STREAM)  # announces inside the savepoint
+    await t1.connection.execute(sa.text("ROLLBACK TO SAVEPOINT s"))  # ...which releases it
+    await store.append("Tick-b", [Ticked(1, 1)], NO_STREAM)
+    async with postgres_database.unit_of_work() as t2:
+        await SqlEventStore(t2, serializer).append("Tick-c", [Ticked(2, 1)], NO_STREAM)
+    assert await reader.poll() == 0, "read past an open appender"
+    await t1.commit()
+    await reader.drain()
+    assert [e.data for e in reader.seen] == [Ticked(1, 1), Ticked(2, 1)]
+
+
+async def test_transactions_that_never_append_hold_nobody_back(
+    postgres_database: Database, serializer: Serializer, open_transaction: UnitOfWork
+) -> None:
+    """A writing transaction in another database and one on application tables of this one,
+    both open while events are appended: the events are readable at once."""
+    other_database = create_async_engine(POSTGRES_URL.replace("/test", "/postgres"))
+    reader = Reader(postgres_database, serializer)
     try:
-        await _take_xid(older.connection)
-        async with postgres_database.unit_of_work() as uow:
-            await SqlEventStore(uow, serializer).append("Tick-1", [Ticked(1, 1)], NO_STREAM)
-        assert await reader.poll() == 0  # the older writer could still commit an earlier event
-        await older.rollback()
-        await reader.poll_until(1)
-        assert len(reader.seen) == 1
+        async with other_database.connect() as elsewhere:
+            await _app_row(elsewhere)  # a migration, a batch job, a neighbouring app
+            await _app_row(open_transaction.connection)  # only application tables
+            for n in range(3):
+                async with postgres_database.unit_of_work() as uow:
+                    await SqlEventStore(uow, serializer).append(f"Tick-{n}", [Ticked(0, n)], ANY)
+                assert await reader.poll() == 1, "a non-appending transaction held readers back"
+            async with postgres_database.unit_of_work() as uow:
+                store = SqlEventStore(uow, serializer)
+                assert await store.open_appends() == []
+            await elsewhere.rollback()
     finally:
-        await older.close()
+        await other_database.dispose()
 
 
-async def test_concurrent_writers_and_a_polling_reader_lose_and_repeat_nothing(
+async def test_an_open_appender_is_reported_with_its_age(
+    postgres_database: Database, serializer: Serializer, open_transaction: UnitOfWork
+) -> None:
+    appended = await SqlEventStore(open_transaction, serializer).append(
+        "Tick-open", [Ticked(1, 1)], NO_STREAM
+    )
+    async with postgres_database.unit_of_work() as uow:
+        pid = (await uow.connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+        assert pid is not None
+        (blocker,) = await SqlEventStore(uow, serializer).open_appends()
+    assert blocker.position_bound <= appended.first_position
+    assert blocker.age >= 0
+    assert blocker.pid != pid
+    assert blocker.state in {"idle in transaction", "active"}
+
+
+async def test_concurrent_writers_keep_each_streams_order_and_lose_nothing(
     serializer: Serializer, postgres_database: Database
 ) -> None:
+    """Writers that often take their xid early, append to a few shared streams (so the
+    recipe's interleaving keeps happening), sometimes roll back; a reader polls meanwhile."""
     database = Database(
         postgres_database.engine.url,
-        pool_size=20,
+        pool_size=8,
         connect_args={"server_settings": {"search_path": await _schema(postgres_database)}},
     )
-    writers, appends = 12, 15
+    writers, appends, streams = 6, 20, 3
     committed: list[uuid.UUID] = []
     done = asyncio.Event()
     reader = Reader(database, serializer)
@@ -118,25 +187,25 @@ async def test_concurrent_writers_and_a_polling_reader_lose_and_repeat_nothing(
         for n in range(appends):
             async with database.unit_of_work() as uow:
                 if rng.random() < 0.5:
-                    await _take_xid(uow.connection)
+                    await _app_row(uow.connection)
                 await asyncio.sleep(rng.random() / 200)
                 store = SqlEventStore(uow, serializer)
                 size = rng.randint(1, 3)
-                stream = f"Tick-{writer}-{rng.randint(0, 3)}"
-                await store.append(stream, [Ticked(writer, n)] * size, ANY)
+                stream = f"Tick-{rng.randrange(streams)}"
+                result = await store.append(stream, [Ticked(writer, n)] * size, ANY)
                 await asyncio.sleep(rng.random() / 200)
                 if rng.random() < 0.15:
                     await uow.rollback()
                     continue
                 await uow.commit()
-                mine = await store.read_stream(stream, backwards=True, limit=size)
-                committed.extend(e.event_id for e in mine)
+                mine = await store.read_stream(stream, from_version=result.first_version)
+                committed.extend(e.event_id for e in mine[:size])
 
     async def read() -> None:
         while not done.is_set():
             await reader.poll(limit=7)
             await asyncio.sleep(0)
-        await reader.poll_until(len(committed))
+        await reader.drain()
 
     try:
         reading = asyncio.create_task(read())
@@ -148,9 +217,36 @@ async def test_concurrent_writers_and_a_polling_reader_lose_and_repeat_nothing(
     ids = [e.event_id for e in reader.seen]
     assert len(ids) == len(set(ids)), "an event was read twice"
     assert set(ids) == set(committed), "a committed event was skipped (or a rolled back one read)"
-    positions = [e.global_position for e in reader.seen]
-    assert positions == sorted(positions)
+    for s in range(streams):
+        versions = reader.versions(f"Tick-{s}")
+        assert versions == list(range(1, len(versions) + 1)), f"Tick-{s} out of order"
     assert len(committed) > writers * appends
+
+
+async def test_positions_increase_with_versions_within_an_append(
+    postgres_database: Database, serializer: Serializer
+) -> None:
+    async with postgres_database.unit_of_work() as uow:
+        store = SqlEventStore(uow, serializer)
+        await store.append("Tick-a", [Ticked(0, n) for n in range(50)], NO_STREAM)
+        await store.append("Tick-b", [Ticked(1, 0)], NO_STREAM)
+        await store.append("Tick-a", [Ticked(0, n) for n in range(50, 60)], 50)
+        events = await store.read_stream("Tick-a")
+    positions = [e.global_position for e in events]
+    assert [e.data.n for e in events] == list(range(60))  # type: ignore[attr-defined]
+    assert positions == sorted(positions)
+    assert len(set(positions)) == 60
+
+
+async def test_reading_the_log_in_a_repeatable_read_transaction_is_refused(
+    postgres_database: Database, serializer: Serializer, open_transaction: UnitOfWork
+) -> None:
+    """Its snapshot may predate the horizon: it could skip events. Refused, with why."""
+    await open_transaction.connection.execute(
+        sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    )
+    with pytest.raises(Exception, match="READ COMMITTED"):
+        await SqlEventStore(open_transaction, serializer).read_all()
 
 
 async def _schema(database: Database) -> str:
@@ -159,78 +255,3 @@ async def _schema(database: Database) -> str:
             await uow.connection.execute(sa.text("SELECT current_schema()"))
         ).scalar_one()
     return schema
-
-
-async def test_one_transaction_holds_at_most_65536_events(
-    postgres_database: Database, serializer: Serializer
-) -> None:
-    async with postgres_database.unit_of_work() as uow:
-        with pytest.raises(TooManyEventsError) as info:
-            await SqlEventStore(uow, serializer).append(
-                "Tick-big", [Ticked(0, 0)] * 65_537, NO_STREAM
-            )
-    assert (info.value.count, info.value.limit) == (65_537, 65_536)
-
-
-async def test_appends_adding_up_past_the_limit_are_refused_by_the_statement(
-    postgres_database: Database, serializer: Serializer
-) -> None:
-    async with postgres_database.unit_of_work() as uow:
-        store = SqlEventStore(uow, serializer)
-        await store.append("Tick-a", [Ticked(0, 0)] * 40_000, NO_STREAM)
-        with pytest.raises(TooManyEventsError, match="Cannot append 30000 events"):
-            await store.append("Tick-b", [Ticked(0, 0)] * 30_000, NO_STREAM)
-        await uow.rollback()
-    async with postgres_database.unit_of_work() as uow:
-        assert list(await SqlEventStore(uow, serializer).read_all()) == []
-
-
-async def _xid_and_offsets(store: SqlEventStore, stream_id: str) -> list[tuple[int, int]]:
-    return [
-        (e.global_position >> 16, e.global_position & 0xFFFF)
-        for e in await store.read_stream(stream_id)
-    ]
-
-
-async def test_positions_count_up_within_a_transaction_and_start_over_in_the_next(
-    postgres_database: Database, serializer: Serializer
-) -> None:
-    async with postgres_database.unit_of_work() as uow:
-        store = SqlEventStore(uow, serializer)
-        await store.append("Tick-a", [Ticked(0, 0), Ticked(0, 1)], NO_STREAM)
-        with pytest.raises(Exception, match="expected"):  # a failed check: a gap, no duplicate
-            await store.append("Tick-a", [Ticked(0, 2)], NO_STREAM)
-        await uow.rollback()
-        await store.append("Tick-a", [Ticked(0, 0)], NO_STREAM)
-        await store.append("Tick-b", [Ticked(0, 1)], NO_STREAM)
-        await uow.commit()
-        await store.append("Tick-a", [Ticked(0, 2)], 1)
-        # a commit behind the unit of work's back: the next transaction starts higher, still
-        # unique in its own range
-        await uow.connection.commit()
-        await store.append("Tick-a", [Ticked(0, 3)], 2)
-        await store.append("Tick-b", [Ticked(0, 4)], 1)
-    async with postgres_database.unit_of_work() as uow:
-        store = SqlEventStore(uow, serializer)
-        a, b = await _xid_and_offsets(store, "Tick-a"), await _xid_and_offsets(store, "Tick-b")
-    first, second, third = a[0][0], a[1][0], a[2][0]
-    assert first < second < third
-    assert a == [(first, 0), (second, 0), (third, 1)]
-    assert b == [(first, 1), (third, 2)]
-
-
-async def test_an_append_past_the_count_continues_after_the_largest_position(
-    postgres_database: Database, serializer: Serializer
-) -> None:
-    async with postgres_database.unit_of_work() as uow:
-        store = SqlEventStore(uow, serializer)
-        await store.append("Tick-a", [Ticked(0, n) for n in range(3)], NO_STREAM)
-        uow.positions_taken = 65_535  # as if the transaction had used almost all of its range
-        await store.append("Tick-b", [Ticked(0, n) for n in range(2)], NO_STREAM)
-        await store.append("Tick-c", [Ticked(0, 0)], NO_STREAM)
-        offsets = [
-            offset
-            for stream_id in ("Tick-a", "Tick-b", "Tick-c")
-            for _, offset in await _xid_and_offsets(store, stream_id)
-        ]
-    assert offsets == [0, 1, 2, 3, 4, 5]
