@@ -26,6 +26,8 @@
     ├── MissingUpcasterError              (+ LookupError) no upcaster between schema versions
     ├── EventTypeConflictError            (+ ValueError) two classes claim one event type name
     ├── TooManyEventsError                (+ ValueError) one transaction appends too many events
+    ├── InvalidStreamIdError              (+ ValueError) a stream id no store can hold
+    ├── DuplicateEventIdError             (+ ValueError) an appended event's id is already stored
     ├── StoreUnavailableError             (+ ConnectionError) the database did not answer
     ├── UnitOfWorkError                   (+ RuntimeError) a unit of work used outside its life
     ├── AggregateNotFoundError            (+ LookupError) no stream for the aggregate id
@@ -71,6 +73,7 @@ __all__ = [
     "CorruptEventError",
     "DeadLetterNotFoundError",
     "DockyardError",
+    "DuplicateEventIdError",
     "DuplicateHandlerError",
     "DuplicateProviderError",
     "EventTypeConflictError",
@@ -81,6 +84,7 @@ __all__ = [
     "InvalidProjectionError",
     "InvalidProviderError",
     "InvalidRouteError",
+    "InvalidStreamIdError",
     "MessageContextError",
     "MessageRejectedError",
     "MissingApplierError",
@@ -556,6 +560,55 @@ class TooManyEventsError(DockyardError, ValueError):
             f"Cannot append {self.count} events to stream `{self.stream_id}` in one "
             f"transaction: the limit is {self.limit}. Hint: split the append over several "
             "units of work; if several appends added up, roll this one back and commit between."
+        )
+
+
+class InvalidStreamIdError(DockyardError, ValueError):
+    """A stream id breaks the one rule every event store applies (``check_stream_id``)."""
+
+    def __init__(self, stream_id: object, problem: str) -> None:
+        # the fields are the args, so the error pickles (crosses process boundaries)
+        super().__init__(stream_id, problem)
+        self.stream_id = stream_id
+        self.problem = problem
+
+    def __str__(self) -> str:
+        if isinstance(self.stream_id, str):
+            shown = repr(self.stream_id[:60])[1:-1] + ("…" if len(self.stream_id) > 60 else "")
+            shown = f"`{shown}`"
+        else:
+            shown = repr(self.stream_id)
+        return (
+            f"Stream id {shown} cannot be stored: {self.problem}. Hint: a stream id is 1 to 255 "
+            "characters of Unicode text without NUL characters or lone surrogates, the same on "
+            "every store; build it with `stream_id_for(kind, id)` from a short id."
+        )
+
+
+class DuplicateEventIdError(DockyardError, ValueError):
+    """An appended event carries an id the store already holds (ids are unique store-wide)."""
+
+    def __init__(self, event_id: object, stream_id: str, within_append: bool = False) -> None:
+        super().__init__(event_id, stream_id, within_append)
+        self.event_id = event_id
+        self.stream_id = stream_id
+        self.within_append = within_append
+
+    def __str__(self) -> str:
+        if self.within_append:
+            what = (
+                f"Event id `{self.event_id}` appears twice in the append to stream "
+                f"`{self.stream_id}`, so it was refused"
+            )
+        else:
+            what = (
+                f"Event id `{self.event_id}` is already stored, so the append to stream "
+                f"`{self.stream_id}` was refused"
+            )
+        return (
+            f"{what} and nothing was appended. Hint: event ids are unique across all streams; "
+            "let the store make them (leave out `NewEvent(event_id=...)`), or pass "
+            "`idempotency_key=` so that a retried append is a no-op."
         )
 
 

@@ -14,6 +14,7 @@ from dockyard.eventsourcing._repository import (
 from dockyard.eventsourcing._retry import ConflictRetry, retry_on_conflict
 from dockyard.eventsourcing._store import (
     ANY,
+    MAX_STREAM_ID_LENGTH,
     NO_STREAM,
     STREAM_EXISTS,
     AppendResult,
@@ -23,12 +24,14 @@ from dockyard.eventsourcing._store import (
     NewEvent,
     OpenAppend,
     RecordedEvent,
+    check_stream_id,
     stream_id_for,
 )
 from dockyard.eventsourcing._store_snapshots import Snapshot, SnapshotStore
 
 __all__ = [
     "ANY",
+    "MAX_STREAM_ID_LENGTH",
     "NO_STREAM",
     "STREAM_EXISTS",
     "Aggregate",
@@ -47,6 +50,7 @@ __all__ = [
     "Snapshot",
     "SnapshotStore",
     "applies",
+    "check_stream_id",
     "retry_on_conflict",
     "stream_id_for",
 ]

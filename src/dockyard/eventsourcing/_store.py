@@ -11,8 +11,11 @@ from uuid import UUID, uuid4
 
 import msgspec
 
+from dockyard.exceptions import InvalidStreamIdError
+
 __all__ = [
     "ANY",
+    "MAX_STREAM_ID_LENGTH",
     "NO_STREAM",
     "STREAM_EXISTS",
     "AppendResult",
@@ -22,6 +25,7 @@ __all__ = [
     "NewEvent",
     "OpenAppend",
     "RecordedEvent",
+    "check_stream_id",
     "stream_id_for",
 ]
 
@@ -55,6 +59,56 @@ def stream_id_for(kind: str | type, entity_id: object) -> str:
     """The conventional stream name ``"{type}-{id}"``, e.g. ``stream_id_for(Order, 42)``."""
     name = kind if isinstance(kind, str) else kind.__name__
     return f"{name}-{entity_id}"
+
+
+MAX_STREAM_ID_LENGTH: Final = 255
+"""The longest stream id, in characters (code points), that every store holds."""
+
+
+def check_stream_id(stream_id: object) -> None:
+    """Refuse a stream id that some store cannot hold, on every store alike.
+
+    The rule: a string of 1 to ``MAX_STREAM_ID_LENGTH`` characters, without NUL characters or
+    lone surrogates (PostgreSQL refuses both; UTF-8 cannot encode a lone surrogate). Every
+    ``EventStore`` adapter calls this before it touches a stream, so an id that works in a
+    test on the in-memory store works in production on PostgreSQL.
+
+    Raises:
+        InvalidStreamIdError: naming the id and the part of the rule it breaks.
+    """
+    # the common case costs a few comparisons; only a refused id pays for the explanation
+    if (
+        isinstance(stream_id, str)
+        and 0 < len(stream_id) <= MAX_STREAM_ID_LENGTH
+        and "\x00" not in stream_id
+        and (stream_id.isascii() or not _has_surrogate(stream_id))
+    ):
+        return
+    raise InvalidStreamIdError(stream_id, _stream_id_problem(stream_id))
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _stream_id_problem(stream_id: object) -> str:
+    if not isinstance(stream_id, str):
+        return f"it is a `{type(stream_id).__name__}`, not a string"
+    if not stream_id:
+        return "it is empty"
+    if len(stream_id) > MAX_STREAM_ID_LENGTH:
+        return f"it is {len(stream_id)} characters long, over the limit of {MAX_STREAM_ID_LENGTH}"
+    if "\x00" in stream_id:
+        return f"it holds a NUL character at index {stream_id.index(chr(0))}"
+    index, char = next((i, c) for i, c in enumerate(stream_id) if "\ud800" <= c <= "\udfff")
+    return (
+        f"it holds a lone surrogate ({repr(char)[1:-1]}) at index {index}, which is not "
+        "Unicode text and cannot be encoded as UTF-8"
+    )
 
 
 # EventMetadata and RecordedEvent are built once per event read: a replay of 1,000 events makes

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, Protocol, TypeVar
 
 import msgspec
 
-__all__ = ["Codec", "JsonObject", "MsgspecJsonCodec", "PydanticJsonCodec", "default_codec_for"]
+__all__ = [
+    "Codec",
+    "JsonObject",
+    "MsgspecJsonCodec",
+    "PydanticJsonCodec",
+    "default_codec_for",
+    "refuse_non_finite",
+]
 
 T = TypeVar("T")
 
@@ -21,7 +29,9 @@ class Codec(Protocol):
 
     ``to_object`` and ``from_object`` go through a plain JSON-like object, which is what
     upcasters work on. Errors: ``encode`` raises ``TypeError`` or ``ValueError`` for values it
-    cannot encode; the decoders raise ``ValueError`` (or a subclass) for bad input.
+    cannot encode, and for values it cannot encode exactly (the JSON codecs refuse NaN and
+    infinite floats, which JSON would turn into ``null``: see ``refuse_non_finite``); the
+    decoders raise ``ValueError`` (or a subclass) for bad input.
     """
 
     def encode(self, value: object) -> bytes: ...
@@ -44,7 +54,10 @@ class MsgspecJsonCodec:
         self._decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 
     def encode(self, value: object) -> bytes:
-        return self._encoder.encode(value)
+        data = self._encoder.encode(value)
+        if b"null" in data:  # NaN and infinity come out as null; a bytes search is ~free
+            refuse_non_finite(msgspec.to_builtins(value))
+        return data
 
     def decoder_for(self, cls: type[T]) -> msgspec.json.Decoder[T]:
         """msgspec's decoder for ``cls`` (cached): it raises ``msgspec.DecodeError``.
@@ -94,6 +107,8 @@ class PydanticJsonCodec:
             data: bytes = serializer.to_json(value)
         except Exception as exc:  # pydantic raises its own serialization error types
             raise ValueError(str(exc)) from exc
+        if b"null" in data:  # pydantic writes NaN and infinity as null too
+            refuse_non_finite(value.model_dump())  # type: ignore[attr-defined]
         return data
 
     def decode(self, data: bytes, cls: type[T]) -> T:
@@ -107,6 +122,44 @@ class PydanticJsonCodec:
     def from_object(self, obj: JsonObject, cls: type[T]) -> T:
         result: T = cls.model_validate(obj)  # type: ignore[attr-defined]
         return result
+
+
+def refuse_non_finite(builtins: object) -> None:
+    """Raise ``ValueError`` naming the first NaN or infinite float in a value's builtins form.
+
+    JSON has no NaN or infinity: encoders write ``null``, and the value would read back as
+    ``None`` (a ``float | None`` field) or not at all (a ``float`` field). Refused at encode
+    time, the writer hears of it instead of every later reader.
+    """
+    found = _non_finite(builtins, "")
+    if found is None:
+        return
+    path, number = found
+    where = f"field `{path}`" if path else "the value"
+    raise ValueError(
+        f"{where} is {number!r}, and JSON has no NaN or infinity: it would be stored as null "
+        "and not read back as written (store None, or the number as a string)"
+    )
+
+
+def _non_finite(obj: object, path: str) -> tuple[str, float] | None:
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (path, obj)
+    if isinstance(obj, dict):
+        for key, item in obj.items():
+            if isinstance(key, str):
+                inner = f"{path}.{key}" if path else key
+            else:
+                inner = f"{path}[{key!r}]"
+            found = _non_finite(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        for index, item in enumerate(obj):
+            found = _non_finite(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 _MSGSPEC = MsgspecJsonCodec()

@@ -16,6 +16,7 @@ from dockyard.eventsourcing._store import (
     ExpectedVersion,
     OpenAppend,
     RecordedEvent,
+    check_stream_id,
 )
 from dockyard.eventsourcing.store._codec import (
     EventRow,
@@ -28,8 +29,12 @@ from dockyard.eventsourcing.store._codec import (
 from dockyard.exceptions import DockyardError, StreamDeletedError
 from dockyard.serialization import Serializer
 from dockyard.sql._append_postgres import append_postgres
+from dockyard.sql._errors import (
+    INTEGRITY_ERRORS,
+    duplicate_event_id_error,
+    unavailable_as_store_error,
+)
 from dockyard.sql._event_log import OPEN_APPENDS
-from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._event_tables import events as events_table
 from dockyard.sql._event_tables import idempotency_keys, streams
 from dockyard.sql._reads import log_rows, stream_rows
@@ -68,6 +73,21 @@ class SqlEventStore:
         expected_version: int | ExpectedVersion,
         *,
         idempotency_key: str | None = None,
+    ) -> AppendResult:
+        try:
+            return await self._append_events(stream_id, events, expected_version, idempotency_key)
+        except INTEGRITY_ERRORS as error:  # the event id index refused a row
+            duplicate = await duplicate_event_id_error(error, self.uow, stream_id, events)
+            if duplicate is None:
+                raise
+            raise duplicate from error
+
+    async def _append_events(
+        self,
+        stream_id: str,
+        events: Sequence[object],
+        expected_version: int | ExpectedVersion,
+        idempotency_key: str | None,
     ) -> AppendResult:
         recorded_at = now()
         rows = encode_events(self.serializer, stream_id, events, expected_version, recorded_at)
@@ -152,6 +172,7 @@ class SqlEventStore:
         *,
         skip_unknown: bool = False,
     ) -> Sequence[RecordedEvent]:
+        check_stream_id(stream_id)
         sql_limit = None if skip_unknown else limit
         with unavailable_as_store_error(f"read stream `{stream_id}`"):
             rows = await stream_rows(
@@ -209,6 +230,7 @@ class SqlEventStore:
             ]
 
     async def delete_stream(self, stream_id: str) -> None:
+        check_stream_id(stream_id)
         connection = self.uow.connection
         insert = pg_insert if self._postgres else sqlite_insert
         deleted_at = now()
@@ -226,6 +248,7 @@ class SqlEventStore:
             )
 
     async def truncate_before(self, stream_id: str, version: int) -> None:
+        check_stream_id(stream_id)
         with unavailable_as_store_error(f"truncate stream `{stream_id}`"):
             await self.uow.connection.execute(
                 delete(events_table).where(

@@ -16,11 +16,13 @@ from dockyard.eventsourcing._store import (
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
+    check_stream_id,
 )
 from dockyard.eventsourcing._store_snapshots import Snapshot
 from dockyard.exceptions import (
     ConcurrencyError,
     CorruptEventError,
+    DuplicateEventIdError,
     MissingUpcasterError,
     SerializationError,
     UnknownEventTypeError,
@@ -64,15 +66,29 @@ def encode_events(
     expected_version: int | ExpectedVersion,
     recorded_at: datetime,
 ) -> list[EventRow]:
-    """Serialize every event before anything is written, naming the culprit on failure."""
+    """Check the stream id and serialize every event before anything is written, naming the
+    culprit on failure.
+
+    Raises:
+        InvalidStreamIdError: the stream id breaks ``check_stream_id``'s rule.
+        DuplicateEventIdError: two ``NewEvent`` items of the append carry one id.
+        SerializationError: an event cannot be encoded (NaN and infinite floats included).
+    """
+    check_stream_id(stream_id)
     if not events:
         raise ValueError(f"Append to stream `{stream_id}` needs at least one event.")
     rows: list[EventRow] = []
     entry_for = serializer.registry.entry_for
     new_ids = _new_event_ids(len(events))
+    given: set[UUID] | None = None  # the ids callers chose: only they can repeat
     for index, item in enumerate(events):
         if isinstance(item, NewEvent):
             event, event_id = item.event, item.event_id
+            if given is None:
+                given = set()
+            elif event_id in given:
+                raise DuplicateEventIdError(event_id, stream_id, within_append=True)
+            given.add(event_id)
             correlation_id, causation_id = item.correlation_id, item.causation_id
             occurred_at = item.timestamp or recorded_at
         else:

@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from dockyard.eventsourcing._store import AppendResult, ExpectedVersion, RecordedEvent
+from dockyard.eventsourcing._store import (
+    AppendResult,
+    ExpectedVersion,
+    RecordedEvent,
+    check_stream_id,
+)
 from dockyard.eventsourcing.store._codec import (
     check_expected_version,
     decode_event,
@@ -16,7 +21,7 @@ from dockyard.eventsourcing.store._codec import (
     now,
     type_names,
 )
-from dockyard.exceptions import StreamDeletedError
+from dockyard.exceptions import DuplicateEventIdError, StreamDeletedError
 from dockyard.serialization import Serializer
 
 __all__ = ["InMemoryEventStore"]
@@ -49,6 +54,8 @@ class _Log:
     streams: dict[str, _Stream] = field(default_factory=dict)
     events: list[_Stored] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
+    event_ids: set[UUID] = field(default_factory=set)
+    """The ids of the stored events: unique across the store, as the SQL adapters' index."""
     next_position: int = 1
     idempotency: dict[tuple[str, str], AppendResult] = field(default_factory=dict)
 
@@ -93,6 +100,10 @@ class InMemoryEventStore:
             raise StreamDeletedError(stream_id, stream.version, "append to")
         current = stream.version if stream is not None else 0
         check_expected_version(stream_id, expected_version, current, exists=current > 0)
+        event_ids = self._log.event_ids
+        for row in rows:
+            if row.event_id in event_ids:
+                raise DuplicateEventIdError(row.event_id, stream_id)
         if stream is None:
             stream = self._log.streams[stream_id] = _Stream()
         first_position = self._log.next_position
@@ -111,6 +122,7 @@ class InMemoryEventStore:
                 recorded_at=recorded_at,
             )
             stream.events.append(stored)
+            event_ids.add(row.event_id)
             self._log.events.append(stored)
             self._log.positions.append(stored.global_position)
         stream.version = current + len(rows)
@@ -131,6 +143,7 @@ class InMemoryEventStore:
         *,
         skip_unknown: bool = False,
     ) -> Sequence[RecordedEvent]:
+        check_stream_id(stream_id)
         stream = self._log.streams.get(stream_id)
         if stream is None:
             return []
@@ -160,11 +173,13 @@ class InMemoryEventStore:
         return self._decode(selected, limit, skip_unknown)
 
     async def delete_stream(self, stream_id: str) -> None:
+        check_stream_id(stream_id)
         stream = self._log.streams.setdefault(stream_id, _Stream())
         stream.deleted = True
         self._forget(stream_id, stream, keep_from=stream.version + 1)
 
     async def truncate_before(self, stream_id: str, version: int) -> None:
+        check_stream_id(stream_id)
         stream = self._log.streams.get(stream_id)
         if stream is None or stream.deleted:
             return
@@ -173,8 +188,11 @@ class InMemoryEventStore:
     def _forget(self, stream_id: str, stream: _Stream, keep_from: int) -> None:
         if not any(e.stream_version < keep_from for e in stream.events):
             return
-        stream.events = [e for e in stream.events if e.stream_version >= keep_from]
         log = self._log
+        log.event_ids.difference_update(
+            e.event_id for e in stream.events if e.stream_version < keep_from
+        )  # the SQL adapters delete the rows, so the ids are free again
+        stream.events = [e for e in stream.events if e.stream_version >= keep_from]
         log.events = [
             e for e in log.events if e.stream_id != stream_id or e.stream_version >= keep_from
         ]

@@ -22,8 +22,9 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +45,9 @@ from dockyard.eventsourcing import (
 )
 from dockyard.exceptions import (
     ConcurrencyError,
+    CorruptEventError,
+    DuplicateEventIdError,
+    InvalidStreamIdError,
     SerializationError,
     StreamDeletedError,
     UnknownEventTypeError,
@@ -97,7 +101,46 @@ class Holds:
     value: object
 
 
-KNOWN_EVENTS = (Opened, Deposited, Withdrawn, RenamedV1, NotRegisteredForReaders, Holds)
+@dataclass(frozen=True, slots=True)
+class Measured:
+    value: float
+    previous: float | None = None
+    history: tuple[float, ...] = ()
+
+
+@event_type("contract.counted")
+@dataclass(frozen=True, slots=True)
+class Counted:
+    count: int
+
+
+@event_type("contract.counted")
+@dataclass(frozen=True, slots=True)
+class CountedAsText:
+    """A reader's class for ``contract.counted`` that the stored bodies do not fit."""
+
+    count: list[str]
+
+
+KNOWN_EVENTS = (
+    Opened,
+    Deposited,
+    Withdrawn,
+    RenamedV1,
+    NotRegisteredForReaders,
+    Holds,
+    Measured,
+    Counted,
+)
+
+# Stream ids no store can hold, each with the words of the rule it breaks.
+UNSTORABLE_STREAM_IDS = [
+    pytest.param("", "it is empty", id="empty"),
+    pytest.param("S" * 256, "it is 256 characters long", id="too-long"),
+    pytest.param("Account-\x00-1", "a NUL character", id="nul"),
+    pytest.param("Account-\ud800-1", "a lone surrogate", id="lone-surrogate"),
+    pytest.param(42, "it is a `int`, not a string", id="not-a-string"),
+]
 
 
 def _stream() -> str:
@@ -519,6 +562,134 @@ class EventStoreContract:
         assert event.data == RenamedV2("Ada", "Lovelace")
         assert event.metadata.schema_version == 1
         assert event.type_name == "contract.renamed"
+
+    # ------------------------------------------------------------ refused at the door
+
+    @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+    async def test_non_finite_floats_are_refused_naming_the_field(
+        self, session: _Session, value: float
+    ) -> None:
+        # JSON has no NaN or infinity: stored as null, a `float` field could never be read
+        # again and a `float | None` one would silently read back None.
+        stream = _stream()
+        cases = [
+            (Measured(value), "`value`"),
+            (Measured(1.5, previous=value), "`previous`"),
+            (Measured(1.5, history=(0.5, value)), "`history[1]`"),
+        ]
+        for event, field_name in cases:
+            async with session() as store:
+                with pytest.raises(SerializationError) as info:
+                    await store.append(stream, [Opened("a"), event], 0)
+            error = info.value
+            assert (error.event_type, error.stream_id, error.stream_version) == (
+                "Measured",
+                stream,
+                2,
+            )
+            assert f"field {field_name} is {value!r}" in str(error), str(error)
+            assert "Nothing was appended." in str(error)
+        async with session() as store:
+            assert list(await store.read_stream(stream)) == []
+            await store.append(stream, [Measured(1.5, None, (2.5,))], NO_STREAM)
+        async with session() as store:
+            (read,) = await store.read_stream(stream)
+        assert read.data == Measured(1.5, None, (2.5,))
+
+    @pytest.mark.parametrize(("stream_id", "rule"), UNSTORABLE_STREAM_IDS)
+    async def test_stream_ids_no_store_can_hold_are_refused_everywhere(
+        self, session: _Session, stream_id: str, rule: str
+    ) -> None:
+        operations: dict[str, Callable[[EventStore], Awaitable[object]]] = {
+            "append": lambda store: store.append(stream_id, [Opened("a")], NO_STREAM),
+            "read_stream": lambda store: store.read_stream(stream_id),
+            "delete_stream": lambda store: store.delete_stream(stream_id),
+            "truncate_before": lambda store: store.truncate_before(stream_id, 2),
+        }
+        for name, operation in operations.items():
+            async with session() as store:
+                with pytest.raises(InvalidStreamIdError) as info:
+                    await operation(store)
+            error = info.value
+            assert error.stream_id == stream_id, name
+            assert rule in str(error), (name, str(error))
+            assert str(error).startswith("Stream id "), str(error)
+            assert "1 to 255 characters" in str(error)
+        async with session() as store:  # the store is still usable
+            await store.append(_stream(), [Opened("a")], NO_STREAM)
+
+    async def test_a_stream_id_of_255_characters_of_any_script_is_held(
+        self, session: _Session
+    ) -> None:
+        stream = (f"Ac-{uuid.uuid4().hex}-" + "日🚀é" * 100)[:255]
+        async with session() as store:
+            await store.append(stream, [Opened("a")], NO_STREAM)
+        async with session() as store:
+            (event,) = await store.read_stream(stream)
+        assert (event.stream_id, event.data) == (stream, Opened("a"))
+
+    async def test_a_reused_event_id_is_refused(self, session: _Session) -> None:
+        first, second, event_id = _stream(), _stream(), uuid.uuid4()
+        async with session() as store:
+            await store.append(first, [NewEvent(Opened("a"), event_id=event_id)], NO_STREAM)
+        for events in (
+            [NewEvent(Opened("b"), event_id=event_id)],
+            [Opened("b"), NewEvent(Deposited(1), event_id=event_id), Deposited(2)],
+        ):
+            async with session() as store:
+                with pytest.raises(DuplicateEventIdError) as info:
+                    await store.append(second, events, NO_STREAM)
+            error = info.value
+            assert (error.event_id, error.stream_id) == (event_id, second)
+            assert str(error) == (
+                f"Event id `{event_id}` is already stored, so the append to stream `{second}` "
+                "was refused and nothing was appended. Hint: event ids are unique across all "
+                "streams; let the store make them (leave out `NewEvent(event_id=...)`), or "
+                "pass `idempotency_key=` so that a retried append is a no-op."
+            )
+        async with session() as store:
+            assert list(await store.read_stream(second)) == []
+            (kept,) = await store.read_stream(first)
+            await store.append(second, [Opened("b")], NO_STREAM)
+        assert (kept.event_id, kept.data) == (event_id, Opened("a"))
+
+    async def test_one_event_id_twice_in_one_append_is_refused(self, session: _Session) -> None:
+        stream, event_id = _stream(), uuid.uuid4()
+        twice = [
+            NewEvent(Opened("a"), event_id=event_id),
+            NewEvent(Deposited(1), event_id=event_id),
+        ]
+        async with session() as store:
+            with pytest.raises(DuplicateEventIdError) as info:
+                await store.append(stream, twice, NO_STREAM)
+        assert (info.value.event_id, info.value.stream_id) == (event_id, stream)
+        assert str(info.value).startswith(
+            f"Event id `{event_id}` appears twice in the append to stream `{stream}`, so it "
+            "was refused and nothing was appended. Hint: "
+        )
+        async with session() as store:
+            assert list(await store.read_stream(stream)) == []
+
+    async def test_an_event_that_no_longer_decodes_names_its_place(
+        self, event_store_factory: EventStoreFactory, serializer: Serializer
+    ) -> None:
+        stream = _stream()
+        async with event_store_factory(serializer) as store:
+            result = await store.append(stream, [Opened("a"), Counted(3)], NO_STREAM)
+        await self._read_everything(lambda: event_store_factory(serializer), {stream}, expected=2)
+        reader = Serializer(TypeRegistry([Opened, CountedAsText]))
+        async with event_store_factory(reader) as store:
+            with pytest.raises(CorruptEventError) as in_stream:
+                await store.read_stream(stream)
+            with pytest.raises(CorruptEventError) as in_log:
+                await store.read_all(after_position=result.first_position, limit=10)
+        for error in (in_stream.value, in_log.value):
+            assert (error.type_name, error.stream_id, error.stream_version, error.position) == (
+                "contract.counted",
+                stream,
+                2,
+                result.last_position,
+            )
 
     # ---------------------------------------------------------------------------- helpers
 
