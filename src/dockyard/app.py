@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import signal
+from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing
 from dataclasses import replace
@@ -40,8 +42,12 @@ from dockyard.modules._extensions import (
 )
 from dockyard.modules._graph import ModuleGraph, ModuleNode, build_graph, builtin_node
 from dockyard.modules._module import ModuleLike
+from dockyard.modules._probes import serve_probes
+from dockyard.modules._supervisor import Supervisor, WorkerHealth, describe
 
 __all__ = ["App", "Lifespan"]
+
+logger = logging.getLogger("dockyard.worker")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -68,6 +74,7 @@ class App:
         "_messaging",
         "_root",
         "_started",
+        "_supervisors",
         "graph",
     )
 
@@ -93,6 +100,7 @@ class App:
         self._exit_stack: AsyncExitStack | None = None
         self._started = False
         self._container_closed = False
+        self._supervisors: list[Supervisor] = []
 
     @classmethod
     def build(
@@ -254,40 +262,75 @@ class App:
             for service in extension.background_services(self)
         ]
 
-    async def run_worker(self, *, stop: asyncio.Event | None = None, grace: float = 30.0) -> None:
+    def health(self) -> WorkerHealth:
+        """The state of each background service of the worker running in this process.
+
+        Each is ``starting``, ``running``, ``degraded`` (with the reason: an outage it waits
+        out), ``stopped`` or ``failed``. Empty until :meth:`run_worker` starts; after it
+        returns, the states it ended with. ``dockyard worker --health-port N`` serves this
+        as ``/livez`` and ``/readyz``.
+        """
+        return WorkerHealth(tuple(s.health() for s in self._supervisors))
+
+    async def run_worker(
+        self,
+        *,
+        stop: asyncio.Event | None = None,
+        grace: float = 30.0,
+        health_port: int | None = None,
+        max_backoff: float = 10.0,
+    ) -> None:
         """Run every background service (relays, projections, consumers) until told to stop.
 
-        Stops on SIGTERM or SIGINT (or when ``stop`` is set): sets the services' stop event so
-        they finish in-flight work and release their leases, waits up to ``grace`` seconds,
-        then cancels what is left. Starts the app first if it is not started (and then stops
-        it at the end). If a service fails, the others are stopped the same way.
+        Each service runs under a supervisor: an outage (database or broker down, refusing
+        or dropping connections) makes it *degraded*, not dead; it is restarted with backoff
+        (jittered, doubling up to ``max_backoff`` seconds) and resumes where it was. Only a
+        bug or a configuration error ends a service; then the others are stopped too and
+        the error is raised. See ``docs/operations.md``.
+
+        Stops on SIGTERM or SIGINT (or when ``stop`` is set): the services finish their
+        in-flight work and release their leases; whatever has not stopped after ``grace``
+        seconds (or at a second signal) is cancelled. Starts the app first if it is not
+        started (and then stops it at the end).
+
+        Args:
+            stop: Set it to stop the worker (signals set it too).
+            grace: Seconds the services get to finish in-flight work once told to stop.
+            health_port: Serve ``/livez`` and ``/readyz`` on this port while running.
+            max_backoff: The longest wait between two restarts of a service in an outage.
 
         Raises:
             ExceptionGroup: The errors of the services that failed.
         """
         stop = stop if stop is not None else asyncio.Event()
+        force = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(signum: signal.Signals) -> None:
+            if stop.is_set():
+                logger.warning("%s again: cancelling what is still running", signum.name)
+                force.set()
+                return
+            logger.info("%s: stopping (grace %.0fs; send it again to force)", signum.name, grace)
+            stop.set()
+
         signals: list[signal.Signals] = []
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, stop.set)  # main thread, Unix only
+                loop.add_signal_handler(signum, on_signal, signum)  # main thread, Unix only
                 signals.append(signum)
         owns_lifecycle = not self._started
+        probes: asyncio.Server | None = None
         try:
             if owns_lifecycle:
                 await self.start()
-            tasks = [
-                asyncio.create_task(s.run(stop), name=s.name) for s in self.background_services()
+            self._supervisors = supervisors = [
+                Supervisor(s, max_backoff=max_backoff) for s in self.background_services()
             ]
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-            stop.set()  # a service that ended on its own (or failed) stops the others
-            await stopping
-            if tasks:
-                _, late = await asyncio.wait(tasks, timeout=grace)
-                for task in late:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+            if health_port is not None:
+                probes = await serve_probes(self.health, health_port)
+            tasks = [asyncio.create_task(s.run(stop), name=s.name) for s in supervisors]
+            await _until_stopped(tasks, stop, force, grace)
             errors = [e for t in tasks if not t.cancelled() and (e := t.exception()) is not None]
             if errors:
                 msg = f"{len(errors)} of {len(tasks)} background services failed"
@@ -297,8 +340,13 @@ class App:
         finally:
             for signum in signals:
                 loop.remove_signal_handler(signum)
+            if probes is not None:
+                probes.close()
             if owns_lifecycle:
-                await self.stop()
+                try:
+                    await self.stop()
+                except Exception as error:  # noqa: BLE001 - the worker stops all the same
+                    logger.error("stopping the app: %s", describe(error))  # noqa: TRY400 - one line
 
     def _extensions(self) -> list[object]:
         return [extension for node in self.graph for extension in node.extensions]
@@ -410,6 +458,26 @@ class App:
     @property
     def root(self) -> ModuleLike:
         return self._root
+
+
+async def _until_stopped(
+    tasks: list[asyncio.Task[None]], stop: asyncio.Event, force: asyncio.Event, grace: float
+) -> None:
+    """Wait for ``stop`` (or a service that ended), then up to ``grace`` for every task."""
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    forcing: asyncio.Future[Any] = asyncio.ensure_future(force.wait())
+    try:
+        await asyncio.wait([*tasks, stopping], return_when=FIRST_COMPLETED)
+        stop.set()  # a service that ended on its own (or failed) stops the others
+        finished: asyncio.Future[Any] = asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.wait([finished, forcing], timeout=grace, return_when=FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()  # those past the grace period, or all at a second signal
+        await finished
+    finally:
+        for waiter in (stopping, forcing):
+            waiter.cancel()
+        await asyncio.gather(stopping, forcing, return_exceptions=True)
 
 
 def _make_container(

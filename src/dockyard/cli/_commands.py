@@ -10,6 +10,7 @@ import typer
 
 from dockyard.cli._load import load_app
 from dockyard.exceptions import AppImportError
+from dockyard.modules import ServiceState
 
 __all__ = ["cli"]
 
@@ -27,11 +28,19 @@ def worker(
     grace: Annotated[
         float, typer.Option(help="Seconds services get to finish in-flight work on stop.")
     ] = 30.0,
+    health_port: Annotated[
+        int | None,
+        typer.Option(help="Serve `/livez` and `/readyz` (HTTP) on this port."),
+    ] = None,
+    max_backoff: Annotated[
+        float, typer.Option(help="Longest wait, in seconds, between retries in an outage.")
+    ] = 10.0,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
 ) -> None:
     """Run the app's background services (relay, projections, consumers) until SIGTERM/SIGINT.
 
-    Safe to run in several processes at once.
+    Safe to run in several processes at once. Outages of the database or a broker do not
+    stop it (see `docs/operations.md`); a second signal cancels what has not stopped yet.
     """
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -43,4 +52,13 @@ def worker(
         raise typer.Exit(2) from None
     names = ", ".join(s.name for s in loaded.background_services()) or "none"
     typer.echo(f"dockyard worker: running {names}", err=True)
-    asyncio.run(loaded.run_worker(grace=grace))
+    try:
+        asyncio.run(
+            loaded.run_worker(grace=grace, health_port=health_port, max_backoff=max_backoff)
+        )
+    except BaseExceptionGroup:
+        # Each failure is logged with its traceback where it happened; say which, once.
+        for service in loaded.health().services:
+            if service.state is ServiceState.FAILED:
+                typer.echo(f"error: {service.name} failed: {service.reason}", err=True)
+        raise typer.Exit(1) from None

@@ -14,9 +14,11 @@ import contextlib
 import enum
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from dockyard.consumer._policies import ErrorPolicies, Exhausted, failing_handler
 from dockyard.exceptions import MessageRejectedError, UnknownEventTypeError
+from dockyard.modules._supervisor import is_outage, service_running
 from dockyard.outbox import Consume, Consumer, OutboxStore
 from dockyard.outbox._consumer import ScopeFactory
 from dockyard.serialization import Serializer
@@ -123,16 +125,32 @@ class Listener:
         endpoint = self.endpoint
         slots = asyncio.Semaphore(endpoint.concurrency)
         running: set[asyncio.Task[Outcome]] = set()
-        stopped = asyncio.ensure_future(stop.wait())
+        stopped: asyncio.Future[bool] = asyncio.ensure_future(stop.wait())
+        failed: list[BaseException] = []
+        broken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def settle(task: asyncio.Task[Outcome]) -> None:
+            running.discard(task)
+            slots.release()
+            if not task.cancelled() and (error := task.exception()) is not None:
+                failed.append(error)
+                if not broken.done():
+                    broken.set_result(None)  # stop receiving
+
         async with self.transport.subscribe(
             endpoint.destination, endpoint.group, prefetch=endpoint.concurrency
         ) as subscription:
+            service_running()
             deliveries = aiter(subscription)
             try:
                 while not stop.is_set():
                     await slots.acquire()
-                    receive = asyncio.ensure_future(anext(deliveries, None))
-                    await asyncio.wait({receive, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                    if failed:
+                        break
+                    receive: asyncio.Future[Any] = asyncio.ensure_future(anext(deliveries, None))
+                    await asyncio.wait(
+                        {receive, stopped, broken}, return_when=asyncio.FIRST_COMPLETED
+                    )
                     if not receive.done():
                         receive.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
@@ -143,10 +161,14 @@ class Listener:
                         break
                     task = asyncio.create_task(self.handle(delivery))
                     running.add(task)
-                    task.add_done_callback(running.discard)
-                    task.add_done_callback(lambda _: slots.release())
+                    task.add_done_callback(settle)
                 if running:
                     await asyncio.wait(running)
+                if failed:
+                    # An outage, as a rule (handler errors go to the policies): leaving the
+                    # subscription gives the unsettled deliveries back; the worker's
+                    # supervisor restarts this listener with backoff.
+                    raise failed[0]
             finally:
                 stopped.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -174,7 +196,9 @@ class Listener:
         while True:
             try:
                 handled = await self._consumer._dispatch(value, delivery)  # noqa: SLF001
-            except Exception as exc:  # noqa: BLE001 - the policy decides
+            except Exception as exc:
+                if is_outage(exc):
+                    raise  # the database or a broker, not the handler: nothing is counted
                 policy = self.endpoint.policies.for_error(exc, failing_handler(exc))
                 error = f"{type(exc).__name__}: {exc}"
                 if inline < policy.inline_retries:
@@ -199,6 +223,7 @@ class Listener:
                     return Outcome.DISCARDED
                 return await self._dead(delivery, error)
             await delivery.ack()
+            service_running()
             return Outcome.HANDLED if handled else Outcome.DUPLICATE
 
     def _problem(self, delivery: Delivery) -> str | None:

@@ -24,6 +24,8 @@ class _Deferred:
 
     __slots__ = ("_app", "_endpoint")
 
+    reports_health = True  # the listener says when it receives (worker supervision)
+
     def __init__(self, app: App, endpoint: Endpoint) -> None:
         self._app = app
         self._endpoint = endpoint

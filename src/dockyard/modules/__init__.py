@@ -11,6 +11,13 @@ from dockyard.modules._extensions import (
 )
 from dockyard.modules._graph import ModuleGraph, ModuleNode
 from dockyard.modules._module import DynamicModule, ModuleLike, ModuleMetadata, get_metadata, module
+from dockyard.modules._supervisor import (
+    ServiceHealth,
+    ServiceState,
+    WorkerHealth,
+    service_degraded,
+    service_running,
+)
 
 __all__ = [
     "BackgroundService",
@@ -25,6 +32,11 @@ __all__ = [
     "OnModuleDestroy",
     "OnModuleInit",
     "ProvidesBackgroundServices",
+    "ServiceHealth",
+    "ServiceState",
+    "WorkerHealth",
     "get_metadata",
     "module",
+    "service_degraded",
+    "service_running",
 ]

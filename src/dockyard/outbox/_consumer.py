@@ -22,6 +22,7 @@ from dishka import AsyncContainer
 
 from dockyard.messaging._interfaces import IMessageBus
 from dockyard.messaging._messages import Request
+from dockyard.modules._supervisor import is_outage, service_running
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
 from dockyard.outbox._retry import RetryPolicy
 from dockyard.outbox._store import Inbox, OutboxStore
@@ -116,6 +117,7 @@ class Consumer:
         """Receive and handle deliveries until ``stop`` is set; the one in flight finishes."""
         spec = self.spec
         async with self.transport.subscribe(spec.destination, spec.group) as subscription:
+            service_running()
             deliveries = aiter(subscription)
             stopped = asyncio.ensure_future(stop.wait())
             try:
@@ -147,7 +149,11 @@ class Consumer:
             return await self._dead_letter(delivery, str(exc))
         try:
             handled = await self._dispatch(value, delivery)
-        except Exception as exc:  # noqa: BLE001 - a failing handler is retried, then dead
+        except Exception as exc:
+            if is_outage(exc):
+                # The database (or a broker) is down, not the handler: nothing is counted
+                # against the message. It goes back when the subscription closes.
+                raise
             error = f"{type(exc).__name__}: {exc}"
             if self.spec.retry.exhausted(delivery.attempt):
                 return await self._dead_letter(delivery, error)

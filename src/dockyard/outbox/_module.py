@@ -38,6 +38,8 @@ class _Deferred:
 
     __slots__ = ("_build", "_name")
 
+    reports_health = True  # the relay and consumers say when they work (worker supervision)
+
     def __init__(self, name: str, build: Callable[[], Awaitable[BackgroundService]]) -> None:
         self._name = name
         self._build = build

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dockyard.exceptions import StoreUnavailableError, TransportUnavailableError
+from dockyard.modules._supervisor import service_degraded, service_running
 from dockyard.outbox._message import OutboxMessage
 from dockyard.outbox._retry import RetryPolicy
 from dockyard.outbox._settings import RelaySettings
@@ -105,7 +106,7 @@ class OutboxRelay:
                     result = await self._drain(stop)
                     await self._cleanup()
                 except StoreUnavailableError as error:
-                    logger.warning("%s: the outbox store is unavailable: %s", self._name, error)
+                    service_degraded(f"the outbox store is unavailable: {error}")
                     idle = min(settings.idle_poll_interval, max(idle * 2, 0.5))
                     await _wait_any(stop, wake, idle)
                     continue
@@ -127,6 +128,7 @@ class OutboxRelay:
                         self._name, time.monotonic() - outage_started,
                     )  # fmt: skip
                     outage_tries = 0
+                service_running()
                 if result.delivered:
                     idle = _MIN_POLL
                 timeout = await self._idle_timeout(idle)

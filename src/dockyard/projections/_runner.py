@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from dishka.exceptions import NoFactoryError
 
 from dockyard.exceptions import StoreUnavailableError
+from dockyard.modules._supervisor import backoff, service_degraded, service_running
 from dockyard.projections._engine import Engine, LocalState, Outcome, Step, describe
 from dockyard.projections._leases import LeaseStore
 from dockyard.projections._notify import EventNotifier
@@ -59,6 +60,8 @@ class CatchUpRunner:
 
     __slots__ = ("_resolve_control", "name", "owner")
 
+    reports_health = True  # says when it works again after an outage (worker supervision)
+
     def __init__(self, name: str, control: Callable[[], Awaitable[ProjectionControl]]) -> None:
         self.name = name
         self.owner = new_owner()
@@ -81,7 +84,10 @@ class CatchUpRunner:
                     held = await leases.acquire(self.name, self.owner, ttl)
                 except StoreUnavailableError as error:
                     local.last_error = describe(error)
-                    held = False
+                    service_degraded(local.last_error)
+                    await _wait_any([stop], ttl / 3)
+                    continue
+                service_running()  # holding the lease or standing by: both are working
                 if not held:
                     await _wait_any([stop], ttl / 3)
                     continue
@@ -151,6 +157,7 @@ class _Worker:
         "isolate_until",
         "local",
         "notices",
+        "outages",
         "poll",
         "stops",
         "until_idle",
@@ -173,6 +180,7 @@ class _Worker:
         self.waits = [*stops, local.wake] if notices is None else [*stops, local.wake, notices]
         self.isolate_until: int | None = None
         self.attempts = 0
+        self.outages = 0
         self.poll = _FIRST_POLL
         self.burst_until = 0.0
 
@@ -187,9 +195,14 @@ class _Worker:
                 step = await self.engine.step(limit, self.local)
             except StoreUnavailableError as error:
                 self.local.last_error = describe(error)
-                logger.warning("projection %s: %s", self.engine.target.name, self.local.last_error)
-                await _wait_any(self.stops, settings.max_poll_interval)
+                service_degraded(self.local.last_error)  # one log line per outage, not per try
+                self.outages += 1
+                await _wait_any(self.stops, backoff(self.outages, settings.idle_poll_interval))
                 continue
+            if self.outages:
+                self.outages = 0
+                self.local.last_error = None
+            service_running()
             if step.outcome is Outcome.APPLIED:
                 self.attempts, self.poll = 0, _FIRST_POLL
                 self.local.last_error = None

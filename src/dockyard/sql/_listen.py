@@ -3,7 +3,7 @@
 Used by the projection runners' ``PostgresEventNotifier`` (``dockyard_events``) and by outbox
 relays (``dockyard_outbox``). The connection comes from the database's pool and is kept while
 anyone listens; if it drops, every waiter is woken (so it looks at the table) and the
-connection is reopened.
+connection is reopened, with backoff (one warning when it is lost, one line when it is back).
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.modules._supervisor import Outage, backoff, describe
 from dockyard.sql._database import Database
 
 __all__ = ["PostgresListener"]
 
-_RECONNECT = 1.0
+_MAX_RECONNECT = 5.0
+"""The longest wait between two attempts to reopen a lost LISTEN connection."""
 
 
 class PostgresListener:
@@ -64,6 +66,8 @@ class PostgresListener:
 
     async def _supervise(self) -> None:
         lost = asyncio.Event()
+        outage = Outage(f"LISTEN {self.channel} (waiters poll meanwhile)", self._logger)
+        failures = 0
         while True:
             lost.clear()
             try:
@@ -78,9 +82,12 @@ class PostgresListener:
                 raw.add_termination_listener(lambda *_: lost.set())
             except Exception as error:  # noqa: BLE001 - keep trying; waiters poll meanwhile
                 await self._close()
-                self._logger.warning("cannot LISTEN on %s: %s", self.channel, error)
-                await asyncio.sleep(_RECONNECT)
+                failures += 1
+                outage.down(describe(error))  # one line when it goes, one when it is back
+                await asyncio.sleep(backoff(failures, _MAX_RECONNECT))
                 continue
+            failures = 0
+            outage.up()
             self._notify()  # anything committed while nobody listened: look now
             await lost.wait()
             self._notify()

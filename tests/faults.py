@@ -1,0 +1,158 @@
+"""A TCP proxy the test owns, to make outages without touching the shared servers.
+
+Put it in front of PostgreSQL or a broker and point the code under test at ``proxy.port``::
+
+    async with FaultProxy(5432) as proxy:          # 127.0.0.1:5432 behind 127.0.0.1:proxy.port
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:{proxy.port}/test"
+        ...
+        await proxy.cut()        # drop every open connection (as pg_terminate_backend would)
+        await proxy.refuse()     # drop them and refuse new ones (the server is down)
+        proxy.stall()            # keep connections open, forward nothing (a hung network)
+        await proxy.restore()    # back to normal: accept and forward again
+
+The proxy keeps its port across ``refuse()``/``restore()``, so clients reconnect to the same
+address. ``opened`` counts connections accepted so far; ``open`` is how many are open now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, Self
+
+__all__ = ["FaultProxy"]
+
+_CHUNK = 65536
+
+
+class FaultProxy:
+    """Forwards ``127.0.0.1:port`` to ``host:target_port``; cuts, refuses and stalls on command."""
+
+    def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.target_port = target_port
+        self.port = 0
+        """The port clients connect to (chosen when the proxy starts)."""
+        self.opened = 0
+        """Connections accepted since the proxy started."""
+        self._server: asyncio.Server | None = None
+        self._pairs: set[_Pair] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    @property
+    def open(self) -> int:
+        """Client connections open right now."""
+        return len(self._pairs)
+
+    @property
+    def refusing(self) -> bool:
+        return self._server is None
+
+    async def __aenter__(self) -> Self:
+        self.port = _free_port()
+        await self._listen()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._flowing.set()
+        await self.refuse()
+
+    async def cut(self) -> int:
+        """Close every open connection at once (both sides see a reset); return how many."""
+        pairs, self._pairs = list(self._pairs), set()
+        for pair in pairs:
+            pair.abort()
+        await asyncio.gather(*(pair.done for pair in pairs), return_exceptions=True)
+        return len(pairs)
+
+    async def refuse(self) -> int:
+        """Stop listening (connects are refused) and cut every open connection."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        return await self.cut()
+
+    def stall(self) -> None:
+        """Hold every byte in both directions (connections and connects hang) until restored."""
+        self._flowing.clear()
+
+    async def restore(self) -> None:
+        """Accept and forward again."""
+        self._flowing.set()
+        if self._server is None:
+            await self._listen()
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.opened += 1
+        try:
+            upstream = await asyncio.open_connection(self.host, self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        pair = _Pair(writer, upstream[1])
+        self._pairs.add(pair)
+        pair.start(
+            self._pump(reader, upstream[1], pair),
+            self._pump(upstream[0], writer, pair),
+        )
+        await pair.done
+        self._pairs.discard(pair)
+
+    async def _pump(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, pair: _Pair
+    ) -> None:
+        try:
+            while True:
+                data = await source.read(_CHUNK)
+                if not data:
+                    break
+                await self._flowing.wait()
+                sink.write(data)
+                await sink.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        pair.abort()
+
+
+class _Pair:
+    """A client connection and its upstream; aborting one aborts both."""
+
+    def __init__(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter) -> None:
+        self._writers = (client, upstream)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def start(self, *pumps: Coroutine[Any, Any, None]) -> None:
+        self._tasks = [asyncio.ensure_future(p) for p in pumps]
+        for task in self._tasks:
+            task.add_done_callback(self._finished)
+
+    def abort(self) -> None:
+        for writer in self._writers:
+            writer.transport.abort()
+        for task in self._tasks:
+            task.cancel()
+
+    def _finished(self, _: object) -> None:
+        if all(t.done() for t in self._tasks) and not self.done.done():
+            self.done.set_result(None)
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
