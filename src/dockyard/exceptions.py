@@ -879,7 +879,8 @@ class ProjectionResetError(DockyardError, TypeError):
 
 
 class ProjectionFailedError(DockyardError, RuntimeError):
-    """A projection is parked on an event its handler kept failing on."""
+    """A projection is parked on an event its handler kept failing on (``attempts`` times), or
+    on one it could not read (``attempts == 0``)."""
 
     def __init__(self, name: str, position: int, error: str, attempts: int) -> None:
         self.name = name
@@ -889,6 +890,14 @@ class ProjectionFailedError(DockyardError, RuntimeError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
+        if self.attempts == 0:  # it never reached the handler
+            return (
+                f"Projection `{self.name}` is parked at global position {self.position}: its "
+                f"event cannot be read: {self.error} Hint: make it readable (register its type, "
+                "add an upcaster, deploy the code that wrote it, or repair the row), then "
+                f"`await control.retry({self.name!r})`, or `await control.skip({self.name!r})` "
+                "to move past that one event."
+            )
         return (
             f"Projection `{self.name}` is parked at global position {self.position} after "
             f"{self.attempts} failed attempts: {self.error}. "

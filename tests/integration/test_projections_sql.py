@@ -95,6 +95,36 @@ async def test_a_failing_event_rolls_its_batch_back_then_parks_exactly_there(
         assert await read_model(database) == ({"a": (55 - 5, 9)}, 9)
 
 
+async def test_an_event_that_cannot_be_read_parks_the_projection_at_its_position(
+    database: Database,
+) -> None:
+    async with build_app(database) as app:
+        await append(app, "Account-1", *(Deposited("a", i) for i in range(1, 6)))
+        positions = await _positions(app)
+        async with database.engine.begin() as connection:  # a row no code can decode
+            await connection.execute(
+                sa.text("UPDATE dockyard_events SET data = :data WHERE global_position = :at"),
+                {"data": b"not json", "at": positions[2]},
+            )
+        with pytest.raises(ProjectionFailedError) as info:
+            await wait_for_projections(app)
+        assert (info.value.position, info.value.attempts) == (positions[2], 0)
+        control = await app.get(ProjectionControl)
+        (status,) = await control.status()
+        assert (status.state, status.position, status.failed_position) == (
+            ProjectionState.FAILED,
+            positions[1],
+            positions[2],
+        )
+        assert status.error is not None
+        assert status.error.startswith("CorruptEventError: Stored event `Deposited` in stream ")
+        assert await read_model(database) == ({"a": (1 + 2, 2)}, 2)
+
+        await control.skip("balances")
+        await wait_for_projections(app)
+        assert await read_model(database) == ({"a": (15 - 3, 4)}, 4)
+
+
 async def test_retry_applies_the_event_once_fixed(database: Database) -> None:
     POISON.add(2)
     async with build_app(database) as app:

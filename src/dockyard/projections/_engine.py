@@ -220,13 +220,19 @@ class Engine:
         local.wake.set()
         return changed
 
-    async def park(self, local: LocalState, position: int, event: RecordedEvent, error: str,
+    async def park(self, local: LocalState, position: int | None, failed_at: int, error: str,
                    attempts: int) -> None:  # fmt: skip
-        """Record the failure, unless someone moved the checkpoint meanwhile."""
-        failure = Failure(event.global_position, error, attempts, utc_now())
+        """Record the failure of the event at ``failed_at``, unless someone moved the
+        checkpoint meanwhile: from ``position``, or (``None``: not known) past the event."""
+        failure = Failure(failed_at, error, attempts, utc_now())
 
         def mark(current: Checkpoint) -> Checkpoint | None:
-            if current.position != position or current.failure is not None:
+            moved = (
+                current.position >= failed_at
+                if position is None
+                else (current.position != position)
+            )
+            if moved or current.failure is not None:
                 return None
             return replace(current, failure=failure)
 

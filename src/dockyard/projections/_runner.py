@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 
 from dishka.exceptions import NoFactoryError
 
-from dockyard.exceptions import StoreUnavailableError
+from dockyard.exceptions import (
+    CorruptEventError,
+    MissingUpcasterError,
+    StoreUnavailableError,
+    UnknownEventTypeError,
+)
 from dockyard.modules._supervisor import backoff, service_degraded, service_running
 from dockyard.projections._engine import Engine, LocalState, Outcome, Step, describe
 from dockyard.projections._leases import LeaseStore
@@ -144,7 +149,8 @@ async def work(
     """Apply batches until one of ``stops`` is set (or, with ``until_idle``, the log is done).
 
     A failing batch is replayed one event per transaction; the failing event is retried per
-    the retry policy, then the projection parks on it.
+    the retry policy, then the projection parks on it. An event that cannot be read (corrupt,
+    unknown type, no upcaster) parks it at once, after the events before it are applied.
     """
     await _Worker(engine, local, stops, notices, until_idle).run()
 
@@ -199,6 +205,9 @@ class _Worker:
                 self.outages += 1
                 await _wait_any(self.stops, backoff(self.outages, settings.idle_poll_interval))
                 continue
+            except (CorruptEventError, UnknownEventTypeError, MissingUpcasterError) as error:
+                await self._unreadable(error, limit)
+                continue
             if self.outages:
                 self.outages = 0
                 self.local.last_error = None
@@ -241,11 +250,42 @@ class _Worker:
         )
         if self.attempts >= retry.max_attempts:
             await self.engine.park(
-                self.local, step.checkpoint.position, step.failed, error, self.attempts
+                self.local,
+                step.checkpoint.position,
+                step.failed.global_position,
+                error,
+                self.attempts,
             )
             self.attempts, self.isolate_until = 0, None
             return
         await _wait_any(self.stops, retry.delay(self.attempts))
+
+    async def _unreadable(
+        self, error: CorruptEventError | UnknownEventTypeError | MissingUpcasterError, limit: int
+    ) -> None:
+        """An event of the batch cannot be read: apply the ones before it, then park on it.
+
+        Reading it again gives the same answer, so there are no retries: the status shows the
+        position and the reason until someone makes it readable and retries, or skips it.
+        """
+        name = self.engine.target.name
+        # the error's own hint is about rows and upcasters; ProjectionFailedError gives one
+        reason = self.local.last_error = describe(error).split(" Hint: ")[0]
+        if error.position is None:  # an adapter that does not say where: report, try later
+            logger.error("projection %s: an event cannot be read: %s", name, reason)
+            await _wait_any(self.stops, self.engine.settings.max_poll_interval)
+            return
+        if limit > 1:
+            self.isolate_until = error.position  # one event per step up to it
+            return
+        logger.error(
+            "projection %s: parked at global position %d, its event cannot be read: %s",
+            name,
+            error.position,
+            reason,
+        )
+        await self.engine.park(self.local, None, error.position, reason, 0)
+        self.attempts, self.isolate_until = 0, None
 
     async def _idle(self) -> None:
         settings = self.engine.settings

@@ -23,6 +23,7 @@ from uuid import UUID, SafeUUID
 
 from dockyard.eventsourcing._store import ExpectedVersion
 from dockyard.eventsourcing.store._codec import EventRow
+from dockyard.exceptions import CorruptEventError
 from dockyard.sql._event_tables import events, streams
 from dockyard.sql._unit_of_work import UnitOfWork
 
@@ -183,6 +184,8 @@ _UNKNOWN_SAFETY = SafeUUID.unknown
 def _uuid(hex_digits: str) -> UUID:
     # UUID(hex) validates and normalizes its argument, twice the cost of this; the column only
     # ever holds what ``UUID.hex`` wrote, and int() still rejects anything that is not hex.
+    if len(hex_digits) != 32:
+        raise ValueError(f"invalid literal for a UUID's 32 hex digits: {hex_digits!r}")
     uuid = _new(UUID)
     _set(uuid, "int", int(hex_digits, 16))
     _set(uuid, "is_safe", _UNKNOWN_SAFETY)
@@ -200,12 +203,36 @@ def from_storage(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
             found = moments[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
         return found
 
-    return [
-        (position, _uuid(event_id), stream_id, version, type_name, schema_version, data,
-         correlation_id, causation_id, moment(occurred_at), moment(recorded_at))
-        for (position, event_id, stream_id, version, type_name, schema_version, data,
-             correlation_id, causation_id, occurred_at, recorded_at) in rows
-    ]  # fmt: skip
+    try:
+        return [
+            (position, _uuid(event_id), stream_id, version, type_name, schema_version, data,
+             correlation_id, causation_id, moment(occurred_at), moment(recorded_at))
+            for (position, event_id, stream_id, version, type_name, schema_version, data,
+                 correlation_id, causation_id, occurred_at, recorded_at) in rows
+        ]  # fmt: skip
+    except (ValueError, TypeError):
+        raise _corrupt_row(rows) from None
+
+
+def _corrupt_row(rows: Sequence[Sequence[Any]]) -> CorruptEventError:
+    """The error naming the first row whose id or timestamps do not parse (the cold path)."""
+
+    def moment(text: str) -> datetime:
+        return datetime.fromisoformat(text)
+
+    for row in rows:
+        position, event_id, stream_id, version, type_name = row[:5]
+        for column, value, parse in (
+            ("event_id", event_id, _uuid),
+            ("occurred_at", row[9], moment),
+            ("recorded_at", row[10], moment),
+        ):
+            try:
+                parse(value)
+            except (ValueError, TypeError):
+                detail = f"its {column} column holds {value!r}"
+                return CorruptEventError(type_name, detail, stream_id, version, position)
+    raise AssertionError("no row of the page is malformed, yet its conversion failed")
 
 
 def _fetch_in_thread(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from dataclasses import dataclass
 
 import pytest
 from memory_projections import Deposited, MemoryStores, Renamed, Withdrawn
 
 from dockyard.app import App
 from dockyard.eventsourcing import ANY, EventStore, RecordedEvent
+from dockyard.eventsourcing.store import InMemoryEventStore
 from dockyard.exceptions import (
     InvalidProjectionError,
     ProjectionFailedError,
@@ -31,6 +33,7 @@ from dockyard.projections import (
     RunnerSettings,
     handles,
 )
+from dockyard.serialization import Serializer, TypeRegistry, event_type
 from dockyard.testing import wait_for_projections
 
 
@@ -202,6 +205,78 @@ async def test_retry_tries_the_parked_event_again() -> None:
             "check `await control.status()` first; only a projection in state `failed` can be "
             "retried or skipped."
         )
+
+
+@event_type("Deposited")
+@dataclass(frozen=True, slots=True)
+class DepositedByAnotherWriter:
+    """Stored under the app's ``Deposited`` name, in a shape the app cannot decode."""
+
+    account: str
+    amount: str
+
+
+@event_type("Deposited", schema_version=2)
+@dataclass(frozen=True, slots=True)
+class DepositedByNewerCode:
+    account: str
+    amount: int
+
+
+@pytest.mark.parametrize(
+    ("unreadable", "reason"),
+    [
+        (DepositedByAnotherWriter("a", "three"), "CorruptEventError: Stored event `Deposited`"),
+        (DepositedByNewerCode("a", 3), "MissingUpcasterError: Event `Deposited`"),
+    ],
+    ids=["corrupt", "newer-schema"],
+)
+async def test_an_event_that_cannot_be_read_parks_the_projection_that_meets_it(
+    unreadable: object, reason: str
+) -> None:
+    app, ledger = build()
+    async with app:
+        store = await app.get(EventStore)
+        assert isinstance(store, InMemoryEventStore)
+        other_writer = store.using(Serializer(TypeRegistry([type(unreadable)])))
+        await append(app, Deposited("a", 1), Deposited("a", 2))
+        await other_writer.append("Account-1", [unreadable], ANY)
+        await append(app, Deposited("a", 4), Withdrawn("a", 1))
+        with pytest.raises(ProjectionFailedError) as info:
+            await wait_for_projections(app)
+        error = info.value
+        assert (error.name, error.position, error.attempts) == ("Balances", 3, 0)
+        assert str(error).startswith(
+            f"Projection `Balances` is parked at global position 3: its event cannot be read: "
+            f"{reason}"
+        )
+        assert str(error).endswith(
+            "Hint: make it readable (register its type, add an upcaster, deploy the code "
+            "that wrote it, or repair the row), then `await control.retry('Balances')`, or "
+            "`await control.skip('Balances')` to move past that one event."
+        )
+        assert str(error).count("Hint:") == 1
+        # the events before it are applied, none after it: nothing is skipped silently
+        assert ledger.positions == [1, 2]
+        control = await app.get(ProjectionControl)
+        status = await control.status_of("Balances")
+        assert (status.state, status.position, status.failed_position, status.attempts) == (
+            ProjectionState.FAILED,
+            2,
+            3,
+            0,
+        )
+        assert status.error is not None
+        assert status.error.startswith(reason)
+        # a retry reads it again and parks again: never a loop with no status
+        await control.retry("Balances")
+        with pytest.raises(ProjectionFailedError):
+            await wait_for_projections(app)
+        assert (await control.status_of("Balances")).failed_position == 3
+        await control.skip("Balances")
+        await wait_for_projections(app)
+        assert ledger.positions == [1, 2, 4]
+        assert ledger.balances["a"] == 1 + 2 + 4 - 1
 
 
 async def test_rebuild_resets_the_read_model_and_replays() -> None:
