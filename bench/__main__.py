@@ -6,7 +6,15 @@ import asyncio
 import importlib
 import sys
 
-SCENARIOS = ("modules", "messaging", "eventstore", "projections", "outbox", "brokers")
+SCENARIOS = (
+    "modules",
+    "messaging",
+    "eventstore",
+    "concurrency",
+    "projections",
+    "outbox",
+    "brokers",
+)
 
 
 def main(argv: list[str]) -> None:

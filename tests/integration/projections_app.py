@@ -10,7 +10,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -115,7 +115,13 @@ class Balances(Projection):
         await self.uow.connection.execute(sa.delete(applied))
 
 
-def build_app(database: Database, *, settings: RunnerSettings | None = None) -> App:
+def build_app(
+    database: Database,
+    *,
+    settings: RunnerSettings | None = None,
+    projections: Sequence[type[Projection]] = (Balances,),
+    serializer: Serializer = SERIALIZER,
+) -> App:
     async def unit_of_work(db: Database) -> AsyncIterator[UnitOfWork]:
         async with db.unit_of_work() as uow:
             yield uow
@@ -124,7 +130,7 @@ def build_app(database: Database, *, settings: RunnerSettings | None = None) -> 
         return uow
 
     def event_store(uow: UnitOfWork) -> EventStore:
-        return SqlEventStore(uow, SERIALIZER)
+        return SqlEventStore(uow, serializer)
 
     def checkpoints(uow: UnitOfWork) -> CheckpointStore:
         return SqlCheckpointStore(uow)
@@ -160,14 +166,14 @@ def build_app(database: Database, *, settings: RunnerSettings | None = None) -> 
     )
     class Infra: ...
 
-    projections = ProjectionsModule.register(
-        projections=[Balances],
+    registered = ProjectionsModule.register(
+        projections=list(projections),
         imports=[Infra],
         settings=settings
         or RunnerSettings(batch_size=100, lease_ttl=1.5, retry=RetryPolicy(3, 0.01)),
     )
 
-    @module(imports=[Infra, projections])
+    @module(imports=[Infra, registered])
     class Root: ...
 
     return App.build(Root)

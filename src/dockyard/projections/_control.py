@@ -10,7 +10,7 @@ from typing import Any
 
 from dishka import AsyncContainer
 
-from dockyard.eventsourcing._store import EventStore
+from dockyard.eventsourcing._store import EventStore, OpenAppend
 from dockyard.exceptions import (
     ProjectionNotFoundError,
     ProjectionResetError,
@@ -19,7 +19,7 @@ from dockyard.exceptions import (
 from dockyard.projections._checkpoints import Checkpoint, CheckpointStore, utc_now
 from dockyard.projections._engine import Engine, LocalState
 from dockyard.projections._leases import LeaseStore
-from dockyard.projections._log import count_after, log_head
+from dockyard.projections._log import count_after, held_back_by, log_head
 from dockyard.projections._projection import Target
 from dockyard.projections._runner import new_owner, work
 from dockyard.projections._settings import RunnerSettings
@@ -60,6 +60,9 @@ class ProjectionStatus:
     attempts: int = 0
     error: str | None = None
     """The parked event's error, else the last transient error this process saw."""
+    held_back_by: OpenAppend | None = None
+    """PostgreSQL: an open transaction that appended events, behind which committed events
+    wait to be read (the projection cannot move past it until it ends)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +177,7 @@ class ProjectionControl:
             failed_position=failure.position if failure is not None else None,
             attempts=failure.attempts if failure is not None else 0,
             error=failure.error if failure is not None else local.last_error,
+            held_back_by=await self._held_back_by(),
         )
 
     async def progress(self, name: str) -> RebuildProgress:
@@ -201,6 +205,11 @@ class ProjectionControl:
                 CheckpointStore, component=self._registry.component
             )
             return await store.load(name)
+
+    async def _held_back_by(self) -> OpenAppend | None:
+        async with self._container() as scope:
+            store: EventStore = await scope.get(EventStore, component=self._registry.component)
+            return await held_back_by(store)
 
     async def _read(self, name: str) -> tuple[Checkpoint, int, int]:
         self.engine(name)

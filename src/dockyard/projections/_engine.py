@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -11,14 +12,16 @@ from typing import Any
 from dishka import AsyncContainer
 from dishka.exceptions import NoFactoryError
 
-from dockyard.eventsourcing._store import EventStore, RecordedEvent
+from dockyard.eventsourcing._store import EventStore, OpenAppend, RecordedEvent
 from dockyard.messaging._transactional import UnitOfWork
 from dockyard.projections._checkpoints import Checkpoint, CheckpointStore, Failure, utc_now
-from dockyard.projections._log import log_head
+from dockyard.projections._log import held_back_by, log_heads
 from dockyard.projections._projection import Projection, Target
 from dockyard.projections._settings import RunnerSettings
 
 __all__ = ["Engine", "LocalState", "Outcome", "Step"]
+
+logger = logging.getLogger("dockyard.projections")
 
 
 class Outcome(enum.Enum):
@@ -61,6 +64,10 @@ class LocalState:
     """A runner of this process holds the lease and is applying."""
     last_error: str | None = None
     events_applied: int = 0
+    held_back_by: OpenAppend | None = None
+    """The open appender the last idle step found committed events waiting behind."""
+    warned_about: int | None = None
+    """The server pid of the appender a warning was logged for (``None``: none pending)."""
 
 
 def describe(error: BaseException) -> str:
@@ -106,7 +113,7 @@ class Engine:
             checkpoints: CheckpointStore = await self.get(scope, CheckpointStore)
             uow = await self._uow(scope)
             try:
-                step = await self._step(scope, store, checkpoints, uow, limit)
+                step = await self._step(scope, store, checkpoints, uow, limit, local)
             except BaseException:
                 if uow is not None:
                     await uow.rollback()
@@ -122,15 +129,20 @@ class Engine:
         checkpoints: CheckpointStore,
         uow: UnitOfWork | None,
         limit: int,
+        local: LocalState,
     ) -> Step:
         target = self.target
-        head = await log_head(store)  # before the read: everything up to it is final
+        # before the read: everything up to the final head is final
+        head, committed = await log_heads(store)
         checkpoint = await checkpoints.load(target.name)
         if checkpoint.failure is not None:
             return Step(Outcome.PARKED, checkpoint)
         events = await store.read_all(checkpoint.position, limit, target.event_types)
         if not events and head <= checkpoint.position:
+            blocker = await held_back_by(store) if committed > head else None
+            self._held_back(local, blocker)
             return Step(Outcome.IDLE, checkpoint)
+        self._held_back(local, None)
         locked = await checkpoints.lock(target.name)
         if locked.position != checkpoint.position or locked.failure is not None:
             if uow is not None:
@@ -159,6 +171,28 @@ class Engine:
         if uow is not None:
             await uow.commit()
         return Step(Outcome.APPLIED, saved, applied, len(events), last_read=last)
+
+    def _held_back(self, local: LocalState, blocker: OpenAppend | None) -> None:
+        """Remember who holds the projection back; warn once when it lasts, say when it ends."""
+        local.held_back_by = blocker
+        if blocker is None:
+            if local.warned_about is not None:
+                local.warned_about = None
+                logger.info("projection %s: no longer held back", self.target.name)
+            return
+        if blocker.age < self.settings.held_back_warning or local.warned_about == blocker.pid:
+            return
+        local.warned_about = blocker.pid
+        logger.warning(
+            "projection %s: held back for %.0f s by an open transaction that appended events"
+            " (server pid %d, %s, application %r); events committed after it are not read"
+            " until it ends",
+            self.target.name,
+            blocker.age,
+            blocker.pid,
+            blocker.state,
+            blocker.application_name,
+        )
 
     async def _failed(
         self,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from dockyard.eventsourcing._store import EventStore
+from dockyard.eventsourcing._store import EventStore, OpenAppend
 from dockyard.eventsourcing.store._memory import InMemoryEventStore
 
-__all__ = ["count_after", "log_head"]
+__all__ = ["count_after", "held_back_by", "log_head", "log_heads"]
 
 _PAGE = 5000
 
@@ -34,6 +34,15 @@ async def log_head(store: EventStore, *, committed: bool = False) -> int:
     return head
 
 
+async def log_heads(store: EventStore) -> tuple[int, int]:
+    """``(final, committed)``: ``log_head`` both ways, in one query where the store can."""
+    sql = _sql_log(store)
+    if sql is not None:
+        return await sql.heads(store)
+    head = await log_head(store)
+    return head, head
+
+
 async def count_after(store: EventStore, position: int) -> int:
     """How many final events have a global position above ``position``."""
     if isinstance(store, InMemoryEventStore):
@@ -46,7 +55,30 @@ async def count_after(store: EventStore, position: int) -> int:
     return count
 
 
+async def held_back_by(store: EventStore) -> OpenAppend | None:
+    """The open transaction that keeps committed events from being read, if one does.
+
+    PostgreSQL: a transaction that appended and is still open holds every reader of the
+    global log below its first position (docs/design/event-store-ordering.md). Elsewhere a
+    reader never waits for a writer: ``None``.
+    """
+    sql = _sql_log(store)
+    if sql is None:
+        return None
+    return await sql.held_back_by(store)
+
+
 class _SqlLog:
+    async def heads(self, store: EventStore) -> tuple[int, int]:
+        from dockyard.sql._log_head import sql_log_heads
+
+        return await sql_log_heads(store)
+
+    async def held_back_by(self, store: EventStore) -> OpenAppend | None:
+        from dockyard.sql._log_head import sql_held_back_by
+
+        return await sql_held_back_by(store)
+
     async def head(self, store: EventStore, *, committed: bool) -> int:
         from dockyard.sql._log_head import sql_log_head
 

@@ -44,6 +44,9 @@ class RunnerSettings:
     idle_poll_interval: float = 5.0
     """With a notifier (PostgreSQL ``LISTEN``): the safety poll while nothing is notified."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    held_back_warning: float = 30.0
+    """Seconds an open transaction that appended may hold the projection back (PostgreSQL)
+    before the runner logs a warning naming it (once; an info line when it ends)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
