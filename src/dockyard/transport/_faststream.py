@@ -17,6 +17,10 @@ knows about redeliveries). Everything else is here, once:
   after the delay with ``attempt`` increased, so a retry never lets a later message of its key
   overtake it. If the process dies meanwhile the broker redelivers it: nothing is lost.
 * Leaving the subscription returns every unsettled message to the broker.
+* A broker that cannot be reached (connection lost or refused, no answer in time) is reported
+  as ``TransportUnavailableError``, a message the broker refused as ``BrokerPublishError``:
+  the relay pauses for the first and counts an attempt for the second. Each broker says which
+  of its client's errors mean "unreachable" in ``_unreachable``.
 * ``publish_many`` cuts a batch into waves (``_batch.publish_in_waves``: one message per key
   per wave) and publishes each wave at once with ``_publish_wave``, awaiting its confirms
   together; a broker overrides ``_publish_wave`` with its own pipelining.
@@ -36,7 +40,7 @@ from unittest import mock
 from faststream import AckPolicy, Context
 from faststream.message import StreamMessage
 
-from dockyard.exceptions import TransportClosedError
+from dockyard.exceptions import DockyardError, TransportClosedError, TransportUnavailableError
 from dockyard.transport._batch import publish_in_waves
 from dockyard.transport._port import Delivery, TransportMessage
 
@@ -248,9 +252,18 @@ class FastStreamTransport(abc.ABC):
     # -- the port ------------------------------------------------------------------------
 
     async def publish(self, message: TransportMessage, /) -> None:
-        """Publish ``message``; return once the broker confirmed it."""
-        await self._ensure_connected()
-        await self._publish(self.name_of(message.destination), message, encode_headers(message))
+        """Publish ``message``; return once the broker confirmed it.
+
+        Raises:
+            BrokerPublishError: The broker refused it.
+            TransportUnavailableError: The broker could not be reached.
+        """
+        try:
+            await self._ensure_connected()
+            name = self.name_of(message.destination)
+            await self._publish(name, message, encode_headers(message))
+        except Exception as exc:
+            raise self._translated(exc) from exc
         self.published += 1
 
     async def publish_many(self, messages: Sequence[TransportMessage], /) -> None:
@@ -263,15 +276,34 @@ class FastStreamTransport(abc.ABC):
             BatchPublishError: Names the messages the broker did not accept and those held
                 back; every other message was confirmed.
         """
-        await self._ensure_connected()
-        await publish_in_waves(self.scheme, messages, self._counted_wave)
+        try:
+            await self._ensure_connected()
+            await publish_in_waves(self.scheme, messages, self._counted_wave)
+        except Exception as exc:
+            raise self._translated(exc) from exc
 
     async def _counted_wave(
         self, messages: Sequence[TransportMessage]
     ) -> Sequence[BaseException | None]:
-        outcomes = await self._publish_wave(messages)
+        outcomes = [
+            None if outcome is None else self._translated(outcome)
+            for outcome in await self._publish_wave(messages)
+        ]
         self.published += sum(outcome is None for outcome in outcomes)
         return outcomes
+
+    def _translated(self, error: BaseException) -> BaseException:
+        """``error``, or ``TransportUnavailableError`` if it says the broker is unreachable."""
+        if isinstance(error, DockyardError) or not self._unreachable(error):
+            return error
+        unavailable = TransportUnavailableError(self.scheme, f"{type(error).__name__}: {error}")
+        unavailable.__cause__ = error
+        return unavailable
+
+    def _unreachable(self, error: BaseException) -> bool:
+        """Whether the client's ``error`` means the broker could not be reached (connection
+        lost or refused, no answer in time) rather than that it refused the message."""
+        return isinstance(error, ConnectionError | TimeoutError | OSError)
 
     async def declare(self, destination: str, group: str) -> None:
         """Create ``group``'s durable queue / consumer on ``destination`` (idempotent)."""

@@ -27,7 +27,15 @@ from dockyard.exceptions import MissingExtraError
 try:
     from faststream.nats import JStream, NatsBroker, PullSub
     from nats.aio.client import NO_RESPONDERS_STATUS
-    from nats.errors import BadHeaderError, MaxPayloadError
+    from nats.errors import (
+        BadHeaderError,
+        ConnectionClosedError,
+        ConnectionReconnectingError,
+        MaxPayloadError,
+        NoServersError,
+        OutboundBufferLimitError,
+        StaleConnectionError,
+    )
     from nats.js.api import AckPolicy as JsAckPolicy
     from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck, StorageType
     from nats.js.client import JetStreamContext
@@ -38,7 +46,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 import msgspec
 from faststream.message import StreamMessage
 
-from dockyard.exceptions import BrokerPublishError
+from dockyard.exceptions import BrokerPublishError, TransportUnavailableError
 from dockyard.transport._batch import UNSETTLED, WaveOutcomes
 from dockyard.transport._faststream import MANUAL, FastStreamTransport, encode_headers
 from dockyard.transport._port import TransportMessage
@@ -144,10 +152,9 @@ class NatsTransport(FastStreamTransport):
         for message, token, outcome in zip(messages, tokens, wave.outcomes, strict=True):
             if outcome is UNSETTLED:
                 acks.forget(token)
-                reason = f"no acknowledgement within {_ACK_TIMEOUT:g}s"
-                outcomes.append(BrokerPublishError(self.scheme, message.destination, reason))
-            elif outcome is None:
-                outcomes.append(None)
+                outcomes.append(_no_answer())
+            elif outcome is None or self._unreachable(outcome):
+                outcomes.append(outcome)
             else:
                 reason = f"{type(outcome).__name__}: {outcome}"
                 error = BrokerPublishError(self.scheme, message.destination, reason)
@@ -174,10 +181,10 @@ class NatsTransport(FastStreamTransport):
         for message, ack in zip(messages, acks, strict=True):
             if not ack.done():
                 ack.cancel()  # frees its slot in JetStream's window of pending publishes
-                reason = f"no acknowledgement within {_ACK_TIMEOUT:g}s"
-                outcomes.append(BrokerPublishError(self.scheme, message.destination, reason))
-            elif ack.exception() is not None:
-                cause = ack.exception()
+                outcomes.append(_no_answer())
+            elif (cause := ack.exception()) is not None and self._unreachable(cause):
+                outcomes.append(cause)
+            elif cause is not None:
                 error = BrokerPublishError(
                     self.scheme, message.destination, f"{type(cause).__name__}: {cause}"
                 )
@@ -186,6 +193,10 @@ class NatsTransport(FastStreamTransport):
             else:
                 outcomes.append(None)
         return outcomes
+
+    def _unreachable(self, error: BaseException) -> bool:
+        # No responders: JetStream did not answer (a server restarting); not a refusal.
+        return super()._unreachable(error) or isinstance(error, _UNREACHABLE)
 
     async def _declare(self, name: str, group: str) -> None:
         if (name, group) in self._declared:
@@ -227,6 +238,22 @@ class NatsTransport(FastStreamTransport):
         metadata = getattr(raw.raw_message, "metadata", None)
         delivered = getattr(metadata, "num_delivered", None)
         return delivered if isinstance(delivered, int) and delivered > 0 else 1
+
+
+_UNREACHABLE = (
+    ConnectionClosedError,
+    ConnectionReconnectingError,
+    NoServersError,
+    OutboundBufferLimitError,
+    StaleConnectionError,
+    NoStreamResponseError,
+)
+
+
+def _no_answer() -> TransportUnavailableError:
+    # JetStream acknowledges a stored message in milliseconds; silence is the server's
+    # (or the connection's) failure, not the message's.
+    return TransportUnavailableError("nats", f"no acknowledgement within {_ACK_TIMEOUT:g}s")
 
 
 _CRLF = b"\r\n"

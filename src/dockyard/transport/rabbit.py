@@ -187,6 +187,8 @@ class RabbitTransport(FastStreamTransport):
     def _refusal(self, message: TransportMessage, result: object) -> BaseException | None:
         if isinstance(result, Basic.Ack):
             return None
+        if isinstance(result, Exception) and self._unreachable(result):
+            return result  # not a refusal: the base reports the broker unavailable
         if isinstance(result, DeliveredMessage):
             reason = "no consumer group has declared this destination, so no queue would store it"
         elif isinstance(result, aiormq.exceptions.AMQPError | ConnectionError):
@@ -198,6 +200,27 @@ class RabbitTransport(FastStreamTransport):
         if isinstance(result, BaseException):
             error.__cause__ = result
         return error
+
+    def _unreachable(self, error: BaseException) -> bool:
+        # A channel that cannot be used (its connection is gone, or reconnecting) is the
+        # connection's failure; a channel the broker closed for a message (406 precondition
+        # failed: too large, 404 no exchange) is a refusal. While aio-pika reconnects, aiormq
+        # raises a bare RuntimeError ("<Connection …> closed") for a new channel.
+        if super()._unreachable(error):
+            return True
+        if isinstance(error, aiormq.exceptions.ChannelInvalidStateError):
+            return True
+        return isinstance(error, RuntimeError) and (
+            str(error).endswith(" closed") or self._connection_down()
+        )
+
+    def _connection_down(self) -> bool:
+        """Whether the broker's (robust) connection has no open AMQP connection under it."""
+        connection = getattr(self.broker, "_connection", None)
+        if connection is None or connection.is_closed:
+            return True
+        underlay = getattr(connection, "transport", None)
+        return underlay is None or bool(underlay.connection.is_closed)
 
     async def _confirm_channel(self) -> Any:
         channel = self._batch_channel

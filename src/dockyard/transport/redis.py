@@ -21,7 +21,9 @@ from dockyard.exceptions import MissingExtraError
 
 try:
     from faststream.redis import RedisBroker, StreamSub
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import ResponseError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingExtraError("dockyard.transport.redis", "faststream[redis]", "redis") from exc
 
@@ -73,6 +75,11 @@ class RedisTransport(FastStreamTransport):
         if not entry_id:
             raise BrokerPublishError(self.scheme, message.destination, "XADD returned no id")
 
+    def _unreachable(self, error: BaseException) -> bool:
+        return super()._unreachable(error) or isinstance(
+            error, RedisConnectionError | RedisTimeoutError
+        )
+
     async def _publish_wave(
         self, messages: Sequence[TransportMessage]
     ) -> Sequence[BaseException | None]:
@@ -90,6 +97,9 @@ class RedisTransport(FastStreamTransport):
         for message, result in zip(messages, results, strict=True):
             if result and not isinstance(result, BaseException):
                 outcomes.append(None)
+                continue
+            if isinstance(result, BaseException) and self._unreachable(result):
+                outcomes.append(result)
                 continue
             reason = f"{type(result).__name__}: {result}" if result else "XADD returned no id"
             error = BrokerPublishError(self.scheme, message.destination, reason)
