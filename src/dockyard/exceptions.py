@@ -25,7 +25,6 @@
     ├── CorruptEventError                 (+ ValueError) a stored event cannot be decoded
     ├── MissingUpcasterError              (+ LookupError) no upcaster between schema versions
     ├── EventTypeConflictError            (+ ValueError) two classes claim one event type name
-    ├── TooManyEventsError                (+ ValueError) one transaction appends too many events
     ├── InvalidStreamIdError              (+ ValueError) a stream id no store can hold
     ├── DuplicateEventIdError             (+ ValueError) an appended event's id is already stored
     ├── StoreUnavailableError             (+ ConnectionError) the database did not answer
@@ -105,7 +104,6 @@ __all__ = [
     "SerializationError",
     "StoreUnavailableError",
     "StreamDeletedError",
-    "TooManyEventsError",
     "TransportClosedError",
     "TransportUnavailableError",
     "UnitOfWorkError",
@@ -545,21 +543,6 @@ class EventTypeConflictError(DockyardError, ValueError):
             f"Event type name `{self.name}` is declared by both `{path(self.existing)}` and "
             f"`{path(self.new)}`; stored events would be ambiguous. Hint: give one of them "
             'a distinct stable name with `@event_type("...")`.'
-        )
-
-
-class TooManyEventsError(DockyardError, ValueError):
-    def __init__(self, stream_id: str, count: int, limit: int) -> None:
-        self.stream_id = stream_id
-        self.count = count
-        self.limit = limit
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return (
-            f"Cannot append {self.count} events to stream `{self.stream_id}` in one "
-            f"transaction: the limit is {self.limit}. Hint: split the append over several "
-            "units of work; if several appends added up, roll this one back and commit between."
         )
 
 
