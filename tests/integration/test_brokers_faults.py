@@ -29,6 +29,7 @@ from dockyard.sql import SqlModule, SqlOutboxStorage
 from dockyard.transport import Transport
 from dockyard.transport.nats import NatsTransport
 from integration._apps.fault_consumer import (
+    CONCURRENCY,
     CONSUMER,
     EFFECTS_TABLE,
     GROUP,
@@ -266,3 +267,61 @@ async def test_a_consumer_killed_mid_handler_has_its_message_redelivered_once(
 
 async def _effects_count(connection: asyncpg.Connection, count: int) -> bool:
     return bool(await connection.fetchval("SELECT count(DISTINCT n) FROM fault_effects") >= count)
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [
+        pytest.param("rabbit", marks=pytest.mark.rabbit),
+        pytest.param("nats", marks=pytest.mark.nats),
+    ],
+)
+async def test_a_consumer_killed_mid_handler_keeps_its_keys_order(
+    broker: str, schema: str, tmp_path: Path
+) -> None:
+    # Three messages of one key (Ping(n) has key k{n % KEYS}); the first consumer dies inside
+    # the first one's handler, a second takes over: it must apply them in publish order, the
+    # killed one first (on NATS after ack_wait, 2 s here via NatsTransport(ack_wait=...)).
+    destination, name = unique("ordered"), unique("dockyard-ordered")
+    marker = tmp_path / "stalled"
+    one_key = [0, KEYS, 2 * KEYS]
+    producing = transport_for(broker, f"{name}-relay")
+    await producing.declare(destination, GROUP)
+    shop = producer(schema, producing, destination)
+    stop = asyncio.Event()
+    serial = {CONCURRENCY: "1"}
+    first = start_consumer(
+        broker, schema, destination, "first",
+        **{STALL_ON: str(one_key[0]), MARKER: str(marker)}, **serial,
+    )  # fmt: skip
+    second: subprocess.Popen[bytes] | None = None
+    connection = await asyncpg.connect(POSTGRES_DSN, server_settings={"search_path": schema})
+    try:
+        async with shop:
+            relay = asyncio.create_task(shop.run_worker(stop=stop))
+            for n in one_key:
+                await shop.publish(Ping(n))
+
+            async def stalled() -> bool:
+                return marker.exists()
+
+            await wait_until(stalled, 15, f"the first consumer to stall on Ping({one_key[0]})")
+            second = start_consumer(broker, schema, destination, "second", **serial)
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait()
+            await wait_until(lambda: _effects_count(connection, len(one_key)), 30, "every effect")
+            stop.set()
+            await relay
+        rows = await connection.fetch("SELECT n, consumer FROM fault_effects ORDER BY applied")
+    finally:
+        stop.set()
+        for process in (first, second):
+            if process is not None:
+                stop_process(process)
+        await connection.close()
+        await producing.close()
+        if broker == "rabbit":
+            await delete_rabbit_destinations((destination, f"{destination}.{GROUP}"))
+        else:
+            await delete_nats_streams(NatsTransport.stream_name(destination))
+    assert [(row["n"], row["consumer"]) for row in rows] == [(n, "second") for n in one_key]

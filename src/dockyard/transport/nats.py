@@ -66,6 +66,14 @@ class NatsTransport(FastStreamTransport):
         broker: A ``faststream.nats.NatsBroker`` to use instead (shares its connection).
         ack_wait: Seconds before JetStream redelivers a message nobody acknowledged (its
             consumer crashed); keep it above your slowest handler.
+        max_ack_pending: Messages a consumer group may have handed out and not yet
+            acknowledged, across all its consumers (JetStream's ``max_ack_pending``, set when
+            the group is created). 1, the default, keeps each key's order when a consumer
+            dies mid-handler: JetStream hands out nothing else until the dead consumer's
+            message is redelivered (after ``ack_wait``) and acknowledged. A larger value lets
+            a group's consumers work in parallel, and a key's next message may then be
+            handled before the crashed one's redelivery (per-key order holds only while no
+            consumer crashes).
         duplicate_window: Seconds during which JetStream drops a second publish of one
             message id.
 
@@ -85,10 +93,15 @@ class NatsTransport(FastStreamTransport):
         broker: NatsBroker | None = None,
         ack_wait: float = 30.0,
         duplicate_window: float = 120.0,
+        max_ack_pending: int = 1,
     ) -> None:
+        if max_ack_pending < 1:
+            msg = f"NatsTransport.max_ack_pending must be >= 1, got {max_ack_pending}"
+            raise ValueError(msg)
         super().__init__(broker if broker is not None else NatsBroker(url, logger=None))
         self.ack_wait = ack_wait
         self.duplicate_window = duplicate_window
+        self.max_ack_pending = max_ack_pending
         self._streams: set[str] = set()
         self._declared: set[tuple[str, str]] = set()
         self._js: JetStreamContext | None = None  # keeps publish_many's reply subscription
@@ -217,7 +230,9 @@ class NatsTransport(FastStreamTransport):
             filter_subject=name,
             ack_wait=self.ack_wait,
             max_deliver=-1,
-            max_ack_pending=-1,
+            # JetStream hands a group's next message out while a dead consumer's one waits
+            # for ack_wait; with one pending at a time a key's order survives the crash.
+            max_ack_pending=self.max_ack_pending,
         )
 
     def _subscribers(self, name: str, group: str, prefetch: int) -> list[Any]:

@@ -31,10 +31,14 @@ from integration._apps.services import (
 )
 
 GROUP = "effects"
-EFFECTS_TABLE = "CREATE TABLE fault_effects (n INTEGER NOT NULL, consumer TEXT NOT NULL)"
+EFFECTS_TABLE = (
+    "CREATE TABLE fault_effects (n INTEGER NOT NULL, consumer TEXT NOT NULL, applied BIGSERIAL)"
+)
+"""``applied`` numbers the effects in the order they were written."""
 STALL_ON = "DOCKYARD_FAULT_STALL_ON"
 MARKER = "DOCKYARD_FAULT_MARKER"
 CONSUMER = "DOCKYARD_FAULT_CONSUMER"
+CONCURRENCY = "DOCKYARD_FAULT_CONCURRENCY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +63,18 @@ class RecordEffect(EventHandler[Ping]):
 
 
 def consumer_app(schema: str, transport: Transport, destination: str) -> App:
-    """Consumes ``destination`` as group ``effects`` (4 at a time) into ``fault_effects``."""
+    """Consumes ``destination`` as group ``effects`` (4 at a time, or
+    ``DOCKYARD_FAULT_CONCURRENCY``) into ``fault_effects``."""
+    concurrency = int(os.environ.get(CONCURRENCY, "4"))
 
     @module(
         handlers=[RecordEffect],
         imports=[
             SqlModule.register(POSTGRES_URL, **engine_options(schema)),
             OutboxModule.register(transport=transport, storage=SqlOutboxStorage(), run_relay=False),
-            ConsumerModule.register(endpoints=[listen(destination, group=GROUP, concurrency=4)]),
+            ConsumerModule.register(
+                endpoints=[listen(destination, group=GROUP, concurrency=concurrency)]
+            ),
         ],
     )
     class EffectsConsumer: ...
