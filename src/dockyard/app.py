@@ -338,15 +338,12 @@ class App:
                     msg, errors
                 )  # an ExceptionGroup unless one is not an Exception
         finally:
-            for signum in signals:
-                loop.remove_signal_handler(signum)
             if probes is not None:
                 probes.close()
             if owns_lifecycle:
-                try:
-                    await self.stop()
-                except Exception as error:  # noqa: BLE001 - the worker stops all the same
-                    logger.error("stopping the app: %s", describe(error))  # noqa: TRY400 - one line
+                await _stop_app(self, force, grace)
+            for signum in signals:
+                loop.remove_signal_handler(signum)
 
     def _extensions(self) -> list[object]:
         return [extension for node in self.graph for extension in node.extensions]
@@ -458,6 +455,20 @@ class App:
     @property
     def root(self) -> ModuleLike:
         return self._root
+
+
+async def _stop_app(app: App, force: asyncio.Event, grace: float) -> None:
+    """``app.stop()``, logging (not raising) its errors; given up at a second signal."""
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(app.stop())
+    forcing: asyncio.Future[Any] = asyncio.ensure_future(force.wait())
+    await asyncio.wait([stopping, forcing], timeout=grace, return_when=FIRST_COMPLETED)
+    forcing.cancel()
+    if not stopping.done():
+        logger.warning("stopping the app: given up (forced, or over the grace period)")
+        stopping.cancel()
+    results = await asyncio.gather(stopping, forcing, return_exceptions=True)
+    if isinstance(results[0], Exception):  # the worker stops all the same: one line
+        logger.error("stopping the app: %s", describe(results[0]))
 
 
 async def _until_stopped(

@@ -120,6 +120,7 @@ _OUTAGE_NAMES = frozenset(
         # optional extra, and this module must not import them.
         "PostgresConnectionError",  # asyncpg
         "InterfaceError",  # asyncpg, SQLAlchemy: the connection is closed
+        "PendingRollbackError",  # SQLAlchemy: its connection was invalidated mid-transaction
         "AdminShutdownError",  # asyncpg: pg_terminate_backend, server shutdown
         "CrashShutdownError",
         "CannotConnectNowError",  # the server is starting or stopping
@@ -148,6 +149,8 @@ def is_outage(error: BaseException) -> bool:
             return True
         if any(cls.__name__ in _OUTAGE_NAMES for cls in type(current).__mro__):
             return True
+        if isinstance(current, BaseExceptionGroup):  # e.g. Dishka's errors closing a scope
+            return all(is_outage(inner) for inner in current.exceptions)
         current = current.__cause__ or current.__context__
     return False
 

@@ -96,25 +96,32 @@ class CatchUpRunner:
                 if not held:
                     await _wait_any([stop], ttl / 3)
                     continue
-                lost = asyncio.Event()
-                heartbeat = asyncio.create_task(self._heartbeat(leases, ttl, lost, stop))
+                lost, done = asyncio.Event(), asyncio.Event()
+                heartbeat = asyncio.create_task(self._heartbeat(leases, ttl, lost, [stop, done]))
                 local.running = True
                 try:
                     await work(engine, local, [stop, lost], notices, until_idle=False)
                 finally:
                     local.running = False
-                    heartbeat.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
+                    # Let a renewal in flight finish: cancelled mid-statement, it would break
+                    # its connection (and log an error) on the way out.
+                    done.set()
+                    try:
                         await heartbeat
+                    except asyncio.CancelledError:
+                        heartbeat.cancel()
+                        raise
                     with contextlib.suppress(StoreUnavailableError):
                         await asyncio.shield(leases.release(self.name, self.owner))
 
     async def _heartbeat(
-        self, leases: LeaseStore, ttl: float, lost: asyncio.Event, stop: asyncio.Event
+        self, leases: LeaseStore, ttl: float, lost: asyncio.Event, stops: list[asyncio.Event]
     ) -> None:
         renewed = time.monotonic()
-        while not stop.is_set():
-            await _wait_any([stop], ttl / 3)
+        while not any(s.is_set() for s in stops):
+            await _wait_any(stops, ttl / 3)
+            if any(s.is_set() for s in stops):
+                return
             try:
                 if not await leases.acquire(self.name, self.owner, ttl):
                     break
@@ -122,7 +129,7 @@ class CatchUpRunner:
             except StoreUnavailableError:
                 if time.monotonic() - renewed >= ttl:
                     break  # it may have expired: assume someone else has it now
-        if not stop.is_set():
+        if not any(s.is_set() for s in stops):
             logger.warning("projection %s: lost its lease (owner %s)", self.name, self.owner)
             lost.set()
 

@@ -7,7 +7,8 @@ to use. It runs:
 
 * a catch-up projection writing one ``outage_applied`` row per event (primary key on the
   position: applying an event twice would fail its batch);
-* the outbox relay, publishing ``Ping`` messages (written by the test's producer);
+* the outbox relay, publishing ``Ping`` messages (the test's producer routes them and writes
+  the outbox rows; the worker does not route them, it consumes them);
 * a consumer of those messages writing one ``outage_effects`` row per handling, in the
   inbox's transaction (so each message's effect is there once, or the test sees it twice).
 
@@ -27,7 +28,7 @@ from dockyard.consumer import ConsumerModule, listen
 from dockyard.eventsourcing import RecordedEvent
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
-from dockyard.outbox import OutboxModule, RelaySettings, RetryPolicy, route
+from dockyard.outbox import OutboxModule, RelaySettings, RetryPolicy
 from dockyard.projections import Projection, ProjectionsModule, RunnerSettings, handles
 from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.sql import SqlModule, SqlOutboxStorage, UnitOfWork
@@ -121,7 +122,6 @@ def build(
         OutboxModule.register(
             transport=transport(broker, int(os.environ.get("DOCKYARD_OUTAGE_BROKER_PORT", "0"))),
             storage=SqlOutboxStorage(),
-            routes=[route(Ping).to(destination)],
             relay=RelaySettings(batch_size=50, retry=retry, idle_poll_interval=1.0),
             run_relay=broker != "memory",
         ),

@@ -119,10 +119,13 @@ class WorkerProcess:
         return code
 
     def kill(self) -> None:
+        """End the process if it still runs; close its pipe (call it in ``finally``)."""
         if self.alive:
             self.process.kill()
-            self.process.wait()
+        self.process.wait()
         self._reader.join(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
 
 
 def worker_env(**values: str) -> dict[str, str]:
