@@ -18,7 +18,6 @@ from dockyard.sql._notify import PostgresEventNotifier
 from dockyard.sql._outbox import SqlOutboxStorage, SqlOutboxStore, SqlOutboxWriter
 from dockyard.sql._outbox_tables import inbox, outbox, outbox_notify_ddl
 from dockyard.sql._projection_tables import (
-    events_notify_ddl,
     projection_checkpoints,
     projection_leases,
 )
@@ -41,7 +40,6 @@ __all__ = [
     "create_tables",
     "drop_tables",
     "events",
-    "events_notify_ddl",
     "idempotency_keys",
     "inbox",
     "metadata",

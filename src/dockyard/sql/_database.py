@@ -20,6 +20,7 @@ from dockyard.sql._driver import (
 from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._event_log import event_log_ddl
 from dockyard.sql._metadata import metadata
+from dockyard.sql._notices import CommitNotices
 
 if TYPE_CHECKING:  # the return hint of unit_of_work(); UnitOfWork imports this module
     from dockyard.sql._unit_of_work import UnitOfWork
@@ -49,6 +50,7 @@ class Database:
         "_raw_paths",
         "dialect",
         "engine",
+        "notices",
         "sqlalchemy_dialect",
     )
 
@@ -72,6 +74,8 @@ class Database:
             pool.size() if isinstance(pool, QueuePool) else int(isinstance(pool, StaticPool))
         )
         self._raw_paths = sqlite_adapter_known() if sqlite else postgres_adapter_known()
+        self.notices = CommitNotices(self)
+        """PostgreSQL: ``NOTIFY`` after commits that wrote what listeners wait for."""
 
     def unit_of_work(self) -> UnitOfWork:
         """A new unit of work; use it as ``async with database.unit_of_work() as uow:``."""
@@ -84,7 +88,8 @@ class Database:
         await create_tables(self.engine)
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (after sending the notifications still pending)."""
+        await self.notices.close()
         idle, self._idle = self._idle, []
         for connection in idle:
             await greenlet_spawn(connection.close)

@@ -1,9 +1,8 @@
-"""Tables of projections (checkpoints, leases) and the trigger that announces new events."""
+"""Tables of projections (checkpoints, leases) and the channel that announces new events."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
-    DDL,
     BigInteger,
     Column,
     DateTime,
@@ -12,15 +11,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    event,
 )
 
-from dockyard.sql._event_tables import events
 from dockyard.sql._metadata import metadata
 
 __all__ = [
     "EVENTS_CHANNEL",
-    "events_notify_ddl",
     "projection_checkpoints",
     "projection_leases",
 ]
@@ -52,23 +48,5 @@ projection_leases = Table(
 )
 
 EVENTS_CHANNEL = "dockyard_events"
-"""The PostgreSQL ``NOTIFY`` channel announcing committed appends."""
-
-events_notify_ddl = (
-    (
-        "CREATE OR REPLACE FUNCTION dockyard_notify_events() RETURNS trigger "
-        "LANGUAGE plpgsql AS $$ BEGIN "
-        f"PERFORM pg_notify('{EVENTS_CHANNEL}', ''); RETURN NULL; END $$"
-    ),
-    (
-        "CREATE TRIGGER dockyard_events_notify AFTER INSERT ON dockyard_events "
-        "FOR EACH STATEMENT EXECUTE FUNCTION dockyard_notify_events()"
-    ),
-)
-"""PostgreSQL statements that make every append ``NOTIFY dockyard_events`` at commit (for the
-live tail of catch-up projections). ``create_tables`` runs them; add them to your migrations
-if you create the tables another way."""
-
-for _statement in events_notify_ddl:
-    ddl = DDL(_statement)  # type: ignore[no-untyped-call]  # SQLAlchemy leaves DDL() untyped
-    event.listen(events, "after_create", ddl.execute_if(dialect="postgresql"))
+"""The PostgreSQL ``NOTIFY`` channel announcing committed appends (sent after the commit by the
+process that appended, ``CommitNotices``)."""

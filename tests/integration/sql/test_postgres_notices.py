@@ -1,0 +1,123 @@
+"""``NOTIFY dockyard_events`` comes from the appending process after its commit, coalesced;
+no trigger serialises appending commits (sql/_notices.py)."""
+
+import asyncio
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+
+from dockyard.eventsourcing import NO_STREAM
+from dockyard.serialization import Serializer, TypeRegistry
+from dockyard.sql import Database, SqlEventStore
+from integration.conftest import POSTGRES_URL
+
+pytestmark = pytest.mark.postgres
+
+
+@dataclass(frozen=True)
+class Ticked:
+    n: int
+
+
+SERIALIZER = Serializer(TypeRegistry([Ticked]))
+
+
+async def _schema(database: Database) -> str:
+    async with database.unit_of_work() as uow:
+        schema: str = (
+            await uow.connection.execute(sa.text("SELECT current_schema()"))
+        ).scalar_one()
+    return schema
+
+
+async def _triggers(database: Database) -> list[str]:
+    async with database.unit_of_work() as uow:
+        rows = await uow.connection.execute(
+            sa.text(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'dockyard_events'::regclass"
+                " AND NOT tgisinternal"
+            )
+        )
+        return [r.tgname for r in rows]
+
+
+async def test_a_listener_in_another_session_hears_of_committed_appends_only(
+    postgres_database: Database,
+) -> None:
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await listener.add_listener("dockyard_events", lambda *args: heard.put_nowait(args[2]))
+        async with postgres_database.unit_of_work() as uow:
+            await SqlEventStore(uow, SERIALIZER).append("Tick-rolled", [Ticked(0)], NO_STREAM)
+            await uow.rollback()
+        async with postgres_database.unit_of_work() as uow:
+            await SqlEventStore(uow, SERIALIZER).append("Tick-1", [Ticked(1)], NO_STREAM)
+            assert heard.empty()  # not before the commit
+        assert await asyncio.wait_for(heard.get(), timeout=30) == "dockyard_events"
+        await postgres_database.notices.close()  # nothing else pending
+        await asyncio.sleep(0)
+        assert heard.empty(), "the rolled-back append was announced"
+    finally:
+        await listener.close()
+
+
+async def test_the_last_of_many_concurrent_commits_is_announced_after_it(
+    postgres_database: Database,
+) -> None:
+    heard: list[int] = []
+    all_announced = asyncio.Event()
+
+    def hear(*_args: object) -> None:
+        heard.append(committed)
+        if committed == 40:
+            all_announced.set()
+
+    listener = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"))
+    database = Database(
+        postgres_database.engine.url,
+        pool_size=6,
+        connect_args={"server_settings": {"search_path": await _schema(postgres_database)}},
+    )
+    committed = 0
+
+    async def append(n: int) -> None:
+        nonlocal committed
+        async with database.unit_of_work() as uow:
+            await SqlEventStore(uow, SERIALIZER).append(f"Tick-{n}", [Ticked(n)], NO_STREAM)
+        committed += 1
+
+    try:
+        await listener.add_listener("dockyard_events", hear)
+        await asyncio.gather(*(append(n) for n in range(40)))
+        await database.notices.close()  # flushes the notification in flight, if any
+        await asyncio.wait_for(all_announced.wait(), timeout=30)
+    finally:
+        await listener.close()
+        await database.dispose()
+    assert heard, "no notification"
+    assert heard[-1] == 40, "the last commits were never announced"
+
+
+async def test_create_tables_drops_the_notify_trigger_of_earlier_versions(
+    postgres_database: Database,
+) -> None:
+    assert await _triggers(postgres_database) == []
+    async with postgres_database.unit_of_work() as uow:
+        await uow.connection.execute(
+            sa.text(
+                "CREATE FUNCTION dockyard_notify_events() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN PERFORM pg_notify('dockyard_events', ''); RETURN NULL; END $$"
+            )
+        )
+        await uow.connection.execute(
+            sa.text(
+                "CREATE TRIGGER dockyard_events_notify AFTER INSERT ON dockyard_events"
+                " FOR EACH STATEMENT EXECUTE FUNCTION dockyard_notify_events()"
+            )
+        )
+    assert await _triggers(postgres_database) == ["dockyard_events_notify"]
+    await postgres_database.create_tables()
+    assert await _triggers(postgres_database) == []
