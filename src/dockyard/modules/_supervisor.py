@@ -19,8 +19,10 @@ import asyncio
 import contextlib
 import contextvars
 import enum
+import errno
 import logging
 import random
+import socket
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -113,7 +115,12 @@ def backoff(attempt: int, cap: float, rng: random.Random | None = None) -> float
     return ceiling / 2 + jitter
 
 
-_NOT_OUTAGES = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError)
+_CONNECTION_ERRNOS = frozenset({
+    errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT, errno.EPIPE,
+    errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTDOWN,
+})  # fmt: skip
+_PROBATION = 1.0
+"""Seconds a restarted service that does not report its health must run to count as running."""
 _OUTAGE_NAMES = frozenset(
     {
         # Drivers' "the server is gone or refuses us" errors, by class name: each lives in an
@@ -141,8 +148,11 @@ def is_outage(error: BaseException) -> bool:
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (ConnectionError, TimeoutError)) or (
-            isinstance(current, OSError) and not isinstance(current, _NOT_OUTAGES)
+        if isinstance(current, (ConnectionError, TimeoutError, socket.gaierror)):
+            return True
+        if isinstance(current, OSError) and (
+            current.errno in _CONNECTION_ERRNOS
+            or str(current).startswith("Multiple exceptions: ")  # asyncio, every address
         ):
             return True
         if getattr(current, "connection_invalidated", False) is True:  # SQLAlchemy
@@ -208,11 +218,13 @@ class Supervisor:
     """Runs one background service: restarts it through outages, keeps its state.
 
     A service whose class sets ``reports_health = True`` calls :func:`service_running` once
-    it works (and after each outage); any other service counts as running once started.
+    it works (and after each outage); any other service counts as running once started, and
+    after an outage once it has run for a second without failing again.
     """
 
     __slots__ = (
         "_attempts",
+        "_generation",
         "_health",
         "_max_backoff",
         "_outage",
@@ -231,6 +243,7 @@ class Supervisor:
         self._health = ServiceHealth(service.name, ServiceState.STARTING, since=time.time())
         self._outage = Outage(service.name)
         self._attempts = 0
+        self._generation = 0
         self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
 
     @property
@@ -265,9 +278,14 @@ class Supervisor:
             _current.reset(token)
 
     async def _supervise(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
+            self._generation += 1
             if not self._reports:
-                self.running()
+                if self._attempts == 0:
+                    self.running()
+                else:  # after an outage: once it has run a while without failing again
+                    loop.call_later(_PROBATION, self._survived, self._generation)
             try:
                 await self.service.run(stop)
             except Exception as error:
@@ -293,6 +311,10 @@ class Supervisor:
                 return
         self._set(ServiceState.STOPPED)
         logger.info("%s: stopped", self.name)
+
+    def _survived(self, generation: int) -> None:
+        if generation == self._generation and self._health.state is ServiceState.DEGRADED:
+            self.running()
 
     def _set(self, state: ServiceState, reason: str | None = None) -> None:
         self._health = ServiceHealth(self._health.name, state, reason, time.time())
