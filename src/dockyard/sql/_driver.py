@@ -93,8 +93,16 @@ async def begin_postgres(adapter: Any, dialect: Dialect) -> Any:
     if adapter._transaction is None:  # noqa: SLF001 - see the module doc
         try:
             await adapter._start_transaction()  # noqa: SLF001
-        except dialect.loaded_dbapi.Error as error:  # already translated by the adapter
-            raise _as_sqlalchemy_error(adapter, dialect, error, "BEGIN") from error
+        except BaseException as error:
+            # asyncpg marks its transaction begun before BEGIN is answered, the adapter only
+            # after: a BEGIN that failed or was cancelled in between leaves a connection whose
+            # next BEGIN would be a SAVEPOINT, inside a transaction nobody ends (or none at
+            # all). Nobody knows what the server did, so the connection goes; whoever returns
+            # it sees it closed and discards it.
+            adapter._connection.terminate()  # noqa: SLF001
+            if isinstance(error, dialect.loaded_dbapi.Error):  # translated by the adapter
+                raise _as_sqlalchemy_error(adapter, dialect, error, "BEGIN") from error
+            raise
     return adapter._connection  # noqa: SLF001
 
 

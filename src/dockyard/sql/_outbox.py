@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import msgspec
-from sqlalchemy import Engine, bindparam, event, func, insert, select, text
+from sqlalchemy import Engine, bindparam, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,9 +35,6 @@ from dockyard.sql._unit_of_work import UnitOfWork
 __all__ = ["SqlOutboxStorage", "SqlOutboxStore", "SqlOutboxWriter"]
 
 logger = logging.getLogger("dockyard.outbox")
-
-_WRITTEN = "dockyard_outbox_written"
-"""Key in a connection's ``info``: this transaction wrote outbox rows (wake relays at commit)."""
 
 _LOCK_NAMESPACE = 0x646F636B  # "dock": first key of the two-key advisory locks we take
 _T = outbox.name
@@ -125,7 +122,8 @@ def _row(message: OutboxMessage) -> dict[str, Any]:
 
 
 class SqlOutboxWriter(OutboxWriterPort):
-    """Writes outbox rows on the scope's unit of work: they commit with everything else."""
+    """Writes outbox rows on the scope's unit of work: they commit with everything else, and
+    relays of this process are woken once they have."""
 
     __slots__ = ("_uow",)
 
@@ -135,13 +133,15 @@ class SqlOutboxWriter(OutboxWriterPort):
     async def add(self, messages: Sequence[OutboxMessage], /) -> None:
         if not messages:
             return
-        connection = self._uow.connection
+        uow = self._uow
         with unavailable_as_store_error("write to the outbox"):
-            await connection.execute(insert(outbox), [_row(m) for m in messages])
-        connection.info[_WRITTEN] = True
+            await uow.connection.execute(insert(outbox), [_row(m) for m in messages])
+        uow.after_commit(_signal_for(uow.database).notify)
 
 
-# -- in-process wake-up: one signal per engine, raised when a transaction that wrote commits
+# -- in-process wake-up: one signal per engine, raised after a unit of work that wrote commits
+# (a callback of that unit of work: never a listener on the engine, which would also turn the
+# unit of work's driver path off, docs/design/unit-of-work.md)
 
 _signals: weakref.WeakKeyDictionary[Engine, Signal] = weakref.WeakKeyDictionary()
 
@@ -151,17 +151,6 @@ def _signal_for(database: Database) -> Signal:
     found = _signals.get(engine)
     if found is None:
         found = _signals[engine] = Signal()
-        signal = found
-
-        def on_commit(connection: Any) -> None:
-            if connection.info.pop(_WRITTEN, False):
-                signal.notify()
-
-        def on_rollback(connection: Any) -> None:
-            connection.info.pop(_WRITTEN, None)
-
-        event.listen(engine, "commit", on_commit)
-        event.listen(engine, "rollback", on_rollback)
     return found
 
 
@@ -364,13 +353,15 @@ class SqlOutboxStore(OutboxStore):
         )
         if message_ids is not None:
             statement = statement.where(outbox.c.message_id.in_(bindparam("ids", expanding=True)))
-        async with self._connection("replay dead letters") as connection:
-            params = {"ids": list(message_ids)} if message_ids is not None else {}
-            replayed = list((await connection.execute(statement, params)).scalars())
-            if replayed and self.database.dialect == "postgresql":
-                await connection.execute(text(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')"))
-            if replayed:
-                connection.info[_WRITTEN] = True
+        async with self.database.unit_of_work() as uow:
+            with unavailable_as_store_error("replay dead letters"):
+                connection = uow.connection
+                params = {"ids": list(message_ids)} if message_ids is not None else {}
+                replayed = list((await connection.execute(statement, params)).scalars())
+                if replayed and self.database.dialect == "postgresql":
+                    await connection.execute(text(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')"))
+                if replayed:
+                    uow.after_commit(self._signal.notify)
         return replayed
 
     async def purge_dead(self, message_ids: Sequence[str] | None, /) -> list[str]:

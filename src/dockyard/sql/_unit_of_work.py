@@ -42,9 +42,23 @@ class UnitOfWork:
     Where it can, the transaction is begun and ended on the driver itself and the connection
     is kept for the next unit of work instead of going back through SQLAlchemy's pool
     (docs/design/unit-of-work.md); ``connection`` is the same connection either way.
+
+    What must happen when a transaction ends (waking the outbox relay, dropping state kept
+    for the transaction) is registered with ``after_commit`` and ``after_rollback``, never
+    as a listener on the engine or the pool.
     """
 
-    __slots__ = ("_async", "_fast", "_open", "_postgres", "_sync", "database", "log_bound")
+    __slots__ = (
+        "_after_commit",
+        "_after_rollback",
+        "_async",
+        "_fast",
+        "_open",
+        "_postgres",
+        "_sync",
+        "database",
+        "log_bound",
+    )
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -57,6 +71,8 @@ class UnitOfWork:
         # costs its own commit at the end (~80 µs), on PostgreSQL a few µs of bookkeeping.
         self._open = False
         self._postgres = database.dialect == "postgresql"
+        self._after_commit: list[Callable[[], object]] | None = None
+        self._after_rollback: list[Callable[[], object]] | None = None
         self.log_bound: int | None = None
         """PostgreSQL: the bound this transaction announced to readers of the global log with
         its first append (docs/design/event-store-ordering.md); ``None`` before that."""
@@ -82,6 +98,34 @@ class UnitOfWork:
     def dialect(self) -> str:
         """``"postgresql"`` or ``"sqlite"``."""
         return self.database.dialect
+
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` once the current transaction has committed.
+
+        Dropped if the transaction rolls back (or its commit fails). A callable already
+        registered for this transaction is not added twice. Callbacks run in the order they
+        were registered; one that raises is logged and does not stop the others, and never
+        turns a successful commit into an error. Only commits and rollbacks made through the
+        unit of work count: a ``uow.connection.commit()`` runs nothing.
+        """
+        self._after_commit = _added(self._after_commit, callback)
+
+    def after_rollback(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` once the current transaction has rolled back (or failed to
+        commit, or was still open when the unit of work closed); dropped if it commits.
+        Same rules as ``after_commit``.
+        """
+        self._after_rollback = _added(self._after_rollback, callback)
+
+    def _ended(self, *, committed: bool) -> None:
+        """The transaction is over: run what was registered for its outcome, drop the rest."""
+        callbacks = self._after_commit if committed else self._after_rollback
+        self._after_commit = self._after_rollback = None
+        for callback in callbacks or ():
+            try:
+                callback()
+            except Exception:
+                logger.exception("a unit of work's %s callback failed", _OUTCOME[committed])
 
     async def begin(self) -> None:
         """Take a connection; its transaction begins with the first statement run on it."""
@@ -137,32 +181,42 @@ class UnitOfWork:
     async def commit(self) -> None:
         """Commit everything written so far."""
         self.log_bound = None
-        with unavailable_as_store_error("commit a unit of work"):
-            if self._fast:
-                await self._end(commit=True, release=False)
-            else:
-                await self.connection.commit()
+        await self._finish(commit=True)
 
     async def rollback(self) -> None:
         """Discard everything written since the last commit."""
         self.log_bound = None
-        with unavailable_as_store_error("roll back a unit of work"):
-            if self._fast:
-                await self._end(commit=False, release=False)
-            else:
-                await self.connection.rollback()
+        await self._finish(commit=False)
+
+    async def _finish(self, *, commit: bool) -> None:
+        """End the transaction, keep the connection, run the callbacks of the outcome."""
+        committed = False
+        try:
+            with unavailable_as_store_error(_ACTION[commit]):
+                if self._fast:
+                    await self._end(commit=commit, release=False)
+                elif commit:
+                    await self.connection.commit()
+                else:
+                    await self.connection.rollback()
+            committed = commit
+        finally:
+            self._ended(committed=committed)
 
     async def close(self) -> None:
         """Roll back anything uncommitted and return the connection to the pool."""
-        if self._sync is None:
+        sync = self._sync
+        if sync is None:
             return
-        with unavailable_as_store_error("close a unit of work"):
-            if self._fast:
-                await self._end(commit=False, release=True)
-            else:
-                connection, self._async = self.connection, None
-                self._sync = None
-                await connection.close()
+        try:
+            with unavailable_as_store_error("close a unit of work"):
+                if self._fast:
+                    await self._end(commit=False, release=True)
+                else:
+                    self._sync = self._async = None
+                    await greenlet_spawn(_end, sync, None)
+        finally:
+            self._ended(committed=False)
 
     async def __aenter__(self) -> Self:
         await self.begin()
@@ -179,24 +233,35 @@ class UnitOfWork:
             if exc_type is None:
                 _ = self.connection  # raises UnitOfWorkError: nothing to commit
             return
-        if exc_type is not None and self._fast:
+        if exc_type is not None:
+            try:
+                await self._roll_back_and_release(connection)
+            finally:
+                self._ended(committed=False)
+            return
+        try:
+            with unavailable_as_store_error("commit a unit of work"):
+                if self._fast:
+                    await self._end(commit=True, release=True)
+                else:
+                    self._sync = self._async = None
+                    # the end of the transaction and the return to the pool: one greenlet trip
+                    await greenlet_spawn(_end, connection, connection.commit)
+        except BaseException:
+            self._ended(committed=False)
+            raise
+        self._ended(committed=True)
+
+    async def _roll_back_and_release(self, connection: Connection) -> None:
+        if self._fast:
             try:
                 await self._end(commit=False, release=True)
             except Exception:  # the block's own error matters more; the connection is closed
                 logger.warning("a unit of work failed to roll back", exc_info=True)
             return
-        if exc_type is not None:
-            with unavailable_as_store_error("roll back a unit of work"):
-                self._sync = self._async = None
-                await greenlet_spawn(_end, connection, connection.rollback)
-            return
-        with unavailable_as_store_error("commit a unit of work"):
-            if self._fast:
-                await self._end(commit=True, release=True)
-                return
+        with unavailable_as_store_error("roll back a unit of work"):
             self._sync = self._async = None
-            # the end of the transaction and the return to the pool in one trip into the greenlet
-            await greenlet_spawn(_end, connection, connection.commit)
+            await greenlet_spawn(_end, connection, connection.rollback)
 
     async def _end(self, *, commit: bool, release: bool) -> None:
         """End the transaction on the driver; on ``release``, keep or return the connection.
@@ -225,11 +290,34 @@ class UnitOfWork:
             raise
         if not release:
             return
-        is_closed = getattr(sync.connection.driver_connection, "is_closed", None)  # asyncpg's
-        if is_closed is not None and is_closed():  # the server or the network dropped it
+        if _driver_unusable(sync):  # the server or the network dropped it, or it is not idle
             await _discard(sync)
         elif not self.database._keep(sync):  # noqa: SLF001
             await greenlet_spawn(sync.close)
+
+
+_OUTCOME = {True: "after-commit", False: "after-rollback"}
+_ACTION = {True: "commit a unit of work", False: "roll back a unit of work"}
+
+
+def _added(
+    callbacks: list[Callable[[], object]] | None, callback: Callable[[], object]
+) -> list[Callable[[], object]]:
+    if callbacks is None:
+        return [callback]
+    if callback not in callbacks:
+        callbacks.append(callback)
+    return callbacks
+
+
+def _driver_unusable(sync: Connection, *, ended: bool = True) -> bool:
+    """Whether asyncpg's connection is closed or, when its transaction has ``ended``, still not
+    idle: then nobody knows its state, and it is never handed to the next unit of work."""
+    driver: Any = sync.connection.driver_connection
+    is_closed = getattr(driver, "is_closed", None)  # asyncpg's; aiosqlite has none
+    if is_closed is None:
+        return False
+    return bool(is_closed() or (ended and driver.is_in_transaction()))
 
 
 def _driver_in_transaction(sync: Connection, postgres: bool) -> bool:
@@ -275,8 +363,19 @@ def _connect_and_begin(engine: Engine) -> Connection:
     return connection
 
 
-def _end(connection: Connection, end_transaction: Callable[[], None]) -> None:
+def _end(connection: Connection, end_transaction: Callable[[], None] | None) -> None:
+    """End the transaction (if asked to) and return the connection to the pool, in one trip
+    into SQLAlchemy's greenlet. A driver connection closed under SQLAlchemy (a cancelled
+    BEGIN, see ``begin_postgres``) is invalidated first, so the pool never hands it on."""
     try:
-        end_transaction()
+        if end_transaction is not None:
+            end_transaction()
     finally:
+        ended = end_transaction is not None  # else SQLAlchemy's close() rolls back
+        if (
+            not connection.invalidated
+            and not connection.closed
+            and _driver_unusable(connection, ended=ended)
+        ):
+            connection.invalidate()
         connection.close()  # the pool's reset (ROLLBACK) on return stays as it was

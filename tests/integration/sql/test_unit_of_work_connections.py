@@ -5,18 +5,20 @@ commit or rollback finished goes to an idle list, anything else is closed for go
 """
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from dockyard.eventsourcing import NO_STREAM, EventStore
+from dockyard.eventsourcing import ANY, NO_STREAM, EventStore
 from dockyard.exceptions import StoreUnavailableError
 from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.sql import Database, SqlEventStore
@@ -115,6 +117,71 @@ async def test_a_cancelled_unit_of_work_leaves_nothing_behind(
     async with database.unit_of_work() as uow:
         await SqlEventStore(uow, serializer).append("Noted-1", [Noted("kept")], NO_STREAM)
     assert await _texts(database, "Noted-1") == ["kept"]
+
+
+class PauseAt:
+    """Stops one task at one asyncpg call (``BEGIN``, the append's ``fetch``, ``COMMIT``),
+    before the statement is sent or after its answer came back, until it is cancelled: a
+    cancellation at every await between asyncpg and SQLAlchemy's bookkeeping."""
+
+    def __init__(self, statement: str, when: str) -> None:
+        self.statement, self.when = statement, when
+        self.victim: asyncio.Task[None] | None = None
+        self.reached = asyncio.Event()
+
+    def wrap(self, real: Any) -> Any:
+        async def call(connection: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+            if (
+                asyncio.current_task() is not self.victim
+                or self.reached.is_set()
+                or not query.lstrip().upper().startswith(self.statement)
+            ):
+                return await real(connection, query, *args, **kwargs)
+            if self.when == "before":
+                self.reached.set()
+                await asyncio.Event().wait()  # until cancelled
+            result = await real(connection, query, *args, **kwargs)
+            self.reached.set()
+            await asyncio.Event().wait()
+            return result
+
+        return call
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("path", ["driver", "pool"])
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("statement", ["BEGIN", "WITH", "COMMIT"])
+async def test_a_unit_of_work_cancelled_at_any_await_hands_on_a_clean_connection(
+    postgres_database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    statement: str,
+    when: str,
+    path: str,
+) -> None:
+    database = postgres_database
+    if path == "pool":  # a listener on checkout turns the driver path off
+        event.listen(database.engine.sync_engine, "checkout", lambda *_: None)
+    assert database._fast_path() is (path == "driver")
+    pause = PauseAt(statement, when)
+    monkeypatch.setattr(asyncpg.Connection, "execute", pause.wrap(asyncpg.Connection.execute))
+    monkeypatch.setattr(asyncpg.Connection, "fetch", pause.wrap(asyncpg.Connection.fetch))
+
+    async def append(text: str) -> None:
+        async with database.unit_of_work() as uow:
+            await SqlEventStore(uow, serializer).append("Noted-1", [Noted(text)], ANY)
+
+    pause.victim = asyncio.create_task(append("lost"))
+    await pause.reached.wait()
+    pause.victim.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pause.victim
+    await append("kept")  # on whichever connection comes next: it must be clean
+    async with database.engine.connect() as other:  # never the one just used
+        query = "SELECT data FROM dockyard_events ORDER BY global_position"
+        texts = [json.loads(data)["text"] for data in await other.scalars(sa.text(query))]
+    # a COMMIT whose answer came back committed, whatever its caller saw
+    assert texts == (["lost", "kept"] if (statement, when) == ("COMMIT", "after") else ["kept"])
 
 
 async def test_a_failed_commit_closes_the_connection_for_good(

@@ -1,0 +1,125 @@
+"""What runs when a unit of work's transaction ends: ``after_commit`` and ``after_rollback``.
+
+Both paths of the unit of work run them the same way: the driver path, and SQLAlchemy's pool
+path (taken when a listener on the engine asks for it, docs/design/unit-of-work.md).
+"""
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from dockyard.sql import Database, UnitOfWork
+
+
+@pytest.fixture(params=["driver", "pool"])
+def database(any_database: Database, request: pytest.FixtureRequest) -> Iterator[Database]:
+    def on_checkout(*_: object) -> None:
+        pass
+
+    engine = any_database.engine.sync_engine
+    if request.param == "pool":
+        event.listen(engine, "checkout", on_checkout)
+    assert any_database._fast_path() is (request.param == "driver")
+    yield any_database
+    if request.param == "pool":
+        event.remove(engine, "checkout", on_checkout)
+
+
+def _record(uow: UnitOfWork, seen: list[str], name: str) -> None:
+    uow.after_commit(lambda: seen.append(f"{name} committed"))
+    uow.after_rollback(lambda: seen.append(f"{name} rolled back"))
+
+
+async def _write(uow: UnitOfWork) -> None:
+    await uow.connection.execute(sa.text("SELECT 1"))
+
+
+async def test_a_commit_runs_the_commit_callbacks_after_the_commit(database: Database) -> None:
+    seen: list[str] = []
+    async with database.unit_of_work() as uow:
+        await _write(uow)
+        _record(uow, seen, "first")
+        uow.after_commit(
+            lambda: seen.append(f"in a transaction: {uow.connection.in_transaction()}")
+        )
+        assert seen == []
+        await uow.commit()
+        assert seen == ["first committed", "in a transaction: False"]
+        _record(uow, seen, "second")
+    assert seen[2:] == ["second committed"]  # leaving the block commits too
+
+
+async def test_an_error_runs_the_rollback_callbacks(database: Database) -> None:
+    seen: list[str] = []
+
+    async def fail() -> None:
+        async with database.unit_of_work() as uow:
+            await _write(uow)
+            _record(uow, seen, "first")
+            raise LookupError
+
+    with pytest.raises(LookupError):
+        await fail()
+    assert seen == ["first rolled back"]
+
+
+async def test_each_transaction_runs_only_its_own_callbacks(database: Database) -> None:
+    seen: list[str] = []
+    async with database.unit_of_work() as uow:
+        await _write(uow)
+        _record(uow, seen, "first")
+        await uow.commit()
+        await _write(uow)
+        _record(uow, seen, "second")
+        await uow.rollback()
+        _record(uow, seen, "third")  # nothing written, nothing committed: still its outcome
+    assert seen == ["first committed", "second rolled back", "third committed"]
+
+
+async def test_closing_with_work_left_runs_the_rollback_callbacks(database: Database) -> None:
+    seen: list[str] = []
+    uow = database.unit_of_work()
+    await uow.begin()
+    await _write(uow)
+    _record(uow, seen, "first")
+    await uow.close()
+    assert seen == ["first rolled back"]
+    async with database.unit_of_work() as uow:  # the connection is clean for the next
+        assert (await uow.connection.execute(sa.text("SELECT 2"))).scalar() == 2
+
+
+async def test_a_callback_registered_twice_runs_once(database: Database) -> None:
+    seen: list[str] = []
+
+    def note() -> None:
+        seen.append("noted")
+
+    async with database.unit_of_work() as uow:
+        uow.after_commit(note)
+        uow.after_commit(note)
+    assert seen == ["noted"]
+
+
+async def test_a_failing_callback_is_logged_and_the_commit_still_succeeds(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[str] = []
+
+    def fail() -> None:
+        raise ValueError("broken callback")
+
+    async with database.engine.begin() as connection:
+        await connection.exec_driver_sql("CREATE TABLE notes (note TEXT)")
+    with caplog.at_level(logging.ERROR, logger="dockyard.sql"):
+        async with database.unit_of_work() as uow:
+            await uow.connection.exec_driver_sql("INSERT INTO notes VALUES ('kept')")
+            uow.after_commit(fail)
+            uow.after_commit(lambda: seen.append("after the failure"))
+    assert seen == ["after the failure"]
+    assert "after-commit callback failed" in caplog.text
+    assert "broken callback" in caplog.text
+    async with database.engine.connect() as connection:
+        assert (await connection.exec_driver_sql("SELECT note FROM notes")).scalar() == "kept"
