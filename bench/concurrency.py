@@ -8,8 +8,10 @@ Contenders (run one after another within each round, who goes first rotating; ea
 * dockyard, a ``Database`` with a pool of 50: ``UnitOfWork`` + ``SqlEventStore.append`` of one
   event to a new stream (version check, stream row, announcement, position; the events table's
   ``NOTIFY`` trigger fires at each commit);
-* dockyard without the ``NOTIFY`` trigger on ``dockyard_events``: what the trigger costs under
-  concurrency (a ``NOTIFY`` takes a database-wide lock at commit);
+* dockyard with the ``NOTIFY`` trigger that earlier versions put on ``dockyard_events``
+  (every appending transaction notifies at its commit; PostgreSQL serialises notifying
+  commits on a database-wide lock) in place of today's after-commit notification, one in
+  flight per process (sql/_notices.py);
 * dockyard appending one event and adding one outbox message in the same transaction, with and
   without the outbox's ``NOTIFY`` trigger (the real app shape of an event-sourced handler whose
   event leaves through the outbox).
@@ -142,6 +144,41 @@ def _dockyard(*, outbox: bool) -> Callable[[], Awaitable[tuple[Run, Callable[[],
     return start
 
 
+_OLD_TRIGGER = (
+    (
+        "CREATE OR REPLACE FUNCTION dockyard_notify_events() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN PERFORM pg_notify('dockyard_events', ''); RETURN NULL; END $$"
+    ),
+    (
+        "CREATE TRIGGER dockyard_events_notify AFTER INSERT ON dockyard_events "
+        "FOR EACH STATEMENT EXECUTE FUNCTION dockyard_notify_events()"
+    ),
+)
+
+
+def _with_old_trigger(start: Callable[[], Any]) -> Callable[[], Any]:
+    async def opened() -> tuple[Run, Callable[[], Awaitable[None]]]:
+        run, close = await start()
+        connection = await asyncpg.connect(DSN, server_settings={"search_path": SCHEMA})
+        try:
+            for statement in _OLD_TRIGGER:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+        async def closed() -> None:
+            await close()
+            connection = await asyncpg.connect(DSN, server_settings={"search_path": SCHEMA})
+            try:
+                await connection.execute("DROP TRIGGER dockyard_events_notify ON dockyard_events")
+            finally:
+                await connection.close()
+
+        return run, closed
+
+    return opened
+
+
 async def _toggle(trigger: str, table: str, *, on: bool) -> None:
     connection = await asyncpg.connect(DSN, server_settings={"search_path": SCHEMA})
     try:
@@ -206,29 +243,20 @@ async def main() -> None:
             await pool.execute("CREATE SEQUENCE raw_positions CACHE 1")
         appenders = [
             Contender("asyncpg, 50 connections", _raw, "BEGIN/INSERT/COMMIT"),
-            Contender("dockyard", _dockyard(outbox=False), "uow + append, NOTIFY trigger on"),
+            Contender("dockyard", _dockyard(outbox=False), "uow + append, NOTIFY after commit"),
             Contender(
-                "dockyard, no NOTIFY",
-                _without("dockyard_events_notify", "dockyard_events", _dockyard(outbox=False)),
-                "events trigger disabled",
+                "dockyard, NOTIFY trigger",
+                _with_old_trigger(_dockyard(outbox=False)),
+                "the trigger of earlier versions",
             ),
         ]
         with_outbox = [
             Contender("asyncpg, 50 connections", _raw, "BEGIN/INSERT/COMMIT"),
-            Contender("dockyard + outbox", _dockyard(outbox=True), "both NOTIFY triggers on"),
+            Contender("dockyard + outbox", _dockyard(outbox=True), "outbox NOTIFY trigger on"),
             Contender(
                 "dockyard + outbox, no outbox NOTIFY",
                 _without("dockyard_outbox_notify", "dockyard_outbox", _dockyard(outbox=True)),
                 "outbox trigger disabled",
-            ),
-            Contender(
-                "dockyard + outbox, no NOTIFY",
-                _without(
-                    "dockyard_outbox_notify",
-                    "dockyard_outbox",
-                    _without("dockyard_events_notify", "dockyard_events", _dockyard(outbox=True)),
-                ),
-                "both triggers disabled",
             ),
         ]
         print_table(
