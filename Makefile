@@ -11,7 +11,7 @@ BENCH_PYTHON ?= $(shell for p in python3.13 python3.12 $$(ls -d /root/.pyenv/ver
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: demo test lint typecheck bench docs format clean env
+.PHONY: demo test test-stress lint typecheck bench docs format clean env
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("dockyard needs Python >= 3.11") if sys.version_info < (3, 11) else None'
@@ -27,6 +27,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# The whole suite with every core busy and writing transactions held open on PostgreSQL;
+# RUNS=5 runs it five times in a row (stops at the first failure).
+RUNS ?= 1
+test-stress: $(STAMP)
+	$(BIN)/python -m tests.stress --runs $(RUNS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -38,6 +38,7 @@ from dockyard.eventsourcing._store import ExpectedVersion
 from dockyard.eventsourcing.store._codec import EventRow
 from dockyard.sql._event_log import key_sql, lower_bound_sql, positions
 from dockyard.sql._event_tables import events, streams
+from dockyard.sql._projection_tables import EVENTS_CHANNEL
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["append_postgres"]
@@ -68,25 +69,30 @@ def _stream_cte(kind: str) -> Any:
     return statement.returning(streams.c.version).cte("stream")
 
 
-def _announce_cte(announced: bool) -> Any:
+def _announce_cte(mode: str) -> Any:
     """Announce this transaction to readers of the global log, before any ``nextval``.
 
     The shared advisory lock's key carries a bound below every position the transaction
-    takes; it is held until the transaction ends. The first append reads the bound from the
-    sequence; later ones lock the same key again (``announced``: the unit of work passes it as
-    ``bound``), which costs a lookup in the session's own lock table and takes it back if a
-    rolled-back savepoint released it.
+    takes; it is held until the transaction ends. The first append (``mode`` ``"first"`` or
+    ``"notify"``) reads the bound from the sequence; later ones (``"again"``: the unit of work
+    passes it as ``bound``) lock the same key again, which costs a lookup in the session's own
+    lock table and takes it back if a rolled-back savepoint released it. ``"notify"`` also
+    queues ``NOTIFY dockyard_events`` for the commit (see ``CommitNotices.notify_inside``).
     """
-    bound = "CAST(:bound AS BIGINT)" if announced else lower_bound_sql()
+    again = mode == "again"
+    bound = "CAST(:bound AS BIGINT)" if again else lower_bound_sql()
+    notify = f", pg_notify('{EVENTS_CHANNEL}', '') AS notified" if mode == "notify" else ""
     # OFFSET 0 keeps the planner from copying the bound's expression into two places
     announce = text(
         f"SELECT pg_advisory_xact_lock_shared({key_sql('b.bound')}) AS announced, b.bound"  # noqa: S608 - our own SQL
-        f" FROM (SELECT {bound} AS bound OFFSET 0) AS b"
+        f"{notify} FROM (SELECT {bound} AS bound OFFSET 0) AS b"
     )
-    if announced:
+    if again:
         announce = announce.bindparams(bindparam("bound", type_=BigInteger()))
-    columns = announce.columns(column("announced"), column("bound", BigInteger()))
-    return columns.cte("announce").prefix_with("MATERIALIZED")
+    names = [column("announced"), column("bound", BigInteger())]
+    if notify:
+        names.append(column("notified"))
+    return announce.columns(*names).cte("announce").prefix_with("MATERIALIZED")
 
 
 _COLUMNS = [column.name for column in events.columns]
@@ -102,14 +108,14 @@ _FIELDS: dict[str, Any] = {
 }
 
 
-def _insert(kind: str, announced: bool, fields: Any, version: Any, more: Any = None) -> Insert:
+def _insert(kind: str, mode: str, fields: Any, version: Any, more: Any = None) -> Insert:
     """``INSERT INTO dockyard_events ... SELECT`` the events, positions and versions.
 
     ``version`` is the event's stream version; ``more`` joins the rows of a several-event
     append, in order. Positions come from ``nextval`` in the select list, which runs for a row
     only once the join has it: after the stream's row is locked and the transaction announced.
     """
-    stream, announce = _stream_cte(kind), _announce_cte(announced)
+    stream, announce = _stream_cte(kind), _announce_cte(mode)
     source = select(
         positions.next_value(),
         fields["event_id"],
@@ -130,7 +136,7 @@ def _insert(kind: str, announced: bool, fields: Any, version: Any, more: Any = N
     )
 
 
-def _statement(kind: str, announced: bool) -> Insert:
+def _statement(kind: str, mode: str) -> Insert:
     rows = (
         func.unnest(*(cast(bindparam(f"{n}s"), ARRAY(t)) for n, t in _FIELDS.items()))
         .table_valued(*_FIELDS, with_ordinality="ord")
@@ -139,25 +145,23 @@ def _statement(kind: str, announced: bool) -> Insert:
     # ordered before the outer select list numbers them: positions follow versions
     ordered = select(rows).order_by(rows.c.ord).subquery("e")
     count = bindparam("n", type_=BigInteger())
-    return _insert(
-        kind, announced, ordered.c, lambda version: version - count + ordered.c.ord, ordered
-    )
+    return _insert(kind, mode, ordered.c, lambda version: version - count + ordered.c.ord, ordered)
 
 
-def _one_event_statement(kind: str, announced: bool) -> Insert:
+def _one_event_statement(kind: str, mode: str) -> Insert:
     """The same append for one event, with scalar parameters.
 
     Seven one-element arrays to encode and ``unnest`` cost ~70 µs of a ~500 µs append on the
     development machine (docs/design/unit-of-work.md).
     """
     fields = {name: bindparam(name, type_=t) for name, t in _FIELDS.items()}
-    return _insert(kind, announced, fields, lambda version: version)
+    return _insert(kind, mode, fields, lambda version: version)
 
 
 _KEYS = [
-    (kind, announced)
+    (kind, mode)
     for kind in ("create", "any", "exists", "exact")
-    for announced in (True, False)
+    for mode in ("again", "first", "notify")
 ]
 _STATEMENTS = {key: _statement(*key) for key in _KEYS}
 _ONE_EVENT_STATEMENTS = {key: _one_event_statement(*key) for key in _KEYS}
@@ -208,10 +212,12 @@ async def append_postgres(
     if kind == "exact":
         parameters["expected"] = expected
     bound = uow.log_bound
-    announced = bound is not None
-    if announced:
+    if bound is not None:
+        mode = "again"
         parameters["bound"] = bound
-    key = (kind, announced)
+    else:  # the transaction's first append: its commit wakes listeners of the log
+        mode = "notify" if uow.database.notices.notify_inside(uow, EVENTS_CHANNEL) else "first"
+    key = (kind, mode)
     if len(rows) == 1:
         (row,) = rows
         parameters.update(msgspec.structs.asdict(row))  # EventRow's fields are _FIELDS
@@ -229,6 +235,6 @@ async def append_postgres(
         inserted = (await uow.connection.execute(statement, parameters)).all()
     if not inserted:
         return None
-    if not announced:
+    if bound is None:
         uow.log_bound = inserted[0][2]
     return inserted[0][1], inserted[-1][1], inserted[0][0], inserted[-1][0]

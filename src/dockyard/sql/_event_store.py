@@ -37,7 +37,6 @@ from dockyard.sql._errors import (
 from dockyard.sql._event_log import OPEN_APPENDS
 from dockyard.sql._event_tables import events as events_table
 from dockyard.sql._event_tables import idempotency_keys, streams
-from dockyard.sql._projection_tables import EVENTS_CHANNEL
 from dockyard.sql._reads import log_rows, stream_rows
 from dockyard.sql._sqlite_driver import append_sqlite
 from dockyard.sql._unit_of_work import UnitOfWork
@@ -129,9 +128,6 @@ class SqlEventStore:
         if self._postgres:
             maybe = await append_postgres(self.uow, stream_id, rows, expected, recorded_at)
             if maybe is not None:
-                # listeners in any process (catch-up runners) hear of it once it commits
-                uow = self.uow
-                uow.after_commit(uow.database.notices.callback(EVENTS_CHANNEL))
                 return AppendResult(stream_id, *maybe)
         else:
             done = await append_sqlite(self.uow, stream_id, rows, expected, recorded_at)

@@ -1,14 +1,19 @@
-"""``CommitNotices``: PostgreSQL ``NOTIFY`` after commits, coalesced, off the commit path.
+"""``CommitNotices``: PostgreSQL ``NOTIFY`` for commits, at most two in flight per process.
 
 Listeners (catch-up runners on ``dockyard_events``, relays on ``dockyard_outbox``) wake on a
 notification and then read the table. The notification used to come from a trigger, which made
 every appending transaction ``NOTIFY`` at its commit; PostgreSQL serialises notifying commits
-on one database-wide lock, and with 50 concurrent appenders that cost 2.3× the time of an
-append (bench/concurrency.py). Now the unit of work that wrote calls ``notify(channel)`` after
-its commit; this sends ``NOTIFY channel`` on a pooled connection at once if none of this
-process's notifications is in flight, else once more when it is done, for everything committed
-meanwhile. Latency stays one round trip after the commit; the lock is taken by at most one
-transaction per process at a time instead of by every appender.
+on one database-wide lock, and with 50 concurrent appenders that cost 6.4× the time of a plain
+insert (bench/concurrency.py). Now, per process and channel:
+
+* one writing transaction at a time notifies *inside* itself (its statement queues the
+  ``NOTIFY``; delivered at its commit, no extra round trip): a lone writer pays nothing more;
+* a transaction that writes while another one of this process holds that role has this send
+  ``NOTIFY`` after its commit instead, on a pooled connection: at once if no such notification
+  is in flight, else once more when it is done, for everything committed meanwhile.
+
+Every commit is followed by a notification; at most two notifying transactions of a process
+take the lock at a time, instead of every writer.
 
 A notification is a hint, never the only path: listeners poll at a safety interval, so a
 process that dies between its commit and its ``NOTIFY`` delays readers, never loses events.
@@ -19,28 +24,61 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the database owns the notices; this module is imported by it
     from dockyard.sql._database import Database
+    from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["CommitNotices"]
 
 logger = logging.getLogger("dockyard.sql")
 
+_HELD = 1.0
+"""Seconds after which a transaction's role of notifying inside itself is shared."""
+
 
 class CommitNotices:
     """Per database (so per process and app): ``NOTIFY`` channels after commits, coalesced."""
 
-    __slots__ = ("_callbacks", "_pending", "_sender", "_warned", "database")
+    __slots__ = ("_callbacks", "_inside", "_pending", "_releases", "_sender", "_warned", "database")
 
     def __init__(self, database: Database) -> None:
         self.database = database
         self._pending: set[str] = set()
         self._sender: asyncio.Task[None] | None = None
         self._callbacks: dict[str, Callable[[], None]] = {}
+        self._inside: dict[str, float] = {}
+        """Channels a transaction of this process notifies inside itself, since when."""
+        self._releases: dict[str, Callable[[], None]] = {}
         self._warned = False
+
+    def notify_inside(self, uow: UnitOfWork, channel: str) -> bool:
+        """Whether ``uow``'s transaction should queue ``NOTIFY channel`` itself.
+
+        ``True``: it takes that role until it ends (commits or rolls back). ``False``: another
+        transaction has it, and ``uow``'s commit will be announced after it instead. A role
+        held for over a second (a transaction ended behind the unit of work's back never hands
+        it back) is given to the next writer too.
+        """
+        now = time.monotonic()
+        since = self._inside.get(channel)
+        if since is not None and now - since < _HELD:
+            uow.after_commit(self.callback(channel))
+            return False
+        self._inside[channel] = now
+        release = self._releases.get(channel)
+        if release is None:
+
+            def release() -> None:
+                self._inside.pop(channel, None)
+
+            self._releases[channel] = release
+        uow.after_commit(release)
+        uow.after_rollback(release)
+        return True
 
     def callback(self, channel: str) -> Callable[[], None]:
         """The same callable for a channel every time (a unit of work registers it once)."""
