@@ -9,6 +9,7 @@ import sys
 SCENARIOS = (
     "modules",
     "messaging",
+    "app",
     "eventstore",
     "concurrency",
     "projections",

@@ -98,10 +98,19 @@ class Dispatcher:
         headers: Mapping[str, str] | None,
     ) -> Any:
         plan = self.requests.get(request.__class__)
-        if plan is not None and plan.simple and not self.tracking:
+        if plan is not None and plan.simple:
             assert isinstance(plan, RequestPlan)
             handler = await getter(scope)(plan.handler.key)
-            return await handler.handle(request)
+            if not self.tracking:
+                return await handler.handle(request)
+            envelope = Envelope(
+                request, CURRENT.get(), message_id, correlation_id, causation_id, headers
+            )
+            token = CURRENT.set(envelope)
+            try:
+                return await handler.handle(request)
+            finally:
+                CURRENT.reset(token)
         bus = MessageBus(self, scope)
         return await bus.send(
             request,
@@ -188,12 +197,7 @@ class MessageBus(IMessageBus):
         plan = dispatcher.request_plan(request.__class__)
         if dispatcher.tracking:
             envelope = Envelope(
-                request,
-                CURRENT.get(),
-                message_id=message_id,
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-                headers=headers,
+                request, CURRENT.get(), message_id, correlation_id, causation_id, headers
             )
             token = CURRENT.set(envelope)
             try:
@@ -226,12 +230,7 @@ class MessageBus(IMessageBus):
             return
         if dispatcher.tracking:
             envelope = Envelope(
-                event,
-                CURRENT.get(),
-                message_id=message_id,
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-                headers=headers,
+                event, CURRENT.get(), message_id, correlation_id, causation_id, headers
             )
             token = CURRENT.set(envelope)
             try:
@@ -262,12 +261,7 @@ class MessageBus(IMessageBus):
                 await _close(iterator)
             return
         envelope = Envelope(
-            request,
-            CURRENT.get(),
-            message_id=message_id,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-            headers=headers,
+            request, CURRENT.get(), message_id, correlation_id, causation_id, headers
         )
         # Set the envelope around each step, never across a `yield`: the consumer may resume
         # this generator from another task or context.

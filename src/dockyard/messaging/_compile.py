@@ -238,12 +238,17 @@ def _applies_to(cls: type) -> type:
 
 
 def _depends_on_context(providers: Iterable[Provider]) -> bool:
+    """Whether something depends on a class that reads the current envelope: ``MessageContext``,
+    or ``Outbox`` (whose messages carry the ids of the one being handled; every route does)."""
     for provider in providers:
         for factory in provider.factories:
             keys = (*factory.dependencies, *factory.kw_dependencies.values())
-            if any(key.type_hint is MessageContext for key in keys):
+            if any(getattr(key.type_hint, _READS_ENVELOPE, False) for key in keys):
                 return True
     return False
+
+
+_READS_ENVELOPE = "__dockyard_reads_envelope__"
 
 
 def _registry(

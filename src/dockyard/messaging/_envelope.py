@@ -45,7 +45,6 @@ class Envelope:
         self,
         message: object,
         parent: Envelope | None,
-        *,
         message_id: str | None = None,
         correlation_id: str | None = None,
         causation_id: str | None = None,
@@ -104,6 +103,8 @@ class MessageContext:
     """
 
     __slots__ = ("_tracking",)
+    __dockyard_reads_envelope__ = True
+    """Depending on this class turns tracking on (``Outbox`` is marked the same way)."""
 
     def __init__(self, *, tracking: bool) -> None:
         self._tracking = tracking

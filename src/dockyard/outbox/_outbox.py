@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from dockyard.messaging._envelope import CURRENT, MessageContext
+from dockyard.messaging._envelope import CURRENT
 from dockyard.outbox._message import OutboxMessage
 from dockyard.outbox._settings import OutboxConfig
 from dockyard.outbox._store import OutboxWriter
@@ -55,11 +55,11 @@ class Outbox:
     """
 
     __slots__ = ("_config", "_writer")
+    __dockyard_reads_envelope__ = True
+    """What depends on the outbox (a route, a handler) turns context tracking on: a message
+    written while another is handled carries its correlation and causation ids."""
 
-    def __init__(self, writer: OutboxWriter, config: OutboxConfig, context: MessageContext) -> None:
-        # `context` is declared so that the app tracks envelopes: ids and causation travel
-        # with every outgoing message. It is read through the envelope of the current task.
-        del context
+    def __init__(self, writer: OutboxWriter, config: OutboxConfig) -> None:
         self._writer = writer
         self._config = config
 

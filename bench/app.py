@@ -1,0 +1,208 @@
+"""The real app shape: what an app with SQL, an outbox and a projection pays where it uses none.
+
+An app in production imports ``SqlModule`` (PostgreSQL), ``OutboxModule`` with
+``SqlOutboxStorage`` and a route, and ``ProjectionsModule`` with a catch-up projection. Two
+tables, each against the same floor as the bare scenarios, all in one process run:
+
+1. ``send`` of a command whose handler has one scoped dependency and touches neither the
+   database nor the outbox, new scope — Dishka alone (baseline), dockyard's bare app
+   (``bench.messaging``'s), the app shape without a route (nothing reads message context:
+   tracking off), the app shape with ``route(Deposited).to(...)`` (context tracked: a routed
+   event carries the ids of the command that caused it), and the bare app with
+   ``MessagingSettings(track_context=True)``, which prices tracking alone.
+2. PostgreSQL, append 1 event in its own transaction, in the app shape — raw asyncpg
+   ``BEGIN; INSERT; COMMIT`` (baseline, as in ``bench.eventstore``), a unit of work of the
+   app's ``Database`` with ``SqlEventStore.append``, ``app.scope()`` + ``EventStore`` from
+   the scope (the unit of work commits when the scope exits), the way a handler appends, and
+   a unit of work on a ``Database`` with one listener on the engine's ``commit``: what every
+   app with an outbox ran until the outbox stopped listening there (the pool path).
+
+Run: ``python -m bench app`` (or ``make bench ARGS=app``). Needs PostgreSQL on 127.0.0.1:5432
+(``DOCKYARD_BENCH_POSTGRES_DSN``); ``DOCKYARD_BENCH_ROUNDS`` (default 7) sets the rounds.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+
+from bench._harness import Contender, Scenario, print_table, run_async
+from bench.eventstore import COLUMNS, SERIALIZER, Deposited, _Positions, _rows
+from bench.messaging import Add, AddHandler, BenchModule, Counter, _dishka, _loop
+from dockyard import App, module, scoped
+from dockyard.eventsourcing import NO_STREAM, EventStore, RecordedEvent
+from dockyard.messaging import MessagingSettings
+from dockyard.outbox import OutboxModule, route
+from dockyard.projections import Projection, ProjectionsModule, handles
+from dockyard.sql import Database, SqlEventStore, SqlModule, SqlOutboxStorage
+from dockyard.transport.memory import InMemoryTransport
+
+DSN = os.environ.get("DOCKYARD_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+URL = DSN.replace("postgresql://", "postgresql+asyncpg://")
+ROUNDS = int(os.environ.get("DOCKYARD_BENCH_ROUNDS", "7"))
+SEND_N = 20_000
+APPEND_N = 40
+
+
+class Balances(Projection):
+    """A catch-up projection, so the app has a runner and its stores (not run here)."""
+
+    name = "balances"
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    @handles
+    async def deposited(self, event: Deposited, recorded: RecordedEvent) -> None:
+        del recorded
+        self.total += event.amount
+
+
+def build_app(schema: str, *, routed: bool) -> App:
+    """The app shape, on PostgreSQL in ``schema``; ``routed`` adds a route for ``Deposited``."""
+    sql = SqlModule.register(
+        URL, serializer=SERIALIZER, connect_args={"server_settings": {"search_path": schema}}
+    )
+    outbox = OutboxModule.register(
+        transport=InMemoryTransport(),
+        storage=SqlOutboxStorage(),
+        routes=[route(Deposited).to("deposits")] if routed else [],
+    )
+    projections = ProjectionsModule.register(projections=[Balances], imports=[sql])
+
+    @module(providers=[scoped(Counter)], handlers=[AddHandler], imports=[sql, outbox, projections])
+    class Shop: ...
+
+    return App.build(Shop)
+
+
+async def bench_send(schema: str) -> None:
+    container = _dishka()
+    bare = App.build(BenchModule)
+    tracked = App.build(BenchModule, messaging=MessagingSettings(track_context=True))
+    unrouted = build_app(schema, routed=False)
+    routed = build_app(schema, routed=True)
+    apps = (bare, tracked, unrouted, routed)
+    for app in apps:
+        await app.start()
+
+    async def dishka_send(n: int) -> None:
+        for _ in range(n):
+            async with container() as scope:
+                handler = await scope.get(AddHandler)
+                await handler.handle(Add(amount=1))
+
+    def send(app: App) -> Any:
+        return _loop(lambda: app.send(Add(amount=1)))
+
+    contenders = [
+        Contender("dishka alone", dishka_send, "open scope + get handler + handle"),
+        Contender("dockyard, bare app", send(bare), "bench.messaging's app"),
+        Contender("dockyard, app shape", send(unrouted), "SQL + outbox + projection, no route"),
+        Contender("dockyard, app shape, routed", send(routed), "+ route(Deposited): tracked"),
+        Contender("dockyard, bare, tracked", send(tracked), "track_context=True"),
+    ]
+    try:
+        results = await run_async(contenders, n=SEND_N, rounds=ROUNDS)
+    finally:
+        for app in apps:
+            await app.stop()
+        await container.close()
+    print_table(
+        Scenario(
+            "app shape: send a command that touches neither SQL nor the outbox, new scope",
+            baseline="dishka alone",
+            target="dockyard ≤ 1.25× dishka alone, in the app shape as in a bare app",
+        ),
+        results,
+    )
+    tracking = [app._dispatcher.tracking for app in (unrouted, routed)]
+    print(f"context tracked: app shape {tracking[0]}, routed {tracking[1]}")
+
+
+async def bench_append(schema: str) -> None:
+    app = build_app(schema, routed=True)
+    await app.start()
+    database = await app.get(Database)
+    raw = await asyncpg.connect(DSN, server_settings={"search_path": schema})
+    await raw.execute("CREATE TABLE raw_events (LIKE dockyard_events INCLUDING ALL)")
+    insert = (
+        f"INSERT INTO raw_events ({', '.join(COLUMNS)}) "
+        f"VALUES ({', '.join(f'${i}' for i in range(1, 12))})"
+    )
+    counter, positions = iter(range(1, 10**9)), _Positions()
+    event = Deposited(1, "a deposit of a modest size")
+
+    async def raw_append(n: int) -> None:
+        for _ in range(n):
+            (row,) = _rows(f"Raw-{next(counter)}", 1, 1, positions)
+            async with raw.transaction():
+                await raw.execute(insert, *row)
+
+    async def uow_append(n: int) -> None:
+        for _ in range(n):
+            async with database.unit_of_work() as uow:
+                store = SqlEventStore(uow, SERIALIZER)
+                await store.append(f"Uow-{next(counter)}", [event], NO_STREAM)
+
+    async def scope_append(n: int) -> None:
+        for _ in range(n):
+            async with app.scope() as scope:
+                store = await scope.get(EventStore)
+                await store.append(f"Scope-{next(counter)}", [event], NO_STREAM)
+
+    # what every app with an outbox ran before: its engine listeners turned the driver path off
+    listened = Database(URL, connect_args={"server_settings": {"search_path": schema}})
+    sa.event.listen(listened.engine.sync_engine, "commit", lambda _: None)
+
+    async def listened_append(n: int) -> None:
+        for _ in range(n):
+            async with listened.unit_of_work() as uow:
+                store = SqlEventStore(uow, SERIALIZER)
+                await store.append(f"Pool-{next(counter)}", [event], NO_STREAM)
+
+    contenders = [
+        Contender("asyncpg BEGIN/INSERT/COMMIT", raw_append),
+        Contender("dockyard, unit of work", uow_append, "the app's Database"),
+        Contender("dockyard, app.scope()", scope_append, "EventStore from the scope"),
+        Contender("dockyard, engine listener", listened_append, "pool path, as before"),
+    ]
+    try:
+        results = await run_async(contenders, n=APPEND_N, rounds=ROUNDS)
+        fast = database._fast_path(), listened._fast_path()
+    finally:
+        await raw.close()
+        await listened.dispose()
+        await app.stop()
+    print_table(
+        Scenario(
+            "app shape, PostgreSQL: append 1 event in its own transaction",
+            baseline="asyncpg BEGIN/INSERT/COMMIT",
+            target="dockyard ≥ 0.8× raw asyncpg throughput (≤ 1.25× its time)",
+        ),
+        results,
+    )
+    print(f"unit of work on the driver path: app {fast[0]}, with a listener {fast[1]}")
+
+
+async def main() -> None:
+    try:
+        admin = await asyncpg.connect(DSN)
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"\n## app shape: PostgreSQL not reachable at {DSN} ({exc}); skipped")
+        return
+    schema = f"dockyard_bench_{uuid.uuid4().hex[:8]}"
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        database = Database(URL, connect_args={"server_settings": {"search_path": schema}})
+        await database.create_tables()
+        await database.dispose()
+        await bench_send(schema)
+        await bench_append(schema)
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
