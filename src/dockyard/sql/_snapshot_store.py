@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from dockyard.eventsourcing._store import check_stream_id
 from dockyard.eventsourcing._store_snapshots import Snapshot
 from dockyard.eventsourcing.store._codec import decode_snapshot, now
 from dockyard.serialization import Serializer
@@ -39,6 +40,7 @@ class SqlSnapshotStore:
         self._postgres = uow.dialect == "postgresql"
 
     async def save(self, stream_id: str, stream_version: int, state: object) -> None:
+        check_stream_id(stream_id)
         stored = self.serializer.serialize(state)
         insert = pg_insert if self._postgres else sqlite_insert
         upsert = insert(snapshots).values(
@@ -62,6 +64,7 @@ class SqlSnapshotStore:
             await self.uow.connection.execute(replace)
 
     async def load(self, stream_id: str, state_type: type[S]) -> Snapshot[S] | None:
+        check_stream_id(stream_id)
         with unavailable_as_store_error(f"load the snapshot of stream `{stream_id}`"):
             found = (
                 await self.uow.connection.execute(_LOAD.where(snapshots.c.stream_id == stream_id))
@@ -80,6 +83,7 @@ class SqlSnapshotStore:
         )
 
     async def delete(self, stream_id: str) -> None:
+        check_stream_id(stream_id)
         with unavailable_as_store_error(f"delete the snapshot of stream `{stream_id}`"):
             await self.uow.connection.execute(
                 delete(snapshots).where(snapshots.c.stream_id == stream_id)

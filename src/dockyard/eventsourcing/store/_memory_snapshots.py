@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TypeVar
 
+from dockyard.eventsourcing._store import check_stream_id
 from dockyard.eventsourcing._store_snapshots import Snapshot
 from dockyard.eventsourcing.store._codec import decode_snapshot, now
 from dockyard.serialization import SerializedValue, Serializer
@@ -30,12 +31,14 @@ class InMemorySnapshotStore:
         return view
 
     async def save(self, stream_id: str, stream_version: int, state: object) -> None:
+        check_stream_id(stream_id)
         stored = self.serializer.serialize(state)
         held = self._snapshots.get(stream_id)
         if held is None or held[0] <= stream_version:  # an older one never replaces a newer one
             self._snapshots[stream_id] = (stream_version, stored, now())
 
     async def load(self, stream_id: str, state_type: type[S]) -> Snapshot[S] | None:
+        check_stream_id(stream_id)
         found = self._snapshots.get(stream_id)
         if found is None:
             return None
@@ -52,4 +55,5 @@ class InMemorySnapshotStore:
         )
 
     async def delete(self, stream_id: str) -> None:
+        check_stream_id(stream_id)
         self._snapshots.pop(stream_id, None)

@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 
 from dockyard.eventsourcing import SnapshotStore
+from dockyard.exceptions import InvalidStreamIdError
 from dockyard.serialization import Serializer, event_type
 
 __all__ = ["SnapshotStoreContract", "SnapshotStoreFactory"]
@@ -54,6 +55,21 @@ class SnapshotStoreContract:
             "factory of sessions on the store under test."
         )
         yield  # type: ignore[unreachable]  # an async generator, like the overrides
+
+    @pytest.mark.parametrize(
+        "stream_id", ["", "x" * 256, "Account-\x00-1", "Account-\ud800"], ids=str.__len__
+    )
+    async def test_stream_ids_no_store_can_hold_are_refused(
+        self, snapshot_store_factory: SnapshotStoreFactory, stream_id: str
+    ) -> None:
+        """The event stores' one rule (``check_stream_id``), on snapshots too."""
+        async with snapshot_store_factory(Serializer()) as store:
+            with pytest.raises(InvalidStreamIdError):
+                await store.save(stream_id, 1, BalanceV1(1))
+            with pytest.raises(InvalidStreamIdError):
+                await store.load(stream_id, BalanceV1)
+            with pytest.raises(InvalidStreamIdError):
+                await store.delete(stream_id)
 
     async def test_the_latest_snapshot_is_loaded(
         self, snapshot_store_factory: SnapshotStoreFactory
