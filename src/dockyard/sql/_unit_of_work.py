@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
@@ -256,8 +257,16 @@ class UnitOfWork:
         if self._fast:
             try:
                 await self._end(commit=False, release=True)
-            except Exception:  # the block's own error matters more; the connection is closed
-                logger.warning("a unit of work failed to roll back", exc_info=True)
+            except Exception as error:  # the block's own error matters more; it is closed
+                # a connection already lost (an outage) has nothing left to roll back: the
+                # block's error says what happened, once
+                lost = isinstance(error, DBAPIError) and error.connection_invalidated
+                logger.log(
+                    logging.DEBUG if lost else logging.WARNING,
+                    "a unit of work failed to roll back: %r",
+                    error,
+                    exc_info=True,
+                )
             return
         with unavailable_as_store_error("roll back a unit of work"):
             self._sync = self._async = None
@@ -272,6 +281,9 @@ class UnitOfWork:
         sync = self._live()
         if release:
             self._sync = self._async = None
+        if sync.invalidated:  # a statement on `connection` lost it: SQLAlchemy knows, no I/O
+            await self._end_lost(sync, commit=commit, release=release)
+            return
         try:
             if self._postgres:
                 adapter = sync.connection.dbapi_connection
@@ -294,6 +306,22 @@ class UnitOfWork:
             await _discard(sync)
         elif not self.database._keep(sync):  # noqa: SLF001
             await greenlet_spawn(sync.close)
+
+    async def _end_lost(self, sync: Connection, *, commit: bool, release: bool) -> None:
+        """End the transaction of a connection SQLAlchemy invalidated (the server or the
+        network dropped it under a statement): the server has rolled it back already, so a
+        rollback only clears SQLAlchemy's bookkeeping and a commit raises its
+        ``PendingRollbackError``. Kept (without ``release``), the ``Connection`` takes a new
+        connection from the pool when next used."""
+        self._open = False
+        try:
+            sync.commit() if commit else sync.rollback()
+        except BaseException:
+            self._sync = self._async = None
+            await _discard(sync)
+            raise
+        if release:
+            await _discard(sync)
 
 
 _OUTCOME = {True: "after-commit", False: "after-rollback"}

@@ -6,6 +6,7 @@ commit or rollback finished goes to an idle list, anything else is closed for go
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -226,6 +227,32 @@ async def test_a_connection_killed_while_idle_fails_one_unit_of_work_only(
     async with postgres_database.unit_of_work() as uow:
         await SqlEventStore(uow, serializer).append("Noted-1", [Noted("b")], NO_STREAM)
     assert await _texts(postgres_database, "Noted-1") == ["b"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("path", ["driver", "pool"])
+async def test_a_connection_lost_under_a_statement_ends_quietly(
+    postgres_database: Database, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = postgres_database
+    if path == "pool":
+        event.listen(database.engine.sync_engine, "checkout", lambda *_: None)
+    pid = await _identity(database)
+
+    async def lose_the_connection() -> None:
+        async with database.unit_of_work() as uow:
+            await SqlEventStore(uow, serializer).append("Noted-1", [Noted("lost")], NO_STREAM)
+            async with database.engine.connect() as admin:
+                await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await uow.connection.execute(sa.text("SELECT 1"))  # SQLAlchemy invalidates it
+
+    with caplog.at_level(logging.DEBUG, logger="dockyard.sql"), pytest.raises(sa.exc.DBAPIError):
+        await lose_the_connection()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert await _identity(database) != pid
+    async with database.unit_of_work() as uow:
+        await SqlEventStore(uow, serializer).append("Noted-1", [Noted("kept")], NO_STREAM)
+    assert await _texts(database, "Noted-1") == ["kept"]
 
 
 async def test_a_listener_on_the_engine_turns_the_pools_own_path_back_on(
