@@ -16,7 +16,7 @@ from dockyard.sql._metadata import metadata
 from dockyard.sql._module import SqlModule
 from dockyard.sql._notify import PostgresEventNotifier
 from dockyard.sql._outbox import SqlOutboxStorage, SqlOutboxStore, SqlOutboxWriter
-from dockyard.sql._outbox_tables import inbox, outbox, outbox_notify_ddl
+from dockyard.sql._outbox_tables import inbox, outbox
 from dockyard.sql._projection_tables import (
     projection_checkpoints,
     projection_leases,
@@ -44,7 +44,6 @@ __all__ = [
     "inbox",
     "metadata",
     "outbox",
-    "outbox_notify_ddl",
     "projection_checkpoints",
     "projection_leases",
     "snapshots",

@@ -18,7 +18,7 @@ from dockyard.sql._driver import (
     sqlite_begin_hook_stands_aside,
 )
 from dockyard.sql._errors import unavailable_as_store_error
-from dockyard.sql._event_log import event_log_ddl
+from dockyard.sql._event_log import event_log_ddl, old_triggers_ddl
 from dockyard.sql._metadata import metadata
 from dockyard.sql._notices import CommitNotices
 
@@ -148,8 +148,9 @@ async def create_tables(engine: AsyncEngine) -> None:
             await connection.run_sync(metadata.create_all)
             if connection.dialect.name == "postgresql":
                 # a database made by an earlier dockyard has the tables: (re)create the
-                # global log's functions and move the position sequence past its events
-                for statement in event_log_ddl:
+                # global log's functions, move the position sequence past its events and
+                # drop the NOTIFY triggers
+                for statement in (*event_log_ddl, *old_triggers_ddl):
                     await connection.exec_driver_sql(statement)
 
 

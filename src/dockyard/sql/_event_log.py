@@ -31,6 +31,7 @@ __all__ = [
     "event_log_ddl",
     "key_sql",
     "lower_bound_sql",
+    "old_triggers_ddl",
 ]
 
 SEQUENCE = "dockyard_events_position"
@@ -144,15 +145,7 @@ SELECT setval('{SEQUENCE}', m) FROM (SELECT max(global_position) AS m FROM {even
 WHERE m IS NOT NULL AND m >= {lower_bound_sql()}
 """
 
-# The NOTIFY trigger of earlier versions serialised appending commits (bench/concurrency.py):
-# the process that appended notifies after its commit instead (sql/_notices.py).
-_NO_TRIGGER = (
-    f"DROP TRIGGER IF EXISTS dockyard_events_notify ON {events.name}",
-    "DROP FUNCTION IF EXISTS dockyard_notify_events()",
-)
-
 event_log_ddl = (
-    *_NO_TRIGGER,
     _HORIZON_FUNCTION,
     _READ_ALL_FUNCTION,
     _LOG_HEAD_FUNCTION,
@@ -162,6 +155,16 @@ event_log_ddl = (
 """PostgreSQL statements, after the tables and the sequence exist, that create the functions
 readers of the global log call. ``create_tables`` runs them (they are idempotent); add them to
 your migrations if you create the tables another way."""
+
+old_triggers_ddl = (
+    f"DROP TRIGGER IF EXISTS dockyard_events_notify ON {events.name}",
+    "DROP FUNCTION IF EXISTS dockyard_notify_events()",
+    "DROP TRIGGER IF EXISTS dockyard_outbox_notify ON dockyard_outbox",
+    "DROP FUNCTION IF EXISTS dockyard_notify_outbox()",
+)
+"""The ``NOTIFY`` triggers of earlier versions serialised every writing commit
+(bench/concurrency.py); the process that wrote notifies instead (sql/_notices.py).
+``create_tables`` drops them."""
 
 for _statement in event_log_ddl:
     ddl = DDL(_statement.replace("%", "%%"))  # type: ignore[no-untyped-call]  # DDL() is untyped

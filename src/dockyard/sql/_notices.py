@@ -26,7 +26,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.util import greenlet_spawn
 
 if TYPE_CHECKING:  # the database owns the notices; this module is imported by it
     from dockyard.sql._database import Database
@@ -101,13 +103,7 @@ class CommitNotices:
         while self._pending:
             channels, self._pending = sorted(self._pending), set()
             try:
-                async with self.database.unit_of_work() as uow:
-                    driver = await uow.driver()
-                    for channel in channels:
-                        if driver is not None:
-                            await driver.execute(f"NOTIFY {channel}")
-                        else:
-                            await uow.connection.exec_driver_sql(f"NOTIFY {channel}")
+                await self._notify_now(channels)
             except Exception as error:  # noqa: BLE001 - a hint lost: listeners poll anyway
                 if not self._warned:
                     self._warned = True
@@ -120,6 +116,24 @@ class CommitNotices:
                     )
             else:
                 self._warned = False
+
+    async def _notify_now(self, channels: list[str]) -> None:
+        """``NOTIFY`` outside any transaction: one round trip on an idle connection."""
+        statement = "; ".join(f"NOTIFY {channel}" for channel in channels)
+        database = self.database
+        if not database._fast_path():  # noqa: SLF001 - the database and its notices are one unit
+            async with database.unit_of_work() as uow:
+                await uow.connection.exec_driver_sql(statement)
+            return
+        connection = await database._checkout()  # noqa: SLF001
+        try:
+            driver: Any = connection.connection.driver_connection  # asyncpg's, untyped
+            await driver.execute(statement)
+        except BaseException:
+            await asyncio.shield(greenlet_spawn(connection.invalidate))  # state unknown
+            raise
+        if not database._keep(connection):  # noqa: SLF001
+            await greenlet_spawn(connection.close)
 
     async def close(self) -> None:
         """Send what is pending, then stop (called when the database is disposed)."""

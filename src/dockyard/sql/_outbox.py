@@ -136,7 +136,10 @@ class SqlOutboxWriter(OutboxWriterPort):
         uow = self._uow
         with unavailable_as_store_error("write to the outbox"):
             await uow.connection.execute(insert(outbox), [_row(m) for m in messages])
-        uow.after_commit(_signal_for(uow.database).notify)
+        database = uow.database
+        uow.after_commit(_signal_for(database).notify)
+        if uow.dialect == "postgresql":  # relays of other processes (sql/_notices.py)
+            uow.after_commit(database.notices.callback(OUTBOX_CHANNEL))
 
 
 # -- in-process wake-up: one signal per engine, raised after a unit of work that wrote commits

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    DDL,
     BigInteger,
     Column,
     Double,
@@ -14,13 +13,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    event,
     text,
 )
 
 from dockyard.sql._metadata import metadata
 
-__all__ = ["OUTBOX_CHANNEL", "inbox", "outbox", "outbox_notify_ddl"]
+__all__ = ["OUTBOX_CHANNEL", "inbox", "outbox"]
 
 _NAME = 255
 
@@ -96,23 +94,5 @@ inbox = Table(
 )
 
 OUTBOX_CHANNEL = "dockyard_outbox"
-"""The PostgreSQL ``NOTIFY`` channel announcing committed outbox rows."""
-
-outbox_notify_ddl = (
-    (
-        "CREATE OR REPLACE FUNCTION dockyard_notify_outbox() RETURNS trigger "
-        "LANGUAGE plpgsql AS $$ BEGIN "
-        f"PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); RETURN NULL; END $$"
-    ),
-    (
-        "CREATE TRIGGER dockyard_outbox_notify AFTER INSERT ON dockyard_outbox "
-        "FOR EACH STATEMENT EXECUTE FUNCTION dockyard_notify_outbox()"
-    ),
-)
-"""PostgreSQL statements that make every outbox insert ``NOTIFY dockyard_outbox`` at commit
-(one notice per transaction). ``create_tables`` runs them; add them to your migrations if you
-create the tables another way."""
-
-for _statement in outbox_notify_ddl:
-    _ddl = DDL(_statement)  # type: ignore[no-untyped-call]  # SQLAlchemy leaves DDL() untyped
-    event.listen(outbox, "after_create", _ddl.execute_if(dialect="postgresql"))
+"""The PostgreSQL ``NOTIFY`` channel announcing committed outbox rows (sent after the commit by
+the process that wrote them, ``CommitNotices``)."""

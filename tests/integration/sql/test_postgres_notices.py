@@ -2,6 +2,7 @@
 no trigger serialises appending commits (sql/_notices.py)."""
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 import asyncpg
@@ -9,8 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from dockyard.eventsourcing import NO_STREAM
+from dockyard.outbox import OutboxMessage
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import Database, SqlEventStore
+from dockyard.sql import Database, SqlEventStore, SqlOutboxWriter
 from integration.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.postgres
@@ -64,41 +66,63 @@ async def test_a_listener_in_another_session_hears_of_committed_appends_only(
         await listener.close()
 
 
-async def test_the_last_of_many_concurrent_commits_is_announced_after_it(
+async def test_a_read_woken_by_the_last_notification_sees_every_commit(
     postgres_database: Database,
 ) -> None:
-    heard: list[int] = []
-    all_announced = asyncio.Event()
-
-    def hear(*_args: object) -> None:
-        heard.append(committed)
-        if committed == 40:
-            all_announced.set()
-
-    listener = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"))
+    """40 concurrent appends, few notifications: each wakes a read of the table, as a runner
+    does; one of those reads sees all 40 (no commit is left without a notification after it)."""
+    url = POSTGRES_URL.replace("postgresql+asyncpg", "postgresql")
+    schema = await _schema(postgres_database)
+    listener = await asyncpg.connect(url)
+    reader = await asyncpg.connect(url, server_settings={"search_path": schema})
     database = Database(
         postgres_database.engine.url,
         pool_size=6,
-        connect_args={"server_settings": {"search_path": await _schema(postgres_database)}},
+        connect_args={"server_settings": {"search_path": schema}},
     )
-    committed = 0
+    reading = asyncio.Lock()
+    seen_all = asyncio.Event()
+    reads: set[asyncio.Task[None]] = set()
+
+    async def read() -> None:
+        async with reading:
+            if await reader.fetchval("SELECT count(*) FROM dockyard_events") == 40:
+                seen_all.set()
+
+    def woken(*_args: object) -> None:
+        task = asyncio.get_running_loop().create_task(read())
+        reads.add(task)
+        task.add_done_callback(reads.discard)
 
     async def append(n: int) -> None:
-        nonlocal committed
         async with database.unit_of_work() as uow:
             await SqlEventStore(uow, SERIALIZER).append(f"Tick-{n}", [Ticked(n)], NO_STREAM)
-        committed += 1
 
     try:
-        await listener.add_listener("dockyard_events", hear)
+        await listener.add_listener("dockyard_events", woken)
         await asyncio.gather(*(append(n) for n in range(40)))
-        await database.notices.close()  # flushes the notification in flight, if any
-        await asyncio.wait_for(all_announced.wait(), timeout=30)
+        await asyncio.wait_for(seen_all.wait(), timeout=30)
+    finally:
+        await asyncio.gather(*reads, return_exceptions=True)
+        await listener.close()
+        await reader.close()
+        await database.dispose()
+
+
+async def test_an_outbox_write_is_announced_to_relays_of_other_processes_after_commit(
+    postgres_database: Database,
+) -> None:
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await listener.add_listener("dockyard_outbox", lambda *args: heard.put_nowait(args[2]))
+        async with postgres_database.unit_of_work() as uow:
+            message = OutboxMessage("m-1", "memory://x", "Ticked", b"{}", created_at=time.time())
+            await SqlOutboxWriter(uow).add([message])
+            assert heard.empty()
+        assert await asyncio.wait_for(heard.get(), timeout=30) == "dockyard_outbox"
     finally:
         await listener.close()
-        await database.dispose()
-    assert heard, "no notification"
-    assert heard[-1] == 40, "the last commits were never announced"
 
 
 async def test_create_tables_drops_the_notify_trigger_of_earlier_versions(
