@@ -105,7 +105,22 @@ async def _raw() -> tuple[Run, Callable[[], Awaitable[None]]]:
     return run, pool.close
 
 
-def _dockyard(*, outbox: bool) -> Callable[[], Awaitable[tuple[Run, Callable[[], Any]]]]:
+class _Silent:
+    """Stands in for ``Database.notices``: no wake-ups at all (what they cost, by difference)."""
+
+    def notify_inside(self, uow: object, channel: str) -> bool:
+        return False
+
+    def callback(self, channel: str) -> Callable[[], None]:
+        return lambda: None
+
+    async def close(self) -> None:
+        return None
+
+
+def _dockyard(
+    *, outbox: bool, wake_ups: bool = True
+) -> Callable[[], Awaitable[tuple[Run, Callable[[], Any]]]]:
     async def start() -> tuple[Run, Callable[[], Awaitable[None]]]:
         database = Database(
             DSN.replace("postgresql://", "postgresql+asyncpg://"),
@@ -113,6 +128,8 @@ def _dockyard(*, outbox: bool) -> Callable[[], Awaitable[tuple[Run, Callable[[],
             max_overflow=0,
             connect_args={"server_settings": {"search_path": SCHEMA}},
         )
+        if not wake_ups:
+            database.notices = _Silent()  # type: ignore[assignment]
         # open every connection before the timed part, as the raw pool does
         units = [database.unit_of_work() for _ in range(WRITERS)]
         for uow in units:
@@ -221,6 +238,11 @@ async def main() -> None:
             Contender("asyncpg, 50 connections", _raw, "BEGIN/INSERT/COMMIT"),
             Contender("dockyard", _dockyard(outbox=False), "uow + append, NOTIFY after commit"),
             Contender(
+                "dockyard, no wake-ups",
+                _dockyard(outbox=False, wake_ups=False),
+                "no NOTIFY at all",
+            ),
+            Contender(
                 "dockyard, NOTIFY trigger",
                 _with_old_triggers(["events"], _dockyard(outbox=False)),
                 "the trigger of earlier versions",
@@ -229,6 +251,11 @@ async def main() -> None:
         with_outbox = [
             Contender("asyncpg, 50 connections", _raw, "BEGIN/INSERT/COMMIT"),
             Contender("dockyard + outbox", _dockyard(outbox=True), "NOTIFY after commit"),
+            Contender(
+                "dockyard + outbox, no wake-ups",
+                _dockyard(outbox=True, wake_ups=False),
+                "no NOTIFY at all",
+            ),
             Contender(
                 "dockyard + outbox, NOTIFY triggers",
                 _with_old_triggers(["events", "outbox"], _dockyard(outbox=True)),
