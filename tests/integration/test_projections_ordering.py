@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from dockyard.app import App
 from dockyard.eventsourcing import ANY, RecordedEvent
@@ -23,6 +24,7 @@ from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.sql import Database, SqlEventStore, UnitOfWork
 from dockyard.testing import wait_for_projections
 from integration import projections_app
+from integration.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.postgres
 
@@ -156,3 +158,34 @@ async def test_an_open_appender_is_named_in_the_status_and_the_logs(
         assert status.held_back_by is None
         assert status.lag == 0
         assert "no longer held back" in caplog.text
+
+
+async def test_transactions_that_never_append_do_not_hold_a_projection_back(
+    postgres_database: Database,
+) -> None:
+    """A writing transaction in another database and one on an application table of this one
+    stay open while events are appended: the projection applies them all the same."""
+    await _tables(postgres_database)
+    app = build_app(postgres_database, RunnerSettings(batch_size=10, max_poll_interval=0.01))
+    other_database = create_async_engine(POSTGRES_URL.replace("/test", "/postgres"))
+    try:
+        async with (
+            other_database.connect() as elsewhere,
+            postgres_database.engine.connect() as here,
+        ):
+            for connection in (elsewhere, here):
+                await connection.execute(sa.text("CREATE TEMP TABLE held (n int)"))
+                await connection.execute(sa.text("INSERT INTO held VALUES (1)"))
+            async with app:
+                for n in range(5):
+                    async with postgres_database.unit_of_work() as uow:
+                        await SqlEventStore(uow, SERIALIZER).append(f"Tick-{n}", [Ticked(n)], ANY)
+                await wait_for_projections(app, timeout=30)
+                control = await app.get(ProjectionControl)
+                (status,) = await control.status()
+                assert status.lag == 0
+                assert status.held_back_by is None
+            await elsewhere.rollback()
+            await here.rollback()
+    finally:
+        await other_database.dispose()
