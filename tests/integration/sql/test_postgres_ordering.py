@@ -255,3 +255,30 @@ async def _schema(database: Database) -> str:
             await uow.connection.execute(sa.text("SELECT current_schema()"))
         ).scalar_one()
     return schema
+
+
+async def test_a_database_of_an_earlier_version_continues_above_its_positions(
+    postgres_database: Database, serializer: Serializer
+) -> None:
+    """Earlier versions numbered events ``(xid << 16) | n``: create_tables moves the sequence
+    past them, so new events sort after the old ones."""
+    old = (123_456 << 16) | 3
+    async with postgres_database.unit_of_work() as uow:
+        await uow.connection.execute(
+            sa.text(
+                "INSERT INTO dockyard_events (global_position, event_id, stream_id,"
+                " stream_version, type_name, schema_version, data, occurred_at, recorded_at)"
+                " VALUES (:p, gen_random_uuid(), 'Tick-old', 1, 'Ticked', 1, :d, now(), now())"
+            ),
+            {"p": old, "d": b'{"writer":0,"n":0}'},
+        )
+        await uow.connection.execute(
+            sa.text("INSERT INTO dockyard_streams (stream_id, version) VALUES ('Tick-old', 1)")
+        )
+    await postgres_database.create_tables()
+    async with postgres_database.unit_of_work() as uow:
+        result = await SqlEventStore(uow, serializer).append("Tick-old", [Ticked(0, 1)], 1)
+    assert result.first_position > old
+    reader = Reader(postgres_database, serializer)
+    await reader.drain()
+    assert reader.versions("Tick-old") == [1, 2]
