@@ -8,9 +8,9 @@ Only a bug or a configuration error (any other exception) ends a service: the su
 marks it *failed*, logs which service and why, and the worker stops.
 
 Services tell their supervisor how they are doing with :func:`service_running` and
-:func:`service_degraded` (no-ops outside a worker). A service that handles an outage itself
-(waits and tries again without raising) reports it this way, so the log still has one line
-per change of state, never one per attempt.
+:func:`service_degraded` (outside a worker they do nothing and return ``False``). A service
+that handles an outage itself (waits and tries again without raising) reports it this way, so
+the log still has one line per change of state, never one per attempt.
 """
 
 from __future__ import annotations
@@ -200,18 +200,30 @@ _current: contextvars.ContextVar[Supervisor | None] = contextvars.ContextVar(
 )
 
 
-def service_running() -> None:
-    """Tell the worker that the calling background service works (again)."""
+def service_running() -> bool:
+    """Tell the worker that the calling background service works (again).
+
+    Returns whether a worker supervises the caller (outside one nothing is recorded or logged:
+    a service that logs its own outages then says the recovery itself).
+    """
     supervisor = _current.get()
-    if supervisor is not None:
-        supervisor.running()
+    if supervisor is None:
+        return False
+    supervisor.running()
+    return True
 
 
-def service_degraded(reason: str) -> None:
-    """Tell the worker that the calling background service waits on an outage, and why."""
+def service_degraded(reason: str) -> bool:
+    """Tell the worker that the calling background service waits on an outage, and why.
+
+    Returns whether a worker supervises the caller; it then logs the outage once, so the
+    service need not (outside a worker nothing is recorded or logged).
+    """
     supervisor = _current.get()
-    if supervisor is not None:
-        supervisor.degraded(reason)
+    if supervisor is None:
+        return False
+    supervisor.degraded(reason)
+    return True
 
 
 class Supervisor:

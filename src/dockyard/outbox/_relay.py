@@ -112,23 +112,27 @@ class OutboxRelay:
                     continue
                 if result.unavailable:
                     outage_tries += 1
+                    reason = (
+                        "the transport is unavailable; relaying is paused until it answers "
+                        f"(no attempts are counted meanwhile): {self._outage_reason}"
+                    )
+                    # Under a worker: degraded in app.health(), and the worker logs it once.
+                    supervised = service_degraded(reason)
                     if outage_tries == 1:
                         outage_started = time.monotonic()
-                        logger.warning(
-                            "%s: the transport is unavailable; relaying is paused until it "
-                            "answers (no attempts are counted meanwhile): %s",
-                            self._name, self._outage_reason,
-                        )  # fmt: skip
+                        if not supervised:
+                            logger.warning("%s: %s", self._name, reason)
                     # New commits must not cut the pause short: only the pause, or stop.
                     await _wait_any(stop, asyncio.Event(), self._outage_pause(outage_tries))
                     continue
+                supervised = service_running()
                 if outage_tries:
-                    logger.info(
-                        "%s: the transport is available again after %.1fs; relaying resumed",
-                        self._name, time.monotonic() - outage_started,
-                    )  # fmt: skip
+                    if not supervised:  # a worker says "recovered after" itself
+                        logger.info(
+                            "%s: the transport is available again after %.1fs; relaying resumed",
+                            self._name, time.monotonic() - outage_started,
+                        )  # fmt: skip
                     outage_tries = 0
-                service_running()
                 if result.delivered:
                     idle = _MIN_POLL
                 timeout = await self._idle_timeout(idle)
@@ -194,6 +198,8 @@ class OutboxRelay:
                     continue
                 alone = len(in_flight) == 1
                 await finish(0)
+                if any(r.unavailable for r in done):
+                    break  # as above (else a short batch is claimed again at once, in a loop)
                 if not alone:
                     depth = 1  # too few keys beside the batches in flight: stop overlapping
                 elif count == 0:
