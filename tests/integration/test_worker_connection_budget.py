@@ -149,10 +149,9 @@ async def test_a_worker_stays_within_pool_size_plus_max_overflow(
 ) -> None:
     # Room on the server for more than the budget: what holds the worker is its pool. Its
     # services at full speed want more (8 at once here: two LISTEN, four deliveries, the
-    # relay, the projection), so the bound is reached. A short pool timeout: a checkout can
-    # wait behind connections held idle outside the pool (the xfail test below), 2 s, not 30.
+    # relay, the projection), so the bound is reached.
     await setup.db.execute(f"ALTER ROLE {role} CONNECTION LIMIT {2 * BUDGET}")
-    pool = {"pool_size": str(POOL_SIZE), "max_overflow": str(MAX_OVERFLOW), "pool_timeout": "2"}
+    pool = {"pool_size": str(POOL_SIZE), "max_overflow": str(MAX_OVERFLOW)}
     worker = start_worker(setup, role, **pool)
     most = 0
     watching = asyncio.Event()
@@ -184,12 +183,10 @@ async def test_a_worker_stays_within_pool_size_plus_max_overflow(
     assert refused == [], "\n".join(refused)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Database keeps up to pool_size connections idle outside the pool (_idle) while a "
-    "checkout waits in the pool for one: it waits pool_timeout (30 s by default), then fails",
-)
 async def test_a_unit_of_work_beyond_the_pool_waits_for_the_next_free_connection() -> None:
+    """Database keeps connections idle between units of work, but gives them back to the pool
+    while it is exhausted: a checkout waiting there gets the next one (it used to wait
+    pool_timeout, 30 s by default, and fail)."""
     database = Database(POSTGRES_URL, pool_size=2, max_overflow=0, pool_timeout=5)
 
     async def work() -> None:

@@ -117,6 +117,13 @@ class Database:
             or pool_hooks.reset
         )
 
+    def _pool_exhausted(self) -> bool:
+        pool = self.engine.sync_engine.pool
+        if not isinstance(pool, QueuePool):
+            return False
+        most = pool._max_overflow  # noqa: SLF001 - no public accessor; -1 means no limit
+        return most >= 0 and pool.checkedout() >= pool.size() + most
+
     async def _checkout(self) -> Connection:
         """An idle connection, or a new checkout from the pool."""
         idle = self._idle
@@ -128,10 +135,16 @@ class Database:
         return checked_out
 
     def _keep(self, connection: Connection) -> bool:
-        """Hold a clean connection for the next unit of work, if there is room."""
+        """Hold a clean connection for the next unit of work, if there is room.
+
+        Not while the pool has handed out all it may: someone (a unit of work, a lease
+        heartbeat, a ``LISTEN``) may be waiting in the pool, and would wait ``pool_timeout``
+        for a connection we keep idle here. Then it goes back to the pool.
+        """
         idle = self._idle
         if (
             len(idle) < self._idle_size
+            and not self._pool_exhausted()
             and not connection.closed
             and not connection.invalidated
             and not connection.in_transaction()
