@@ -364,8 +364,13 @@ class FastStreamTransport(abc.ABC):
             return
         async with self._connecting:
             if not self._connected:
-                await self.broker.start()
+                await self._start_broker()
                 self._connected = True
+
+    async def _start_broker(self) -> None:
+        """Connect the broker; a transport that can tell an unreachable server sooner than
+        its client gives up overrides this."""
+        await self.broker.start()
 
     @abc.abstractmethod
     async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:

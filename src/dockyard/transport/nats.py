@@ -11,14 +11,22 @@ whose consumer died is redelivered after ``ack_wait`` seconds.
 expected stream, as JetStream's publish sets them) with a reply subject per message on one
 subscription of its own, and waits for the wave's ``PubAck``s together (``_PubAcks``): the
 bytes nats-py's ``publish_async`` would write, without its per-message semaphore, future and
-header checks, which were most of a relay's CPU time. While the client is reconnecting the
-wave goes through ``publish_async`` instead, which buffers it.
+header checks, which were most of a relay's CPU time.
+
+An unreachable server fails fast: a publish while the client is reconnecting raises
+``TransportUnavailableError`` at once (nothing is buffered, so the relay pauses and tries
+again), the first connection fails with it at the first refused attempt (or after
+``publish_timeout``) instead of nats-py's minutes of attempts, and acknowledgements are
+awaited at most ``publish_timeout`` seconds (a server that stopped answering). Once
+connected, the client the transport builds reconnects for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+from asyncio import FIRST_COMPLETED
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,8 +62,6 @@ from dockyard.transport._port import TransportMessage
 __all__ = ["NatsTransport"]
 
 _NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_-]")
-_ACK_TIMEOUT = 10.0
-"""Seconds ``publish_many`` waits for a wave's acknowledgements (a message without one failed)."""
 
 
 class NatsTransport(FastStreamTransport):
@@ -76,6 +82,10 @@ class NatsTransport(FastStreamTransport):
             consumer crashes).
         duplicate_window: Seconds during which JetStream drops a second publish of one
             message id.
+        publish_timeout: Seconds a publish waits for JetStream's acknowledgement, and the
+            first connection for the server, before raising ``TransportUnavailableError``
+            (the relay then pauses without counting an attempt). JetStream answers in
+            milliseconds; lower it to notice a server that stopped answering sooner.
 
     Example:
         ```text
@@ -94,18 +104,74 @@ class NatsTransport(FastStreamTransport):
         ack_wait: float = 30.0,
         duplicate_window: float = 120.0,
         max_ack_pending: int = 1,
+        publish_timeout: float = 10.0,
     ) -> None:
         if max_ack_pending < 1:
             msg = f"NatsTransport.max_ack_pending must be >= 1, got {max_ack_pending}"
             raise ValueError(msg)
-        super().__init__(broker if broker is not None else NatsBroker(url, logger=None))
+        if publish_timeout <= 0:
+            msg = f"NatsTransport.publish_timeout must be > 0, got {publish_timeout}"
+            raise ValueError(msg)
+        if broker is None:
+            # Reconnect for ever once connected (nats-py closes the connection for good after
+            # 60 failed attempts, two minutes), and report each failed attempt to
+            # _start_broker, so a server down at start fails the first connection at once.
+            broker = NatsBroker(
+                url, logger=None, max_reconnect_attempts=-1, error_cb=self._connection_failed
+            )
+        super().__init__(broker)
         self.ack_wait = ack_wait
         self.duplicate_window = duplicate_window
         self.max_ack_pending = max_ack_pending
+        self.publish_timeout = publish_timeout
+        self._first_failure: asyncio.Future[Exception] | None = None
         self._streams: set[str] = set()
-        self._declared: set[tuple[str, str]] = set()
+        self._ack_pending: dict[tuple[str, str], int] = {}
+        """Each declared group's ``max_ack_pending``, as the server has it."""
         self._js: JetStreamContext | None = None  # keeps publish_many's reply subscription
         self._acks: _PubAcks | None = None
+
+    async def _start_broker(self) -> None:
+        failure = self._first_failure = asyncio.get_running_loop().create_future()
+        starting = asyncio.ensure_future(self.broker.start())
+        try:
+            await asyncio.wait(
+                (starting, failure), timeout=self.publish_timeout, return_when=FIRST_COMPLETED
+            )
+        finally:
+            self._first_failure = None
+            if not starting.done():  # nats-py would go on trying (or we were cancelled)
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+        if not starting.cancelled():
+            starting.result()  # connected, or its own error
+            return
+        if failure.done():
+            error = failure.result()
+            if not self._unreachable(error):
+                raise error  # refused for a reason (credentials): a configuration error
+            unavailable = TransportUnavailableError(self.scheme, f"{type(error).__name__}: {error}")
+            raise unavailable from error
+        reason = f"no connection within {self.publish_timeout:g}s"
+        raise TransportUnavailableError(self.scheme, reason)
+
+    async def _connection_failed(self, error: Exception) -> None:
+        failure = self._first_failure
+        if failure is not None and not failure.done():
+            failure.set_result(error)
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        except (ConnectionClosedError, ConnectionReconnectingError):
+            # The server is unreachable: nothing can be drained, stop reconnecting.
+            await self.broker.connection.close()
+
+    def _reconnecting(self) -> TransportUnavailableError | None:
+        if self.broker.connection.is_connected:
+            return None
+        return TransportUnavailableError(self.scheme, "the connection is down, reconnecting")
 
     @staticmethod
     def stream_name(name: str) -> str:
@@ -129,19 +195,25 @@ class NatsTransport(FastStreamTransport):
         return stream
 
     async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:
+        if (down := self._reconnecting()) is not None:
+            raise down
         stream = await self._ensure_stream(name)
         headers["Nats-Msg-Id"] = message.message_id
-        ack = await self.broker.publish(message.payload, name, headers=headers, stream=stream)
+        ack = await self.broker.publish(
+            message.payload, name, headers=headers, stream=stream, timeout=self.publish_timeout
+        )
         if ack is None or getattr(ack, "stream", stream) != stream:
             raise BrokerPublishError(self.scheme, message.destination, f"unexpected answer {ack}")
 
     async def _publish_wave(
         self, messages: Sequence[TransportMessage]
     ) -> Sequence[BaseException | None]:
+        if (down := self._reconnecting()) is not None:
+            return [down] * len(messages)
         connection = self.broker.connection
         names = [self.name_of(m.destination) for m in messages]
         streams = {name: await self._ensure_stream(name) for name in dict.fromkeys(names)}
-        if not connection.is_connected or not all(map(_plain_subject, streams)):
+        if not all(map(_plain_subject, streams)):
             return await self._publish_wave_by_client(messages, names, streams)
         acks = self._acks
         if acks is None or acks.connection is not connection:
@@ -160,12 +232,12 @@ class NatsTransport(FastStreamTransport):
         if commands:
             await connection._send_command(b"".join(commands))  # noqa: SLF001 - as publish does
             await connection._flush_pending()  # noqa: SLF001
-        await asyncio.wait((wave.future,), timeout=_ACK_TIMEOUT)
+        await asyncio.wait((wave.future,), timeout=self.publish_timeout)
         outcomes: list[BaseException | None] = []
         for message, token, outcome in zip(messages, tokens, wave.outcomes, strict=True):
             if outcome is UNSETTLED:
                 acks.forget(token)
-                outcomes.append(_no_answer())
+                outcomes.append(self._no_answer())
             elif outcome is None or self._unreachable(outcome):
                 outcomes.append(outcome)
             else:
@@ -178,7 +250,7 @@ class NatsTransport(FastStreamTransport):
     async def _publish_wave_by_client(
         self, messages: Sequence[TransportMessage], names: list[str], streams: dict[str, str]
     ) -> Sequence[BaseException | None]:
-        """The wave through nats-py's ``publish_async`` (while reconnecting: it buffers)."""
+        """The wave through nats-py's ``publish_async`` (subjects it must check)."""
         if self._js is None:
             self._js = self.broker.connection.jetstream()
         js = self._js
@@ -189,12 +261,12 @@ class NatsTransport(FastStreamTransport):
             acks.append(
                 await js.publish_async(name, message.payload, headers=headers, stream=streams[name])
             )
-        await asyncio.wait(acks, timeout=_ACK_TIMEOUT)
+        await asyncio.wait(acks, timeout=self.publish_timeout)
         outcomes: list[BaseException | None] = []
         for message, ack in zip(messages, acks, strict=True):
             if not ack.done():
                 ack.cancel()  # frees its slot in JetStream's window of pending publishes
-                outcomes.append(_no_answer())
+                outcomes.append(self._no_answer())
             elif (cause := ack.exception()) is not None and self._unreachable(cause):
                 outcomes.append(cause)
             elif cause is not None:
@@ -207,20 +279,26 @@ class NatsTransport(FastStreamTransport):
                 outcomes.append(None)
         return outcomes
 
+    def _no_answer(self) -> TransportUnavailableError:
+        # JetStream acknowledges a stored message in milliseconds; silence is the server's
+        # (or the connection's) failure, not the message's.
+        reason = f"no acknowledgement within {self.publish_timeout:g}s"
+        return TransportUnavailableError(self.scheme, reason)
+
     def _unreachable(self, error: BaseException) -> bool:
         # No responders: JetStream did not answer (a server restarting); not a refusal.
         return super()._unreachable(error) or isinstance(error, _UNREACHABLE)
 
     async def _declare(self, name: str, group: str) -> None:
-        if (name, group) in self._declared:
+        if (name, group) in self._ack_pending:
             return
         stream = await self._ensure_stream(name)
         js = self.broker.connection.jetstream()
         try:
-            await js.consumer_info(stream, group)
+            info = await js.consumer_info(stream, group)
         except NotFoundError:
-            await js.add_consumer(stream, self._consumer_config(name, group))
-        self._declared.add((name, group))
+            info = await js.add_consumer(stream, self._consumer_config(name, group))
+        self._ack_pending[name, group] = info.config.max_ack_pending or self.max_ack_pending
 
     def _consumer_config(self, name: str, group: str) -> ConsumerConfig:
         return ConsumerConfig(
@@ -236,12 +314,15 @@ class NatsTransport(FastStreamTransport):
         )
 
     def _subscribers(self, name: str, group: str, prefetch: int) -> list[Any]:
+        # A pull asking for more than the group may have pending waits out its timeout for
+        # messages JetStream will not hand out: one message a second.
+        batch = min(prefetch, self._ack_pending.get((name, group), self.max_ack_pending))
         subscriber = self.broker.subscriber(
             name,
             stream=JStream(self.stream_name(name), declare=False),
             durable=group,
             config=self._consumer_config(name, group),
-            pull_sub=PullSub(batch_size=prefetch, timeout=1.0),
+            pull_sub=PullSub(batch_size=batch, timeout=1.0),
             max_workers=prefetch,
             ack_policy=MANUAL,
             no_reply=True,
@@ -263,12 +344,6 @@ _UNREACHABLE = (
     StaleConnectionError,
     NoStreamResponseError,
 )
-
-
-def _no_answer() -> TransportUnavailableError:
-    # JetStream acknowledges a stored message in milliseconds; silence is the server's
-    # (or the connection's) failure, not the message's.
-    return TransportUnavailableError("nats", f"no acknowledgement within {_ACK_TIMEOUT:g}s")
 
 
 _CRLF = b"\r\n"

@@ -1,0 +1,166 @@
+"""A real ``dockyard worker`` through NATS and Redis outages, behind the test's own proxy.
+
+The RabbitMQ versions are in ``test_worker_outages.py``; this file runs the same worker
+(``integration._apps.outage_worker``: a projection, the outbox relay, a consumer) on the
+other brokers. Each test checks that the worker still runs, nothing is lost, every effect
+happened once and the log has one line per change of state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from dockyard.app import App
+from dockyard.modules import module
+from dockyard.outbox import OutboxModule, route
+from dockyard.serialization import Serializer, TypeRegistry
+from dockyard.sql import SqlModule, SqlOutboxStorage
+from dockyard.transport.memory import InMemoryTransport
+from dockyard.transport.nats import NatsTransport
+from faults import FaultProxy
+from integration._apps.outage_worker import TABLES, Ping, Ticked
+from integration._apps.services import (
+    POSTGRES_DSN,
+    POSTGRES_URL,
+    create_schema,
+    delete_nats_streams,
+    drop_schema,
+    engine_options,
+    unique,
+)
+from integration._apps.worker_process import WorkerProcess, wait_until, worker_env
+from integration.test_worker_outages import ARGS, OUTAGE, Setup, check_log, stop_cleanly
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+PORTS = {"nats": 4222, "redis": 6379}
+APPS = {
+    "nats": "integration._apps.outage_worker:app",
+    "redis": "integration._apps.redis_outage_worker:app",
+}
+
+
+@pytest_asyncio.fixture
+async def setup(request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
+    """The test's schema and destination, and a producer writing straight into them."""
+    broker: str = request.param
+    schema = unique(f"dockyard_{broker}_outage").replace("-", "_")
+    destination = unique("outage")
+    await create_schema(schema, *TABLES)
+
+    @module(
+        imports=[
+            SqlModule.register(
+                POSTGRES_URL,
+                serializer=Serializer(TypeRegistry([Ticked])),
+                **engine_options(schema),
+            ),
+            OutboxModule.register(
+                transport=InMemoryTransport(),
+                storage=SqlOutboxStorage(),
+                routes=[route(Ping).to(destination)],
+                run_relay=False,
+            ),
+        ]
+    )
+    class Producer: ...
+
+    db = await asyncpg.connect(POSTGRES_DSN, server_settings={"search_path": schema})
+    try:
+        async with App.build(Producer) as producer:
+            yield Setup(schema, destination, unique(f"dockyard-{broker}-outage"), producer, db)
+    finally:
+        await db.close()
+        await drop_schema(schema)
+        if broker == "nats":
+            await delete_nats_streams(NatsTransport.stream_name(destination))
+        else:
+            await _delete_redis_stream(destination)
+
+
+async def _delete_redis_stream(name: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis(host="127.0.0.1", port=PORTS["redis"])
+    try:
+        await client.delete(name)
+    finally:
+        await client.aclose()
+
+
+def start_worker(setup: Setup, broker: str, port: int) -> WorkerProcess:
+    values = {
+        "schema": setup.schema,
+        "destination": setup.destination,
+        "application": setup.application,
+        "broker": broker,
+        "broker_port": str(port),
+    }
+    return WorkerProcess(APPS[broker], worker_env(**values), *ARGS)
+
+
+async def _effects_at_least(setup: Setup, count: int) -> bool:
+    return len(await setup.effects()) >= count
+
+
+BROKERS = [
+    pytest.param("nats", marks=pytest.mark.nats),
+    pytest.param("redis", marks=pytest.mark.redis),
+]
+
+
+@pytest.mark.parametrize("setup", BROKERS, indirect=True)
+async def test_broker_unreachable_at_start_is_waited_out(setup: Setup) -> None:
+    broker = "nats" if setup.schema.startswith("dockyard_nats") else "redis"
+    listener = f"listener:{setup.destination}:outage"
+    async with FaultProxy(PORTS[broker]) as proxy:
+        await proxy.refuse()
+        worker = start_worker(setup, broker, proxy.port)
+        try:
+            await worker.wait_states(
+                lambda s: s.get(listener) == "degraded", "the consumer degraded"
+            )
+            await setup.produce(0, 10)
+            await asyncio.sleep(OUTAGE)  # the outage itself
+            assert worker.alive, worker.output()
+            assert (await worker.states())[listener] == "degraded"
+
+            await proxy.restore()
+            await setup.settled(10)
+            await worker.ready()
+            await setup.check_once(10)
+            await stop_cleanly(worker)
+        finally:
+            worker.kill()
+    check_log(worker, {listener: 1, "outbox-relay": 1})
+
+
+@pytest.mark.nats
+@pytest.mark.parametrize("setup", ["nats"], indirect=True)
+async def test_nats_cut_and_down_mid_stream_loses_nothing(setup: Setup) -> None:
+    async with FaultProxy(PORTS["nats"]) as nats:
+        worker = start_worker(setup, "nats", nats.port)
+        try:
+            await worker.ready()
+            await setup.produce(0, 30)
+            await wait_until(lambda: _effects_at_least(setup, 10), "10 effects")
+            assert await nats.cut() >= 1  # every NATS connection drops mid-stream
+            await setup.produce(30, 60)
+            await wait_until(lambda: _effects_at_least(setup, 40), "40 effects")
+            await nats.refuse()  # and now NATS is down for a while
+            await setup.produce(60, 90)
+            await asyncio.sleep(OUTAGE)  # the outage itself
+            assert worker.alive, worker.output()
+            await nats.restore()
+            await setup.settled(90)
+            await setup.check_once(90)
+            await stop_cleanly(worker)
+        finally:
+            worker.kill()
+    errors = worker.log(r" (ERROR|CRITICAL) ")
+    assert errors == [], "\n".join(errors)
