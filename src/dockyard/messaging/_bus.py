@@ -1,6 +1,7 @@
 """The dispatcher (app-wide plans) and the message bus (one per scope).
 
-Hot paths, with context tracking off (the default unless something reads ``MessageContext``):
+Hot paths, for a message type whose context is not tracked (one whose handlers cannot reach
+``MessageContext``, the outbox or the bus; see ``_tracking``):
 
 - ``bus.send`` in an open scope: one dict lookup for the bound ``handle`` the scope already
   resolved, then the call.
@@ -55,7 +56,8 @@ class Dispatcher:
         self.events = events
         self._event_plan_factory = event_plan_factory
         self.tracking = tracking
-        """Whether envelopes are tracked (something depends on ``MessageContext``)."""
+        """Whether any message may be tracked: something in the app reads the envelope, or
+        the settings force it. Each plan says whether its own type is (``plan.tracked``)."""
 
     # -- plan lookup ---------------------------------------------------------------------
 
@@ -101,7 +103,7 @@ class Dispatcher:
         if plan is not None and plan.simple:
             assert isinstance(plan, RequestPlan)
             handler = await getter(scope)(plan.handler.key)
-            if not self.tracking:
+            if not plan.tracked:
                 return await handler.handle(request)
             envelope = Envelope(
                 request, CURRENT.get(), message_id, correlation_id, causation_id, headers
@@ -130,7 +132,7 @@ class Dispatcher:
         headers: Mapping[str, str] | None,
     ) -> None:
         plan = self.event_plan(event.__class__)
-        if plan.simple and not self.tracking:
+        if plan.simple and not plan.tracked:
             get = getter(scope)
             for ref in plan.handlers:
                 handler = await get(ref.key)
@@ -180,7 +182,7 @@ class MessageBus(IMessageBus):
         # A plain function returning the handler's coroutine: a send in an open scope costs
         # a dict lookup, not an extra coroutine frame.
         handle = self._handles.get(request.__class__)
-        if handle is not None:  # only filled while tracking is off: nobody can read metadata
+        if handle is not None:  # only filled for untracked types: nobody can read metadata
             coroutine: Coroutine[Any, Any, R] = handle(request)
             return coroutine
         return self._send(request, message_id, correlation_id, causation_id, headers)
@@ -195,7 +197,7 @@ class MessageBus(IMessageBus):
     ) -> R:
         dispatcher = self._dispatcher
         plan = dispatcher.request_plan(request.__class__)
-        if dispatcher.tracking:
+        if plan.tracked:
             envelope = Envelope(
                 request, CURRENT.get(), message_id, correlation_id, causation_id, headers
             )
@@ -228,7 +230,7 @@ class MessageBus(IMessageBus):
         plan = dispatcher.event_plan(event.__class__)
         if not plan.handlers:
             return
-        if dispatcher.tracking:
+        if plan.tracked:
             envelope = Envelope(
                 event, CURRENT.get(), message_id, correlation_id, causation_id, headers
             )
@@ -252,7 +254,7 @@ class MessageBus(IMessageBus):
     ) -> AsyncGenerator[T, None]:
         dispatcher = self._dispatcher
         plan = dispatcher.stream_plan(request.__class__)
-        if not dispatcher.tracking:
+        if not plan.tracked:
             iterator = await plan.open(self, request)
             try:
                 async for item in iterator:

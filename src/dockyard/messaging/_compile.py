@@ -32,6 +32,7 @@ from dockyard.messaging._plan import (
 )
 from dockyard.messaging._registry import HandlerInfo, MessageInfo, MessageRegistry
 from dockyard.messaging._settings import EventDelivery, MessagingSettings
+from dockyard.messaging._tracking import ContextReach
 from dockyard.modules._graph import ModuleGraph
 
 __all__ = ["CompiledMessaging", "compile_messaging"]
@@ -62,7 +63,8 @@ def compile_messaging(
         settings: Behaviors, event delivery and context tracking.
         root_visible: What the root module sees, to check behavior dependencies; ``None`` when
             the modules themselves failed to compile (those checks wait for a clean build).
-        providers: The modules' Dishka providers, scanned for ``MessageContext`` dependencies.
+        providers: The modules' Dishka providers, walked to decide which message types
+            need context tracking (``_tracking``).
     """
     problems: list[ModuleProblem] = []
     behaviors = _Behaviors(graph.root.name, root_visible, problems)
@@ -87,6 +89,14 @@ def compile_messaging(
     for ref in refs:
         by_type[ref.kind].setdefault(ref.message_type, []).append(ref)
 
+    forced = settings.track_context
+    reach = ContextReach([*providers, behaviors.provider])
+
+    def tracked(handlers: Iterable[HandlerRef], *pipelines: Iterable[BehaviorRef]) -> bool:
+        if forced is not None:
+            return forced
+        return reach.path_reaches(handlers, (b for pipeline in pipelines for b in pipeline))
+
     requests: dict[type, RequestPlan | ChainPlan] = {}
     streams: dict[type, StreamPlan] = {}
     answered: dict[type, list[HandlerRef]] = {}
@@ -100,28 +110,33 @@ def compile_messaging(
             continue
         first = found[0]
         if first.kind is HandlerKind.CHAIN:
-            requests[tp] = ChainPlan(tp, tuple(found), around(tp))
+            outer = around(tp)
+            links = tuple(found)
+            on = tracked(links, outer, *(link.behaviors for link in links))
+            requests[tp] = ChainPlan(tp, links, outer, tracked=on)
         elif first.kind is HandlerKind.STREAM:
-            streams[tp] = StreamPlan(tp, first, around(tp) + first.behaviors)
+            pipeline = around(tp) + first.behaviors
+            streams[tp] = StreamPlan(tp, first, pipeline, tracked=tracked([first], pipeline))
         else:
-            requests[tp] = RequestPlan(tp, first, around(tp) + first.behaviors)
+            pipeline = around(tp) + first.behaviors
+            requests[tp] = RequestPlan(tp, first, pipeline, tracked=tracked([first], pipeline))
 
     event_handlers = by_type[HandlerKind.EVENT]
 
     def event_plan(event_type: type) -> EventPlan:
         handlers = tuple(ref for cls in event_type.__mro__ for ref in event_handlers.get(cls, ()))
         outer = around(event_type)
+        pipelines = tuple(outer + ref.behaviors for ref in handlers)
         return EventPlan(
             event_type,
             handlers,
-            tuple(outer + ref.behaviors for ref in handlers),
+            pipelines,
             _delivery(settings, event_type),
+            tracked=bool(handlers) and tracked(handlers, *pipelines),
         )
 
     events = {tp: event_plan(tp) for tp in event_handlers}
-    tracking = settings.track_context
-    if tracking is None:
-        tracking = _depends_on_context([*providers, behaviors.provider])
+    tracking = reach.read_anywhere if forced is None else forced
     dispatcher = Dispatcher(
         requests=requests,
         streams=streams,
@@ -237,20 +252,6 @@ def _applies_to(cls: type) -> type:
     return found if found is not None else object
 
 
-def _depends_on_context(providers: Iterable[Provider]) -> bool:
-    """Whether something depends on a class that reads the current envelope: ``MessageContext``,
-    or ``Outbox`` (whose messages carry the ids of the one being handled; every route does)."""
-    for provider in providers:
-        for factory in provider.factories:
-            keys = (*factory.dependencies, *factory.kw_dependencies.values())
-            if any(getattr(key.type_hint, _READS_ENVELOPE, False) for key in keys):
-                return True
-    return False
-
-
-_READS_ENVELOPE = "__dockyard_reads_envelope__"
-
-
 def _registry(
     requests: Mapping[type, RequestPlan | ChainPlan],
     streams: Mapping[type, StreamPlan],
@@ -265,22 +266,22 @@ def _registry(
                 HandlerInfo(r.handler, r.module, outer + tuple(b.name for b in r.behaviors))
                 for r in plan.links
             )
-            messages.append(MessageInfo(tp, "chain", infos))
+            messages.append(MessageInfo(tp, "chain", infos, tracked=plan.tracked))
         else:
             info = HandlerInfo(
                 plan.handler.handler, plan.handler.module, tuple(b.name for b in plan.pipeline)
             )
-            messages.append(MessageInfo(tp, "request", (info,)))
+            messages.append(MessageInfo(tp, "request", (info,), tracked=plan.tracked))
     for tp, stream in streams.items():
         info = HandlerInfo(
             stream.handler.handler, stream.handler.module, tuple(b.name for b in stream.pipeline)
         )
-        messages.append(MessageInfo(tp, "stream", (info,)))
+        messages.append(MessageInfo(tp, "stream", (info,), tracked=stream.tracked))
     for tp, own in by_type[HandlerKind.EVENT].items():
         plan_ = events[tp]
         pipelines = dict(zip(plan_.handlers, plan_.pipelines, strict=True))
         infos = tuple(
             HandlerInfo(r.handler, r.module, tuple(b.name for b in pipelines[r])) for r in own
         )
-        messages.append(MessageInfo(tp, "event", infos))
+        messages.append(MessageInfo(tp, "event", infos, tracked=plan_.tracked))
     return MessageRegistry(tuple(messages))

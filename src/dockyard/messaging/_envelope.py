@@ -99,7 +99,8 @@ class MessageContext:
     """Injectable view of the message being handled: ``def __init__(self, ctx: MessageContext)``.
 
     Read it inside ``handle`` (not in the constructor: one handler instance may serve several
-    messages in one scope). Declaring the dependency turns context tracking on for the app.
+    messages in one scope). Declaring the dependency turns context tracking on for the messages
+    whose handlers (or behaviors) depend on it, directly or through their dependencies.
     """
 
     __slots__ = ("_tracking",)

@@ -93,16 +93,24 @@ async def run_pipeline(
 class RequestPlan:
     """A request answered by one handler."""
 
-    __slots__ = ("handler", "message_type", "pipeline", "simple")
+    __slots__ = ("handler", "message_type", "pipeline", "simple", "tracked")
 
     def __init__(
-        self, message_type: type, handler: HandlerRef, pipeline: tuple[BehaviorRef, ...]
+        self,
+        message_type: type,
+        handler: HandlerRef,
+        pipeline: tuple[BehaviorRef, ...],
+        *,
+        tracked: bool,
     ) -> None:
         self.message_type = message_type
         self.handler = handler
         self.pipeline = pipeline
+        self.tracked = tracked
+        """Whether a message of this type gets an envelope (see ``_tracking``)."""
         self.simple = not pipeline
-        """No behaviors: a scope may cache the handler's bound ``handle`` for this type."""
+        """No behaviors: a scope may cache the handler's bound ``handle`` for this type
+        (when untracked)."""
 
     async def run(self, bus: MessageBus, request: object) -> Any:
         handler = await bus.resolve(self.handler)
@@ -114,14 +122,20 @@ class RequestPlan:
 class ChainPlan:
     """A request tried by each link of a chain of responsibility in turn."""
 
-    __slots__ = ("links", "message_type", "pipeline", "simple")
+    __slots__ = ("links", "message_type", "pipeline", "simple", "tracked")
 
     def __init__(
-        self, message_type: type, links: tuple[HandlerRef, ...], pipeline: tuple[BehaviorRef, ...]
+        self,
+        message_type: type,
+        links: tuple[HandlerRef, ...],
+        pipeline: tuple[BehaviorRef, ...],
+        *,
+        tracked: bool,
     ) -> None:
         self.message_type = message_type
         self.links = links
         self.pipeline = pipeline
+        self.tracked = tracked
         self.simple = False
 
     async def run(self, bus: MessageBus, request: object) -> Any:
@@ -145,14 +159,20 @@ class ChainPlan:
 class StreamPlan:
     """A stream request answered by one stream handler."""
 
-    __slots__ = ("handler", "message_type", "pipeline")
+    __slots__ = ("handler", "message_type", "pipeline", "tracked")
 
     def __init__(
-        self, message_type: type, handler: HandlerRef, pipeline: tuple[BehaviorRef, ...]
+        self,
+        message_type: type,
+        handler: HandlerRef,
+        pipeline: tuple[BehaviorRef, ...],
+        *,
+        tracked: bool,
     ) -> None:
         self.message_type = message_type
         self.handler = handler
         self.pipeline = pipeline
+        self.tracked = tracked
 
     async def open(self, bus: MessageBus, request: object) -> AsyncIterator[Any]:
         """Resolve the handler and return its iterator, wrapped by the behaviors."""
@@ -172,7 +192,7 @@ class StreamPlan:
 class EventPlan:
     """An event's handlers (its type's, then its bases', in MRO order), each with behaviors."""
 
-    __slots__ = ("delivery", "handlers", "message_type", "pipelines", "simple")
+    __slots__ = ("delivery", "handlers", "message_type", "pipelines", "simple", "tracked")
 
     def __init__(
         self,
@@ -180,11 +200,14 @@ class EventPlan:
         handlers: tuple[HandlerRef, ...],
         pipelines: tuple[tuple[BehaviorRef, ...], ...],
         delivery: EventDelivery,
+        *,
+        tracked: bool,
     ) -> None:
         self.message_type = message_type
         self.handlers = handlers
         self.pipelines = pipelines
         self.delivery = delivery
+        self.tracked = tracked
         self.simple = not any(pipelines) and (not delivery.concurrent or len(handlers) < 2)
         """Sequential (or one handler) without behaviors: keys can be resolved and awaited
         in a plain loop."""

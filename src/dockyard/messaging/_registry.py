@@ -29,6 +29,11 @@ class MessageInfo:
     handlers: tuple[HandlerInfo, ...]
     """In registration order. For events, handlers of base classes are listed under the
     base; :meth:`MessageRegistry.event_handlers` gives all that receive a type."""
+    tracked: bool = False
+    """Whether a message of this type gets an envelope (ids, causation) while it is handled:
+    something on its way (its handlers, their dependencies, its behaviors; for an event, its
+    bases' handlers too) can read ``MessageContext``, write to the outbox, send or publish.
+    ``MessagingSettings(track_context=...)`` overrides it for every type."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,9 +50,11 @@ class MessagingSettings:
         event_delivery: How events reach their handlers, app-wide.
         event_delivery_for: Per event type (and its subclasses), overriding ``event_delivery``.
         track_context: Track envelopes (ids, causation) for ``MessageContext`` and the
-            outbox. ``None``: only if something in the app depends on ``MessageContext`` or on
-            ``Outbox`` (every ``route(...).to(...)`` does); costs ≈ 0.5 µs a message
-            (docs/design/dispatch.md).
+            outbox, for every message type (``True``) or none (``False``). ``None``: per type,
+            only for those whose handlers or behaviors can reach ``MessageContext``,
+            ``Outbox`` (every ``route(...).to(...)`` does), a sender or publisher, or
+            something it cannot see through (``app.messages`` says which); costs ≈ 0.8–1 µs a
+            tracked message (docs/design/dispatch.md).
     """
 
     behaviors: Sequence[BehaviorLike] = ()
