@@ -726,8 +726,11 @@ class MessageContextError(DockyardError, LookupError):
     def __str__(self) -> str:
         if self.tracking:
             return (
-                "No message is being handled here, so there is no message context. "
-                "Hint: read `MessageContext` inside a handler's or a behavior's `handle`."
+                "No message is being handled here, or the message being handled is of a type "
+                "that is not tracked, so there is no message context. Hint: read "
+                "`MessageContext` inside a handler's or a behavior's `handle`, depending on it "
+                "in their constructor (that makes their message types tracked), or build with "
+                "`messaging=MessagingSettings(track_context=True)`."
             )
         return (
             "Message context tracking is off: nothing in the app declared a dependency on "

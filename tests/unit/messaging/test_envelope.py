@@ -136,8 +136,11 @@ async def test_reading_the_context_outside_a_message() -> None:
         with pytest.raises(MessageContextError) as caught:
             _ = context.message_id
     assert str(caught.value) == (
-        "No message is being handled here, so there is no message context. "
-        "Hint: read `MessageContext` inside a handler's or a behavior's `handle`."
+        "No message is being handled here, or the message being handled is of a type "
+        "that is not tracked, so there is no message context. Hint: read "
+        "`MessageContext` inside a handler's or a behavior's `handle`, depending on it "
+        "in their constructor (that makes their message types tracked), or build with "
+        "`messaging=MessagingSettings(track_context=True)`."
     )
     assert isinstance(caught.value, LookupError)
 
