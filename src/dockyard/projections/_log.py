@@ -22,7 +22,8 @@ async def log_head(store: EventStore, *, committed: bool = False) -> int:
     """The global position of the newest event that is final; 0 for an empty log.
 
     With ``committed=True``: of the newest committed event, final or not (on PostgreSQL an
-    event becomes final once every older writer has finished; see the ordering design note).
+    event becomes final once no transaction that appended before it is still open; see the
+    ordering design note).
     """
     if isinstance(store, InMemoryEventStore):
         positions = store._log.positions  # noqa: SLF001 - dockyard's own adapter, read-only
