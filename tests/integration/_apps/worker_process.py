@@ -112,7 +112,10 @@ class WorkerProcess:
         self.process.send_signal(signum)
 
     async def exit_code(self, within: float = 60.0) -> int:
-        await wait_until(lambda: not self.alive, "the worker to exit", within)
+        try:
+            await wait_until(lambda: not self.alive, "the worker to exit", within)
+        except AssertionError as error:  # say what it was doing
+            raise AssertionError(f"{error}; its output so far:\n{self.output()}") from None
         self._reader.join(timeout=10)
         code = self.process.returncode
         assert code is not None
