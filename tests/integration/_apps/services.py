@@ -8,6 +8,7 @@ leave everybody else's alone.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -26,6 +27,7 @@ POSTGRES_URL = os.environ.get(
 POSTGRES_DSN = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 NATS_URL = "nats://127.0.0.1:4222"
+CLEAN_UP_WITHIN = 60.0
 
 
 def unique(prefix: str) -> str:
@@ -101,33 +103,36 @@ async def delete_rabbit_destinations(*queues_and_exchanges: tuple[str, str]) -> 
     from faststream.rabbit import RabbitBroker
 
     broker = RabbitBroker(RABBIT_URL, logger=None)
-    await broker.start()
-    try:
-        connection = broker._connection  # admin work only
-        assert connection is not None
-        channel = await connection.channel()
-        for exchange, queue in queues_and_exchanges:
-            await channel.queue_delete(queue)
-            await channel.exchange_delete(exchange)
-        await channel.close()
-    finally:
-        await broker.stop()
+    # Bounded: a clean-up that waits on a stuck broker must fail this test, not the whole run.
+    async with asyncio.timeout(CLEAN_UP_WITHIN):
+        await broker.start()
+        try:
+            connection = broker._connection  # admin work only
+            assert connection is not None
+            channel = await connection.channel()
+            for exchange, queue in queues_and_exchanges:
+                await channel.queue_delete(queue)
+                await channel.exchange_delete(exchange)
+            await channel.close()
+        finally:
+            await broker.stop()
 
 
 async def delete_nats_streams(*streams: str) -> None:
     from faststream.nats import NatsBroker
 
     broker = NatsBroker(NATS_URL, logger=None)
-    await broker.start()
-    try:
-        js = broker.connection.jetstream()
-        for stream in streams:
-            try:
-                await js.delete_stream(stream)
-            except Exception:
-                continue
-    finally:
-        await broker.stop()
+    async with asyncio.timeout(CLEAN_UP_WITHIN):
+        await broker.start()
+        try:
+            js = broker.connection.jetstream()
+            for stream in streams:
+                try:
+                    await js.delete_stream(stream)
+                except Exception:
+                    continue
+        finally:
+            await broker.stop()
 
 
 def python_env() -> dict[str, str]:
