@@ -17,13 +17,9 @@ from typing import Any, Self, TypeVar, overload
 from dishka import AsyncContainer, Provider, make_async_container
 from dishka.exception_base import DishkaError
 
+from dockyard._type_name import type_name
 from dockyard.di._spec import ProviderSpec
-from dockyard.exceptions import (
-    AppNotStartedError,
-    ContainerBuildError,
-    ModuleConfigurationError,
-    type_name,
-)
+from dockyard.exceptions import AppNotStartedError, ContainerBuildError, ModuleConfigurationError
 from dockyard.messaging._bus import Dispatcher, MessageBus
 from dockyard.messaging._compile import CompiledMessaging, compile_messaging
 from dockyard.messaging._envelope import MessageContext

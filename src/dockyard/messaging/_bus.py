@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 from dishka import AsyncContainer
 
-from dockyard.exceptions import HandlerNotFoundError, type_name
+from dockyard._type_name import type_name
+from dockyard.exceptions import HandlerNotFoundError
 from dockyard.messaging._dishka import Getter, getter
 from dockyard.messaging._envelope import CURRENT, Envelope
 from dockyard.messaging._interfaces import IMessageBus

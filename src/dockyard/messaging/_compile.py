@@ -9,6 +9,7 @@ from typing import Any
 from dishka import DEFAULT_COMPONENT, AsyncContainer, Container, Provider, Scope
 from dishka.exception_base import DishkaError
 
+from dockyard._type_name import type_name
 from dockyard.exceptions import (
     DuplicateHandlerError,
     InvalidBehaviorError,
@@ -16,7 +17,6 @@ from dockyard.exceptions import (
     MissingMessageTypeError,
     MissingProviderError,
     ModuleProblem,
-    type_name,
 )
 from dockyard.messaging._behavior import PipelineBehavior
 from dockyard.messaging._bus import Dispatcher

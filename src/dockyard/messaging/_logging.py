@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dockyard.exceptions import type_name
+from dockyard._type_name import type_name
 from dockyard.messaging._behavior import PipelineBehavior
 
 __all__ = ["LoggingBehavior"]

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from dishka.entities.key import DependencyKey
 
-from dockyard.exceptions import ChainExhaustedError, type_name
+from dockyard._type_name import type_name
+from dockyard.exceptions import ChainExhaustedError
 
 if TYPE_CHECKING:  # annotations only: plans never go through the container
     from dockyard.messaging._bus import MessageBus

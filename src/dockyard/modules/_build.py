@@ -25,6 +25,7 @@ from dishka import DEFAULT_COMPONENT, AsyncContainer, Container, Provider, Scope
 from dishka.dependency_source import Factory
 from dishka.exception_base import DishkaError
 
+from dockyard._type_name import type_name
 from dockyard.di._spec import Lifetime, ProviderKind, ProviderSpec
 from dockyard.exceptions import (
     DuplicateProviderError,
@@ -35,7 +36,6 @@ from dockyard.exceptions import (
     NotExportedError,
     ScopeMismatchError,
     UnknownExtensionError,
-    type_name,
 )
 from dockyard.modules._extensions import HOOKS
 from dockyard.modules._graph import ModuleGraph, ModuleNode

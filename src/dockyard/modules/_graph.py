@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from dockyard._type_name import type_name
 from dockyard.di._spec import ProviderSpec
 from dockyard.exceptions import (
     ConflictingDynamicModuleError,
     ImportCycleError,
     ModuleProblem,
     NotAModuleError,
-    type_name,
 )
 from dockyard.modules._module import DynamicModule, ModuleLike, ModuleMetadata, get_metadata
 

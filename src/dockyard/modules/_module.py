@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from dockyard._type_name import type_name
 from dockyard.di._spec import ProviderSpec
-from dockyard.exceptions import type_name
 
 __all__ = ["DynamicModule", "ModuleLike", "ModuleMetadata", "get_metadata", "module"]
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from dockyard.exceptions import InvalidRouteError, type_name
+from dockyard._type_name import type_name
+from dockyard.exceptions import InvalidRouteError
 from dockyard.messaging._handlers import EventHandler, RequestHandler
 from dockyard.messaging._messages import Request, StreamRequest
 from dockyard.outbox._outbox import Outbox

@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, overload
 
+from dockyard._type_name import type_name
 from dockyard.eventsourcing._store import RecordedEvent
-from dockyard.exceptions import InvalidProjectionError, type_name
+from dockyard.exceptions import InvalidProjectionError
 from dockyard.messaging._handlers import EventHandler
 from dockyard.messaging._introspect import generic_args, message_class
 

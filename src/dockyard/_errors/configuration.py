@@ -1,0 +1,131 @@
+"""Mistakes in how the app is declared or installed: fix the code, not the data or the servers."""
+
+from __future__ import annotations
+
+from dockyard._errors.base import DockyardError
+from dockyard._type_name import type_name
+
+__all__ = [
+    "AppImportError",
+    "ConfigurationError",
+    "ContainerBuildError",
+    "EventTypeConflictError",
+    "InvalidProjectionError",
+    "InvalidRouteError",
+    "MissingApplierError",
+    "MissingExtraError",
+]
+
+
+class ConfigurationError(DockyardError):
+    """The app's code or installation declares something that cannot work.
+
+    Most are found by ``App.build`` before anything runs (``ModuleConfigurationError`` lists
+    them all); the rest when the faulty declaration is first used. Retrying never helps.
+    """
+
+
+class ContainerBuildError(ConfigurationError):
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(detail)
+
+    def __str__(self) -> str:
+        return (
+            "Dishka could not build the container after dockyard's checks passed. "
+            f"Dishka says: {self.detail}"
+        )
+
+
+class InvalidProjectionError(ConfigurationError, TypeError):
+    """A projection or subscription class cannot be registered as declared."""
+
+    def __init__(self, projection: object, problem: str, hint: str) -> None:
+        self.projection = projection
+        self.problem = problem
+        self.hint = hint
+        super().__init__(projection, problem, hint)
+
+    def __str__(self) -> str:
+        return f"Projection `{type_name(self.projection)}` {self.problem}. Hint: {self.hint}."
+
+
+class InvalidRouteError(ConfigurationError, TypeError):
+    """``route(...).to(...)`` was given something that cannot be routed."""
+
+    def __init__(self, target: object, problem: str) -> None:
+        self.target = target
+        self.problem = problem
+        super().__init__(target, problem)
+
+    def __str__(self) -> str:
+        return (
+            f"Cannot route `{type_name(self.target)}`: {self.problem}. Hint: write "
+            '`route(OrderPlaced).to("orders")` with a message class and a non-empty '
+            "destination, and list it in a module's `handlers=[...]` or in "
+            "`OutboxModule.register(routes=[...])`."
+        )
+
+
+class EventTypeConflictError(ConfigurationError, ValueError):
+    def __init__(self, name: str, existing: type, new: type) -> None:
+        self.name = name
+        self.existing = existing
+        self.new = new
+        super().__init__(name, existing, new)
+
+    def __str__(self) -> str:
+        def path(cls: type) -> str:
+            return f"{cls.__module__}.{cls.__qualname__}"
+
+        return (
+            f"Event type name `{self.name}` is declared by both `{path(self.existing)}` and "
+            f"`{path(self.new)}`; stored events would be ambiguous. Hint: give one of them "
+            'a distinct stable name with `@event_type("...")`.'
+        )
+
+
+class MissingApplierError(ConfigurationError, LookupError):
+    def __init__(self, aggregate: type, event_type: type) -> None:
+        self.aggregate = aggregate
+        self.event_type = event_type
+        super().__init__(aggregate, event_type)
+
+    def __str__(self) -> str:
+        aggregate, event = type_name(self.aggregate), type_name(self.event_type)
+        return (
+            f"`{aggregate}` has no method to apply `{event}`. Hint: add to `{aggregate}` a "
+            f"method marked `@applies` that takes an `{event}` (it may do nothing)."
+        )
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """A feature needs an optional dependency that is not installed."""
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        self.feature = feature
+        self.package = package
+        self.extra = extra
+        super().__init__(feature, package, extra)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.feature} needs {self.package}, which is not installed. "
+            f"Hint: pip install 'dockyard[{self.extra}]'"
+        )
+
+
+class AppImportError(ConfigurationError, ImportError):
+    """``dockyard worker module:attribute`` could not load an ``App`` from its argument."""
+
+    def __init__(self, target: str, problem: str) -> None:
+        self.target = target
+        self.problem = problem
+        super().__init__(target, problem)
+
+    def __str__(self) -> str:
+        return (
+            f"Cannot load the app `{self.target}`: {self.problem}. Hint: pass "
+            "`package.module:attribute` naming an `App` (or a function returning one), "
+            "importable from the current directory, e.g. `dockyard worker shop.app:app`."
+        )

@@ -1,0 +1,52 @@
+"""Something used outside its life: before it started, or after it closed."""
+
+from __future__ import annotations
+
+from dockyard._errors.base import DockyardError
+
+__all__ = ["AppNotStartedError", "LifecycleError", "TransportClosedError", "UnitOfWorkError"]
+
+
+class LifecycleError(DockyardError):
+    """An app, unit of work or transport was used before it started or after it closed."""
+
+
+class AppNotStartedError(LifecycleError, RuntimeError):
+    def __init__(self, action: str) -> None:
+        self.action = action
+        super().__init__(action)
+
+    def __str__(self) -> str:
+        return (
+            f"Cannot {self.action} before the app has started. "
+            "Hint: use `async with app:` (or `await app.start()`) first."
+        )
+
+
+class UnitOfWorkError(LifecycleError, RuntimeError):
+    def __init__(self, action: str, state: str) -> None:
+        self.action = action
+        self.state = state
+        super().__init__(action, state)
+
+    def __str__(self) -> str:
+        return (
+            f"Cannot {self.action}: the unit of work {self.state}. "
+            "Hint: use it inside `async with database.unit_of_work() as uow:` "
+            "(or the request scope that provides it)."
+        )
+
+
+class TransportClosedError(LifecycleError, RuntimeError):
+    """A transport was used after ``close()``."""
+
+    def __init__(self, transport: str) -> None:
+        self.transport = transport
+        super().__init__(transport)
+
+    def __str__(self) -> str:
+        return (
+            f"The {self.transport} transport is closed: it cannot publish or deliver any more. "
+            "Hint: close a transport only once nothing publishes or consumes through it "
+            "(after the app and its worker have stopped); build a new one to start again."
+        )

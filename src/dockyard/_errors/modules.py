@@ -1,0 +1,292 @@
+"""What ``App.build`` finds wrong in the modules, reported together in one error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dockyard._errors.configuration import ConfigurationError
+from dockyard._type_name import type_name
+
+__all__ = [
+    "ConflictingDynamicModuleError",
+    "DuplicateHandlerError",
+    "DuplicateProviderError",
+    "ImportCycleError",
+    "InvalidBehaviorError",
+    "InvalidExportError",
+    "InvalidProviderError",
+    "MissingMessageTypeError",
+    "MissingProviderError",
+    "ModuleConfigurationError",
+    "ModuleProblem",
+    "NotAModuleError",
+    "NotExportedError",
+    "ScopeMismatchError",
+    "UnknownExtensionError",
+]
+
+
+class ModuleProblem(ConfigurationError):  # noqa: N818 - reported inside ModuleConfigurationError
+    """One problem found while building an app from its modules."""
+
+
+class NotAModuleError(ModuleProblem, TypeError):
+    def __init__(self, obj: object, referenced_by: str | None) -> None:
+        self.obj = obj
+        self.referenced_by = referenced_by
+        super().__init__(obj, referenced_by)
+
+    def __str__(self) -> str:
+        where = f"Module `{self.referenced_by}` imports" if self.referenced_by else "App.build got"
+        return (
+            f"{where} `{type_name(self.obj)}`, which is not a module. "
+            "Hint: decorate it with `@module(...)`, or pass a `DynamicModule`."
+        )
+
+
+class MissingProviderError(ModuleProblem, LookupError):
+    def __init__(self, module: str, dependency: object, required_by: str) -> None:
+        self.module = module
+        self.dependency = dependency
+        self.required_by = required_by
+        super().__init__(module, dependency, required_by)
+
+    def __str__(self) -> str:
+        dep = type_name(self.dependency)
+        return (
+            f"Module `{self.module}` needs `{dep}` (for {self.required_by}), "
+            "but no module provides it. "
+            f"Hint: add a provider for `{dep}` to `{self.module}`, or import a module "
+            "that provides and exports it."
+        )
+
+
+class NotExportedError(ModuleProblem, LookupError):
+    def __init__(
+        self,
+        module: str,
+        dependency: object,
+        required_by: str,
+        provider_module: str,
+        *,
+        imported: bool,
+        exported: bool,
+    ) -> None:
+        self.module = module
+        self.dependency = dependency
+        self.required_by = required_by
+        self.provider_module = provider_module
+        self.imported = imported
+        self.exported = exported
+        super().__init__(module, dependency, required_by, provider_module, imported, exported)
+
+    def __str__(self) -> str:
+        dep = type_name(self.dependency)
+        head = (
+            f"Module `{self.module}` needs `{dep}` (for {self.required_by}), "
+            f"provided by `{self.provider_module}`, "
+        )
+        if self.imported:
+            return head + (
+                "which does not export it. "
+                f"Hint: add `{dep}` to `{self.provider_module}` exports, "
+                "or import a module that does."
+            )
+        if self.exported:
+            return head + (
+                f"which `{self.module}` does not import. "
+                f"Hint: add `{self.provider_module}` to `{self.module}` imports."
+            )
+        return head + (
+            f"which `{self.module}` does not import and which does not export it. "
+            f"Hint: add `{dep}` to `{self.provider_module}` exports and "
+            f"`{self.provider_module}` to `{self.module}` imports."
+        )
+
+
+class ImportCycleError(ModuleProblem):
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = tuple(cycle)
+        super().__init__(self.cycle)
+
+    def __str__(self) -> str:
+        drawn = " → ".join(f"`{name}`" for name in self.cycle)
+        return (
+            f"Modules import each other in a cycle: {drawn}. "
+            "Hint: move what they share into a module that both import, "
+            "or let one side talk to the other through events."
+        )
+
+
+class DuplicateProviderError(ModuleProblem):
+    def __init__(self, module: str, dependency: object, sources: Sequence[str]) -> None:
+        self.module = module
+        self.dependency = dependency
+        self.sources = tuple(sources)
+        super().__init__(module, dependency, self.sources)
+
+    def __str__(self) -> str:
+        dep = type_name(self.dependency)
+        names = " and ".join(f"`{s}`" for s in self.sources)
+        return (
+            f"Module `{self.module}` sees `{dep}` from {names}; a type must have one provider. "
+            f"Hint: keep one provider of `{dep}` visible to `{self.module}`: remove the others, "
+            "stop exporting them, or use `many(...)` for a collection."
+        )
+
+
+class InvalidExportError(ModuleProblem):
+    def __init__(self, module: str, export: object) -> None:
+        self.module = module
+        self.export = export
+        super().__init__(module, export)
+
+    def __str__(self) -> str:
+        exp = type_name(self.export)
+        return (
+            f"Module `{self.module}` exports `{exp}`, which it neither provides nor imports. "
+            f"Hint: add a provider for `{exp}` to `{self.module}`, import the module that "
+            "exports it, or remove it from exports."
+        )
+
+
+class UnknownExtensionError(ModuleProblem, TypeError):
+    def __init__(self, module: str, extension: object, known_hooks: Sequence[str]) -> None:
+        self.module = module
+        self.extension = extension
+        self.known_hooks = tuple(known_hooks)
+        super().__init__(module, extension, self.known_hooks)
+
+    def __str__(self) -> str:
+        hooks = ", ".join(f"`{h}`" for h in self.known_hooks)
+        return (
+            f"Extension `{type_name(type(self.extension))}` in module `{self.module}` "
+            f"implements no known hook. Hint: subclass one of {hooks}."
+        )
+
+
+class ScopeMismatchError(ModuleProblem):
+    def __init__(
+        self,
+        module: str,
+        provided: object,
+        lifetime: str,
+        dependency: object,
+        dependency_module: str,
+        dependency_lifetime: str,
+    ) -> None:
+        self.module = module
+        self.provided = provided
+        self.lifetime = lifetime
+        self.dependency = dependency
+        self.dependency_module = dependency_module
+        self.dependency_lifetime = dependency_lifetime
+        super().__init__(
+            module, provided, lifetime, dependency, dependency_module, dependency_lifetime
+        )
+
+    def __str__(self) -> str:
+        prov, dep = type_name(self.provided), type_name(self.dependency)
+        return (
+            f"{self.lifetime.capitalize()} `{prov}` in module `{self.module}` depends on "
+            f"{self.dependency_lifetime} `{dep}` from module `{self.dependency_module}`: "
+            "a longer-lived object cannot hold a shorter-lived one. "
+            f"Hint: make `{prov}` {self.dependency_lifetime}, or make `{dep}` {self.lifetime}."
+        )
+
+
+class ConflictingDynamicModuleError(ModuleProblem):
+    def __init__(self, module: str) -> None:
+        self.module = module
+        super().__init__(module)
+
+    def __str__(self) -> str:
+        return (
+            f"Module `{self.module}` is registered twice with different settings. "
+            f"Hint: call `{self.module}.register(...)` once, in the module that owns the "
+            f"settings, and import plain `{self.module}` everywhere else."
+        )
+
+
+class InvalidProviderError(ModuleProblem, TypeError):
+    def __init__(self, module: str | None, provider: object, reason: str) -> None:
+        self.module = module
+        self.provider = provider
+        self.reason = reason
+        super().__init__(module, provider, reason)
+
+    def __str__(self) -> str:
+        where = f" in module `{self.module}`" if self.module else ""
+        return f"Provider `{type_name(self.provider)}`{where} is not usable: {self.reason}"
+
+
+class MissingMessageTypeError(ModuleProblem, TypeError):
+    """A registered handler does not say which message type it handles."""
+
+    def __init__(self, module: str, handler: object, base: str | None) -> None:
+        self.module = module
+        self.handler = handler
+        self.base = base
+        super().__init__(module, handler, base)
+
+    def __str__(self) -> str:
+        handler = type_name(self.handler)
+        if self.base is None:
+            return (
+                f"`{handler}` in module `{self.module}` handlers is not a message handler. "
+                "Hint: subclass `RequestHandler[Message, Result]`, `EventHandler[Event]`, "
+                "`StreamHandler[Message, Item]` or `ChainHandler[Message, Result]`."
+            )
+        return (
+            f"Handler `{handler}` in module `{self.module}` subclasses `{self.base}` without "
+            "naming a message type. "
+            f"Hint: name it in the base, e.g. `class {handler}({self.base}[PlaceOrder, ...])`."
+        )
+
+
+class DuplicateHandlerError(ModuleProblem):
+    """Two handlers answer one request type; a request has exactly one."""
+
+    def __init__(self, message_type: type, handlers: Sequence[tuple[str, str]]) -> None:
+        self.message_type = message_type
+        self.handlers = tuple(handlers)
+        """(handler, module) pairs, in registration order."""
+        super().__init__(message_type, self.handlers)
+
+    def __str__(self) -> str:
+        name = type_name(self.message_type)
+        found = " and ".join(f"`{h}` (module `{m}`)" for h, m in self.handlers)
+        return (
+            f"Request `{name}` has {len(self.handlers)} handlers: {found}; a request has "
+            "exactly one. Hint: remove all but one, use events for several reactions, or make "
+            "them `ChainHandler`s to try them in order."
+        )
+
+
+class InvalidBehaviorError(ModuleProblem, TypeError):
+    """Something given as a pipeline behavior is not one."""
+
+    def __init__(self, behavior: object, where: str) -> None:
+        self.behavior = behavior
+        self.where = where
+        super().__init__(behavior, where)
+
+    def __str__(self) -> str:
+        return (
+            f"`{self.behavior!r}` in {self.where} is not a pipeline behavior. "
+            "Hint: give an instance or a subclass of `PipelineBehavior`."
+        )
+
+
+class ModuleConfigurationError(ConfigurationError):
+    """Raised by ``App.build`` with every problem it found, not only the first."""
+
+    def __init__(self, problems: Sequence[ModuleProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(self.problems)
+
+    def __str__(self) -> str:
+        count = len(self.problems)
+        head = f"The app's modules have {count} problem{'s' if count != 1 else ''}:"
+        lines = [f"  {i}. {p}" for i, p in enumerate(self.problems, 1)]
+        return "\n".join([head, *lines])
