@@ -28,6 +28,8 @@ def _event_at(stream_id: str | None, stream_version: int | None, position: int |
 
 
 class SerializationError(CodecError, TypeError):
+    """An event, snapshot or message could not be encoded; nothing was written."""
+
     def __init__(
         self,
         event_type: str,
@@ -52,6 +54,8 @@ class SerializationError(CodecError, TypeError):
 
 
 class UnknownEventTypeError(CodecError, LookupError):
+    """A stored or received type name has no registered class."""
+
     def __init__(
         self,
         type_name: str,
@@ -75,6 +79,8 @@ class UnknownEventTypeError(CodecError, LookupError):
 
 
 class CorruptEventError(CodecError, ValueError):
+    """A stored or received event cannot be decoded into its class."""
+
     def __init__(
         self,
         type_name: str,
@@ -100,6 +106,8 @@ class CorruptEventError(CodecError, ValueError):
 
 
 class MissingUpcasterError(CodecError, LookupError):
+    """No upcaster bridges a stored schema version to the code's version."""
+
     def __init__(
         self,
         type_name: str,

@@ -26,6 +26,8 @@ class ConfigurationError(DockyardError):
 
 
 class ContainerBuildError(ConfigurationError):
+    """Dishka refused the wiring that dockyard's own checks let through."""
+
     def __init__(self, detail: str) -> None:
         self.detail = detail
         super().__init__(detail)
@@ -68,6 +70,8 @@ class InvalidRouteError(ConfigurationError, TypeError):
 
 
 class EventTypeConflictError(ConfigurationError, ValueError):
+    """Two classes claim one stable event type name."""
+
     def __init__(self, name: str, existing: type, new: type) -> None:
         self.name = name
         self.existing = existing
@@ -86,6 +90,8 @@ class EventTypeConflictError(ConfigurationError, ValueError):
 
 
 class MissingApplierError(ConfigurationError, LookupError):
+    """An aggregate has no ``@applies`` method for an event type it meets."""
+
     def __init__(self, aggregate: type, event_type: type) -> None:
         self.aggregate = aggregate
         self.event_type = event_type

@@ -12,6 +12,8 @@ class LifecycleError(DockyardError):
 
 
 class AppNotStartedError(LifecycleError, RuntimeError):
+    """The app was used outside ``async with app`` (before start or after stop)."""
+
     def __init__(self, action: str) -> None:
         self.action = action
         super().__init__(action)
@@ -24,6 +26,8 @@ class AppNotStartedError(LifecycleError, RuntimeError):
 
 
 class UnitOfWorkError(LifecycleError, RuntimeError):
+    """A unit of work was used before it began or after it closed."""
+
     def __init__(self, action: str, state: str) -> None:
         self.action = action
         self.state = state

@@ -31,6 +31,8 @@ class ModuleProblem(ConfigurationError):  # noqa: N818 - reported inside ModuleC
 
 
 class NotAModuleError(ModuleProblem, TypeError):
+    """Something imported (or the root) is not a ``@module``."""
+
     def __init__(self, obj: object, referenced_by: str | None) -> None:
         self.obj = obj
         self.referenced_by = referenced_by
@@ -45,6 +47,8 @@ class NotAModuleError(ModuleProblem, TypeError):
 
 
 class MissingProviderError(ModuleProblem, LookupError):
+    """No module provides a type that a provider or handler needs."""
+
     def __init__(self, module: str, dependency: object, required_by: str) -> None:
         self.module = module
         self.dependency = dependency
@@ -62,6 +66,8 @@ class MissingProviderError(ModuleProblem, LookupError):
 
 
 class NotExportedError(ModuleProblem, LookupError):
+    """A needed type is provided by a module that does not export it, or is not imported."""
+
     def __init__(
         self,
         module: str,
@@ -105,6 +111,8 @@ class NotExportedError(ModuleProblem, LookupError):
 
 
 class ImportCycleError(ModuleProblem):
+    """Modules import each other in a loop."""
+
     def __init__(self, cycle: Sequence[str]) -> None:
         self.cycle = tuple(cycle)
         super().__init__(self.cycle)
@@ -119,6 +127,8 @@ class ImportCycleError(ModuleProblem):
 
 
 class DuplicateProviderError(ModuleProblem):
+    """One module sees the same type from two places."""
+
     def __init__(self, module: str, dependency: object, sources: Sequence[str]) -> None:
         self.module = module
         self.dependency = dependency
@@ -136,6 +146,8 @@ class DuplicateProviderError(ModuleProblem):
 
 
 class InvalidExportError(ModuleProblem):
+    """A module exports what it neither provides nor imports."""
+
     def __init__(self, module: str, export: object) -> None:
         self.module = module
         self.export = export
@@ -151,6 +163,8 @@ class InvalidExportError(ModuleProblem):
 
 
 class UnknownExtensionError(ModuleProblem, TypeError):
+    """An extension implements no known hook."""
+
     def __init__(self, module: str, extension: object, known_hooks: Sequence[str]) -> None:
         self.module = module
         self.extension = extension
@@ -166,6 +180,8 @@ class UnknownExtensionError(ModuleProblem, TypeError):
 
 
 class ScopeMismatchError(ModuleProblem):
+    """A longer-lived provider depends on a shorter-lived one."""
+
     def __init__(
         self,
         module: str,
@@ -196,6 +212,8 @@ class ScopeMismatchError(ModuleProblem):
 
 
 class ConflictingDynamicModuleError(ModuleProblem):
+    """One module registered twice with different settings."""
+
     def __init__(self, module: str) -> None:
         self.module = module
         super().__init__(module)
@@ -209,6 +227,8 @@ class ConflictingDynamicModuleError(ModuleProblem):
 
 
 class InvalidProviderError(ModuleProblem, TypeError):
+    """A provider helper got something unusable."""
+
     def __init__(self, module: str | None, provider: object, reason: str) -> None:
         self.module = module
         self.provider = provider

@@ -110,6 +110,8 @@ class DuplicateEventIdError(StorageError, ValueError):
 
 
 class AggregateNotFoundError(StorageError, LookupError):
+    """The aggregate's stream has no events."""
+
     def __init__(self, aggregate_type: str, aggregate_id: str, stream_id: str) -> None:
         self.aggregate_type = aggregate_type
         self.aggregate_id = aggregate_id
@@ -140,6 +142,8 @@ class DeadLetterNotFoundError(StorageError, LookupError):
 
 
 class StoreUnavailableError(StorageError, ConnectionError):
+    """The database did not answer; nothing was committed."""
+
     def __init__(self, operation: str, detail: str) -> None:
         self.operation = operation
         self.detail = detail
