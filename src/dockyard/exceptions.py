@@ -67,9 +67,7 @@ The classes are defined in ``dockyard._errors``, one module per category; this m
 public home (their ``__module__``), so tracebacks and pickles name ``dockyard.exceptions``.
 """
 
-from dockyard._errors.base import (
-    DockyardError,
-)
+from dockyard._errors.base import DockyardError
 from dockyard._errors.codec import (
     CodecError,
     CorruptEventError,
@@ -203,6 +201,7 @@ __all__ = [
 
 
 def _make_public() -> None:
+    # Tracebacks, class reprs and pickles name a class by its `__module__`: make it this one.
     namespace = globals()
     for name in __all__:
         namespace[name].__module__ = __name__
