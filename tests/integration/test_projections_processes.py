@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from dockyard.eventsourcing import ANY, EventStore
 from dockyard.projections import ProjectionControl
 from dockyard.sql import Database
-from integration.conftest import POSTGRES_URL, require_service
 from integration.projections_app import Deposited, applied, build_app, create_read_models
+from services import POSTGRES_URL, require_service
 
 TESTS = Path(__file__).resolve().parents[1]
 LEASE_TTL = 1.5  # what projections_app configures

@@ -26,7 +26,7 @@ def _public_packages() -> list[str]:
     ]
 
 
-def _exported() -> list[tuple[str, str, object]]:
+def _exported() -> list[tuple[str, str, type | FunctionType]]:
     found = []
     for package in _public_packages():
         module = importlib.import_module(package)
