@@ -1,4 +1,9 @@
-"""Helpers for testing apps built with dockyard."""
+"""Helpers for testing apps built with dockyard.
+
+The pytest plugin (a database per test, apps that stop with the test) is
+``dockyard.testing.pytest``: ``pytest_plugins = ["dockyard.testing.pytest"]``. See
+``docs/testing.md``.
+"""
 
 from dockyard._public import use_public_paths
 from dockyard.testing._override import create_test_app, override
