@@ -1,1 +1,61 @@
-"""Shared test configuration."""
+"""What every test shares: service probes and a database of each test's own.
+
+``database`` runs a test on SQLite and on PostgreSQL in turn; ``sqlite_database`` and
+``postgres_database`` pin one. Each is isolated as ``dockyard.testing.pytest`` isolates a
+user's tests (a SQLite file per test, a PostgreSQL schema per test dropped after it), with
+dockyard's tables created. A module that needs more (its own tables, a listener) overrides
+``database`` and asks for it: ``def database(database: Database) -> Database``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from dockyard.sql import Database
+from dockyard.testing.pytest import isolated_database
+from services import POSTGRES_URL, SERVICES, require_service
+
+
+@pytest.fixture(autouse=True)
+def _require_marked_services(request: pytest.FixtureRequest) -> None:
+    for marker in SERVICES:
+        if request.node.get_closest_marker(marker) is not None:
+            require_service(marker)
+
+
+@asynccontextmanager
+async def _open(url: str | None, directory: Path) -> AsyncIterator[Database]:
+    async with isolated_database(url, directory) as isolated:
+        database = isolated.database()
+        try:
+            await database.create_tables()
+            yield database
+        finally:
+            await database.dispose()
+
+
+@pytest_asyncio.fixture
+async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A ``Database`` on a SQLite file of its own, with dockyard's tables."""
+    async with _open(None, tmp_path) as database:
+        yield database
+
+
+@pytest_asyncio.fixture
+async def postgres_database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A ``Database`` on PostgreSQL whose tables live in a schema of their own, dropped after."""
+    require_service("postgres")
+    async with _open(POSTGRES_URL, tmp_path) as database:
+        yield database
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest) -> Database:
+    """Each dialect's database in turn (PostgreSQL's marked, so it needs the server)."""
+    database: Database = request.getfixturevalue(f"{request.param}_database")
+    return database

@@ -1,5 +1,6 @@
 """dockyard: a framework for Python backends that grow."""
 
+from dockyard._public import use_public_paths
 from dockyard.app import App, Lifespan
 from dockyard.di import contextual, many, object_, scoped, singleton, transient
 from dockyard.exceptions import DockyardError
@@ -46,3 +47,5 @@ __all__ = [
     "singleton",
     "transient",
 ]
+
+use_public_paths(__name__, __all__)

@@ -122,7 +122,7 @@ class App:
             ModuleConfigurationError: With every problem found, not only the first.
         """
         # Building allocates many small objects that all survive; collecting in the middle
-        # of it only costs time (about 10% of a 1,000-provider build).
+        # of it only costs time (measured: docs/modules.md, "Why this design").
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:

@@ -20,7 +20,7 @@ from examples.shop_distributed.run import run
 
 from dockyard.transport.nats import NatsTransport
 from integration._apps.services import delete_nats_streams, delete_rabbit_destinations
-from integration.conftest import require_service
+from services import require_service
 
 ROOT = Path(__file__).resolve().parents[2]
 

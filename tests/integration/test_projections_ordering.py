@@ -24,7 +24,7 @@ from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.sql import Database, SqlEventStore, UnitOfWork
 from dockyard.testing import wait_for_projections
 from integration import projections_app
-from integration.conftest import POSTGRES_URL
+from services import POSTGRES_URL
 
 pytestmark = pytest.mark.postgres
 

@@ -8,11 +8,9 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
@@ -20,28 +18,27 @@ import sqlalchemy as sa
 from dockyard.eventsourcing import ANY, EventStore
 from dockyard.projections import ProjectionControl
 from dockyard.sql import Database
-from integration.conftest import POSTGRES_URL, require_service
+from dockyard.testing.pytest import isolated_database
 from integration.projections_app import Deposited, applied, build_app, create_read_models
+from services import POSTGRES_URL, require_service
 
 TESTS = Path(__file__).resolve().parents[1]
 LEASE_TTL = 1.5  # what projections_app configures
 
 
 @pytest_asyncio.fixture
-async def shared_schema() -> AsyncIterator[tuple[Database, str]]:
+async def shared_schema(tmp_path: Path) -> AsyncIterator[tuple[Database, str]]:
+    """A schema of the test's own, shared with the worker processes it starts."""
     require_service("postgres")
-    schema = f"dockyard_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://"))
-    await admin.execute(f'CREATE SCHEMA "{schema}"')
-    database = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        await database.create_tables()
-        await create_read_models(database)
-        yield database, schema
-    finally:
-        await database.dispose()
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin.close()
+    async with isolated_database(POSTGRES_URL, tmp_path) as isolated:
+        assert isolated.schema is not None
+        database = isolated.database()
+        try:
+            await database.create_tables()
+            await create_read_models(database)
+            yield database, isolated.schema
+        finally:
+            await database.dispose()
 
 
 def _worker(schema: str) -> subprocess.Popen[str]:

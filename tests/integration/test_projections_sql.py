@@ -29,11 +29,11 @@ from integration.projections_app import (
 
 
 @pytest_asyncio.fixture
-async def database(any_database: Database) -> AsyncIterator[Database]:
+async def database(database: Database) -> AsyncIterator[Database]:
     """The dialect's database with dockyard's tables and the test's read model."""
-    await create_read_models(any_database)
+    await create_read_models(database)
     POISON.clear()
-    yield any_database
+    yield database
     POISON.clear()
 
 

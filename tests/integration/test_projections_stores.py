@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import pytest
 import pytest_asyncio
 
 from dockyard.projections import CheckpointStore, LeaseStore
@@ -15,12 +14,6 @@ from dockyard.testing.contracts import (
     CheckpointStoreFactory,
     LeaseStoreContract,
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest) -> Database:
-    database: Database = request.getfixturevalue(f"{request.param}_database")
-    return database
 
 
 class TestSqlCheckpointStore(CheckpointStoreContract):

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from integration.conftest import SERVICES, Service, answers, require_service
+from services import SERVICES, Service, answers, require_service
 
 
 @pytest.fixture

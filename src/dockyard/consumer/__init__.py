@@ -5,6 +5,7 @@
 ``@on_error(...)``; endpoints set defaults with ``ErrorPolicies``. See ``docs/brokers.md``.
 """
 
+from dockyard._public import use_public_paths
 from dockyard.consumer._listener import Endpoint, Listener, Outcome, listen
 from dockyard.consumer._module import ConsumerModule
 from dockyard.consumer._policies import (
@@ -35,3 +36,5 @@ __all__ = [
     "retry_inline",
     "retry_later",
 ]
+
+use_public_paths(__name__, __all__)

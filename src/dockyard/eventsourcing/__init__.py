@@ -4,6 +4,7 @@ Adapters: ``dockyard.eventsourcing.store`` (in memory) and ``dockyard.sql`` (SQL
 PostgreSQL). Every adapter passes ``dockyard.testing.contracts.EventStoreContract``.
 """
 
+from dockyard._public import use_public_paths
 from dockyard.eventsourcing._aggregate import Aggregate, applies
 from dockyard.eventsourcing._decider import Decider
 from dockyard.eventsourcing._repository import (
@@ -54,3 +55,5 @@ __all__ = [
     "retry_on_conflict",
     "stream_id_for",
 ]
+
+use_public_paths(__name__, __all__)

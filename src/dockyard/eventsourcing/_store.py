@@ -112,11 +112,11 @@ def _stream_id_problem(stream_id: object) -> str:
 
 
 # EventMetadata and RecordedEvent are built once per event read: a replay of 1,000 events makes
-# 2,000 of them. Frozen msgspec Structs construct about ten times faster than frozen dataclasses
-# and behave the same for users (immutable, slotted, compared by value). ``gc=False`` keeps
-# them out of the cycle collector, which otherwise ran during long replays (~0.5 ms of a
-# 1,000-event load): they are immutable and nothing they hold points back at them, so they
-# can never be part of a reference cycle.
+# 2,000 of them. Frozen msgspec Structs construct much faster than frozen dataclasses and
+# behave the same for users (immutable, slotted, compared by value). ``gc=False`` keeps
+# them out of the cycle collector, which otherwise ran during long replays (figures for both:
+# docs/event-store.md, "Benchmarks"): they are immutable and nothing they hold points back at
+# them, so they can never be part of a reference cycle.
 class EventMetadata(msgspec.Struct, frozen=True, gc=False):
     """What the store records about an event besides its data."""
 

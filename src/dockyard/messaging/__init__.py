@@ -6,6 +6,7 @@ module; ``App.send``, ``App.publish`` and ``App.stream`` open a scope for you.
 See ``docs/messaging.md``.
 """
 
+from dockyard._public import use_public_paths
 from dockyard.messaging._behavior import PipelineBehavior
 from dockyard.messaging._envelope import Envelope, MessageContext
 from dockyard.messaging._handlers import (
@@ -50,3 +51,5 @@ __all__ = [
     "TransactionalBehavior",
     "UnitOfWork",
 ]
+
+use_public_paths(__name__, __all__)

@@ -53,8 +53,8 @@ class MessagingSettings:
             outbox, for every message type (``True``) or none (``False``). ``None``: per type,
             only for those whose handlers or behaviors can reach ``MessageContext``,
             ``Outbox`` (every ``route(...).to(...)`` does), a sender or publisher, or
-            something it cannot see through (``app.messages`` says which); costs ≈ 0.8–1 µs a
-            tracked message (docs/design/dispatch.md).
+            something it cannot see through (``app.messages`` says which); costs an envelope
+            and a context variable per tracked message (measured: docs/design/dispatch.md).
     """
 
     behaviors: Sequence[BehaviorLike] = ()

@@ -1,5 +1,6 @@
 """Modules: groups of providers with explicit imports and exports, checked when the app builds."""
 
+from dockyard._public import use_public_paths
 from dockyard.modules._extensions import (
     BackgroundService,
     Extension,
@@ -40,3 +41,5 @@ __all__ = [
     "service_degraded",
     "service_running",
 ]
+
+use_public_paths(__name__, __all__)

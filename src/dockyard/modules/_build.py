@@ -11,8 +11,9 @@ sees anything. At run time the boundary holds through Dishka components:
   the rest by uncached aliases for the dependencies this builder validated.
 
 One component per module would also isolate dynamic resolution inside a module, but Dishka
-adds container aliases per component and scope, which made building 200 modules 3.6× slower
-than plain Dishka (bench/modules.py); sharing keeps the build near Dishka's own cost.
+adds container aliases per component and scope, which made building many modules several
+times slower than plain Dishka; sharing keeps the build near Dishka's own cost (figures:
+docs/modules.md, "Why this design"; bench/modules.py measures it).
 """
 
 from __future__ import annotations

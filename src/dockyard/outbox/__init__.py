@@ -6,6 +6,7 @@ scope's transaction; the relay (in the worker) publishes committed rows through 
 mediator. See ``docs/outbox.md`` and ``docs/design/outbox-relay.md``.
 """
 
+from dockyard._public import use_public_paths
 from dockyard.outbox._consumer import Consume, ConsumeOutcome, Consumer, consume
 from dockyard.outbox._dead_letters import DeadLetters
 from dockyard.outbox._memory import InMemoryInboxStore, InMemoryOutboxStore
@@ -47,3 +48,5 @@ __all__ = [
     "route",
     "route_of",
 ]
+
+use_public_paths(__name__, __all__)

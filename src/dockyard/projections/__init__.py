@@ -12,6 +12,7 @@ Ports: ``CheckpointStore``, ``LeaseStore``, ``EventNotifier``; in-memory adapter
 adapters in ``dockyard.sql``. See ``docs/projections.md``.
 """
 
+from dockyard._public import use_public_paths
 from dockyard.projections._checkpoints import (
     Checkpoint,
     CheckpointStore,
@@ -51,3 +52,5 @@ __all__ = [
     "RunnerSettings",
     "handles",
 ]
+
+use_public_paths(__name__, __all__)

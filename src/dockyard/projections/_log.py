@@ -93,7 +93,7 @@ class _SqlLog:
 
 def _sql_log(store: EventStore) -> _SqlLog | None:
     # dockyard.sql is an optional extra: only look at it when the store comes from there
-    if type(store).__module__.startswith("dockyard.sql."):
+    if f"{type(store).__module__}.".startswith("dockyard.sql."):
         return _SqlLog()
     return None
 

@@ -6,6 +6,7 @@ models go through pydantic. Stored values carry a stable type name (declared wit
 are upcast on read by the chain registered in the ``TypeRegistry``.
 """
 
+from dockyard._public import use_public_paths
 from dockyard.serialization._codec import (
     Codec,
     JsonObject,
@@ -32,3 +33,5 @@ __all__ = [
     "schema_version_of",
     "type_name_of",
 ]
+
+use_public_paths(__name__, __all__)

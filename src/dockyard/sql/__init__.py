@@ -6,6 +6,7 @@ Every dockyard table lives in one ``MetaData`` (``dockyard.sql.metadata``): crea
 transaction; the stores write on it, next to your own tables, so all of it commits together.
 """
 
+from dockyard._public import use_public_paths
 from dockyard.sql._checkpoints import SqlCheckpointStore
 from dockyard.sql._database import Database, create_tables, drop_tables
 from dockyard.sql._event_store import SqlEventStore
@@ -49,3 +50,5 @@ __all__ = [
     "snapshots",
     "streams",
 ]
+
+use_public_paths(__name__, __all__)

@@ -151,8 +151,8 @@ def _statement(kind: str, mode: str) -> Insert:
 def _one_event_statement(kind: str, mode: str) -> Insert:
     """The same append for one event, with scalar parameters.
 
-    Seven one-element arrays to encode and ``unnest`` cost ~70 µs of a ~500 µs append on the
-    development machine (docs/design/unit-of-work.md).
+    Seven one-element arrays to encode and ``unnest`` cost a measurable share of an append
+    (docs/event-store.md, "Where SQLAlchemy is bypassed").
     """
     fields = {name: bindparam(name, type_=t) for name, t in _FIELDS.items()}
     return _insert(kind, mode, fields, lambda version: version)
@@ -169,7 +169,7 @@ _ONE_EVENT_STATEMENTS = {key: _one_event_statement(*key) for key in _KEYS}
 
 def _driver_sql(statement: Insert) -> tuple[str, tuple[str, ...], dict[str, Any]]:
     # The same statement, compiled once for the raw driver: SQLAlchemy's execution path
-    # measured 21 % of an append (docs/event-store.md).
+    # measured a fifth of an append and more (docs/event-store.md).
     compiled = statement.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
     assert compiled.positiontup is not None
     return str(compiled), tuple(compiled.positiontup), dict(compiled.params)

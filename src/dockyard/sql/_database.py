@@ -202,7 +202,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Any) -> None:
         # Straight to aiosqlite: one hop to its thread, where a SQLAlchemy cursor takes three
-        # (create, execute, close) — measured ~100 µs of a ~300 µs unit of work. A unit of
+        # (create, execute, close), a third of a unit of work (docs/event-store.md). A unit of
         # work may have begun on the driver already: then there is nothing to send.
         if not sqlite_begin_hook_stands_aside():
             _await(begin_immediate(connection.connection.driver_connection))

@@ -3,8 +3,8 @@
 Listeners (catch-up runners on ``dockyard_events``, relays on ``dockyard_outbox``) wake on a
 notification and then read the table. The notification used to come from a trigger, which made
 every appending transaction ``NOTIFY`` at its commit; PostgreSQL serialises notifying commits
-on one database-wide lock, and with 50 concurrent appenders that cost 6.4× the time of a plain
-insert (bench/concurrency.py). Now, per process and channel:
+on one database-wide lock, and with many concurrent appenders that cost several times the time
+of a plain insert (docs/event-store.md, "Benchmarks"). Now, per process and channel:
 
 * one writing transaction at a time notifies *inside* itself (its statement queues the
   ``NOTIFY``; delivered at its commit, no extra round trip): a lone writer pays nothing more;

@@ -2,7 +2,7 @@
 
 Each statement through SQLAlchemy costs a thread hop plus its own bookkeeping; an append
 through it measured several times slower than raw aiosqlite (docs/event-store.md). Each hop
-to aiosqlite's worker thread costs 30–90 µs on its own, so an append (the transaction's
+to aiosqlite's worker thread costs more than a statement, so an append (the transaction's
 ``BEGIN IMMEDIATE`` if not sent yet, the stream upsert, the event insert) runs as one function
 in that thread: one hop; a read likewise. That needs aiosqlite's ``Connection._execute(fn,
 *args)``, private but unchanged for years; ``UnitOfWork.run_in_driver_thread`` is the one way
@@ -84,7 +84,7 @@ def _kind(expected: int | ExpectedVersion) -> str:
 def _stored(moment: datetime) -> str:
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    # what strftime("%Y-%m-%d %H:%M:%S.%f") writes, in half the time
+    # what strftime("%Y-%m-%d %H:%M:%S.%f") writes, faster (docs/event-store.md)
     return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
@@ -120,7 +120,7 @@ def _values(
 
 # One writer at a time (BEGIN IMMEDIATE) and AUTOINCREMENT: the rows of one append get
 # contiguous positions, ending at last_insert_rowid(). executemany of a one-row INSERT
-# measured 2-3x faster than one multi-row INSERT ... RETURNING for 100 events.
+# measured faster than one multi-row INSERT ... RETURNING (docs/event-store.md).
 
 
 def _append_in_thread(
@@ -249,7 +249,7 @@ async def fetch_rows(
     """Rows of ``dockyard_events``, converted by ``from_storage``.
 
     One hop, the transaction's BEGIN included; converting in the worker thread instead of here
-    measured 5-25 % slower for 1,000 rows, so only the fetch goes there.
+    measured slower (docs/event-store.md), so only the fetch goes there.
     """
     done = await uow.run_in_driver_thread(_fetch_in_thread, sql, arguments)
     if done is not None:

@@ -69,7 +69,7 @@ class UnitOfWork:
         # Fast: a BEGIN may have been sent on the driver (set before it is awaited, so a
         # cancelled one is still ended: aiosqlite's thread runs our ROLLBACK after it).
         # SQLAlchemy's Connection is told only when `connection` is used: on SQLite telling it
-        # costs its own commit at the end (~80 µs), on PostgreSQL a few µs of bookkeeping.
+        # costs its own commit at the end, on PostgreSQL some bookkeeping (docs/event-store.md).
         self._open = False
         self._postgres = database.dialect == "postgresql"
         self._after_commit: list[Callable[[], object]] | None = None

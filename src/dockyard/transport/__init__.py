@@ -5,6 +5,7 @@ broker transports (``rabbit``, ``nats``, ``redis``, ``kafka`` over FastStream) s
 and pass ``dockyard.testing.contracts.TransportContract``.
 """
 
+from dockyard._public import use_public_paths
 from dockyard.transport._port import (
     CAUSATION_ID,
     CORRELATION_ID,
@@ -26,3 +27,5 @@ __all__ = [
     "Transport",
     "TransportMessage",
 ]
+
+use_public_paths(__name__, __all__)

@@ -21,36 +21,36 @@ def _message() -> OutboxMessage:
     return OutboxMessage(str(uuid.uuid4()), "orders", "Placed", b"{}")
 
 
-async def test_an_outbox_leaves_the_engine_without_listeners(any_database: Database) -> None:
-    SqlOutboxStore(any_database)
-    engine = any_database.engine.sync_engine
+async def test_an_outbox_leaves_the_engine_without_listeners(database: Database) -> None:
+    SqlOutboxStore(database)
+    engine = database.engine.sync_engine
     assert not engine.dispatch.commit
     assert not engine.dispatch.rollback
-    assert any_database._fast_path()
+    assert database._fast_path()
 
 
 async def test_only_a_commit_that_wrote_wakes_the_relays(sqlite_database: Database) -> None:
     # SQLite: on PostgreSQL a relay also listens to NOTIFY, which wakes it on its own
-    any_database = sqlite_database
-    store = SqlOutboxStore(any_database)
+    database = sqlite_database
+    store = SqlOutboxStore(database)
     async with store.listen() as wake:
         wake.clear()
-        uow = any_database.unit_of_work()
+        uow = database.unit_of_work()
         async with uow:
             await SqlOutboxWriter(uow).add([_message()])
             await uow.rollback()
-        async with any_database.unit_of_work() as uow:  # same connection, nothing written
+        async with database.unit_of_work() as uow:  # same connection, nothing written
             await uow.connection.execute(sa.text("SELECT 1"))
         assert not wake.is_set()
-        async with any_database.unit_of_work() as uow:
+        async with database.unit_of_work() as uow:
             await SqlOutboxWriter(uow).add([_message()])
             await asyncio.sleep(0)
             assert not wake.is_set()  # not before the commit
         assert wake.is_set()
 
 
-async def test_replayed_dead_letters_wake_the_relays(any_database: Database) -> None:
-    store = SqlOutboxStore(any_database)
+async def test_replayed_dead_letters_wake_the_relays(database: Database) -> None:
+    store = SqlOutboxStore(database)
     message = _message()
     await store.add_dead_letter(message)
     async with store.listen() as wake:

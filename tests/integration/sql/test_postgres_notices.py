@@ -13,7 +13,7 @@ from dockyard.eventsourcing import NO_STREAM
 from dockyard.outbox import OutboxMessage
 from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.sql import Database, SqlEventStore, SqlOutboxWriter
-from integration.conftest import POSTGRES_URL
+from services import POSTGRES_URL
 
 pytestmark = pytest.mark.postgres
 

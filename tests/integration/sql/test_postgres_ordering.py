@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from dockyard.eventsourcing import ANY, NO_STREAM, RecordedEvent
 from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.sql import Database, SqlEventStore, UnitOfWork
-from integration.conftest import POSTGRES_URL
+from services import POSTGRES_URL
 
 pytestmark = pytest.mark.postgres
 

@@ -28,11 +28,11 @@ class OrderPlaced:
 
 
 @pytest_asyncio.fixture
-async def database(any_database: Database) -> Database:
+async def database(database: Database) -> Database:
     """The dialect's database with dockyard's tables and the app's own ``shop_orders``."""
-    async with any_database.engine.begin() as connection:
+    async with database.engine.begin() as connection:
         await connection.run_sync(app_metadata.create_all)
-    return any_database
+    return database
 
 
 @pytest.fixture

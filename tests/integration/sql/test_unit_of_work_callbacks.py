@@ -15,16 +15,22 @@ from dockyard.sql import Database, UnitOfWork
 
 
 @pytest.fixture(params=["driver", "pool"])
-def database(any_database: Database, request: pytest.FixtureRequest) -> Iterator[Database]:
+def path(request: pytest.FixtureRequest) -> str:
+    """Which way the unit of work runs its transaction."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database(database: Database, path: str) -> Iterator[Database]:
     def on_checkout(*_: object) -> None:
         pass
 
-    engine = any_database.engine.sync_engine
-    if request.param == "pool":
+    engine = database.engine.sync_engine
+    if path == "pool":
         event.listen(engine, "checkout", on_checkout)
-    assert any_database._fast_path() is (request.param == "driver")
-    yield any_database
-    if request.param == "pool":
+    assert database._fast_path() is (path == "driver")
+    yield database
+    if path == "pool":
         event.remove(engine, "checkout", on_checkout)
 
 

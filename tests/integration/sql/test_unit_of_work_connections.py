@@ -34,11 +34,6 @@ class Noted:
 serializer = Serializer(TypeRegistry([Noted]))
 
 
-@pytest.fixture
-def database(any_database: Database) -> Database:
-    return any_database
-
-
 async def _identity(database: Database) -> object:
     """Which server connection a unit of work ran on."""
     async with database.unit_of_work() as uow:

@@ -1,14 +1,11 @@
 """The SQLite hot paths: one hop to aiosqlite's thread, and the fallback if aiosqlite changes."""
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from uuid import RFC_4122, UUID, uuid4
 
 import aiosqlite
 import pytest
-import pytest_asyncio
 
 import dockyard.sql._driver
 from dockyard.eventsourcing import NO_STREAM
@@ -20,12 +17,10 @@ from dockyard.sql._driver import in_driver_thread
 from dockyard.sql._unit_of_work import UnitOfWork
 
 
-@pytest_asyncio.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
-    await database.create_tables()
-    yield database
-    await database.dispose()
+@pytest.fixture
+def database(sqlite_database: Database) -> Database:
+    """The shared SQLite database (``tests/conftest.py``): these are SQLite's own paths."""
+    return sqlite_database
 
 
 @pytest.fixture(params=["one hop", "public API fallback"])

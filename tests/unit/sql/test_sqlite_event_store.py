@@ -1,7 +1,6 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -18,17 +17,15 @@ from dockyard.testing.contracts import (
 )
 
 
+@pytest.fixture
+def database(sqlite_database: Database) -> Database:
+    """The shared SQLite database (``tests/conftest.py``): these are SQLite's own paths."""
+    return sqlite_database
+
+
 @dataclass(frozen=True)
 class Memo:
     text: str
-
-
-@pytest_asyncio.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
-    await database.create_tables()
-    yield database
-    await database.dispose()
 
 
 class TestSqliteEventStore(EventStoreContract):

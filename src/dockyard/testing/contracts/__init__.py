@@ -4,6 +4,7 @@ Subclass a contract in a test module, name the subclass ``Test…`` and implemen
 factory fixture. The suites need pytest and pytest-asyncio.
 """
 
+from dockyard._public import use_public_paths
 from dockyard.testing.contracts.event_store import EventStoreContract, EventStoreFactory
 from dockyard.testing.contracts.outbox import OutboxContract, OutboxHarness
 from dockyard.testing.contracts.projections import (
@@ -26,3 +27,5 @@ __all__ = [
     "SnapshotStoreFactory",
     "TransportContract",
 ]
+
+use_public_paths(__name__, __all__)

@@ -1,0 +1,63 @@
+"""Real services for tests: probe them, skip without them, fail without them on CI.
+
+Mark a test with the service it needs (``@pytest.mark.postgres``, ``rabbit``, ``nats``,
+``redis``, ``kafka``); an autouse fixture (``tests/conftest.py``) probes each marked service's
+TCP port first. When a service does not answer the test is skipped with the reason, unless
+``CI=true``, where a missing service is a failure: CI must never go green by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    name: str
+    host: str
+    port: int
+
+
+SERVICES = {
+    "postgres": Service("PostgreSQL", "127.0.0.1", 5432),
+    "rabbit": Service("RabbitMQ", "127.0.0.1", 5672),
+    "nats": Service("NATS", "127.0.0.1", 4222),
+    "redis": Service("Redis", "127.0.0.1", 6379),
+    "kafka": Service("Kafka", "127.0.0.1", 9092),
+}
+
+POSTGRES_URL = os.environ.get(
+    "DOCKYARD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+_answers: dict[str, bool] = {}
+
+
+def answers(service: Service, timeout: float = 1.0) -> bool:
+    """Whether something accepts TCP connections on the service's port (cached per run)."""
+    key = f"{service.host}:{service.port}"
+    if key not in _answers:
+        try:
+            with socket.create_connection((service.host, service.port), timeout=timeout):
+                _answers[key] = True
+        except OSError:
+            _answers[key] = False
+    return _answers[key]
+
+
+def require_service(marker: str) -> None:
+    """Skip (or, with ``CI=true``, fail) unless the service behind ``marker`` answers."""
+    service = SERVICES[marker]
+    if answers(service):
+        return
+    reason = (
+        f"{service.name} is not answering on {service.host}:{service.port} "
+        f"(needed by tests marked `{marker}`)"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI=true, so this is a failure, not a skip", pytrace=False)
+    pytest.skip(reason)
