@@ -8,7 +8,6 @@ mediator. See ``docs/outbox.md`` and ``docs/design/outbox-relay.md``.
 
 from dockyard.outbox._consumer import Consume, ConsumeOutcome, Consumer, consume
 from dockyard.outbox._dead_letters import DeadLetters
-from dockyard.outbox._memory import InMemoryInboxStore, InMemoryOutboxStore
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
 from dockyard.outbox._module import OutboxModule
 from dockyard.outbox._outbox import Outbox
@@ -18,6 +17,7 @@ from dockyard.outbox._routing import Route, RouteBuilder, route, route_of
 from dockyard.outbox._settings import OutboxConfig, RelaySettings
 from dockyard.outbox._storage import InMemoryOutboxStorage, OutboxStorage
 from dockyard.outbox._store import ClaimedBatch, Inbox, OutboxStore, OutboxWriter
+from dockyard.outbox.memory import InMemoryInboxStore, InMemoryOutboxStore
 
 __all__ = [
     "ClaimedBatch",

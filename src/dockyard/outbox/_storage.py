@@ -7,13 +7,13 @@ from typing import Protocol
 
 from dockyard.di import ProviderSpec, object_, scoped
 from dockyard.modules import ModuleLike
-from dockyard.outbox._memory import (
+from dockyard.outbox._store import Inbox, OutboxStore, OutboxWriter
+from dockyard.outbox.memory import (
     InMemoryInboxStore,
     InMemoryOutboxStore,
     memory_inbox,
     memory_outbox_writer,
 )
-from dockyard.outbox._store import Inbox, OutboxStore, OutboxWriter
 
 __all__ = ["InMemoryOutboxStorage", "OutboxStorage"]
 

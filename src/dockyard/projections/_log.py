@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from dockyard.eventsourcing._store import EventStore, OpenAppend
-from dockyard.eventsourcing.store._memory import InMemoryEventStore
+from dockyard.eventsourcing.memory import InMemoryEventStore
 
 __all__ = ["count_after", "held_back_by", "log_head", "log_heads"]
 

@@ -11,20 +11,20 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.eventsourcing._store import (
-    AppendResult,
-    ExpectedVersion,
-    OpenAppend,
-    RecordedEvent,
-    check_stream_id,
-)
-from dockyard.eventsourcing.store._codec import (
+from dockyard.eventsourcing._codec import (
     EventRow,
     check_expected_version,
     decode_rows,
     encode_events,
     now,
     type_names,
+)
+from dockyard.eventsourcing._store import (
+    AppendResult,
+    ExpectedVersion,
+    OpenAppend,
+    RecordedEvent,
+    check_stream_id,
 )
 from dockyard.exceptions import DockyardError, StreamDeletedError
 from dockyard.serialization import Serializer

@@ -3,7 +3,7 @@
 The SQL adapters live in ``dockyard.sql``.
 """
 
-from dockyard.eventsourcing.store._memory import InMemoryEventStore
+from dockyard.eventsourcing.memory import InMemoryEventStore
 from dockyard.eventsourcing.store._memory_snapshots import InMemorySnapshotStore
 
 __all__ = ["InMemoryEventStore", "InMemorySnapshotStore"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TypeVar
 
+from dockyard.eventsourcing._codec import decode_snapshot, now
 from dockyard.eventsourcing._store import check_stream_id
 from dockyard.eventsourcing._store_snapshots import Snapshot
-from dockyard.eventsourcing.store._codec import decode_snapshot, now
 from dockyard.serialization import SerializedValue, Serializer
 
 __all__ = ["InMemorySnapshotStore"]

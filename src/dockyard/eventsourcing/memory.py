@@ -8,18 +8,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from dockyard.eventsourcing._store import (
-    AppendResult,
-    ExpectedVersion,
-    RecordedEvent,
-    check_stream_id,
-)
-from dockyard.eventsourcing.store._codec import (
+from dockyard.eventsourcing._codec import (
     check_expected_version,
     decode_event,
     encode_events,
     now,
     type_names,
+)
+from dockyard.eventsourcing._store import (
+    AppendResult,
+    ExpectedVersion,
+    RecordedEvent,
+    check_stream_id,
 )
 from dockyard.exceptions import DuplicateEventIdError, StreamDeletedError
 from dockyard.serialization import Serializer
