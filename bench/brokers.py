@@ -50,15 +50,8 @@ import asyncpg
 from dockyard.app import App
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
-from dockyard.outbox import (
-    InMemoryOutboxStorage,
-    OutboxModule,
-    OutboxRelay,
-    OutboxStatus,
-    RelaySettings,
-    consume,
-    route,
-)
+from dockyard.outbox import OutboxModule, OutboxRelay, OutboxStatus, RelaySettings, consume, route
+from dockyard.outbox.memory import InMemoryOutboxStorage
 from dockyard.sql import Database, SqlModule, SqlOutboxStorage, SqlOutboxStore
 from dockyard.transport import Subscription, Transport, TransportMessage
 from dockyard.transport.nats import NatsTransport

@@ -27,14 +27,8 @@ import asyncpg
 from dockyard.app import App
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
-from dockyard.outbox import (
-    InMemoryOutboxStorage,
-    OutboxModule,
-    OutboxRelay,
-    RelaySettings,
-    consume,
-    route,
-)
+from dockyard.outbox import OutboxModule, OutboxRelay, RelaySettings, consume, route
+from dockyard.outbox.memory import InMemoryOutboxStorage
 from dockyard.sql import Database, SqlModule, SqlOutboxStorage, SqlOutboxStore
 from dockyard.transport.memory import InMemoryTransport
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from dockyard import App, DynamicModule, module
 from dockyard.messaging import MessagingSettings
-from dockyard.outbox import InMemoryOutboxStorage, OutboxModule, consume, route
+from dockyard.outbox import OutboxModule, consume, route
+from dockyard.outbox.memory import InMemoryOutboxStorage
 from dockyard.sql import SqlModule, SqlOutboxStorage
 from dockyard.transport import Transport
 from examples.shop.components.inventory.module import InventoryModule

@@ -1,6 +1,6 @@
 """Event sourcing: aggregates and deciders, their repositories, and the store ports.
 
-Adapters: ``dockyard.eventsourcing.store`` (in memory) and ``dockyard.sql`` (SQLite,
+Adapters: ``dockyard.eventsourcing.memory`` (in memory) and ``dockyard.sql`` (SQLite,
 PostgreSQL). Every adapter passes ``dockyard.testing.contracts.EventStoreContract``.
 """
 

@@ -190,7 +190,7 @@ class OpenAppend:
 class EventStore(Protocol):
     """Append-only streams of events with optimistic concurrency and one global order.
 
-    Adapters: ``InMemoryEventStore`` (``dockyard.eventsourcing.store``) and ``SqlEventStore``
+    Adapters: ``InMemoryEventStore`` (``dockyard.eventsourcing.memory``) and ``SqlEventStore``
     (``dockyard.sql``, SQLite and PostgreSQL). Every adapter passes
     ``dockyard.testing.contracts.EventStoreContract``.
     """

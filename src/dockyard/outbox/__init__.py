@@ -15,9 +15,8 @@ from dockyard.outbox._relay import OutboxRelay, RelayResult
 from dockyard.outbox._retry import RetryPolicy
 from dockyard.outbox._routing import Route, RouteBuilder, route, route_of
 from dockyard.outbox._settings import OutboxConfig, RelaySettings
-from dockyard.outbox._storage import InMemoryOutboxStorage, OutboxStorage
+from dockyard.outbox._storage import OutboxStorage
 from dockyard.outbox._store import ClaimedBatch, Inbox, OutboxStore, OutboxWriter
-from dockyard.outbox.memory import InMemoryInboxStore, InMemoryOutboxStore
 
 __all__ = [
     "ClaimedBatch",
@@ -25,9 +24,6 @@ __all__ = [
     "ConsumeOutcome",
     "Consumer",
     "DeadLetters",
-    "InMemoryInboxStore",
-    "InMemoryOutboxStorage",
-    "InMemoryOutboxStore",
     "Inbox",
     "Outbox",
     "OutboxConfig",

@@ -20,8 +20,9 @@ from dockyard.outbox._outbox import Outbox
 from dockyard.outbox._relay import OutboxRelay
 from dockyard.outbox._routing import route_of
 from dockyard.outbox._settings import OutboxConfig, RelaySettings
-from dockyard.outbox._storage import InMemoryOutboxStorage, OutboxStorage
+from dockyard.outbox._storage import OutboxStorage
 from dockyard.outbox._store import Inbox, OutboxStore
+from dockyard.outbox.memory import InMemoryOutboxStorage
 from dockyard.serialization import Serializer
 from dockyard.transport._port import Transport
 

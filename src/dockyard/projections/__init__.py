@@ -8,23 +8,18 @@
   the checkpoint in the same transaction as the read model; one runner at a time holds a lease.
 - ``ProjectionControl``: status, lag, retry, skip, rebuild with progress.
 
-Ports: ``CheckpointStore``, ``LeaseStore``, ``EventNotifier``; in-memory adapters here, SQL
-adapters in ``dockyard.sql``. See ``docs/projections.md``.
+Ports: ``CheckpointStore``, ``LeaseStore``, ``EventNotifier``; in-memory adapters in
+``dockyard.projections.memory``, SQL adapters in ``dockyard.sql``. See ``docs/projections.md``.
 """
 
-from dockyard.projections._checkpoints import (
-    Checkpoint,
-    CheckpointStore,
-    Failure,
-    InMemoryCheckpointStore,
-)
+from dockyard.projections._checkpoints import Checkpoint, CheckpointStore, Failure
 from dockyard.projections._control import (
     ProjectionControl,
     ProjectionState,
     ProjectionStatus,
     RebuildProgress,
 )
-from dockyard.projections._leases import InMemoryLeaseStore, Lease, LeaseStore
+from dockyard.projections._leases import Lease, LeaseStore
 from dockyard.projections._module import ProjectionsModule
 from dockyard.projections._notify import EventNotifier
 from dockyard.projections._projection import Projection, handles
@@ -37,8 +32,6 @@ __all__ = [
     "CheckpointStore",
     "EventNotifier",
     "Failure",
-    "InMemoryCheckpointStore",
-    "InMemoryLeaseStore",
     "Lease",
     "LeaseStore",
     "Projection",

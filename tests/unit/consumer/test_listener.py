@@ -22,7 +22,8 @@ from dockyard.consumer import (
 )
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
-from dockyard.outbox import DeadLetters, InMemoryOutboxStorage, OutboxModule
+from dockyard.outbox import DeadLetters, OutboxModule
+from dockyard.outbox.memory import InMemoryOutboxStorage
 from dockyard.transport import Delivery, TransportMessage
 from dockyard.transport.memory import InMemoryTransport
 

@@ -32,7 +32,8 @@ from dockyard.messaging import (
     StreamRequest,
 )
 from dockyard.modules import ModuleLike
-from dockyard.outbox import InMemoryOutboxStorage, OutboxMessage, OutboxModule, route
+from dockyard.outbox import OutboxMessage, OutboxModule, route
+from dockyard.outbox.memory import InMemoryOutboxStorage
 from dockyard.transport import CAUSATION_ID, CORRELATION_ID
 from dockyard.transport.memory import InMemoryTransport
 

@@ -16,7 +16,6 @@ from dockyard.outbox import (
     ConsumeOutcome,
     Consumer,
     DeadLetters,
-    InMemoryOutboxStorage,
     Outbox,
     OutboxModule,
     OutboxStatus,
@@ -25,6 +24,7 @@ from dockyard.outbox import (
     route,
     route_of,
 )
+from dockyard.outbox.memory import InMemoryOutboxStorage
 from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.transport import CAUSATION_ID, CORRELATION_ID, Delivery, TransportMessage
 from dockyard.transport.memory import InMemoryTransport

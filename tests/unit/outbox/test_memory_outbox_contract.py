@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 
 import pytest_asyncio
 
-from dockyard.outbox import Inbox, InMemoryOutboxStorage, OutboxWriter
-from dockyard.outbox.memory import memory_inbox, memory_outbox_writer
+from dockyard.outbox import Inbox, OutboxWriter
+from dockyard.outbox.memory import InMemoryOutboxStorage, memory_inbox, memory_outbox_writer
 from dockyard.testing.contracts import OutboxContract, OutboxHarness
 
 

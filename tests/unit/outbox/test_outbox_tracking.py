@@ -14,7 +14,8 @@ from pathlib import Path
 from dockyard.app import App
 from dockyard.messaging import Command, CommandHandler, Event, MessagingSettings
 from dockyard.modules import ModuleLike, module
-from dockyard.outbox import InMemoryOutboxStorage, Outbox, OutboxModule, OutboxStore, route
+from dockyard.outbox import Outbox, OutboxModule, OutboxStore, route
+from dockyard.outbox.memory import InMemoryOutboxStorage
 from dockyard.projections import Projection, ProjectionsModule, handles
 from dockyard.sql import SqlModule, SqlOutboxStorage
 from dockyard.transport import CAUSATION_ID, CORRELATION_ID
