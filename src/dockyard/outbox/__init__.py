@@ -6,6 +6,7 @@ scope's transaction; the relay (in the worker) publishes committed rows through 
 mediator. See ``docs/outbox.md`` and ``docs/design/outbox-relay.md``.
 """
 
+from dockyard.outbox._backend import OutboxBackend
 from dockyard.outbox._consumer import Consume, ConsumeOutcome, Consumer, consume
 from dockyard.outbox._dead_letters import DeadLetters
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
@@ -15,7 +16,6 @@ from dockyard.outbox._relay import OutboxRelay, RelayResult
 from dockyard.outbox._retry import RetryPolicy
 from dockyard.outbox._routing import Route, RouteBuilder, route, route_of
 from dockyard.outbox._settings import OutboxConfig, RelaySettings
-from dockyard.outbox._storage import OutboxStorage
 from dockyard.outbox._store import ClaimedBatch, Inbox, OutboxStore, OutboxWriter
 
 __all__ = [
@@ -26,12 +26,12 @@ __all__ = [
     "DeadLetters",
     "Inbox",
     "Outbox",
+    "OutboxBackend",
     "OutboxConfig",
     "OutboxMessage",
     "OutboxModule",
     "OutboxRelay",
     "OutboxStatus",
-    "OutboxStorage",
     "OutboxStore",
     "OutboxWriter",
     "RelayResult",

@@ -1,6 +1,6 @@
 """In-memory adapters of the outbox ports: real implementations for demos and tests.
 
-``InMemoryOutboxStorage`` gives an ``OutboxModule`` the outbox and inbox below; they pass
+``InMemoryOutboxBackend`` gives an ``OutboxModule`` the outbox and inbox below; they pass
 ``dockyard.testing.contracts.OutboxContract`` like the SQL adapters (``dockyard.sql``) do.
 
 There are no transactions in memory, so the scoped writers buffer what a scope writes and
@@ -23,7 +23,7 @@ from dockyard.outbox._store import ClaimedBatch, Inbox, OutboxStore, OutboxWrite
 
 __all__ = [
     "InMemoryInboxStore",
-    "InMemoryOutboxStorage",
+    "InMemoryOutboxBackend",
     "InMemoryOutboxStore",
     "memory_inbox",
     "memory_outbox_writer",
@@ -280,7 +280,7 @@ async def memory_inbox(store: InMemoryInboxStore) -> AsyncGenerator[Inbox, BaseE
         store.settle(inbox.keys, committed=error is None)
 
 
-class InMemoryOutboxStorage:
+class InMemoryOutboxBackend:
     """Outbox and inbox in this process's memory: for demos and tests, lost at exit.
 
     Attributes:
