@@ -25,6 +25,7 @@ from dockyard.eventsourcing._codec import (
 from dockyard.eventsourcing._store import (
     AppendResult,
     ExpectedVersion,
+    OpenAppend,
     RecordedEvent,
     check_stream_id,
 )
@@ -77,6 +78,7 @@ class InMemoryEventStore:
     serialization errors, upcasting and unknown types behave the same. Every operation runs
     without awaiting in between its check and its write, so concurrent tasks on one event
     loop see each append as atomic. Share one instance per app (a singleton), not per scope.
+    It is a ``LogHeadReader``: projections read its head and lag without scanning the log.
     """
 
     __slots__ = ("_log", "serializer")
@@ -181,6 +183,20 @@ class InMemoryEventStore:
             log[i] for i in range(start, len(log)) if not wanted or log[i].type_name in wanted
         )
         return self._decode(selected, limit, skip_unknown)
+
+    # -- LogHeadReader: every stored event is final, and a reader never waits ----------------
+
+    async def log_heads(self) -> tuple[int, int]:
+        positions = self._log.positions
+        head = positions[-1] if positions else 0
+        return head, head
+
+    async def count_after(self, position: int) -> int:
+        positions = self._log.positions
+        return len(positions) - bisect_right(positions, position)
+
+    async def held_back_by(self) -> OpenAppend | None:
+        return None
 
     async def delete_stream(self, stream_id: str) -> None:
         check_stream_id(stream_id)
