@@ -1,7 +1,7 @@
 """The real app shape: what an app with SQL, an outbox and a projection pays where it uses none.
 
 An app in production imports ``SqlModule`` (PostgreSQL), ``OutboxModule`` with
-``SqlOutboxStorage`` and a route, and ``ProjectionsModule`` with a catch-up projection. Two
+``SqlOutboxBackend`` and a route, and ``ProjectionsModule`` with a catch-up projection. Two
 tables, each against the same floor as the bare scenarios, all in one process run:
 
 1. ``send`` of a command whose handler has one scoped dependency and touches neither the
@@ -40,7 +40,7 @@ from dockyard.eventsourcing import NO_STREAM, EventStore, RecordedEvent
 from dockyard.messaging import MessagingSettings
 from dockyard.outbox import OutboxModule, route
 from dockyard.projections import Projection, ProjectionsModule, handles
-from dockyard.sql import Database, SqlEventStore, SqlModule, SqlOutboxStorage
+from dockyard.sql import Database, SqlEventStore, SqlModule, SqlOutboxBackend
 from dockyard.transport.memory import InMemoryTransport
 
 DSN = os.environ.get("DOCKYARD_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -71,7 +71,7 @@ def build_app(schema: str, *, routed: bool) -> App:
     )
     outbox = OutboxModule.register(
         transport=InMemoryTransport(),
-        storage=SqlOutboxStorage(),
+        backend=SqlOutboxBackend(),
         routes=[route(Deposited).to("deposits")] if routed else [],
     )
     projections = ProjectionsModule.register(projections=[Balances], imports=[sql])

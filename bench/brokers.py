@@ -50,16 +50,9 @@ import asyncpg
 from dockyard.app import App
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
-from dockyard.outbox import (
-    InMemoryOutboxStorage,
-    OutboxModule,
-    OutboxRelay,
-    OutboxStatus,
-    RelaySettings,
-    consume,
-    route,
-)
-from dockyard.sql import Database, SqlModule, SqlOutboxStorage, SqlOutboxStore
+from dockyard.outbox import OutboxModule, OutboxRelay, OutboxStatus, RelaySettings, consume, route
+from dockyard.outbox.memory import InMemoryOutboxBackend
+from dockyard.sql import Database, SqlModule, SqlOutboxBackend, SqlOutboxStore
 from dockyard.transport import Subscription, Transport, TransportMessage
 from dockyard.transport.nats import NatsTransport
 from dockyard.transport.rabbit import RabbitTransport
@@ -294,7 +287,7 @@ async def latency(schema: str, make: Callable[[], Transport]) -> list[float]:
             SqlModule.register(URL, **url_options),
             OutboxModule.register(
                 transport=producing,
-                storage=SqlOutboxStorage(),
+                backend=SqlOutboxBackend(),
                 routes=[route(OrderPlaced).to(destination, partition_key=lambda e: e.order_id)],
             ),
         ]
@@ -306,7 +299,7 @@ async def latency(schema: str, make: Callable[[], Transport]) -> list[float]:
         imports=[
             OutboxModule.register(
                 transport=consuming,
-                storage=InMemoryOutboxStorage(),
+                backend=InMemoryOutboxBackend(),
                 consumers=[consume(destination, group=GROUP)],
                 run_relay=False,
             )

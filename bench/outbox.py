@@ -27,15 +27,9 @@ import asyncpg
 from dockyard.app import App
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
-from dockyard.outbox import (
-    InMemoryOutboxStorage,
-    OutboxModule,
-    OutboxRelay,
-    RelaySettings,
-    consume,
-    route,
-)
-from dockyard.sql import Database, SqlModule, SqlOutboxStorage, SqlOutboxStore
+from dockyard.outbox import OutboxModule, OutboxRelay, RelaySettings, consume, route
+from dockyard.outbox.memory import InMemoryOutboxBackend
+from dockyard.sql import Database, SqlModule, SqlOutboxBackend, SqlOutboxStore
 from dockyard.transport.memory import InMemoryTransport
 
 DSN = os.environ.get("DOCKYARD_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -105,7 +99,7 @@ async def latency(schema: str) -> list[float]:
             SqlModule.register(URL, **url_options),
             OutboxModule.register(
                 transport=transport,
-                storage=SqlOutboxStorage(),
+                backend=SqlOutboxBackend(),
                 routes=[route(OrderPlaced).to("orders", partition_key=lambda e: e.order_id)],
             ),
         ]
@@ -117,7 +111,7 @@ async def latency(schema: str) -> list[float]:
         imports=[
             OutboxModule.register(
                 transport=transport,
-                storage=InMemoryOutboxStorage(),
+                backend=InMemoryOutboxBackend(),
                 consumers=[consume("orders", group="bench")],
                 run_relay=False,
             )

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from dockyard import App, DynamicModule, module
 from dockyard.messaging import MessagingSettings
-from dockyard.outbox import InMemoryOutboxStorage, OutboxModule, consume, route
-from dockyard.sql import SqlModule, SqlOutboxStorage
+from dockyard.outbox import OutboxModule, consume, route
+from dockyard.outbox.memory import InMemoryOutboxBackend
+from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport import Transport
 from examples.shop.components.inventory.module import InventoryModule
 from examples.shop.components.orders.module import OrdersModule
@@ -39,7 +40,7 @@ def shop_module(database: Path, transport: Transport) -> type:
             SqlModule.register(url, create_tables=True),
             OutboxModule.register(
                 transport=transport,
-                storage=SqlOutboxStorage(),  # outbox rows commit with the order's events
+                backend=SqlOutboxBackend(),  # outbox rows commit with the order's events
                 routes=[route(OrderPlaced).to(PAYMENTS, partition_key=lambda e: e.order_id)],
                 consumers=[consume(ORDERS, group="shop")],
                 imports=[SqlModule],
@@ -61,7 +62,7 @@ def payments_module(transport: Transport) -> type:
             InfraModule.register(ShopSettings(database_url="memory://")),
             OutboxModule.register(
                 transport=transport,
-                storage=InMemoryOutboxStorage(),
+                backend=InMemoryOutboxBackend(),
                 routes=[route(PaymentCaptured).to(ORDERS, partition_key=lambda e: e.order_id)],
                 consumers=[consume(PAYMENTS, group="payments")],
             ),

@@ -14,7 +14,7 @@ from dockyard import App, module
 from dockyard.consumer import ConsumerModule, listen
 from dockyard.messaging import MessagingSettings
 from dockyard.outbox import OutboxModule, route
-from dockyard.sql import SqlModule, SqlOutboxStorage
+from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport import Transport
 from examples.shop.components.inventory.module import InventoryModule
 from examples.shop.components.orders.module import OrdersModule
@@ -43,7 +43,7 @@ def orders_app(folder: Path, transport: Transport, namespace: str) -> App:
             SqlModule.register(url, create_tables=True),
             OutboxModule.register(
                 transport=transport,
-                storage=SqlOutboxStorage(),  # rows commit with the order's events
+                backend=SqlOutboxBackend(),  # rows commit with the order's events
                 routes=[
                     route(OrderPlaced).to(
                         inbox_of(namespace, "payments"), partition_key=lambda e: e.order_id
@@ -72,7 +72,7 @@ def payments_app(folder: Path, transport: Transport, namespace: str) -> App:
             SqlModule.register(url, create_tables=True),
             OutboxModule.register(
                 transport=transport,
-                storage=SqlOutboxStorage(),  # PaymentCaptured commits with the inbox record
+                backend=SqlOutboxBackend(),  # PaymentCaptured commits with the inbox record
                 routes=[
                     route(PaymentCaptured).to(
                         inbox_of(namespace, "orders"), partition_key=lambda e: e.order_id

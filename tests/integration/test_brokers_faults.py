@@ -25,7 +25,7 @@ import pytest_asyncio
 from dockyard.app import App
 from dockyard.modules import module
 from dockyard.outbox import DeadLetters, OutboxModule, RelaySettings, RetryPolicy, route
-from dockyard.sql import SqlModule, SqlOutboxStorage
+from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport import Transport
 from dockyard.transport.nats import NatsTransport
 from integration._apps.fault_consumer import (
@@ -94,7 +94,7 @@ def producer(schema: str, transport: Transport, destination: str) -> App:
             SqlModule.register(POSTGRES_URL, **engine_options(schema)),
             OutboxModule.register(
                 transport=transport,
-                storage=SqlOutboxStorage(),
+                backend=SqlOutboxBackend(),
                 routes=[route(Ping).to(destination, partition_key=lambda p: f"k{p.n % KEYS}")],
                 relay=RelaySettings(batch_size=50, retry=retry),
             ),

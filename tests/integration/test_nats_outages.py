@@ -20,14 +20,8 @@ from collections.abc import Sequence
 import pytest
 
 from dockyard.exceptions import BatchPublishError, TransportUnavailableError
-from dockyard.outbox import (
-    InMemoryOutboxStore,
-    OutboxMessage,
-    OutboxRelay,
-    OutboxStatus,
-    RelaySettings,
-    RetryPolicy,
-)
+from dockyard.outbox import OutboxMessage, OutboxRelay, OutboxStatus, RelaySettings, RetryPolicy
+from dockyard.outbox.memory import InMemoryOutboxStore
 from dockyard.transport import TransportMessage
 from dockyard.transport.nats import NatsTransport
 from faults import FaultProxy

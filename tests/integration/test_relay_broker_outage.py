@@ -17,14 +17,8 @@ import pytest
 from faststream.rabbit import RabbitBroker
 
 from dockyard.exceptions import TransportUnavailableError
-from dockyard.outbox import (
-    InMemoryOutboxStore,
-    OutboxMessage,
-    OutboxRelay,
-    OutboxStatus,
-    RelaySettings,
-    RetryPolicy,
-)
+from dockyard.outbox import OutboxMessage, OutboxRelay, OutboxStatus, RelaySettings, RetryPolicy
+from dockyard.outbox.memory import InMemoryOutboxStore
 from dockyard.transport import TransportMessage
 from dockyard.transport.rabbit import RabbitTransport
 from faults import FaultProxy

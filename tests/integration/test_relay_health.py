@@ -21,14 +21,8 @@ import pytest
 from dockyard.app import App
 from dockyard.messaging import Event
 from dockyard.modules import ServiceState, module
-from dockyard.outbox import (
-    InMemoryOutboxStore,
-    OutboxMessage,
-    OutboxModule,
-    OutboxRelay,
-    RelaySettings,
-    route,
-)
+from dockyard.outbox import OutboxMessage, OutboxModule, OutboxRelay, RelaySettings, route
+from dockyard.outbox.memory import InMemoryOutboxStore
 from dockyard.transport import TransportMessage
 from dockyard.transport.memory import InMemoryTransport
 from faults import FaultProxy

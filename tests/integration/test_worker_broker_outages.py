@@ -19,7 +19,7 @@ from dockyard.app import App
 from dockyard.modules import module
 from dockyard.outbox import OutboxModule, route
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import SqlModule, SqlOutboxStorage
+from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport.memory import InMemoryTransport
 from dockyard.transport.nats import NatsTransport
 from faults import FaultProxy
@@ -62,7 +62,7 @@ async def setup(request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
             ),
             OutboxModule.register(
                 transport=InMemoryTransport(),
-                storage=SqlOutboxStorage(),
+                backend=SqlOutboxBackend(),
                 routes=[route(Ping).to(destination)],
                 run_relay=False,
             ),

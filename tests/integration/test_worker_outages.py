@@ -25,7 +25,7 @@ from dockyard.eventsourcing import ANY, EventStore
 from dockyard.modules import module
 from dockyard.outbox import OutboxModule, route
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import SqlModule, SqlOutboxStorage
+from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport.memory import InMemoryTransport
 from faults import FaultProxy
 from integration._apps.outage_worker import TABLES, Ping, Ticked
@@ -114,7 +114,7 @@ async def setup() -> AsyncIterator[Setup]:
             ),
             OutboxModule.register(
                 transport=InMemoryTransport(),
-                storage=SqlOutboxStorage(),
+                backend=SqlOutboxBackend(),
                 routes=[route(Ping).to(destination)],
                 run_relay=False,
             ),

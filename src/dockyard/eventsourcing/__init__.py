@@ -1,6 +1,6 @@
 """Event sourcing: aggregates and deciders, their repositories, and the store ports.
 
-Adapters: ``dockyard.eventsourcing.store`` (in memory) and ``dockyard.sql`` (SQLite,
+Adapters: ``dockyard.eventsourcing.memory`` (in memory) and ``dockyard.sql`` (SQLite,
 PostgreSQL). Every adapter passes ``dockyard.testing.contracts.EventStoreContract``.
 """
 
@@ -22,6 +22,7 @@ from dockyard.eventsourcing._store import (
     EventMetadata,
     EventStore,
     ExpectedVersion,
+    LogHeadReader,
     NewEvent,
     OpenAppend,
     RecordedEvent,
@@ -45,6 +46,7 @@ __all__ = [
     "EventPublisher",
     "EventStore",
     "ExpectedVersion",
+    "LogHeadReader",
     "NewEvent",
     "OpenAppend",
     "RecordedEvent",

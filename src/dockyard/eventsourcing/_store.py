@@ -6,7 +6,7 @@ import enum
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 from uuid import UUID, uuid4
 
 import msgspec
@@ -22,6 +22,7 @@ __all__ = [
     "EventMetadata",
     "EventStore",
     "ExpectedVersion",
+    "LogHeadReader",
     "NewEvent",
     "OpenAppend",
     "RecordedEvent",
@@ -190,9 +191,11 @@ class OpenAppend:
 class EventStore(Protocol):
     """Append-only streams of events with optimistic concurrency and one global order.
 
-    Adapters: ``InMemoryEventStore`` (``dockyard.eventsourcing.store``) and ``SqlEventStore``
+    Adapters: ``InMemoryEventStore`` (``dockyard.eventsourcing.memory``) and ``SqlEventStore``
     (``dockyard.sql``, SQLite and PostgreSQL). Every adapter passes
     ``dockyard.testing.contracts.EventStoreContract``.
+    An adapter that can tell the head of its global log from an index also implements the
+    optional ``LogHeadReader`` port; both of dockyard's adapters do.
     """
 
     async def append(
@@ -270,4 +273,35 @@ class EventStore(Protocol):
 
     async def truncate_before(self, stream_id: str, version: int) -> None:
         """Delete the events of a stream below ``version``; the stream's version is kept."""
+        ...
+
+
+@runtime_checkable
+class LogHeadReader(Protocol):
+    """An ``EventStore`` that knows where its global log ends (optional; projections use it).
+
+    Catch-up runners need the position of the newest *final* event (no event below it can
+    still appear) to move a filtered projection's checkpoint past events it does not handle,
+    and ``ProjectionControl`` reports lag as a count of events. Any store answers both by
+    scanning ``read_all`` page by page; a store that can answer from an index implements these
+    three methods and gets that fast path (``InMemoryEventStore`` and ``SqlEventStore`` do).
+    Projections check for it with ``isinstance``, once per store class.
+    """
+
+    async def log_heads(self) -> tuple[int, int]:
+        """``(final, committed)``: the global position of the newest final event, and of the
+        newest committed one, final or not; ``0`` for an empty log.
+
+        They differ only on a store where a reader may wait for a writer (PostgreSQL: an
+        event is final once every transaction that appended before it has ended).
+        """
+        ...
+
+    async def count_after(self, position: int) -> int:
+        """How many final events have a global position above ``position``."""
+        ...
+
+    async def held_back_by(self) -> OpenAppend | None:
+        """The open transaction that keeps committed events from being final, if one does
+        (the oldest, when several); ``None`` on a store where readers never wait."""
         ...

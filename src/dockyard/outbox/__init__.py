@@ -7,9 +7,9 @@ mediator. See ``docs/outbox.md`` and ``docs/design/outbox-relay.md``.
 """
 
 from dockyard._public import use_public_paths
+from dockyard.outbox._backend import OutboxBackend
 from dockyard.outbox._consumer import Consume, ConsumeOutcome, Consumer, consume
 from dockyard.outbox._dead_letters import DeadLetters
-from dockyard.outbox._memory import InMemoryInboxStore, InMemoryOutboxStore
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
 from dockyard.outbox._module import OutboxModule
 from dockyard.outbox._outbox import Outbox
@@ -17,7 +17,6 @@ from dockyard.outbox._relay import OutboxRelay, RelayResult
 from dockyard.outbox._retry import RetryPolicy
 from dockyard.outbox._routing import Route, RouteBuilder, route, route_of
 from dockyard.outbox._settings import OutboxConfig, RelaySettings
-from dockyard.outbox._storage import InMemoryOutboxStorage, OutboxStorage
 from dockyard.outbox._store import ClaimedBatch, Inbox, OutboxStore, OutboxWriter
 
 __all__ = [
@@ -26,17 +25,14 @@ __all__ = [
     "ConsumeOutcome",
     "Consumer",
     "DeadLetters",
-    "InMemoryInboxStore",
-    "InMemoryOutboxStorage",
-    "InMemoryOutboxStore",
     "Inbox",
     "Outbox",
+    "OutboxBackend",
     "OutboxConfig",
     "OutboxMessage",
     "OutboxModule",
     "OutboxRelay",
     "OutboxStatus",
-    "OutboxStorage",
     "OutboxStore",
     "OutboxWriter",
     "RelayResult",

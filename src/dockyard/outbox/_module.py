@@ -14,14 +14,15 @@ from dockyard.modules import (
     ProvidesBackgroundServices,
     module,
 )
+from dockyard.outbox._backend import OutboxBackend
 from dockyard.outbox._consumer import Consume, Consumer
 from dockyard.outbox._dead_letters import DeadLetters
 from dockyard.outbox._outbox import Outbox
 from dockyard.outbox._relay import OutboxRelay
 from dockyard.outbox._routing import route_of
 from dockyard.outbox._settings import OutboxConfig, RelaySettings
-from dockyard.outbox._storage import InMemoryOutboxStorage, OutboxStorage
 from dockyard.outbox._store import Inbox, OutboxStore
+from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.serialization import Serializer
 from dockyard.transport._port import Transport
 
@@ -113,7 +114,7 @@ class OutboxModule:
         cls,
         *,
         transport: Transport,
-        storage: OutboxStorage | None = None,
+        backend: OutboxBackend | None = None,
         routes: Iterable[type] = (),
         consumers: Iterable[Consume] = (),
         relay: RelaySettings | None = None,
@@ -125,15 +126,15 @@ class OutboxModule:
 
         Args:
             transport: Where the relay publishes and consumers receive.
-            storage: ``InMemoryOutboxStorage()`` (the default) or
-                ``dockyard.sql.SqlOutboxStorage()`` (outbox rows in the unit of work).
+            backend: ``InMemoryOutboxBackend()`` (the default) or
+                ``dockyard.sql.SqlOutboxBackend()`` (outbox rows in the unit of work).
             routes: App-wide routes (``route(E).to(...)``); modules may list their own in
                 ``handlers=[...]``.
             consumers: Subscriptions of this app (``consume(destination, group=...)``).
             relay: Batching, polling, retries and retention of the relay.
             run_relay: Give the worker a relay (turn off in an app that only consumes).
             serializer: Encodes outgoing and decodes incoming messages; a new one by default.
-            imports: Modules the storage or the consumers' handlers need.
+            imports: Modules the backend or the consumers' handlers need.
 
         Raises:
             InvalidRouteError: Something in ``routes`` was not made by ``route(...).to(...)``.
@@ -144,18 +145,18 @@ class OutboxModule:
                 raise InvalidRouteError(
                     handler, "it is in `routes=[...]` but was not made by `route(...).to(...)`"
                 )
-        storage = storage if storage is not None else InMemoryOutboxStorage()
+        backend = backend if backend is not None else InMemoryOutboxBackend()
         config = OutboxConfig(serializer or Serializer(), relay or RelaySettings())
         return DynamicModule(
             cls,
             providers=[
-                *storage.providers(),
+                *backend.providers(),
                 object_(config, provides=OutboxConfig),
                 object_(transport, provides=Transport),
                 scoped(Outbox),
                 singleton(DeadLetters),
             ],
-            imports=[*storage.imports(), *imports],
+            imports=[*backend.imports(), *imports],
             exports=[Outbox, Inbox, DeadLetters, OutboxStore, Transport],
             extensions=[OutboxExtension(config, tuple(consumers), run_relay=run_relay)],
             handlers=routes,

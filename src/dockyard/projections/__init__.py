@@ -8,24 +8,19 @@
   the checkpoint in the same transaction as the read model; one runner at a time holds a lease.
 - ``ProjectionControl``: status, lag, retry, skip, rebuild with progress.
 
-Ports: ``CheckpointStore``, ``LeaseStore``, ``EventNotifier``; in-memory adapters here, SQL
-adapters in ``dockyard.sql``. See ``docs/projections.md``.
+Ports: ``CheckpointStore``, ``LeaseStore``, ``EventNotifier``; in-memory adapters in
+``dockyard.projections.memory``, SQL adapters in ``dockyard.sql``. See ``docs/projections.md``.
 """
 
 from dockyard._public import use_public_paths
-from dockyard.projections._checkpoints import (
-    Checkpoint,
-    CheckpointStore,
-    Failure,
-    InMemoryCheckpointStore,
-)
+from dockyard.projections._checkpoints import Checkpoint, CheckpointStore, Failure
 from dockyard.projections._control import (
     ProjectionControl,
     ProjectionState,
     ProjectionStatus,
     RebuildProgress,
 )
-from dockyard.projections._leases import InMemoryLeaseStore, Lease, LeaseStore
+from dockyard.projections._leases import Lease, LeaseStore
 from dockyard.projections._module import ProjectionsModule
 from dockyard.projections._notify import EventNotifier
 from dockyard.projections._projection import Projection, handles
@@ -38,8 +33,6 @@ __all__ = [
     "CheckpointStore",
     "EventNotifier",
     "Failure",
-    "InMemoryCheckpointStore",
-    "InMemoryLeaseStore",
     "Lease",
     "LeaseStore",
     "Projection",

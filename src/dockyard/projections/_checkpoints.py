@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-__all__ = ["Checkpoint", "CheckpointStore", "Failure", "InMemoryCheckpointStore"]
+__all__ = ["Checkpoint", "CheckpointStore", "Failure"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,8 @@ class Checkpoint:
 class CheckpointStore(Protocol):
     """Stores checkpoints; the SQL adapter writes in the unit of work's transaction.
 
-    Adapters: ``InMemoryCheckpointStore`` and ``dockyard.sql.SqlCheckpointStore``. Both pass
+    Adapters: ``dockyard.projections.memory.InMemoryCheckpointStore`` and
+    ``dockyard.sql.SqlCheckpointStore``. Both pass
     ``dockyard.testing.contracts.CheckpointStoreContract``.
     """
 
@@ -70,31 +71,3 @@ class CheckpointStore(Protocol):
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class InMemoryCheckpointStore:
-    """A ``CheckpointStore`` in process memory; share one per app (a singleton).
-
-    Memory has no transactions: ``lock`` is ``load``, and the runners of one process keep
-    each other out with a lock of their own.
-    """
-
-    __slots__ = ("_checkpoints",)
-
-    def __init__(self) -> None:
-        self._checkpoints: dict[str, Checkpoint] = {}
-
-    async def load(self, name: str) -> Checkpoint:
-        return self._checkpoints.get(name) or Checkpoint(name)
-
-    async def lock(self, name: str) -> Checkpoint:
-        checkpoint = self._checkpoints.get(name)
-        if checkpoint is None:
-            checkpoint = self._checkpoints[name] = Checkpoint(name, updated_at=utc_now())
-        return checkpoint
-
-    async def save(self, checkpoint: Checkpoint) -> None:
-        self._checkpoints[checkpoint.name] = replace(checkpoint, updated_at=utc_now())
-
-    async def load_all(self) -> Sequence[Checkpoint]:
-        return [self._checkpoints[name] for name in sorted(self._checkpoints)]

@@ -16,7 +16,7 @@ from dockyard.sql._leases import SqlLeaseStore
 from dockyard.sql._metadata import metadata
 from dockyard.sql._module import SqlModule
 from dockyard.sql._notify import PostgresEventNotifier
-from dockyard.sql._outbox import SqlOutboxStorage, SqlOutboxStore, SqlOutboxWriter
+from dockyard.sql._outbox import SqlOutboxBackend, SqlOutboxStore, SqlOutboxWriter
 from dockyard.sql._outbox_tables import inbox, outbox
 from dockyard.sql._projection_tables import (
     projection_checkpoints,
@@ -33,7 +33,7 @@ __all__ = [
     "SqlInbox",
     "SqlLeaseStore",
     "SqlModule",
-    "SqlOutboxStorage",
+    "SqlOutboxBackend",
     "SqlOutboxStore",
     "SqlOutboxWriter",
     "SqlSnapshotStore",

@@ -34,8 +34,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
+from dockyard.eventsourcing._codec import EventRow
 from dockyard.eventsourcing._store import ExpectedVersion
-from dockyard.eventsourcing.store._codec import EventRow
 from dockyard.sql._event_log import key_sql, lower_bound_sql, positions
 from dockyard.sql._event_tables import events, streams
 from dockyard.sql._projection_tables import EVENTS_CHANNEL

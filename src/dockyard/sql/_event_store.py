@@ -11,20 +11,20 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.eventsourcing._store import (
-    AppendResult,
-    ExpectedVersion,
-    OpenAppend,
-    RecordedEvent,
-    check_stream_id,
-)
-from dockyard.eventsourcing.store._codec import (
+from dockyard.eventsourcing._codec import (
     EventRow,
     check_expected_version,
     decode_rows,
     encode_events,
     now,
     type_names,
+)
+from dockyard.eventsourcing._store import (
+    AppendResult,
+    ExpectedVersion,
+    OpenAppend,
+    RecordedEvent,
+    check_stream_id,
 )
 from dockyard.exceptions import DockyardError, StreamDeletedError
 from dockyard.serialization import Serializer
@@ -37,6 +37,7 @@ from dockyard.sql._errors import (
 from dockyard.sql._event_log import OPEN_APPENDS
 from dockyard.sql._event_tables import events as events_table
 from dockyard.sql._event_tables import idempotency_keys, streams
+from dockyard.sql._log_head import sql_count_after, sql_log_heads
 from dockyard.sql._reads import log_rows, stream_rows
 from dockyard.sql._sqlite_driver import append_sqlite
 from dockyard.sql._unit_of_work import UnitOfWork
@@ -57,6 +58,7 @@ class SqlEventStore:
 
     Appends are part of the unit of work's transaction: they commit or roll back with
     everything else written on it. Create one per unit of work (it is cheap); it is scoped.
+    It is a ``LogHeadReader``: projections read its head and lag in one query each.
     """
 
     __slots__ = ("_postgres", "serializer", "uow")
@@ -228,6 +230,23 @@ class SqlEventStore:
                 )
                 for row in rows
             ]
+
+    # -- LogHeadReader: one indexed query each ---------------------------------------------
+
+    async def log_heads(self) -> tuple[int, int]:
+        return await sql_log_heads(self.uow)
+
+    async def count_after(self, position: int) -> int:
+        return await sql_count_after(self.uow, position)
+
+    async def held_back_by(self) -> OpenAppend | None:
+        if not self._postgres:
+            return None  # one writer at a time: a reader never waits
+        final, committed = await sql_log_heads(self.uow)
+        if committed <= final:
+            return None
+        oldest = await self.open_appends(limit=1)
+        return oldest[0] if oldest else None
 
     async def delete_stream(self, stream_id: str) -> None:
         check_stream_id(stream_id)

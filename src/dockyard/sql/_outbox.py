@@ -1,5 +1,5 @@
 """The outbox on SQL: ``SqlOutboxWriter`` (in the unit of work), ``SqlOutboxStore`` (relays and
-dead letters), ``SqlOutboxStorage`` (both, for ``OutboxModule.register(storage=...)``).
+dead letters), ``SqlOutboxBackend`` (both, for ``OutboxModule.register(backend=...)``).
 
 The claim is described in ``docs/design/outbox-relay.md``: on PostgreSQL one statement takes
 each key's advisory lock before ``FOR UPDATE SKIP LOCKED`` takes the row; on SQLite the
@@ -32,7 +32,7 @@ from dockyard.sql._listen import PostgresListener
 from dockyard.sql._outbox_tables import OUTBOX_CHANNEL, outbox
 from dockyard.sql._unit_of_work import UnitOfWork
 
-__all__ = ["SqlOutboxStorage", "SqlOutboxStore", "SqlOutboxWriter"]
+__all__ = ["SqlOutboxBackend", "SqlOutboxStore", "SqlOutboxWriter"]
 
 logger = logging.getLogger("dockyard.outbox")
 
@@ -407,10 +407,10 @@ async def _drop_blocked(
     ]
 
 
-class SqlOutboxStorage:
+class SqlOutboxBackend:
     """Outbox and inbox in the SQL database of ``SqlModule``, written in its unit of work.
 
-    Example: ``OutboxModule.register(transport=..., storage=SqlOutboxStorage())`` in an app
+    Example: ``OutboxModule.register(transport=..., backend=SqlOutboxBackend())`` in an app
     that registers ``SqlModule.register(url=...)``.
     """
 

@@ -8,9 +8,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from dockyard.eventsourcing._codec import decode_snapshot, now
 from dockyard.eventsourcing._store import check_stream_id
 from dockyard.eventsourcing._store_snapshots import Snapshot
-from dockyard.eventsourcing.store._codec import decode_snapshot, now
 from dockyard.serialization import Serializer
 from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._event_tables import snapshots

@@ -21,7 +21,7 @@ from dockyard.consumer import ConsumerModule, listen
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
 from dockyard.outbox import OutboxModule
-from dockyard.sql import SqlModule, SqlOutboxStorage, UnitOfWork
+from dockyard.sql import SqlModule, SqlOutboxBackend, UnitOfWork
 from dockyard.transport import Transport
 from integration._apps.services import (
     NATS_URL,
@@ -71,7 +71,7 @@ def consumer_app(schema: str, transport: Transport, destination: str) -> App:
         handlers=[RecordEffect],
         imports=[
             SqlModule.register(POSTGRES_URL, **engine_options(schema)),
-            OutboxModule.register(transport=transport, storage=SqlOutboxStorage(), run_relay=False),
+            OutboxModule.register(transport=transport, backend=SqlOutboxBackend(), run_relay=False),
             ConsumerModule.register(
                 endpoints=[listen(destination, group=GROUP, concurrency=concurrency)]
             ),

@@ -31,7 +31,7 @@ from dockyard.modules import module
 from dockyard.outbox import OutboxModule, RelaySettings, RetryPolicy
 from dockyard.projections import Projection, ProjectionsModule, RunnerSettings, handles
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import SqlModule, SqlOutboxStorage, UnitOfWork
+from dockyard.sql import SqlModule, SqlOutboxBackend, UnitOfWork
 from dockyard.transport import Transport
 
 GROUP = "outage"
@@ -121,7 +121,7 @@ def build(
         sql,
         OutboxModule.register(
             transport=transport(broker, int(os.environ.get("DOCKYARD_OUTAGE_BROKER_PORT", "0"))),
-            storage=SqlOutboxStorage(),
+            backend=SqlOutboxBackend(),
             relay=RelaySettings(batch_size=50, retry=retry, idle_poll_interval=1.0),
             run_relay=broker != "memory",
         ),

@@ -22,7 +22,7 @@ from dockyard.consumer import ConsumerModule, listen
 from dockyard.messaging import Command, CommandHandler, Event, EventHandler, IPublisher
 from dockyard.modules import module
 from dockyard.outbox import OutboxModule, RelaySettings, RetryPolicy, route
-from dockyard.sql import SqlModule, SqlOutboxStorage, UnitOfWork
+from dockyard.sql import SqlModule, SqlOutboxBackend, UnitOfWork
 from dockyard.transport import Transport
 from integration._apps.services import NATS_URL, POSTGRES_URL, engine_options, rabbit_url
 
@@ -104,7 +104,7 @@ def orders_app(schema: str, transport: Transport, namespace: str) -> App:
             SqlModule.register(POSTGRES_URL, **engine_options(schema)),
             OutboxModule.register(
                 transport=transport,
-                storage=SqlOutboxStorage(),
+                backend=SqlOutboxBackend(),
                 routes=[
                     route(OrderPlaced).to(f"{namespace}.orders", partition_key=lambda e: e.order_id)
                 ],
@@ -125,7 +125,7 @@ def payments_app(schema: str, transport: Transport, namespace: str) -> App:
             SqlModule.register(POSTGRES_URL, **engine_options(schema)),
             OutboxModule.register(
                 transport=transport,
-                storage=SqlOutboxStorage(),
+                backend=SqlOutboxBackend(),
                 routes=[
                     route(PaymentCaptured).to(
                         f"{namespace}.payments", partition_key=lambda e: e.order_id

@@ -16,7 +16,7 @@ from dockyard.modules import module
 from dockyard.outbox import OutboxModule
 from dockyard.projections import Projection, ProjectionsModule, RunnerSettings, handles
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import SqlModule, SqlOutboxStorage
+from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport.memory import InMemoryTransport
 from integration._apps.services import POSTGRES_URL, engine_options
 
@@ -51,7 +51,7 @@ def build(schema: str) -> App:
     @module(
         imports=[
             sql,
-            OutboxModule.register(transport=InMemoryTransport(), storage=SqlOutboxStorage()),
+            OutboxModule.register(transport=InMemoryTransport(), backend=SqlOutboxBackend()),
             projections,
         ]
     )

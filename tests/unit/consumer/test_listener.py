@@ -22,7 +22,8 @@ from dockyard.consumer import (
 )
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
-from dockyard.outbox import DeadLetters, InMemoryOutboxStorage, OutboxModule
+from dockyard.outbox import DeadLetters, OutboxModule
+from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.transport import Delivery, TransportMessage
 from dockyard.transport.memory import InMemoryTransport
 
@@ -85,7 +86,7 @@ async def app() -> AsyncIterator[App]:
     @module(
         handlers=[ChargeCard],
         imports=[
-            OutboxModule.register(transport=InMemoryTransport(), storage=InMemoryOutboxStorage()),
+            OutboxModule.register(transport=InMemoryTransport(), backend=InMemoryOutboxBackend()),
             ConsumerModule.register(
                 endpoints=[listen("payments", group="billing", concurrency=4, policies=policies)]
             ),

@@ -4,7 +4,7 @@ from contextlib import asynccontextmanager
 import pytest_asyncio
 
 from dockyard.eventsourcing import EventStore, SnapshotStore
-from dockyard.eventsourcing.store import InMemoryEventStore, InMemorySnapshotStore
+from dockyard.eventsourcing.memory import InMemoryEventStore, InMemorySnapshotStore
 from dockyard.serialization import Serializer
 from dockyard.testing.contracts import (
     EventStoreContract,

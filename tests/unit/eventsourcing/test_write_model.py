@@ -10,7 +10,7 @@ from dockyard.eventsourcing._aggregate import Aggregate, applies
 from dockyard.eventsourcing._decider import Decider
 from dockyard.eventsourcing._repository import AggregateRepository, DeciderRepository
 from dockyard.eventsourcing._retry import ConflictRetry, retry_on_conflict
-from dockyard.eventsourcing.store import InMemoryEventStore, InMemorySnapshotStore
+from dockyard.eventsourcing.memory import InMemoryEventStore, InMemorySnapshotStore
 from dockyard.exceptions import AggregateNotFoundError, ConcurrencyError, MissingApplierError
 from dockyard.testing._specs import AggregateSpec, DeciderSpec, SpecFailedError
 

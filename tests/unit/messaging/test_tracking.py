@@ -32,7 +32,8 @@ from dockyard.messaging import (
     StreamRequest,
 )
 from dockyard.modules import ModuleLike
-from dockyard.outbox import InMemoryOutboxStorage, OutboxMessage, OutboxModule, route
+from dockyard.outbox import OutboxMessage, OutboxModule, route
+from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.transport import CAUSATION_ID, CORRELATION_ID
 from dockyard.transport.memory import InMemoryTransport
 
@@ -88,10 +89,10 @@ class DepositHandler(CommandHandler[Deposit, None]):
         await self.accounts.deposit(request.account, request.amount)
 
 
-def _routed(storage: InMemoryOutboxStorage) -> ModuleLike:
+def _routed(backend: InMemoryOutboxBackend) -> ModuleLike:
     return OutboxModule.register(
         transport=InMemoryTransport(),
-        storage=storage,
+        backend=backend,
         routes=[route(Deposited).to("deposits")],
     )
 
@@ -100,7 +101,7 @@ def _shop(*handlers: type, providers: tuple[Any, ...] = (), **settings: Any) -> 
     @module(
         providers=[scoped(Counter), scoped(Accounts), *providers],
         handlers=list(handlers),
-        imports=[_routed(InMemoryOutboxStorage())],
+        imports=[_routed(InMemoryOutboxBackend())],
     )
     class Shop: ...
 
@@ -113,8 +114,8 @@ def _tracked(app: App, message_type: type) -> bool:
     return info.tracked
 
 
-async def _pending(storage: InMemoryOutboxStorage) -> list[OutboxMessage]:
-    async with storage.store.claim(10, time.time() + 60) as batch:
+async def _pending(backend: InMemoryOutboxBackend) -> list[OutboxMessage]:
+    async with backend.store.claim(10, time.time() + 60) as batch:
         return list(batch.messages)
 
 
@@ -151,12 +152,12 @@ async def test_a_command_that_reaches_nothing_is_not_tracked_in_an_app_that_rout
 
 
 async def test_a_handler_publishing_through_a_repository_passes_on_its_ids() -> None:
-    storage = InMemoryOutboxStorage()
+    backend = InMemoryOutboxBackend()
 
     @module(
         providers=[scoped(Accounts)],
         handlers=[DepositHandler],
-        imports=[_routed(storage)],
+        imports=[_routed(backend)],
     )
     class Bank: ...
 
@@ -164,7 +165,7 @@ async def test_a_handler_publishing_through_a_repository_passes_on_its_ids() -> 
     assert _tracked(app, Deposit) is True
     async with app:
         await app.send(Deposit("a-1", 5), message_id="cmd-1", correlation_id="conv-1")
-    (written,) = await _pending(storage)
+    (written,) = await _pending(backend)
     assert written.destination == "deposits"
     assert written.headers[CAUSATION_ID] == "cmd-1"
     assert written.headers[CORRELATION_ID] == "conv-1"

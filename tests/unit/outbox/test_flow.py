@@ -16,7 +16,6 @@ from dockyard.outbox import (
     ConsumeOutcome,
     Consumer,
     DeadLetters,
-    InMemoryOutboxStorage,
     Outbox,
     OutboxModule,
     OutboxStatus,
@@ -25,6 +24,7 @@ from dockyard.outbox import (
     route,
     route_of,
 )
+from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.transport import CAUSATION_ID, CORRELATION_ID, Delivery, TransportMessage
 from dockyard.transport.memory import InMemoryTransport
@@ -95,14 +95,14 @@ class Apps:
     producer: App
     consumer: App
     transport: InMemoryTransport
-    storage: InMemoryOutboxStorage
-    consumer_storage: InMemoryOutboxStorage
+    backend: InMemoryOutboxBackend
+    consumer_backend: InMemoryOutboxBackend
 
 
 @pytest.fixture
 async def apps() -> AsyncIterator[Apps]:
     transport = InMemoryTransport()
-    storage, consumer_storage = InMemoryOutboxStorage(), InMemoryOutboxStorage()
+    backend, consumer_backend = InMemoryOutboxBackend(), InMemoryOutboxBackend()
     fast = RetryPolicy(max_attempts=3, initial_delay=0.0)
 
     @module(
@@ -118,7 +118,7 @@ async def apps() -> AsyncIterator[Apps]:
             Orders,
             OutboxModule.register(
                 transport=transport,
-                storage=storage,
+                backend=backend,
                 routes=[route(ReserveStock).to("inventory")],
             ),
         ]
@@ -130,7 +130,7 @@ async def apps() -> AsyncIterator[Apps]:
         imports=[
             OutboxModule.register(
                 transport=transport,
-                storage=consumer_storage,
+                backend=consumer_backend,
                 consumers=[
                     consume("orders", group="billing", retry=fast),
                     consume("inventory", group="stock", retry=fast),
@@ -143,7 +143,7 @@ async def apps() -> AsyncIterator[Apps]:
 
     producer, consumer = App.build(Producer), App.build(Billing)
     async with producer, consumer:
-        yield Apps(producer, consumer, transport, storage, consumer_storage)
+        yield Apps(producer, consumer, transport, backend, consumer_backend)
 
 
 async def run_worker_until(apps: Apps, done: asyncio.Event | None = None) -> None:
@@ -155,7 +155,7 @@ async def run_worker_until(apps: Apps, done: asyncio.Event | None = None) -> Non
     ]
     for _ in range(500):
         await asyncio.sleep(0.01)
-        counts = await apps.storage.store.counts()
+        counts = await apps.backend.store.counts()
         idle = counts[OutboxStatus.PENDING] == 0 and not any(
             apps.transport.pending(d, g) for d, g in (("orders", "billing"), ("inventory", "stock"))
         )
@@ -170,7 +170,7 @@ async def test_a_routed_event_is_written_with_its_envelope_and_unrouted_ones_sta
     apps: Apps,
 ) -> None:
     await apps.producer.send(PlaceOrder("o-1"), correlation_id="conv-1")
-    rows = list(apps.storage.store._rows.values())
+    rows = list(apps.backend.store._rows.values())
     assert [(r.destination, r.type_name, r.partition_key) for r in rows] == [
         ("orders", "OrderPlaced", "o-1")  # OrderViewed has no route: it stayed local
     ]
@@ -184,7 +184,7 @@ async def test_a_routed_event_is_written_with_its_envelope_and_unrouted_ones_sta
 async def test_nothing_is_written_when_the_scope_fails(apps: Apps) -> None:
     with pytest.raises(RuntimeError, match="payment declined"):
         await apps.producer.send(PlaceOrder("o-1", fail=True))
-    assert (await apps.storage.store.counts())[OutboxStatus.PENDING] == 0
+    assert (await apps.backend.store.counts())[OutboxStatus.PENDING] == 0
 
 
 async def test_routed_events_and_commands_reach_the_other_app_once(apps: Apps) -> None:
@@ -192,14 +192,14 @@ async def test_routed_events_and_commands_reach_the_other_app_once(apps: Apps) -
     await apps.producer.send(ReserveStock("o-1"))  # fire and forget: answered by the route
     await run_worker_until(apps)
     assert RECORDER.seen == [OrderPlaced("o-1"), ReserveStock("o-1")]
-    assert (await apps.storage.store.counts())[OutboxStatus.DELIVERED] == 2
+    assert (await apps.backend.store.counts())[OutboxStatus.DELIVERED] == 2
 
     # the relay crashed after publishing: the same message comes again; the inbox skips it
-    delivered = next(iter(apps.storage.store._rows.values()))
+    delivered = next(iter(apps.backend.store._rows.values()))
     await apps.transport.publish(delivered.to_transport())
     await run_worker_until(apps)
     assert RECORDER.seen == [OrderPlaced("o-1"), ReserveStock("o-1")]
-    assert (delivered.message_id, "billing") in apps.consumer_storage.inbox.handled
+    assert (delivered.message_id, "billing") in apps.consumer_backend.inbox.handled
 
 
 async def test_an_outbox_row_can_be_written_by_a_handler(apps: Apps) -> None:
@@ -208,7 +208,7 @@ async def test_an_outbox_row_can_be_written_by_a_handler(apps: Apps) -> None:
         message_id = await outbox.add(
             OrderPlaced("o-9"), destination="orders", headers={"tenant": "t1"}
         )
-    stored = await apps.storage.store.get(message_id)
+    stored = await apps.backend.store.get(message_id)
     assert stored is not None
     assert stored.headers["tenant"] == "t1"
     assert stored.headers[CORRELATION_ID] == message_id  # it starts a conversation
@@ -285,7 +285,7 @@ async def test_a_failing_handler_is_retried_then_dead_lettered_then_replayed(
     assert await dead_letters.list() == []
     with pytest.raises(DeadLetterNotFoundError, match="No dead letter with message id `m-1`"):
         await dead_letters.purge("m-1")
-    replayed = await apps.consumer_storage.store.get("m-1")
+    replayed = await apps.consumer_backend.store.get("m-1")
     assert replayed is not None
     assert replayed.status is OutboxStatus.PENDING  # the consumer app's relay republishes it
 

@@ -8,21 +8,21 @@ from contextlib import asynccontextmanager
 
 import pytest_asyncio
 
-from dockyard.outbox import Inbox, InMemoryOutboxStorage, OutboxWriter
-from dockyard.outbox._memory import memory_inbox, memory_outbox_writer
+from dockyard.outbox import Inbox, OutboxWriter
+from dockyard.outbox.memory import InMemoryOutboxBackend, memory_inbox, memory_outbox_writer
 from dockyard.testing.contracts import OutboxContract, OutboxHarness
 
 
 class TestInMemoryOutbox(OutboxContract):
     @pytest_asyncio.fixture
     async def outbox_factory(self) -> AsyncIterator[OutboxHarness]:
-        storage = InMemoryOutboxStorage()
+        backend = InMemoryOutboxBackend()
 
         @asynccontextmanager
         async def transaction() -> AsyncIterator[tuple[OutboxWriter, Inbox]]:
             # What Dishka does with the scoped generator providers: send the scope's error.
-            writer_gen = memory_outbox_writer(storage.store)
-            inbox_gen = memory_inbox(storage.inbox)
+            writer_gen = memory_outbox_writer(backend.store)
+            inbox_gen = memory_inbox(backend.inbox)
             writer, inbox = await anext(writer_gen), await anext(inbox_gen)
             error: BaseException | None = None
             try:
@@ -35,4 +35,4 @@ class TestInMemoryOutbox(OutboxContract):
                     with contextlib.suppress(StopAsyncIteration):
                         await gen.asend(error)
 
-        yield OutboxHarness(store=storage.store, transaction=transaction)
+        yield OutboxHarness(store=backend.store, transaction=transaction)

@@ -14,9 +14,10 @@ from pathlib import Path
 from dockyard.app import App
 from dockyard.messaging import Command, CommandHandler, Event, MessagingSettings
 from dockyard.modules import ModuleLike, module
-from dockyard.outbox import InMemoryOutboxStorage, Outbox, OutboxModule, OutboxStore, route
+from dockyard.outbox import Outbox, OutboxModule, OutboxStore, route
+from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.projections import Projection, ProjectionsModule, handles
-from dockyard.sql import SqlModule, SqlOutboxStorage
+from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport import CAUSATION_ID, CORRELATION_ID
 from dockyard.transport.memory import InMemoryTransport
 
@@ -61,7 +62,7 @@ def _app(*imports: ModuleLike, handler: type = ShipHandler, **settings: bool) ->
 
 def _outbox(*routes: type) -> ModuleLike:
     return OutboxModule.register(
-        transport=InMemoryTransport(), storage=InMemoryOutboxStorage(), routes=routes
+        transport=InMemoryTransport(), backend=InMemoryOutboxBackend(), routes=routes
     )
 
 
@@ -71,7 +72,7 @@ def test_an_outbox_nobody_writes_to_tracks_nothing() -> None:
 
 def test_the_sql_app_shape_without_routes_tracks_nothing(tmp_path: Path) -> None:
     sql = SqlModule.register(f"sqlite+aiosqlite:///{tmp_path / 'app.db'}")
-    outbox = OutboxModule.register(transport=InMemoryTransport(), storage=SqlOutboxStorage())
+    outbox = OutboxModule.register(transport=InMemoryTransport(), backend=SqlOutboxBackend())
     projections = ProjectionsModule.register(projections=[Shipments], imports=[sql])
     assert _app(sql, outbox, projections)._dispatcher.tracking is False
 

@@ -23,13 +23,13 @@ from dockyard.exceptions import (
 )
 from dockyard.outbox import (
     ClaimedBatch,
-    InMemoryOutboxStore,
     OutboxMessage,
     OutboxRelay,
     OutboxStatus,
     RelaySettings,
     RetryPolicy,
 )
+from dockyard.outbox.memory import InMemoryOutboxStore
 from dockyard.transport import BatchPublisher, Subscription, Transport, TransportMessage
 from dockyard.transport.memory import InMemoryTransport
 

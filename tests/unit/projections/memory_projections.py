@@ -6,14 +6,10 @@ from dataclasses import dataclass
 
 from dockyard.di import singleton
 from dockyard.eventsourcing import EventStore
-from dockyard.eventsourcing.store import InMemoryEventStore
+from dockyard.eventsourcing.memory import InMemoryEventStore
 from dockyard.modules import module
-from dockyard.projections import (
-    CheckpointStore,
-    InMemoryCheckpointStore,
-    InMemoryLeaseStore,
-    LeaseStore,
-)
+from dockyard.projections import CheckpointStore, LeaseStore
+from dockyard.projections.memory import InMemoryCheckpointStore, InMemoryLeaseStore
 from dockyard.serialization import Serializer, TypeRegistry
 
 

@@ -5,12 +5,8 @@ from contextlib import asynccontextmanager
 
 import pytest_asyncio
 
-from dockyard.projections import (
-    CheckpointStore,
-    InMemoryCheckpointStore,
-    InMemoryLeaseStore,
-    LeaseStore,
-)
+from dockyard.projections import CheckpointStore, LeaseStore
+from dockyard.projections.memory import InMemoryCheckpointStore, InMemoryLeaseStore
 from dockyard.testing.contracts import (
     CheckpointStoreContract,
     CheckpointStoreFactory,

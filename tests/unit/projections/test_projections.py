@@ -11,7 +11,7 @@ from memory_projections import Deposited, MemoryStores, Renamed, Withdrawn
 
 from dockyard.app import App
 from dockyard.eventsourcing import ANY, EventStore, RecordedEvent
-from dockyard.eventsourcing.store import InMemoryEventStore
+from dockyard.eventsourcing.memory import InMemoryEventStore
 from dockyard.exceptions import (
     InvalidProjectionError,
     ProjectionFailedError,

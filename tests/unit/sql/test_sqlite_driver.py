@@ -9,7 +9,7 @@ import pytest
 
 import dockyard.sql._driver
 from dockyard.eventsourcing import NO_STREAM
-from dockyard.eventsourcing.store._codec import EventRow
+from dockyard.eventsourcing._codec import EventRow
 from dockyard.serialization import Serializer
 from dockyard.sql import Database, SqlEventStore
 from dockyard.sql import _sqlite_driver as lite

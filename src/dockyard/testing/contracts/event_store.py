@@ -40,6 +40,7 @@ from dockyard.eventsourcing import (
     AppendResult,
     EventStore,
     ExpectedVersion,
+    LogHeadReader,
     NewEvent,
     RecordedEvent,
 )
@@ -690,6 +691,31 @@ class EventStoreContract:
                 2,
                 result.last_position,
             )
+
+    # --------------------------------------------------------- LogHeadReader (optional port)
+
+    async def test_a_log_head_reader_answers_what_a_scan_of_the_log_would(
+        self, session: _Session
+    ) -> None:
+        async with session() as store:
+            if not isinstance(store, LogHeadReader):
+                pytest.skip(f"`{type(store).__name__}` is no LogHeadReader (an optional port)")
+        stream = _stream()
+        async with session() as store:
+            first = await store.append(stream, [Opened("ann"), Deposited(1)], NO_STREAM)
+        async with session() as store:
+            last = await store.append(stream, [Withdrawn(1)], 2)
+        before = first.first_position - 1
+        (*_, newest) = await self._read_everything(session, {stream}, expected=3)
+        assert newest.global_position == last.last_position
+        async with session() as store:
+            assert isinstance(store, LogHeadReader)
+            # nothing is open any more: the newest committed event is final
+            assert await store.log_heads() == (last.last_position, last.last_position)
+            assert await store.held_back_by() is None
+            assert await store.count_after(before) == len(await store.read_all(before))
+            assert await store.count_after(first.last_position) == 1
+            assert await store.count_after(last.last_position) == 0
 
     # ---------------------------------------------------------------------------- helpers
 

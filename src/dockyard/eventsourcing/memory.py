@@ -1,4 +1,9 @@
-"""The in-memory event store: a real store kept in process memory, one per app."""
+"""In-memory adapters of the event sourcing ports: real stores kept in process memory.
+
+``InMemoryEventStore`` and ``InMemorySnapshotStore`` pass the contract suites every adapter
+passes (``dockyard.testing.contracts``); the SQL adapters are in ``dockyard.sql``. They store
+what the SQL adapters store, encoded the same way, so a test on them fails where production would.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +11,31 @@ from bisect import bisect_right
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 from uuid import UUID
 
-from dockyard.eventsourcing._store import (
-    AppendResult,
-    ExpectedVersion,
-    RecordedEvent,
-    check_stream_id,
-)
-from dockyard.eventsourcing.store._codec import (
+from dockyard.eventsourcing._codec import (
     check_expected_version,
     decode_event,
+    decode_snapshot,
     encode_events,
     now,
     type_names,
 )
+from dockyard.eventsourcing._store import (
+    AppendResult,
+    ExpectedVersion,
+    OpenAppend,
+    RecordedEvent,
+    check_stream_id,
+)
+from dockyard.eventsourcing._store_snapshots import Snapshot
 from dockyard.exceptions import DuplicateEventIdError, StreamDeletedError
-from dockyard.serialization import Serializer
+from dockyard.serialization import SerializedValue, Serializer
 
-__all__ = ["InMemoryEventStore"]
+__all__ = ["InMemoryEventStore", "InMemorySnapshotStore"]
+
+S = TypeVar("S")
 
 
 @dataclass(slots=True)
@@ -67,6 +78,7 @@ class InMemoryEventStore:
     serialization errors, upcasting and unknown types behave the same. Every operation runs
     without awaiting in between its check and its write, so concurrent tasks on one event
     loop see each append as atomic. Share one instance per app (a singleton), not per scope.
+    It is a ``LogHeadReader``: projections read its head and lag without scanning the log.
     """
 
     __slots__ = ("_log", "serializer")
@@ -172,6 +184,20 @@ class InMemoryEventStore:
         )
         return self._decode(selected, limit, skip_unknown)
 
+    # -- LogHeadReader: every stored event is final, and a reader never waits ----------------
+
+    async def log_heads(self) -> tuple[int, int]:
+        positions = self._log.positions
+        head = positions[-1] if positions else 0
+        return head, head
+
+    async def count_after(self, position: int) -> int:
+        positions = self._log.positions
+        return len(positions) - bisect_right(positions, position)
+
+    async def held_back_by(self) -> OpenAppend | None:
+        return None
+
     async def delete_stream(self, stream_id: str) -> None:
         check_stream_id(stream_id)
         stream = self._log.streams.setdefault(stream_id, _Stream())
@@ -223,3 +249,47 @@ class InMemoryEventStore:
             if event is not None:
                 decoded.append(event)
         return decoded
+
+
+class InMemorySnapshotStore:
+    """A ``SnapshotStore`` in process memory; states are serialized like the SQL adapter does."""
+
+    __slots__ = ("_snapshots", "serializer")
+
+    def __init__(self, serializer: Serializer | None = None) -> None:
+        self.serializer = serializer if serializer is not None else Serializer()
+        self._snapshots: dict[str, tuple[int, SerializedValue, datetime]] = {}
+
+    def using(self, serializer: Serializer) -> InMemorySnapshotStore:
+        """The same snapshots seen through another serializer."""
+        view = InMemorySnapshotStore(serializer)
+        view._snapshots = self._snapshots
+        return view
+
+    async def save(self, stream_id: str, stream_version: int, state: object) -> None:
+        check_stream_id(stream_id)
+        stored = self.serializer.serialize(state)
+        held = self._snapshots.get(stream_id)
+        if held is None or held[0] <= stream_version:  # an older one never replaces a newer one
+            self._snapshots[stream_id] = (stream_version, stored, now())
+
+    async def load(self, stream_id: str, state_type: type[S]) -> Snapshot[S] | None:
+        check_stream_id(stream_id)
+        found = self._snapshots.get(stream_id)
+        if found is None:
+            return None
+        stream_version, stored, recorded_at = found
+        return decode_snapshot(
+            self.serializer,
+            state_type,
+            stream_id=stream_id,
+            stream_version=stream_version,
+            type_name=stored.type_name,
+            schema_version=stored.schema_version,
+            data=stored.data,
+            recorded_at=recorded_at,
+        )
+
+    async def delete(self, stream_id: str) -> None:
+        check_stream_id(stream_id)
+        self._snapshots.pop(stream_id, None)

@@ -1,4 +1,7 @@
-"""In-memory outbox and inbox: real implementations for demos and tests (``OutboxContract``).
+"""In-memory adapters of the outbox ports: real implementations for demos and tests.
+
+``InMemoryOutboxBackend`` gives an ``OutboxModule`` the outbox and inbox below; they pass
+``dockyard.testing.contracts.OutboxContract`` like the SQL adapters (``dockyard.sql``) do.
 
 There are no transactions in memory, so the scoped writers buffer what a scope writes and
 apply it when the scope exits without an error: a routed message and an inbox record appear
@@ -12,12 +15,15 @@ import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+from dockyard.di import ProviderSpec, object_, scoped
+from dockyard.modules import ModuleLike
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
 from dockyard.outbox._signal import Signal
-from dockyard.outbox._store import ClaimedBatch, Inbox, OutboxWriter
+from dockyard.outbox._store import ClaimedBatch, Inbox, OutboxStore, OutboxWriter
 
 __all__ = [
     "InMemoryInboxStore",
+    "InMemoryOutboxBackend",
     "InMemoryOutboxStore",
     "memory_inbox",
     "memory_outbox_writer",
@@ -272,3 +278,30 @@ async def memory_inbox(store: InMemoryInboxStore) -> AsyncGenerator[Inbox, BaseE
         error = yield inbox
     finally:
         store.settle(inbox.keys, committed=error is None)
+
+
+class InMemoryOutboxBackend:
+    """Outbox and inbox in this process's memory: for demos and tests, lost at exit.
+
+    Attributes:
+        store: The outbox, to inspect in tests.
+        inbox: The handled (message id, handler) pairs.
+    """
+
+    __slots__ = ("inbox", "store")
+
+    def __init__(self) -> None:
+        self.store = InMemoryOutboxStore()
+        self.inbox = InMemoryInboxStore()
+
+    def providers(self) -> Sequence[ProviderSpec]:
+        return [
+            object_(self.store, provides=InMemoryOutboxStore),
+            object_(self.store, provides=OutboxStore),
+            object_(self.inbox, provides=InMemoryInboxStore),
+            scoped(OutboxWriter, memory_outbox_writer),
+            scoped(Inbox, memory_inbox),
+        ]
+
+    def imports(self) -> Sequence[ModuleLike]:
+        return ()
