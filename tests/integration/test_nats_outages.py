@@ -26,8 +26,8 @@ from dockyard.outbox import (
     OutboxRelay,
     OutboxStatus,
     RelaySettings,
-    RetryPolicy,
 )
+from dockyard.retry import RetryPolicy
 from dockyard.transport import TransportMessage
 from dockyard.transport.nats import NatsTransport
 from faults import FaultProxy

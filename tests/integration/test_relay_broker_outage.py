@@ -23,8 +23,8 @@ from dockyard.outbox import (
     OutboxRelay,
     OutboxStatus,
     RelaySettings,
-    RetryPolicy,
 )
+from dockyard.retry import RetryPolicy
 from dockyard.transport import TransportMessage
 from dockyard.transport.rabbit import RabbitTransport
 from faults import FaultProxy

@@ -11,7 +11,7 @@ from dockyard.eventsourcing._repository import (
     DeciderRepository,
     EventPublisher,
 )
-from dockyard.eventsourcing._retry import ConflictRetry, retry_on_conflict
+from dockyard.eventsourcing._retry import retry_on_conflict
 from dockyard.eventsourcing._store import (
     ANY,
     MAX_STREAM_ID_LENGTH,
@@ -37,7 +37,6 @@ __all__ = [
     "Aggregate",
     "AggregateRepository",
     "AppendResult",
-    "ConflictRetry",
     "Decider",
     "DeciderRepository",
     "EventMetadata",
