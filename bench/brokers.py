@@ -48,6 +48,7 @@ from typing import Any
 import asyncpg
 
 from dockyard.app import App
+from dockyard.consumer import ConsumerModule, listen
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
 from dockyard.outbox import (
@@ -56,7 +57,6 @@ from dockyard.outbox import (
     OutboxRelay,
     OutboxStatus,
     RelaySettings,
-    consume,
     route,
 )
 from dockyard.sql import Database, SqlModule, SqlOutboxStorage, SqlOutboxStore
@@ -305,11 +305,9 @@ async def latency(schema: str, make: Callable[[], Transport]) -> list[float]:
         handlers=[Arrived],
         imports=[
             OutboxModule.register(
-                transport=consuming,
-                storage=InMemoryOutboxStorage(),
-                consumers=[consume(destination, group=GROUP)],
-                run_relay=False,
-            )
+                transport=consuming, storage=InMemoryOutboxStorage(), run_relay=False
+            ),
+            ConsumerModule.register(endpoints=[listen(destination, group=GROUP)]),
         ],
     )
     class Consumer: ...

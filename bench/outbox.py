@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from dockyard.app import App
+from dockyard.consumer import ConsumerModule, listen
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
 from dockyard.outbox import (
@@ -32,7 +33,6 @@ from dockyard.outbox import (
     OutboxModule,
     OutboxRelay,
     RelaySettings,
-    consume,
     route,
 )
 from dockyard.sql import Database, SqlModule, SqlOutboxStorage, SqlOutboxStore
@@ -116,11 +116,9 @@ async def latency(schema: str) -> list[float]:
         handlers=[Arrived],
         imports=[
             OutboxModule.register(
-                transport=transport,
-                storage=InMemoryOutboxStorage(),
-                consumers=[consume("orders", group="bench")],
-                run_relay=False,
-            )
+                transport=transport, storage=InMemoryOutboxStorage(), run_relay=False
+            ),
+            ConsumerModule.register(endpoints=[listen("orders", group="bench")]),
         ],
     )
     class Consumer: ...

@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from dockyard import App, DynamicModule, module
+from dockyard.consumer import ConsumerModule, listen
 from dockyard.messaging import MessagingSettings
-from dockyard.outbox import InMemoryOutboxStorage, OutboxModule, consume, route
+from dockyard.outbox import InMemoryOutboxStorage, OutboxModule, route
 from dockyard.sql import SqlModule, SqlOutboxStorage
 from dockyard.transport import Transport
 from examples.shop.components.inventory.module import InventoryModule
@@ -41,9 +42,9 @@ def shop_module(database: Path, transport: Transport) -> type:
                 transport=transport,
                 storage=SqlOutboxStorage(),  # outbox rows commit with the order's events
                 routes=[route(OrderPlaced).to(PAYMENTS, partition_key=lambda e: e.order_id)],
-                consumers=[consume(ORDERS, group="shop")],
                 imports=[SqlModule],
             ),
+            ConsumerModule.register(endpoints=[listen(ORDERS, group="shop")]),
             InventoryModule,
             OrdersModule,
         ]
@@ -63,8 +64,8 @@ def payments_module(transport: Transport) -> type:
                 transport=transport,
                 storage=InMemoryOutboxStorage(),
                 routes=[route(PaymentCaptured).to(ORDERS, partition_key=lambda e: e.order_id)],
-                consumers=[consume(PAYMENTS, group="payments")],
             ),
+            ConsumerModule.register(endpoints=[listen(PAYMENTS, group="payments")]),
             PaymentsModule,
         ]
     )

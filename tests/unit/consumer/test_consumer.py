@@ -246,7 +246,7 @@ async def test_the_consumer_handles_up_to_its_concurrency_at_once_and_dedupes(ap
 def test_endpoints_are_checked() -> None:
     with pytest.raises(ValueError, match=r"listen\(\) needs a destination and a group"):
         listen("payments", group="")
-    with pytest.raises(ValueError, match="Endpoint.concurrency and max_payload must be >= 1"):
+    with pytest.raises(ValueError, match=r"Endpoint\.concurrency and max_payload must be >= 1"):
         listen("payments", group="billing", concurrency=0)
     with pytest.raises(ValueError, match="lists an endpoint twice: consumer:payments:billing"):
         ConsumerModule.register(
