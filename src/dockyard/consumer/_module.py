@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from dockyard.consumer._consumer import Consumer
 from dockyard.consumer._endpoint import Endpoint
+from dockyard.di import singleton
 from dockyard.modules import BackgroundService, DynamicModule, ProvidesBackgroundServices, module
 from dockyard.outbox import OutboxConfig, OutboxModule, OutboxStore
 from dockyard.transport import Transport
@@ -17,6 +18,21 @@ if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by t
     from dockyard.app import App
 
 __all__ = ["ConsumerModule"]
+
+
+class OutboxParts:
+    """What consumers use of the app's ``OutboxModule``.
+
+    A provider of ``ConsumerModule``: an app without ``OutboxModule`` fails to build, with
+    the types it misses, instead of failing when its worker starts.
+    """
+
+    __slots__ = ("config", "store", "transport")
+
+    def __init__(self, config: OutboxConfig, transport: Transport, store: OutboxStore) -> None:
+        self.config = config
+        self.transport = transport
+        self.store = store
 
 
 class _Deferred:
@@ -39,18 +55,19 @@ class _Deferred:
 
     async def build(self) -> Consumer:
         app = self._app
-        component = app.graph.get(OutboxModule).component
-        container = app.container
-        config = await container.get(OutboxConfig, component=component)
+        parts = await app.container.get(
+            OutboxParts, component=app.graph.get(ConsumerModule).component
+        )
+        serializer = parts.config.serializer
         for info in app.messages.messages:  # every type some handler here accepts
-            config.serializer.registry.register(info.message_type)
+            serializer.registry.register(info.message_type)
         return Consumer(
             self._endpoint,
-            await container.get(Transport, component=component),
+            parts.transport,
             open_scope=app.scope,
-            serializer=config.serializer,
-            store=await container.get(OutboxStore, component=component),
-            component=component,
+            serializer=serializer,
+            store=parts.store,
+            component=app.graph.get(OutboxModule).component,  # the inbox's, in each scope
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -96,4 +113,6 @@ class ConsumerModule:
         if repeated:
             msg = f"ConsumerModule.register() lists an endpoint twice: {', '.join(repeated)}"
             raise ValueError(msg)
-        return DynamicModule(cls, extensions=[ConsumerExtension(endpoints)])
+        return DynamicModule(
+            cls, providers=[singleton(OutboxParts)], extensions=[ConsumerExtension(endpoints)]
+        )

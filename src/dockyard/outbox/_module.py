@@ -85,7 +85,7 @@ class OutboxModule:
     """Reliable delivery for an app: register it once, at the root.
 
     Exports (to every module: it is global) ``Outbox``, ``Inbox``, ``DeadLetters``,
-    ``OutboxStore`` and ``Transport``. Gives the worker (``dockyard worker``,
+    ``OutboxStore``, ``Transport`` and ``OutboxConfig``. Gives the worker (``dockyard worker``,
     ``app.run_worker()``) the relay. To receive messages, add
     ``dockyard.consumer.ConsumerModule.register(endpoints=[listen(...)])``.
     """
@@ -136,7 +136,7 @@ class OutboxModule:
                 singleton(DeadLetters),
             ],
             imports=[*storage.imports(), *imports],
-            exports=[Outbox, Inbox, DeadLetters, OutboxStore, Transport],
+            exports=[Outbox, Inbox, DeadLetters, OutboxStore, Transport, OutboxConfig],
             extensions=[OutboxExtension(config, run_relay=run_relay)],
             handlers=routes,
             is_global=True,

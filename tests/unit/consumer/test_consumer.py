@@ -20,6 +20,7 @@ from dockyard.consumer import (
     retry_inline,
     retry_later,
 )
+from dockyard.exceptions import MissingProviderError, ModuleConfigurationError
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
 from dockyard.outbox import DeadLetters, InMemoryOutboxStorage, OutboxModule
@@ -252,3 +253,13 @@ def test_endpoints_are_checked() -> None:
         ConsumerModule.register(
             endpoints=[listen("payments", group="billing"), listen("payments", group="billing")]
         )
+
+
+def test_an_app_with_consumers_but_no_outbox_module_does_not_build() -> None:
+    @module(imports=[ConsumerModule.register(endpoints=[listen("payments", group="billing")])])
+    class Payments: ...
+
+    with pytest.raises(ModuleConfigurationError) as caught:
+        App.build(Payments)
+    assert [type(p) for p in caught.value.problems] == [MissingProviderError] * 3
+    assert "Module `ConsumerModule` needs `OutboxStore` (for `OutboxParts`)" in str(caught.value)
