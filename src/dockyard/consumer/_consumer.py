@@ -20,7 +20,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -137,7 +137,6 @@ class Consumer:
                 stopped.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await stopped
-                await _close(deliveries)
 
     async def handle(self, delivery: Delivery) -> Outcome:
         """Check, decode, deduplicate and dispatch one delivery; apply the error policy."""
@@ -254,10 +253,3 @@ class Consumer:
         await self._store.add_dead_letter(dead)
         await delivery.ack()
         return Outcome.DEAD
-
-
-async def _close(iterator: AsyncIterator[Delivery]) -> None:
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(RuntimeError):  # already closed by a cancelled anext
-            await aclose()
