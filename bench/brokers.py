@@ -48,9 +48,16 @@ from typing import Any
 import asyncpg
 
 from dockyard.app import App
+from dockyard.consumer import ConsumerModule, listen
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
-from dockyard.outbox import OutboxModule, OutboxRelay, OutboxStatus, RelaySettings, consume, route
+from dockyard.outbox import (
+    OutboxModule,
+    OutboxRelay,
+    OutboxStatus,
+    RelaySettings,
+    route,
+)
 from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.sql import Database, SqlModule, SqlOutboxBackend, SqlOutboxStore
 from dockyard.transport import Subscription, Transport, TransportMessage
@@ -298,11 +305,9 @@ async def latency(schema: str, make: Callable[[], Transport]) -> list[float]:
         handlers=[Arrived],
         imports=[
             OutboxModule.register(
-                transport=consuming,
-                backend=InMemoryOutboxBackend(),
-                consumers=[consume(destination, group=GROUP)],
-                run_relay=False,
-            )
+                transport=consuming, backend=InMemoryOutboxBackend(), run_relay=False
+            ),
+            ConsumerModule.register(endpoints=[listen(destination, group=GROUP)]),
         ],
     )
     class Consumer: ...

@@ -25,9 +25,15 @@ from dataclasses import dataclass
 import asyncpg
 
 from dockyard.app import App
+from dockyard.consumer import ConsumerModule, listen
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
-from dockyard.outbox import OutboxModule, OutboxRelay, RelaySettings, consume, route
+from dockyard.outbox import (
+    OutboxModule,
+    OutboxRelay,
+    RelaySettings,
+    route,
+)
 from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.sql import Database, SqlModule, SqlOutboxBackend, SqlOutboxStore
 from dockyard.transport.memory import InMemoryTransport
@@ -110,11 +116,9 @@ async def latency(schema: str) -> list[float]:
         handlers=[Arrived],
         imports=[
             OutboxModule.register(
-                transport=transport,
-                backend=InMemoryOutboxBackend(),
-                consumers=[consume("orders", group="bench")],
-                run_relay=False,
-            )
+                transport=transport, backend=InMemoryOutboxBackend(), run_relay=False
+            ),
+            ConsumerModule.register(endpoints=[listen("orders", group="bench")]),
         ],
     )
     class Consumer: ...

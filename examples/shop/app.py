@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from dockyard import App, DynamicModule, module
+from dockyard.consumer import ConsumerModule, listen
 from dockyard.messaging import MessagingSettings
-from dockyard.outbox import OutboxModule, consume, route
+from dockyard.outbox import OutboxModule, route
 from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport import Transport
@@ -42,9 +43,9 @@ def shop_module(database: Path, transport: Transport) -> type:
                 transport=transport,
                 backend=SqlOutboxBackend(),  # outbox rows commit with the order's events
                 routes=[route(OrderPlaced).to(PAYMENTS, partition_key=lambda e: e.order_id)],
-                consumers=[consume(ORDERS, group="shop")],
                 imports=[SqlModule],
             ),
+            ConsumerModule.register(endpoints=[listen(ORDERS, group="shop")]),
             InventoryModule,
             OrdersModule,
         ]
@@ -64,8 +65,8 @@ def payments_module(transport: Transport) -> type:
                 transport=transport,
                 backend=InMemoryOutboxBackend(),
                 routes=[route(PaymentCaptured).to(ORDERS, partition_key=lambda e: e.order_id)],
-                consumers=[consume(PAYMENTS, group="payments")],
             ),
+            ConsumerModule.register(endpoints=[listen(PAYMENTS, group="payments")]),
             PaymentsModule,
         ]
     )

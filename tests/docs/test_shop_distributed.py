@@ -52,8 +52,8 @@ async def test_memory_mode_runs_both_apps_in_one_process(
     await run("memory", namespace="shop")
     out = capsys.readouterr().out
     check_story(out)
-    assert "[orders] worker running: outbox-relay, listener:shop.orders:orders" in out
-    assert "[payments] worker running: outbox-relay, listener:shop.payments:payments" in out
+    assert "[orders] worker running: outbox-relay, consumer:shop.orders:orders" in out
+    assert "[payments] worker running: outbox-relay, consumer:shop.payments:payments" in out
 
 
 @pytest.mark.slow

@@ -26,10 +26,10 @@ from dockyard.projections import (
     LeaseStore,
     Projection,
     ProjectionsModule,
-    RetryPolicy,
     RunnerSettings,
     handles,
 )
+from dockyard.retry import RetryPolicy
 from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.sql import (
     Database,

@@ -24,7 +24,8 @@ import pytest_asyncio
 
 from dockyard.app import App
 from dockyard.modules import module
-from dockyard.outbox import DeadLetters, OutboxModule, RelaySettings, RetryPolicy, route
+from dockyard.outbox import DeadLetters, OutboxModule, RelaySettings, route
+from dockyard.retry import RetryPolicy
 from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport import Transport
 from dockyard.transport.nats import NatsTransport

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 import pytest
 
 from dockyard.exceptions import BatchPublishError, TransportUnavailableError
-from dockyard.outbox import OutboxMessage, OutboxRelay, OutboxStatus, RelaySettings, RetryPolicy
+from dockyard.outbox import OutboxMessage, OutboxRelay, OutboxStatus, RelaySettings
 from dockyard.outbox.memory import InMemoryOutboxStore
+from dockyard.retry import RetryPolicy
 from dockyard.transport import TransportMessage
 from dockyard.transport.nats import NatsTransport
 from faults import FaultProxy

@@ -14,7 +14,7 @@ from dockyard.app import App
 from dockyard.eventsourcing import ANY, EventStore
 from dockyard.exceptions import ProjectionFailedError
 from dockyard.projections import ProjectionControl, ProjectionState
-from dockyard.projections._engine import LocalState, Outcome
+from dockyard.projections._engine import LocalState, StepOutcome
 from dockyard.sql import Database
 from dockyard.testing import wait_for_projections
 from integration.projections_app import (
@@ -166,8 +166,8 @@ async def test_the_fence_lets_one_of_two_concurrent_batches_apply(database: Data
         # the loser either hit the fence (CONFLICT) or, if it started after the winner
         # committed (SQLite serializes whole transactions), found nothing to do (IDLE)
         assert outcomes in (
-            [(Outcome.APPLIED.value, 50), (Outcome.CONFLICT.value, 0)],
-            [(Outcome.APPLIED.value, 50), (Outcome.IDLE.value, 0)],
+            [(StepOutcome.APPLIED.value, 50), (StepOutcome.CONFLICT.value, 0)],
+            [(StepOutcome.APPLIED.value, 50), (StepOutcome.IDLE.value, 0)],
         )
         assert await read_model(database) == ({"a": (1275, 50)}, 50)
 

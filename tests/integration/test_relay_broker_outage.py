@@ -17,8 +17,9 @@ import pytest
 from faststream.rabbit import RabbitBroker
 
 from dockyard.exceptions import TransportUnavailableError
-from dockyard.outbox import OutboxMessage, OutboxRelay, OutboxStatus, RelaySettings, RetryPolicy
+from dockyard.outbox import OutboxMessage, OutboxRelay, OutboxStatus, RelaySettings
 from dockyard.outbox.memory import InMemoryOutboxStore
+from dockyard.retry import RetryPolicy
 from dockyard.transport import TransportMessage
 from dockyard.transport.rabbit import RabbitTransport
 from faults import FaultProxy

@@ -117,18 +117,18 @@ BROKERS = [
 @pytest.mark.parametrize("setup", BROKERS, indirect=True)
 async def test_broker_unreachable_at_start_is_waited_out(setup: Setup) -> None:
     broker = "nats" if setup.schema.startswith("dockyard_nats") else "redis"
-    listener = f"listener:{setup.destination}:outage"
+    consumer = f"consumer:{setup.destination}:outage"
     async with FaultProxy(PORTS[broker]) as proxy:
         await proxy.refuse()
         worker = start_worker(setup, broker, proxy.port)
         try:
             await worker.wait_states(
-                lambda s: s.get(listener) == "degraded", "the consumer degraded"
+                lambda s: s.get(consumer) == "degraded", "the consumer degraded"
             )
             await setup.produce(0, 10)
             await asyncio.sleep(OUTAGE)  # the outage itself
             assert worker.alive, worker.output()
-            assert (await worker.states())[listener] == "degraded"
+            assert (await worker.states())[consumer] == "degraded"
 
             await proxy.restore()
             await setup.settled(10)
@@ -137,7 +137,7 @@ async def test_broker_unreachable_at_start_is_waited_out(setup: Setup) -> None:
             await stop_cleanly(worker)
         finally:
             worker.kill()
-    check_log(worker, {listener: 1, "outbox-relay": 1})
+    check_log(worker, {consumer: 1, "outbox-relay": 1})
 
 
 @pytest.mark.nats

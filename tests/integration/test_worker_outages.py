@@ -238,18 +238,18 @@ async def _effects_at_least(setup: Setup, count: int) -> bool:
 
 
 async def test_broker_unreachable_at_start_is_waited_out(setup: Setup) -> None:
-    listener = f"listener:{setup.destination}:outage"
+    consumer = f"consumer:{setup.destination}:outage"
     async with FaultProxy(5672) as rabbit:
         await rabbit.refuse()
         worker = start_worker(setup, broker_port=str(rabbit.port))
         try:
             await worker.wait_states(
-                lambda s: s.get(listener) == "degraded", "the consumer degraded"
+                lambda s: s.get(consumer) == "degraded", "the consumer degraded"
             )
             await setup.produce(0, 10)
             await asyncio.sleep(OUTAGE)  # the outage itself
             assert worker.alive, worker.output()
-            assert (await worker.states())[listener] == "degraded"
+            assert (await worker.states())[consumer] == "degraded"
 
             await rabbit.restore()
             await setup.settled(10)
@@ -258,9 +258,9 @@ async def test_broker_unreachable_at_start_is_waited_out(setup: Setup) -> None:
             await stop_cleanly(worker)
         finally:
             worker.kill()
-    went = worker.log(rf"WARNING .*: {listener}: degraded")
+    went = worker.log(rf"WARNING .*: {consumer}: degraded")
     assert len(went) == 1, worker.output()
-    assert len(worker.log(rf"INFO .*: {listener}: recovered after")) == 1, worker.output()
+    assert len(worker.log(rf"INFO .*: {consumer}: recovered after")) == 1, worker.output()
 
 
 async def test_broker_cut_and_down_mid_stream_loses_nothing(setup: Setup) -> None:

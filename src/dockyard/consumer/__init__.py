@@ -1,12 +1,15 @@
-"""Consumers of broker endpoints: concurrency, error policies, malformed-message guard.
+"""Consumers: receive messages from a broker, deduplicate them, hand them to the mediator.
 
-``ConsumerModule.register(endpoints=[listen("rabbit://orders", group="payments")])`` runs a
-``Listener`` per endpoint in the worker. Handlers choose what happens when they raise with
-``@on_error(...)``; endpoints set defaults with ``ErrorPolicies``. See ``docs/brokers.md``.
+``ConsumerModule.register(endpoints=[listen("orders", group="billing")])`` runs a ``Consumer``
+per endpoint in the worker. Each delivery is checked, decoded, recorded in the inbox and
+dispatched in its own scope, up to ``concurrency`` at once. Handlers choose what happens when
+they raise with ``@on_error(...)``; endpoints set defaults with ``ErrorPolicies``. Malformed
+messages become dead letters with the reason. See ``docs/brokers.md`` and ``docs/outbox.md``.
 """
 
 from dockyard._public import use_public_paths
-from dockyard.consumer._listener import Endpoint, Listener, Outcome, listen
+from dockyard.consumer._consumer import Consumer, Outcome
+from dockyard.consumer._endpoint import Endpoint, listen
 from dockyard.consumer._module import ConsumerModule
 from dockyard.consumer._policies import (
     ErrorPolicies,
@@ -21,12 +24,12 @@ from dockyard.consumer._policies import (
 )
 
 __all__ = [
+    "Consumer",
     "ConsumerModule",
     "Endpoint",
     "ErrorPolicies",
     "ErrorPolicy",
     "Exhausted",
-    "Listener",
     "Outcome",
     "dead_letter",
     "discard",

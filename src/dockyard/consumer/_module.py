@@ -1,14 +1,15 @@
-"""``ConsumerModule``: run endpoints (``listen(...)``) in the app's worker."""
+"""``ConsumerModule``: run an app's endpoints (``listen(...)``) in its worker."""
 
 from __future__ import annotations
 
 import typing
 from collections.abc import Iterable, Sequence
 
-from dockyard.consumer._listener import Endpoint, Listener
+from dockyard.consumer._consumer import Consumer
+from dockyard.consumer._endpoint import Endpoint
+from dockyard.di import singleton
 from dockyard.modules import BackgroundService, DynamicModule, ProvidesBackgroundServices, module
-from dockyard.outbox import OutboxModule, OutboxStore
-from dockyard.outbox._settings import OutboxConfig
+from dockyard.outbox import OutboxConfig, OutboxModule, OutboxStore
 from dockyard.transport import Transport
 
 if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by the container
@@ -19,12 +20,27 @@ if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by t
 __all__ = ["ConsumerModule"]
 
 
+class OutboxParts:
+    """What consumers use of the app's ``OutboxModule``.
+
+    A provider of ``ConsumerModule``: an app without ``OutboxModule`` fails to build, with
+    the types it misses, instead of failing when its worker starts.
+    """
+
+    __slots__ = ("config", "store", "transport")
+
+    def __init__(self, config: OutboxConfig, transport: Transport, store: OutboxStore) -> None:
+        self.config = config
+        self.transport = transport
+        self.store = store
+
+
 class _Deferred:
-    """A listener built when the worker starts it (the container is ready by then)."""
+    """A consumer built when the worker starts it (the container is ready by then)."""
 
     __slots__ = ("_app", "_endpoint")
 
-    reports_health = True  # the listener says when it receives (worker supervision)
+    reports_health = True  # the consumer says when it receives (worker supervision)
 
     def __init__(self, app: App, endpoint: Endpoint) -> None:
         self._app = app
@@ -34,20 +50,24 @@ class _Deferred:
     def name(self) -> str:
         return self._endpoint.name
 
-    async def build(self) -> Listener:
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+    async def build(self) -> Consumer:
         app = self._app
-        component = app.graph.get(OutboxModule).component
-        container = app.container
-        config = await container.get(OutboxConfig, component=component)
+        parts = await app.container.get(
+            OutboxParts, component=app.graph.get(ConsumerModule).component
+        )
+        serializer = parts.config.serializer
         for info in app.messages.messages:  # every type some handler here accepts
-            config.serializer.registry.register(info.message_type)
-        return Listener(
+            serializer.registry.register(info.message_type)
+        return Consumer(
             self._endpoint,
-            await container.get(Transport, component=component),
+            parts.transport,
             open_scope=app.scope,
-            serializer=config.serializer,
-            store=await container.get(OutboxStore, component=component),
-            component=component,
+            serializer=serializer,
+            store=parts.store,
+            component=app.graph.get(OutboxModule).component,  # the inbox's, in each scope
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -55,7 +75,7 @@ class _Deferred:
 
 
 class ConsumerExtension(ProvidesBackgroundServices):
-    """Gives the worker one listener per endpoint."""
+    """Gives the worker one consumer per endpoint."""
 
     __slots__ = ("endpoints",)
 
@@ -68,15 +88,31 @@ class ConsumerExtension(ProvidesBackgroundServices):
 
 @module()
 class ConsumerModule:
-    """Endpoints of an app, with concurrency and error policies (needs ``OutboxModule``).
+    """The endpoints an app receives from, with their concurrency and error policies.
+
+    Needs ``OutboxModule`` in the app: consumers receive through its transport, record
+    handled messages in its inbox and keep dead letters in its store, all in the storage's
+    unit of work.
 
     Example:
         ```text
-        ConsumerModule.register(endpoints=[listen("rabbit://orders", group="payments")])
+        ConsumerModule.register(endpoints=[listen("orders", group="billing")])
         ```
     """
 
     @classmethod
     def register(cls, *, endpoints: Iterable[Endpoint]) -> DynamicModule:
-        """Run ``endpoints`` in the worker; they use the outbox's transport and dead letters."""
-        return DynamicModule(cls, extensions=[ConsumerExtension(tuple(endpoints))])
+        """Run one consumer per endpoint (``listen(...)``) in the worker.
+
+        Raises:
+            ValueError: Two endpoints share a destination and a group.
+        """
+        endpoints = tuple(endpoints)
+        names = [endpoint.name for endpoint in endpoints]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            msg = f"ConsumerModule.register() lists an endpoint twice: {', '.join(repeated)}"
+            raise ValueError(msg)
+        return DynamicModule(
+            cls, providers=[singleton(OutboxParts)], extensions=[ConsumerExtension(endpoints)]
+        )

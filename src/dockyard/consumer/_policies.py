@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from dockyard.exceptions import ConcurrencyError, StoreUnavailableError
-from dockyard.outbox import RetryPolicy
+from dockyard.retry import RetryPolicy
 
 __all__ = [
     "ErrorPolicies",
@@ -65,12 +65,14 @@ def retry_inline(times: int, *, delay: float = 0.0, then: ErrorPolicy | None = N
 
 
 def retry_later(
-    max_attempts: int = 5, *, initial_delay: float = 0.5, max_delay: float = 60.0
+    max_attempts: int = 5, *, initial_delay: float = 0.1, max_delay: float = 30.0
 ) -> ErrorPolicy:
-    """Redeliver with exponential backoff; a dead letter after ``max_attempts`` deliveries."""
-    return ErrorPolicy(
-        retry_later=RetryPolicy(max_attempts, initial_delay, max_delay=max_delay, jitter=True)
-    )
+    """Redeliver with exponential backoff; a dead letter after ``max_attempts`` deliveries.
+
+    The waits are a ``RetryPolicy``'s: from ``initial_delay`` doubling up to ``max_delay``,
+    jittered. Build ``ErrorPolicy(retry_later=RetryPolicy(...))`` to choose every field.
+    """
+    return ErrorPolicy(retry_later=RetryPolicy(max_attempts, initial_delay, max_delay=max_delay))
 
 
 def dead_letter() -> ErrorPolicy:
@@ -101,7 +103,7 @@ def _transient() -> Mapping[type[BaseException], ErrorPolicy]:
 
 
 def _default() -> ErrorPolicy:
-    return retry_later(5, initial_delay=0.1, max_delay=30.0)
+    return retry_later()
 
 
 @dataclass(frozen=True, slots=True)

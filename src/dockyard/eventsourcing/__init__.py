@@ -12,7 +12,7 @@ from dockyard.eventsourcing._repository import (
     DeciderRepository,
     EventPublisher,
 )
-from dockyard.eventsourcing._retry import ConflictRetry, retry_on_conflict
+from dockyard.eventsourcing._retry import retry_on_conflict
 from dockyard.eventsourcing._store import (
     ANY,
     MAX_STREAM_ID_LENGTH,
@@ -39,7 +39,6 @@ __all__ = [
     "Aggregate",
     "AggregateRepository",
     "AppendResult",
-    "ConflictRetry",
     "Decider",
     "DeciderRepository",
     "EventMetadata",

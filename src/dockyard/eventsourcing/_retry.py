@@ -4,67 +4,44 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 from dockyard.exceptions import ConcurrencyError
+from dockyard.retry import RetryPolicy
 
-__all__ = ["ConflictRetry", "retry_on_conflict"]
+__all__ = ["retry_on_conflict"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True, slots=True)
-class ConflictRetry:
-    """How to retry on :class:`~dockyard.exceptions.ConcurrencyError`.
-
-    Delays grow exponentially from ``base_delay`` up to ``max_delay``, each drawn uniformly from
-    ``[0, delay]`` ("full jitter"), so competing writers spread out instead of colliding again.
-    """
-
-    attempts: int = 5
-    base_delay: float = 0.005
-    max_delay: float = 0.2
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            msg = f"attempts must be at least 1, got {self.attempts}"
-            raise ValueError(msg)
-        if not 0 <= self.base_delay <= self.max_delay:
-            msg = "delays must satisfy 0 <= base_delay <= max_delay"
-            raise ValueError(msg)
-
-    def delay(self, attempt: int) -> float:
-        """The pause after failed attempt number ``attempt`` (1-based)."""
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
-
-    async def run(self, operation: Callable[[], Awaitable[R]]) -> R:
-        """Run ``operation`` (which must reload what it changes) until it commits or gives up."""
-        for attempt in range(1, self.attempts):
-            try:
-                return await operation()
-            except ConcurrencyError:
-                await asyncio.sleep(self.delay(attempt))
-        return await operation()  # the last attempt's conflict propagates
-
-
 def retry_on_conflict(
-    attempts: int = 5, *, base_delay: float = 0.005, max_delay: float = 0.2
+    max_attempts: int = 5, *, initial_delay: float = 0.005, max_delay: float = 0.2
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Decorate an async function (a command handler's ``handle``) to retry on conflicts.
 
+    On :class:`~dockyard.exceptions.ConcurrencyError` the function runs again, up to
+    ``max_attempts`` runs in all, after a ``RetryPolicy`` wait: from ``initial_delay``
+    doubling up to ``max_delay``, each drawn from ``[0, wait]`` ("full jitter") so competing
+    writers spread out instead of colliding again. The last run's conflict propagates.
+
     The function must load the aggregate itself, so every attempt starts from fresh state.
     """
-    policy = ConflictRetry(attempts, base_delay, max_delay)
+    policy = RetryPolicy(max_attempts, initial_delay, max_delay=max_delay)
 
     def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            return await policy.run(lambda: func(*args, **kwargs))
+            attempt = 1
+            while True:
+                try:
+                    return await func(*args, **kwargs)
+                except ConcurrencyError:
+                    if policy.exhausted(attempt):
+                        raise
+                    await asyncio.sleep(policy.delay(attempt))
+                    attempt += 1
 
         return wrapper
 

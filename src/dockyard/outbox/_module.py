@@ -1,4 +1,4 @@
-"""``OutboxModule``: routes, the outbox, the inbox, the relay and consumers of an app."""
+"""``OutboxModule``: routes, the outbox, the inbox, dead letters and the relay of an app."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from dockyard.modules import (
     module,
 )
 from dockyard.outbox._backend import OutboxBackend
-from dockyard.outbox._consumer import Consume, Consumer
 from dockyard.outbox._dead_letters import DeadLetters
 from dockyard.outbox._outbox import Outbox
 from dockyard.outbox._relay import OutboxRelay
@@ -39,7 +38,7 @@ class _Deferred:
 
     __slots__ = ("_build", "_name")
 
-    reports_health = True  # the relay and consumers say when they work (worker supervision)
+    reports_health = True  # the relay says when it works (worker supervision)
 
     def __init__(self, name: str, build: Callable[[], Awaitable[BackgroundService]]) -> None:
         self._name = name
@@ -58,13 +57,12 @@ class _Deferred:
 
 
 class OutboxExtension(ProvidesBackgroundServices):
-    """Gives the worker the relay and one consumer per subscription."""
+    """Gives the worker the relay."""
 
-    __slots__ = ("config", "consumers", "run_relay")
+    __slots__ = ("config", "run_relay")
 
-    def __init__(self, config: OutboxConfig, consumers: Sequence[Consume], *, run_relay: bool):
+    def __init__(self, config: OutboxConfig, *, run_relay: bool) -> None:
         self.config = config
-        self.consumers = tuple(consumers)
         self.run_relay = run_relay
 
     def background_services(self, app: App) -> Sequence[BackgroundService]:
@@ -78,26 +76,9 @@ class OutboxExtension(ProvidesBackgroundServices):
             store, transport = await get(OutboxStore), await get(Transport)
             return OutboxRelay(store, transport, config.relay)
 
-        def consumer(spec: Consume) -> Callable[[], Awaitable[BackgroundService]]:
-            async def build() -> BackgroundService:
-                for info in app.messages.messages:  # every type some handler here accepts
-                    config.serializer.registry.register(info.message_type)
-                return Consumer(
-                    spec,
-                    await get(Transport),
-                    open_scope=app.scope,
-                    serializer=config.serializer,
-                    store=await get(OutboxStore),
-                    component=component,
-                )
-
-            return build
-
-        services: list[BackgroundService] = []
-        if self.run_relay:
-            services.append(_Deferred("outbox-relay", relay))
-        services.extend(_Deferred(spec.name, consumer(spec)) for spec in self.consumers)
-        return services
+        if not self.run_relay:
+            return []
+        return [_Deferred("outbox-relay", relay)]
 
 
 @module()
@@ -105,8 +86,9 @@ class OutboxModule:
     """Reliable delivery for an app: register it once, at the root.
 
     Exports (to every module: it is global) ``Outbox``, ``Inbox``, ``DeadLetters``,
-    ``OutboxStore`` and ``Transport``. Gives the worker (``dockyard worker``,
-    ``app.run_worker()``) the relay and one consumer per ``consume(...)``.
+    ``OutboxStore``, ``Transport`` and ``OutboxConfig``. Gives the worker (``dockyard worker``,
+    ``app.run_worker()``) the relay. To receive messages, add
+    ``dockyard.consumer.ConsumerModule.register(endpoints=[listen(...)])``.
     """
 
     @classmethod
@@ -116,7 +98,6 @@ class OutboxModule:
         transport: Transport,
         backend: OutboxBackend | None = None,
         routes: Iterable[type] = (),
-        consumers: Iterable[Consume] = (),
         relay: RelaySettings | None = None,
         run_relay: bool = True,
         serializer: Serializer | None = None,
@@ -125,16 +106,15 @@ class OutboxModule:
         """Configure the outbox.
 
         Args:
-            transport: Where the relay publishes and consumers receive.
+            transport: Where the relay publishes and ``ConsumerModule``'s consumers receive.
             backend: ``InMemoryOutboxBackend()`` (the default) or
                 ``dockyard.sql.SqlOutboxBackend()`` (outbox rows in the unit of work).
             routes: App-wide routes (``route(E).to(...)``); modules may list their own in
                 ``handlers=[...]``.
-            consumers: Subscriptions of this app (``consume(destination, group=...)``).
             relay: Batching, polling, retries and retention of the relay.
             run_relay: Give the worker a relay (turn off in an app that only consumes).
             serializer: Encodes outgoing and decodes incoming messages; a new one by default.
-            imports: Modules the backend or the consumers' handlers need.
+            imports: Modules the backend needs.
 
         Raises:
             InvalidRouteError: Something in ``routes`` was not made by ``route(...).to(...)``.
@@ -157,8 +137,8 @@ class OutboxModule:
                 singleton(DeadLetters),
             ],
             imports=[*backend.imports(), *imports],
-            exports=[Outbox, Inbox, DeadLetters, OutboxStore, Transport],
-            extensions=[OutboxExtension(config, tuple(consumers), run_relay=run_relay)],
+            exports=[Outbox, Inbox, DeadLetters, OutboxStore, Transport, OutboxConfig],
+            extensions=[OutboxExtension(config, run_relay=run_relay)],
             handlers=routes,
             is_global=True,
         )

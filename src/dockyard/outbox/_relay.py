@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from dockyard.exceptions import StoreUnavailableError, TransportUnavailableError
 from dockyard.modules._supervisor import service_degraded, service_running
 from dockyard.outbox._message import OutboxMessage
-from dockyard.outbox._retry import RetryPolicy
 from dockyard.outbox._settings import RelaySettings
 from dockyard.outbox._store import ClaimedBatch, OutboxStore
+from dockyard.retry import RetryPolicy
 from dockyard.transport._port import BatchPublisher, BatchPublishError, Transport
 
 __all__ = ["OutboxRelay", "RelayResult"]

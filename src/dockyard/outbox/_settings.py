@@ -1,13 +1,17 @@
-"""Settings of the relay and the consumers, and the app-wide outbox configuration."""
+"""Settings of the relay, and the app-wide outbox configuration."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dockyard.outbox._retry import RetryPolicy
+from dockyard.retry import RetryPolicy
 from dockyard.serialization import Serializer
 
 __all__ = ["OutboxConfig", "RelaySettings"]
+
+
+def _relay_retry() -> RetryPolicy:
+    return RetryPolicy(max_attempts=10, initial_delay=0.5, max_delay=300.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +29,9 @@ class RelaySettings:
     SQLite, or the in-memory store)."""
     idle_poll_interval: float = 5.0
     """With PostgreSQL ``LISTEN``: the safety poll while no notice arrives."""
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    """How a message the transport refused is retried, and when it becomes a dead letter."""
+    retry: RetryPolicy = field(default_factory=_relay_retry)
+    """How a message the transport refused is retried, and when it becomes a dead letter:
+    10 attempts, waits from 0.5 s doubling up to 300 s, jittered."""
     outage_pause: float = 0.5
     """Seconds the relay pauses when the transport is unavailable (the broker cannot be
     reached: ``TransportUnavailableError``). Such a failure is not the message's: no attempt

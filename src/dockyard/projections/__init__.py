@@ -25,7 +25,7 @@ from dockyard.projections._module import ProjectionsModule
 from dockyard.projections._notify import EventNotifier
 from dockyard.projections._projection import Projection, handles
 from dockyard.projections._runner import CatchUpRunner
-from dockyard.projections._settings import RetryPolicy, RunnerSettings
+from dockyard.projections._settings import RunnerSettings
 
 __all__ = [
     "CatchUpRunner",
@@ -41,7 +41,6 @@ __all__ = [
     "ProjectionStatus",
     "ProjectionsModule",
     "RebuildProgress",
-    "RetryPolicy",
     "RunnerSettings",
     "handles",
 ]

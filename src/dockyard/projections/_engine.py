@@ -19,12 +19,14 @@ from dockyard.projections._log import held_back_by, log_heads
 from dockyard.projections._projection import Projection, Target
 from dockyard.projections._settings import RunnerSettings
 
-__all__ = ["Engine", "LocalState", "Outcome", "Step"]
+__all__ = ["Engine", "LocalState", "Step", "StepOutcome"]
 
 logger = logging.getLogger("dockyard.projections")
 
 
-class Outcome(enum.Enum):
+class StepOutcome(enum.Enum):
+    """What one step of a catch-up runner did (internal: not ``dockyard.consumer.Outcome``)."""
+
     APPLIED = "applied"
     """Events were applied (or the checkpoint moved past events of other types)."""
     IDLE = "idle"
@@ -39,7 +41,7 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    outcome: Outcome
+    outcome: StepOutcome
     checkpoint: Checkpoint
     applied: int = 0
     batch: int = 0
@@ -136,18 +138,18 @@ class Engine:
         head, committed = await log_heads(store)
         checkpoint = await checkpoints.load(target.name)
         if checkpoint.failure is not None:
-            return Step(Outcome.PARKED, checkpoint)
+            return Step(StepOutcome.PARKED, checkpoint)
         events = await store.read_all(checkpoint.position, limit, target.event_types)
         if not events and head <= checkpoint.position:
             blocker = await held_back_by(store) if committed > head else None
             self._held_back(local, blocker)
-            return Step(Outcome.IDLE, checkpoint)
+            return Step(StepOutcome.IDLE, checkpoint)
         self._held_back(local, None)
         locked = await checkpoints.lock(target.name)
         if locked.position != checkpoint.position or locked.failure is not None:
             if uow is not None:
                 await uow.rollback()
-            return Step(Outcome.CONFLICT, locked)
+            return Step(StepOutcome.CONFLICT, locked)
         instance = await self.get(scope, target.cls)
         applied, last = 0, checkpoint.position
         try:
@@ -170,7 +172,7 @@ class Engine:
         await checkpoints.save(saved)
         if uow is not None:
             await uow.commit()
-        return Step(Outcome.APPLIED, saved, applied, len(events), last_read=last)
+        return Step(StepOutcome.APPLIED, saved, applied, len(events), last_read=last)
 
     def _held_back(self, local: LocalState, blocker: OpenAppend | None) -> None:
         """Remember who holds the projection back; warn once when it lasts, say when it ends."""
@@ -208,7 +210,13 @@ class Engine:
         if uow is not None:
             await uow.rollback()
             return Step(
-                Outcome.FAILED, locked, 0, len(events), failed, events[-1].global_position, error
+                StepOutcome.FAILED,
+                locked,
+                0,
+                len(events),
+                failed,
+                events[-1].global_position,
+                error,
             )
         # No transaction to roll back (a read model in memory): what was applied stays applied,
         # so the checkpoint must say so or those events would be applied twice.
@@ -217,7 +225,13 @@ class Engine:
             kept = replace(kept, position=last)
         await checkpoints.save(kept)
         return Step(
-            Outcome.FAILED, kept, applied, len(events), failed, events[-1].global_position, error
+            StepOutcome.FAILED,
+            kept,
+            applied,
+            len(events),
+            failed,
+            events[-1].global_position,
+            error,
         )
 
     # -- operations on the checkpoint, each in its own transaction under the fence ----------

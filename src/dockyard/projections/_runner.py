@@ -21,7 +21,7 @@ from dockyard.exceptions import (
     UnknownEventTypeError,
 )
 from dockyard.modules._supervisor import backoff, service_degraded, service_running
-from dockyard.projections._engine import Engine, LocalState, Outcome, Step, describe
+from dockyard.projections._engine import Engine, LocalState, Step, StepOutcome, describe
 from dockyard.projections._leases import LeaseStore
 from dockyard.projections._notify import EventNotifier
 
@@ -219,7 +219,7 @@ class _Worker:
                 self.outages = 0
                 self.local.last_error = None
             service_running()
-            if step.outcome is Outcome.APPLIED:
+            if step.outcome is StepOutcome.APPLIED:
                 self.attempts, self.poll = 0, _FIRST_POLL
                 self.local.last_error = None
                 if (
@@ -227,13 +227,13 @@ class _Worker:
                     and step.checkpoint.position >= self.isolate_until
                 ):
                     self.isolate_until = None
-            elif step.outcome is Outcome.CONFLICT:
+            elif step.outcome is StepOutcome.CONFLICT:
                 await _wait_any(self.stops, _FIRST_POLL)
-            elif step.outcome is Outcome.FAILED:
+            elif step.outcome is StepOutcome.FAILED:
                 await self._failed(step)
             elif self.until_idle:  # IDLE or PARKED
                 return
-            elif step.outcome is Outcome.PARKED:
+            elif step.outcome is StepOutcome.PARKED:
                 await _wait_any(self.waits, settings.idle_poll_interval)
             else:
                 await self._idle()

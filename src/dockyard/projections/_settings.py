@@ -4,30 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["RetryPolicy", "RunnerSettings"]
+from dockyard.retry import RetryPolicy
+
+__all__ = ["RunnerSettings"]
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often a failing event is retried before the projection parks on it."""
-
-    max_attempts: int = 5
-    initial_delay: float = 0.1
-    """Seconds before the second attempt; each later wait is ``multiplier`` times longer."""
-    multiplier: float = 2.0
-    max_delay: float = 5.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            msg = f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}"
-            raise ValueError(msg)
-        if self.initial_delay < 0 or self.max_delay < 0 or self.multiplier < 1:
-            msg = "RetryPolicy delays must be >= 0 and its multiplier >= 1"
-            raise ValueError(msg)
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        return float(min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1)))
+def _runner_retry() -> RetryPolicy:
+    return RetryPolicy(max_attempts=5, initial_delay=0.1, max_delay=5.0, jitter=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +26,9 @@ class RunnerSettings:
     """Longest wait between polls when there is no notifier (and in a burst after a notice)."""
     idle_poll_interval: float = 5.0
     """With a notifier (PostgreSQL ``LISTEN``): the safety poll while nothing is notified."""
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = field(default_factory=_runner_retry)
+    """How often a failing event is retried before the projection parks on it: 5 attempts,
+    waits from 0.1 s doubling up to 5 s (no jitter: one runner holds a projection's lease)."""
     held_back_warning: float = 30.0
     """Seconds an open transaction that appended may hold the projection back (PostgreSQL)
     before the runner logs a warning naming it (once; an info line when it ends)."""

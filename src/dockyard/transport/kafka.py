@@ -40,7 +40,8 @@ class KafkaTransport(FastStreamTransport):
     Example:
         ```text
         transport = KafkaTransport("localhost:9092")
-        OutboxModule.register(transport=transport, consumers=[consume("orders", group="billing")])
+        OutboxModule.register(transport=transport)
+        ConsumerModule.register(endpoints=[listen("orders", group="billing")])
         ```
     """
 

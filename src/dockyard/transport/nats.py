@@ -90,7 +90,8 @@ class NatsTransport(FastStreamTransport):
     Example:
         ```text
         transport = NatsTransport("nats://localhost:4222")
-        OutboxModule.register(transport=transport, consumers=[consume("orders", group="billing")])
+        OutboxModule.register(transport=transport)
+        ConsumerModule.register(endpoints=[listen("orders", group="billing")])
         ```
     """
 

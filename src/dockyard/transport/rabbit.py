@@ -68,7 +68,8 @@ class RabbitTransport(FastStreamTransport):
     Example:
         ```text
         transport = RabbitTransport("amqp://guest:guest@localhost:5672/")
-        OutboxModule.register(transport=transport, consumers=[consume("orders", group="billing")])
+        OutboxModule.register(transport=transport)
+        ConsumerModule.register(endpoints=[listen("orders", group="billing")])
         ```
     """
 

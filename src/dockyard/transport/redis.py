@@ -50,7 +50,8 @@ class RedisTransport(FastStreamTransport):
     Example:
         ```text
         transport = RedisTransport("redis://localhost:6379")
-        OutboxModule.register(transport=transport, consumers=[consume("orders", group="billing")])
+        OutboxModule.register(transport=transport)
+        ConsumerModule.register(endpoints=[listen("orders", group="billing")])
         ```
     """
 

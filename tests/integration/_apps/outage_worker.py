@@ -28,8 +28,9 @@ from dockyard.consumer import ConsumerModule, listen
 from dockyard.eventsourcing import RecordedEvent
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
-from dockyard.outbox import OutboxModule, RelaySettings, RetryPolicy
+from dockyard.outbox import OutboxModule, RelaySettings
 from dockyard.projections import Projection, ProjectionsModule, RunnerSettings, handles
+from dockyard.retry import RetryPolicy
 from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.sql import SqlModule, SqlOutboxBackend, UnitOfWork
 from dockyard.transport import Transport

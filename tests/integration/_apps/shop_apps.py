@@ -21,7 +21,8 @@ from dockyard.app import App
 from dockyard.consumer import ConsumerModule, listen
 from dockyard.messaging import Command, CommandHandler, Event, EventHandler, IPublisher
 from dockyard.modules import module
-from dockyard.outbox import OutboxModule, RelaySettings, RetryPolicy, route
+from dockyard.outbox import OutboxModule, RelaySettings, route
+from dockyard.retry import RetryPolicy
 from dockyard.sql import SqlModule, SqlOutboxBackend, UnitOfWork
 from dockyard.transport import Transport
 from integration._apps.services import NATS_URL, POSTGRES_URL, engine_options, rabbit_url

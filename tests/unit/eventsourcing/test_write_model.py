@@ -6,10 +6,10 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
+from dockyard.eventsourcing import retry_on_conflict
 from dockyard.eventsourcing._aggregate import Aggregate, applies
 from dockyard.eventsourcing._decider import Decider
 from dockyard.eventsourcing._repository import AggregateRepository, DeciderRepository
-from dockyard.eventsourcing._retry import ConflictRetry, retry_on_conflict
 from dockyard.eventsourcing.memory import InMemoryEventStore, InMemorySnapshotStore
 from dockyard.exceptions import AggregateNotFoundError, ConcurrencyError, MissingApplierError
 from dockyard.testing._specs import AggregateSpec, DeciderSpec, SpecFailedError
@@ -194,7 +194,7 @@ async def test_retry_reloads_and_commits_under_contention() -> None:
     tipped = AggregateRepository(store, aggregate_type=Tipped)
     attempts: list[int] = []
 
-    @retry_on_conflict(attempts=50, base_delay=0.0005, max_delay=0.005)
+    @retry_on_conflict(50, initial_delay=0.0005, max_delay=0.005)
     async def add_tip() -> None:
         attempts.append(1)
         current = await tipped.get("o1")
@@ -210,15 +210,16 @@ async def test_retry_reloads_and_commits_under_contention() -> None:
 async def test_retry_gives_up_after_the_last_attempt() -> None:
     calls: list[int] = []
 
+    @retry_on_conflict(3, initial_delay=0, max_delay=0)
     async def always_conflicts() -> None:
         calls.append(1)
         raise ConcurrencyError("Order-o1", 1, 2)
 
     with pytest.raises(ConcurrencyError):
-        await ConflictRetry(attempts=3, base_delay=0, max_delay=0).run(always_conflicts)
+        await always_conflicts()
     assert len(calls) == 3
-    with pytest.raises(ValueError, match="attempts must be at least 1"):
-        ConflictRetry(attempts=0)
+    with pytest.raises(ValueError, match=r"RetryPolicy\.max_attempts must be >= 1, got 0"):
+        retry_on_conflict(0)
 
 
 async def test_snapshots_every_n_events_and_fall_back_to_replay() -> None:

@@ -9,18 +9,15 @@ from dataclasses import dataclass
 import pytest
 
 from dockyard.app import App
+from dockyard.consumer import Consumer, ConsumerModule, ErrorPolicies, Outcome, listen, retry_later
 from dockyard.exceptions import DeadLetterNotFoundError, InvalidRouteError
 from dockyard.messaging import Command, Event, EventHandler, IPublisher, RequestHandler
 from dockyard.modules import module
 from dockyard.outbox import (
-    ConsumeOutcome,
-    Consumer,
     DeadLetters,
     Outbox,
     OutboxModule,
     OutboxStatus,
-    RetryPolicy,
-    consume,
     route,
     route_of,
 )
@@ -103,7 +100,7 @@ class Apps:
 async def apps() -> AsyncIterator[Apps]:
     transport = InMemoryTransport()
     backend, consumer_backend = InMemoryOutboxBackend(), InMemoryOutboxBackend()
-    fast = RetryPolicy(max_attempts=3, initial_delay=0.0)
+    fast = ErrorPolicies(default=retry_later(3, initial_delay=0.0))
 
     @module(
         handlers=[
@@ -128,15 +125,13 @@ async def apps() -> AsyncIterator[Apps]:
     @module(
         handlers=[OnPlaced, OnReserve],
         imports=[
-            OutboxModule.register(
-                transport=transport,
-                backend=consumer_backend,
-                consumers=[
-                    consume("orders", group="billing", retry=fast),
-                    consume("inventory", group="stock", retry=fast),
-                ],
-                run_relay=False,
-            )
+            OutboxModule.register(transport=transport, backend=consumer_backend, run_relay=False),
+            ConsumerModule.register(
+                endpoints=[
+                    listen("orders", group="billing", policies=fast),
+                    listen("inventory", group="stock", policies=fast),
+                ]
+            ),
         ],
     )
     class Billing: ...
@@ -237,7 +232,7 @@ class FakeDelivery(Delivery):
 async def consumer_of(apps: Apps) -> Consumer:
     services = apps.consumer.background_services()
     assert [s.name for s in services] == ["consumer:orders:billing", "consumer:inventory:stock"]
-    built = await services[0]._build()  # type: ignore[attr-defined]
+    built = await services[0].build()  # type: ignore[attr-defined]
     assert isinstance(built, Consumer)
     return built
 
@@ -254,10 +249,10 @@ async def test_bad_input_becomes_a_dead_letter_and_the_consumer_goes_on(
 ) -> None:
     consumer = await consumer_of(apps)
     bad = FakeDelivery(TransportMessage("bad-1", "orders", type_name, payload))
-    assert await consumer.handle(bad) is ConsumeOutcome.DEAD
+    assert await consumer.handle(bad) is Outcome.DEAD
     assert bad.outcome == "ack"
     good = FakeDelivery(TransportMessage("ok-1", "orders", "OrderPlaced", b'{"order_id":"o"}'))
-    assert await consumer.handle(good) is ConsumeOutcome.HANDLED
+    assert await consumer.handle(good) is Outcome.HANDLED
     dead = await apps.consumer.get(DeadLetters)
     [letter] = await dead.list()
     assert letter.message_id == "bad-1"
@@ -272,10 +267,10 @@ async def test_a_failing_handler_is_retried_then_dead_lettered_then_replayed(
     RECORDER.failures = 3
     message = TransportMessage("m-1", "orders", "OrderPlaced", b'{"order_id":"o-1"}')
     first = FakeDelivery(message, attempt=1)
-    assert await consumer.handle(first) is ConsumeOutcome.RETRY
+    assert await consumer.handle(first) is Outcome.RETRY
     assert first.outcome == "nack after 0s"
-    assert await consumer.handle(FakeDelivery(message, attempt=2)) is ConsumeOutcome.RETRY
-    assert await consumer.handle(FakeDelivery(message, attempt=3)) is ConsumeOutcome.DEAD
+    assert await consumer.handle(FakeDelivery(message, attempt=2)) is Outcome.RETRY
+    assert await consumer.handle(FakeDelivery(message, attempt=3)) is Outcome.DEAD
     dead_letters = await apps.consumer.get(DeadLetters)
     [letter] = await dead_letters.list()
     assert letter.last_error == "consumer:orders:billing: ValueError: stock service down"

@@ -27,9 +27,9 @@ from dockyard.outbox import (
     OutboxRelay,
     OutboxStatus,
     RelaySettings,
-    RetryPolicy,
 )
 from dockyard.outbox.memory import InMemoryOutboxStore
+from dockyard.retry import RetryPolicy
 from dockyard.transport import BatchPublisher, Subscription, Transport, TransportMessage
 from dockyard.transport.memory import InMemoryTransport
 
@@ -172,15 +172,6 @@ async def test_the_last_attempt_makes_a_dead_letter_and_its_key_moves_on() -> No
     dead = await store.dead_letters()
     assert [(d.message_id, d.attempts, d.status) for d in dead] == [("m-0", 3, OutboxStatus.DEAD)]
     assert [m.message_id for m in transport.log] == ["m-1"]
-
-
-def test_backoff_grows_exponentially_within_its_cap_and_jitters() -> None:
-    policy = RetryPolicy(initial_delay=1.0, multiplier=2.0, max_delay=5.0, jitter=False)
-    assert [policy.delay(n) for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
-    jittered = RetryPolicy(initial_delay=1.0, max_delay=5.0)
-    draws = {jittered.delay(3, random.Random(seed)) for seed in range(20)}
-    assert len(draws) == 20
-    assert all(0.0 <= d <= 4.0 for d in draws)
 
 
 @settings(max_examples=40, deadline=None)

@@ -29,10 +29,10 @@ from dockyard.projections import (
     ProjectionControl,
     ProjectionsModule,
     ProjectionState,
-    RetryPolicy,
     RunnerSettings,
     handles,
 )
+from dockyard.retry import RetryPolicy
 from dockyard.serialization import Serializer, TypeRegistry, event_type
 from dockyard.testing import wait_for_projections
 

@@ -1,4 +1,4 @@
-"""Listeners: error policies per handler and exception type, malformed messages, concurrency."""
+"""Consumers: error policies per handler and exception type, malformed messages, concurrency."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 from dockyard.app import App
 from dockyard.consumer import (
+    Consumer,
     ConsumerModule,
     ErrorPolicies,
-    Listener,
     Outcome,
     discard,
     listen,
@@ -20,6 +20,7 @@ from dockyard.consumer import (
     retry_inline,
     retry_later,
 )
+from dockyard.exceptions import MissingProviderError, ModuleConfigurationError
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
 from dockyard.outbox import DeadLetters, OutboxModule
@@ -99,12 +100,12 @@ async def app() -> AsyncIterator[App]:
         yield built
 
 
-async def listener_of(app: App) -> Listener:
+async def consumer_of(app: App) -> Consumer:
     services = {s.name: s for s in app.background_services()}
-    assert sorted(services) == ["listener:payments:billing", "outbox-relay"]
-    service = services["listener:payments:billing"]
+    assert sorted(services) == ["consumer:payments:billing", "outbox-relay"]
+    service = services["consumer:payments:billing"]
     built = await service.build()  # type: ignore[attr-defined]
-    assert isinstance(built, Listener)
+    assert isinstance(built, Consumer)
     return built
 
 
@@ -119,41 +120,41 @@ async def dead_reasons(app: App) -> dict[str, str]:
 
 
 async def test_a_handler_policy_discards_its_exception_type(app: App) -> None:
-    listener = await listener_of(app)
+    consumer = await consumer_of(app)
     ChargeCard.failures_left = 1
     delivery = FakeDelivery(payment("o-1", "declined"))
-    assert await listener.handle(delivery) is Outcome.DISCARDED
+    assert await consumer.handle(delivery) is Outcome.DISCARDED
     assert (delivery.outcome, CALLS, await dead_reasons(app)) == ("ack", ["o-1"], {})
 
 
 async def test_inline_retries_run_before_a_later_retry(app: App) -> None:
-    listener = await listener_of(app)
+    consumer = await consumer_of(app)
     ChargeCard.failures_left = 2  # two inline retries are enough
     delivery = FakeDelivery(payment("o-2", "down"))
-    assert await listener.handle(delivery) is Outcome.HANDLED
+    assert await consumer.handle(delivery) is Outcome.HANDLED
     assert (delivery.outcome, CALLS) == ("ack", ["o-2"] * 3)
 
     ChargeCard.failures_left = 3  # inline retries run out: redelivered later
     delivery = FakeDelivery(payment("o-3", "down"))
-    assert await listener.handle(delivery) is Outcome.RETRY
+    assert await consumer.handle(delivery) is Outcome.RETRY
     assert delivery.outcome == "nack"
 
 
 async def test_retries_later_then_dead_letters_after_max_attempts(app: App) -> None:
-    listener = await listener_of(app)
+    consumer = await consumer_of(app)
     ChargeCard.failures_left = 100
     message = payment("o-4", "down")
-    assert await listener.handle(FakeDelivery(message, attempt=2)) is Outcome.RETRY
-    assert await listener.handle(FakeDelivery(message, attempt=3)) is Outcome.DEAD
+    assert await consumer.handle(FakeDelivery(message, attempt=2)) is Outcome.RETRY
+    assert await consumer.handle(FakeDelivery(message, attempt=3)) is Outcome.DEAD
     assert await dead_reasons(app) == {"m-o-4": "consumer:payments:billing: GatewayDown: o-4"}
 
 
 async def test_other_errors_follow_the_endpoint_default(app: App) -> None:
-    listener = await listener_of(app)
+    consumer = await consumer_of(app)
     ChargeCard.failures_left = 100
     message = payment("o-5", "bug")
-    assert await listener.handle(FakeDelivery(message, attempt=1)) is Outcome.RETRY
-    assert await listener.handle(FakeDelivery(message, attempt=2)) is Outcome.DEAD
+    assert await consumer.handle(FakeDelivery(message, attempt=1)) is Outcome.RETRY
+    assert await consumer.handle(FakeDelivery(message, attempt=2)) is Outcome.DEAD
     assert CALLS == ["o-5", "o-5"]  # no inline retry for them
 
 
@@ -182,7 +183,10 @@ def test_safe_defaults_retry_transient_errors_longer() -> None:
             TransportMessage("bad-3", "payments", "PaymentRequested", b"x" * (10 * 1024 * 1024)),
             "its payload of 10,485,760 bytes is over the endpoint's max_payload (4,194,304)",
         ),
-        (TransportMessage("bad-4", "payments", "Refunded", b"{}"), "Unknown event type `Refunded`"),
+        (
+            TransportMessage("bad-4", "payments", "Refunded", b"{}"),
+            "unknown message type `Refunded`: no handler of this app takes it",
+        ),
         (
             TransportMessage("bad-5", "payments", "PaymentRequested", b"{not json"),
             "cannot be decoded",
@@ -192,19 +196,18 @@ def test_safe_defaults_retry_transient_errors_longer() -> None:
 async def test_malformed_messages_become_dead_letters_with_the_reason(
     app: App, message: TransportMessage, reason: str
 ) -> None:
-    listener = await listener_of(app)
+    consumer = await consumer_of(app)
     delivery = FakeDelivery(message)
-    assert await listener.handle(delivery) is Outcome.DEAD
+    assert await consumer.handle(delivery) is Outcome.DEAD
     assert delivery.outcome == "ack"
     assert reason in (await dead_reasons(app))[message.message_id]
-    assert await listener.handle(FakeDelivery(payment("after"))) is Outcome.HANDLED
+    assert await consumer.handle(FakeDelivery(payment("after"))) is Outcome.HANDLED
 
 
-async def test_the_listener_handles_up_to_its_concurrency_at_once_and_dedupes(app: App) -> None:
+async def test_the_consumer_handles_up_to_its_concurrency_at_once_and_dedupes(app: App) -> None:
     transport = InMemoryTransport()
-    listener = await listener_of(app)
-    listener.transport = transport
-    listener._consumer.transport = transport
+    consumer = await consumer_of(app)
+    consumer.transport = transport
     running, peak = 0, 0
     release = asyncio.Event()
     original = ChargeCard.handle
@@ -224,7 +227,7 @@ async def test_the_listener_handles_up_to_its_concurrency_at_once_and_dedupes(ap
             await transport.publish(payment(f"c-{n}"))
         await transport.publish(payment("c-0"))  # a duplicate (same message id)
         stop = asyncio.Event()
-        task = asyncio.create_task(listener.run(stop))
+        task = asyncio.create_task(consumer.run(stop))
         for _ in range(100):
             await asyncio.sleep(0.01)
             if peak == 4:
@@ -240,3 +243,24 @@ async def test_the_listener_handles_up_to_its_concurrency_at_once_and_dedupes(ap
         ChargeCard.handle = original  # type: ignore[method-assign]
     assert peak == 4
     assert sorted(CALLS) == sorted(f"c-{n}" for n in range(8))
+
+
+def test_endpoints_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"listen\(\) needs a destination and a group"):
+        listen("payments", group="")
+    with pytest.raises(ValueError, match=r"Endpoint\.concurrency and max_payload must be >= 1"):
+        listen("payments", group="billing", concurrency=0)
+    with pytest.raises(ValueError, match="lists an endpoint twice: consumer:payments:billing"):
+        ConsumerModule.register(
+            endpoints=[listen("payments", group="billing"), listen("payments", group="billing")]
+        )
+
+
+def test_an_app_with_consumers_but_no_outbox_module_does_not_build() -> None:
+    @module(imports=[ConsumerModule.register(endpoints=[listen("payments", group="billing")])])
+    class Payments: ...
+
+    with pytest.raises(ModuleConfigurationError) as caught:
+        App.build(Payments)
+    assert [type(p) for p in caught.value.problems] == [MissingProviderError] * 3
+    assert "Module `ConsumerModule` needs `OutboxStore` (for `OutboxParts`)" in str(caught.value)

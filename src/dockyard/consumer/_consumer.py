@@ -1,10 +1,16 @@
-"""``Listener``: one endpoint's consumer with a concurrency limit and error policies.
+"""``Consumer``: the background service that receives one endpoint's messages.
 
-It builds on ``dockyard.outbox.Consumer`` (decode, inbox dedupe, dispatch in a fresh scope,
-dead letters) and adds what a broker endpoint needs: up to ``concurrency`` messages handled
-at once, per-handler and per-exception error policies, and a guard that turns malformed
-messages (no type header, unknown type, undecodable payload, oversized payload) into dead
-letters with the reason, without stopping the endpoint.
+For each delivery it checks the envelope, decodes the payload, opens a scope, records
+``(message id, group)`` in the inbox and — only if that is new — hands the message to the
+mediator (``publish`` for an event, ``send`` for a command). The scope commits the inbox
+record and the handlers' effects together, so a redelivered message (the relay crashed after
+publishing, or the consumer after handling) has its effect once.
+
+Up to ``Endpoint.concurrency`` deliveries are handled at once. When handlers raise, the
+endpoint's error policies (and the handler's ``@on_error``) decide: retry inline, redeliver
+later with backoff, dead-letter or discard. Malformed messages (no type header, unknown type,
+undecodable or oversized payload) become dead letters with the reason at once, and the
+consumer goes on.
 """
 
 from __future__ import annotations
@@ -13,83 +19,46 @@ import asyncio
 import contextlib
 import enum
 import logging
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from dockyard.consumer._policies import ErrorPolicies, Exhausted, failing_handler
-from dockyard.exceptions import MessageRejectedError, UnknownEventTypeError
+from dishka import AsyncContainer
+
+from dockyard.consumer._endpoint import Endpoint
+from dockyard.consumer._policies import Exhausted, failing_handler
+from dockyard.exceptions import MessageRejectedError
+from dockyard.messaging import IMessageBus, Request
 from dockyard.modules._supervisor import is_outage, service_running
-from dockyard.outbox import Consume, Consumer, OutboxStore
-from dockyard.outbox._consumer import ScopeFactory
+from dockyard.outbox import Inbox, OutboxMessage, OutboxStatus, OutboxStore
 from dockyard.serialization import Serializer
 from dockyard.serialization._serializer import DECODE_ERRORS
-from dockyard.transport import Delivery, Transport
+from dockyard.transport import CAUSATION_ID, CORRELATION_ID, Delivery, Transport
 
-__all__ = ["Endpoint", "Listener", "Outcome", "listen"]
+__all__ = ["Consumer", "Outcome", "ScopeFactory"]
 
 logger = logging.getLogger("dockyard.consumer")
 
-DEFAULT_MAX_PAYLOAD = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """What an app receives: ``destination``'s messages, as consumer group ``group``.
-
-    Attributes:
-        destination: As the producer routes it (``route(E).to("rabbit://orders")``).
-        group: The consumer group (each group gets every message; its consumers share them).
-        concurrency: Messages handled at once (the subscription's prefetch). Above 1, the
-            broker hands messages out concurrently: per-key order holds only at 1.
-        policies: What to do when a handler raises.
-        max_payload: Bigger payloads are dead letters, not decoded.
-    """
-
-    destination: str
-    group: str
-    concurrency: int = 1
-    policies: ErrorPolicies = field(default_factory=ErrorPolicies)
-    max_payload: int = DEFAULT_MAX_PAYLOAD
-
-    def __post_init__(self) -> None:
-        if not self.destination or not self.group:
-            msg = "listen() needs a destination and a group"
-            raise ValueError(msg)
-        if self.concurrency < 1 or self.max_payload < 1:
-            msg = "Endpoint.concurrency and max_payload must be >= 1"
-            raise ValueError(msg)
-
-    @property
-    def name(self) -> str:
-        return f"listener:{self.destination}:{self.group}"
-
-
-def listen(
-    destination: str,
-    *,
-    group: str,
-    concurrency: int = 1,
-    policies: ErrorPolicies | None = None,
-    max_payload: int = DEFAULT_MAX_PAYLOAD,
-) -> Endpoint:
-    """An endpoint for ``ConsumerModule.register(endpoints=[...])``."""
-    return Endpoint(destination, group, concurrency, policies or ErrorPolicies(), max_payload)
+ScopeFactory = Callable[[], AbstractAsyncContextManager[AsyncContainer]]
 
 
 class Outcome(enum.StrEnum):
-    """What happened to one delivery."""
+    """What happened to one delivery (returned by ``Consumer.handle``, for tests and logs)."""
 
     HANDLED = "handled"
     DUPLICATE = "duplicate"
+    """The inbox had it already: the handlers did not run again."""
     RETRY = "retry"
+    """Given back to the broker, redelivered after the policy's backoff."""
     DEAD = "dead"
     DISCARDED = "discarded"
 
 
-class Listener:
-    """A background service running one endpoint (see ``ConsumerModule``)."""
+class Consumer:
+    """A background service running one endpoint (built by ``ConsumerModule``)."""
 
-    __slots__ = ("_consumer", "_serializer", "endpoint", "transport")
+    __slots__ = ("_component", "_open_scope", "_serializer", "_store", "endpoint", "transport")
 
     def __init__(
         self,
@@ -103,22 +72,17 @@ class Listener:
     ) -> None:
         self.endpoint = endpoint
         self.transport = transport
+        self._open_scope = open_scope
         self._serializer = serializer
-        self._consumer = Consumer(
-            Consume(endpoint.destination, endpoint.group),
-            transport,
-            open_scope=open_scope,
-            serializer=serializer,
-            store=store,
-            component=component,
-        )
+        self._store = store
+        self._component = component
 
     @property
     def name(self) -> str:
         return self.endpoint.name
 
     def __repr__(self) -> str:
-        return f"<Listener {self.endpoint.name}>"
+        return f"<Consumer {self.endpoint.name}>"
 
     async def run(self, stop: asyncio.Event) -> None:
         """Handle deliveries, ``concurrency`` at a time, until ``stop``; in-flight ones finish."""
@@ -167,7 +131,7 @@ class Listener:
                 if failed:
                     # An outage, as a rule (handler errors go to the policies): leaving the
                     # subscription gives the unsettled deliveries back; the worker's
-                    # supervisor restarts this listener with backoff.
+                    # supervisor restarts this consumer with backoff.
                     raise failed[0]
             finally:
                 stopped.cancel()
@@ -180,25 +144,32 @@ class Listener:
         problem = self._problem(delivery)
         if problem is not None:
             reason = str(MessageRejectedError(message.message_id, message.destination, problem))
-            return await self._dead(delivery, reason)
+            return await self._dead_letter(delivery, reason)
         entry = self._serializer.registry.get(message.type_name)
         if entry is None:
-            return await self._dead(delivery, str(UnknownEventTypeError(message.type_name)))
+            reason = (
+                f"unknown message type `{message.type_name}`: no handler of this app takes it. "
+                f"Hint: add a handler for it, or stop routing it to `{message.destination}`; "
+                "then replay the dead letter"
+            )
+            return await self._dead_letter(delivery, reason)
         try:
             value = self._serializer.decode_as(entry, message.schema_version, message.payload)
         except DECODE_ERRORS as exc:
-            return await self._dead(delivery, str(exc))
-        return await self._dispatch(value, delivery)
+            return await self._dead_letter(delivery, str(exc))
+        return await self._handle_decoded(value, delivery)
 
-    async def _dispatch(self, value: object, delivery: Delivery) -> Outcome:
+    async def _handle_decoded(self, value: object, delivery: Delivery) -> Outcome:
         message = delivery.message
         inline = 0
         while True:
             try:
-                handled = await self._consumer._dispatch(value, delivery)  # noqa: SLF001
+                handled = await self._dispatch(value, delivery)
             except Exception as exc:
                 if is_outage(exc):
-                    raise  # the database or a broker, not the handler: nothing is counted
+                    # The database (or a broker) is down, not the handler: nothing is
+                    # counted against the message. It goes back when the subscription closes.
+                    raise
                 policy = self.endpoint.policies.for_error(exc, failing_handler(exc))
                 error = f"{type(exc).__name__}: {exc}"
                 if inline < policy.inline_retries:
@@ -221,10 +192,39 @@ class Listener:
                     )  # fmt: skip
                     await delivery.ack()
                     return Outcome.DISCARDED
-                return await self._dead(delivery, error)
+                return await self._dead_letter(delivery, error)
             await delivery.ack()
             service_running()
             return Outcome.HANDLED if handled else Outcome.DUPLICATE
+
+    async def _dispatch(self, value: object, delivery: Delivery) -> bool:
+        """Record the message in the inbox and run its handlers, in one scope; ``False``:
+        the inbox had it already."""
+        message = delivery.message
+        headers = message.headers
+        component = self._component
+        async with self._open_scope() as scope:
+            inbox = await scope.get(Inbox, component=component)
+            if not await inbox.record(message.message_id, self.endpoint.group):
+                return False
+            bus = await scope.get(IMessageBus, component=component)
+            if isinstance(value, Request):
+                await bus.send(
+                    value,
+                    message_id=message.message_id,
+                    correlation_id=headers.get(CORRELATION_ID),
+                    causation_id=headers.get(CAUSATION_ID),
+                    headers=headers,
+                )
+            else:
+                await bus.publish(
+                    value,
+                    message_id=message.message_id,
+                    correlation_id=headers.get(CORRELATION_ID),
+                    causation_id=headers.get(CAUSATION_ID),
+                    headers=headers,
+                )
+        return True
 
     def _problem(self, delivery: Delivery) -> str | None:
         message = delivery.message
@@ -237,6 +237,19 @@ class Listener:
             return f"its payload of {size:,} bytes is over the endpoint's max_payload ({limit:,})"
         return None
 
-    async def _dead(self, delivery: Delivery, reason: str) -> Outcome:
-        await self._consumer._dead_letter(delivery, reason)  # noqa: SLF001
+    async def _dead_letter(self, delivery: Delivery, reason: str) -> Outcome:
+        message = delivery.message
+        logger.error(
+            "%s: message %s (%s) is a dead letter: %s",
+            self.name, message.message_id, message.type_name, reason,
+        )  # fmt: skip
+        dead = OutboxMessage.from_transport(
+            message,
+            created_at=time.time(),
+            status=OutboxStatus.DEAD,
+            attempts=delivery.attempt,
+            last_error=f"{self.name}: {reason}",
+        )
+        await self._store.add_dead_letter(dead)
+        await delivery.ack()
         return Outcome.DEAD
