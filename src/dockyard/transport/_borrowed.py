@@ -86,9 +86,9 @@ def coroutine_taking(*arguments: object) -> Check:
 
 def chosen(transport: object, fast_path: str, problem: str | None) -> bool:
     """Whether ``transport`` takes ``fast_path``: yes unless there is a ``problem``, which is
-    logged as a warning (the caller asks once and keeps the answer)."""
+    logged as a warning (the fast path at INFO; the caller asks once and keeps the answer)."""
     if problem is None:
-        logger.debug("%r: publish_many uses %s", transport, fast_path)
+        logger.info("%r: publish_many uses %s", transport, fast_path)
         return True
     logger.warning(
         "%r: publish_many publishes each message through the client's public API instead of "

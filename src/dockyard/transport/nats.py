@@ -266,7 +266,7 @@ class NatsTransport(FastStreamTransport):
     def _fast_path(self, connection: Any) -> bool:
         """Whether ``publish_many`` may write with nats-py's private methods (asked once)."""
         if self._fast_waves is None:
-            self._fast_waves = chosen(self, _FAST_PATH, nats_problem(connection))
+            self._fast_waves = chosen(self, _FAST_PATH, _nats_problem(connection))
         return self._fast_waves
 
     async def _publish_wave_by_client(
@@ -381,7 +381,7 @@ _CLIENT: dict[str, Check] = {
 """What ``_publish_wave`` uses of a nats-py client, and how it must look."""
 
 
-def nats_problem(client: object) -> str | None:
+def _nats_problem(client: object) -> str | None:
     """Why the fast path must not write on ``client`` (nats-py's); ``None`` if it may."""
     problem = release_problem("nats-py", release("nats-py"), *_NATS_PY_RELEASES)
     return problem if problem is not None else shape_problem(client, _CLIENT)

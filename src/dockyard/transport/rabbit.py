@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -250,7 +249,7 @@ class RabbitTransport(FastStreamTransport):
         """Whether ``publish_many`` may fill aiormq's confirmation table (asked once)."""
         if self._fast_waves is None:
             channel = await self._confirm_channel()
-            self._fast_waves = chosen(self, _FAST_PATH, aiormq_problem(channel))
+            self._fast_waves = chosen(self, _FAST_PATH, _aiormq_problem(channel))
             if not self._fast_waves:
                 await self._close_batch_channel()
         return self._fast_waves
@@ -421,15 +420,14 @@ _CHANNEL: dict[str, Check] = {
 """What ``_write_wave`` and ``_Confirm`` use of an aiormq channel, and how it must look."""
 
 
-def aiormq_problem(channel: object) -> str | None:
+def _aiormq_problem(channel: object) -> str | None:
     """Why the fast path must not use ``channel`` (an aiormq channel); ``None`` if it may."""
     problem = release_problem("aiormq", release("aiormq"), *_AIORMQ_RELEASES)
     if problem is None:
         problem = shape_problem(channel, _CHANNEL)
-    if problem is None:
-        fields = {field.name for field in dataclasses.fields(ChannelFrame)}
-        if not {"payload", "should_close"} <= fields:
-            problem = f"aiormq's ChannelFrame has the fields {sorted(fields)}"
+    fields = getattr(ChannelFrame, "__dataclass_fields__", {})  # a dataclass's, by name
+    if problem is None and not {"payload", "should_close"} <= fields.keys():
+        problem = "aiormq's ChannelFrame is not a dataclass of `payload` and `should_close`"
     return problem
 
 

@@ -39,8 +39,8 @@ from dockyard.transport._borrowed import (
 )
 from dockyard.transport._faststream import FastStreamTransport
 from dockyard.transport.kafka import KafkaTransport
-from dockyard.transport.nats import NatsTransport, nats_problem
-from dockyard.transport.rabbit import RabbitTransport, aiormq_problem
+from dockyard.transport.nats import NatsTransport, _nats_problem
+from dockyard.transport.rabbit import RabbitTransport, _aiormq_problem
 
 SRC = Path(__file__).resolve().parents[3] / "src" / "dockyard"
 
@@ -96,35 +96,48 @@ def test_a_coroutine_check_binds_the_arguments_it_will_be_called_with() -> None:
 
 async def test_the_installed_aiormq_release_is_one_the_fast_path_knows() -> None:
     async with _aiormq_channel() as channel:
-        assert aiormq_problem(channel) is None
+        assert _aiormq_problem(channel) is None
 
 
 async def test_an_aiormq_channel_without_the_confirmation_table_is_refused() -> None:
     async with _aiormq_channel() as channel:
         del channel.confirmations
-        assert aiormq_problem(channel) == "aiormq.channel.Channel has no `confirmations`"
+        assert _aiormq_problem(channel) == "aiormq.channel.Channel has no `confirmations`"
     async with _aiormq_channel() as channel:
         channel.delivery_tag = None
-        problem = aiormq_problem(channel)
+        problem = _aiormq_problem(channel)
         assert problem == "aiormq.channel.Channel has `delivery_tag` is NoneType"
+
+
+async def test_an_aiormq_whose_frames_are_built_otherwise_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class ChannelFrame:  # no longer the dataclass ``_write_wave`` builds
+        def __init__(self, payload: bytes) -> None:
+            self.payload = payload
+
+    monkeypatch.setattr(rabbit_transport, "ChannelFrame", ChannelFrame)
+    async with _aiormq_channel() as channel:
+        problem = _aiormq_problem(channel)
+    assert problem == "aiormq's ChannelFrame is not a dataclass of `payload` and `should_close`"
 
 
 async def test_an_unknown_aiormq_release_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rabbit_transport, "release", lambda distribution: (8, 0, 0))
     async with _aiormq_channel() as channel:
-        problem = aiormq_problem(channel)
+        problem = _aiormq_problem(channel)
     assert problem == "aiormq is 8.0.0; the fast path knows 7.2 up to (not including) 8"
 
 
 def test_the_installed_nats_py_client_is_one_the_fast_path_knows() -> None:
-    assert nats_problem(Client()) is None
+    assert _nats_problem(Client()) is None
 
 
 def test_a_nats_py_client_whose_private_methods_moved_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delattr(Client, "_flush_pending")
-    assert nats_problem(Client()) == "nats.aio.client.Client has no `_flush_pending`"
+    assert _nats_problem(Client()) == "nats.aio.client.Client has no `_flush_pending`"
 
 
 def test_a_nats_py_client_whose_send_became_synchronous_is_refused(
@@ -133,25 +146,25 @@ def test_a_nats_py_client_whose_send_became_synchronous_is_refused(
     def _send_command(self: Client, cmd: bytes, priority: bool = False) -> None: ...
 
     monkeypatch.setattr(Client, "_send_command", _send_command)
-    assert nats_problem(Client()) == "nats.aio.client.Client has `_send_command` is method"
+    assert _nats_problem(Client()) == "nats.aio.client.Client has `_send_command` is method"
 
 
 def test_an_unknown_nats_py_release_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(nats_transport, "release", lambda distribution: (3, 0))
-    assert nats_problem(Client()) == (
+    assert _nats_problem(Client()) == (
         "nats-py is 3.0; the fast path knows 2.14 up to (not including) 3"
     )
 
 
-def test_the_fallback_is_said_once_as_a_warning_and_the_fast_path_quietly(
+def test_the_fallback_is_said_as_a_warning_and_the_fast_path_as_information(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="dockyard.transport")
     transport = RabbitTransport()
     assert chosen(transport, "the fast path", None)
     assert not chosen(transport, "the fast path", "aiormq is 8.0.0")
-    (debug, warning) = [(r.levelno, r.getMessage()) for r in caplog.records]
-    assert debug == (logging.DEBUG, "<RabbitTransport>: publish_many uses the fast path")
+    (info, warning) = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert info == (logging.INFO, "<RabbitTransport>: publish_many uses the fast path")
     assert warning[0] == logging.WARNING
     assert warning[1].startswith(
         "<RabbitTransport>: publish_many publishes each message through the client's public "
