@@ -32,10 +32,10 @@ import abc
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, ClassVar
-from unittest import mock
 
 from faststream import AckPolicy, Context
 from faststream.message import StreamMessage
@@ -235,6 +235,8 @@ class FastStreamTransport(abc.ABC):
 
     scheme: ClassVar[str]
     """The URL-like prefix of destinations this transport accepts, e.g. ``"rabbit"``."""
+    _testing_module: ClassVar[str]
+    """FastStream's module of the broker's ``TestBroker``, e.g. ``"faststream.rabbit.testing"``."""
 
     def __init__(self, broker: Any) -> None:
         self.broker = broker
@@ -395,8 +397,16 @@ class FastStreamTransport(abc.ABC):
         """New FastStream subscribers with manual acknowledgement, not started."""
 
     def in_test_broker(self) -> bool:
-        """Whether the broker is inside a FastStream ``TestBroker`` (in-memory, no server)."""
-        return isinstance(self.broker.start, mock.Mock)
+        """Whether the broker is inside a FastStream ``TestBroker`` (in-memory, no server).
+
+        A ``TestBroker`` swaps the broker's producer for the ``FakeProducer`` of its module
+        (``faststream.rabbit.testing`` and so on), which hands each publish to the subscribers
+        in memory; ``with_real=True`` keeps the real producer, and then the broker is real.
+        The module is looked up, not imported: a FastStream without it has no test broker.
+        """
+        testing = sys.modules.get(self._testing_module)
+        fake = getattr(testing, "FakeProducer", None)
+        return isinstance(fake, type) and isinstance(self.broker.config.producer, fake)
 
     async def _start(self, subscriber: Any) -> None:
         if not self.in_test_broker():

@@ -46,6 +46,7 @@ class KafkaTransport(FastStreamTransport):
     """
 
     scheme = "kafka"
+    _testing_module = "faststream.kafka.testing"
 
     def __init__(
         self, bootstrap_servers: str = "localhost:9092", *, broker: KafkaBroker | None = None

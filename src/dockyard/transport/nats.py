@@ -11,7 +11,12 @@ whose consumer died is redelivered after ``ack_wait`` seconds.
 expected stream, as JetStream's publish sets them) with a reply subject per message on one
 subscription of its own, and waits for the wave's ``PubAck``s together (``_PubAcks``): the
 bytes nats-py's ``publish_async`` would write, without its per-message semaphore, future and
-header checks, which were most of a relay's CPU time.
+header checks, which were most of a relay's CPU time. ``_send_command`` and
+``_flush_pending`` are nats-py's private API, so that path is gated (``_borrowed``,
+docs/design/borrowed-internals.md): it is taken only on a nats-py release it was written
+against and on a client whose two methods take what it passes, checked on the first batch.
+Else ``publish_many`` publishes each message with JetStream's public ``publish_async`` and
+says so once in a warning.
 
 An unreachable server fails fast: a publish while the client is reconnecting raises
 ``TransportUnavailableError`` at once (nothing is buffered, so the relay pauses and tries
@@ -56,6 +61,14 @@ from faststream.message import StreamMessage
 
 from dockyard.exceptions import BrokerPublishError, TransportUnavailableError
 from dockyard.transport._batch import UNSETTLED, WaveOutcomes
+from dockyard.transport._borrowed import (
+    Check,
+    chosen,
+    coroutine_taking,
+    release,
+    release_problem,
+    shape_problem,
+)
 from dockyard.transport._faststream import MANUAL, FastStreamTransport, encode_headers
 from dockyard.transport._port import TransportMessage
 
@@ -96,6 +109,7 @@ class NatsTransport(FastStreamTransport):
     """
 
     scheme = "nats"
+    _testing_module = "faststream.nats.testing"
 
     def __init__(
         self,
@@ -131,6 +145,8 @@ class NatsTransport(FastStreamTransport):
         """Each declared group's ``max_ack_pending``, as the server has it."""
         self._js: JetStreamContext | None = None  # keeps publish_many's reply subscription
         self._acks: _PubAcks | None = None
+        self._fast_waves: bool | None = None
+        """Whether ``publish_many`` writes with nats-py's ``_send_command`` (decided once)."""
 
     async def _start_broker(self) -> None:
         failure = self._first_failure = asyncio.get_running_loop().create_future()
@@ -214,7 +230,7 @@ class NatsTransport(FastStreamTransport):
         connection = self.broker.connection
         names = [self.name_of(m.destination) for m in messages]
         streams = {name: await self._ensure_stream(name) for name in dict.fromkeys(names)}
-        if not all(map(_plain_subject, streams)):
+        if not (self._fast_path(connection) and all(map(_plain_subject, streams))):
             return await self._publish_wave_by_client(messages, names, streams)
         acks = self._acks
         if acks is None or acks.connection is not connection:
@@ -248,10 +264,17 @@ class NatsTransport(FastStreamTransport):
                 outcomes.append(error)
         return outcomes
 
+    def _fast_path(self, connection: Any) -> bool:
+        """Whether ``publish_many`` may write with nats-py's private methods (asked once)."""
+        if self._fast_waves is None:
+            self._fast_waves = chosen(self, _FAST_PATH, _nats_problem(connection))
+        return self._fast_waves
+
     async def _publish_wave_by_client(
         self, messages: Sequence[TransportMessage], names: list[str], streams: dict[str, str]
     ) -> Sequence[BaseException | None]:
-        """The wave through nats-py's ``publish_async`` (subjects it must check)."""
+        """The wave through nats-py's public ``publish_async``: for subjects it must check,
+        and for a nats-py whose private methods the fast path does not know."""
         if self._js is None:
             self._js = self.broker.connection.jetstream()
         js = self._js
@@ -345,6 +368,24 @@ _UNREACHABLE = (
     StaleConnectionError,
     NoStreamResponseError,
 )
+
+
+_FAST_PATH = "its own HPUB commands through nats-py's `_send_command` and `_flush_pending`"
+_NATS_PY_RELEASES = ((2, 14), (3,))
+"""The nats-py releases the fast path was written against (and tested on: 2.16)."""
+_CLIENT: dict[str, Check] = {
+    "_send_command": coroutine_taking(b""),  # appends a command to the pending buffer
+    "_flush_pending": coroutine_taking(),  # kicks the flusher task
+    "max_payload": lambda value: isinstance(value, int),
+    "new_inbox": callable,
+}
+"""What ``_publish_wave`` uses of a nats-py client, and how it must look."""
+
+
+def _nats_problem(client: object) -> str | None:
+    """Why the fast path must not write on ``client`` (nats-py's); ``None`` if it may."""
+    problem = release_problem("nats-py", release("nats-py"), *_NATS_PY_RELEASES)
+    return problem if problem is not None else shape_problem(client, _CLIENT)
 
 
 _CRLF = b"\r\n"

@@ -14,10 +14,19 @@ messages a second). It numbers the publishes and fills aiormq's confirmation tab
 message's outcome; but a wave has one future in aiormq's future store, not one per message
 (``WaveOutcomes``), and its frames are encoded by ``_amqp_frames`` (pamqp's bytes): together
 that cut the relay's CPU time per message on RabbitMQ by a third (docs/brokers.md).
+
+That fast path borrows aiormq's private channel state, so it is gated (``_borrowed``,
+docs/design/borrowed-internals.md): it is taken only on an aiormq release it was written
+against and on a channel that has the attributes it uses, checked on the first batch. Else
+``publish_many`` publishes each message through FastStream's ``publish`` (one confirmed
+publish per message, as ``publish`` does) and says so once in a warning. Either way a
+confirm is awaited at most ``publish_timeout`` seconds; silence is the broker's failure
+(``TransportUnavailableError``: the relay pauses without counting an attempt).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
 from typing import Any
@@ -44,9 +53,16 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 
 from faststream.message import StreamMessage
 
-from dockyard.exceptions import BrokerPublishError
+from dockyard.exceptions import BrokerPublishError, TransportUnavailableError
 from dockyard.transport._amqp_frames import FRAME_BODY, content_header_frame, frame
 from dockyard.transport._batch import UNSETTLED, WaveOutcomes
+from dockyard.transport._borrowed import (
+    Check,
+    chosen,
+    release,
+    release_problem,
+    shape_problem,
+)
 from dockyard.transport._faststream import (
     MANUAL,
     FastStreamTransport,
@@ -64,6 +80,10 @@ class RabbitTransport(FastStreamTransport):
     Args:
         url: The AMQP URL, e.g. ``"amqp://guest:guest@localhost:5672/"``.
         broker: A ``faststream.rabbit.RabbitBroker`` to use instead (shares its connection).
+        publish_timeout: Seconds a publish (or a batch's wave) waits for RabbitMQ's confirm
+            before raising ``TransportUnavailableError`` (the relay then pauses without
+            counting an attempt). RabbitMQ confirms in milliseconds; lower it to notice a
+            broker that stopped answering sooner.
 
     Example:
         ```text
@@ -74,15 +94,26 @@ class RabbitTransport(FastStreamTransport):
     """
 
     scheme = "rabbit"
+    _testing_module = "faststream.rabbit.testing"
 
     def __init__(
-        self, url: str = "amqp://guest:guest@localhost:5672/", *, broker: RabbitBroker | None = None
+        self,
+        url: str = "amqp://guest:guest@localhost:5672/",
+        *,
+        broker: RabbitBroker | None = None,
+        publish_timeout: float = 10.0,
     ) -> None:
+        if publish_timeout <= 0:
+            msg = f"RabbitTransport.publish_timeout must be > 0, got {publish_timeout}"
+            raise ValueError(msg)
         super().__init__(broker if broker is not None else RabbitBroker(url, logger=None))
+        self.publish_timeout = publish_timeout
         self._declared: set[tuple[str, str]] = set()
         self._exchanges: set[str] = set()
         self._batch_channel: Any = None  # aio-pika channel with confirms, for publish_many
         self._publish_frames: dict[tuple[str, int], bytes] = {}
+        self._fast_waves: bool | None = None
+        """Whether ``publish_many`` fills aiormq's confirmation table (decided once)."""
 
     def _exchange(self, name: str) -> RabbitExchange:
         return RabbitExchange(name, type=ExchangeType.FANOUT, durable=True)
@@ -97,16 +128,22 @@ class RabbitTransport(FastStreamTransport):
 
     async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:
         await self._ensure_exchange(name)
-        confirm = await self.broker.publish(
-            message.payload,
-            exchange=self._exchange(name),
-            headers=headers,
-            message_id=message.message_id,
-            correlation_id=headers.get("correlation-id"),
-            message_type=message.type_name,
-            persist=True,
-            mandatory=True,
-        )
+        try:
+            # FastStream's publish takes a timeout but does not pass it on (0.7): bound it here.
+            # A cancelled aiormq publish either never went out or ignores its late confirm.
+            async with asyncio.timeout(self.publish_timeout):
+                confirm = await self.broker.publish(
+                    message.payload,
+                    exchange=self._exchange(name),
+                    headers=headers,
+                    message_id=message.message_id,
+                    correlation_id=headers.get("correlation-id"),
+                    message_type=message.type_name,
+                    persist=True,
+                    mandatory=True,
+                )
+        except TimeoutError as exc:
+            raise self._no_confirm() from exc
         if confirm is None or type(confirm).__name__ == "Ack":
             return
         reason = (
@@ -119,50 +156,104 @@ class RabbitTransport(FastStreamTransport):
     async def _publish_wave(
         self, messages: Sequence[TransportMessage]
     ) -> Sequence[BaseException | None]:
+        if not await self._fast_path():
+            return await super()._publish_wave(messages)  # FastStream's publish, each confirmed
         names = [self.name_of(m.destination) for m in messages]
         for name in dict.fromkeys(names):
             await self._ensure_exchange(name)
         channel = await self._confirm_channel()
-        frames: list[bytes] = []
-        tags: list[int] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_timeout
         wave = WaveOutcomes(len(messages), channel.create_future())  # in aiormq's store
-        # What aiormq's basic_publish does per message, for the whole wave under one lock
-        # and in one write: number the publishes, register their confirms (and the message
-        # ids, which is how aiormq matches a returned message to its confirm). The frames
-        # are encoded by _amqp_frames (pamqp's bytes, a fraction of its CPU time).
-        async with channel.lock:
-            number = channel.number
-            size = channel.max_content_size
-            for index, (name, message) in enumerate(zip(names, messages, strict=True)):
-                headers = encode_headers(message)
-                channel.delivery_tag += 1
-                tag = channel.delivery_tag
-                channel.confirmations[tag] = _Confirm(wave, index)
-                channel.message_id_delivery_tag[message.message_id] = tag
-                tags.append(tag)
-                body = message.payload
-                frames.append(self._publish_frame(name, number))
-                header = content_header_frame(
-                    number,
-                    len(body),
-                    headers,
-                    message.message_id,
-                    headers.get("correlation-id"),
-                    message.type_name,
-                )
-                frames.append(header or self._pamqp_header(message, headers, number))
-                frames.extend(
-                    frame(FRAME_BODY, number, body[i : i + size]) for i in range(0, len(body), size)
-                )
-            await channel.write_queue.put(ChannelFrame(b"".join(frames), should_close=False))
+        tags: list[int] = []
         try:
-            results = await _settled(wave)
+            async with asyncio.timeout_at(deadline):
+                await self._write_wave(channel, wave, names, messages, tags)
+        except TimeoutError:
+            wave.future.cancel()  # nothing was sent (the write was undone): no confirm comes
+            return [self._no_confirm()] * len(messages)
+        except BaseException:
+            wave.future.cancel()
+            raise
+        try:
+            await asyncio.wait((wave.future,), timeout=max(0.0, deadline - loop.time()))
+            results = _settled(wave, self._no_confirm())
         finally:  # what aiormq does with a done callback per message, once for the wave
             by_id = channel.message_id_delivery_tag
             for message, tag in zip(messages, tags, strict=False):
                 if by_id.get(message.message_id) == tag:
                     del by_id[message.message_id]
         return [self._refusal(m, result) for m, result in zip(messages, results, strict=True)]
+
+    async def _write_wave(
+        self,
+        channel: Any,
+        wave: WaveOutcomes,
+        names: list[str],
+        messages: Sequence[TransportMessage],
+        tags: list[int],
+    ) -> None:
+        """What aiormq's ``basic_publish`` does per message, for the whole wave under one lock
+        and in one write: number the publishes, register their confirms (and the message ids,
+        which is how aiormq matches a returned message to its confirm). The frames are
+        encoded by ``_amqp_frames`` (pamqp's bytes, a fraction of its CPU time). A write
+        that does not happen (cancelled, timed out) is undone, as ``basic_publish`` undoes it.
+        """
+        async with channel.lock:
+            number = channel.number
+            size = channel.max_content_size
+            first = channel.delivery_tag
+            frames: list[bytes] = []
+            sent = False
+            try:
+                for index, (name, message) in enumerate(zip(names, messages, strict=True)):
+                    headers = encode_headers(message)
+                    channel.delivery_tag += 1
+                    tag = channel.delivery_tag
+                    channel.confirmations[tag] = _Confirm(wave, index)
+                    channel.message_id_delivery_tag[message.message_id] = tag
+                    tags.append(tag)
+                    body = message.payload
+                    frames.append(self._publish_frame(name, number))
+                    header = content_header_frame(
+                        number,
+                        len(body),
+                        headers,
+                        message.message_id,
+                        headers.get("correlation-id"),
+                        message.type_name,
+                    )
+                    frames.append(header or self._pamqp_header(message, headers, number))
+                    frames.extend(
+                        frame(FRAME_BODY, number, body[i : i + size])
+                        for i in range(0, len(body), size)
+                    )
+                await channel.write_queue.put(ChannelFrame(b"".join(frames), should_close=False))
+                sent = True
+            finally:
+                if not sent:  # the broker never saw these numbers: reuse them, under the lock
+                    channel.delivery_tag = first
+                    by_id = channel.message_id_delivery_tag
+                    for message, tag in zip(messages, tags, strict=False):
+                        channel.confirmations.pop(tag, None)
+                        if by_id.get(message.message_id) == tag:
+                            del by_id[message.message_id]
+                    tags.clear()
+
+    def _no_confirm(self) -> TransportUnavailableError:
+        # RabbitMQ confirms a stored message in milliseconds; silence is the broker's (or the
+        # connection's) failure, not the message's.
+        reason = f"no publisher confirm within {self.publish_timeout:g}s"
+        return TransportUnavailableError(self.scheme, reason)
+
+    async def _fast_path(self) -> bool:
+        """Whether ``publish_many`` may fill aiormq's confirmation table (asked once)."""
+        if self._fast_waves is None:
+            channel = await self._confirm_channel()
+            self._fast_waves = chosen(self, _FAST_PATH, _aiormq_problem(channel))
+            if not self._fast_waves:
+                await self._close_batch_channel()
+        return self._fast_waves
 
     def _publish_frame(self, exchange: str, channel: int) -> bytes:
         """The ``basic.publish`` method frame (mandatory, no routing key): one per exchange."""
@@ -230,11 +321,14 @@ class RabbitTransport(FastStreamTransport):
             channel = self._batch_channel = await connection.channel(publisher_confirms=True)
         return await channel.get_underlay_channel()
 
-    async def close(self) -> None:
+    async def _close_batch_channel(self) -> None:
         channel, self._batch_channel = self._batch_channel, None
         if channel is not None and not channel.is_closed:
             with contextlib.suppress(Exception):  # the connection is gone: nothing to close
                 await channel.close()
+
+    async def close(self) -> None:
+        await self._close_batch_channel()
         await super().close()
 
     async def _declare(self, name: str, group: str) -> None:
@@ -286,17 +380,56 @@ class RabbitTransport(FastStreamTransport):
         return 2 if raw.raw_message.redelivered else 1
 
 
-async def _settled(wave: WaveOutcomes) -> list[Any]:
+def _settled(wave: WaveOutcomes, silence: BaseException) -> list[Any]:
     """Each message's outcome: aiormq's ack frame, the returned message, or an exception.
 
     The wave's future is in aiormq's future store: when the channel closes, aiormq rejects
-    it, and every message not settled by then failed with the channel.
+    it, and every message not settled by then failed with the channel. A wave still
+    unsettled (its deadline passed) is cancelled, so confirms arriving later are ignored;
+    the messages without one get ``silence``.
     """
-    try:
-        await wave.future
-    except Exception as exc:  # noqa: BLE001 - the channel closed: the rest failed with it
-        return [exc if o is UNSETTLED else o for o in wave.outcomes]
-    return wave.outcomes
+    future = wave.future
+    if not future.done():
+        future.cancel()
+    elif not future.cancelled() and (closed := future.exception()) is not None:
+        silence = closed  # the channel closed: the rest failed with it
+    return [silence if o is UNSETTLED else o for o in wave.outcomes]
+
+
+_FAST_PATH = "its own writes into aiormq's confirmation table"
+_AIORMQ_RELEASES = ((7, 2), (8,))
+"""The aiormq releases the fast path was written against (and tested on: 7.2.4)."""
+
+
+def _int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_CHANNEL: dict[str, Check] = {
+    "publisher_confirms": lambda value: value is True,
+    "lock": lambda value: hasattr(value, "__aenter__") and hasattr(value, "__aexit__"),
+    "number": _int,
+    "max_content_size": _int,
+    "delivery_tag": _int,
+    "confirmations": lambda value: isinstance(value, dict),
+    "message_id_delivery_tag": lambda value: isinstance(value, dict),
+    "write_queue": lambda value: isinstance(value, asyncio.Queue),
+    "create_future": callable,
+    "_confirm_delivery": callable,  # reads the table: done(), cancelled(), set_result()
+    "_on_return_frame": callable,  # matches a returned message through message ids
+}
+"""What ``_write_wave`` and ``_Confirm`` use of an aiormq channel, and how it must look."""
+
+
+def _aiormq_problem(channel: object) -> str | None:
+    """Why the fast path must not use ``channel`` (an aiormq channel); ``None`` if it may."""
+    problem = release_problem("aiormq", release("aiormq"), *_AIORMQ_RELEASES)
+    if problem is None:
+        problem = shape_problem(channel, _CHANNEL)
+    fields = getattr(ChannelFrame, "__dataclass_fields__", {})  # a dataclass's, by name
+    if problem is None and not {"payload", "should_close"} <= fields.keys():
+        problem = "aiormq's ChannelFrame is not a dataclass of `payload` and `should_close`"
+    return problem
 
 
 class _Confirm:

@@ -56,6 +56,7 @@ class RedisTransport(FastStreamTransport):
     """
 
     scheme = "redis"
+    _testing_module = "faststream.redis.testing"
 
     def __init__(
         self,
