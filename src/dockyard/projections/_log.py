@@ -71,22 +71,22 @@ async def held_back_by(store: EventStore) -> OpenAppend | None:
 
 class _SqlLog:
     async def heads(self, store: EventStore) -> tuple[int, int]:
-        from dockyard.sql._log_head import sql_log_heads
+        from dockyard.sql._eventsourcing.log_head import sql_log_heads
 
         return await sql_log_heads(store)
 
     async def held_back_by(self, store: EventStore) -> OpenAppend | None:
-        from dockyard.sql._log_head import sql_held_back_by
+        from dockyard.sql._eventsourcing.log_head import sql_held_back_by
 
         return await sql_held_back_by(store)
 
     async def head(self, store: EventStore, *, committed: bool) -> int:
-        from dockyard.sql._log_head import sql_log_head
+        from dockyard.sql._eventsourcing.log_head import sql_log_head
 
         return await sql_log_head(store, committed=committed)
 
     async def count_after(self, store: EventStore, position: int) -> int:
-        from dockyard.sql._log_head import sql_count_after
+        from dockyard.sql._eventsourcing.log_head import sql_count_after
 
         return await sql_count_after(store, position)
 

@@ -6,22 +6,22 @@ Every dockyard table lives in one ``MetaData`` (``dockyard.sql.metadata``): crea
 transaction; the stores write on it, next to your own tables, so all of it commits together.
 """
 
-from dockyard.sql._checkpoints import SqlCheckpointStore
 from dockyard.sql._database import Database, create_tables, drop_tables
-from dockyard.sql._event_store import SqlEventStore
-from dockyard.sql._event_tables import events, idempotency_keys, snapshots, streams
-from dockyard.sql._inbox import SqlInbox
-from dockyard.sql._leases import SqlLeaseStore
+from dockyard.sql._eventsourcing.event_store import SqlEventStore
+from dockyard.sql._eventsourcing.snapshot_store import SqlSnapshotStore
+from dockyard.sql._eventsourcing.tables import events, idempotency_keys, snapshots, streams
 from dockyard.sql._metadata import metadata
 from dockyard.sql._module import SqlModule
-from dockyard.sql._notify import PostgresEventNotifier
-from dockyard.sql._outbox import SqlOutboxStorage, SqlOutboxStore, SqlOutboxWriter
-from dockyard.sql._outbox_tables import inbox, outbox
-from dockyard.sql._projection_tables import (
+from dockyard.sql._outbox.inbox import SqlInbox
+from dockyard.sql._outbox.store import SqlOutboxStorage, SqlOutboxStore, SqlOutboxWriter
+from dockyard.sql._outbox.tables import inbox, outbox
+from dockyard.sql._projections.checkpoints import SqlCheckpointStore
+from dockyard.sql._projections.leases import SqlLeaseStore
+from dockyard.sql._projections.notify import PostgresEventNotifier
+from dockyard.sql._projections.tables import (
     projection_checkpoints,
     projection_leases,
 )
-from dockyard.sql._snapshot_store import SqlSnapshotStore
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = [

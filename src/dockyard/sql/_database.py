@@ -18,7 +18,7 @@ from dockyard.sql._driver import (
     sqlite_begin_hook_stands_aside,
 )
 from dockyard.sql._errors import unavailable_as_store_error
-from dockyard.sql._event_log import event_log_ddl, old_triggers_ddl
+from dockyard.sql._eventsourcing.event_log import event_log_ddl, old_triggers_ddl
 from dockyard.sql._metadata import metadata
 from dockyard.sql._notices import CommitNotices
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 
 from dockyard.eventsourcing._store import NewEvent
 from dockyard.exceptions import DuplicateEventIdError, StoreUnavailableError
-from dockyard.sql._event_tables import events as events_table
+from dockyard.sql._eventsourcing.tables import events as events_table
 
 if TYPE_CHECKING:  # an annotation only; the unit of work imports this module
     from dockyard.sql._unit_of_work import UnitOfWork

@@ -12,12 +12,12 @@ from dockyard.messaging import UnitOfWork as TransactionalUnitOfWork
 from dockyard.modules import DynamicModule, OnAppInit, OnAppShutdown, module
 from dockyard.projections import CheckpointStore, EventNotifier, LeaseStore
 from dockyard.serialization import Serializer
-from dockyard.sql._checkpoints import SqlCheckpointStore
 from dockyard.sql._database import Database
-from dockyard.sql._event_store import SqlEventStore
-from dockyard.sql._leases import SqlLeaseStore
-from dockyard.sql._notify import PostgresEventNotifier
-from dockyard.sql._snapshot_store import SqlSnapshotStore
+from dockyard.sql._eventsourcing.event_store import SqlEventStore
+from dockyard.sql._eventsourcing.snapshot_store import SqlSnapshotStore
+from dockyard.sql._projections.checkpoints import SqlCheckpointStore
+from dockyard.sql._projections.leases import SqlLeaseStore
+from dockyard.sql._projections.notify import PostgresEventNotifier
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["SqlModule"]

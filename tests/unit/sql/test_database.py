@@ -141,6 +141,6 @@ async def test_a_unit_of_work_returns_its_connection_however_it_ends(tmp_path: P
 def test_the_postgres_append_binds_exactly_the_fields_of_an_event_row() -> None:
     # one-event appends bind `msgspec.structs.asdict(row)`: the two lists must agree
     from dockyard.eventsourcing.store._codec import EventRow
-    from dockyard.sql._append_postgres import _FIELDS
+    from dockyard.sql._eventsourcing.append_postgres import _FIELDS
 
     assert tuple(_FIELDS) == EventRow.__struct_fields__

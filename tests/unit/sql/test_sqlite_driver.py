@@ -15,8 +15,8 @@ from dockyard.eventsourcing import NO_STREAM
 from dockyard.eventsourcing.store._codec import EventRow
 from dockyard.serialization import Serializer
 from dockyard.sql import Database, SqlEventStore
-from dockyard.sql import _sqlite_driver as lite
 from dockyard.sql._driver import in_driver_thread
+from dockyard.sql._eventsourcing import sqlite as lite
 from dockyard.sql._unit_of_work import UnitOfWork
 
 

@@ -27,9 +27,9 @@ from dockyard.outbox import OutboxWriter as OutboxWriterPort
 from dockyard.outbox._signal import Signal
 from dockyard.sql._database import Database
 from dockyard.sql._errors import unavailable_as_store_error
-from dockyard.sql._inbox import SqlInbox
 from dockyard.sql._listen import PostgresListener
-from dockyard.sql._outbox_tables import OUTBOX_CHANNEL, outbox
+from dockyard.sql._outbox.inbox import SqlInbox
+from dockyard.sql._outbox.tables import OUTBOX_CHANNEL, outbox
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["SqlOutboxStorage", "SqlOutboxStore", "SqlOutboxWriter"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select, text
 
 from dockyard.eventsourcing._store import OpenAppend
-from dockyard.sql._event_store import SqlEventStore
-from dockyard.sql._event_tables import events
+from dockyard.sql._eventsourcing.event_store import SqlEventStore
+from dockyard.sql._eventsourcing.tables import events
 
 __all__ = ["sql_count_after", "sql_held_back_by", "sql_log_head", "sql_log_heads"]
 

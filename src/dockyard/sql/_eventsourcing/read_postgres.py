@@ -6,7 +6,7 @@ written against the same ``Table`` objects, so names stay in one place.
 
 from __future__ import annotations
 
-from dockyard.sql._event_tables import events
+from dockyard.sql._eventsourcing.tables import events
 
 __all__ = ["READ_ALL", "READ_ALL_OF_TYPES", "READ_STREAM_BACKWARDS", "READ_STREAM_FORWARDS"]
 

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from dockyard.projections._checkpoints import Checkpoint, Failure, utc_now
 from dockyard.sql._errors import unavailable_as_store_error
-from dockyard.sql._projection_tables import projection_checkpoints as table
+from dockyard.sql._projections.tables import projection_checkpoints as table
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["SqlCheckpointStore"]

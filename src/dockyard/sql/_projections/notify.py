@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from dockyard.sql._database import Database
 from dockyard.sql._listen import PostgresListener
-from dockyard.sql._projection_tables import EVENTS_CHANNEL
+from dockyard.sql._projections.tables import EVENTS_CHANNEL
 
 __all__ = ["PostgresEventNotifier"]
 

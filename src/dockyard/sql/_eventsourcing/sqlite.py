@@ -24,7 +24,7 @@ from uuid import UUID, SafeUUID
 from dockyard.eventsourcing._store import ExpectedVersion
 from dockyard.eventsourcing.store._codec import EventRow
 from dockyard.exceptions import CorruptEventError
-from dockyard.sql._event_tables import events, streams
+from dockyard.sql._eventsourcing.tables import events, streams
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = [

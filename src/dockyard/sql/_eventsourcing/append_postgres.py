@@ -2,7 +2,7 @@
 
 The same statement announces the transaction to readers of the global log before it takes
 positions from the sequence, and takes them only once it holds the stream's row (see
-docs/design/event-store-ordering.md and ``_event_log``).
+docs/design/event-store-ordering.md and ``event_log``).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from dockyard.eventsourcing._store import ExpectedVersion
 from dockyard.eventsourcing.store._codec import EventRow
-from dockyard.sql._event_log import key_sql, lower_bound_sql, positions
-from dockyard.sql._event_tables import events, streams
-from dockyard.sql._projection_tables import EVENTS_CHANNEL
+from dockyard.sql._eventsourcing.event_log import key_sql, lower_bound_sql, positions
+from dockyard.sql._eventsourcing.tables import events, streams
+from dockyard.sql._projections.tables import EVENTS_CHANNEL
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["append_postgres"]

@@ -13,7 +13,7 @@ from dockyard.eventsourcing._store_snapshots import Snapshot
 from dockyard.eventsourcing.store._codec import decode_snapshot, now
 from dockyard.serialization import Serializer
 from dockyard.sql._errors import unavailable_as_store_error
-from dockyard.sql._event_tables import snapshots
+from dockyard.sql._eventsourcing.tables import snapshots
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["SqlSnapshotStore"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from sqlalchemy import DDL, BigInteger, Sequence, event
 from sqlalchemy.dialects import postgresql
 
-from dockyard.sql._event_tables import events
+from dockyard.sql._eventsourcing.tables import events
 from dockyard.sql._metadata import metadata
 
 __all__ = [

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import ARRAY, Text, cast, func, select
 from sqlalchemy import column as sa_column
 
-from dockyard.sql import _read_postgres as pg
-from dockyard.sql import _sqlite_driver as lite_sql
-from dockyard.sql._event_tables import events
-from dockyard.sql._sqlite_driver import fetch_rows
+from dockyard.sql._eventsourcing import read_postgres as pg
+from dockyard.sql._eventsourcing import sqlite as lite_sql
+from dockyard.sql._eventsourcing.sqlite import fetch_rows
+from dockyard.sql._eventsourcing.tables import events
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["log_rows", "stream_rows"]

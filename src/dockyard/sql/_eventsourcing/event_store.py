@@ -28,17 +28,17 @@ from dockyard.eventsourcing.store._codec import (
 )
 from dockyard.exceptions import DockyardError, StreamDeletedError
 from dockyard.serialization import Serializer
-from dockyard.sql._append_postgres import append_postgres
 from dockyard.sql._errors import (
     INTEGRITY_ERRORS,
     duplicate_event_id_error,
     unavailable_as_store_error,
 )
-from dockyard.sql._event_log import OPEN_APPENDS
-from dockyard.sql._event_tables import events as events_table
-from dockyard.sql._event_tables import idempotency_keys, streams
-from dockyard.sql._reads import log_rows, stream_rows
-from dockyard.sql._sqlite_driver import append_sqlite
+from dockyard.sql._eventsourcing.append_postgres import append_postgres
+from dockyard.sql._eventsourcing.event_log import OPEN_APPENDS
+from dockyard.sql._eventsourcing.reads import log_rows, stream_rows
+from dockyard.sql._eventsourcing.sqlite import append_sqlite
+from dockyard.sql._eventsourcing.tables import events as events_table
+from dockyard.sql._eventsourcing.tables import idempotency_keys, streams
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["SqlEventStore"]

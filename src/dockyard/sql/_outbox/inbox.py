@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from dockyard.outbox import Inbox
 from dockyard.sql._errors import unavailable_as_store_error
-from dockyard.sql._outbox_tables import inbox
+from dockyard.sql._outbox.tables import inbox
 from dockyard.sql._unit_of_work import UnitOfWork
 
 __all__ = ["SqlInbox"]
