@@ -22,8 +22,8 @@ from dockyard.sql._eventsourcing.event_log import event_log_ddl, old_triggers_dd
 from dockyard.sql._metadata import metadata
 from dockyard.sql._notices import CommitNotices
 
-if TYPE_CHECKING:  # the return hint of unit_of_work(); UnitOfWork imports this module
-    from dockyard.sql._unit_of_work import UnitOfWork
+if TYPE_CHECKING:  # the return hint of unit_of_work(); SqlUnitOfWork imports this module
+    from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = ["Database", "create_tables", "drop_tables"]
 
@@ -77,11 +77,11 @@ class Database:
         self.notices = CommitNotices(self)
         """PostgreSQL: ``NOTIFY`` after commits that wrote what listeners wait for."""
 
-    def unit_of_work(self) -> UnitOfWork:
+    def unit_of_work(self) -> SqlUnitOfWork:
         """A new unit of work; use it as ``async with database.unit_of_work() as uow:``."""
-        from dockyard.sql._unit_of_work import UnitOfWork
+        from dockyard.sql._unit_of_work import SqlUnitOfWork
 
-        return UnitOfWork(self)
+        return SqlUnitOfWork(self)
 
     async def create_tables(self) -> None:
         """Create dockyard's tables if missing (for demos and tests; use migrations in prod)."""

@@ -14,10 +14,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 
 from dockyard.eventsourcing._store import NewEvent
 from dockyard.exceptions import DuplicateEventIdError, StoreUnavailableError
-from dockyard.sql._eventsourcing.tables import events as events_table
+from dockyard.sql._eventsourcing.tables import events_table
 
 if TYPE_CHECKING:  # an annotation only; the unit of work imports this module
-    from dockyard.sql._unit_of_work import UnitOfWork
+    from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = ["INTEGRITY_ERRORS", "duplicate_event_id_error", "unavailable_as_store_error"]
 
@@ -74,7 +74,7 @@ def _duplicate_event_id(error: BaseException) -> tuple[bool, UUID | None]:
 
 
 async def duplicate_event_id_error(
-    error: BaseException, uow: UnitOfWork, stream_id: str, events: Sequence[object]
+    error: BaseException, uow: SqlUnitOfWork, stream_id: str, events: Sequence[object]
 ) -> DuplicateEventIdError | None:
     """``DuplicateEventIdError`` if ``error`` is the event id index refusing an append's row,
     else ``None`` (the cold path of an append).

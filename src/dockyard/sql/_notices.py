@@ -32,7 +32,7 @@ from sqlalchemy.util import greenlet_spawn
 
 if TYPE_CHECKING:  # the database owns the notices; this module is imported by it
     from dockyard.sql._database import Database
-    from dockyard.sql._unit_of_work import UnitOfWork
+    from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = ["CommitNotices"]
 
@@ -57,7 +57,7 @@ class CommitNotices:
         self._releases: dict[str, Callable[[], None]] = {}
         self._warned = False
 
-    def notify_inside(self, uow: UnitOfWork, channel: str) -> bool:
+    def notify_inside(self, uow: SqlUnitOfWork, channel: str) -> bool:
         """Whether ``uow``'s transaction should queue ``NOTIFY channel`` itself.
 
         ``True``: it takes that role until it ends (commits or rolls back). ``False``: another

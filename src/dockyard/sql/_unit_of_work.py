@@ -1,4 +1,4 @@
-"""``UnitOfWork``: one connection and one transaction, shared by everything in a scope."""
+"""``SqlUnitOfWork``: one connection and one transaction, shared by everything in a scope."""
 
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ from dockyard.sql._driver import (
 )
 from dockyard.sql._errors import unavailable_as_store_error
 
-__all__ = ["UnitOfWork"]
+__all__ = ["SqlUnitOfWork"]
 
 T = TypeVar("T")
 logger = logging.getLogger("dockyard.sql")
 
 
-class UnitOfWork:
+class SqlUnitOfWork:
     """Owns one connection and its transaction for one request scope.
 
     The event store, the outbox and the application's own repositories all execute on

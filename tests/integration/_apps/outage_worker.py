@@ -31,7 +31,7 @@ from dockyard.modules import module
 from dockyard.outbox import OutboxModule, RelaySettings, RetryPolicy
 from dockyard.projections import Projection, ProjectionsModule, RunnerSettings, handles
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import SqlModule, SqlOutboxStorage, UnitOfWork
+from dockyard.sql import SqlModule, SqlOutboxStorage, SqlUnitOfWork
 from dockyard.transport import Transport
 
 GROUP = "outage"
@@ -55,7 +55,7 @@ class Ping(Event):
 class Applied(Projection):
     name = "applied"
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
 
     @handles
@@ -67,7 +67,7 @@ class Applied(Projection):
 
 
 class RecordEffect(EventHandler[Ping]):
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
 
     async def handle(self, event: Ping, /) -> None:

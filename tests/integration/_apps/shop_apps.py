@@ -22,7 +22,7 @@ from dockyard.consumer import ConsumerModule, listen
 from dockyard.messaging import Command, CommandHandler, Event, EventHandler, IPublisher
 from dockyard.modules import module
 from dockyard.outbox import OutboxModule, RelaySettings, RetryPolicy, route
-from dockyard.sql import SqlModule, SqlOutboxStorage, UnitOfWork
+from dockyard.sql import SqlModule, SqlOutboxStorage, SqlUnitOfWork
 from dockyard.transport import Transport
 from integration._apps.services import NATS_URL, POSTGRES_URL, engine_options, rabbit_url
 
@@ -57,7 +57,7 @@ class PaymentCaptured(Event):
 
 
 class PlaceOrderHandler(CommandHandler[PlaceOrder, None]):
-    def __init__(self, uow: UnitOfWork, events: IPublisher) -> None:
+    def __init__(self, uow: SqlUnitOfWork, events: IPublisher) -> None:
         self._uow = uow
         self._events = events
 
@@ -70,7 +70,7 @@ class PlaceOrderHandler(CommandHandler[PlaceOrder, None]):
 
 
 class MarkOrderPaid(EventHandler[PaymentCaptured]):
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
 
     async def handle(self, event: PaymentCaptured, /) -> None:
@@ -84,7 +84,7 @@ class MarkOrderPaid(EventHandler[PaymentCaptured]):
 
 
 class ChargeCustomer(EventHandler[OrderPlaced]):
-    def __init__(self, uow: UnitOfWork, events: IPublisher) -> None:
+    def __init__(self, uow: SqlUnitOfWork, events: IPublisher) -> None:
         self._uow = uow
         self._events = events
 

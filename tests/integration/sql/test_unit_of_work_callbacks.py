@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from dockyard.sql import Database, UnitOfWork
+from dockyard.sql import Database, SqlUnitOfWork
 
 
 @pytest.fixture(params=["driver", "pool"])
@@ -28,12 +28,12 @@ def database(any_database: Database, request: pytest.FixtureRequest) -> Iterator
         event.remove(engine, "checkout", on_checkout)
 
 
-def _record(uow: UnitOfWork, seen: list[str], name: str) -> None:
+def _record(uow: SqlUnitOfWork, seen: list[str], name: str) -> None:
     uow.after_commit(lambda: seen.append(f"{name} committed"))
     uow.after_rollback(lambda: seen.append(f"{name} rolled back"))
 
 
-async def _write(uow: UnitOfWork) -> None:
+async def _write(uow: SqlUnitOfWork) -> None:
     await uow.connection.execute(sa.text("SELECT 1"))
 
 

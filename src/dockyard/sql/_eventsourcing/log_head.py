@@ -6,7 +6,7 @@ from sqlalchemy import func, select, text
 
 from dockyard.eventsourcing._store import OpenAppend
 from dockyard.sql._eventsourcing.event_store import SqlEventStore
-from dockyard.sql._eventsourcing.tables import events
+from dockyard.sql._eventsourcing.tables import events_table
 
 __all__ = ["sql_count_after", "sql_held_back_by", "sql_log_head", "sql_log_heads"]
 
@@ -30,7 +30,7 @@ async def sql_log_heads(store: object) -> tuple[int, int]:
     if store.uow.dialect == "postgresql":
         final, newest = (await connection.execute(_LOG_HEAD)).one()
         return int(final), int(newest)
-    value = (await connection.execute(select(func.max(events.c.global_position)))).scalar()
+    value = (await connection.execute(select(func.max(events_table.c.global_position)))).scalar()
     return int(value or 0), int(value or 0)
 
 
@@ -40,7 +40,11 @@ async def sql_count_after(store: object, position: int) -> int:
     if store.uow.dialect == "postgresql":
         query = select(func.dockyard_count_after(position))
     else:
-        query = select(func.count()).select_from(events).where(events.c.global_position > position)
+        query = (
+            select(func.count())
+            .select_from(events_table)
+            .where(events_table.c.global_position > position)
+        )
     return int((await store.uow.connection.execute(query)).scalar() or 0)
 
 
