@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dockyard.app import App
 from dockyard.di import object_, scoped, singleton
 from dockyard.eventsourcing import EventStore, SnapshotStore
 from dockyard.messaging import UnitOfWork
@@ -19,6 +18,9 @@ from dockyard.sql._projections.checkpoints import SqlCheckpointStore
 from dockyard.sql._projections.leases import SqlLeaseStore
 from dockyard.sql._projections.notify import PostgresEventNotifier
 from dockyard.sql._unit_of_work import SqlUnitOfWork
+
+if TYPE_CHECKING:  # the lifecycle hooks' signature; an adapter never imports the app at run time
+    from dockyard.app import App
 
 __all__ = ["SqlModule"]
 

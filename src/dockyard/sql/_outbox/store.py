@@ -28,6 +28,7 @@ from dockyard.outbox._signal import Signal
 from dockyard.sql._database import Database
 from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._listen import PostgresListener
+from dockyard.sql._module import SqlModule
 from dockyard.sql._outbox.inbox import SqlInbox
 from dockyard.sql._outbox.tables import OUTBOX_CHANNEL, outbox_table
 from dockyard.sql._unit_of_work import SqlUnitOfWork
@@ -436,6 +437,4 @@ class SqlOutboxStorage:
         ]
 
     def imports(self) -> Sequence[ModuleLike]:
-        from dockyard.sql._module import SqlModule  # SqlModule imports the app; load it late
-
         return (SqlModule,)
