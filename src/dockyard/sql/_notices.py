@@ -121,18 +121,19 @@ class CommitNotices:
         """``NOTIFY`` outside any transaction: one round trip on an idle connection."""
         statement = "; ".join(f"NOTIFY {channel}" for channel in channels)
         database = self.database
-        if not database._fast_path():  # noqa: SLF001 - the database and its notices are one unit
+        connections = database.connections
+        if not connections.fast_path():
             async with database.unit_of_work() as uow:
                 await uow.connection.exec_driver_sql(statement)
             return
-        connection = await database._checkout()  # noqa: SLF001
+        connection = await connections.checkout()
         try:
             driver: Any = connection.connection.driver_connection  # asyncpg's, untyped
             await driver.execute(statement)
         except BaseException:
             await asyncio.shield(greenlet_spawn(connection.invalidate))  # state unknown
             raise
-        if not database._keep(connection):  # noqa: SLF001
+        if not connections.keep(connection):
             await greenlet_spawn(connection.close)
 
     async def close(self) -> None:

@@ -22,7 +22,7 @@ def database(any_database: Database, request: pytest.FixtureRequest) -> Iterator
     engine = any_database.engine.sync_engine
     if request.param == "pool":
         event.listen(engine, "checkout", on_checkout)
-    assert any_database._fast_path() is (request.param == "driver")
+    assert any_database.connections.fast_path() is (request.param == "driver")
     yield any_database
     if request.param == "pool":
         event.remove(engine, "checkout", on_checkout)
