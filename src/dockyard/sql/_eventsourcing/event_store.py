@@ -28,12 +28,9 @@ from dockyard.eventsourcing.store._codec import (
 )
 from dockyard.exceptions import DockyardError, StreamDeletedError
 from dockyard.serialization import Serializer
-from dockyard.sql._errors import (
-    INTEGRITY_ERRORS,
-    duplicate_event_id_error,
-    unavailable_as_store_error,
-)
+from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._eventsourcing.append_postgres import append_postgres
+from dockyard.sql._eventsourcing.duplicates import INTEGRITY_ERRORS, duplicate_event_id_error
 from dockyard.sql._eventsourcing.event_log import OPEN_APPENDS
 from dockyard.sql._eventsourcing.reads import log_rows, stream_rows
 from dockyard.sql._eventsourcing.sqlite import append_sqlite
