@@ -180,7 +180,7 @@ async def bench_append(schema: str) -> None:
     ]
     try:
         results = await run_async(contenders, n=APPEND_N, rounds=ROUNDS)
-        fast = database._fast_path(), listened._fast_path()
+        fast = database.connections.fast_path(), listened.connections.fast_path()
     finally:
         await raw.close()
         await listened.dispose()

@@ -59,7 +59,7 @@ from dockyard.projections import (
     handles,
 )
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import Database, SqlCheckpointStore, SqlEventStore, SqlLeaseStore, UnitOfWork
+from dockyard.sql import Database, SqlCheckpointStore, SqlEventStore, SqlLeaseStore, SqlUnitOfWork
 
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
 URL = DSN.replace("postgresql://", "postgresql+asyncpg://")
@@ -99,7 +99,7 @@ SERIALIZER = Serializer(TypeRegistry([Deposited]))
 class Deposits(Projection):
     name = "bench-deposits"
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self.uow = uow
         self.rows: list[dict[str, Any]] = []
 
@@ -120,17 +120,17 @@ class Deposits(Projection):
 
 
 def build_app(database: Database) -> App:
-    async def unit_of_work(db: Database) -> AsyncIterator[UnitOfWork]:
+    async def unit_of_work(db: Database) -> AsyncIterator[SqlUnitOfWork]:
         async with db.unit_of_work() as uow:
             yield uow
 
-    def transactional(uow: UnitOfWork) -> messaging.UnitOfWork:
+    def transactional(uow: SqlUnitOfWork) -> messaging.UnitOfWork:
         return uow
 
-    def event_store(uow: UnitOfWork) -> EventStore:
+    def event_store(uow: SqlUnitOfWork) -> EventStore:
         return SqlEventStore(uow, SERIALIZER)
 
-    def checkpoints(uow: UnitOfWork) -> CheckpointStore:
+    def checkpoints(uow: SqlUnitOfWork) -> CheckpointStore:
         return SqlCheckpointStore(uow)
 
     def leases(db: Database) -> LeaseStore:
@@ -145,7 +145,7 @@ def build_app(database: Database) -> App:
             scoped(checkpoints),
             singleton(leases),
         ],
-        exports=[UnitOfWork, messaging.UnitOfWork, EventStore, CheckpointStore, LeaseStore],
+        exports=[SqlUnitOfWork, messaging.UnitOfWork, EventStore, CheckpointStore, LeaseStore],
     )
     class Infra: ...
 

@@ -36,7 +36,7 @@ class StockReport:
 
 def _names(types: frozenset[type]) -> str:
     short = [t.__name__ for t in types]
-    # Two exports may share a name (dockyard.sql.UnitOfWork, dockyard.messaging.UnitOfWork).
+    # Two exports may share a name (two modules' `Settings`, say).
     return ", ".join(
         sorted(
             f"{t.__module__.split('.')[1]}.{t.__name__}"

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from dockyard import App
 from dockyard.outbox import OutboxStore
-from dockyard.sql import Database, inbox
+from dockyard.sql import Database, inbox_table
 from examples.shop.components.orders.application.place_order import PlaceOrder
 from examples.shop.components.orders.application.queries import GetOrder, OrderView
 from examples.shop.components.orders.domain.order import OrderLine
@@ -23,7 +23,7 @@ async def outbox_and_inbox(app: App) -> str:
     outbox = ", ".join(f"{n} {status.value}" for status, n in counts.items() if n) or "empty"
     database = await app.get(Database)
     async with database.engine.connect() as connection:
-        handled = await connection.scalar(sa.select(sa.func.count()).select_from(inbox))
+        handled = await connection.scalar(sa.select(sa.func.count()).select_from(inbox_table))
     return f"outbox: {outbox}; inbox: {handled} handled"
 
 

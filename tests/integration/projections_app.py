@@ -37,7 +37,7 @@ from dockyard.sql import (
     SqlCheckpointStore,
     SqlEventStore,
     SqlLeaseStore,
-    UnitOfWork,
+    SqlUnitOfWork,
 )
 
 read_models = sa.MetaData()
@@ -81,7 +81,7 @@ class Balances(Projection):
 
     name = "balances"
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self.uow = uow
         self.rows: list[dict[str, object]] = []
 
@@ -122,17 +122,17 @@ def build_app(
     projections: Sequence[type[Projection]] = (Balances,),
     serializer: Serializer = SERIALIZER,
 ) -> App:
-    async def unit_of_work(db: Database) -> AsyncIterator[UnitOfWork]:
+    async def unit_of_work(db: Database) -> AsyncIterator[SqlUnitOfWork]:
         async with db.unit_of_work() as uow:
             yield uow
 
-    def transactional(uow: UnitOfWork) -> messaging.UnitOfWork:
+    def transactional(uow: SqlUnitOfWork) -> messaging.UnitOfWork:
         return uow
 
-    def event_store(uow: UnitOfWork) -> EventStore:
+    def event_store(uow: SqlUnitOfWork) -> EventStore:
         return SqlEventStore(uow, serializer)
 
-    def checkpoints(uow: UnitOfWork) -> CheckpointStore:
+    def checkpoints(uow: SqlUnitOfWork) -> CheckpointStore:
         return SqlCheckpointStore(uow)
 
     def leases(db: Database) -> LeaseStore:
@@ -156,7 +156,7 @@ def build_app(
         providers=providers,
         exports=[
             Database,
-            UnitOfWork,
+            SqlUnitOfWork,
             messaging.UnitOfWork,
             EventStore,
             CheckpointStore,

@@ -47,7 +47,7 @@ async def test_the_claim_reads_its_candidates_from_the_pending_index(
 ) -> None:
     # The key locks no longer depend on the plan (test_outbox_claim_postgres.py); reading
     # the candidates in index order, not sorting every pending row, is what keeps it cheap.
-    from dockyard.sql._outbox import _CLAIM
+    from dockyard.sql._outbox.store import _CLAIM
 
     async with postgres_database.unit_of_work() as uow:
         await uow.connection.execute(text("SET LOCAL enable_seqscan = off"))

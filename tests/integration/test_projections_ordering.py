@@ -21,7 +21,7 @@ from dockyard.projections import (
     handles,
 )
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import Database, SqlEventStore, UnitOfWork
+from dockyard.sql import Database, SqlEventStore, SqlUnitOfWork
 from dockyard.testing import wait_for_projections
 from integration import projections_app
 from services import POSTGRES_URL
@@ -55,7 +55,7 @@ class StreamHeads(Projection):
 
     name = "stream_heads"
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self.uow = uow
 
     @handles

@@ -14,7 +14,7 @@ __all__ = ["TransactionalBehavior", "UnitOfWork"]
 class UnitOfWork(Protocol):
     """What ``TransactionalBehavior`` needs: provide yours as ``scoped(UnitOfWork, YourUow)``.
 
-    ``dockyard.sql``'s unit of work satisfies it as is.
+    ``dockyard.sql.SqlUnitOfWork`` satisfies it as is (``SqlModule`` provides it as both).
     """
 
     async def commit(self) -> None: ...

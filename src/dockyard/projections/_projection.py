@@ -50,7 +50,7 @@ class Projection:
     """Base for projections: subclass it and mark one ``async`` method per event type.
 
     Constructor parameters are injected by type from the scope the projection runs in — for a
-    SQL read model, the scope's ``dockyard.sql.UnitOfWork``, whose connection also writes the
+    SQL read model, the scope's ``dockyard.sql.SqlUnitOfWork``, whose connection also writes the
     checkpoint, so both commit together.
 
     Example::
@@ -58,7 +58,7 @@ class Projection:
         class OrderTotals(Projection):
             name = "order-totals"
 
-            def __init__(self, uow: UnitOfWork) -> None:
+            def __init__(self, uow: SqlUnitOfWork) -> None:
                 self.uow = uow
 
             @handles

@@ -2,28 +2,39 @@
 
 Every dockyard table lives in one ``MetaData`` (``dockyard.sql.metadata``): create them with
 ``create_tables(engine)`` for demos and tests, or add them to your Alembic migrations with
-``target_metadata = dockyard.sql.metadata``. A ``UnitOfWork`` owns one connection and one
-transaction; the stores write on it, next to your own tables, so all of it commits together.
+``target_metadata = dockyard.sql.metadata``. The ``Table`` objects are exported as
+``events_table``, ``outbox_table``, … for queries of your own. A ``SqlUnitOfWork`` owns one
+connection and one transaction; the stores write on it, next to your own tables, so all of it
+commits together.
+
+This package is the one import path; inside, the adapters are grouped by the feature whose
+ports they implement (``_eventsourcing``, ``_outbox``, ``_projections``) around a core
+(database, unit of work, driver gates, notices, module).
 """
 
 from dockyard._public import use_public_paths
-from dockyard.sql._checkpoints import SqlCheckpointStore
 from dockyard.sql._database import Database, create_tables, drop_tables
-from dockyard.sql._event_store import SqlEventStore
-from dockyard.sql._event_tables import events, idempotency_keys, snapshots, streams
-from dockyard.sql._inbox import SqlInbox
-from dockyard.sql._leases import SqlLeaseStore
+from dockyard.sql._eventsourcing.event_store import SqlEventStore
+from dockyard.sql._eventsourcing.snapshot_store import SqlSnapshotStore
+from dockyard.sql._eventsourcing.tables import (
+    events_table,
+    idempotency_keys_table,
+    snapshots_table,
+    streams_table,
+)
 from dockyard.sql._metadata import metadata
 from dockyard.sql._module import SqlModule
-from dockyard.sql._notify import PostgresEventNotifier
-from dockyard.sql._outbox import SqlOutboxBackend, SqlOutboxStore, SqlOutboxWriter
-from dockyard.sql._outbox_tables import inbox, outbox
-from dockyard.sql._projection_tables import (
-    projection_checkpoints,
-    projection_leases,
+from dockyard.sql._outbox.inbox import SqlInbox
+from dockyard.sql._outbox.store import SqlOutboxBackend, SqlOutboxStore, SqlOutboxWriter
+from dockyard.sql._outbox.tables import inbox_table, outbox_table
+from dockyard.sql._projections.checkpoints import SqlCheckpointStore
+from dockyard.sql._projections.leases import SqlLeaseStore
+from dockyard.sql._projections.notify import PostgresEventNotifier
+from dockyard.sql._projections.tables import (
+    projection_checkpoints_table,
+    projection_leases_table,
 )
-from dockyard.sql._snapshot_store import SqlSnapshotStore
-from dockyard.sql._unit_of_work import UnitOfWork
+from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = [
     "Database",
@@ -37,18 +48,18 @@ __all__ = [
     "SqlOutboxStore",
     "SqlOutboxWriter",
     "SqlSnapshotStore",
-    "UnitOfWork",
+    "SqlUnitOfWork",
     "create_tables",
     "drop_tables",
-    "events",
-    "idempotency_keys",
-    "inbox",
+    "events_table",
+    "idempotency_keys_table",
+    "inbox_table",
     "metadata",
-    "outbox",
-    "projection_checkpoints",
-    "projection_leases",
-    "snapshots",
-    "streams",
+    "outbox_table",
+    "projection_checkpoints_table",
+    "projection_leases_table",
+    "snapshots_table",
+    "streams_table",
 ]
 
 use_public_paths(__name__, __all__)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy.util
-from sqlalchemy import Connection, event
+from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import QueuePool, StaticPool
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.pool import StaticPool
 
+from dockyard.sql._connections import HeldConnections
 from dockyard.sql._driver import (
     begin_immediate,
     postgres_adapter_known,
@@ -18,12 +18,10 @@ from dockyard.sql._driver import (
     sqlite_begin_hook_stands_aside,
 )
 from dockyard.sql._errors import unavailable_as_store_error
-from dockyard.sql._event_log import event_log_ddl, old_triggers_ddl
+from dockyard.sql._eventsourcing.event_log import event_log_ddl, old_triggers_ddl
 from dockyard.sql._metadata import metadata
 from dockyard.sql._notices import CommitNotices
-
-if TYPE_CHECKING:  # the return hint of unit_of_work(); UnitOfWork imports this module
-    from dockyard.sql._unit_of_work import UnitOfWork
+from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = ["Database", "create_tables", "drop_tables"]
 
@@ -44,10 +42,7 @@ class Database:
     """
 
     __slots__ = (
-        "_idle",
-        "_idle_size",
-        "_own_begin_hooks",
-        "_raw_paths",
+        "connections",
         "dialect",
         "engine",
         "notices",
@@ -65,23 +60,15 @@ class Database:
         sqlite = self.dialect == "sqlite"
         if sqlite:
             _configure_sqlite(self.engine)
-        self._own_begin_hooks = len(self.engine.sync_engine.dispatch.begin)
-        # Connections held between units of work (docs/design/unit-of-work.md), at most as
-        # many as the pool keeps open anyway.
-        self._idle: list[Connection] = []
-        pool = self.engine.sync_engine.pool
-        self._idle_size = (
-            pool.size() if isinstance(pool, QueuePool) else int(isinstance(pool, StaticPool))
-        )
-        self._raw_paths = sqlite_adapter_known() if sqlite else postgres_adapter_known()
+        raw_paths = sqlite_adapter_known() if sqlite else postgres_adapter_known()
+        self.connections = HeldConnections(self.engine, raw_paths=raw_paths)
+        """The connections units of work keep between them (``dockyard.sql`` internals)."""
         self.notices = CommitNotices(self)
         """PostgreSQL: ``NOTIFY`` after commits that wrote what listeners wait for."""
 
-    def unit_of_work(self) -> UnitOfWork:
+    def unit_of_work(self) -> SqlUnitOfWork:
         """A new unit of work; use it as ``async with database.unit_of_work() as uow:``."""
-        from dockyard.sql._unit_of_work import UnitOfWork
-
-        return UnitOfWork(self)
+        return SqlUnitOfWork(self)
 
     async def create_tables(self) -> None:
         """Create dockyard's tables if missing (for demos and tests; use migrations in prod)."""
@@ -90,68 +77,8 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection (after sending the notifications still pending)."""
         await self.notices.close()
-        idle, self._idle = self._idle, []
-        for connection in idle:
-            await greenlet_spawn(connection.close)
+        await self.connections.close()
         await self.engine.dispose()
-
-    def _fast_path(self) -> bool:
-        """Whether units of work may hold connections and run transactions on the driver.
-
-        Not when that would skip something the user asked of the pool or the engine: a ping
-        or a recycle on checkout, or listeners on checkout, return or transaction events.
-        """
-        if not self._raw_paths:
-            return False
-        engine = self.engine.sync_engine
-        pool, hooks = engine.pool, engine.dispatch
-        pool_hooks = pool.dispatch
-        return not (
-            pool._pre_ping  # noqa: SLF001 - no public accessor
-            or pool._recycle >= 0  # noqa: SLF001
-            or len(hooks.begin) > self._own_begin_hooks
-            or hooks.commit
-            or hooks.rollback
-            or pool_hooks.checkout
-            or pool_hooks.checkin
-            or pool_hooks.reset
-        )
-
-    def _pool_exhausted(self) -> bool:
-        pool = self.engine.sync_engine.pool
-        if not isinstance(pool, QueuePool):
-            return False
-        most = pool._max_overflow  # noqa: SLF001 - no public accessor; -1 means no limit
-        return most >= 0 and pool.checkedout() >= pool.size() + most
-
-    async def _checkout(self) -> Connection:
-        """An idle connection, or a new checkout from the pool."""
-        idle = self._idle
-        while idle:
-            connection = idle.pop()
-            if not connection.closed and not connection.invalidated:
-                return connection
-        checked_out: Connection = await greenlet_spawn(self.engine.sync_engine.connect)
-        return checked_out
-
-    def _keep(self, connection: Connection) -> bool:
-        """Hold a clean connection for the next unit of work, if there is room.
-
-        Not while the pool has handed out all it may: someone (a unit of work, a lease
-        heartbeat, a ``LISTEN``) may be waiting in the pool, and would wait ``pool_timeout``
-        for a connection we keep idle here. Then it goes back to the pool.
-        """
-        idle = self._idle
-        if (
-            len(idle) < self._idle_size
-            and not self._pool_exhausted()
-            and not connection.closed
-            and not connection.invalidated
-            and not connection.in_transaction()
-        ):
-            idle.append(connection)
-            return True
-        return False
 
 
 async def create_tables(engine: AsyncEngine) -> None:

@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dockyard.app import App
 from dockyard.di import object_, scoped, singleton
 from dockyard.eventsourcing import EventStore, SnapshotStore
-from dockyard.messaging import UnitOfWork as TransactionalUnitOfWork
+from dockyard.messaging import UnitOfWork
 from dockyard.modules import DynamicModule, OnAppInit, OnAppShutdown, module
 from dockyard.projections import CheckpointStore, EventNotifier, LeaseStore
 from dockyard.serialization import Serializer
-from dockyard.sql._checkpoints import SqlCheckpointStore
 from dockyard.sql._database import Database
-from dockyard.sql._event_store import SqlEventStore
-from dockyard.sql._leases import SqlLeaseStore
-from dockyard.sql._notify import PostgresEventNotifier
-from dockyard.sql._snapshot_store import SqlSnapshotStore
-from dockyard.sql._unit_of_work import UnitOfWork
+from dockyard.sql._eventsourcing.event_store import SqlEventStore
+from dockyard.sql._eventsourcing.snapshot_store import SqlSnapshotStore
+from dockyard.sql._projections.checkpoints import SqlCheckpointStore
+from dockyard.sql._projections.leases import SqlLeaseStore
+from dockyard.sql._projections.notify import PostgresEventNotifier
+from dockyard.sql._unit_of_work import SqlUnitOfWork
+
+if TYPE_CHECKING:  # the lifecycle hooks' signature; an adapter never imports the app at run time
+    from dockyard.app import App
 
 __all__ = ["SqlModule"]
 
 
-async def unit_of_work(database: Database) -> AsyncGenerator[UnitOfWork, BaseException | None]:
+async def unit_of_work(database: Database) -> AsyncGenerator[SqlUnitOfWork, BaseException | None]:
     """One unit of work per scope: commits when the scope exits cleanly, else rolls back."""
     uow = database.unit_of_work()
     await uow.begin()
@@ -37,17 +39,17 @@ async def unit_of_work(database: Database) -> AsyncGenerator[UnitOfWork, BaseExc
         await uow.close()
 
 
-def event_store(uow: UnitOfWork, serializer: Serializer) -> SqlEventStore:
+def event_store(uow: SqlUnitOfWork, serializer: Serializer) -> SqlEventStore:
     """The scope's event store, writing on the scope's unit of work."""
     return SqlEventStore(uow, serializer)
 
 
-def transactional_unit_of_work(uow: UnitOfWork) -> TransactionalUnitOfWork:
+def transactional_unit_of_work(uow: SqlUnitOfWork) -> UnitOfWork:
     """The same unit of work, as ``TransactionalBehavior`` and projection runners see it."""
     return uow
 
 
-def checkpoint_store(uow: UnitOfWork) -> SqlCheckpointStore:
+def checkpoint_store(uow: SqlUnitOfWork) -> SqlCheckpointStore:
     """Projection checkpoints, written in the scope's transaction with the read model."""
     return SqlCheckpointStore(uow)
 
@@ -62,7 +64,7 @@ def event_notifier(database: Database) -> PostgresEventNotifier:
     return PostgresEventNotifier(database)
 
 
-def snapshot_store(uow: UnitOfWork, serializer: Serializer) -> SqlSnapshotStore:
+def snapshot_store(uow: SqlUnitOfWork, serializer: Serializer) -> SqlSnapshotStore:
     """The scope's snapshot store, writing on the scope's unit of work."""
     return SqlSnapshotStore(uow, serializer)
 
@@ -86,10 +88,10 @@ class _Lifecycle(OnAppInit, OnAppShutdown):
 class SqlModule:
     """SQL persistence for an app: import ``SqlModule.register(url=...)`` once, at the root.
 
-    Provides and exports ``Database`` (app-wide), ``UnitOfWork`` (one per request scope:
+    Provides and exports ``Database`` (app-wide), ``SqlUnitOfWork`` (one per request scope:
     committed when the scope exits without an error, rolled back when it raises),
     ``EventStore`` and ``SnapshotStore`` (per scope, on that unit of work) and the
-    ``Serializer`` they share. Your repositories take ``UnitOfWork`` and execute on
+    ``Serializer`` they share. Your repositories take ``SqlUnitOfWork`` and execute on
     ``uow.connection``, so their rows commit with the events.
 
     For projections it also provides ``CheckpointStore`` (per scope, same transaction as the
@@ -125,7 +127,7 @@ class SqlModule:
                 scoped(unit_of_work),
                 scoped(EventStore, event_store),
                 scoped(SnapshotStore, snapshot_store),
-                scoped(TransactionalUnitOfWork, transactional_unit_of_work),
+                scoped(UnitOfWork, transactional_unit_of_work),
                 scoped(CheckpointStore, checkpoint_store),
                 singleton(LeaseStore, lease_store),
                 singleton(EventNotifier, event_notifier, when=database.dialect == "postgresql"),
@@ -133,8 +135,8 @@ class SqlModule:
             exports=[
                 Database,
                 Serializer,
+                SqlUnitOfWork,
                 UnitOfWork,
-                TransactionalUnitOfWork,
                 EventStore,
                 SnapshotStore,
                 CheckpointStore,

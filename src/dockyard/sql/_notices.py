@@ -32,7 +32,7 @@ from sqlalchemy.util import greenlet_spawn
 
 if TYPE_CHECKING:  # the database owns the notices; this module is imported by it
     from dockyard.sql._database import Database
-    from dockyard.sql._unit_of_work import UnitOfWork
+    from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = ["CommitNotices"]
 
@@ -57,7 +57,7 @@ class CommitNotices:
         self._releases: dict[str, Callable[[], None]] = {}
         self._warned = False
 
-    def notify_inside(self, uow: UnitOfWork, channel: str) -> bool:
+    def notify_inside(self, uow: SqlUnitOfWork, channel: str) -> bool:
         """Whether ``uow``'s transaction should queue ``NOTIFY channel`` itself.
 
         ``True``: it takes that role until it ends (commits or rolls back). ``False``: another
@@ -121,18 +121,19 @@ class CommitNotices:
         """``NOTIFY`` outside any transaction: one round trip on an idle connection."""
         statement = "; ".join(f"NOTIFY {channel}" for channel in channels)
         database = self.database
-        if not database._fast_path():  # noqa: SLF001 - the database and its notices are one unit
+        connections = database.connections
+        if not connections.fast_path():
             async with database.unit_of_work() as uow:
                 await uow.connection.exec_driver_sql(statement)
             return
-        connection = await database._checkout()  # noqa: SLF001
+        connection = await connections.checkout()
         try:
             driver: Any = connection.connection.driver_connection  # asyncpg's, untyped
             await driver.execute(statement)
         except BaseException:
             await asyncio.shield(greenlet_spawn(connection.invalidate))  # state unknown
             raise
-        if not database._keep(connection):  # noqa: SLF001
+        if not connections.keep(connection):
             await greenlet_spawn(connection.close)
 
     async def close(self) -> None:

@@ -1,4 +1,4 @@
-"""``UnitOfWork``: one connection and one transaction, shared by everything in a scope."""
+"""``SqlUnitOfWork``: one connection and one transaction, shared by everything in a scope."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
 from dockyard.exceptions import UnitOfWorkError
-from dockyard.sql._database import Database
 from dockyard.sql._driver import (
     began_on_driver,
     begin_immediate,
@@ -26,13 +25,16 @@ from dockyard.sql._driver import (
 )
 from dockyard.sql._errors import unavailable_as_store_error
 
-__all__ = ["UnitOfWork"]
+if TYPE_CHECKING:  # an annotation only; the database makes units of work, so imports this module
+    from dockyard.sql._database import Database
+
+__all__ = ["SqlUnitOfWork"]
 
 T = TypeVar("T")
 logger = logging.getLogger("dockyard.sql")
 
 
-class UnitOfWork:
+class SqlUnitOfWork:
     """Owns one connection and its transaction for one request scope.
 
     The event store, the outbox and the application's own repositories all execute on
@@ -134,8 +136,9 @@ class UnitOfWork:
             raise UnitOfWorkError("begin", "has already begun")
         self.log_bound = None
         database = self.database
+        connections = database.connections
         with unavailable_as_store_error("begin a unit of work"):
-            if not database._fast_path():  # noqa: SLF001 - the two are one unit
+            if not connections.fast_path():
                 # checkout and begin in one trip into SQLAlchemy's greenlet, not two
                 engine = database.engine.sync_engine
                 self._sync = await greenlet_spawn(_connect_and_begin, engine)
@@ -143,7 +146,7 @@ class UnitOfWork:
                 return
             # the transaction itself begins with the first statement, on SQLite in the same
             # hop to aiosqlite's thread (BEGIN IMMEDIATE: the write lock is taken then)
-            self._sync, self._fast = await database._checkout(), True  # noqa: SLF001
+            self._sync, self._fast = await connections.checkout(), True
 
     async def driver(self) -> Any:  # asyncpg.Connection | aiosqlite.Connection | None
         """The driver's own connection (asyncpg or aiosqlite), inside this unit of work's
@@ -155,7 +158,7 @@ class UnitOfWork:
             self._open = True  # before any await: see __init__
             adapter = sync.connection.dbapi_connection
         else:
-            if not self.database._raw_paths and self._postgres:  # noqa: SLF001
+            if not self.database.connections.raw_paths and self._postgres:
                 return None
             if not sync.in_transaction():  # after a commit, SQLAlchemy would autobegin too
                 await self.connection.begin()
@@ -304,7 +307,7 @@ class UnitOfWork:
             return
         if _driver_unusable(sync):  # the server or the network dropped it, or it is not idle
             await _discard(sync)
-        elif not self.database._keep(sync):  # noqa: SLF001
+        elif not self.database.connections.keep(sync):
             await greenlet_spawn(sync.close)
 
     async def _end_lost(self, sync: Connection, *, commit: bool, release: bool) -> None:

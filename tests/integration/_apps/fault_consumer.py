@@ -21,7 +21,7 @@ from dockyard.consumer import ConsumerModule, listen
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
 from dockyard.outbox import OutboxModule
-from dockyard.sql import SqlModule, SqlOutboxBackend, UnitOfWork
+from dockyard.sql import SqlModule, SqlOutboxBackend, SqlUnitOfWork
 from dockyard.transport import Transport
 from integration._apps.services import (
     NATS_URL,
@@ -49,7 +49,7 @@ class Ping(Event):
 class RecordEffect(EventHandler[Ping]):
     """The effect: one row per handling that committed (the inbox makes it one per message)."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
 
     async def handle(self, event: Ping, /) -> None:

@@ -32,7 +32,7 @@ from dockyard.outbox import OutboxModule, RelaySettings
 from dockyard.projections import Projection, ProjectionsModule, RunnerSettings, handles
 from dockyard.retry import RetryPolicy
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import SqlModule, SqlOutboxBackend, UnitOfWork
+from dockyard.sql import SqlModule, SqlOutboxBackend, SqlUnitOfWork
 from dockyard.transport import Transport
 
 GROUP = "outage"
@@ -56,7 +56,7 @@ class Ping(Event):
 class Applied(Projection):
     name = "applied"
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
 
     @handles
@@ -68,7 +68,7 @@ class Applied(Projection):
 
 
 class RecordEffect(EventHandler[Ping]):
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
 
     async def handle(self, event: Ping, /) -> None:

@@ -23,7 +23,7 @@ from dockyard.messaging import Command, CommandHandler, Event, EventHandler, IPu
 from dockyard.modules import module
 from dockyard.outbox import OutboxModule, RelaySettings, route
 from dockyard.retry import RetryPolicy
-from dockyard.sql import SqlModule, SqlOutboxBackend, UnitOfWork
+from dockyard.sql import SqlModule, SqlOutboxBackend, SqlUnitOfWork
 from dockyard.transport import Transport
 from integration._apps.services import NATS_URL, POSTGRES_URL, engine_options, rabbit_url
 
@@ -58,7 +58,7 @@ class PaymentCaptured(Event):
 
 
 class PlaceOrderHandler(CommandHandler[PlaceOrder, None]):
-    def __init__(self, uow: UnitOfWork, events: IPublisher) -> None:
+    def __init__(self, uow: SqlUnitOfWork, events: IPublisher) -> None:
         self._uow = uow
         self._events = events
 
@@ -71,7 +71,7 @@ class PlaceOrderHandler(CommandHandler[PlaceOrder, None]):
 
 
 class MarkOrderPaid(EventHandler[PaymentCaptured]):
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
 
     async def handle(self, event: PaymentCaptured, /) -> None:
@@ -85,7 +85,7 @@ class MarkOrderPaid(EventHandler[PaymentCaptured]):
 
 
 class ChargeCustomer(EventHandler[OrderPlaced]):
-    def __init__(self, uow: UnitOfWork, events: IPublisher) -> None:
+    def __init__(self, uow: SqlUnitOfWork, events: IPublisher) -> None:
         self._uow = uow
         self._events = events
 

@@ -26,7 +26,7 @@ async def test_an_outbox_leaves_the_engine_without_listeners(database: Database)
     engine = database.engine.sync_engine
     assert not engine.dispatch.commit
     assert not engine.dispatch.rollback
-    assert database._fast_path()
+    assert database.connections.fast_path()
 
 
 async def test_only_a_commit_that_wrote_wakes_the_relays(sqlite_database: Database) -> None:

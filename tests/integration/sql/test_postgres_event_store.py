@@ -50,7 +50,7 @@ class TestPostgresEventStoreThroughSqlAlchemyOnly(EventStoreContract):
     async def event_store_factory(
         self, postgres_database: Database, monkeypatch: pytest.MonkeyPatch
     ) -> AsyncIterator[EventStoreFactory]:
-        monkeypatch.setattr(postgres_database, "_raw_paths", False)
+        monkeypatch.setattr(postgres_database.connections, "raw_paths", False)
 
         @asynccontextmanager
         async def session(serializer: Serializer) -> AsyncIterator[EventStore]:

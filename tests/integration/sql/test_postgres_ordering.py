@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from dockyard.eventsourcing import ANY, NO_STREAM, RecordedEvent
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import Database, SqlEventStore, UnitOfWork
+from dockyard.sql import Database, SqlEventStore, SqlUnitOfWork
 from services import POSTGRES_URL
 
 pytestmark = pytest.mark.postgres
@@ -63,7 +63,7 @@ async def _app_row(connection: AsyncConnection) -> None:
 
 
 @pytest_asyncio.fixture
-async def open_transaction(postgres_database: Database) -> AsyncIterator[UnitOfWork]:
+async def open_transaction(postgres_database: Database) -> AsyncIterator[SqlUnitOfWork]:
     uow = postgres_database.unit_of_work()
     await uow.begin()
     try:
@@ -73,7 +73,7 @@ async def open_transaction(postgres_database: Database) -> AsyncIterator[UnitOfW
 
 
 async def test_a_transaction_that_began_early_appends_after_the_streams_newer_events(
-    postgres_database: Database, serializer: Serializer, open_transaction: UnitOfWork
+    postgres_database: Database, serializer: Serializer, open_transaction: SqlUnitOfWork
 ) -> None:
     """The issue's recipe: T1 writes an app row (takes its xid), T2 appends v2 and commits,
     T1 appends v3 and commits. The log must read v1, v2, v3."""
@@ -96,7 +96,7 @@ async def test_a_transaction_that_began_early_appends_after_the_streams_newer_ev
 
 
 async def test_an_early_appender_that_commits_last_is_not_skipped(
-    postgres_database: Database, serializer: Serializer, open_transaction: UnitOfWork
+    postgres_database: Database, serializer: Serializer, open_transaction: SqlUnitOfWork
 ) -> None:
     reader = Reader(postgres_database, serializer)
     early = open_transaction
@@ -111,7 +111,7 @@ async def test_an_early_appender_that_commits_last_is_not_skipped(
 
 
 async def test_a_rolled_back_savepoint_does_not_unannounce_the_transaction(
-    postgres_database: Database, serializer: Serializer, open_transaction: UnitOfWork
+    postgres_database: Database, serializer: Serializer, open_transaction: SqlUnitOfWork
 ) -> None:
     reader = Reader(postgres_database, serializer)
     t1 = open_transaction
@@ -129,7 +129,7 @@ async def test_a_rolled_back_savepoint_does_not_unannounce_the_transaction(
 
 
 async def test_transactions_that_never_append_hold_nobody_back(
-    postgres_database: Database, serializer: Serializer, open_transaction: UnitOfWork
+    postgres_database: Database, serializer: Serializer, open_transaction: SqlUnitOfWork
 ) -> None:
     """A writing transaction in another database and one on application tables of this one,
     both open while events are appended: the events are readable at once."""
@@ -152,7 +152,7 @@ async def test_transactions_that_never_append_hold_nobody_back(
 
 
 async def test_an_open_appender_is_reported_with_its_age(
-    postgres_database: Database, serializer: Serializer, open_transaction: UnitOfWork
+    postgres_database: Database, serializer: Serializer, open_transaction: SqlUnitOfWork
 ) -> None:
     appended = await SqlEventStore(open_transaction, serializer).append(
         "Tick-open", [Ticked(1, 1)], NO_STREAM
@@ -239,7 +239,7 @@ async def test_positions_increase_with_versions_within_an_append(
 
 
 async def test_reading_the_log_in_a_repeatable_read_transaction_is_refused(
-    postgres_database: Database, serializer: Serializer, open_transaction: UnitOfWork
+    postgres_database: Database, serializer: Serializer, open_transaction: SqlUnitOfWork
 ) -> None:
     """Its snapshot may predate the horizon: it could skip events. Refused, with why."""
     await open_transaction.connection.execute(

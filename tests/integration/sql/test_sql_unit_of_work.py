@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.eventsourcing import NO_STREAM
 from dockyard.exceptions import CorruptEventError, UnknownEventTypeError
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import Database, SqlEventStore, SqlSnapshotStore, events, snapshots
+from dockyard.sql import Database, SqlEventStore, SqlSnapshotStore, events_table, snapshots_table
 
 app_metadata = sa.MetaData()
 orders = sa.Table(
@@ -104,8 +104,8 @@ async def test_work_continues_after_a_commit_in_a_new_transaction(
 async def _corrupt(database: Database, version: int, **values: object) -> None:
     async with database.unit_of_work() as uow:
         await uow.connection.execute(
-            sa.update(events)
-            .where(events.c.stream_id == "Order-1", events.c.stream_version == version)
+            sa.update(events_table)
+            .where(events_table.c.stream_id == "Order-1", events_table.c.stream_version == version)
             .values(**values)
         )
 
@@ -166,7 +166,7 @@ async def test_a_snapshot_that_no_longer_decodes_is_ignored(
 ) -> None:
     async with database.unit_of_work() as uow:
         await SqlSnapshotStore(uow, serializer).save("Order-1", 3, OrderPlaced("o-1", 3))
-        await uow.connection.execute(sa.update(snapshots).values(data=b"{not json"))
+        await uow.connection.execute(sa.update(snapshots_table).values(data=b"{not json"))
     async with database.unit_of_work() as uow:
         assert await SqlSnapshotStore(uow, serializer).load("Order-1", OrderPlaced) is None
     assert "Ignoring the snapshot of stream 'Order-1'" in caplog.text

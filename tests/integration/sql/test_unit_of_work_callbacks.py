@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from dockyard.sql import Database, UnitOfWork
+from dockyard.sql import Database, SqlUnitOfWork
 
 
 @pytest.fixture(params=["driver", "pool"])
@@ -28,18 +28,18 @@ def database(database: Database, path: str) -> Iterator[Database]:
     engine = database.engine.sync_engine
     if path == "pool":
         event.listen(engine, "checkout", on_checkout)
-    assert database._fast_path() is (path == "driver")
+    assert database.connections.fast_path() is (path == "driver")
     yield database
     if path == "pool":
         event.remove(engine, "checkout", on_checkout)
 
 
-def _record(uow: UnitOfWork, seen: list[str], name: str) -> None:
+def _record(uow: SqlUnitOfWork, seen: list[str], name: str) -> None:
     uow.after_commit(lambda: seen.append(f"{name} committed"))
     uow.after_rollback(lambda: seen.append(f"{name} rolled back"))
 
 
-async def _write(uow: UnitOfWork) -> None:
+async def _write(uow: SqlUnitOfWork) -> None:
     await uow.connection.execute(sa.text("SELECT 1"))
 
 

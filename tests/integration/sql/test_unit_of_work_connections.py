@@ -49,7 +49,7 @@ async def _texts(database: Database, stream_id: str) -> list[str]:
 
 
 async def test_the_next_unit_of_work_runs_on_the_same_connection(database: Database) -> None:
-    assert database._fast_path()
+    assert database.connections.fast_path()
     first = await _identity(database)
     async with database.unit_of_work() as uow:
         await SqlEventStore(uow, serializer).append("Noted-1", [Noted("a")], NO_STREAM)
@@ -158,7 +158,7 @@ async def test_a_unit_of_work_cancelled_at_any_await_hands_on_a_clean_connection
     database = postgres_database
     if path == "pool":  # a listener on checkout turns the driver path off
         event.listen(database.engine.sync_engine, "checkout", lambda *_: None)
-    assert database._fast_path() is (path == "driver")
+    assert database.connections.fast_path() is (path == "driver")
     pause = PauseAt(statement, when)
     monkeypatch.setattr(asyncpg.Connection, "execute", pause.wrap(asyncpg.Connection.execute))
     monkeypatch.setattr(asyncpg.Connection, "fetch", pause.wrap(asyncpg.Connection.fetch))
@@ -260,7 +260,7 @@ async def test_a_listener_on_the_engine_turns_the_pools_own_path_back_on(
 
     event.listen(database.engine.sync_engine, "commit", on_commit)
     try:
-        assert not database._fast_path()
+        assert not database.connections.fast_path()
         async with database.unit_of_work() as uow:
             await SqlEventStore(uow, serializer).append("Noted-1", [Noted("a")], NO_STREAM)
         assert seen == ["commit"]
@@ -276,7 +276,7 @@ async def test_a_pool_that_checks_connections_on_checkout_keeps_doing_so(
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'app.db'}", **option)
     try:
         await database.create_tables()
-        assert not database._fast_path()
+        assert not database.connections.fast_path()
         async with database.unit_of_work() as uow:
             await SqlEventStore(uow, serializer).append("Noted-1", [Noted("a")], NO_STREAM)
         assert await _texts(database, "Noted-1") == ["a"]
@@ -296,7 +296,7 @@ class TestEventStoreThroughThePool(EventStoreContract):
 
         checkouts: list[int] = []
         event.listen(database.engine.sync_engine, "checkout", on_checkout)
-        assert not database._fast_path()
+        assert not database.connections.fast_path()
 
         @asynccontextmanager
         async def session(events_serializer: Serializer) -> AsyncIterator[EventStore]:

@@ -9,7 +9,7 @@ from sqlalchemy.schema import CreateTable
 
 from dockyard import sql
 from dockyard.exceptions import StoreUnavailableError, UnitOfWorkError
-from dockyard.sql import Database, UnitOfWork, metadata
+from dockyard.sql import Database, SqlUnitOfWork, metadata
 
 
 def test_every_table_is_in_the_one_metadata_under_a_plain_name() -> None:
@@ -19,14 +19,19 @@ def test_every_table_is_in_the_one_metadata_under_a_plain_name() -> None:
         "dockyard_snapshots",
         "dockyard_idempotency_keys",
     }
-    for table in (sql.events, sql.streams, sql.snapshots, sql.idempotency_keys):
+    for table in (
+        sql.events_table,
+        sql.streams_table,
+        sql.snapshots_table,
+        sql.idempotency_keys_table,
+    ):
         assert table.metadata is metadata
         assert table.comment
 
 
 def test_constraints_have_names_a_dba_can_read() -> None:
     dialect = PGDialect()  # type: ignore[no-untyped-call]
-    ddl = str(CreateTable(sql.events).compile(dialect=dialect))
+    ddl = str(CreateTable(sql.events_table).compile(dialect=dialect))
     assert "CONSTRAINT pk_dockyard_events PRIMARY KEY (global_position)" in ddl
     assert "CONSTRAINT uq_dockyard_events_stream_id_stream_version UNIQUE" in ddl
     assert "CONSTRAINT uq_dockyard_events_event_id UNIQUE" in ddl
@@ -34,7 +39,7 @@ def test_constraints_have_names_a_dba_can_read() -> None:
 
 
 def test_sqlite_positions_are_never_reused() -> None:
-    ddl = str(CreateTable(sql.events).compile(dialect=SQLiteDialect()))
+    ddl = str(CreateTable(sql.events_table).compile(dialect=SQLiteDialect()))
     assert "global_position INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT" in ddl
 
 
@@ -58,7 +63,7 @@ async def test_a_unit_of_work_is_used_inside_its_life_only(tmp_path: Path) -> No
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
     uow = database.unit_of_work()
     try:
-        assert isinstance(uow, UnitOfWork)
+        assert isinstance(uow, SqlUnitOfWork)
         with pytest.raises(UnitOfWorkError) as info:
             _ = uow.connection
         assert str(info.value) == (
@@ -141,6 +146,6 @@ async def test_a_unit_of_work_returns_its_connection_however_it_ends(tmp_path: P
 def test_the_postgres_append_binds_exactly_the_fields_of_an_event_row() -> None:
     # one-event appends bind `msgspec.structs.asdict(row)`: the two lists must agree
     from dockyard.eventsourcing._codec import EventRow
-    from dockyard.sql._append_postgres import _FIELDS
+    from dockyard.sql._eventsourcing.append_postgres import _FIELDS
 
     assert tuple(_FIELDS) == EventRow.__struct_fields__

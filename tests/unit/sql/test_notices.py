@@ -25,6 +25,11 @@ class _Unit:
         self.connection = connection
 
 
+class _Connections:
+    def fast_path(self) -> bool:
+        return False  # the unit-of-work path (the driver path is tested on PostgreSQL)
+
+
 class _Database:
     """Stands in for ``Database``: units of work whose statements wait for ``gate``."""
 
@@ -32,9 +37,7 @@ class _Database:
         self.sent: list[str] = []
         self.gate = asyncio.Event()
         self.fail = False
-
-    def _fast_path(self) -> bool:
-        return False  # the unit-of-work path (the driver path is tested on PostgreSQL)
+        self.connections = _Connections()
 
     @contextlib.asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[_Unit]:

@@ -9,7 +9,7 @@ from dockyard.di import scoped
 from dockyard.eventsourcing import NO_STREAM, EventStore, SnapshotStore
 from dockyard.modules import module
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import Database, SqlEventStore, SqlModule, UnitOfWork
+from dockyard.sql import Database, SqlEventStore, SqlModule, SqlUnitOfWork
 
 notes = sa.Table(
     "notes",
@@ -26,7 +26,7 @@ class NoteTaken:
 class NoteRepository:
     """An app repository on the scope's unit of work, like users write them."""
 
-    def __init__(self, uow: UnitOfWork, events: EventStore) -> None:
+    def __init__(self, uow: SqlUnitOfWork, events: EventStore) -> None:
         self.uow, self.events = uow, events
 
     async def add(self, note_id: str) -> None:
@@ -53,7 +53,7 @@ def _app(tmp_path: Path) -> App:
 
 async def _stored(app: App) -> tuple[list[str], int]:
     async with app.scope() as scope:
-        uow = await scope.get(UnitOfWork)
+        uow = await scope.get(SqlUnitOfWork)
         rows = (await uow.connection.execute(sa.select(notes.c.note_id))).scalars().all()
         events = await (await scope.get(EventStore)).read_all()
     return list(rows), len(events)
@@ -66,7 +66,7 @@ async def test_a_scope_commits_app_rows_and_events_together(tmp_path: Path) -> N
             await connection.run_sync(notes.metadata.create_all)
         async with app.scope() as scope:
             repository = await scope.get(NoteRepository)
-            assert repository.uow is await scope.get(UnitOfWork)
+            assert repository.uow is await scope.get(SqlUnitOfWork)
             assert isinstance(await scope.get(EventStore), SqlEventStore)
             await (await scope.get(SnapshotStore)).save("Note-a", 1, NoteTaken("a"))
             await repository.add("a")
@@ -88,8 +88,8 @@ async def test_a_scope_commits_app_rows_and_events_together(tmp_path: Path) -> N
 async def test_each_scope_gets_its_own_unit_of_work(tmp_path: Path) -> None:
     async with _app(tmp_path) as app:
         async with app.scope() as first:
-            one = await first.get(UnitOfWork)
-            assert one is await first.get(UnitOfWork)
+            one = await first.get(SqlUnitOfWork)
+            assert one is await first.get(SqlUnitOfWork)
         async with app.scope() as second:
-            assert await second.get(UnitOfWork) is not one
+            assert await second.get(SqlUnitOfWork) is not one
         assert await app.get(Database) is await app.get(Database)

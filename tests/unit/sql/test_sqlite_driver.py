@@ -12,9 +12,9 @@ from dockyard.eventsourcing import NO_STREAM
 from dockyard.eventsourcing._codec import EventRow
 from dockyard.serialization import Serializer
 from dockyard.sql import Database, SqlEventStore
-from dockyard.sql import _sqlite_driver as lite
 from dockyard.sql._driver import in_driver_thread
-from dockyard.sql._unit_of_work import UnitOfWork
+from dockyard.sql._eventsourcing import sqlite as lite
+from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ async def test_aiosqlite_still_runs_our_functions_in_its_thread(database: Databa
     # If this fails, aiosqlite changed Connection._execute or Connection._connection: every
     # SQLite append and read silently went back to one hop per statement (slower, still right).
     assert callable(getattr(aiosqlite.Connection, "_execute", None))
-    async with UnitOfWork(database) as uow:
+    async with SqlUnitOfWork(database) as uow:
         driver = await uow.driver()
         done = await in_driver_thread(
             driver, lambda sqlite, n: sqlite.execute(n).fetchone(), "SELECT 41 + 1"
@@ -61,7 +61,7 @@ async def test_both_paths_append_and_read_the_same_rows(database: Database, one_
     rows[1] = EventRow(
         rows[1].event_id, "Memo", 1, b"{}", None, "x", recorded_at - timedelta(days=1)
     )
-    async with UnitOfWork(database) as uow:
+    async with SqlUnitOfWork(database) as uow:
         assert await lite.append_sqlite(uow, "Memo-1", rows, NO_STREAM, recorded_at) == (1, 3, 1, 3)
         assert await lite.append_sqlite(uow, "Memo-1", rows[:1], NO_STREAM, recorded_at) is None
         found = await lite.fetch_rows(uow, lite.READ_STREAM_FORWARDS, ("Memo-1", 0, -1))
@@ -78,7 +78,7 @@ async def test_positions_returned_are_the_stored_ones_even_after_deleting_the_ne
     database: Database, one_hop: bool
 ) -> None:
     now, count = datetime.now(UTC), 5_000
-    async with UnitOfWork(database) as uow:
+    async with SqlUnitOfWork(database) as uow:
         await lite.append_sqlite(uow, "Memo-1", _rows(3, now), NO_STREAM, now)
         await uow.connection.exec_driver_sql("DELETE FROM dockyard_events")
         done = await lite.append_sqlite(uow, "Memo-2", _rows(count, now), 0, now)
@@ -98,7 +98,7 @@ def test_stored_ids_read_back_as_equal_uuids() -> None:
 
 
 async def test_generated_event_ids_are_distinct_random_uuids(database: Database) -> None:
-    async with UnitOfWork(database) as uow:
+    async with SqlUnitOfWork(database) as uow:
         store = SqlEventStore(uow, Serializer())
         await store.append("Memo-3", [Memo(str(n)) for n in range(500)], NO_STREAM)
         ids = [event.event_id for event in await store.read_stream("Memo-3")]

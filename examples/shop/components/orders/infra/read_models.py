@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from dockyard import App
 from dockyard.modules import OnAppInit
 from dockyard.projections import Projection, handles
-from dockyard.sql import Database, UnitOfWork
+from dockyard.sql import Database, SqlUnitOfWork
 from examples.shop.shared_kernel.events import OrderPaid, OrderPlaced
 
 read_models = MetaData()
@@ -39,7 +39,7 @@ customer_order_counts = Table(
 class OrderSummaries(Projection):
     name = "order-summaries"
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self.uow = uow
 
     @handles
@@ -68,7 +68,7 @@ class OrderSummaries(Projection):
 class CustomerOrderCounts(Projection):
     name = "customer-order-counts"
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self.uow = uow
 
     @handles
@@ -87,7 +87,7 @@ class CustomerOrderCounts(Projection):
 class SqlOrderReadModels:
     """Reads the two tables, on the scope's unit of work."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self.uow = uow
 
     async def summaries(self) -> list[tuple[str, str, int, str]]:

@@ -18,11 +18,11 @@ from sqlalchemy import (
 
 from dockyard.sql._metadata import metadata
 
-__all__ = ["OUTBOX_CHANNEL", "inbox", "outbox"]
+__all__ = ["OUTBOX_CHANNEL", "inbox_table", "outbox_table"]
 
 _NAME = 255
 
-outbox = Table(
+outbox_table = Table(
     "dockyard_outbox",
     metadata,
     Column(
@@ -50,40 +50,40 @@ outbox = Table(
 # The claim walks this in position order and stops after a batch (see outbox-relay.md).
 Index(
     "ix_dockyard_outbox_pending",
-    outbox.c.position,
+    outbox_table.c.position,
     postgresql_where=text("status = 'pending'"),
     sqlite_where=text("status = 'pending'"),
 )
 # Per key, in order: what a claim checks once it holds its keys' locks (outbox-relay.md).
 Index(
     "ix_dockyard_outbox_pending_keys",
-    outbox.c.partition_key,
-    outbox.c.position,
+    outbox_table.c.partition_key,
+    outbox_table.c.position,
     postgresql_where=text("status = 'pending'"),
     sqlite_where=text("status = 'pending'"),
 )
 # Failed messages waiting for a retry: they block later messages of their key. Tiny when healthy.
 Index(
     "ix_dockyard_outbox_retrying",
-    outbox.c.partition_key,
-    outbox.c.position,
+    outbox_table.c.partition_key,
+    outbox_table.c.position,
     postgresql_where=text("status = 'pending' AND attempts > 0"),
     sqlite_where=text("status = 'pending' AND attempts > 0"),
 )
 Index(
     "ix_dockyard_outbox_delivered",
-    outbox.c.delivered_at,
+    outbox_table.c.delivered_at,
     postgresql_where=text("status = 'delivered'"),
     sqlite_where=text("status = 'delivered'"),
 )
 Index(
     "ix_dockyard_outbox_dead",
-    outbox.c.position,
+    outbox_table.c.position,
     postgresql_where=text("status = 'dead'"),
     sqlite_where=text("status = 'dead'"),
 )
 
-inbox = Table(
+inbox_table = Table(
     "dockyard_inbox",
     metadata,
     Column("message_id", String(_NAME), nullable=False),

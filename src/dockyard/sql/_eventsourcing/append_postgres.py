@@ -2,7 +2,7 @@
 
 The same statement announces the transaction to readers of the global log before it takes
 positions from the sequence, and takes them only once it holds the stream's row (see
-docs/design/event-store-ordering.md and ``_event_log``).
+docs/design/event-store-ordering.md and ``event_log``).
 """
 
 from __future__ import annotations
@@ -36,10 +36,9 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from dockyard.eventsourcing._codec import EventRow
 from dockyard.eventsourcing._store import ExpectedVersion
-from dockyard.sql._event_log import key_sql, lower_bound_sql, positions
-from dockyard.sql._event_tables import events, streams
-from dockyard.sql._projection_tables import EVENTS_CHANNEL
-from dockyard.sql._unit_of_work import UnitOfWork
+from dockyard.sql._eventsourcing.event_log import key_sql, lower_bound_sql, positions
+from dockyard.sql._eventsourcing.tables import EVENTS_CHANNEL, events_table, streams_table
+from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = ["append_postgres"]
 
@@ -47,26 +46,28 @@ __all__ = ["append_postgres"]
 def _stream_cte(kind: str) -> Any:
     stream_id: Any = bindparam("sid")
     count = bindparam("n", type_=BigInteger())
-    live = streams.c.deleted_at.is_(None)
+    live = streams_table.c.deleted_at.is_(None)
     if kind == "create":
         statement: Any = (
-            pg_insert(streams)
+            pg_insert(streams_table)
             .values(stream_id=stream_id, version=count)
-            .on_conflict_do_nothing(index_elements=[streams.c.stream_id])
+            .on_conflict_do_nothing(index_elements=[streams_table.c.stream_id])
         )
     elif kind == "any":
-        upsert = pg_insert(streams).values(stream_id=stream_id, version=count)
+        upsert = pg_insert(streams_table).values(stream_id=stream_id, version=count)
         statement = upsert.on_conflict_do_update(
-            index_elements=[streams.c.stream_id],
-            set_={"version": streams.c.version + upsert.excluded.version},
+            index_elements=[streams_table.c.stream_id],
+            set_={"version": streams_table.c.version + upsert.excluded.version},
             where=live,
         )
     else:
-        condition = [streams.c.stream_id == stream_id, live]
+        condition = [streams_table.c.stream_id == stream_id, live]
         if kind == "exact":
-            condition.append(streams.c.version == bindparam("expected", type_=BigInteger()))
-        statement = update(streams).where(*condition).values(version=streams.c.version + count)
-    return statement.returning(streams.c.version).cte("stream")
+            condition.append(streams_table.c.version == bindparam("expected", type_=BigInteger()))
+        statement = (
+            update(streams_table).where(*condition).values(version=streams_table.c.version + count)
+        )
+    return statement.returning(streams_table.c.version).cte("stream")
 
 
 def _announce_cte(mode: str) -> Any:
@@ -95,7 +96,7 @@ def _announce_cte(mode: str) -> Any:
     return announce.columns(*names).cte("announce").prefix_with("MATERIALIZED")
 
 
-_COLUMNS = [column.name for column in events.columns]
+_COLUMNS = [column.name for column in events_table.columns]
 # the per-event values, in table order; an append of several binds each as an array, "<name>s"
 _FIELDS: dict[str, Any] = {
     "event_id": Uuid(),
@@ -129,10 +130,10 @@ def _insert(kind: str, mode: str, fields: Any, version: Any, more: Any = None) -
         source = source.join(more, true())
     bound = select(announce.c.bound).scalar_subquery()
     return (
-        insert(events)
+        insert(events_table)
         .from_select(_COLUMNS, source)
         .add_cte(stream, announce)
-        .returning(events.c.global_position, events.c.stream_version, bound)
+        .returning(events_table.c.global_position, events_table.c.stream_version, bound)
     )
 
 
@@ -192,7 +193,7 @@ def _kind(expected: int | ExpectedVersion) -> str:
 
 
 async def append_postgres(
-    uow: UnitOfWork,
+    uow: SqlUnitOfWork,
     stream_id: str,
     rows: list[EventRow],
     expected: int | ExpectedVersion,

@@ -12,8 +12,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from dockyard.projections._checkpoints import Checkpoint, Failure, utc_now
 from dockyard.sql._errors import unavailable_as_store_error
-from dockyard.sql._projection_tables import projection_checkpoints as table
-from dockyard.sql._unit_of_work import UnitOfWork
+from dockyard.sql._projections.tables import projection_checkpoints_table as table
+from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = ["SqlCheckpointStore"]
 
@@ -21,7 +21,7 @@ _SELECT = select(table)
 
 
 class SqlCheckpointStore:
-    """A ``CheckpointStore`` writing on a ``UnitOfWork``'s connection (scoped, like the uow).
+    """A ``CheckpointStore`` writing on a ``SqlUnitOfWork``'s connection (scoped, like the uow).
 
     A catch-up batch saves its checkpoint here in the same transaction as the read model;
     ``lock`` is ``SELECT … FOR UPDATE`` on PostgreSQL (SQLite already holds the write lock).
@@ -29,7 +29,7 @@ class SqlCheckpointStore:
 
     __slots__ = ("_postgres", "uow")
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self.uow = uow
         self._postgres = uow.dialect == "postgresql"
 

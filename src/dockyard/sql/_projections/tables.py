@@ -1,4 +1,4 @@
-"""Tables of projections (checkpoints, leases) and the channel that announces new events."""
+"""Tables of projections: checkpoints and leases."""
 
 from __future__ import annotations
 
@@ -15,15 +15,11 @@ from sqlalchemy import (
 
 from dockyard.sql._metadata import metadata
 
-__all__ = [
-    "EVENTS_CHANNEL",
-    "projection_checkpoints",
-    "projection_leases",
-]
+__all__ = ["projection_checkpoints_table", "projection_leases_table"]
 
 _NAME = 255
 
-projection_checkpoints = Table(
+projection_checkpoints_table = Table(
     "dockyard_projection_checkpoints",
     metadata,
     Column("name", String(_NAME), primary_key=True),
@@ -38,7 +34,7 @@ projection_checkpoints = Table(
     comment="One row per catch-up projection: its position, written with its read model.",
 )
 
-projection_leases = Table(
+projection_leases_table = Table(
     "dockyard_projection_leases",
     metadata,
     Column("name", String(_NAME), primary_key=True),
@@ -46,7 +42,3 @@ projection_leases = Table(
     Column("expires_at", Double(), nullable=False),
     comment="Which runner may apply a projection, until when (epoch seconds, database clock).",
 )
-
-EVENTS_CHANNEL = "dockyard_events"
-"""The PostgreSQL ``NOTIFY`` channel announcing committed appends (sent after the commit by the
-process that appended, ``CommitNotices``)."""

@@ -28,33 +28,29 @@ from dockyard.eventsourcing._store import (
 )
 from dockyard.exceptions import DockyardError, StreamDeletedError
 from dockyard.serialization import Serializer
-from dockyard.sql._append_postgres import append_postgres
-from dockyard.sql._errors import (
-    INTEGRITY_ERRORS,
-    duplicate_event_id_error,
-    unavailable_as_store_error,
-)
-from dockyard.sql._event_log import OPEN_APPENDS
-from dockyard.sql._event_tables import events as events_table
-from dockyard.sql._event_tables import idempotency_keys, streams
-from dockyard.sql._log_head import sql_count_after, sql_log_heads
-from dockyard.sql._reads import log_rows, stream_rows
-from dockyard.sql._sqlite_driver import append_sqlite
-from dockyard.sql._unit_of_work import UnitOfWork
+from dockyard.sql._errors import unavailable_as_store_error
+from dockyard.sql._eventsourcing.append_postgres import append_postgres
+from dockyard.sql._eventsourcing.duplicates import INTEGRITY_ERRORS, duplicate_event_id_error
+from dockyard.sql._eventsourcing.event_log import OPEN_APPENDS
+from dockyard.sql._eventsourcing.log_head import sql_count_after, sql_log_heads
+from dockyard.sql._eventsourcing.reads import log_rows, stream_rows
+from dockyard.sql._eventsourcing.sqlite import append_sqlite
+from dockyard.sql._eventsourcing.tables import events_table, idempotency_keys_table, streams_table
+from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = ["SqlEventStore"]
 
-_STREAM = select(streams.c.version, streams.c.deleted_at)
+_STREAM = select(streams_table.c.version, streams_table.c.deleted_at)
 _KEY_RESULT = select(
-    idempotency_keys.c.first_version,
-    idempotency_keys.c.last_version,
-    idempotency_keys.c.first_position,
-    idempotency_keys.c.last_position,
+    idempotency_keys_table.c.first_version,
+    idempotency_keys_table.c.last_version,
+    idempotency_keys_table.c.first_position,
+    idempotency_keys_table.c.last_position,
 )
 
 
 class SqlEventStore:
-    """An ``EventStore`` that writes on a ``UnitOfWork``'s connection.
+    """An ``EventStore`` that writes on a ``SqlUnitOfWork``'s connection.
 
     Appends are part of the unit of work's transaction: they commit or roll back with
     everything else written on it. Create one per unit of work (it is cheap); it is scoped.
@@ -63,7 +59,7 @@ class SqlEventStore:
 
     __slots__ = ("_postgres", "serializer", "uow")
 
-    def __init__(self, uow: UnitOfWork, serializer: Serializer | None = None) -> None:
+    def __init__(self, uow: SqlUnitOfWork, serializer: Serializer | None = None) -> None:
         self.uow = uow
         self.serializer = serializer if serializer is not None else Serializer()
         self._postgres = uow.dialect == "postgresql"
@@ -105,11 +101,11 @@ class SqlEventStore:
             except DockyardError:
                 # release the claim, so a caller that recovers and commits can retry later
                 await connection.execute(
-                    delete(idempotency_keys).where(*_key(stream_id, idempotency_key))
+                    delete(idempotency_keys_table).where(*_key(stream_id, idempotency_key))
                 )
                 raise
             await connection.execute(
-                update(idempotency_keys)
+                update(idempotency_keys_table)
                 .where(*_key(stream_id, idempotency_key))
                 .values(
                     first_version=result.first_version,
@@ -137,7 +133,7 @@ class SqlEventStore:
                 return AppendResult(stream_id, *done)
         # nothing was written: find out why (the cold path)
         found = (
-            await self.uow.connection.execute(_STREAM.where(streams.c.stream_id == stream_id))
+            await self.uow.connection.execute(_STREAM.where(streams_table.c.stream_id == stream_id))
         ).one_or_none()
         current = found.version if found is not None else 0
         if found is not None and found.deleted_at is not None:
@@ -155,10 +151,10 @@ class SqlEventStore:
         """
         insert = pg_insert if self._postgres else sqlite_insert
         claimed = await connection.execute(
-            insert(idempotency_keys)
+            insert(idempotency_keys_table)
             .values(stream_id=stream_id, idempotency_key=key, recorded_at=recorded_at)
             .on_conflict_do_nothing()
-            .returning(idempotency_keys.c.stream_id)
+            .returning(idempotency_keys_table.c.stream_id)
         )
         if claimed.first() is not None:
             return None
@@ -182,7 +178,7 @@ class SqlEventStore:
             )
             if not rows:
                 # deleted streams have no rows left; only then is the tombstone worth a look
-                tombstone = _STREAM.where(streams.c.stream_id == stream_id)
+                tombstone = _STREAM.where(streams_table.c.stream_id == stream_id)
                 found = (await self.uow.connection.execute(tombstone)).one_or_none()
                 if found is not None and found.deleted_at is not None:
                     raise StreamDeletedError(stream_id, found.version, "read")
@@ -254,12 +250,14 @@ class SqlEventStore:
         insert = pg_insert if self._postgres else sqlite_insert
         deleted_at = now()
         with unavailable_as_store_error(f"delete stream `{stream_id}`"):
-            upsert = insert(streams).values(stream_id=stream_id, version=0, deleted_at=deleted_at)
+            upsert = insert(streams_table).values(
+                stream_id=stream_id, version=0, deleted_at=deleted_at
+            )
             await connection.execute(
                 upsert.on_conflict_do_update(
-                    index_elements=[streams.c.stream_id],
+                    index_elements=[streams_table.c.stream_id],
                     set_={"deleted_at": deleted_at},
-                    where=streams.c.deleted_at.is_(None),
+                    where=streams_table.c.deleted_at.is_(None),
                 )
             )
             await connection.execute(
@@ -282,6 +280,6 @@ class SqlEventStore:
 
 def _key(stream_id: str, key: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (
-        idempotency_keys.c.stream_id == stream_id,
-        idempotency_keys.c.idempotency_key == key,
+        idempotency_keys_table.c.stream_id == stream_id,
+        idempotency_keys_table.c.idempotency_key == key,
     )

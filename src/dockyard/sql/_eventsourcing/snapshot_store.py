@@ -13,28 +13,28 @@ from dockyard.eventsourcing._store import check_stream_id
 from dockyard.eventsourcing._store_snapshots import Snapshot
 from dockyard.serialization import Serializer
 from dockyard.sql._errors import unavailable_as_store_error
-from dockyard.sql._event_tables import snapshots
-from dockyard.sql._unit_of_work import UnitOfWork
+from dockyard.sql._eventsourcing.tables import snapshots_table
+from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = ["SqlSnapshotStore"]
 
 S = TypeVar("S")
 
 _LOAD = select(
-    snapshots.c.stream_version,
-    snapshots.c.type_name,
-    snapshots.c.schema_version,
-    snapshots.c.data,
-    snapshots.c.recorded_at,
+    snapshots_table.c.stream_version,
+    snapshots_table.c.type_name,
+    snapshots_table.c.schema_version,
+    snapshots_table.c.data,
+    snapshots_table.c.recorded_at,
 )
 
 
 class SqlSnapshotStore:
-    """A ``SnapshotStore`` writing on a ``UnitOfWork``'s connection; one row per stream."""
+    """A ``SnapshotStore`` writing on a ``SqlUnitOfWork``'s connection; one row per stream."""
 
     __slots__ = ("_postgres", "serializer", "uow")
 
-    def __init__(self, uow: UnitOfWork, serializer: Serializer | None = None) -> None:
+    def __init__(self, uow: SqlUnitOfWork, serializer: Serializer | None = None) -> None:
         self.uow = uow
         self.serializer = serializer if serializer is not None else Serializer()
         self._postgres = uow.dialect == "postgresql"
@@ -43,7 +43,7 @@ class SqlSnapshotStore:
         check_stream_id(stream_id)
         stored = self.serializer.serialize(state)
         insert = pg_insert if self._postgres else sqlite_insert
-        upsert = insert(snapshots).values(
+        upsert = insert(snapshots_table).values(
             stream_id=stream_id,
             stream_version=stream_version,
             type_name=stored.type_name,
@@ -52,13 +52,13 @@ class SqlSnapshotStore:
             recorded_at=now(),
         )
         replace = upsert.on_conflict_do_update(
-            index_elements=[snapshots.c.stream_id],
+            index_elements=[snapshots_table.c.stream_id],
             set_={
                 name: upsert.excluded[name]
                 for name in ("stream_version", "type_name", "schema_version", "data", "recorded_at")
             },
             # an older snapshot (a slow writer) never replaces a newer one
-            where=snapshots.c.stream_version <= upsert.excluded.stream_version,
+            where=snapshots_table.c.stream_version <= upsert.excluded.stream_version,
         )
         with unavailable_as_store_error(f"save the snapshot of stream `{stream_id}`"):
             await self.uow.connection.execute(replace)
@@ -67,7 +67,9 @@ class SqlSnapshotStore:
         check_stream_id(stream_id)
         with unavailable_as_store_error(f"load the snapshot of stream `{stream_id}`"):
             found = (
-                await self.uow.connection.execute(_LOAD.where(snapshots.c.stream_id == stream_id))
+                await self.uow.connection.execute(
+                    _LOAD.where(snapshots_table.c.stream_id == stream_id)
+                )
             ).one_or_none()
         if found is None:
             return None
@@ -86,5 +88,5 @@ class SqlSnapshotStore:
         check_stream_id(stream_id)
         with unavailable_as_store_error(f"delete the snapshot of stream `{stream_id}`"):
             await self.uow.connection.execute(
-                delete(snapshots).where(snapshots.c.stream_id == stream_id)
+                delete(snapshots_table).where(snapshots_table.c.stream_id == stream_id)
             )

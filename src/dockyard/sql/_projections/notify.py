@@ -8,8 +8,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from dockyard.sql._database import Database
+from dockyard.sql._eventsourcing.tables import EVENTS_CHANNEL
 from dockyard.sql._listen import PostgresListener
-from dockyard.sql._projection_tables import EVENTS_CHANNEL
 
 __all__ = ["PostgresEventNotifier"]
 

@@ -5,7 +5,7 @@ through it measured several times slower than raw aiosqlite (docs/event-store.md
 to aiosqlite's worker thread costs more than a statement, so an append (the transaction's
 ``BEGIN IMMEDIATE`` if not sent yet, the stream upsert, the event insert) runs as one function
 in that thread: one hop; a read likewise. That needs aiosqlite's ``Connection._execute(fn,
-*args)``, private but unchanged for years; ``UnitOfWork.run_in_driver_thread`` is the one way
+*args)``, private but unchanged for years; ``SqlUnitOfWork.run_in_driver_thread`` is the one way
 in, and falls back to one hop per statement if it ever changes
 (``tests/unit/sql/test_sqlite_driver.py`` fails loudly then).
 
@@ -24,8 +24,8 @@ from uuid import UUID, SafeUUID
 from dockyard.eventsourcing._codec import EventRow
 from dockyard.eventsourcing._store import ExpectedVersion
 from dockyard.exceptions import CorruptEventError
-from dockyard.sql._event_tables import events, streams
-from dockyard.sql._unit_of_work import UnitOfWork
+from dockyard.sql._eventsourcing.tables import events_table, streams_table
+from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = [
     "READ_ALL",
@@ -37,9 +37,9 @@ __all__ = [
     "from_storage",
 ]
 
-_E, _S = events.name, streams.name
-_COLUMNS = ", ".join(column.name for column in events.columns)
-_INSERT_COLUMNS = [c.name for c in events.columns if c.name != "global_position"]
+_E, _S = events_table.name, streams_table.name
+_COLUMNS = ", ".join(column.name for column in events_table.columns)
+_INSERT_COLUMNS = [c.name for c in events_table.columns if c.name != "global_position"]
 
 # S608 below: the names come from our Table objects; every value is bound
 _UPSERT = {
@@ -146,7 +146,7 @@ def _append_in_thread(
 
 
 async def append_sqlite(
-    uow: UnitOfWork,
+    uow: SqlUnitOfWork,
     stream_id: str,
     rows: list[EventRow],
     expected: int | ExpectedVersion,
@@ -242,7 +242,7 @@ def _fetch_in_thread(
 
 
 async def fetch_rows(
-    uow: UnitOfWork,
+    uow: SqlUnitOfWork,
     sql: str,
     arguments: Sequence[object],
 ) -> list[tuple[Any, ...]]:

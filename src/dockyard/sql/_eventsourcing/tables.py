@@ -1,4 +1,4 @@
-"""Tables of the event store and the snapshot store."""
+"""Tables of the event store and the snapshot store, and the channel announcing appends."""
 
 from __future__ import annotations
 
@@ -16,11 +16,17 @@ from sqlalchemy import (
 
 from dockyard.sql._metadata import metadata
 
-__all__ = ["events", "idempotency_keys", "snapshots", "streams"]
+__all__ = [
+    "EVENTS_CHANNEL",
+    "events_table",
+    "idempotency_keys_table",
+    "snapshots_table",
+    "streams_table",
+]
 
 _NAME = 255  # stream ids, type names, correlation ids: short identifiers, not prose
 
-events = Table(
+events_table = Table(
     "dockyard_events",
     metadata,
     # SQLite: INTEGER PRIMARY KEY AUTOINCREMENT (never reused); PostgreSQL: computed from the
@@ -46,7 +52,7 @@ events = Table(
     comment="Every event of every stream; global_position orders them all.",
 )
 
-streams = Table(
+streams_table = Table(
     "dockyard_streams",
     metadata,
     Column("stream_id", String(_NAME), primary_key=True),
@@ -55,7 +61,7 @@ streams = Table(
     comment="One row per stream: its current version (the optimistic lock) and tombstone.",
 )
 
-idempotency_keys = Table(
+idempotency_keys_table = Table(
     "dockyard_idempotency_keys",
     metadata,
     Column("stream_id", String(_NAME), primary_key=True),
@@ -68,7 +74,7 @@ idempotency_keys = Table(
     comment="Appends made with an idempotency key, so a retry returns the first result.",
 )
 
-snapshots = Table(
+snapshots_table = Table(
     "dockyard_snapshots",
     metadata,
     Column("stream_id", String(_NAME), primary_key=True),
@@ -79,3 +85,7 @@ snapshots = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     comment="The latest snapshot of a stream's state; a cache, safe to truncate.",
 )
+
+EVENTS_CHANNEL = "dockyard_events"
+"""The PostgreSQL ``NOTIFY`` channel announcing committed appends (sent after the commit by the
+process that appended, ``CommitNotices``)."""

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from dockyard.projections._leases import Lease
 from dockyard.sql._database import Database
 from dockyard.sql._errors import unavailable_as_store_error
-from dockyard.sql._projection_tables import projection_leases as table
+from dockyard.sql._projections.tables import projection_leases_table as table
 
 __all__ = ["SqlLeaseStore"]
 

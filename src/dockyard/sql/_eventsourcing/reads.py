@@ -9,15 +9,15 @@ from typing import Any
 from sqlalchemy import ARRAY, Text, cast, func, select
 from sqlalchemy import column as sa_column
 
-from dockyard.sql import _read_postgres as pg
-from dockyard.sql import _sqlite_driver as lite_sql
-from dockyard.sql._event_tables import events
-from dockyard.sql._sqlite_driver import fetch_rows
-from dockyard.sql._unit_of_work import UnitOfWork
+from dockyard.sql._eventsourcing import read_postgres as pg
+from dockyard.sql._eventsourcing import sqlite as lite_sql
+from dockyard.sql._eventsourcing.sqlite import fetch_rows
+from dockyard.sql._eventsourcing.tables import events_table
+from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = ["log_rows", "stream_rows"]
 
-_COLUMNS = tuple(events.columns)
+_COLUMNS = tuple(events_table.columns)
 _NO_END = 2**62  # "from the end" for backwards reads
 
 
@@ -26,7 +26,7 @@ def _sqlite_limit(limit: int | None) -> int:
 
 
 async def stream_rows(
-    uow: UnitOfWork,
+    uow: SqlUnitOfWork,
     stream_id: str,
     from_version: int,
     limit: int | None,
@@ -53,22 +53,22 @@ async def stream_rows(
         else:
             rows = await driver.fetch(pg.READ_STREAM_FORWARDS, stream_id, from_version, limit)
         return rows
-    query = select(*_COLUMNS).where(events.c.stream_id == stream_id)
+    query = select(*_COLUMNS).where(events_table.c.stream_id == stream_id)
     if backwards:
         if from_version > 0:
-            query = query.where(events.c.stream_version <= from_version)
-        query = query.order_by(events.c.stream_version.desc())
+            query = query.where(events_table.c.stream_version <= from_version)
+        query = query.order_by(events_table.c.stream_version.desc())
     else:
         if from_version > 0:
-            query = query.where(events.c.stream_version >= from_version)
-        query = query.order_by(events.c.stream_version)
+            query = query.where(events_table.c.stream_version >= from_version)
+        query = query.order_by(events_table.c.stream_version)
     if limit is not None:
         query = query.limit(limit)
     return (await uow.connection.execute(query)).all()
 
 
 async def log_rows(
-    uow: UnitOfWork, after_position: int, limit: int, names: list[str]
+    uow: SqlUnitOfWork, after_position: int, limit: int, names: list[str]
 ) -> Sequence[Sequence[Any]]:
     """The global log's rows after a position, in ``dockyard_events`` column order."""
     if uow.dialect == "sqlite":

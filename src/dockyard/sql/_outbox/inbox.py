@@ -8,8 +8,8 @@ from sqlalchemy import text
 
 from dockyard.outbox import Inbox
 from dockyard.sql._errors import unavailable_as_store_error
-from dockyard.sql._outbox_tables import inbox
-from dockyard.sql._unit_of_work import UnitOfWork
+from dockyard.sql._outbox.tables import inbox_table
+from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = ["SqlInbox"]
 
@@ -17,7 +17,7 @@ __all__ = ["SqlInbox"]
 # scope recording the same pair waits for the first one's commit (or rollback) and then sees
 # it, so two consumers never both run the effect.
 _RECORD = text(
-    f"INSERT INTO {inbox.name} (message_id, handler, handled_at) "  # noqa: S608
+    f"INSERT INTO {inbox_table.name} (message_id, handler, handled_at) "  # noqa: S608
     "VALUES (:message_id, :handler, :now) ON CONFLICT DO NOTHING RETURNING 1"
 )
 
@@ -27,7 +27,7 @@ class SqlInbox(Inbox):
 
     __slots__ = ("_uow",)
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
 
     async def record(self, message_id: str, handler: str, /) -> bool:

@@ -27,17 +27,18 @@ from dockyard.outbox import OutboxWriter as OutboxWriterPort
 from dockyard.outbox._signal import Signal
 from dockyard.sql._database import Database
 from dockyard.sql._errors import unavailable_as_store_error
-from dockyard.sql._inbox import SqlInbox
 from dockyard.sql._listen import PostgresListener
-from dockyard.sql._outbox_tables import OUTBOX_CHANNEL, outbox
-from dockyard.sql._unit_of_work import UnitOfWork
+from dockyard.sql._module import SqlModule
+from dockyard.sql._outbox.inbox import SqlInbox
+from dockyard.sql._outbox.tables import OUTBOX_CHANNEL, outbox_table
+from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = ["SqlOutboxBackend", "SqlOutboxStore", "SqlOutboxWriter"]
 
 logger = logging.getLogger("dockyard.outbox")
 
 _LOCK_NAMESPACE = 0x646F636B  # "dock": first key of the two-key advisory locks we take
-_T = outbox.name
+_T = outbox_table.name
 _COLUMNS = (
     "position, message_id, destination, type_name, schema_version, payload, headers, "
     "partition_key, created_at, attempts, next_attempt_at, status, last_error"
@@ -127,7 +128,7 @@ class SqlOutboxWriter(OutboxWriterPort):
 
     __slots__ = ("_uow",)
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
         self._uow = uow
 
     async def add(self, messages: Sequence[OutboxMessage], /) -> None:
@@ -135,7 +136,7 @@ class SqlOutboxWriter(OutboxWriterPort):
             return
         uow = self._uow
         with unavailable_as_store_error("write to the outbox"):
-            await uow.connection.execute(insert(outbox), [_row(m) for m in messages])
+            await uow.connection.execute(insert(outbox_table), [_row(m) for m in messages])
         database = uow.database
         uow.after_commit(_signal_for(database).notify)
         if uow.dialect == "postgresql":  # relays of other processes (sql/_notices.py)
@@ -222,7 +223,9 @@ class _SqlBatch(ClaimedBatch):
 
     async def _set(self, message_id: str, values: dict[str, Any]) -> None:
         statement = (
-            outbox.update().where(outbox.c.position == self._positions[message_id]).values(values)
+            outbox_table.update()
+            .where(outbox_table.c.position == self._positions[message_id])
+            .values(values)
         )
         with unavailable_as_store_error("record a failed outbox delivery"):
             await self._connection.execute(statement)
@@ -283,12 +286,14 @@ class SqlOutboxStore(OutboxStore):
         return self._listen()
 
     async def next_due(self) -> float | None:
-        statement = select(func.min(outbox.c.next_attempt_at)).where(outbox.c.status == "pending")
+        statement = select(func.min(outbox_table.c.next_attempt_at)).where(
+            outbox_table.c.status == "pending"
+        )
         return await self._scalar(statement, "read the next due outbox message")  # type: ignore[no-any-return]
 
     async def purge_delivered(self, before: float, /) -> int:
-        statement = outbox.delete().where(
-            outbox.c.status == "delivered", outbox.c.delivered_at < before
+        statement = outbox_table.delete().where(
+            outbox_table.c.status == "delivered", outbox_table.c.delivered_at < before
         )
         async with self._connection("delete delivered outbox messages") as connection:
             result = await connection.execute(statement)
@@ -301,7 +306,7 @@ class SqlOutboxStore(OutboxStore):
         return None if row is None else _message(row)
 
     async def counts(self) -> Mapping[OutboxStatus, int]:
-        statement = select(outbox.c.status, func.count()).group_by(outbox.c.status)
+        statement = select(outbox_table.c.status, func.count()).group_by(outbox_table.c.status)
         async with self._connection("count outbox messages") as connection:
             rows = (await connection.execute(statement)).all()
         found = dict.fromkeys(OutboxStatus, 0)
@@ -334,9 +339,9 @@ class SqlOutboxStore(OutboxStore):
         dialect_insert = (
             postgresql.insert if self.database.dialect == "postgresql" else sqlite.insert
         )
-        statement = dialect_insert(outbox).values(values)
+        statement = dialect_insert(outbox_table).values(values)
         statement = statement.on_conflict_do_update(
-            index_elements=[outbox.c.message_id],
+            index_elements=[outbox_table.c.message_id],
             set_={
                 "status": "dead",
                 "attempts": statement.excluded.attempts,
@@ -349,13 +354,15 @@ class SqlOutboxStore(OutboxStore):
 
     async def replay(self, message_ids: Sequence[str] | None, now: float, /) -> list[str]:
         statement = (
-            outbox.update()
-            .where(outbox.c.status == "dead")
+            outbox_table.update()
+            .where(outbox_table.c.status == "dead")
             .values(status="pending", attempts=0, next_attempt_at=now, last_error=None)
-            .returning(outbox.c.message_id)
+            .returning(outbox_table.c.message_id)
         )
         if message_ids is not None:
-            statement = statement.where(outbox.c.message_id.in_(bindparam("ids", expanding=True)))
+            statement = statement.where(
+                outbox_table.c.message_id.in_(bindparam("ids", expanding=True))
+            )
         async with self.database.unit_of_work() as uow:
             with unavailable_as_store_error("replay dead letters"):
                 connection = uow.connection
@@ -368,9 +375,15 @@ class SqlOutboxStore(OutboxStore):
         return replayed
 
     async def purge_dead(self, message_ids: Sequence[str] | None, /) -> list[str]:
-        statement = outbox.delete().where(outbox.c.status == "dead").returning(outbox.c.message_id)
+        statement = (
+            outbox_table.delete()
+            .where(outbox_table.c.status == "dead")
+            .returning(outbox_table.c.message_id)
+        )
         if message_ids is not None:
-            statement = statement.where(outbox.c.message_id.in_(bindparam("ids", expanding=True)))
+            statement = statement.where(
+                outbox_table.c.message_id.in_(bindparam("ids", expanding=True))
+            )
         params = {"ids": list(message_ids)} if message_ids is not None else {}
         async with self._connection("purge dead letters") as connection:
             return list((await connection.execute(statement, params)).scalars())
@@ -424,6 +437,4 @@ class SqlOutboxBackend:
         ]
 
     def imports(self) -> Sequence[ModuleLike]:
-        from dockyard.sql._module import SqlModule  # SqlModule imports the app; load it late
-
         return (SqlModule,)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from sqlalchemy import DDL, BigInteger, Sequence, event
 from sqlalchemy.dialects import postgresql
 
-from dockyard.sql._event_tables import events
+from dockyard.sql._eventsourcing.tables import events_table
 from dockyard.sql._metadata import metadata
 
 __all__ = [
@@ -66,12 +66,12 @@ def lower_bound_sql() -> str:
     return f"(SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM {SEQUENCE})"
 
 
-_COLUMNS = ", ".join(column.name for column in events.columns)
+_COLUMNS = ", ".join(column.name for column in events_table.columns)
 # RETURNS TABLE, not SETOF the table's row type: a function depending on the row type would
 # keep ``DROP TABLE dockyard_events`` from working
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy leaves it untyped
 _RESULT = ", ".join(
-    f"{column.name} {column.type.compile(dialect=_DIALECT)}" for column in events.columns
+    f"{column.name} {column.type.compile(dialect=_DIALECT)}" for column in events_table.columns
 )
 
 _HORIZON_FUNCTION = f"""
@@ -106,11 +106,11 @@ DECLARE
     horizon bigint := dockyard_log_horizon();
 BEGIN
     IF names IS NULL THEN
-        RETURN QUERY SELECT {_COLUMNS} FROM {events.name}
+        RETURN QUERY SELECT {_COLUMNS} FROM {events_table.name}
             WHERE global_position > after AND global_position < horizon
             ORDER BY global_position LIMIT page;
     ELSE
-        RETURN QUERY SELECT {_COLUMNS} FROM {events.name}
+        RETURN QUERY SELECT {_COLUMNS} FROM {events_table.name}
             WHERE global_position > after AND global_position < horizon
               AND type_name = ANY(names)
             ORDER BY global_position LIMIT page;
@@ -124,8 +124,8 @@ DECLARE
     horizon bigint := dockyard_log_horizon();
 BEGIN
     SELECT coalesce(max(global_position), 0) INTO head
-    FROM {events.name} WHERE global_position < horizon;
-    SELECT coalesce(max(global_position), 0) INTO pending FROM {events.name};
+    FROM {events_table.name} WHERE global_position < horizon;
+    SELECT coalesce(max(global_position), 0) INTO pending FROM {events_table.name};
 END $$
 """
 _COUNT_AFTER_FUNCTION = f"""
@@ -134,14 +134,14 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     horizon bigint := dockyard_log_horizon();
 BEGIN
-    RETURN (SELECT count(*) FROM {events.name}
+    RETURN (SELECT count(*) FROM {events_table.name}
             WHERE global_position > after AND global_position < horizon);
 END $$
 """
 
 # Databases made before positions came from the sequence: continue above the largest one.
 _CATCH_UP_SEQUENCE = f"""
-SELECT setval('{SEQUENCE}', m) FROM (SELECT max(global_position) AS m FROM {events.name}) t
+SELECT setval('{SEQUENCE}', m) FROM (SELECT max(global_position) AS m FROM {events_table.name}) t
 WHERE m IS NOT NULL AND m >= {lower_bound_sql()}
 """
 
@@ -157,7 +157,7 @@ readers of the global log call. ``create_tables`` runs them (they are idempotent
 your migrations if you create the tables another way."""
 
 old_triggers_ddl = (
-    f"DROP TRIGGER IF EXISTS dockyard_events_notify ON {events.name}",
+    f"DROP TRIGGER IF EXISTS dockyard_events_notify ON {events_table.name}",
     "DROP FUNCTION IF EXISTS dockyard_notify_events()",
     "DROP TRIGGER IF EXISTS dockyard_outbox_notify ON dockyard_outbox",
     "DROP FUNCTION IF EXISTS dockyard_notify_outbox()",
@@ -168,7 +168,7 @@ old_triggers_ddl = (
 
 for _statement in event_log_ddl:
     ddl = DDL(_statement.replace("%", "%%"))  # type: ignore[no-untyped-call]  # DDL() is untyped
-    event.listen(events, "after_create", ddl.execute_if(dialect="postgresql"))
+    event.listen(events_table, "after_create", ddl.execute_if(dialect="postgresql"))
 
 LOG_HEAD = "SELECT head, pending FROM dockyard_log_head()"
 HORIZON = "SELECT dockyard_log_horizon()"
