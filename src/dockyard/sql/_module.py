@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from dockyard.di import object_, scoped, singleton
 from dockyard.eventsourcing import EventStore, SnapshotStore
 from dockyard.messaging import UnitOfWork
@@ -14,6 +16,7 @@ from dockyard.serialization import Serializer
 from dockyard.sql._database import Database
 from dockyard.sql._eventsourcing.event_store import SqlEventStore
 from dockyard.sql._eventsourcing.snapshot_store import SqlSnapshotStore
+from dockyard.sql._orm import orm_session
 from dockyard.sql._projections.checkpoints import SqlCheckpointStore
 from dockyard.sql._projections.leases import SqlLeaseStore
 from dockyard.sql._projections.notify import PostgresEventNotifier
@@ -92,7 +95,8 @@ class SqlModule:
     committed when the scope exits without an error, rolled back when it raises),
     ``EventStore`` and ``SnapshotStore`` (per scope, on that unit of work) and the
     ``Serializer`` they share. Your repositories take ``SqlUnitOfWork`` and execute on
-    ``uow.connection``, so their rows commit with the events.
+    ``uow.connection``, or take SQLAlchemy's ``AsyncSession`` (per scope, joined to that
+    transaction in a savepoint of its own), so their rows commit with the events.
 
     For projections it also provides ``CheckpointStore`` (per scope, same transaction as the
     read model), ``LeaseStore`` and, on PostgreSQL, the ``LISTEN``/``NOTIFY``
@@ -126,6 +130,7 @@ class SqlModule:
                 object_(serializer or Serializer(), provides=Serializer),
                 scoped(unit_of_work),
                 scoped(EventStore, event_store),
+                scoped(AsyncSession, orm_session),
                 scoped(SnapshotStore, snapshot_store),
                 scoped(UnitOfWork, transactional_unit_of_work),
                 scoped(CheckpointStore, checkpoint_store),
@@ -136,6 +141,7 @@ class SqlModule:
                 Database,
                 Serializer,
                 SqlUnitOfWork,
+                AsyncSession,
                 UnitOfWork,
                 EventStore,
                 SnapshotStore,
