@@ -1,0 +1,214 @@
+"""Litestar as a door into a dockyard app: lifespan, a scope per request, injection, problems, SSE.
+
+``Litestar(plugins=[DockyardPlugin(app)])`` starts the dockyard ``App`` with Litestar's
+lifespan and stops it at shutdown. A handler asks for what the app's root module can see with
+``Inject(T)`` in its ``dependencies`` and a ``FromDockyard[T]`` parameter, Litestar's idiom::
+
+    @post("/orders", dependencies={"sender": Inject(ISender)})
+    async def place(data: JSONBody[PlaceOrder], sender: FromDockyard[ISender]) -> str:
+        return await sender.send(data)
+
+Every ``Inject`` of one request resolves in one dockyard scope: one unit of work, committed
+after the handler returned (before the response is sent) and rolled back when it raised.
+Errors become RFC 9457 problem details through a :class:`ProblemMapping`; ``sse(...)`` turns a
+``StreamRequest`` into server-sent events. See ``docs/web-litestar.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias, TypeVar
+
+from dishka import AsyncContainer
+
+from dockyard.app import App
+from dockyard.exceptions import MissingExtraError
+from dockyard.integrations._web import (
+    PROBLEM_JSON,
+    ProblemMapping,
+    sse_stream,
+    validation_problem,
+)
+from dockyard.messaging import StreamRequest
+
+try:
+    from litestar import Litestar, Request, Response
+    from litestar.config.app import AppConfig
+    from litestar.connection import ASGIConnection
+    from litestar.di import NamedDependency, Provide
+    from litestar.exceptions import HTTPException, ValidationException
+    from litestar.params import SkipValidation
+    from litestar.plugins import InitPluginProtocol
+    from litestar.response import Stream
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise MissingExtraError("dockyard.integrations.litestar", "Litestar", "litestar") from exc
+
+__all__ = ["SCOPE_DEPENDENCY", "DockyardPlugin", "FromDockyard", "Inject", "sse"]
+
+T = TypeVar("T")
+
+SCOPE_DEPENDENCY = "dockyard_scope"
+"""The name of the dependency holding the request's dockyard scope (an ``AsyncContainer``)."""
+
+_STATE_KEY = "dockyard_app"
+
+FromDockyard: TypeAlias = NamedDependency[SkipValidation[T]]
+"""A handler parameter filled by the ``Inject(T)`` of its name: ``sender: FromDockyard[ISender]``.
+
+Litestar's ``NamedDependency``, with validation skipped: what the container gives is already of
+the declared type, and ports such as ``ISender`` are protocols Litestar cannot check.
+"""
+
+
+class DockyardPlugin(InitPluginProtocol):
+    """Attach a dockyard :class:`~dockyard.App` to a Litestar app.
+
+    * **Lifespan**: ``async with app`` around Litestar's lifespan, so the app starts once
+      before the first request and stops once at shutdown.
+    * **Scope per request**: the ``dockyard_scope`` dependency opens ``app.scope()`` (with the
+      ``litestar.Request`` in its context, for ``contextual(Request)`` providers) the first
+      time an ``Inject`` of the request needs it; Litestar closes it after the handler
+      returned, before the response is sent: the unit of work commits then, or rolls back if
+      the handler raised.
+    * **Errors**: every exception answered as ``application/problem+json`` through
+      ``problems`` (validation errors as 422, Litestar's own HTTP errors with their status).
+
+    Args:
+        app: The dockyard app.
+        background_services: Also run the app's background services (outbox relays,
+            projections, consumers) in this process, as ``dockyard worker`` would. Off by
+            default: a web process serves requests, a worker process runs services.
+        problems: Which exception becomes which problem; ``ProblemMapping()`` by default.
+    """
+
+    __slots__ = ("app", "background_services", "problems")
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        background_services: bool = False,
+        problems: ProblemMapping | None = None,
+    ) -> None:
+        self.app = app
+        self.background_services = background_services
+        self.problems = problems if problems is not None else ProblemMapping()
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Add the lifespan, the scope dependency and the problem handlers to ``app_config``."""
+        app_config.lifespan.append(self._lifespan)
+        app_config.state[_STATE_KEY] = self.app
+        app_config.dependencies[SCOPE_DEPENDENCY] = Provide(self._scope)
+        handlers: dict[Any, Any] = {
+            Exception: self._problem,
+            HTTPException: _http_problem,
+            ValidationException: _validation_problem,
+        }
+        app_config.exception_handlers = {**handlers, **app_config.exception_handlers}
+        return app_config
+
+    @asynccontextmanager
+    async def _lifespan(self, _: Litestar) -> AsyncIterator[None]:
+        async with self.app:
+            if not self.background_services:
+                yield
+                return
+            stop = asyncio.Event()
+            worker = asyncio.create_task(
+                self.app.run_worker(stop=stop, handle_signals=False), name="dockyard worker"
+            )
+            try:
+                yield
+            finally:
+                stop.set()
+                await worker
+
+    async def _scope(self, request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncContainer, None]:
+        async with self.app.scope({Request: request}) as scope:
+            yield scope  # Litestar throws the handler's exception in here: the scope rolls back
+
+    def _problem(self, request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        status, body = self.problems.problem(exc, instance=request.url.path)
+        return _response(status, body)
+
+
+def Inject(dependency: type[T] | Any) -> Provide:  # noqa: N802 -- reads as a marker, like Provide
+    """A Litestar dependency resolving ``dependency`` in the request's dockyard scope.
+
+    Put it in ``dependencies={"name": Inject(T)}`` on a handler, controller, router or the
+    app; the handler takes ``name: FromDockyard[T]``. What can be injected is what the app's
+    root module sees: ``ISender``, ``IPublisher`` and every provider exported to it. It is
+    not a request parameter: OpenAPI does not list it.
+    """
+
+    async def resolve(dockyard_scope: FromDockyard[AsyncContainer]) -> Any:
+        return await dockyard_scope.get(dependency)
+
+    return Provide(resolve)
+
+
+def sse(
+    connection: ASGIConnection[Any, Any, Any, Any],
+    request: StreamRequest[T],
+    /,
+    *,
+    encode: Callable[[T], bytes | str] = json.dumps,
+    retry: int | None = None,
+    ping: float | None = 15.0,
+    event: str | None = None,
+) -> Stream:
+    """Answer with the items of ``request`` as server-sent events: one line in a handler.
+
+    The stream runs in a dockyard scope of its own (``App.stream``), open as long as the
+    client listens; when the client goes away the handler is cancelled and the scope closes.
+    Each item is an event with an id counting up from 1 (the first also carries ``retry``);
+    a ``: ping`` comment goes out after ``ping`` idle seconds.
+
+    Args:
+        connection: The Litestar request (a handler's ``request: Request`` parameter).
+        request: The stream request to answer.
+        encode: Makes an event's data from an item (``json.dumps`` by default).
+        retry: The client's reconnection delay, in milliseconds.
+        ping: Idle seconds between keep-alive pings; ``None`` for none.
+        event: The events' type (``event:`` line); none by default ("message").
+    """
+    app: App = connection.app.state[_STATE_KEY]
+    frames = sse_stream(app.stream(request), encode, retry=retry, ping=ping, event=event)
+    return Stream(
+        frames,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    body: dict[str, Any] = {"type": "about:blank", "title": _phrase(exc.status_code)}
+    body["status"] = exc.status_code
+    if exc.detail and exc.detail != body["title"]:
+        body["detail"] = exc.detail
+    body["instance"] = request.url.path
+    return _response(exc.status_code, body, headers=exc.headers)
+
+
+def _validation_problem(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    extra = exc.extra if isinstance(exc.extra, list) else [exc.extra] if exc.extra else []
+    status, body = validation_problem(extra, instance=request.url.path)
+    return _response(status, body)
+
+
+def _response(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response[Any]:
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
