@@ -1,0 +1,254 @@
+"""What every web integration shares: errors as RFC 9457 problem details, and SSE framing.
+
+Framework-neutral on purpose: ``dockyard.integrations.fastapi`` and ``.litestar`` turn the
+``(status, body)`` pairs and the bytes made here into their own response types, so both answer
+the same error with the same body and frame a stream the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, ClassVar, Generic, TypeVar
+
+from dockyard.exceptions import AggregateNotFoundError, ConcurrencyError
+
+__all__ = [
+    "PROBLEM_JSON",
+    "ProblemMapping",
+    "RuleViolation",
+    "sse_comment",
+    "sse_event",
+    "sse_stream",
+    "validation_problem",
+]
+
+logger = logging.getLogger("dockyard.web")
+
+E = TypeVar("E", bound=BaseException)
+T = TypeVar("T")
+
+PROBLEM_JSON = "application/problem+json"
+"""The media type of an RFC 9457 problem details body."""
+
+# A problem details body: JSON-ready values (the RFC's members plus extension members).
+Problem = dict[str, Any]
+
+
+class RuleViolation(Exception):  # noqa: N818 -- a domain outcome users name, not an "Error"
+    """A business rule said no: subclass it in your domain; its message goes to the client.
+
+    The class attributes say how it is answered over HTTP (400 unless a subclass says
+    otherwise, e.g. ``status = 409`` for a conflict with the current state)::
+
+        class OrderAlreadyShipped(RuleViolation):
+            status = 409
+            title = "Order already shipped"
+
+    Unlike dockyard's own errors (developer messages with hints, never sent to clients), the
+    message of a rule violation is written for the caller and is the problem's ``detail``.
+    """
+
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Rule violated"
+    type: ClassVar[str] = "about:blank"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry(Generic[E]):
+    status: int
+    title: str
+    type: str
+    detail: Callable[[E], str | None] | None
+
+    def __post_init__(self) -> None:
+        if not 400 <= self.status <= 599:
+            raise ValueError(f"a problem's status is a 4xx or 5xx code, not {self.status}")
+
+
+def _not_found(exc: AggregateNotFoundError) -> str:
+    return f"No {exc.aggregate_type} with id {exc.aggregate_id}."
+
+
+def _conflict(_: ConcurrencyError) -> str:
+    return "The resource was changed by another request: reload it and try again."
+
+
+class ProblemMapping:
+    """Which exception becomes which RFC 9457 problem; extend it with :meth:`add`.
+
+    The most specific class wins (the exception's MRO is walked). Out of the box:
+    ``AggregateNotFoundError`` → 404, ``ConcurrencyError`` → 409, a :class:`RuleViolation`
+    → its class's ``status`` (400 by default) with its message as ``detail``. Anything else is
+    a 500 whose body says nothing of the error; it is logged with its traceback on the
+    ``dockyard.web`` logger.
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[type[BaseException], _Entry[Any]] = {}
+        self.add(AggregateNotFoundError, 404, title="Not Found", detail=_not_found)
+        self.add(ConcurrencyError, 409, title="Conflict", detail=_conflict)
+
+    def add(
+        self,
+        exc_type: type[E],
+        status: int,
+        *,
+        title: str | None = None,
+        type: str = "about:blank",  # noqa: A002 -- the RFC's member name
+        detail: Callable[[E], str | None] | None = None,
+    ) -> ProblemMapping:
+        """Answer ``exc_type`` (and its subclasses) with ``status``; returns the mapping.
+
+        Args:
+            exc_type: The exception class.
+            status: A 4xx or 5xx HTTP status.
+            title: The problem's title (default: the status's phrase, e.g. "Not Found").
+            type: A URI naming the problem type (RFC 9457 §3.1.1).
+            detail: Makes the ``detail`` text from the exception; none by default, so an
+                error's message (which may name internals) never reaches a client unasked.
+                ``detail=str`` sends the message.
+        """
+        self._entries[exc_type] = _Entry(status, title or HTTPStatus(status).phrase, type, detail)
+        return self
+
+    def problem(self, exc: BaseException, *, instance: str | None = None) -> tuple[int, Problem]:
+        """The status and problem details body answering ``exc``.
+
+        Args:
+            exc: The exception an endpoint raised.
+            instance: A URI for this occurrence (the request's path, typically).
+        """
+        for cls in type(exc).__mro__:
+            entry = self._entries.get(cls)
+            if entry is not None:
+                detail = entry.detail(exc) if entry.detail is not None else None
+                return entry.status, _body(entry.status, entry.title, entry.type, detail, instance)
+            if cls is RuleViolation:  # after any entry for a subclass; reads the subclass's
+                assert isinstance(exc, RuleViolation)  # own status and title
+                return exc.status, _body(exc.status, exc.title, exc.type, exc.detail, instance)
+        logger.error("unhandled error answered with 500", exc_info=exc)
+        return 500, _body(500, HTTPStatus(500).phrase, "about:blank", None, instance)
+
+
+def validation_problem(
+    errors: Sequence[object], *, instance: str | None = None
+) -> tuple[int, Problem]:
+    """422 for a request that failed validation, with the framework's errors as ``errors``.
+
+    ``errors`` must be JSON-ready (FastAPI's ``RequestValidationError.errors()`` made so by
+    its ``jsonable_encoder``, Litestar's ``ValidationException.extra``).
+    """
+    body = _body(422, HTTPStatus(422).phrase, "about:blank", "The request is not valid.", instance)
+    body["errors"] = list(errors)
+    return 422, body
+
+
+def _body(status: int, title: str, type_: str, detail: str | None, instance: str | None) -> Problem:
+    body: Problem = {"type": type_, "title": title, "status": status}
+    if detail is not None:
+        body["detail"] = detail
+    if instance is not None:
+        body["instance"] = instance
+    return body
+
+
+# -- server-sent events ------------------------------------------------------------------------
+
+
+def sse_event(
+    data: bytes | str,
+    *,
+    id: str | None = None,  # noqa: A002 -- the field's name in the SSE format
+    event: str | None = None,
+    retry: int | None = None,
+) -> bytes:
+    """One server-sent event, framed: ``id``, ``event``, ``retry`` and ``data`` lines, a blank line.
+
+    Data with line breaks becomes several ``data:`` lines (the client joins them back).
+
+    Raises:
+        ValueError: ``id`` or ``event`` holds a line break (or ``id`` a NUL), or ``retry``
+            is negative: each would corrupt the stream.
+    """
+    lines: list[bytes] = []
+    if id is not None:
+        if "\n" in id or "\r" in id or "\0" in id:
+            raise ValueError(f"an SSE id cannot hold a line break or NUL: {id!r}")
+        lines.append(b"id: " + id.encode())
+    if event is not None:
+        if "\n" in event or "\r" in event:
+            raise ValueError(f"an SSE event name cannot hold a line break: {event!r}")
+        lines.append(b"event: " + event.encode())
+    if retry is not None:
+        if retry < 0:
+            raise ValueError(f"an SSE retry is a number of milliseconds ≥ 0, not {retry}")
+        lines.append(b"retry: %d" % retry)
+    raw = data.encode() if isinstance(data, str) else data
+    lines.extend(b"data: " + line for line in raw.replace(b"\r\n", b"\n").split(b"\n"))
+    return b"\n".join(lines) + b"\n\n"
+
+
+def sse_comment(text: str = "") -> bytes:
+    """An SSE comment line (clients ignore it): a keep-alive ping through idle proxies."""
+    if "\n" in text or "\r" in text:
+        raise ValueError(f"an SSE comment cannot hold a line break: {text!r}")
+    return b":" + (b" " + text.encode() if text else b"") + b"\n\n"
+
+
+async def sse_stream(
+    items: AsyncIterator[T],
+    encode: Callable[[T], bytes | str],
+    *,
+    retry: int | None = None,
+    ping: float | None = 15.0,
+    event: str | None = None,
+) -> AsyncGenerator[bytes, None]:
+    """Frame each item of ``items`` as an event, with a ping after ``ping`` idle seconds.
+
+    Event ids count up from 1 (the first event also carries ``retry``). When the consumer of
+    this iterator stops (the client went away: the framework cancels it or closes it), the
+    pending read of ``items`` is cancelled and ``items`` is closed, so the stream handler's
+    ``finally`` runs and its scope closes before this returns.
+    """
+    number = 0
+    pending: asyncio.Task[T] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(items))
+            done, _ = await asyncio.wait({pending}, timeout=ping)
+            if not done:
+                yield sse_comment("ping")
+                continue
+            finished, pending = pending, None
+            try:
+                item = finished.result()
+            except StopAsyncIteration:
+                return
+            number += 1
+            yield sse_event(
+                encode(item),
+                id=str(number),
+                event=event,
+                retry=retry if number == 1 else None,
+            )
+    finally:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        aclose = getattr(items, "aclose", None)
+        if aclose is not None:
+            await aclose()
