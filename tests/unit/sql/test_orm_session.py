@@ -12,11 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dockyard import App, Command, CommandHandler, Event, IPublisher
+from dockyard.di import scoped
 from dockyard.eventsourcing import NO_STREAM, EventStore
+from dockyard.exceptions import ModuleConfigurationError
 from dockyard.modules import module
 from dockyard.outbox import OutboxModule, OutboxStatus, OutboxStore, route
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import Database, SqlOutboxBackend, SqlUnitOfWork
+from dockyard.sql import Database, SqlModule, SqlOutboxBackend, SqlUnitOfWork
 from dockyard.testing.pytest import isolated_database
 from dockyard.transport.memory import InMemoryTransport
 from services import POSTGRES_URL, require_service
@@ -60,10 +62,20 @@ class TakeNoteHandler(CommandHandler[TakeNote, None]):
             raise Boom
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        "sqlite-pool",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("postgres-pool", marks=pytest.mark.postgres),
+    ]
+)
 async def app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[App]:
+    """The app on each dialect, with the unit of work's driver fast path and without it
+    (``pool_pre_ping`` turns it off: docs/design/unit-of-work.md)."""
     url = None
-    if request.param == "postgres":
+    options = {"pool_pre_ping": True} if request.param.endswith("-pool") else {}
+    if request.param.startswith("postgres"):
         require_service("postgres")
         url = POSTGRES_URL
     async with isolated_database(url, tmp_path) as isolated:
@@ -71,7 +83,7 @@ async def app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[A
         @module(
             handlers=[TakeNoteHandler, route(NoteTaken).to("notes")],
             imports=[
-                isolated.sql_module(serializer=Serializer(TypeRegistry([NoteTaken]))),
+                isolated.sql_module(serializer=Serializer(TypeRegistry([NoteTaken])), **options),
                 OutboxModule.register(
                     transport=InMemoryTransport(), backend=SqlOutboxBackend(), run_relay=False
                 ),
@@ -136,3 +148,17 @@ async def test_session_commit_and_rollback_stay_inside_the_unit_of_work(app: App
     with pytest.raises(Boom):
         await fail_after_a_session_commit()
     assert await _stored(app) == (["kept"], 1, 0)
+
+
+def test_a_second_session_provider_beside_sql_module_is_refused(tmp_path: Path) -> None:
+    def naive(uow: SqlUnitOfWork) -> AsyncSession:  # the wiring that lost rows silently
+        return AsyncSession(bind=uow.connection)
+
+    @module(
+        providers=[scoped(AsyncSession, naive)],
+        imports=[SqlModule.register(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")],
+    )
+    class Repo: ...
+
+    with pytest.raises(ModuleConfigurationError, match="sees `AsyncSession` from `Repo` and"):
+        App.build(Repo)
