@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import signal
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -368,3 +370,37 @@ async def test_a_client_disconnect_cancels_the_stream_and_closes_its_scope(
         while len(PROBE.closed) < len(PROBE.opened) or not PROBE.opened:  # noqa: ASYNC110
             await asyncio.sleep(0.01)  # the scope's finalizer ran in the server's task
     assert PROBE.closed == PROBE.opened
+
+
+async def test_background_services_run_in_the_web_process_when_asked(tmp_path: Path) -> None:
+    global PROBE  # noqa: PLW0603 -- one probe per test
+    PROBE = Probe()
+    transport = InMemoryTransport()
+    async with isolated_database(None, tmp_path) as isolated:
+
+        @module(
+            handlers=[PlaceOrderHandler, route(OrderPlaced).to("orders")],
+            imports=[
+                isolated.sql_module(serializer=Serializer(TypeRegistry([OrderPlaced]))),
+                OutboxModule.register(transport=transport, backend=SqlOutboxBackend()),
+            ],
+        )
+        class Shop: ...
+
+        async def tables(app: App) -> AsyncIterator[None]:
+            async with (await app.get(Database)).engine.begin() as connection:
+                await connection.run_sync(orders.metadata.create_all)
+            yield
+
+        app = App.build(Shop, lifespan=[asynccontextmanager(tables)])
+        web = Litestar([place_order], plugins=[DockyardPlugin(app, background_services=True)])
+        sigterm = signal.getsignal(signal.SIGTERM)
+        async with serving(web) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+            assert signal.getsignal(signal.SIGTERM) is sigterm  # the server's, not the worker's
+            response = await client.post("/orders", json={"order_id": "o-9"})
+            assert response.status_code == 201, response.text
+            store = await app.get(OutboxStore)
+            async with asyncio.timeout(20):  # the relay, running in this process, sends it
+                while (await store.counts())[OutboxStatus.PENDING]:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+        assert [h.state.value for h in app.health().services] == ["stopped"]  # with the server
