@@ -124,6 +124,10 @@ class ProblemMapping:
         self._entries[exc_type] = _Entry(status, title or HTTPStatus(status).phrase, type, detail)
         return self
 
+    def exception_types(self) -> tuple[type[BaseException], ...]:
+        """The classes answered with a mapped problem, for frameworks that route by class."""
+        return (*self._entries, RuleViolation)
+
     def problem(self, exc: BaseException, *, instance: str | None = None) -> tuple[int, Problem]:
         """The status and problem details body answering ``exc``.
 
@@ -151,7 +155,8 @@ def validation_problem(
     ``errors`` must be JSON-ready (FastAPI's ``RequestValidationError.errors()`` made so by
     its ``jsonable_encoder``, Litestar's ``ValidationException.extra``).
     """
-    body = _body(422, HTTPStatus(422).phrase, "about:blank", "The request is not valid.", instance)
+    # RFC 9110's name (Python before 3.13 says "Unprocessable Entity")
+    body = _body(422, "Unprocessable Content", "about:blank", "The request is not valid.", instance)
     body["errors"] = list(errors)
     return 422, body
 
