@@ -114,6 +114,15 @@ class Teapot(Exception):
     pass
 
 
+class FailsAtScopeExit:
+    """Raises when the request's scope closes, after the endpoint returned."""
+
+
+async def fails_at_scope_exit() -> AsyncIterator[FailsAtScopeExit]:
+    yield FailsAtScopeExit()
+    raise ConcurrencyError("order-late", 0, 1)
+
+
 class Private:
     """Provided by `Internals` and not exported: endpoints must not get it."""
 
@@ -195,9 +204,10 @@ def build(isolated: IsolatedDatabase, probe: Probe) -> App:
         providers=[
             scoped(RequestTag),
             contextual(Request),
+            scoped(fails_at_scope_exit),
             contextual(Probe, lifetime=Lifetime.SINGLETON),
         ],
-        exports=[RequestTag],
+        exports=[RequestTag, FailsAtScopeExit],
         handlers=[PlaceOrderHandler, GetQuantityHandler, WatchOrderHandler],
         imports=[
             Internals,
@@ -250,6 +260,10 @@ def web_app(app: App, probe: Probe) -> FastAPI:
         await asyncio.wait_for(probe.both_in_flight.wait(), TIMEOUT)
         probe.scopes.append(tag)
         return {"tag": tag.value}
+
+    @web.post("/late")
+    async def late(_: FromDockyard[FailsAtScopeExit]) -> dict[str, str]:
+        return {"written": "late"}
 
     @web.get("/conflict")
     async def conflict() -> None:
@@ -409,6 +423,14 @@ async def test_a_failing_request_leaves_no_row_no_event_no_outbox_row(
     assert "hunter2" not in response.text
     assert any(r.name == "dockyard.web" and r.exc_info for r in caplog.records)
     assert await stored(server, "o-2") == (0, 0, 0)
+
+
+async def test_the_scope_ends_before_the_response_so_a_failing_exit_is_the_answer(
+    server: Server,
+) -> None:
+    response = await server.client.post("/late")
+    assert response.status_code == 409, response.text  # not the endpoint's 200
+    assert response.json()["title"] == "Conflict"
 
 
 async def test_errors_are_problem_details(server: Server) -> None:

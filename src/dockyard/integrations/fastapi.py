@@ -35,6 +35,7 @@ from dockyard.serialization import default_codec_for
 
 try:
     from dishka import AsyncContainer
+    from dishka.exceptions import ExitError
     from fastapi import Depends, FastAPI, Request
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
@@ -125,8 +126,13 @@ def _lifespan(
 async def _request_scope(request: Request) -> AsyncIterator[AsyncContainer]:
     """The request's dockyard scope: its exit commits, or rolls back on the endpoint's error."""
     app: App = getattr(request.app.state, _STATE_KEY)
-    async with app.scope({Request: request}) as scope:
-        yield scope
+    try:
+        async with app.scope({Request: request}) as scope:
+            yield scope
+    except ExitError as exc:  # Dishka groups what the scope's finalizers raised
+        if len(exc.exceptions) == 1:  # one: answer it as if the endpoint had raised it
+            raise exc.exceptions[0] from exc
+        raise
 
 
 # "function": exited when the endpoint returns, before the response is sent, so a failing
