@@ -199,7 +199,9 @@ class WatchOrderHandler(StreamHandler[WatchOrder, Status]):
             self.probe.stream_finished.set()
 
 
-def build(isolated: IsolatedDatabase, probe: Probe) -> App:
+def build(
+    isolated: IsolatedDatabase, probe: Probe, transport: InMemoryTransport | None = None
+) -> App:
     @module(
         providers=[
             scoped(RequestTag),
@@ -213,7 +215,7 @@ def build(isolated: IsolatedDatabase, probe: Probe) -> App:
             Internals,
             isolated.sql_module(serializer=Serializer(TypeRegistry([OrderPlaced]))),
             OutboxModule.register(
-                transport=InMemoryTransport(),
+                transport=transport or InMemoryTransport(),
                 backend=SqlOutboxBackend(),
                 routes=[route(OrderPlaced).to("orders")],
             ),
@@ -236,10 +238,10 @@ class OrderIn(BaseModel):
     fail_after_writes: bool = False
 
 
-def web_app(app: App, probe: Probe) -> FastAPI:
+def web_app(app: App, probe: Probe, *, background_services: bool = False) -> FastAPI:
     web = FastAPI(title="orders")
     problems = ProblemMapping().add(Teapot, 418, title="I'm a teapot", detail=str)
-    setup_dockyard(web, app, problems=problems)
+    setup_dockyard(web, app, problems=problems, background_services=background_services)
 
     @web.post("/orders", status_code=201)
     async def place(order: OrderIn, sender: FromDockyard[ISender]) -> dict[str, str]:
@@ -344,17 +346,7 @@ async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         app = build(isolated, probe)
         web = web_app(app, probe)
 
-        @asynccontextmanager
-        async def user_table(_: FastAPI) -> AsyncIterator[None]:
-            database = isolated.database()
-            try:
-                async with database.engine.begin() as connection:
-                    await connection.run_sync(orders_table.metadata.create_all)
-            finally:
-                await database.dispose()
-            yield
-
-        web.router.lifespan_context = _chain(user_table, web.router.lifespan_context)
+        await create_orders_table(isolated)
         async with serve(web) as base, httpx.AsyncClient(base_url=base, timeout=TIMEOUT) as client:
             yield Server(client, app, probe, web, isolated)
         assert (probe.started, probe.stopped) == (1, 1)
@@ -367,6 +359,15 @@ def _chain(first: Callable[[Any], Any], then: Callable[[Any], Any]) -> Callable[
             yield state
 
     return both
+
+
+async def create_orders_table(isolated: IsolatedDatabase) -> None:
+    database = isolated.database()
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(orders_table.metadata.create_all)
+    finally:
+        await database.dispose()
 
 
 def started(app: App) -> bool:  # a call, so mypy does not narrow `app.is_started`
@@ -536,6 +537,27 @@ async def test_lifespan_starts_the_app_once_and_stops_it(tmp_path: Path) -> None
             assert started(app)
             assert (probe.started, probe.stopped) == (1, 0)
         assert not started(app)
+        assert (probe.started, probe.stopped) == (1, 1)
+
+
+async def test_background_services_run_in_the_web_process_when_asked(tmp_path: Path) -> None:
+    transport = InMemoryTransport()
+    async with isolated_database(None, tmp_path) as isolated:
+        probe = Probe()
+        app = build(isolated, probe, transport)
+        web = web_app(app, probe, background_services=True)
+        await create_orders_table(isolated)
+        async with (
+            serve(web) as base,
+            httpx.AsyncClient(base_url=base, timeout=TIMEOUT) as client,
+            transport.subscribe("orders", "test") as subscription,
+        ):
+            placed = await client.post("/orders", json={"order_id": "o-8", "quantity": 1})
+            assert placed.status_code == 201
+            deliveries = aiter(subscription)
+            delivery = await asyncio.wait_for(anext(deliveries), TIMEOUT)  # relayed
+            await delivery.ack()
+            assert [h.name for h in app.health().services] == ["outbox-relay"]
         assert (probe.started, probe.stopped) == (1, 1)
 
 

@@ -10,16 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from dockyard.exceptions import AggregateNotFoundError, ConcurrencyError
+from dockyard.modules._supervisor import Supervisor, describe
+
+if TYPE_CHECKING:  # an entry point never imports the app at run time (import direction)
+    from dockyard.app import App
 
 __all__ = [
     "PROBLEM_JSON",
     "ProblemMapping",
     "RuleViolation",
+    "serving",
     "sse_comment",
     "sse_event",
     "sse_stream",
@@ -168,6 +174,54 @@ def _body(status: int, title: str, type_: str, detail: str | None, instance: str
     if instance is not None:
         body["instance"] = instance
     return body
+
+
+# -- lifespan ------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def serving(
+    app: App, *, background_services: bool = False, grace: float = 30.0
+) -> AsyncIterator[None]:
+    """The app's life inside a web server's lifespan: started once, stopped once.
+
+    An app already started by its owner is left to them (neither started nor stopped here).
+    With ``background_services``, the app's relays, projections and consumers run beside the
+    web server, each under a supervisor as in ``dockyard worker`` (restarted through outages;
+    ``app.health()`` reports them), and get ``grace`` seconds to finish at shutdown. The
+    server's signal handling is left alone: the server's shutdown stops them.
+    """
+    owns = not app.is_started
+    if owns:
+        await app.start()
+    error: BaseException | None = None
+    try:
+        if not background_services:
+            yield
+            return
+        stop = asyncio.Event()
+        supervisors = [Supervisor(service) for service in app.background_services()]
+        app._supervisors = supervisors  # noqa: SLF001 -- what `app.health()` reports
+        tasks = [asyncio.create_task(s.run(stop), name=s.name) for s in supervisors]
+        try:
+            yield
+        finally:
+            stop.set()
+            if tasks:
+                await asyncio.wait(tasks, timeout=grace)
+            for task in tasks:
+                task.cancel()
+            for supervisor, result in zip(
+                supervisors, await asyncio.gather(*tasks, return_exceptions=True), strict=True
+            ):
+                if isinstance(result, Exception):
+                    logger.error("background service %s: %s", supervisor.name, describe(result))
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        if owns:
+            await app.stop(error)
 
 
 # -- server-sent events ------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from dockyard._type_name import type_name
-from dockyard.app import App
 from dockyard.exceptions import (
     MissingExtraError,
     MissingProviderError,
@@ -27,6 +26,7 @@ from dockyard.exceptions import (
 from dockyard.integrations._web import (
     PROBLEM_JSON,
     ProblemMapping,
+    serving,
     sse_stream,
     validation_problem,
 )
@@ -45,8 +45,10 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise MissingExtraError("dockyard.integrations.fastapi", "fastapi", "fastapi") from exc
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # an entry point never imports the app at run time (import direction)
     from fastapi.dependencies.models import Dependant
+
+    from dockyard.app import App
 
 __all__ = ["EventSourceResponse", "FromDockyard", "setup_dockyard", "sse_response"]
 
@@ -77,14 +79,11 @@ def setup_dockyard(
     against what the root module can see; all problems are raised at once as a
     ``ModuleConfigurationError``.
     """
-    if background_services:
-        raise NotImplementedError(
-            "background_services=True is not available yet: run `dockyard worker` beside the "
-            "web process (see docs/web.md)"
-        )
     mapping = problems if problems is not None else ProblemMapping()
     setattr(web.state, _STATE_KEY, app)
-    web.router.lifespan_context = _lifespan(web, app, web.router.lifespan_context)
+    web.router.lifespan_context = _lifespan(
+        web, app, web.router.lifespan_context, background_services=background_services
+    )
 
     async def on_error(request: Request, exc: Exception) -> Response:
         status, body = mapping.problem(exc, instance=request.url.path)
@@ -105,16 +104,19 @@ def setup_dockyard(
 
 
 def _lifespan(
-    web: FastAPI, app: App, inner: Callable[[Any], contextlib.AbstractAsyncContextManager[Any]]
+    web: FastAPI,
+    app: App,
+    inner: Callable[[Any], contextlib.AbstractAsyncContextManager[Any]],
+    *,
+    background_services: bool,
 ) -> Callable[[Any], contextlib.AbstractAsyncContextManager[Any]]:
     @asynccontextmanager
     async def lifespan(asgi_app: Any) -> AsyncIterator[Any]:
         _check_injections(web, app)
-        if app.is_started:  # started by its owner: theirs to stop
-            async with inner(asgi_app) as state:
-                yield state
-            return
-        async with app, inner(asgi_app) as state:
+        async with (
+            serving(app, background_services=background_services),
+            inner(asgi_app) as state,
+        ):
             yield state
 
     return lifespan
