@@ -152,6 +152,13 @@ class RequestTag:
         self.value = request.headers.get("x-tag", "")
 
 
+class SeenTag:
+    """Depends on `RequestTag`: the same instance when both come from one scope."""
+
+    def __init__(self, tag: RequestTag) -> None:
+        self.tag = tag
+
+
 class PlaceOrderHandler(CommandHandler[PlaceOrder, str]):
     def __init__(self, uow: SqlUnitOfWork, events: EventStore, publisher: IPublisher) -> None:
         self.uow, self.events, self.publisher = uow, events, publisher
@@ -205,11 +212,12 @@ def build(
     @module(
         providers=[
             scoped(RequestTag),
+            scoped(SeenTag),
             contextual(Request),
             scoped(fails_at_scope_exit),
             contextual(Probe, lifetime=Lifetime.SINGLETON),
         ],
-        exports=[RequestTag, FailsAtScopeExit],
+        exports=[RequestTag, SeenTag, FailsAtScopeExit],
         handlers=[PlaceOrderHandler, GetQuantityHandler, WatchOrderHandler],
         imports=[
             Internals,
@@ -255,13 +263,15 @@ def web_app(app: App, probe: Probe, *, background_services: bool = False) -> Fas
         return {"quantity": await sender.send(GetQuantity(order_id))}
 
     @web.get("/scope")
-    async def which_scope(tag: FromDockyard[RequestTag]) -> dict[str, Any]:
+    async def which_scope(
+        tag: FromDockyard[RequestTag], seen: FromDockyard[SeenTag]
+    ) -> dict[str, Any]:
         probe.in_flight += 1
         if probe.in_flight == 2:
             probe.both_in_flight.set()
         await asyncio.wait_for(probe.both_in_flight.wait(), TIMEOUT)
         probe.scopes.append(tag)
-        return {"tag": tag.value}
+        return {"tag": tag.value, "one_scope": seen.tag is tag}
 
     @web.post("/late")
     async def late(_: FromDockyard[FailsAtScopeExit]) -> dict[str, str]:
@@ -472,8 +482,8 @@ async def test_concurrent_requests_get_separate_scopes_one_per_request(server: S
         server.client.get("/scope", headers={"x-tag": "a"}),
         server.client.get("/scope", headers={"x-tag": "b"}),
     )
-    assert first.json() == {"tag": "a"}
-    assert second.json() == {"tag": "b"}
+    assert first.json() == {"tag": "a", "one_scope": True}
+    assert second.json() == {"tag": "b", "one_scope": True}
     assert server.probe.scopes[0] is not server.probe.scopes[1]
 
 
