@@ -10,16 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from dockyard.exceptions import AggregateNotFoundError, ConcurrencyError
+from dockyard.modules._supervisor import Supervisor, describe
+
+if TYPE_CHECKING:  # an entry point never imports the app at run time (import direction)
+    from dockyard.app import App
 
 __all__ = [
     "PROBLEM_JSON",
     "ProblemMapping",
     "RuleViolation",
+    "serving",
     "sse_comment",
     "sse_event",
     "sse_stream",
@@ -124,6 +130,10 @@ class ProblemMapping:
         self._entries[exc_type] = _Entry(status, title or HTTPStatus(status).phrase, type, detail)
         return self
 
+    def exception_types(self) -> tuple[type[BaseException], ...]:
+        """The classes answered with a mapped problem, for frameworks that route by class."""
+        return (*self._entries, RuleViolation)
+
     def problem(self, exc: BaseException, *, instance: str | None = None) -> tuple[int, Problem]:
         """The status and problem details body answering ``exc``.
 
@@ -151,7 +161,8 @@ def validation_problem(
     ``errors`` must be JSON-ready (FastAPI's ``RequestValidationError.errors()`` made so by
     its ``jsonable_encoder``, Litestar's ``ValidationException.extra``).
     """
-    body = _body(422, HTTPStatus(422).phrase, "about:blank", "The request is not valid.", instance)
+    # RFC 9110's name (Python before 3.13 says "Unprocessable Entity")
+    body = _body(422, "Unprocessable Content", "about:blank", "The request is not valid.", instance)
     body["errors"] = list(errors)
     return 422, body
 
@@ -163,6 +174,54 @@ def _body(status: int, title: str, type_: str, detail: str | None, instance: str
     if instance is not None:
         body["instance"] = instance
     return body
+
+
+# -- lifespan ------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def serving(
+    app: App, *, background_services: bool = False, grace: float = 30.0
+) -> AsyncIterator[None]:
+    """The app's life inside a web server's lifespan: started once, stopped once.
+
+    An app already started by its owner is left to them (neither started nor stopped here).
+    With ``background_services``, the app's relays, projections and consumers run beside the
+    web server, each under a supervisor as in ``dockyard worker`` (restarted through outages;
+    ``app.health()`` reports them), and get ``grace`` seconds to finish at shutdown. The
+    server's signal handling is left alone: the server's shutdown stops them.
+    """
+    owns = not app.is_started
+    if owns:
+        await app.start()
+    error: BaseException | None = None
+    try:
+        if not background_services:
+            yield
+            return
+        stop = asyncio.Event()
+        supervisors = [Supervisor(service) for service in app.background_services()]
+        app._supervisors = supervisors  # noqa: SLF001 -- what `app.health()` reports
+        tasks = [asyncio.create_task(s.run(stop), name=s.name) for s in supervisors]
+        try:
+            yield
+        finally:
+            stop.set()
+            if tasks:
+                await asyncio.wait(tasks, timeout=grace)
+            for task in tasks:
+                task.cancel()
+            for supervisor, result in zip(
+                supervisors, await asyncio.gather(*tasks, return_exceptions=True), strict=True
+            ):
+                if isinstance(result, Exception):
+                    logger.error("background service %s: %s", supervisor.name, describe(result))
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        if owns:
+            await app.stop(error)
 
 
 # -- server-sent events ------------------------------------------------------------------------

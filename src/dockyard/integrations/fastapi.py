@@ -1,0 +1,323 @@
+"""FastAPI (and Starlette underneath): one call wires an ``App`` into a FastAPI application.
+
+``setup_dockyard(web, app)`` starts and stops the app with the web app's lifespan, answers
+errors with RFC 9457 problem details, and lets endpoints take ``FromDockyard[T]``: ``T``
+resolved in the request's dockyard scope, one scope (one unit of work) per request, committed
+when the endpoint returns and rolled back when it raises. ``sse_response`` streams a
+``StreamRequest`` as server-sent events. See ``docs/web.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from contextlib import aclosing, asynccontextmanager
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+from dockyard._type_name import type_name
+from dockyard.exceptions import (
+    MissingExtraError,
+    MissingProviderError,
+    ModuleConfigurationError,
+    ModuleProblem,
+    NotExportedError,
+)
+from dockyard.integrations._web import (
+    PROBLEM_JSON,
+    ProblemMapping,
+    serving,
+    sse_stream,
+    validation_problem,
+)
+from dockyard.messaging import ISender, StreamRequest
+from dockyard.serialization import default_codec_for
+
+try:
+    from dishka import AsyncContainer
+    from dishka.exceptions import ExitError
+    from fastapi import Depends, FastAPI, Request
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response, StreamingResponse
+    from fastapi.routing import APIRoute
+    from starlette.types import Receive, Scope, Send
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise MissingExtraError("dockyard.integrations.fastapi", "fastapi", "fastapi") from exc
+
+if TYPE_CHECKING:  # an entry point never imports the app at run time (import direction)
+    from fastapi.dependencies.models import Dependant
+
+    from dockyard.app import App
+
+__all__ = ["EventSourceResponse", "FromDockyard", "setup_dockyard", "sse_response"]
+
+T = TypeVar("T")
+
+_STATE_KEY = "dockyard_app"
+
+
+def setup_dockyard(
+    web: FastAPI,
+    app: App,
+    *,
+    problems: ProblemMapping | None = None,
+    background_services: bool = False,
+) -> None:
+    """Attach ``app`` to ``web``: lifespan, request scopes, problem details.
+
+    Args:
+        web: The FastAPI application.
+        app: The dockyard app its endpoints use.
+        problems: How errors become problem details (default: ``ProblemMapping()``); extend
+            it with ``.add(...)`` before this call.
+        background_services: Also run the app's background services (outbox relays,
+            projections, consumers) in the web process. Off by default: run them with
+            ``dockyard worker``, which scales and restarts apart from the web servers.
+
+    At start-up (before the app starts) every ``FromDockyard[T]`` of every route is checked
+    against what the root module can see; all problems are raised at once as a
+    ``ModuleConfigurationError``.
+    """
+    mapping = problems if problems is not None else ProblemMapping()
+    setattr(web.state, _STATE_KEY, app)
+    web.router.lifespan_context = _lifespan(
+        web, app, web.router.lifespan_context, background_services=background_services
+    )
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        status, body = mapping.problem(exc, instance=request.url.path)
+        return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+    async def on_invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        status, body = validation_problem(jsonable_encoder(exc.errors()), instance=request.url.path)
+        return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+    # Mapped types are answered by Starlette's ExceptionMiddleware; the rest (the `Exception`
+    # key) by its ServerErrorMiddleware, which answers and then re-raises for the server.
+    for exc_type in mapping.exception_types():
+        if issubclass(exc_type, Exception):  # Starlette routes only Exceptions to handlers
+            web.add_exception_handler(exc_type, on_error)
+    web.add_exception_handler(Exception, on_error)
+    web.add_exception_handler(RequestValidationError, on_invalid)
+
+
+def _lifespan(
+    web: FastAPI,
+    app: App,
+    inner: Callable[[Any], contextlib.AbstractAsyncContextManager[Any]],
+    *,
+    background_services: bool,
+) -> Callable[[Any], contextlib.AbstractAsyncContextManager[Any]]:
+    @asynccontextmanager
+    async def lifespan(asgi_app: Any) -> AsyncIterator[Any]:
+        _check_injections(web, app)
+        async with (
+            serving(app, background_services=background_services),
+            inner(asgi_app) as state,
+        ):
+            yield state
+
+    return lifespan
+
+
+# -- one scope per request -----------------------------------------------------------------------
+
+
+async def _request_scope(request: Request) -> AsyncIterator[AsyncContainer]:
+    """The request's dockyard scope: its exit commits, or rolls back on the endpoint's error."""
+    app: App = getattr(request.app.state, _STATE_KEY)
+    try:
+        async with app.scope({Request: request}) as scope:
+            yield scope
+    except ExitError as exc:  # Dishka groups what the scope's finalizers raised
+        if len(exc.exceptions) == 1:  # one: answer it as if the endpoint had raised it
+            raise exc.exceptions[0] from exc
+        raise
+
+
+# "function": exited when the endpoint returns, before the response is sent, so a failing
+# commit is the client's error response and not a 200 for a write that did not happen.
+_SCOPE = Depends(_request_scope, scope="function")
+_resolvers: dict[Any, Callable[..., Any]] = {}
+
+
+def _resolver(dependency: Any) -> Callable[..., Any]:
+    resolver = _resolvers.get(dependency)
+    if resolver is None:
+
+        async def resolve(scope: Annotated[AsyncContainer, _SCOPE]) -> Any:
+            return await scope.get(dependency)
+
+        resolve.__name__ = f"resolve_{type_name(dependency)}"
+        resolve.__dockyard_dependency__ = dependency  # type: ignore[attr-defined]
+        resolver = _resolvers[dependency] = resolve
+    return resolver
+
+
+if TYPE_CHECKING:
+    FromDockyard = Annotated[T, "dockyard"]
+else:
+
+    class FromDockyard:
+        """``FromDockyard[T]``: ``T`` from the request's dockyard scope, in an endpoint's signature.
+
+        It is a FastAPI dependency: it adds nothing to the OpenAPI schema, works in
+        dependencies of your own, and every one of them in a request shares one scope.
+        """
+
+        __slots__ = ()
+
+        def __class_getitem__(cls, dependency: Any) -> Any:
+            return Annotated[dependency, Depends(_resolver(dependency))]
+
+
+def _check_injections(web: FastAPI, app: App) -> None:
+    visible = set(app._compiled.root_visible) | set(app._context)  # noqa: SLF001 -- same package
+    problems: list[ModuleProblem] = []
+    root = app.graph.root
+    for route in web.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        where = f"endpoint `{' '.join(sorted(route.methods or ()))} {route.path}`"
+        for dependency in _injected(route.dependant):
+            if dependency in visible:
+                continue
+            providers = [n for n in app.graph.all_nodes if dependency in n.provided]
+            if not providers:
+                problems.append(MissingProviderError(root.name, dependency, where))
+                continue
+            owner = providers[0]
+            problems.append(
+                NotExportedError(
+                    root.name,
+                    dependency,
+                    where,
+                    owner.name,
+                    imported=owner in _reachable(root),
+                    exported=dependency in owner.exported,
+                )
+            )
+    if problems:
+        raise ModuleConfigurationError(problems)
+
+
+def _injected(dependant: Dependant) -> Iterator[Any]:
+    for sub in dependant.dependencies:
+        dependency = getattr(sub.call, "__dockyard_dependency__", _MISSING)
+        if dependency is not _MISSING:
+            yield dependency
+        yield from _injected(sub)
+
+
+def _reachable(root: Any) -> set[Any]:
+    seen: set[Any] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(node.imports)
+    return seen
+
+
+_MISSING = object()
+
+
+# -- server-sent events -------------------------------------------------------------------------
+
+
+class EventSourceResponse(StreamingResponse):
+    """A ``text/event-stream`` response over SSE frames, ended when the client goes away.
+
+    The frames are closed when the response ends for any reason (the stream ended, the client
+    disconnected, the server shuts down), so whatever produced them runs its ``finally``.
+    """
+
+    def __init__(self, frames: AsyncGenerator[bytes, None], *, status_code: int = 200) -> None:
+        super().__init__(
+            frames,
+            status_code=status_code,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            media_type="text/event-stream",
+        )
+        self._frames = frames
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002
+        async with aclosing(self._frames):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            pump = asyncio.ensure_future(self._pump(send))
+            watch = asyncio.ensure_future(_disconnected(receive))
+            try:
+                await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (pump, watch):
+                    task.cancel()
+                await asyncio.gather(pump, watch, return_exceptions=True)
+            error = None if pump.cancelled() else pump.exception()
+            if error is not None and not isinstance(error, OSError):  # OSError: client gone
+                raise error
+
+    async def _pump(self, send: Send) -> None:
+        async for frame in self._frames:
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def sse_response(
+    request: Request,
+    stream: StreamRequest[Any],
+    *,
+    retry: int | None = 3000,
+    ping: float | None = 15.0,
+    event: str | None = None,
+) -> EventSourceResponse:
+    """Stream the answer to ``stream`` as server-sent events, in a scope of its own.
+
+    Each item the stream handler yields is one event: its JSON (dockyard's codec for its
+    type: msgspec, or pydantic for pydantic models) as ``data``, an ``id`` counting from 1,
+    and ``retry`` (milliseconds) on the first. A comment is sent after ``ping`` idle seconds
+    to keep proxies from closing the connection. When the client disconnects, the stream is
+    cancelled (the handler's ``finally`` runs) and its scope closed.
+
+    Args:
+        request: The endpoint's request (its app, and the scope's ``Request`` context).
+        stream: The stream request to answer.
+        retry: Milliseconds a client waits before reconnecting; ``None`` sends none.
+        ping: Idle seconds between keep-alive comments; ``None`` sends none.
+        event: The ``event`` name of every event (``None``: the default, ``message``).
+    """
+    app: App = getattr(request.app.state, _STATE_KEY)
+    return EventSourceResponse(_frames(app, request, stream, retry, ping, event))
+
+
+async def _frames(
+    app: App,
+    request: Request,
+    stream: StreamRequest[Any],
+    retry: int | None,
+    ping: float | None,
+    event: str | None,
+) -> AsyncGenerator[bytes, None]:
+    async with app.scope({Request: request}) as scope:
+        sender = await scope.get(ISender)
+        frames = sse_stream(sender.stream(stream), _encode, retry=retry, ping=ping, event=event)
+        async with aclosing(frames):
+            async for frame in frames:
+                yield frame
+
+
+def _encode(item: object) -> bytes:
+    return default_codec_for(type(item)).encode(item)
