@@ -275,7 +275,6 @@ class App:
         grace: float = 30.0,
         health_port: int | None = None,
         max_backoff: float = 10.0,
-        handle_signals: bool = True,
     ) -> None:
         """Run every background service (relays, projections, consumers) until told to stop.
 
@@ -295,8 +294,6 @@ class App:
             grace: Seconds the services get to finish in-flight work once told to stop.
             health_port: Serve ``/livez`` and ``/readyz`` on this port while running.
             max_backoff: The longest wait between two restarts of a service in an outage.
-            handle_signals: Stop on SIGTERM/SIGINT. Off where a server owns the signals
-                (a web integration's lifespan runs the services; its shutdown sets ``stop``).
 
         Raises:
             ExceptionGroup: The errors of the services that failed.
@@ -314,7 +311,7 @@ class App:
             stop.set()
 
         signals: list[signal.Signals] = []
-        for signum in (signal.SIGTERM, signal.SIGINT) if handle_signals else ():
+        for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, on_signal, signum)  # main thread, Unix only
                 signals.append(signum)

@@ -10,29 +10,29 @@ lifespan and stops it at shutdown. A handler asks for what the app's root module
 
 Every ``Inject`` of one request resolves in one dockyard scope: one unit of work, committed
 after the handler returned (before the response is sent) and rolled back when it raised.
-Errors become RFC 9457 problem details through a :class:`ProblemMapping`; ``sse(...)`` turns a
-``StreamRequest`` into server-sent events. See ``docs/web-litestar.md``.
+Errors become RFC 9457 problem details through a :class:`ProblemMapping`; ``sse_response``
+turns a ``StreamRequest`` into server-sent events. See ``docs/web-litestar.md``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any, TypeAlias, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing, asynccontextmanager
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from dishka import AsyncContainer
 
-from dockyard.app import App
 from dockyard.exceptions import MissingExtraError
 from dockyard.integrations._web import (
     PROBLEM_JSON,
     ProblemMapping,
+    serving,
     sse_stream,
     validation_problem,
 )
-from dockyard.messaging import StreamRequest
+from dockyard.messaging import ISender, StreamRequest
+from dockyard.serialization import default_codec_for
 
 try:
     from litestar import Litestar, Request, Response
@@ -46,7 +46,10 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingExtraError("dockyard.integrations.litestar", "Litestar", "litestar") from exc
 
-__all__ = ["SCOPE_DEPENDENCY", "DockyardPlugin", "FromDockyard", "Inject", "sse"]
+if TYPE_CHECKING:  # an entry point never imports the app at run time (import direction)
+    from dockyard.app import App
+
+__all__ = ["SCOPE_DEPENDENCY", "DockyardPlugin", "FromDockyard", "Inject", "sse_response"]
 
 T = TypeVar("T")
 
@@ -112,19 +115,8 @@ class DockyardPlugin(InitPluginProtocol):
 
     @asynccontextmanager
     async def _lifespan(self, _: Litestar) -> AsyncIterator[None]:
-        async with self.app:
-            if not self.background_services:
-                yield
-                return
-            stop = asyncio.Event()
-            worker = asyncio.create_task(
-                self.app.run_worker(stop=stop, handle_signals=False), name="dockyard worker"
-            )
-            try:
-                yield
-            finally:
-                stop.set()
-                await worker
+        async with serving(self.app, background_services=self.background_services):
+            yield
 
     async def _scope(self, request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncContainer, None]:
         async with self.app.scope({Request: request}) as scope:
@@ -150,38 +142,57 @@ def Inject(dependency: type[T] | Any) -> Provide:  # noqa: N802 -- reads as a ma
     return Provide(resolve)
 
 
-def sse(
+def sse_response(
     connection: ASGIConnection[Any, Any, Any, Any],
-    request: StreamRequest[T],
+    stream: StreamRequest[Any],
     /,
     *,
-    encode: Callable[[T], bytes | str] = json.dumps,
-    retry: int | None = None,
+    retry: int | None = 3000,
     ping: float | None = 15.0,
     event: str | None = None,
 ) -> Stream:
-    """Answer with the items of ``request`` as server-sent events: one line in a handler.
+    """Answer with the items of ``stream`` as server-sent events: one line in a handler.
 
-    The stream runs in a dockyard scope of its own (``App.stream``), open as long as the
-    client listens; when the client goes away the handler is cancelled and the scope closes.
-    Each item is an event with an id counting up from 1 (the first also carries ``retry``);
-    a ``: ping`` comment goes out after ``ping`` idle seconds.
+    The stream runs in a dockyard scope of its own (with the ``litestar.Request`` in its
+    context), open as long as the client listens: when the client goes away, Litestar cancels
+    the response, the stream handler's ``finally`` runs and the scope closes. Each item is one
+    event: its JSON (dockyard's codec for its type: msgspec, or pydantic for pydantic models)
+    as ``data``, an ``id`` counting from 1, and ``retry`` on the first; a comment goes out
+    after ``ping`` idle seconds to keep proxies from closing the connection.
 
     Args:
-        connection: The Litestar request (a handler's ``request: Request`` parameter).
-        request: The stream request to answer.
-        encode: Makes an event's data from an item (``json.dumps`` by default).
-        retry: The client's reconnection delay, in milliseconds.
-        ping: Idle seconds between keep-alive pings; ``None`` for none.
-        event: The events' type (``event:`` line); none by default ("message").
+        connection: The handler's request (a ``request: Request`` parameter).
+        stream: The stream request to answer.
+        retry: Milliseconds a client waits before reconnecting; ``None`` sends none.
+        ping: Idle seconds between keep-alive comments; ``None`` sends none.
+        event: The ``event`` name of every event (``None``: the default, ``message``).
     """
     app: App = connection.app.state[_STATE_KEY]
-    frames = sse_stream(app.stream(request), encode, retry=retry, ping=ping, event=event)
     return Stream(
-        frames,
+        _frames(app, connection, stream, retry, ping, event),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def _frames(
+    app: App,
+    connection: ASGIConnection[Any, Any, Any, Any],
+    stream: StreamRequest[Any],
+    retry: int | None,
+    ping: float | None,
+    event: str | None,
+) -> AsyncGenerator[bytes, None]:
+    async with app.scope({Request: connection}) as scope:
+        sender = await scope.get(ISender)
+        frames = sse_stream(sender.stream(stream), _encode, retry=retry, ping=ping, event=event)
+        async with aclosing(frames):
+            async for frame in frames:
+                yield frame
+
+
+def _encode(item: object) -> bytes:
+    return default_codec_for(type(item)).encode(item)
 
 
 def _http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -206,8 +217,6 @@ def _response(
 
 
 def _phrase(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:

@@ -21,15 +21,26 @@ import asyncio
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, TypeAlias, TypeVar, get_args, get_origin, get_type_hints
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    TypeAlias,
+    TypeVar,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
-from dockyard.app import App
 from dockyard.exceptions import MissingExtraError
 
 try:
     import typer
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingExtraError("dockyard.integrations.typer", "Typer", "cli") from exc
+
+if TYPE_CHECKING:  # an entry point never imports the app at run time (import direction)
+    from dockyard.app import App
 
 __all__ = ["DockyardCommands", "FromDockyard"]
 
@@ -65,8 +76,9 @@ class DockyardCommands:
 
     def __init__(self, cli: typer.Typer, app: App | Callable[[], App]) -> None:
         self.cli = cli
-        self._app = app if isinstance(app, App) else None
-        self._factory = None if isinstance(app, App) else app
+        # an App is not callable: a callable is a factory
+        self._app: App | None = None if callable(app) else app
+        self._factory: Callable[[], App] | None = app if callable(app) else None
 
     @property
     def app(self) -> App:

@@ -37,7 +37,7 @@ from dockyard import (
 from dockyard.eventsourcing import NO_STREAM, EventStore
 from dockyard.exceptions import AggregateNotFoundError, ConcurrencyError
 from dockyard.integrations import RuleViolation
-from dockyard.integrations.litestar import DockyardPlugin, FromDockyard, Inject, sse
+from dockyard.integrations.litestar import DockyardPlugin, FromDockyard, Inject, sse_response
 from dockyard.outbox import OutboxModule, OutboxStatus, OutboxStore, route
 from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.sql import Database, SqlOutboxBackend, SqlUnitOfWork
@@ -198,7 +198,7 @@ async def me(user: FromDockyard[User]) -> dict[str, str]:
 
 @get("/count/{limit:int}")
 async def count(request: Request[Any, Any, Any], limit: FromPath[int]) -> Stream:
-    return sse(request, CountTo(limit if limit > 0 else None), retry=500)
+    return sse_response(request, CountTo(limit if limit > 0 else None), retry=500)
 
 
 def _dockyard_app(isolated: Any) -> App:
