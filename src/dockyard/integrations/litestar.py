@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from dishka import AsyncContainer
 
-from dockyard.exceptions import MissingExtraError
+from dockyard.exceptions import (
+    MissingExtraError,
+    MissingProviderError,
+    ModuleConfigurationError,
+    ModuleProblem,
+    NotExportedError,
+)
 from dockyard.integrations._web import (
     PROBLEM_JSON,
     ProblemMapping,
@@ -114,7 +120,8 @@ class DockyardPlugin(InitPluginProtocol):
         return app_config
 
     @asynccontextmanager
-    async def _lifespan(self, _: Litestar) -> AsyncIterator[None]:
+    async def _lifespan(self, web: Litestar) -> AsyncIterator[None]:
+        _check_injections(web, self.app)
         async with serving(self.app, background_services=self.background_services):
             yield
 
@@ -139,6 +146,7 @@ def Inject(dependency: type[T] | Any) -> Provide:  # noqa: N802 -- reads as a ma
     async def resolve(dockyard_scope: FromDockyard[AsyncContainer]) -> Any:
         return await dockyard_scope.get(dependency)
 
+    resolve.__dockyard_dependency__ = dependency  # type: ignore[attr-defined]
     return Provide(resolve)
 
 
@@ -193,6 +201,52 @@ async def _frames(
 
 def _encode(item: object) -> bytes:
     return default_codec_for(type(item)).encode(item)
+
+
+def _check_injections(web: Litestar, app: App) -> None:
+    """Every ``Inject(T)`` of every handler names a ``T`` the root module sees; all problems
+    at once, before the app starts (as ``App.build`` reports the modules' own)."""
+    visible = set(app._compiled.root_visible) | set(app._context)  # noqa: SLF001 -- same package
+    problems: list[ModuleProblem] = []
+    root = app.graph.root
+    for route in web.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            where = f"handler `{' '.join(sorted(handler.http_methods))} {route.path}`"
+            for provide in handler.resolve_dependencies().values():
+                dependency = getattr(provide.dependency, "__dockyard_dependency__", _MISSING)
+                if dependency is _MISSING or dependency in visible:
+                    continue
+                providers = [n for n in app.graph.all_nodes if dependency in n.provided]
+                if not providers:
+                    problems.append(MissingProviderError(root.name, dependency, where))
+                    continue
+                owner = providers[0]
+                problems.append(
+                    NotExportedError(
+                        root.name,
+                        dependency,
+                        where,
+                        owner.name,
+                        imported=owner in _reachable(root),
+                        exported=dependency in owner.exported,
+                    )
+                )
+    if problems:
+        raise ModuleConfigurationError(problems)
+
+
+def _reachable(root: Any) -> set[Any]:
+    seen: set[Any] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(node.imports)
+    return seen
+
+
+_MISSING = object()
 
 
 def _http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
