@@ -22,6 +22,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from dishka import AsyncContainer
+from dishka.exceptions import ExitError
 
 from dockyard.exceptions import (
     MissingExtraError,
@@ -126,8 +127,13 @@ class DockyardPlugin(InitPluginProtocol):
             yield
 
     async def _scope(self, request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncContainer, None]:
-        async with self.app.scope({Request: request}) as scope:
-            yield scope  # Litestar throws the handler's exception in here: the scope rolls back
+        try:
+            async with self.app.scope({Request: request}) as scope:
+                yield scope  # Litestar throws the handler's exception in here: it rolls back
+        except ExitError as exc:  # Dishka groups what the scope's finalizers raised
+            if len(exc.exceptions) == 1:  # one (a failed commit): answered as if raised here
+                raise exc.exceptions[0] from exc
+            raise
 
     def _problem(self, request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         status, body = self.problems.problem(exc, instance=request.url.path)

@@ -113,6 +113,16 @@ async def marker() -> AsyncGenerator[Marker, None]:
         PROBE.closed.append(value.number)
 
 
+class FailingCommit:
+    """A scoped resource whose end fails like a commit the database refuses."""
+
+
+async def failing_commit() -> AsyncGenerator[FailingCommit, BaseException | None]:
+    error = yield FailingCommit()
+    if error is None:
+        raise ConcurrencyError("Order-1", 1, 2)
+
+
 @dataclass(frozen=True)
 class User:
     name: str
@@ -191,6 +201,11 @@ async def scopes(first: FromDockyard[Marker], second: FromDockyard[Marker]) -> d
     return {"first": first.number, "second": second.number}
 
 
+@get("/commit-fails", dependencies={"resource": Inject(FailingCommit)})
+async def commit_fails(resource: FromDockyard[FailingCommit]) -> str:
+    return "never sent"
+
+
 @get("/me", dependencies={"user": Inject(User)})
 async def me(user: FromDockyard[User]) -> dict[str, str]:
     return {"name": user.name}
@@ -209,7 +224,12 @@ def _dockyard_app(isolated: Any) -> App:
             CountToHandler,
             route(OrderPlaced).to("orders"),
         ],
-        providers=[scoped(Marker, marker), contextual(Request), scoped(User, current_user)],
+        providers=[
+            scoped(Marker, marker),
+            contextual(Request),
+            scoped(User, current_user),
+            scoped(FailingCommit, failing_commit),
+        ],
         imports=[
             isolated.sql_module(serializer=Serializer(TypeRegistry([OrderPlaced]))),
             OutboxModule.register(
@@ -249,7 +269,16 @@ async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     async with isolated_database(url, tmp_path) as isolated:
         app = _dockyard_app(isolated)
         web = Litestar(
-            route_handlers=[place_order, place_then_fail, get_order, conflict, scopes, me, count],
+            route_handlers=[
+                place_order,
+                place_then_fail,
+                get_order,
+                conflict,
+                scopes,
+                me,
+                count,
+                commit_fails,
+            ],
             plugins=[DockyardPlugin(app)],
         )
         async with serving(web) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
@@ -309,6 +338,8 @@ async def test_errors_become_problem_details(served: Served) -> None:
     assert invalid.status_code == 422
     assert invalid.headers["content-type"] == "application/problem+json"
     assert invalid.json()["errors"]
+    failed_commit = await served.client.get("/commit-fails")  # the scope ends before the
+    assert (failed_commit.status_code, failed_commit.json()["title"]) == (409, "Conflict")  # 2xx
     unknown = await served.client.get("/no-such-route")
     assert (unknown.status_code, unknown.json()["status"]) == (404, 404)
     assert await _stored(served.app) == ([], 0, 0)
