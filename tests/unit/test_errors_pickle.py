@@ -78,6 +78,7 @@ from dockyard.exceptions import (
     UnknownEventTypeError,
     UnknownExtensionError,
 )
+from dockyard.integrations import RuleViolation
 from dockyard.testing import SpecFailedError
 
 
@@ -226,6 +227,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     MessageRejectedError: [MessageRejectedError("m-1", "payments", "it has no type header")],
     # errors exported beside their feature
     SpecFailedError: [SpecFailedError("expected events [] (no events)\n     but got [1]")],
+    RuleViolation: [RuleViolation("Tell me who to greet.")],
 }
 
 

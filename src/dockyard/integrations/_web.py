@@ -63,11 +63,12 @@ class RuleViolation(Exception):  # noqa: N818 -- a domain outcome users name, no
     type: ClassVar[str] = "about:blank"
 
     def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+        super().__init__(detail)  # like a builtin's message: the one arg, and the str()
 
-    def __str__(self) -> str:
-        return self.detail
+    @property
+    def detail(self) -> str:
+        """The message for the caller: the problem's ``detail``."""
+        return str(self.args[0])
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,7 +127,7 @@ def _lifespan(
 
 async def _request_scope(request: Request) -> AsyncIterator[AsyncContainer]:
     """The request's dockyard scope: its exit commits, or rolls back on the endpoint's error."""
-    app: App = getattr(request.app.state, _STATE_KEY)
+    app = _app_of(request)
     try:
         async with app.scope({Request: request}) as scope:
             yield scope
@@ -135,6 +135,16 @@ async def _request_scope(request: Request) -> AsyncIterator[AsyncContainer]:
         if len(exc.exceptions) == 1:  # one: answer it as if the endpoint had raised it
             raise exc.exceptions[0] from exc
         raise
+
+
+def _app_of(request: Request) -> App:
+    app: App | None = getattr(request.app.state, _STATE_KEY, None)
+    if app is None:
+        raise RuntimeError(
+            "this FastAPI app has no dockyard app: call `setup_dockyard(web, app)` where the "
+            "FastAPI app is made (dockyard.integrations.fastapi)"
+        )
+    return app
 
 
 # "function": exited when the endpoint returns, before the response is sent, so a failing
@@ -299,7 +309,7 @@ def sse_response(
         ping: Idle seconds between keep-alive comments; ``None`` sends none.
         event: The ``event`` name of every event (``None``: the default, ``message``).
     """
-    app: App = getattr(request.app.state, _STATE_KEY)
+    app = _app_of(request)
     return EventSourceResponse(_frames(app, request, stream, retry, ping, event))
 
 
