@@ -29,6 +29,7 @@ __all__ = [
     "sse_comment",
     "sse_event",
     "sse_stream",
+    "status_problem",
     "validation_problem",
 ]
 
@@ -166,6 +167,25 @@ def validation_problem(
     body = _body(422, "Unprocessable Content", "about:blank", "The request is not valid.", instance)
     body["errors"] = list(errors)
     return 422, body
+
+
+def status_problem(
+    status: int, *, detail: str | None = None, instance: str | None = None
+) -> tuple[int, Problem]:
+    """A problem for a status the framework chose (its own HTTP exceptions, an unknown route).
+
+    A ``detail`` that only repeats the status's phrase (frameworks fill it in so) is dropped.
+    """
+    title = _title(status)
+    detail = None if detail == title else detail
+    return status, _body(status, title, "about:blank", detail, instance)
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # a status Python does not name
+        return "Error"
 
 
 def _body(status: int, title: str, type_: str, detail: str | None, instance: str | None) -> Problem:
