@@ -1,8 +1,9 @@
-"""What every web integration shares: errors as RFC 9457 problem details, and SSE framing.
+"""What every web integration shares: problem details, SSE framing, the app's lifespan.
 
 Framework-neutral on purpose: ``dockyard.integrations.fastapi`` and ``.litestar`` turn the
 ``(status, body)`` pairs and the bytes made here into their own response types, so both answer
-the same error with the same body and frame a stream the same way.
+the same error with the same body, frame a stream the same way, and start and stop the app
+(``serving``) the same way.
 """
 
 from __future__ import annotations
