@@ -19,7 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel
 
 from dockyard import (
@@ -285,6 +285,10 @@ def web_app(app: App, probe: Probe, *, background_services: bool = False) -> Fas
     async def already() -> None:
         raise AlreadyPlaced("order 1 was placed yesterday")
 
+    @web.get("/forbidden")
+    async def forbidden() -> None:
+        raise HTTPException(403, "Not yours.", headers={"x-why": "owner"})
+
     @web.get("/teapot")
     async def teapot() -> None:
         raise Teapot("short and stout")
@@ -474,6 +478,19 @@ async def test_errors_are_problem_details(server: Server) -> None:
     problem = invalid.json()
     assert (problem["title"], problem["status"]) == ("Unprocessable Content", 422)
     assert problem["errors"][0]["loc"] == ["body", "quantity"]
+    forbidden = await client.get("/forbidden")
+    assert (forbidden.status_code, forbidden.headers["x-why"]) == (403, "owner")
+    assert forbidden.json() == {
+        "type": "about:blank",
+        "title": "Forbidden",
+        "status": 403,
+        "detail": "Not yours.",
+        "instance": "/forbidden",
+    }
+    unknown = await client.get("/nowhere")
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"] == "application/problem+json"
+    assert "detail" not in unknown.json()
     assert await stored(server, "o-3") == (0, 0, 0)
 
 

@@ -1,8 +1,9 @@
-"""What every web integration shares: errors as RFC 9457 problem details, and SSE framing.
+"""What every web integration shares: problem details, SSE framing, the app's lifespan.
 
 Framework-neutral on purpose: ``dockyard.integrations.fastapi`` and ``.litestar`` turn the
 ``(status, body)`` pairs and the bytes made here into their own response types, so both answer
-the same error with the same body and frame a stream the same way.
+the same error with the same body, frame a stream the same way, and start and stop the app
+(``serving``) the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "sse_comment",
     "sse_event",
     "sse_stream",
+    "status_problem",
     "validation_problem",
 ]
 
@@ -166,6 +168,25 @@ def validation_problem(
     body = _body(422, "Unprocessable Content", "about:blank", "The request is not valid.", instance)
     body["errors"] = list(errors)
     return 422, body
+
+
+def status_problem(
+    status: int, *, detail: str | None = None, instance: str | None = None
+) -> tuple[int, Problem]:
+    """A problem for a status the framework chose (its own HTTP exceptions, an unknown route).
+
+    A ``detail`` that only repeats the status's phrase (frameworks fill it in so) is dropped.
+    """
+    title = _title(status)
+    detail = None if detail == title else detail
+    return status, _body(status, title, "about:blank", detail, instance)
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # a status Python does not name
+        return "Error"
 
 
 def _body(status: int, title: str, type_: str, detail: str | None, instance: str | None) -> Problem:

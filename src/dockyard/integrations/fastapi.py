@@ -28,6 +28,7 @@ from dockyard.integrations._web import (
     ProblemMapping,
     serving,
     sse_stream,
+    status_problem,
     validation_problem,
 )
 from dockyard.messaging import ISender, StreamRequest
@@ -41,6 +42,7 @@ try:
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response, StreamingResponse
     from fastapi.routing import APIRoute
+    from starlette.exceptions import HTTPException
     from starlette.types import Receive, Scope, Send
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise MissingExtraError("dockyard.integrations.fastapi", "fastapi", "fastapi") from exc
@@ -94,6 +96,13 @@ def setup_dockyard(
         status, body = validation_problem(jsonable_encoder(exc.errors()), instance=request.url.path)
         return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code < 400 or exc.status_code in (204, 304):  # no body to give
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        status, body = status_problem(exc.status_code, detail=exc.detail, instance=request.url.path)
+        return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=exc.headers)
+
     # Mapped types are answered by Starlette's ExceptionMiddleware; the rest (the `Exception`
     # key) by its ServerErrorMiddleware, which answers and then re-raises for the server.
     for exc_type in mapping.exception_types():
@@ -101,6 +110,7 @@ def setup_dockyard(
             web.add_exception_handler(exc_type, on_error)
     web.add_exception_handler(Exception, on_error)
     web.add_exception_handler(RequestValidationError, on_invalid)
+    web.add_exception_handler(HTTPException, on_http)  # FastAPI's subclasses it
 
 
 def _lifespan(

@@ -8,7 +8,13 @@ import pytest
 
 from dockyard.exceptions import AggregateNotFoundError, ConcurrencyError
 from dockyard.integrations import ProblemMapping, RuleViolation
-from dockyard.integrations._web import sse_comment, sse_event, sse_stream, validation_problem
+from dockyard.integrations._web import (
+    sse_comment,
+    sse_event,
+    sse_stream,
+    status_problem,
+    validation_problem,
+)
 
 
 class OutOfStock(RuleViolation):
@@ -125,3 +131,17 @@ async def test_sse_stream_ends_with_its_source() -> None:
     assert [f async for f in sse_stream(items(), str, event="e", ping=None)] == [
         b"id: 1\nevent: e\ndata: only\n\n"
     ]
+
+
+def test_status_problem_names_the_status_and_drops_a_detail_that_repeats_it() -> None:
+    assert status_problem(404, detail="Not Found") == (
+        404,
+        {"type": "about:blank", "title": "Not Found", "status": 404},
+    )
+    assert status_problem(499, detail="gone", instance="/x")[1] == {
+        "type": "about:blank",
+        "title": "Error",
+        "status": 499,
+        "detail": "gone",
+        "instance": "/x",
+    }
