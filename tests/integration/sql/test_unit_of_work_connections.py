@@ -24,6 +24,8 @@ from dockyard.exceptions import StoreUnavailableError
 from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.sql import Database, SqlEventStore
 from dockyard.testing.contracts import EventStoreContract, EventStoreFactory
+from faults import FaultProxy
+from integration._apps.services import POSTGRES_URL
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,34 @@ async def test_a_connection_the_client_knows_was_killed_is_never_handed_out(
         await SqlEventStore(uow, serializer).append("Noted-1", [Noted("a")], NO_STREAM)
     assert await _identity(postgres_database) != pid
     assert await _texts(postgres_database, "Noted-1") == ["a"]
+
+
+@pytest.mark.postgres
+async def test_a_unit_of_work_cancelled_on_a_stalled_server_waits_for_no_rollback() -> None:
+    """A forced stop cancels it: no ROLLBACK goes to a server that does not answer (it would
+    wait for ever); the connection goes instead, and the server rolls back what it left."""
+    async with FaultProxy(5432) as proxy:
+        database = Database(POSTGRES_URL.replace(":5432/", f":{proxy.port}/"))
+        in_transaction = asyncio.Event()
+
+        async def stalled() -> None:
+            async with database.unit_of_work() as uow:
+                await uow.connection.execute(sa.text("SELECT 1"))
+                proxy.stall()
+                in_transaction.set()
+                await asyncio.Event().wait()  # cancelled here, its transaction open
+
+        task = asyncio.create_task(stalled())
+        try:
+            await asyncio.wait_for(in_transaction.wait(), 30)
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=15)  # generous: a close waits 2 s
+            assert task in done, "the cancelled unit of work waits for its ROLLBACK"
+            assert task.cancelled()
+        finally:
+            task.cancel()
+            await proxy.restore()
+            await database.dispose()
 
 
 @pytest.mark.postgres
