@@ -103,16 +103,25 @@ class CatchUpRunner:
                     await work(engine, local, [stop, lost], notices, until_idle=False)
                 finally:
                     local.running = False
-                    # Let a renewal in flight finish: cancelled mid-statement, it would break
-                    # its connection (and log an error) on the way out.
                     done.set()
-                    try:
-                        await heartbeat
-                    except asyncio.CancelledError:
+                    if _cancelling():
+                        # Forced to stop (a second signal, or past the grace period): wait for
+                        # nothing, a renewal in flight or the release may hang on a database
+                        # that does not answer; the lease expires after its ttl.
                         heartbeat.cancel()
-                        raise
-                    with contextlib.suppress(StoreUnavailableError):
-                        await asyncio.shield(leases.release(self.name, self.owner))
+                    else:
+                        await self._let_go(leases, heartbeat)
+
+    async def _let_go(self, leases: LeaseStore, heartbeat: asyncio.Task[None]) -> None:
+        """Let a renewal in flight finish (cancelled mid-statement, it would break its
+        connection and log an error on the way out), then release the lease."""
+        try:
+            await heartbeat
+        except asyncio.CancelledError:
+            heartbeat.cancel()
+            raise
+        with contextlib.suppress(StoreUnavailableError):
+            await asyncio.shield(leases.release(self.name, self.owner))
 
     async def _heartbeat(
         self, leases: LeaseStore, ttl: float, lost: asyncio.Event, stops: list[asyncio.Event]
@@ -132,6 +141,12 @@ class CatchUpRunner:
         if not any(s.is_set() for s in stops):
             logger.warning("projection %s: lost its lease (owner %s)", self.name, self.owner)
             lost.set()
+
+
+def _cancelling() -> bool:
+    """Whether the running task is being cancelled."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 @contextlib.asynccontextmanager

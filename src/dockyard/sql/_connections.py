@@ -57,14 +57,22 @@ class HeldConnections:
         )
 
     async def checkout(self) -> Connection:
-        """An idle connection, or a new checkout from the pool."""
+        """An idle connection, or a new checkout from the pool; never one the server closed
+        while it waited (a restart, ``pg_terminate_backend``): each would fail a unit of work
+        of its own, one after another, long after the outage."""
         idle = self._idle
         while idle:
             connection = idle.pop()
-            if not connection.closed and not connection.invalidated:
+            if connection.closed or connection.invalidated:
+                continue
+            if not _closed_by_server(connection):
                 return connection
-        checked_out: Connection = await greenlet_spawn(self._engine.connect)
-        return checked_out
+            await greenlet_spawn(_throw_away, connection)
+        while True:  # at most once per connection the pool holds: a new one is open
+            checked_out: Connection = await greenlet_spawn(self._engine.connect)
+            if not _closed_by_server(checked_out):
+                return checked_out
+            await greenlet_spawn(_throw_away, checked_out)
 
     def keep(self, connection: Connection) -> bool:
         """Hold a clean connection for the next unit of work, if there is room.
@@ -97,3 +105,15 @@ class HeldConnections:
             return False
         most = pool._max_overflow  # noqa: SLF001 - no public accessor; -1 means no limit
         return most >= 0 and pool.checkedout() >= pool.size() + most
+
+
+def _closed_by_server(connection: Connection) -> bool:
+    """Whether asyncpg knows the connection is closed (aiosqlite's never are)."""
+    is_closed = getattr(connection.connection.driver_connection, "is_closed", None)
+    return bool(is_closed is not None and is_closed())
+
+
+def _throw_away(connection: Connection) -> None:
+    """Back to the pool for good: the pool opens a new one in its place."""
+    connection.invalidate()
+    connection.close()

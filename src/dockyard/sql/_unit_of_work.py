@@ -273,6 +273,9 @@ class SqlUnitOfWork:
             return
         with unavailable_as_store_error("roll back a unit of work"):
             self._sync = self._async = None
+            if self._postgres and _cancelling():  # as in `_end`: no ROLLBACK to wait for
+                await _discard(connection)
+                return
             await greenlet_spawn(_end, connection, connection.rollback)
 
     async def _end(self, *, commit: bool, release: bool) -> None:
@@ -286,6 +289,13 @@ class SqlUnitOfWork:
             self._sync = self._async = None
         if sync.invalidated:  # a statement on `connection` lost it: SQLAlchemy knows, no I/O
             await self._end_lost(sync, commit=commit, release=release)
+            return
+        if not commit and self._postgres and _cancelling():
+            # Cancelled (a forced stop): a ROLLBACK could wait for ever on a server that does
+            # not answer. The connection goes instead; the server rolls back what it left open.
+            self._sync = self._async = None
+            self._open = False
+            await _discard(sync)
             return
         try:
             if self._postgres:
@@ -370,6 +380,12 @@ def _mirror_begin(sync: Connection) -> None:
     """
     with began_on_driver():
         sync.begin()
+
+
+def _cancelling() -> bool:
+    """Whether the running task is being cancelled."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _discard(connection: Connection) -> None:

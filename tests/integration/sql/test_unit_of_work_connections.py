@@ -24,6 +24,8 @@ from dockyard.exceptions import StoreUnavailableError
 from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.sql import Database, SqlEventStore
 from dockyard.testing.contracts import EventStoreContract, EventStoreFactory
+from faults import FaultProxy
+from integration._apps.services import POSTGRES_URL
 
 
 @dataclass(frozen=True)
@@ -212,16 +214,73 @@ async def test_a_failed_commit_closes_the_connection_for_good(
 async def test_a_connection_killed_while_idle_fails_one_unit_of_work_only(
     postgres_database: Database,
 ) -> None:
+    """Killed before the client heard of it: the unit of work it is handed to fails."""
     pid = await _identity(postgres_database)
     async with postgres_database.engine.connect() as admin:
         await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    with pytest.raises(StoreUnavailableError) as info:
+    failed: StoreUnavailableError | None = None
+    try:
         async with postgres_database.unit_of_work() as uow:
             await SqlEventStore(uow, serializer).append("Noted-1", [Noted("a")], NO_STREAM)
-    assert info.value.operation == "append to stream `Noted-1`"
+    except StoreUnavailableError as error:
+        failed = error
+    if failed is not None:
+        assert failed.operation == "append to stream `Noted-1`"
+    # else the client had heard of it already: see the next test
+    appended = [] if failed is not None else ["a"]
     async with postgres_database.unit_of_work() as uow:
-        await SqlEventStore(uow, serializer).append("Noted-1", [Noted("b")], NO_STREAM)
-    assert await _texts(postgres_database, "Noted-1") == ["b"]
+        await SqlEventStore(uow, serializer).append("Noted-2", [Noted("b")], NO_STREAM)
+    assert await _texts(postgres_database, "Noted-1") == appended
+    assert await _texts(postgres_database, "Noted-2") == ["b"]
+
+
+@pytest.mark.postgres
+async def test_a_connection_the_client_knows_was_killed_is_never_handed_out(
+    postgres_database: Database,
+) -> None:
+    """Each idle connection killed in one outage would otherwise fail a unit of work of its
+    own, one after another, long after (a service reporting the outage again and again)."""
+    pid = await _identity(postgres_database)
+    async with postgres_database.engine.connect() as admin:
+        await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        gone = sa.text("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = :pid")
+        async with asyncio.timeout(30):
+            while not await admin.scalar(gone, {"pid": pid}):
+                await admin.commit()  # a fresh view of pg_stat_activity
+                await asyncio.sleep(0.01)
+    await asyncio.sleep(1)  # generous: the client reads the closed socket as soon as it closes
+    async with postgres_database.unit_of_work() as uow:
+        await SqlEventStore(uow, serializer).append("Noted-1", [Noted("a")], NO_STREAM)
+    assert await _identity(postgres_database) != pid
+    assert await _texts(postgres_database, "Noted-1") == ["a"]
+
+
+@pytest.mark.postgres
+async def test_a_unit_of_work_cancelled_on_a_stalled_server_waits_for_no_rollback() -> None:
+    """A forced stop cancels it: no ROLLBACK goes to a server that does not answer (it would
+    wait for ever); the connection goes instead, and the server rolls back what it left."""
+    async with FaultProxy(5432) as proxy:
+        database = Database(POSTGRES_URL.replace(":5432/", f":{proxy.port}/"))
+        in_transaction = asyncio.Event()
+
+        async def stalled() -> None:
+            async with database.unit_of_work() as uow:
+                await uow.connection.execute(sa.text("SELECT 1"))
+                proxy.stall()
+                in_transaction.set()
+                await asyncio.Event().wait()  # cancelled here, its transaction open
+
+        task = asyncio.create_task(stalled())
+        try:
+            await asyncio.wait_for(in_transaction.wait(), 30)
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=15)  # generous: a close waits 2 s
+            assert task in done, "the cancelled unit of work waits for its ROLLBACK"
+            assert task.cancelled()
+        finally:
+            task.cancel()
+            await proxy.restore()
+            await database.dispose()
 
 
 @pytest.mark.postgres

@@ -32,6 +32,7 @@ from dockyard.projections import (
     RunnerSettings,
     handles,
 )
+from dockyard.projections.memory import InMemoryLeaseStore
 from dockyard.retry import RetryPolicy
 from dockyard.serialization import Serializer, TypeRegistry, event_type
 from dockyard.testing import wait_for_projections
@@ -355,6 +356,33 @@ async def test_a_second_runner_stands_by_until_the_first_stops() -> None:
         assert ledger.positions == [1, 2]
         second_stop.set()
         await second_task
+
+
+async def test_a_cancelled_runner_waits_for_no_renewal_nor_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second signal cancels it: a lease store that does not answer any more (a stalled
+    database) must not hold it up; the lease is left to expire."""
+    app, _ = build()
+    async with app:
+        runner = next(iter(app.background_services()))
+        assert isinstance(runner, CatchUpRunner)
+        task = asyncio.create_task(runner.run(asyncio.Event()))
+        assert await holder_of(app, "Balances") == runner.owner
+        renewing = asyncio.Event()
+
+        async def hang(*_: object) -> bool:
+            renewing.set()
+            await asyncio.Event().wait()
+            return True
+
+        monkeypatch.setattr(InMemoryLeaseStore, "acquire", hang)
+        monkeypatch.setattr(InMemoryLeaseStore, "release", hang)
+        await asyncio.wait_for(renewing.wait(), 5)  # the heartbeat is stuck in a renewal
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+        assert task in done, "the cancelled runner waited for the stalled lease store"
+        assert task.cancelled()
 
 
 async def test_wait_times_out_naming_who_lags_when_someone_else_holds_the_lease() -> None:
