@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from dockyard.exceptions import AggregateNotFoundError, ConcurrencyError
+from dockyard.exceptions import (
+    AggregateNotFoundError,
+    ConcurrencyError,
+    MissingProviderError,
+    ModuleConfigurationError,
+    ModuleProblem,
+    NotExportedError,
+)
 from dockyard.modules._supervisor import Supervisor, describe
 
 if TYPE_CHECKING:  # an entry point never imports the app at run time (import direction)
@@ -333,3 +340,50 @@ async def sse_stream(
         aclose = getattr(items, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+# -- injection checks ---------------------------------------------------------------------------
+
+
+def check_injections(app: App, injected: Iterable[tuple[str, Any]]) -> None:
+    """Every ``(where, T)`` an integration found in its routes names a ``T`` the root module
+    sees; all problems at once, before the app starts (as ``App.build`` reports the modules'
+    own).
+
+    Raises:
+        ModuleConfigurationError: What is missing or not exported, naming each endpoint.
+    """
+    visible = set(app._compiled.root_visible) | set(app._context)  # noqa: SLF001 -- same package
+    problems: list[ModuleProblem] = []
+    root = app.graph.root
+    for where, dependency in injected:
+        if dependency in visible:
+            continue
+        providers = [n for n in app.graph.all_nodes if dependency in n.provided]
+        if not providers:
+            problems.append(MissingProviderError(root.name, dependency, where))
+            continue
+        owner = providers[0]
+        problems.append(
+            NotExportedError(
+                root.name,
+                dependency,
+                where,
+                owner.name,
+                imported=owner in _reachable(root),
+                exported=dependency in owner.exported,
+            )
+        )
+    if problems:
+        raise ModuleConfigurationError(problems)
+
+
+def _reachable(root: Any) -> set[Any]:
+    seen: set[Any] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(node.imports)
+    return seen

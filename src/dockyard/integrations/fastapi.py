@@ -18,14 +18,11 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from dockyard._type_name import type_name
 from dockyard.exceptions import (
     MissingExtraError,
-    MissingProviderError,
-    ModuleConfigurationError,
-    ModuleProblem,
-    NotExportedError,
 )
 from dockyard.integrations._web import (
     PROBLEM_JSON,
     ProblemMapping,
+    check_injections,
     serving,
     sse_stream,
     status_problem,
@@ -194,33 +191,15 @@ else:
 
 
 def _check_injections(web: FastAPI, app: App) -> None:
-    visible = set(app._compiled.root_visible) | set(app._context)  # noqa: SLF001 -- same package
-    problems: list[ModuleProblem] = []
-    root = app.graph.root
-    for route in web.routes:
-        if not isinstance(route, APIRoute):
-            continue
-        where = f"endpoint `{' '.join(sorted(route.methods or ()))} {route.path}`"
-        for dependency in _injected(route.dependant):
-            if dependency in visible:
-                continue
-            providers = [n for n in app.graph.all_nodes if dependency in n.provided]
-            if not providers:
-                problems.append(MissingProviderError(root.name, dependency, where))
-                continue
-            owner = providers[0]
-            problems.append(
-                NotExportedError(
-                    root.name,
-                    dependency,
-                    where,
-                    owner.name,
-                    imported=owner in _reachable(root),
-                    exported=dependency in owner.exported,
-                )
-            )
-    if problems:
-        raise ModuleConfigurationError(problems)
+    check_injections(
+        app,
+        (
+            (f"endpoint `{' '.join(sorted(route.methods or ()))} {route.path}`", dependency)
+            for route in web.routes
+            if isinstance(route, APIRoute)
+            for dependency in _injected(route.dependant)
+        ),
+    )
 
 
 def _injected(dependant: Dependant) -> Iterator[Any]:
@@ -229,17 +208,6 @@ def _injected(dependant: Dependant) -> Iterator[Any]:
         if dependency is not _MISSING:
             yield dependency
         yield from _injected(sub)
-
-
-def _reachable(root: Any) -> set[Any]:
-    seen: set[Any] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(node.imports)
-    return seen
 
 
 _MISSING = object()

@@ -26,14 +26,11 @@ from dishka.exceptions import ExitError
 
 from dockyard.exceptions import (
     MissingExtraError,
-    MissingProviderError,
-    ModuleConfigurationError,
-    ModuleProblem,
-    NotExportedError,
 )
 from dockyard.integrations._web import (
     PROBLEM_JSON,
     ProblemMapping,
+    check_injections,
     serving,
     sse_stream,
     validation_problem,
@@ -210,46 +207,18 @@ def _encode(item: object) -> bytes:
 
 
 def _check_injections(web: Litestar, app: App) -> None:
-    """Every ``Inject(T)`` of every handler names a ``T`` the root module sees; all problems
-    at once, before the app starts (as ``App.build`` reports the modules' own)."""
-    visible = set(app._compiled.root_visible) | set(app._context)  # noqa: SLF001 -- same package
-    problems: list[ModuleProblem] = []
-    root = app.graph.root
-    for route in web.routes:
-        for handler in getattr(route, "route_handlers", ()):
-            where = f"handler `{' '.join(sorted(handler.http_methods))} {route.path}`"
-            for provide in handler.resolve_dependencies().values():
-                dependency = getattr(provide.dependency, "__dockyard_dependency__", _MISSING)
-                if dependency is _MISSING or dependency in visible:
-                    continue
-                providers = [n for n in app.graph.all_nodes if dependency in n.provided]
-                if not providers:
-                    problems.append(MissingProviderError(root.name, dependency, where))
-                    continue
-                owner = providers[0]
-                problems.append(
-                    NotExportedError(
-                        root.name,
-                        dependency,
-                        where,
-                        owner.name,
-                        imported=owner in _reachable(root),
-                        exported=dependency in owner.exported,
-                    )
-                )
-    if problems:
-        raise ModuleConfigurationError(problems)
-
-
-def _reachable(root: Any) -> set[Any]:
-    seen: set[Any] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(node.imports)
-    return seen
+    """Every ``Inject(T)`` of every handler names a ``T`` the root module sees."""
+    check_injections(
+        app,
+        (
+            (f"handler `{' '.join(sorted(handler.http_methods))} {route.path}`", dependency)
+            for route in web.routes
+            for handler in getattr(route, "route_handlers", ())
+            for provide in handler.resolve_dependencies().values()
+            if (dependency := getattr(provide.dependency, "__dockyard_dependency__", _MISSING))
+            is not _MISSING
+        ),
+    )
 
 
 _MISSING = object()
