@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -24,7 +24,9 @@ from dockyard.exceptions import (
     ModuleProblem,
     NotExportedError,
 )
+from dockyard.messaging import ISender, StreamRequest
 from dockyard.modules._supervisor import Supervisor, describe
+from dockyard.serialization import default_codec_for
 
 if TYPE_CHECKING:  # an entry point never imports the app at run time (import direction)
     from dockyard.app import App
@@ -387,3 +389,26 @@ def _reachable(root: Any) -> set[Any]:
             seen.add(node)
             stack.extend(node.imports)
     return seen
+
+
+async def stream_frames(
+    app: App,
+    context: dict[Any, Any],
+    stream: StreamRequest[Any],
+    *,
+    retry: int | None,
+    ping: float | None,
+    event: str | None,
+) -> AsyncGenerator[bytes, None]:
+    """The SSE frames of ``stream``, sent in a scope of its own (``context`` holds the web
+    framework's request); closing the generator (a client that left) closes the scope."""
+    async with app.scope(context) as scope:
+        sender = await scope.get(ISender)
+        frames = sse_stream(sender.stream(stream), _encode, retry=retry, ping=ping, event=event)
+        async with aclosing(frames):
+            async for frame in frames:
+                yield frame
+
+
+def _encode(item: object) -> bytes:
+    return default_codec_for(type(item)).encode(item)

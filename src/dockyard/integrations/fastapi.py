@@ -24,12 +24,11 @@ from dockyard.integrations._web import (
     ProblemMapping,
     check_injections,
     serving,
-    sse_stream,
     status_problem,
+    stream_frames,
     validation_problem,
 )
-from dockyard.messaging import ISender, StreamRequest
-from dockyard.serialization import default_codec_for
+from dockyard.messaging import StreamRequest
 
 try:
     from dishka import AsyncContainer
@@ -288,24 +287,6 @@ def sse_response(
         event: The ``event`` name of every event (``None``: the default, ``message``).
     """
     app = _app_of(request)
-    return EventSourceResponse(_frames(app, request, stream, retry, ping, event))
-
-
-async def _frames(
-    app: App,
-    request: Request,
-    stream: StreamRequest[Any],
-    retry: int | None,
-    ping: float | None,
-    event: str | None,
-) -> AsyncGenerator[bytes, None]:
-    async with app.scope({Request: request}) as scope:
-        sender = await scope.get(ISender)
-        frames = sse_stream(sender.stream(stream), _encode, retry=retry, ping=ping, event=event)
-        async with aclosing(frames):
-            async for frame in frames:
-                yield frame
-
-
-def _encode(item: object) -> bytes:
-    return default_codec_for(type(item)).encode(item)
+    return EventSourceResponse(
+        stream_frames(app, {Request: request}, stream, retry=retry, ping=ping, event=event)
+    )

@@ -17,7 +17,7 @@ turns a ``StreamRequest`` into server-sent events. See ``docs/web-litestar.md``.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing, asynccontextmanager
+from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
@@ -32,11 +32,10 @@ from dockyard.integrations._web import (
     ProblemMapping,
     check_injections,
     serving,
-    sse_stream,
+    stream_frames,
     validation_problem,
 )
-from dockyard.messaging import ISender, StreamRequest
-from dockyard.serialization import default_codec_for
+from dockyard.messaging import StreamRequest
 
 try:
     from litestar import Litestar, Request, Response
@@ -180,30 +179,10 @@ def sse_response(
     """
     app: App = connection.app.state[_STATE_KEY]
     return Stream(
-        _frames(app, connection, stream, retry, ping, event),
+        stream_frames(app, {Request: connection}, stream, retry=retry, ping=ping, event=event),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-async def _frames(
-    app: App,
-    connection: ASGIConnection[Any, Any, Any, Any],
-    stream: StreamRequest[Any],
-    retry: int | None,
-    ping: float | None,
-    event: str | None,
-) -> AsyncGenerator[bytes, None]:
-    async with app.scope({Request: connection}) as scope:
-        sender = await scope.get(ISender)
-        frames = sse_stream(sender.stream(stream), _encode, retry=retry, ping=ping, event=event)
-        async with aclosing(frames):
-            async for frame in frames:
-                yield frame
-
-
-def _encode(item: object) -> bytes:
-    return default_codec_for(type(item)).encode(item)
 
 
 def _check_injections(web: Litestar, app: App) -> None:
