@@ -11,21 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, get_args
 
 import httpx
 import pytest
-from examples.shop.app import PAYMENTS
 from examples.shop.components.orders.domain.order import PRICES_CENTS
 from examples.shop.shared_kernel.ids import Sku
 from examples.shop.ui.web import ItemSku
 
-from dockyard.transport.memory import InMemoryTransport
 from integration.web._server import TIMEOUT, ServerProcess, server_process, serving
-
-FRAMEWORKS = ["fastapi", "litestar"]
+from integration.web._shop import FRAMEWORKS, HoldPayments, new_order, shop_app
 
 
 @pytest.fixture(scope="module", params=FRAMEWORKS)
@@ -46,10 +42,6 @@ def shop(
 async def client(shop: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=shop.url, timeout=TIMEOUT) as client:
         yield client
-
-
-def new_order(sku: str = "mug", quantity: int = 2) -> dict[str, Any]:
-    return {"customer_id": "c-ada", "lines": [{"sku": sku, "quantity": quantity}]}
 
 
 async def events_of(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, Any]]]:
@@ -127,37 +119,6 @@ def test_what_the_api_accepts_is_what_the_shop_sells() -> None:
 
 
 # -- live: the stream is open before the payment ----------------------------------------------
-
-
-class HoldPayments(InMemoryTransport):
-    """Payments receives nothing until ``release`` is set (the test's valve).
-
-    Held where payments receives, not where the shop's relay publishes: the relay publishes
-    inside its SQLite transaction, and holding it there would lock the shop's database.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = asyncio.Event()
-
-    @asynccontextmanager
-    async def subscribe(
-        self, destination: str, group: str, *, prefetch: int = 1
-    ) -> AsyncIterator[Any]:
-        async with super().subscribe(destination, group, prefetch=prefetch) as subscription:
-            if destination == PAYMENTS:
-                await self.release.wait()
-            yield subscription
-
-
-def shop_app(framework: str, database: Path, transport: InMemoryTransport) -> Any:
-    if framework == "fastapi":
-        from examples.shop.http_fastapi import create_app as fastapi_app
-
-        return fastapi_app(database, transport=transport)
-    from examples.shop.http_litestar import create_app as litestar_app
-
-    return litestar_app(database, transport=transport)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
