@@ -11,7 +11,7 @@ BENCH_PYTHON ?= $(shell for p in python3.13 python3.12 $$(ls -d /root/.pyenv/ver
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: demo test test-stress lint typecheck bench docs format clean env
+.PHONY: demo serve test test-stress lint typecheck bench docs format clean env
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("dockyard needs Python >= 3.11") if sys.version_info < (3, 11) else None'
@@ -24,6 +24,13 @@ env: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m examples.shop
+
+# The shop's HTTP API (FastAPI) and its live order page on http://$(HOST):$(PORT)/, on a new
+# SQLite file; `make serve HOST=0.0.0.0 PORT=9000` to change where it listens.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+serve: $(STAMP)
+	$(BIN)/python -m uvicorn examples.shop.http_fastapi:create_app --factory --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -3,14 +3,17 @@
 Mark a test with the service it needs (``@pytest.mark.postgres``, ``rabbit``, ``nats``,
 ``redis``, ``kafka``); an autouse fixture (``tests/conftest.py``) probes each marked service's
 TCP port first. When a service does not answer the test is skipped with the reason, unless
-``CI=true``, where a missing service is a failure: CI must never go green by skipping.
+``CI=true``, where a missing service is a failure: CI must never go green by skipping. A
+program a test runs (a browser) is checked the same way: ``require_program``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from dataclasses import dataclass
+from typing import NoReturn
 
 import pytest
 
@@ -58,6 +61,22 @@ def require_service(marker: str) -> None:
         f"{service.name} is not answering on {service.host}:{service.port} "
         f"(needed by tests marked `{marker}`)"
     )
+    unavailable(reason)
+
+
+def require_program(name: str, install: str) -> str:
+    """The path of the program ``name``; skip (with ``CI=true``, fail) when it is missing.
+
+    ``install`` says how to get it (``.ci/run`` installs it).
+    """
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"`{name}` is not installed; install it with `{install}`")
+    return path
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test for ``reason``; under ``CI=true`` fail it: CI never goes green by skipping."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason}; CI=true, so this is a failure, not a skip", pytrace=False)
     pytest.skip(reason)

@@ -1,7 +1,7 @@
 """``dockyard.integrations.litestar``: injection follows module visibility, checked at start-up.
 
 The behaviour over HTTP (units of work, errors, SSE, lifespan) is tested against a real server
-in ``tests/integration/web/test_litestar.py``.
+by the web integrations' shared contract: ``tests/integration/web/_contract.py``.
 """
 
 from __future__ import annotations

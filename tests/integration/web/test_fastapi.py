@@ -1,0 +1,101 @@
+"""``dockyard.integrations.fastapi`` passes ``WebIntegrationContract`` (``_contract.py``)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+
+from dockyard import App, ISender
+from dockyard.exceptions import ConcurrencyError
+from dockyard.integrations.fastapi import (
+    EventSourceResponse,
+    FromDockyard,
+    setup_dockyard,
+    sse_response,
+)
+from integration.web import _contract as contract
+
+
+class TestFastAPI(contract.WebIntegrationContract):
+    request_type = Request
+    openapi_path = "/openapi.json"
+    endpoint_word = "endpoint"
+
+    @staticmethod
+    def current_user(request: Request) -> contract.User:
+        return contract.User(request.headers.get("x-user", "anonymous"))
+
+    def lifespan(self, web: Any) -> AbstractAsyncContextManager[Any]:
+        return web.router.lifespan_context(web)  # type: ignore[no-any-return]
+
+    def web_app(
+        self,
+        app: App,
+        probe: contract.Probe,
+        *,
+        background_services: bool = False,
+        private_route: bool = False,
+    ) -> FastAPI:
+        web = FastAPI(title="orders")
+        problems = contract.problems()
+        setup_dockyard(web, app, problems=problems, background_services=background_services)
+
+        @web.post("/orders", status_code=201)
+        async def place(order: contract.OrderIn, sender: FromDockyard[ISender]) -> dict[str, str]:
+            order_id = await sender.send(contract.PlaceOrder(order.order_id, order.quantity))
+            return {"order_id": order_id}
+
+        @web.post("/orders/then-fail")
+        async def place_then_fail(order: contract.OrderIn, sender: FromDockyard[ISender]) -> None:
+            # written in the request's unit of work, which the error rolls back
+            await sender.send(contract.PlaceOrder(order.order_id, order.quantity))
+            raise contract.SecretError("database password is hunter2")
+
+        @web.get("/orders/{order_id}")
+        async def get(order_id: str, sender: FromDockyard[ISender]) -> dict[str, str]:
+            return {"order_id": await sender.send(contract.GetOrder(order_id))}
+
+        @web.get("/conflict")
+        async def conflict() -> None:
+            raise ConcurrencyError("Order-1", 1, 2)
+
+        @web.get("/teapot")
+        async def teapot() -> None:
+            raise contract.Teapot("short and stout")
+
+        @web.get("/forbidden")
+        async def forbidden() -> None:
+            raise HTTPException(403, "Not yours.", headers={"x-why": "owner"})
+
+        @web.get("/commit-fails")
+        async def commit_fails(_: FromDockyard[contract.FailingCommit]) -> str:
+            return "never sent"
+
+        @web.get("/scopes")
+        async def scopes(
+            first: FromDockyard[contract.Marker], second: FromDockyard[contract.Marker]
+        ) -> dict[str, int]:
+            await probe.overlap()
+            return {"first": first.number, "second": second.number}
+
+        @web.get("/me")
+        async def me(user: FromDockyard[contract.User]) -> dict[str, str]:
+            return {"name": user.name}
+
+        @web.get("/count/{limit}")
+        async def count(limit: int, request: Request) -> EventSourceResponse:
+            return sse_response(request, contract.CountTo(limit), retry=1500, ping=None)
+
+        @web.get("/count/{limit}/then-wait")
+        async def count_then_wait(limit: int, request: Request) -> EventSourceResponse:
+            stream = contract.CountTo(limit, then_wait=True)
+            return sse_response(request, stream, ping=0.05, event="count")
+
+        if private_route:
+
+            @web.get("/private")
+            async def private(_: FromDockyard[contract.Private]) -> None: ...
+
+        return web
