@@ -4,7 +4,10 @@ The bank writes ``AccountOpened`` to its outbox in the transaction that opens th
 its worker relays it to RabbitMQ; the notifications worker consumes it.
 """
 
-from dockyard import App, module
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from dockyard import App, Lifespan, module
 from dockyard.consumer import ConsumerModule, listen
 from dockyard.modules import ModuleLike
 from dockyard.outbox import OutboxModule, route
@@ -72,6 +75,19 @@ def notifications_root(sql: ModuleLike, transport: Transport, settings: Settings
     return Notifications
 
 
+def closing(transport: Transport) -> Lifespan:
+    """Disconnects from the broker when the app stops (after the worker's services)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: App) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await transport.close()
+
+    return lifespan
+
+
 def bank_app() -> App:
     """The bank: ``uvicorn`` serves its API, ``dockyard worker bank.app:bank_app`` its worker."""
     settings = Settings.from_environment()
@@ -81,11 +97,13 @@ def bank_app() -> App:
         pool_size=2,  # a small pool per process: see docs/operations.md, "Connection budget"
         max_overflow=4,
     )
-    return App.build(bank_root(sql, RabbitTransport(settings.rabbit_url), settings))
+    transport = RabbitTransport(settings.rabbit_url)
+    return App.build(bank_root(sql, transport, settings), lifespan=[closing(transport)])
 
 
 def notifications_app() -> App:
     """``dockyard worker bank.app:notifications_app`` runs its consumer."""
     settings = Settings.from_environment()
     sql = SqlModule.register(settings.notifications_database_url, pool_size=2, max_overflow=4)
-    return App.build(notifications_root(sql, RabbitTransport(settings.rabbit_url), settings))
+    transport = RabbitTransport(settings.rabbit_url)
+    return App.build(notifications_root(sql, transport, settings), lifespan=[closing(transport)])
