@@ -51,6 +51,7 @@ format: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy --config-file docs/tutorial/pyproject.toml docs/tutorial/bank docs/tutorial/tests docs/tutorial/conftest.py
 
 docs: $(STAMP)
 	$(BIN)/pytest tests/docs
