@@ -15,6 +15,7 @@
     │   │   ├── ConflictingDynamicModuleError  one module registered twice with different settings
     │   │   ├── InvalidProviderError      (+ TypeError) a provider helper got something unusable
     │   │   ├── MissingMessageTypeError   (+ TypeError) a handler names no message type
+    │   │   ├── GenericMessageTypeError   (+ TypeError) a generic message dispatch cannot tell apart
     │   │   ├── DuplicateHandlerError     two handlers for one request type
     │   │   └── InvalidBehaviorError      (+ TypeError) a pipeline behavior that is not one
     │   ├── ContainerBuildError           Dishka refused the wiring our checks let through
@@ -108,6 +109,7 @@ from dockyard._errors.modules import (
     ConflictingDynamicModuleError,
     DuplicateHandlerError,
     DuplicateProviderError,
+    GenericMessageTypeError,
     ImportCycleError,
     InvalidBehaviorError,
     InvalidExportError,
@@ -160,6 +162,7 @@ __all__ = [
     "DuplicateHandlerError",
     "DuplicateProviderError",
     "EventTypeConflictError",
+    "GenericMessageTypeError",
     "HandlerNotFoundError",
     "ImportCycleError",
     "InvalidBehaviorError",

@@ -40,6 +40,7 @@ from dockyard.exceptions import (
     DuplicateHandlerError,
     DuplicateProviderError,
     EventTypeConflictError,
+    GenericMessageTypeError,
     HandlerNotFoundError,
     ImportCycleError,
     InvalidBehaviorError,
@@ -153,6 +154,9 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     MissingMessageTypeError: [
         MissingMessageTypeError("Root", Billing, "RequestHandler"),
         MissingMessageTypeError("Root", Billing, None),
+    ],
+    GenericMessageTypeError: [
+        GenericMessageTypeError("Root", Billing, PlaceOrder, "no field of `PlaceOrder` is typed")
     ],
     DuplicateHandlerError: [
         DuplicateHandlerError(PlaceOrder, [("ShipHandler", "Warehouse"), ("ShipAgain", "Root")])
