@@ -16,6 +16,7 @@
     │   │   ├── InvalidProviderError      (+ TypeError) a provider helper got something unusable
     │   │   ├── MissingMessageTypeError   (+ TypeError) a handler names no message type
     │   │   ├── GenericMessageTypeError   (+ TypeError) a generic message dispatch cannot tell apart
+    │   │   ├── MissingOutboxBackendError (+ LookupError) an outbox with a broker and no database
     │   │   ├── DuplicateHandlerError     two handlers for one request type
     │   │   └── InvalidBehaviorError      (+ TypeError) a pipeline behavior that is not one
     │   ├── ContainerBuildError           Dishka refused the wiring our checks let through
@@ -115,6 +116,7 @@ from dockyard._errors.modules import (
     InvalidExportError,
     InvalidProviderError,
     MissingMessageTypeError,
+    MissingOutboxBackendError,
     MissingProviderError,
     ModuleConfigurationError,
     ModuleProblem,
@@ -178,6 +180,7 @@ __all__ = [
     "MissingApplierError",
     "MissingExtraError",
     "MissingMessageTypeError",
+    "MissingOutboxBackendError",
     "MissingProviderError",
     "MissingUpcasterError",
     "ModuleConfigurationError",

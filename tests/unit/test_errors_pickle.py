@@ -56,6 +56,7 @@ from dockyard.exceptions import (
     MissingApplierError,
     MissingExtraError,
     MissingMessageTypeError,
+    MissingOutboxBackendError,
     MissingProviderError,
     MissingUpcasterError,
     ModuleConfigurationError,
@@ -158,6 +159,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     GenericMessageTypeError: [
         GenericMessageTypeError("Root", Billing, PlaceOrder, "no field of `PlaceOrder` is typed")
     ],
+    MissingOutboxBackendError: [MissingOutboxBackendError("RabbitTransport")],
     DuplicateHandlerError: [
         DuplicateHandlerError(PlaceOrder, [("ShipHandler", "Warehouse"), ("ShipAgain", "Root")])
     ],

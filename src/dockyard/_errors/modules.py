@@ -298,6 +298,23 @@ def _generic_name(tp: object) -> str:
     return f"{type_name(origin)}[{', '.join(_generic_name(a) for a in args)}]"
 
 
+class MissingOutboxBackendError(ModuleProblem, LookupError):
+    """``OutboxModule`` was given no backend, a broker transport, and the app has no database."""
+
+    def __init__(self, transport: str) -> None:
+        self.transport = transport
+        super().__init__(transport)
+
+    def __str__(self) -> str:
+        return (
+            "Module `OutboxModule` has no backend for its outbox: the app has no `SqlModule` "
+            f"and the transport is `{self.transport}`, so messages would wait in process memory "
+            "and a crash would lose them. Hint: add `SqlModule.register(url)` to the app (its "
+            "outbox backend is then the default), or pass "
+            "`backend=InMemoryOutboxBackend()` to accept that."
+        )
+
+
 class DuplicateHandlerError(ModuleProblem):
     """Two handlers answer one request type; a request has exactly one."""
 
