@@ -26,8 +26,7 @@ from dockyard.outbox._settings import OutboxConfig, RelaySettings
 from dockyard.outbox._store import Inbox, OutboxStore
 from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.serialization import Serializer
-from dockyard.transport._port import Transport
-from dockyard.transport.memory import InMemoryTransport
+from dockyard.transport._port import Transport, in_process
 
 if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by the container
     import asyncio
@@ -139,9 +138,7 @@ class OutboxModule:
         config = OutboxConfig(serializer or Serializer(), relay or RelaySettings())
 
         def registration(chosen: OutboxBackend) -> DynamicModule:
-            if isinstance(chosen, InMemoryOutboxBackend) and not isinstance(
-                transport, InMemoryTransport
-            ):
+            if isinstance(chosen, InMemoryOutboxBackend) and not in_process(transport):
                 logger.warning(
                     "the outbox keeps its messages in process memory (InMemoryOutboxBackend) "
                     "while publishing to %s: messages not yet relayed are lost if the process "
@@ -170,7 +167,7 @@ class OutboxModule:
 
         def resolve(defaults: Defaults) -> DynamicModule:
             offered = defaults(OutboxBackend)
-            if offered is None and isinstance(transport, InMemoryTransport):
+            if offered is None and in_process(transport):
                 offered = InMemoryOutboxBackend()  # nothing in this app outlives the process
             if offered is None:
                 raise MissingOutboxBackendError(type_name(type(transport)))
