@@ -15,6 +15,8 @@
     │   │   ├── ConflictingDynamicModuleError  one module registered twice with different settings
     │   │   ├── InvalidProviderError      (+ TypeError) a provider helper got something unusable
     │   │   ├── MissingMessageTypeError   (+ TypeError) a handler names no message type
+    │   │   ├── GenericMessageTypeError   (+ TypeError) a generic message dispatch cannot tell apart
+    │   │   ├── MissingOutboxBackendError (+ LookupError) an outbox with a broker and no database
     │   │   ├── DuplicateHandlerError     two handlers for one request type
     │   │   └── InvalidBehaviorError      (+ TypeError) a pipeline behavior that is not one
     │   ├── ContainerBuildError           Dishka refused the wiring our checks let through
@@ -108,11 +110,13 @@ from dockyard._errors.modules import (
     ConflictingDynamicModuleError,
     DuplicateHandlerError,
     DuplicateProviderError,
+    GenericMessageTypeError,
     ImportCycleError,
     InvalidBehaviorError,
     InvalidExportError,
     InvalidProviderError,
     MissingMessageTypeError,
+    MissingOutboxBackendError,
     MissingProviderError,
     ModuleConfigurationError,
     ModuleProblem,
@@ -160,6 +164,7 @@ __all__ = [
     "DuplicateHandlerError",
     "DuplicateProviderError",
     "EventTypeConflictError",
+    "GenericMessageTypeError",
     "HandlerNotFoundError",
     "ImportCycleError",
     "InvalidBehaviorError",
@@ -175,6 +180,7 @@ __all__ = [
     "MissingApplierError",
     "MissingExtraError",
     "MissingMessageTypeError",
+    "MissingOutboxBackendError",
     "MissingProviderError",
     "MissingUpcasterError",
     "ModuleConfigurationError",

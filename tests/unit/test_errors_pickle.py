@@ -40,6 +40,7 @@ from dockyard.exceptions import (
     DuplicateHandlerError,
     DuplicateProviderError,
     EventTypeConflictError,
+    GenericMessageTypeError,
     HandlerNotFoundError,
     ImportCycleError,
     InvalidBehaviorError,
@@ -55,6 +56,7 @@ from dockyard.exceptions import (
     MissingApplierError,
     MissingExtraError,
     MissingMessageTypeError,
+    MissingOutboxBackendError,
     MissingProviderError,
     MissingUpcasterError,
     ModuleConfigurationError,
@@ -154,6 +156,10 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
         MissingMessageTypeError("Root", Billing, "RequestHandler"),
         MissingMessageTypeError("Root", Billing, None),
     ],
+    GenericMessageTypeError: [
+        GenericMessageTypeError("Root", Billing, PlaceOrder, "no field of `PlaceOrder` is typed")
+    ],
+    MissingOutboxBackendError: [MissingOutboxBackendError("RabbitTransport")],
     DuplicateHandlerError: [
         DuplicateHandlerError(PlaceOrder, [("ShipHandler", "Warehouse"), ("ShipAgain", "Root")])
     ],

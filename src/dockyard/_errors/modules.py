@@ -264,6 +264,57 @@ class MissingMessageTypeError(ModuleProblem, TypeError):
         )
 
 
+class GenericMessageTypeError(ModuleProblem, TypeError):
+    """A handler names a parametrized generic message the dispatch cannot tell apart.
+
+    ``EventHandler[Notice[UserLeft]]`` receives only the ``Notice`` events whose field typed
+    with the parameter holds a ``UserLeft``; that needs such a field, and a class to check.
+    """
+
+    def __init__(self, module: str, handler: object, message: object, reason: str) -> None:
+        self.module = module
+        self.handler = handler
+        self.message = message
+        self.reason = reason
+        super().__init__(module, handler, message, reason)
+
+    def __str__(self) -> str:
+        handler = type_name(self.handler)
+        message = _generic_name(self.message)
+        return (
+            f"Handler `{handler}` in module `{self.module}` handles `{message}`, but "
+            f"{self.reason}, so a `{message}` cannot be told apart from another "
+            f"parametrization at run time. Hint: type a field of the message with each type "
+            f"parameter (e.g. `payload: P`) and parametrize with classes, or handle the "
+            f"unparametrized class and check the payload in the handler."
+        )
+
+
+def _generic_name(tp: object) -> str:
+    origin = getattr(tp, "__origin__", None)
+    args = getattr(tp, "__args__", None)
+    if origin is None or not args:
+        return type_name(tp)
+    return f"{type_name(origin)}[{', '.join(_generic_name(a) for a in args)}]"
+
+
+class MissingOutboxBackendError(ModuleProblem, LookupError):
+    """``OutboxModule`` was given no backend, a broker transport, and the app has no database."""
+
+    def __init__(self, transport: str) -> None:
+        self.transport = transport
+        super().__init__(transport)
+
+    def __str__(self) -> str:
+        return (
+            "Module `OutboxModule` has no backend for its outbox: the app has no `SqlModule` "
+            f"and the transport is `{self.transport}`, so messages would wait in process memory "
+            "and a crash would lose them. Hint: add `SqlModule.register(url)` to the app (its "
+            "outbox backend is then the default), or pass "
+            "`backend=InMemoryOutboxBackend()` to accept that."
+        )
+
+
 class DuplicateHandlerError(ModuleProblem):
     """Two handlers answer one request type; a request has exactly one."""
 

@@ -41,7 +41,16 @@ _DONE: Any = object()
 class Dispatcher:
     """Every dispatch plan of one app, built by ``compile_messaging``."""
 
-    __slots__ = ("_event_plan_factory", "events", "requests", "streams", "tracking")
+    __slots__ = (
+        "_event_plan_factory",
+        "_fields",
+        "_generic_events",
+        "_parameter_fields",
+        "events",
+        "requests",
+        "streams",
+        "tracking",
+    )
 
     def __init__(
         self,
@@ -49,13 +58,18 @@ class Dispatcher:
         requests: dict[type, RequestPlan | ChainPlan],
         streams: dict[type, StreamPlan],
         events: dict[type, EventPlan],
-        event_plan_factory: Callable[[type], EventPlan],
+        event_plan_factory: Callable[[type, Mapping[str, type] | None], EventPlan],
+        parameter_fields: Callable[[type], tuple[str, ...]] | None = None,
         tracking: bool,
     ) -> None:
         self.requests = requests
         self.streams = streams
         self.events = events
         self._event_plan_factory = event_plan_factory
+        self._parameter_fields = parameter_fields
+        """``None`` unless some event handler names a parametrized type (``Notice[X]``)."""
+        self._fields: dict[type, tuple[str, ...]] = {}
+        self._generic_events: dict[tuple[Any, ...], EventPlan] = {}
         self.tracking = tracking
         """Whether any message may be tracked: something in the app reads the envelope, or
         the settings force it. Each plan says whether its own type is (``plan.tracked``)."""
@@ -77,7 +91,27 @@ class Dispatcher:
     def event_plan(self, message_type: type) -> EventPlan:
         plan = self.events.get(message_type)
         if plan is None:  # a type first seen now (e.g. a subclass): compile once, keep it
-            plan = self.events[message_type] = self._event_plan_factory(message_type)
+            plan = self.events[message_type] = self._event_plan_factory(message_type, None)
+        return plan
+
+    def event_plan_of(self, event: object) -> EventPlan:
+        """The plan for this event: by its class, and where handlers name parametrized types
+        (``Notice[UserLeft]``), by the types its parameter fields hold."""
+        cls = event.__class__
+        find = self._parameter_fields
+        if find is None:
+            return self.event_plan(cls)
+        fields = self._fields.get(cls)
+        if fields is None:
+            fields = self._fields[cls] = find(cls)
+        if not fields:
+            return self.event_plan(cls)
+        actual = tuple(type(getattr(event, name, None)) for name in fields)
+        key = (cls, *actual)
+        plan = self._generic_events.get(key)
+        if plan is None:
+            by_field = dict(zip(fields, actual, strict=True))
+            plan = self._generic_events[key] = self._event_plan_factory(cls, by_field)
         return plan
 
     def _not_found(self, message_type: type, operation: str) -> HandlerNotFoundError:
@@ -132,7 +166,7 @@ class Dispatcher:
         causation_id: str | None,
         headers: Mapping[str, str] | None,
     ) -> None:
-        plan = self.event_plan(event.__class__)
+        plan = self.event_plan_of(event)
         if plan.simple and not plan.tracked:
             get = getter(scope)
             for ref in plan.handlers:
@@ -228,7 +262,7 @@ class MessageBus(IMessageBus):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         dispatcher = self._dispatcher
-        plan = dispatcher.event_plan(event.__class__)
+        plan = dispatcher.event_plan_of(event)
         if not plan.handlers:
             return
         if plan.tracked:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from dishka import DEFAULT_COMPONENT, AsyncContainer, Container, Provider, Scope
 from dishka.exception_base import DishkaError
@@ -12,6 +12,7 @@ from dishka.exception_base import DishkaError
 from dockyard._type_name import type_name
 from dockyard.exceptions import (
     DuplicateHandlerError,
+    GenericMessageTypeError,
     InvalidBehaviorError,
     InvalidProviderError,
     MissingMessageTypeError,
@@ -21,7 +22,14 @@ from dockyard.exceptions import (
 from dockyard.messaging._behavior import PipelineBehavior
 from dockyard.messaging._bus import Dispatcher
 from dockyard.messaging._envelope import MessageContext
-from dockyard.messaging._introspect import HandlerKind, generic_args, handler_kind, message_class
+from dockyard.messaging._introspect import (
+    HandlerKind,
+    generic_args,
+    handler_kind,
+    message_class,
+    parameter_fields,
+    parametrized,
+)
 from dockyard.messaging._plan import (
     BehaviorRef,
     ChainPlan,
@@ -123,8 +131,18 @@ def compile_messaging(
 
     event_handlers = by_type[HandlerKind.EVENT]
 
-    def event_plan(event_type: type) -> EventPlan:
-        handlers = tuple(ref for cls in event_type.__mro__ for ref in event_handlers.get(cls, ()))
+    def event_plan(
+        event_type: type, actual: Mapping[str, type] | None = None, *, every: bool = False
+    ) -> EventPlan:
+        """The plan for ``event_type``; handlers of a parametrized type (``Notice[UserLeft]``)
+        only if the event's ``actual`` parameter field types match (all of them, ``every``,
+        for the registry)."""
+        handlers = tuple(
+            ref
+            for cls in event_type.__mro__
+            for ref in event_handlers.get(cls, ())
+            if every or ref.message_args is None or (actual is not None and ref.takes(actual))
+        )
         outer = around(event_type)
         pipelines = tuple(outer + ref.behaviors for ref in handlers)
         return EventPlan(
@@ -142,9 +160,11 @@ def compile_messaging(
         streams=streams,
         events=events,
         event_plan_factory=event_plan,
+        parameter_fields=_parameter_fields(event_handlers),
         tracking=tracking,
     )
-    registry = _registry(requests, streams, events, by_type)
+    every = {tp: event_plan(tp, every=True) for tp in event_handlers}
+    registry = _registry(requests, streams, every, by_type)
     compiled = CompiledMessaging(
         dispatcher=dispatcher,
         registry=registry,
@@ -170,8 +190,70 @@ def _collect_handlers(graph: ModuleGraph, problems: list[ModuleProblem]) -> list
             if message_type is None:
                 problems.append(MissingMessageTypeError(node.name, handler, base.__name__))
                 continue
-            refs.append(HandlerRef(handler, node.name, node.component, kind, message_type))
+            ref = HandlerRef(handler, node.name, node.component, kind, message_type)
+            message = args[0] if args else None
+            generic = parametrized(message) if kind is HandlerKind.EVENT else None
+            if generic is not None:
+                problem = _parametrized(ref, message, *generic)
+                if problem is not None:
+                    problems.append(problem)
+                    continue
+            refs.append(ref)
     return refs
+
+
+def _parametrized(
+    ref: HandlerRef, message: Any, origin: type, args: tuple[Any, ...]
+) -> GenericMessageTypeError | None:
+    """Give ``ref`` the classes its ``Notice[...]`` names; a problem if they can't be checked.
+
+    The dispatch tells ``Notice[UserLeft]`` from ``Notice[UserJoined]`` by the types of the
+    fields typed with the parameters (``Dispatcher.event_plan_of``), so each parameter needs
+    such a field and each argument must be a class (``Any`` or a type variable takes any).
+    """
+    fields = parameter_fields(origin)
+    missing = [
+        getattr(p, "__name__", str(p))
+        for p, f in zip(getattr(origin, "__parameters__", ()), fields, strict=True)
+        if f is None
+    ]
+    if missing:
+        names = ", ".join(f"`{name}`" for name in missing)
+        reason = f"no field of `{type_name(origin)}` is typed with {names}"
+        return GenericMessageTypeError(ref.module, ref.handler, message, reason)
+    wanted: list[type] = []
+    for arg in args:
+        if arg is Any or isinstance(arg, TypeVar):
+            wanted.append(object)
+        elif isinstance(arg, type):
+            wanted.append(arg)
+        else:
+            reason = f"`{arg}` is not a class an event's field can be checked against"
+            return GenericMessageTypeError(ref.module, ref.handler, message, reason)
+    ref.message_args = tuple(wanted)
+    ref.message_fields = tuple(f for f in fields if f is not None)
+    return None
+
+
+def _parameter_fields(
+    event_handlers: Mapping[type, list[HandlerRef]],
+) -> Callable[[type], tuple[str, ...]] | None:
+    """For the dispatcher: the fields whose types choose among an event class's handlers of
+    parametrized types; ``None`` when no handler names one (dispatch by class only)."""
+    if all(ref.message_args is None for found in event_handlers.values() for ref in found):
+        return None
+
+    def fields(event_type: type) -> tuple[str, ...]:
+        return tuple(
+            dict.fromkeys(
+                field
+                for cls in event_type.__mro__
+                for ref in event_handlers.get(cls, ())
+                for field in ref.message_fields
+            )
+        )
+
+    return fields
 
 
 def _delivery(settings: MessagingSettings, event_type: type) -> EventDelivery:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import enum
-from typing import Any, TypeVar, get_args, get_origin
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 from dockyard.messaging._handlers import ChainHandler, EventHandler, RequestHandler, StreamHandler
 
-__all__ = ["HandlerKind", "generic_args", "handler_kind", "message_class"]
+__all__ = [
+    "HandlerKind",
+    "generic_args",
+    "handler_kind",
+    "message_class",
+    "parameter_fields",
+    "parametrized",
+]
 
 
 class HandlerKind(enum.Enum):
@@ -65,3 +72,34 @@ def message_class(arg: Any) -> type | None:
     if isinstance(origin, type):
         return origin
     return arg if isinstance(arg, type) else None
+
+
+def parametrized(arg: Any) -> tuple[type, tuple[Any, ...]] | None:
+    """``(origin, args)`` for a parametrized generic class (``Notice[UserLeft]``), else ``None``.
+
+    A class that is itself concrete (a pydantic generic model's ``Notice[UserLeft]`` is a real
+    subclass) gives ``None``: dispatch on it is by class already.
+    """
+    origin = get_origin(arg)
+    args = get_args(arg)
+    if isinstance(origin, type) and args:
+        return origin, args
+    return None
+
+
+def parameter_fields(origin: type) -> tuple[str | None, ...]:
+    """For each type parameter of ``origin``, the field annotated with exactly it, or ``None``.
+
+    ``class Notice(Event, Generic[P])`` with ``payload: P`` gives ``("payload",)``: the type of
+    an instance's ``payload`` is what ``Notice[...]`` is parametrized with at run time (a
+    dataclass instance does not keep the arguments it was built with).
+    """
+    try:
+        hints = get_type_hints(origin)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: no field is known
+        hints = {}
+    found: list[str | None] = []
+    for parameter in getattr(origin, "__parameters__", ()):
+        names = [name for name, hint in hints.items() if hint is parameter]
+        found.append(names[0] if names else None)
+    return tuple(found)

@@ -7,7 +7,7 @@ no inspection, builds no keys and raises nothing to find its way.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,16 @@ class HandlerRef:
     """One registered handler: its class, module and precomputed key. Hashed by identity, so
     a scope's cache lookup is one pointer hash."""
 
-    __slots__ = ("behaviors", "handler", "key", "kind", "message_type", "module")
+    __slots__ = (
+        "behaviors",
+        "handler",
+        "key",
+        "kind",
+        "message_args",
+        "message_fields",
+        "message_type",
+        "module",
+    )
 
     def __init__(
         self,
@@ -53,6 +62,20 @@ class HandlerRef:
         self.message_type = message_type
         self.behaviors: tuple[BehaviorRef, ...] = ()
         """Behaviors given for this handler class (``handler_behaviors``)."""
+        self.message_args: tuple[type, ...] | None = None
+        """For a handler of ``Notice[UserLeft]``: ``(UserLeft,)``; it takes only the
+        ``Notice`` events whose parameter fields hold those types (``object`` takes any)."""
+        self.message_fields: tuple[str, ...] = ()
+        """The fields of ``message_type`` typed with its parameters, in parameter order."""
+
+    def takes(self, actual: Mapping[str, type]) -> bool:
+        """Whether an event whose parameter fields hold the ``actual`` types is for this
+        handler (always, for a handler of an unparametrized type)."""
+        wanted = self.message_args
+        return wanted is None or all(
+            issubclass(actual[field], want)
+            for field, want in zip(self.message_fields, wanted, strict=True)
+        )
 
     @property
     def name(self) -> str:

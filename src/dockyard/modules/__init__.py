@@ -4,6 +4,7 @@ from dockyard._public import use_public_paths
 from dockyard.modules._extensions import (
     BackgroundService,
     Extension,
+    OffersDefaults,
     OnAppInit,
     OnAppShutdown,
     OnModuleDestroy,
@@ -11,7 +12,14 @@ from dockyard.modules._extensions import (
     ProvidesBackgroundServices,
 )
 from dockyard.modules._graph import ModuleGraph, ModuleNode
-from dockyard.modules._module import DynamicModule, ModuleLike, ModuleMetadata, get_metadata, module
+from dockyard.modules._module import (
+    Defaults,
+    DynamicModule,
+    ModuleLike,
+    ModuleMetadata,
+    get_metadata,
+    module,
+)
 from dockyard.modules._supervisor import (
     ServiceHealth,
     ServiceState,
@@ -22,12 +30,14 @@ from dockyard.modules._supervisor import (
 
 __all__ = [
     "BackgroundService",
+    "Defaults",
     "DynamicModule",
     "Extension",
     "ModuleGraph",
     "ModuleLike",
     "ModuleMetadata",
     "ModuleNode",
+    "OffersDefaults",
     "OnAppInit",
     "OnAppShutdown",
     "OnModuleDestroy",

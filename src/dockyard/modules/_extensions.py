@@ -18,6 +18,7 @@ __all__ = [
     "HOOKS",
     "BackgroundService",
     "Extension",
+    "OffersDefaults",
     "OnAppInit",
     "OnAppShutdown",
     "OnModuleDestroy",
@@ -91,10 +92,24 @@ class ProvidesBackgroundServices(Extension, abc.ABC):
     def background_services(self, app: App) -> Sequence[BackgroundService]: ...
 
 
+class OffersDefaults(Extension, abc.ABC):
+    """A module offers a default to registrations that left something unset.
+
+    ``SqlModule`` offers the outbox its SQL backend: ``OutboxModule.register(...)`` without a
+    ``backend`` keeps its messages in the unit of work when the app has ``SqlModule``. Asked
+    while the app is built, before any provider exists (``DynamicModule.resolve``).
+    """
+
+    @abc.abstractmethod
+    def default_for(self, kind: type) -> object | None:
+        """A default for ``kind`` (e.g. ``OutboxBackend``), or ``None`` to offer none."""
+
+
 HOOKS: tuple[type[Extension], ...] = (
     OnModuleInit,
     OnAppInit,
     OnAppShutdown,
     OnModuleDestroy,
     ProvidesBackgroundServices,
+    OffersDefaults,
 )

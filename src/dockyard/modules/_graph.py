@@ -14,7 +14,14 @@ from dockyard.exceptions import (
     ModuleProblem,
     NotAModuleError,
 )
-from dockyard.modules._module import DynamicModule, ModuleLike, ModuleMetadata, get_metadata
+from dockyard.modules._extensions import OffersDefaults
+from dockyard.modules._module import (
+    Defaults,
+    DynamicModule,
+    ModuleLike,
+    ModuleMetadata,
+    get_metadata,
+)
 
 __all__ = ["ModuleGraph", "ModuleNode", "build_graph", "builtin_node"]
 
@@ -96,19 +103,35 @@ def _target(ref: object) -> object:
     return ref.module if isinstance(ref, DynamicModule) else ref
 
 
-def build_graph(root: ModuleLike) -> tuple[ModuleGraph | None, list[ModuleProblem]]:  # noqa: PLR0912
-    """Discover every module from ``root``; report missing decorators, conflicts and cycles."""
-    problems: list[ModuleProblem] = []
+def _walk(  # noqa: PLR0912 - one pass over every reference, kept in one place
+    root: ModuleLike, problems: list[ModuleProblem]
+) -> tuple[dict[type, DynamicModule], dict[type, ModuleMetadata], dict[type, list[type]]]:
+    """Pass 1: every module reachable from ``root``, its registration and its imports."""
     registrations: dict[type, DynamicModule] = {}
     base: dict[type, ModuleMetadata] = {}
     edges: dict[type, list[type]] = {}
     seen_refs: set[int] = set()
 
-    # Pass 1: walk every reference (plain class or dynamic module) once.
+    # Pass 1: walk every reference (plain class or dynamic module) once; registrations that
+    # depend on the rest of the app (`resolve`) wait until everything else is known.
     stack: list[tuple[object, str | None]] = [(root, None)]
-    while stack:
+    waiting: list[tuple[DynamicModule, str | None]] = []
+    while stack or waiting:
+        if not stack:
+            defaults = _defaults(base, registrations)
+            for waiting_ref, referrer in waiting:
+                try:
+                    stack.append((_resolved(waiting_ref, defaults), referrer))
+                except ModuleProblem as problem:
+                    problems.append(problem)
+            waiting.clear()
+            continue
         ref, referrer = stack.pop()
         if id(ref) in seen_refs:
+            continue
+        if isinstance(ref, DynamicModule) and ref.resolve is not None:
+            seen_refs.add(id(ref))
+            waiting.append((ref, referrer))
             continue
         target = _target(ref)
         metadata = get_metadata(target)
@@ -135,6 +158,13 @@ def build_graph(root: ModuleLike) -> tuple[ModuleGraph | None, list[ModuleProble
             if isinstance(imported_target, type) and get_metadata(imported_target) is not None:
                 edges[target].append(imported_target)
             stack.append((imported, type_name(target)))
+    return registrations, base, edges
+
+
+def build_graph(root: ModuleLike) -> tuple[ModuleGraph | None, list[ModuleProblem]]:
+    """Discover every module from ``root``; report missing decorators, conflicts and cycles."""
+    problems: list[ModuleProblem] = []
+    registrations, base, edges = _walk(root, problems)
 
     root_target = _target(root)
     if root_target not in base:
@@ -146,14 +176,49 @@ def build_graph(root: ModuleLike) -> tuple[ModuleGraph | None, list[ModuleProble
 
     nodes: dict[type, ModuleNode] = {}
     for target in order:
+        if target not in base:  # a registration that could not resolve (its problem is listed)
+            continue
         metadata = base[target]
         if target in registrations:
             metadata = metadata.merged(registrations[target])
         nodes[target] = ModuleNode(target=target, metadata=metadata)
     for target, node in nodes.items():
         node.imports = tuple(dict.fromkeys(nodes[t] for t in edges[target] if t in nodes))
-    graph = ModuleGraph(root=nodes[root_target], nodes=tuple(nodes[t] for t in order))
+    graph = ModuleGraph(root=nodes[root_target], nodes=tuple(nodes[t] for t in order if t in nodes))
     return graph, problems
+
+
+def _defaults(
+    base: dict[type, ModuleMetadata], registrations: dict[type, DynamicModule]
+) -> Defaults:
+    """What the modules found so far offer (``OffersDefaults``), first offer first."""
+    offers = [
+        extension
+        for target, metadata in base.items()
+        for extension in (
+            *metadata.extensions,
+            *(registrations[target].extensions if target in registrations else ()),
+        )
+        if isinstance(extension, OffersDefaults)
+    ]
+
+    def defaults(kind: type) -> object | None:
+        for offer in offers:
+            found = offer.default_for(kind)
+            if found is not None:
+                return found
+        return None
+
+    return defaults
+
+
+def _resolved(ref: DynamicModule, defaults: Defaults) -> DynamicModule:
+    assert ref.resolve is not None
+    resolved = ref.resolve(defaults)
+    if resolved.resolve is not None:
+        msg = f"{type_name(ref.module)}: a resolved registration must not resolve again"
+        raise TypeError(msg)
+    return resolved
 
 
 def _order(root: type, edges: dict[type, list[type]]) -> tuple[list[type], list[list[str]]]:

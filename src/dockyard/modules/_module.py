@@ -9,7 +9,14 @@ from typing import Any, TypeVar
 from dockyard._type_name import type_name
 from dockyard.di._spec import ProviderSpec
 
-__all__ = ["DynamicModule", "ModuleLike", "ModuleMetadata", "get_metadata", "module"]
+__all__ = [
+    "Defaults",
+    "DynamicModule",
+    "ModuleLike",
+    "ModuleMetadata",
+    "get_metadata",
+    "module",
+]
 
 _METADATA_ATTR = "__dockyard_module__"
 
@@ -66,6 +73,10 @@ class DynamicModule:
     settings: Any = field(default=None)
     """Anything that identifies the configuration; two registrations with equal settings are
     the same registration."""
+    resolve: Callable[[Defaults], DynamicModule] | None = None
+    """For a registration that depends on the rest of the app: called once every other module
+    is known, with what their ``OffersDefaults`` extensions offer; its result is the
+    registration used (it may import modules, not resolve again)."""
 
     def __init__(
         self,
@@ -78,6 +89,7 @@ class DynamicModule:
         handlers: Iterable[type] = (),
         is_global: bool | None = None,
         settings: Any = None,
+        resolve: Callable[[Defaults], DynamicModule] | None = None,
     ) -> None:
         object.__setattr__(self, "module", module)
         object.__setattr__(self, "providers", tuple(providers))
@@ -87,6 +99,7 @@ class DynamicModule:
         object.__setattr__(self, "handlers", tuple(handlers))
         object.__setattr__(self, "is_global", is_global)
         object.__setattr__(self, "settings", settings)
+        object.__setattr__(self, "resolve", resolve)
 
     def same_registration(self, other: DynamicModule) -> bool:
         if self is other:
@@ -97,6 +110,9 @@ class DynamicModule:
 
 
 ModuleLike = type | DynamicModule
+
+Defaults = Callable[[type], object | None]
+"""``defaults(kind)``: the first default for ``kind`` a module of the app offers, or ``None``."""
 
 
 def module(

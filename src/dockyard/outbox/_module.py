@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+from dockyard._type_name import type_name
 from dockyard.di import object_, scoped, singleton
-from dockyard.exceptions import InvalidRouteError
+from dockyard.exceptions import InvalidRouteError, MissingOutboxBackendError
 from dockyard.modules import (
     BackgroundService,
+    Defaults,
     DynamicModule,
     ModuleLike,
     ProvidesBackgroundServices,
@@ -23,7 +26,7 @@ from dockyard.outbox._settings import OutboxConfig, RelaySettings
 from dockyard.outbox._store import Inbox, OutboxStore
 from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.serialization import Serializer
-from dockyard.transport._port import Transport
+from dockyard.transport._port import Transport, in_process
 
 if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by the container
     import asyncio
@@ -31,6 +34,8 @@ if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by t
     from dockyard.app import App
 
 __all__ = ["OutboxModule"]
+
+logger = logging.getLogger("dockyard.outbox")
 
 
 class _Deferred:
@@ -107,8 +112,11 @@ class OutboxModule:
 
         Args:
             transport: Where the relay publishes and ``ConsumerModule``'s consumers receive.
-            backend: ``InMemoryOutboxBackend()`` (the default) or
-                ``dockyard.sql.SqlOutboxBackend()`` (outbox rows in the unit of work).
+            backend: Where outbox and inbox rows are kept. By default
+                ``dockyard.sql.SqlOutboxBackend()`` (in the unit of work) when the app has
+                ``SqlModule``, in memory when the transport is ``InMemoryTransport``, and a
+                build error otherwise; ``InMemoryOutboxBackend()`` only when named (with a
+                broker transport, the build logs a warning: a crash loses what waits).
             routes: App-wide routes (``route(E).to(...)``); modules may list their own in
                 ``handlers=[...]``.
             relay: Batching, polling, retries and retention of the relay.
@@ -118,6 +126,8 @@ class OutboxModule:
 
         Raises:
             InvalidRouteError: Something in ``routes`` was not made by ``route(...).to(...)``.
+            MissingOutboxBackendError: (when the app is built) no backend given, a broker
+                transport and no ``SqlModule``.
         """
         routes = tuple(routes)
         for handler in routes:
@@ -125,20 +135,42 @@ class OutboxModule:
                 raise InvalidRouteError(
                     handler, "it is in `routes=[...]` but was not made by `route(...).to(...)`"
                 )
-        backend = backend if backend is not None else InMemoryOutboxBackend()
         config = OutboxConfig(serializer or Serializer(), relay or RelaySettings())
-        return DynamicModule(
-            cls,
-            providers=[
-                *backend.providers(),
-                object_(config, provides=OutboxConfig),
-                object_(transport, provides=Transport),
-                scoped(Outbox),
-                singleton(DeadLetters),
-            ],
-            imports=[*backend.imports(), *imports],
-            exports=[Outbox, Inbox, DeadLetters, OutboxStore, Transport, OutboxConfig],
-            extensions=[OutboxExtension(config, run_relay=run_relay)],
-            handlers=routes,
-            is_global=True,
-        )
+
+        def registration(chosen: OutboxBackend) -> DynamicModule:
+            if isinstance(chosen, InMemoryOutboxBackend) and not in_process(transport):
+                logger.warning(
+                    "the outbox keeps its messages in process memory (InMemoryOutboxBackend) "
+                    "while publishing to %s: messages not yet relayed are lost if the process "
+                    "stops. Use SqlModule (its outbox backend is the default then) for "
+                    "delivery that survives a crash",
+                    type_name(type(transport)),
+                )
+            return DynamicModule(
+                cls,
+                providers=[
+                    *chosen.providers(),
+                    object_(config, provides=OutboxConfig),
+                    object_(transport, provides=Transport),
+                    scoped(Outbox),
+                    singleton(DeadLetters),
+                ],
+                imports=[*chosen.imports(), *imports],
+                exports=[Outbox, Inbox, DeadLetters, OutboxStore, Transport, OutboxConfig],
+                extensions=[OutboxExtension(config, run_relay=run_relay)],
+                handlers=routes,
+                is_global=True,
+            )
+
+        if backend is not None:
+            return registration(backend)
+
+        def resolve(defaults: Defaults) -> DynamicModule:
+            offered = defaults(OutboxBackend)
+            if offered is None and in_process(transport):
+                offered = InMemoryOutboxBackend()  # nothing in this app outlives the process
+            if offered is None:
+                raise MissingOutboxBackendError(type_name(type(transport)))
+            return registration(typing.cast("OutboxBackend", offered))
+
+        return DynamicModule(cls, resolve=resolve)

@@ -12,7 +12,7 @@ from dockyard._type_name import type_name
 from dockyard.eventsourcing._store import RecordedEvent
 from dockyard.exceptions import InvalidProjectionError
 from dockyard.messaging._handlers import EventHandler
-from dockyard.messaging._introspect import generic_args, message_class
+from dockyard.messaging._introspect import generic_args, message_class, parametrized
 
 __all__ = ["Projection", "Target", "handles", "target_of"]
 
@@ -114,10 +114,12 @@ def _event_type(cls: type, attribute: str, member: Any, marked: Any) -> type:
             f"write `async def {attribute}(self, event: SomeEvent) -> None`",
         )
     if marked is not _FROM_ANNOTATION:
+        _refuse_parametrized(cls, marked)
         return typing.cast("type", marked)
     hints = typing.get_type_hints(member)
     parameters = [p for p in inspect.signature(member).parameters if p != "self"]
     hint = hints.get(parameters[0]) if parameters else None
+    _refuse_parametrized(cls, hint)
     if not isinstance(hint, type):
         raise InvalidProjectionError(
             cls,
@@ -126,6 +128,19 @@ def _event_type(cls: type, attribute: str, member: Any, marked: Any) -> type:
             "annotate it (`event: OrderPlaced`) or name the type: `@handles(OrderPlaced)`",
         )
     return hint
+
+
+def _refuse_parametrized(cls: type, hint: Any) -> None:
+    """A projection applies events by class: ``Notice[UserLeft]`` would take every ``Notice``."""
+    generic = parametrized(hint)
+    if generic is not None:
+        origin = type_name(generic[0])
+        raise InvalidProjectionError(
+            cls,
+            f"handles the parametrized `{origin}[...]`, but a projection applies events by "
+            f"class and would take every `{origin}`",
+            f"handle `{origin}` and check the payload's type in the method",
+        )
 
 
 def _wants_recorded(cls: type, attribute: str, member: Any) -> bool:
@@ -202,6 +217,8 @@ def target_of(cls: object, name: str | None = None) -> Target:
     if isinstance(cls, type) and issubclass(cls, EventHandler):
         args = generic_args(cls, EventHandler)
         event_type = message_class(args[0]) if args else None
+        if args:
+            _refuse_parametrized(cls, args[0])
         if event_type is None:
             raise InvalidProjectionError(
                 cls,

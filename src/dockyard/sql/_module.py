@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dockyard.di import object_, scoped, singleton
 from dockyard.eventsourcing import EventStore, SnapshotStore
 from dockyard.messaging import UnitOfWork
-from dockyard.modules import DynamicModule, OnAppInit, OnAppShutdown, module
+from dockyard.modules import DynamicModule, OffersDefaults, OnAppInit, OnAppShutdown, module
+from dockyard.outbox import OutboxBackend
 from dockyard.projections import CheckpointStore, EventNotifier, LeaseStore
 from dockyard.serialization import Serializer
 from dockyard.sql._database import Database
@@ -149,6 +150,19 @@ class SqlModule:
                 LeaseStore,
                 *([EventNotifier] if database.dialect == "postgresql" else []),
             ],
-            extensions=[_Lifecycle(database, create_tables=create_tables)],
+            extensions=[_Lifecycle(database, create_tables=create_tables), _OutboxDefault()],
             settings=(url, create_tables, id(serializer), tuple(sorted(engine_options.items()))),
         )
+
+
+class _OutboxDefault(OffersDefaults):
+    """An app with ``SqlModule`` keeps its outbox and inbox in the unit of work by default."""
+
+    __slots__ = ()
+
+    def default_for(self, kind: type) -> object | None:
+        if kind is not OutboxBackend:
+            return None
+        from dockyard.sql._outbox.store import SqlOutboxBackend
+
+        return SqlOutboxBackend()

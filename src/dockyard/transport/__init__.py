@@ -15,6 +15,7 @@ from dockyard.transport._port import (
     Subscription,
     Transport,
     TransportMessage,
+    in_process,
 )
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Subscription",
     "Transport",
     "TransportMessage",
+    "in_process",
 ]
 
 use_public_paths(__name__, __all__)

@@ -22,6 +22,7 @@ __all__ = [
     "Subscription",
     "Transport",
     "TransportMessage",
+    "in_process",
 ]
 
 CORRELATION_ID = "correlation-id"
@@ -103,6 +104,9 @@ class Transport(Protocol):
     * Messages with the same partition key are delivered to a group in publish order, and
       the next one only after the previous one is acknowledged.
     * A rejected or unacknowledged message is redelivered with ``attempt`` increased.
+
+    Optional: a class attribute ``in_process = True`` says messages never leave this process
+    (``InMemoryTransport``); the outbox then defaults to in-memory storage (``in_process``).
     """
 
     async def publish(self, message: TransportMessage, /) -> None:
@@ -145,3 +149,8 @@ class BatchPublisher(Protocol):
     async def publish_many(self, messages: Sequence[TransportMessage], /) -> None:
         """Hand ``messages`` to the transport; return when every one is accepted."""
         ...
+
+
+def in_process(transport: object) -> bool:
+    """Whether ``transport`` says its messages never leave this process (``in_process``)."""
+    return getattr(transport, "in_process", False) is True

@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
+from typing import ClassVar
 
 from dockyard.exceptions import TransportClosedError, TransportUnavailableError
 from dockyard.transport._batch import publish_in_waves
@@ -214,6 +215,9 @@ class InMemoryTransport:
         "_subscriptions",
         "published",
     )
+
+    in_process: ClassVar[bool] = True
+    """Messages never leave this process (``dockyard.transport.in_process``)."""
 
     def __init__(self) -> None:
         self._online = asyncio.Event()
