@@ -7,20 +7,31 @@ checks. Endpoints against real brokers: ``tests/integration/test_faststream.py``
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import pytest
 from faststream import Depends, FastStream
 from faststream._internal.testing.app import TestApp
 from faststream.rabbit import RabbitBroker, TestRabbitBroker
 
-from dockyard import App, Command, CommandHandler, ISender, contextual, module, scoped
-from dockyard.consumer import listen
+from dockyard import (
+    App,
+    Command,
+    CommandHandler,
+    Event,
+    EventHandler,
+    ISender,
+    contextual,
+    module,
+    scoped,
+)
+from dockyard.consumer import ErrorPolicies, dead_letter, listen
 from dockyard.di import Lifetime
 from dockyard.exceptions import (
     MissingExtraError,
@@ -36,6 +47,9 @@ from dockyard.integrations.faststream import (
     check_release,
     setup_dockyard,
 )
+from dockyard.outbox import DeadLetters, OutboxModule
+from dockyard.serialization import Serializer
+from dockyard.transport import TransportMessage
 from dockyard.transport.rabbit import RabbitTransport
 
 # -- the supported releases ------------------------------------------------------------------
@@ -253,3 +267,58 @@ def test_setting_up_checks_the_broker_the_transport_and_the_endpoints() -> None:
     twice = [listen("orders", group="billing"), listen("orders", group="billing")]
     with pytest.raises(ValueError, match="lists an endpoint twice: consumer:orders:billing"):
         setup_dockyard(stream, app, endpoints=twice)
+
+
+# -- an endpoint through an outage ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Paid(Event):
+    order_id: str
+
+
+class RecordPayment(EventHandler[Paid]):
+    """Meets a database that refuses connections twice, then works."""
+
+    outages = 2
+    runs: ClassVar[list[str]] = []
+
+    async def handle(self, event: Paid, /) -> None:
+        RecordPayment.runs.append(event.order_id)
+        if RecordPayment.outages:
+            RecordPayment.outages -= 1
+            raise ConnectionRefusedError("the database is down")
+
+
+async def test_an_outage_is_waited_out_with_the_same_delivery_and_no_attempt_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "dockyard.consumer")
+    broker = RabbitBroker(logger=None)
+    transport = RabbitTransport(broker=broker)
+
+    @module(imports=[OutboxModule.register(transport=transport)], handlers=[RecordPayment])
+    class Payments: ...
+
+    app = App.build(Payments)
+    stream = FastStream(broker, logger=None)
+    # one delivery only: an attempt counted against the message would make it a dead letter
+    policies = ErrorPolicies(default=dead_letter())
+    setup_dockyard(
+        stream,
+        app,
+        endpoints=[listen("paid", group="books", policies=policies)],
+        transport=transport,
+    )
+    encoded = Serializer().serialize(Paid("o-1"))
+    async with TestRabbitBroker(broker, connect_only=True), TestApp(stream):
+        await transport.publish(TransportMessage("m-1", "paid", encoded.type_name, encoded.data))
+        assert RecordPayment.runs == ["o-1", "o-1", "o-1"]
+        assert await (await app.get(DeadLetters)).list() == []
+    logged = [r.getMessage() for r in caplog.records if r.name == "dockyard.consumer"]
+    assert len(logged) == 2  # once when it went down, once when it came back
+    assert logged[0] == (
+        "consumer:paid:books: degraded, retrying with backoff: "
+        "ConnectionRefusedError: the database is down"
+    )
+    assert logged[1].startswith("consumer:paid:books: recovered after ")
