@@ -26,7 +26,7 @@ from dockyard import App, Command, CommandHandler, Event, EventHandler, ISender,
 from dockyard.consumer import ErrorPolicies, listen, retry_inline, retry_later
 from dockyard.di import Lifetime
 from dockyard.integrations.faststream import FromDockyard, setup_dockyard
-from dockyard.outbox import DeadLetters, OutboxModule
+from dockyard.outbox import DeadLetters, Outbox, OutboxModule
 from dockyard.serialization import Serializer
 from dockyard.sql import SqlOutboxBackend, SqlUnitOfWork
 from dockyard.testing.pytest import IsolatedDatabase, isolated_database
@@ -299,3 +299,60 @@ async def test_a_plain_handler_gets_dockyard_providers_in_one_unit_of_work(
 
     await eventually(both, "both plain messages committed")
     assert "bad-p" not in await charged(service.app)
+
+
+@pytest.mark.rabbit
+async def test_background_services_share_the_users_broker_without_starting_it_again(
+    tmp_path: Path,
+) -> None:
+    """The relay publishes through the FastStream app's own broker (already started by
+    FastStream); the endpoint consumes what it relays; the queue has one consumer, not two."""
+    destination = f"fs-relayed-{uuid.uuid4().hex[:8]}"
+    broker = RabbitBroker(RABBIT_URL, logger=None)
+    transport = RabbitTransport(broker=broker)
+    async with isolated_database(None, tmp_path) as isolated:
+        database = isolated.database()
+        try:
+            async with database.engine.begin() as connection:
+                await connection.run_sync(charges.metadata.create_all)
+        finally:
+            await database.dispose()
+        probe = Probe()
+
+        @module(
+            providers=[contextual(Probe, lifetime=Lifetime.SINGLETON)],
+            handlers=[ChargeOnPaymentRequested],
+            imports=[
+                isolated.sql_module(),
+                OutboxModule.register(transport=transport, backend=SqlOutboxBackend()),
+            ],
+        )
+        class Billing: ...
+
+        app = App.build(Billing, context={Probe: probe})
+        stream = FastStream(broker, logger=None)
+        setup_dockyard(
+            stream,
+            app,
+            endpoints=[listen(destination, group="billing")],
+            transport=transport,
+            background_services=True,
+        )
+        async with stream:
+            async with app.scope() as scope:  # an outbox row, relayed in this process
+                outbox = await scope.get(Outbox)
+                await outbox.add(PaymentRequested("o-1"), destination=destination)
+
+            async def charged_once() -> bool:
+                return await charged(app) == {"o-1"}
+
+            await eventually(charged_once, "the relayed event handled")
+            channel = await broker._connection.channel()  # a look at the queue
+            try:
+                queue = await channel.declare_queue(f"{destination}.billing", passive=True)
+                consumers = queue.declaration_result.consumer_count
+            finally:
+                await channel.close()
+        assert consumers == 1
+        assert [order for order, _ in probe.runs] == ["o-1"]
+        assert not app.is_started
