@@ -347,9 +347,9 @@ async def test_background_services_share_the_users_broker_without_starting_it_ag
                 return await charged(app) == {"o-1"}
 
             await eventually(charged_once, "the relayed event handled")
-            connection = broker._connection
-            assert connection is not None
-            channel = await connection.channel()  # a look at the queue
+            amqp = broker._connection
+            assert amqp is not None
+            channel = await amqp.channel()  # a look at the queue
             try:
                 queue = await channel.declare_queue(f"{destination}.billing", passive=True)
                 consumers = queue.declaration_result.consumer_count
