@@ -193,13 +193,23 @@ async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         broker.subscriber(plain)(charge)  # `@broker.subscriber(plain)`, on either broker
 
         try:
-            async with stream:
+            async with running(stream):
                 assert (probe.started, probe.stopped) == (1, 0)
                 yield Service(stream, app, probe, producer, destination, plain)
         finally:
             await producer.close()
         assert (probe.started, probe.stopped) == (1, 1)
         assert not app.is_started
+
+
+@asynccontextmanager
+async def running(stream: FastStream) -> AsyncIterator[None]:
+    """What ``faststream run`` does around the app's life (``async with stream`` from 0.7)."""
+    await stream.start()
+    try:
+        yield
+    finally:
+        await stream.stop()
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -338,7 +348,7 @@ async def test_background_services_share_the_users_broker_without_starting_it_ag
             transport=transport,
             background_services=True,
         )
-        async with stream:
+        async with running(stream):
             async with app.scope() as scope:  # an outbox row, relayed in this process
                 outbox = await scope.get(Outbox)
                 await outbox.add(PaymentRequested("o-1"), destination=destination)
