@@ -16,8 +16,7 @@ from importlib import metadata
 from typing import Annotated, ClassVar
 
 import pytest
-from faststream import Depends, FastStream
-from faststream._internal.testing.app import TestApp
+from faststream import Depends, FastStream, TestApp
 from faststream.rabbit import RabbitBroker, TestRabbitBroker
 
 from dockyard import (
