@@ -128,10 +128,10 @@ def setup_dockyard(
             ``stream``'s, or an endpoint is listed twice.
     """
     endpoints = tuple(endpoints)
+    if stream.broker is None:
+        raise ValueError("setup_dockyard() needs a FastStream app with a broker")
     if transport is None:
-        if stream.broker is None:
-            raise ValueError("setup_dockyard() needs a FastStream app with a broker")
-        transport = _transport_for(stream.broker)
+        transport = _transport_for(stream.broker) if endpoints else None
     elif not any(transport.broker is broker for broker in stream.brokers):
         raise ValueError(f"{transport!r} runs on a broker that is not one of this FastStream app's")
     names = [endpoint.name for endpoint in endpoints]
@@ -184,7 +184,7 @@ class _Wiring:
         self,
         stream: FastStream,
         app: App,
-        transport: FastStreamTransport,
+        transport: FastStreamTransport | None,
         endpoints: tuple[Endpoint, ...],
         background_services: bool,
         grace: float,
@@ -212,6 +212,7 @@ class _Wiring:
                 ),
             )
             for endpoint in endpoints
+            if transport is not None  # setup_dockyard makes one for endpoints
         ]
 
     # -- lifespan -------------------------------------------------------------------------
@@ -222,15 +223,16 @@ class _Wiring:
         app = self._app
         try:
             await self._life.enter_async_context(serving(app))
-            if self._receivers:
+            transport = self._transport
+            if self._receivers and transport is not None:
                 component = app.graph.get(OutboxModule).component
                 config = await app.container.get(OutboxConfig, component=component)
                 store = await app.container.get(OutboxStore, component=component)
                 for endpoint, receiver in self._receivers:
                     self._consumers[endpoint.name] = consumer_of(
-                        app, endpoint, self._transport, config, store
+                        app, endpoint, transport, config, store
                     )
-                    await self._transport.declare_group(endpoint.destination, endpoint.group)
+                    await transport.declare_group(endpoint.destination, endpoint.group)
                     receiver.open()
             self._closing.clear()
         except BaseException:
@@ -370,7 +372,10 @@ def _injections(stream: FastStream) -> Iterator[tuple[str, Any]]:
     for broker in stream.brokers:
         for subscriber in broker.subscribers:
             for call in subscriber.calls:
-                function = inspect.unwrap(call.handler._original_call)  # noqa: SLF001
+                original = getattr(call.handler, "_original_call", None)  # the user's function
+                if original is None:  # a FastStream that keeps it elsewhere: nothing to check
+                    continue
+                function = inspect.unwrap(original)
                 where = f"handler `{getattr(function, '__qualname__', function)}`"
                 for dependency in _injected(function, set()):
                     yield where, dependency
