@@ -147,6 +147,19 @@ class Service:
         )
 
 
+@asynccontextmanager
+async def charges_database(directory: Path) -> AsyncIterator[IsolatedDatabase]:
+    """A SQLite database of the test's own, with dockyard's tables and ``fs_charges``."""
+    async with isolated_database(None, directory) as isolated:
+        database = isolated.database()
+        try:
+            async with database.engine.begin() as connection:
+                await connection.run_sync(charges.metadata.create_all)
+        finally:
+            await database.dispose()
+        yield isolated
+
+
 BROKERS = [
     pytest.param("rabbit", marks=pytest.mark.rabbit),
     pytest.param("nats", marks=pytest.mark.nats),
@@ -169,13 +182,7 @@ async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     broker, transport, producer = _brokers(request.param)
     suffix = uuid.uuid4().hex[:8]
     destination, plain = f"fs-payments-{suffix}", f"fs-plain-{suffix}"
-    async with isolated_database(None, tmp_path) as isolated:
-        database = isolated.database()
-        try:
-            async with database.engine.begin() as connection:
-                await connection.run_sync(charges.metadata.create_all)
-        finally:
-            await database.dispose()
+    async with charges_database(tmp_path) as isolated:
         probe = Probe()
         app = build(isolated, probe, transport)
         stream = FastStream(broker, logger=None)
@@ -320,13 +327,7 @@ async def test_background_services_share_the_users_broker_without_starting_it_ag
     destination = f"fs-relayed-{uuid.uuid4().hex[:8]}"
     broker = RabbitBroker(RABBIT_URL, logger=None)
     transport = RabbitTransport(broker=broker)
-    async with isolated_database(None, tmp_path) as isolated:
-        database = isolated.database()
-        try:
-            async with database.engine.begin() as connection:
-                await connection.run_sync(charges.metadata.create_all)
-        finally:
-            await database.dispose()
+    async with charges_database(tmp_path) as isolated:
         probe = Probe()
 
         @module(

@@ -155,16 +155,22 @@ def build(probe: Probe) -> App:
     return App.build(Greetings, context={Probe: probe}, lifespan=[counted])
 
 
+def service(probe: Probe) -> tuple[App, RabbitBroker, FastStream]:
+    """A FastStream app on an (in-memory tested) RabbitBroker, with dockyard attached."""
+    app = build(probe)
+    broker = RabbitBroker(logger=None)
+    stream = FastStream(broker, logger=None)
+    setup_dockyard(stream, app)
+    return app, broker, stream
+
+
 def started(app: App) -> bool:  # a call, so mypy does not narrow `app.is_started`
     return app.is_started
 
 
 async def test_the_app_starts_before_the_broker_and_stops_after_it_once() -> None:
     probe = Probe()
-    app = build(probe)
-    broker = RabbitBroker(logger=None)
-    stream = FastStream(broker, logger=None)
-    setup_dockyard(stream, app)
+    app, broker, stream = service(probe)
     seen: list[tuple[bool, int]] = []
 
     @stream.after_startup
@@ -183,10 +189,7 @@ async def test_the_app_starts_before_the_broker_and_stops_after_it_once() -> Non
 
 async def test_an_app_its_owner_started_is_left_to_them() -> None:
     probe = Probe()
-    app = build(probe)
-    broker = RabbitBroker(logger=None)
-    stream = FastStream(broker, logger=None)
-    setup_dockyard(stream, app)
+    app, broker, stream = service(probe)
     async with app:
         async with TestRabbitBroker(broker), TestApp(stream):
             pass
@@ -196,10 +199,7 @@ async def test_an_app_its_owner_started_is_left_to_them() -> None:
 
 async def test_a_plain_handler_gets_dockyard_providers_from_one_scope_per_message() -> None:
     probe = Probe()
-    app = build(probe)
-    broker = RabbitBroker(logger=None)
-    stream = FastStream(broker, logger=None)
-    setup_dockyard(stream, app)
+    _, broker, stream = service(probe)
     answers: list[str] = []
 
     async def tagged(first: FromDockyard[Tag]) -> Tag:
