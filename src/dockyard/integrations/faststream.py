@@ -125,7 +125,8 @@ def setup_dockyard(
 
     Raises:
         ValueError: ``stream`` has no broker, ``transport`` runs on a broker that is not
-            ``stream``'s, or an endpoint is listed twice.
+            ``stream``'s, endpoints are given for a broker dockyard has no transport for
+            (RabbitMQ, NATS, Redis and Kafka have one), or an endpoint is listed twice.
     """
     endpoints = tuple(endpoints)
     if stream.broker is None:
