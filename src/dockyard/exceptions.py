@@ -25,6 +25,7 @@
     │   ├── EventTypeConflictError        (+ ValueError) two classes claim one event type name
     │   ├── MissingApplierError           (+ LookupError) an aggregate cannot apply an event type
     │   ├── MissingExtraError             (+ ImportError) an optional extra is not installed
+    │   ├── UnsupportedReleaseError       (+ ImportError) an integration cannot use that release
     │   └── AppImportError                (+ ImportError) `dockyard worker` cannot load the app
     ├── LifecycleError                    used before it started or after it closed
     │   ├── AppNotStartedError            (+ RuntimeError) the app was used outside `async with app`
@@ -86,6 +87,7 @@ from dockyard._errors.configuration import (
     InvalidRouteError,
     MissingApplierError,
     MissingExtraError,
+    UnsupportedReleaseError,
 )
 from dockyard._errors.delivery import (
     BatchPublishError,
@@ -203,6 +205,7 @@ __all__ = [
     "UnitOfWorkError",
     "UnknownEventTypeError",
     "UnknownExtensionError",
+    "UnsupportedReleaseError",
 ]
 
 

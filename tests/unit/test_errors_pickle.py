@@ -79,6 +79,7 @@ from dockyard.exceptions import (
     UnitOfWorkError,
     UnknownEventTypeError,
     UnknownExtensionError,
+    UnsupportedReleaseError,
 )
 from dockyard.integrations import RuleViolation
 from dockyard.testing import SpecFailedError
@@ -174,6 +175,11 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     EventTypeConflictError: [EventTypeConflictError("OrderPlaced", OrderPlaced, Order)],
     MissingApplierError: [MissingApplierError(Order, OrderPlaced)],
     MissingExtraError: [MissingExtraError("dockyard.transport.rabbit", "faststream", "rabbit")],
+    UnsupportedReleaseError: [
+        UnsupportedReleaseError(
+            "dockyard.integrations.faststream", "faststream", "0.8.0", ">=0.6,<0.8", "rabbit"
+        )
+    ],
     AppImportError: [AppImportError("shop.app:ap", "`shop.app` has no `ap`")],
     # lifecycle
     AppNotStartedError: [AppNotStartedError("open a scope")],

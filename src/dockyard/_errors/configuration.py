@@ -14,6 +14,7 @@ __all__ = [
     "InvalidRouteError",
     "MissingApplierError",
     "MissingExtraError",
+    "UnsupportedReleaseError",
 ]
 
 
@@ -118,6 +119,27 @@ class MissingExtraError(ConfigurationError, ImportError):
         return (
             f"{self.feature} needs {self.package}, which is not installed. "
             f"Hint: pip install 'dockyard[{self.extra}]'"
+        )
+
+
+class UnsupportedReleaseError(ConfigurationError, ImportError):
+    """An integration found a release of the library it plugs into that it does not support."""
+
+    def __init__(
+        self, feature: str, package: str, installed: str, supported: str, extra: str
+    ) -> None:
+        self.feature = feature
+        self.package = package
+        self.installed = installed
+        self.supported = supported
+        self.extra = extra
+        super().__init__(feature, package, installed, supported, extra)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.feature} supports {self.package} {self.supported}, not {self.installed}. "
+            f"Hint: pip install 'dockyard[{self.extra}]' installs a supported release "
+            f"(or pin {self.package} to one)"
         )
 
 

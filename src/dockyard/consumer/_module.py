@@ -17,7 +17,7 @@ if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by t
 
     from dockyard.app import App
 
-__all__ = ["ConsumerModule"]
+__all__ = ["ConsumerModule", "consumer_of"]
 
 
 class OutboxParts:
@@ -33,6 +33,25 @@ class OutboxParts:
         self.config = config
         self.transport = transport
         self.store = store
+
+
+def consumer_of(
+    app: App, endpoint: Endpoint, transport: Transport, config: OutboxConfig, store: OutboxStore
+) -> Consumer:
+    """The ``Consumer`` of ``endpoint`` in the started ``app``, with the outbox's serializer
+    (knowing every type a handler of the app accepts), dead letters and inbox: the worker's,
+    and the FastStream integration's for its subscribers."""
+    serializer = config.serializer
+    for info in app.messages.messages:  # every type some handler here accepts
+        serializer.registry.register(info.message_type)
+    return Consumer(
+        endpoint,
+        transport,
+        open_scope=app.scope,
+        serializer=serializer,
+        store=store,
+        component=app.graph.get(OutboxModule).component,  # the inbox's, in each scope
+    )
 
 
 class _Deferred:
@@ -58,17 +77,7 @@ class _Deferred:
         parts = await app.container.get(
             OutboxParts, component=app.graph.get(ConsumerModule).component
         )
-        serializer = parts.config.serializer
-        for info in app.messages.messages:  # every type some handler here accepts
-            serializer.registry.register(info.message_type)
-        return Consumer(
-            self._endpoint,
-            parts.transport,
-            open_scope=app.scope,
-            serializer=serializer,
-            store=parts.store,
-            component=app.graph.get(OutboxModule).component,  # the inbox's, in each scope
-        )
+        return consumer_of(app, self._endpoint, parts.transport, parts.config, parts.store)
 
     async def run(self, stop: asyncio.Event) -> None:
         await (await self.build()).run(stop)

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from dishka import AsyncContainer
+
+from dockyard._type_name import type_name
 from dockyard.exceptions import (
     AggregateNotFoundError,
     ConcurrencyError,
@@ -35,6 +38,7 @@ __all__ = [
     "PROBLEM_JSON",
     "ProblemMapping",
     "RuleViolation",
+    "running_services",
     "serving",
     "sse_comment",
     "sse_event",
@@ -214,13 +218,12 @@ def _body(status: int, title: str, type_: str, detail: str | None, instance: str
 async def serving(
     app: App, *, background_services: bool = False, grace: float = 30.0
 ) -> AsyncIterator[None]:
-    """The app's life inside a web server's lifespan: started once, stopped once.
+    """The app's life inside a server's lifespan: started once, stopped once.
 
     An app already started by its owner is left to them (neither started nor stopped here).
     With ``background_services``, the app's relays, projections and consumers run beside the
-    web server, each under a supervisor as in ``dockyard worker`` (restarted through outages;
-    ``app.health()`` reports them), and get ``grace`` seconds to finish at shutdown. The
-    server's signal handling is left alone: the server's shutdown stops them.
+    server (``running_services``). The server's signal handling is left alone: the server's
+    shutdown stops them.
     """
     owns = not app.is_started
     if owns:
@@ -230,29 +233,38 @@ async def serving(
         if not background_services:
             yield
             return
-        stop = asyncio.Event()
-        supervisors = [Supervisor(service) for service in app.background_services()]
-        app._supervisors = supervisors  # noqa: SLF001 -- what `app.health()` reports
-        tasks = [asyncio.create_task(s.run(stop), name=s.name) for s in supervisors]
-        try:
+        async with running_services(app, grace):
             yield
-        finally:
-            stop.set()
-            if tasks:
-                await asyncio.wait(tasks, timeout=grace)
-            for task in tasks:
-                task.cancel()
-            for supervisor, result in zip(
-                supervisors, await asyncio.gather(*tasks, return_exceptions=True), strict=True
-            ):
-                if isinstance(result, Exception):
-                    logger.error("background service %s: %s", supervisor.name, describe(result))
     except BaseException as exc:
         error = exc
         raise
     finally:
         if owns:
             await app.stop(error)
+
+
+@asynccontextmanager
+async def running_services(app: App, grace: float = 30.0) -> AsyncIterator[None]:
+    """The started app's background services (relays, projections, consumers), each under a
+    supervisor as in ``dockyard worker`` (restarted through outages; ``app.health()`` reports
+    them), given ``grace`` seconds to finish at the end."""
+    stop = asyncio.Event()
+    supervisors = [Supervisor(service) for service in app.background_services()]
+    app._supervisors = supervisors  # noqa: SLF001 -- what `app.health()` reports
+    tasks = [asyncio.create_task(s.run(stop), name=s.name) for s in supervisors]
+    try:
+        yield
+    finally:
+        stop.set()
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        for task in tasks:
+            task.cancel()
+        for supervisor, result in zip(
+            supervisors, await asyncio.gather(*tasks, return_exceptions=True), strict=True
+        ):
+            if isinstance(result, Exception):
+                logger.error("background service %s: %s", supervisor.name, describe(result))
 
 
 # -- server-sent events ------------------------------------------------------------------------
@@ -344,7 +356,22 @@ async def sse_stream(
             await aclose()
 
 
-# -- injection checks ---------------------------------------------------------------------------
+# -- injection ----------------------------------------------------------------------------------
+
+
+def resolver(dependency: Any, scope: Any) -> Callable[..., Any]:
+    """The function a framework calls for ``FromDockyard[dependency]``: it takes the request's
+    (or message's) dockyard scope, one parameter annotated ``scope`` (the framework's marker of
+    its scope dependency), and resolves ``dependency`` in it. It carries the dependency as
+    ``__dockyard_dependency__`` for ``check_injections``."""
+
+    async def resolve(scope: AsyncContainer) -> Any:
+        return await scope.get(dependency)
+
+    resolve.__annotations__ = {"scope": scope, "return": Any}
+    resolve.__name__ = f"resolve_{type_name(dependency)}"
+    resolve.__dockyard_dependency__ = dependency  # type: ignore[attr-defined]
+    return resolve
 
 
 def check_injections(app: App, injected: Iterable[tuple[str, Any]]) -> None:

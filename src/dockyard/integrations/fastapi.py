@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-from dockyard._type_name import type_name
 from dockyard.exceptions import (
     MissingExtraError,
 )
@@ -23,6 +23,7 @@ from dockyard.integrations._web import (
     PROBLEM_JSON,
     ProblemMapping,
     check_injections,
+    resolver,
     serving,
     status_problem,
     stream_frames,
@@ -155,21 +156,12 @@ def _app_of(request: Request) -> App:
 
 # "function": exited when the endpoint returns, before the response is sent, so a failing
 # commit is the client's error response and not a 200 for a write that did not happen.
-_SCOPE = Depends(_request_scope, scope="function")
-_resolvers: dict[Any, Callable[..., Any]] = {}
+_SCOPE = Annotated[AsyncContainer, Depends(_request_scope, scope="function")]
 
 
+@functools.cache
 def _resolver(dependency: Any) -> Callable[..., Any]:
-    resolver = _resolvers.get(dependency)
-    if resolver is None:
-
-        async def resolve(scope: Annotated[AsyncContainer, _SCOPE]) -> Any:
-            return await scope.get(dependency)
-
-        resolve.__name__ = f"resolve_{type_name(dependency)}"
-        resolve.__dockyard_dependency__ = dependency  # type: ignore[attr-defined]
-        resolver = _resolvers[dependency] = resolve
-    return resolver
+    return resolver(dependency, _SCOPE)
 
 
 if TYPE_CHECKING:

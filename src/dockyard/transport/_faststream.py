@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, ClassVar
 
@@ -50,6 +50,7 @@ __all__ = [
     "PARTITION_KEY",
     "SCHEMA_VERSION",
     "FastStreamTransport",
+    "Receiver",
     "decode_headers",
     "encode_headers",
     "outcome_of",
@@ -148,26 +149,19 @@ class _Delivery(Delivery):
         return f"<Delivery {self._message.message_id} attempt={self._attempt}>"
 
 
-class _Subscription:
-    """Deliveries of one subscribe() call; the FastStream handler feeds them in."""
+class _Receiver:
+    """What a FastStream handler does with each broker message, for a subscription or a
+    ``Receiver``: rebuild the ``TransportMessage``, keep per-key order, number the attempts,
+    and settle with the broker (ack, give back, or hold it and hand it out again after a
+    retry's delay). Subclasses say how a delivery is handed out (``_hand_out``)."""
 
-    __slots__ = ("_closed", "_key_locks", "_queue", "_transport", "_unsettled", "destination")
+    __slots__ = ("_closed", "_key_locks", "_transport", "destination")
 
     def __init__(self, transport: FastStreamTransport, destination: str) -> None:
         self._transport = transport
         self.destination = destination
-        self._queue: asyncio.Queue[_Delivery | None] = asyncio.Queue()
         self._key_locks: dict[str, asyncio.Lock] = {}
-        self._unsettled: set[_Delivery] = set()
         self._closed = asyncio.Event()
-
-    async def __aiter__(self) -> AsyncIterator[Delivery]:
-        while not self._closed.is_set():
-            self._transport.check_open()
-            delivery = await self._queue.get()
-            if delivery is None:
-                return
-            yield delivery
 
     async def on_message(self, raw: FastStreamMessage) -> None:
         """The FastStream handler: hand the message out until it is acked or given back."""
@@ -183,7 +177,11 @@ class _Subscription:
             attempt = await transport._first_attempt(raw)  # noqa: SLF001 - the subclass's hook
             try:
                 while True:
-                    outcome, delay = await self._hand_out(message, attempt)
+                    try:
+                        outcome, delay = await self._hand_out(message, attempt)
+                    except Exception:  # the handler's bug or outage: the broker has it again
+                        await transport._give_back(raw)  # noqa: SLF001
+                        raise
                     if outcome == _ACK:
                         await transport._ack(raw)  # noqa: SLF001
                         return
@@ -194,6 +192,37 @@ class _Subscription:
             finally:
                 if lock is not None and not lock._waiters:  # noqa: SLF001 - no one queued
                     self._key_locks.pop(key or "", None)
+
+    async def _hand_out(self, message: TransportMessage, attempt: int) -> tuple[str, float]:
+        """Hand a delivery of ``message`` out; its settlement and a retry's delay."""
+        raise NotImplementedError
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` (a retry's delay); ``False`` if closed meanwhile."""
+        if seconds <= 0:
+            return not self._closed.is_set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
+        return not self._closed.is_set()
+
+
+class _Subscription(_Receiver):
+    """Deliveries of one subscribe() call; the FastStream handler feeds them in."""
+
+    __slots__ = ("_queue", "_unsettled")
+
+    def __init__(self, transport: FastStreamTransport, destination: str) -> None:
+        super().__init__(transport, destination)
+        self._queue: asyncio.Queue[_Delivery | None] = asyncio.Queue()
+        self._unsettled: set[_Delivery] = set()
+
+    async def __aiter__(self) -> AsyncIterator[Delivery]:
+        while not self._closed.is_set():
+            self._transport.check_open()
+            delivery = await self._queue.get()
+            if delivery is None:
+                return
+            yield delivery
 
     async def _hand_out(self, message: TransportMessage, attempt: int) -> tuple[str, float]:
         if self._closed.is_set():
@@ -207,14 +236,6 @@ class _Subscription:
             self._unsettled.discard(delivery)
         return outcome, delivery._delay  # noqa: SLF001
 
-    async def _sleep(self, seconds: float) -> bool:
-        """Wait ``seconds`` (a retry's delay); ``False`` if the subscription closed meanwhile."""
-        if seconds <= 0:
-            return not self._closed.is_set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closed.wait(), seconds)
-        return not self._closed.is_set()
-
     def close(self) -> None:
         self._closed.set()
         for delivery in list(self._unsettled):
@@ -224,6 +245,49 @@ class _Subscription:
             if queued is not None:
                 queued.give_back()
         self._queue.put_nowait(None)
+
+
+class Receiver(_Receiver):
+    """A group's FastStream subscribers on a broker someone else starts (a FastStream app),
+    each message handed straight to ``handle`` as a ``Delivery`` (``FastStreamTransport.receive``).
+
+    ``handle`` settles the delivery (``ack()``, ``nack(delay=...)``); a delivery it leaves
+    unsettled goes back to the broker, and so does one whose ``handle`` raised (the error goes
+    on to FastStream). A ``nack`` with a delay holds the message, and its key, here and hands
+    it out again after the delay with ``attempt`` increased, as a subscription does.
+    """
+
+    __slots__ = ("_handle", "subscribers")
+
+    def __init__(
+        self,
+        transport: FastStreamTransport,
+        destination: str,
+        handle: Callable[[Delivery], Awaitable[object]],
+        subscribers: Sequence[Any],
+    ) -> None:
+        super().__init__(transport, destination)
+        self._handle = handle
+        self.subscribers = tuple(subscribers)
+        """The FastStream subscribers, registered on the transport's broker."""
+        for subscriber in self.subscribers:
+            subscriber(self.on_message)
+
+    async def _hand_out(self, message: TransportMessage, attempt: int) -> tuple[str, float]:
+        delivery = _Delivery(message, attempt)
+        await self._handle(delivery)
+        settled = delivery._settled  # noqa: SLF001 - our own delivery
+        if not settled.done():
+            return _RETURN, 0.0
+        return settled.result(), delivery._delay  # noqa: SLF001
+
+    def open(self) -> None:
+        """Wait out retry delays again (the broker's owner started it again)."""
+        self._closed.clear()
+
+    def close(self) -> None:
+        """Stop waiting out retry delays: held messages go back to the broker at once."""
+        self._closed.set()
 
 
 class FastStreamTransport(abc.ABC):
@@ -242,6 +306,7 @@ class FastStreamTransport(abc.ABC):
         self.broker = broker
         """The FastStream broker underneath (to share its connection, or for tests)."""
         self._connected = False
+        self._owns_broker = True
         self._connecting = asyncio.Lock()
         self._closed = False
         self._subscriptions: set[_Subscription] = set()
@@ -339,6 +404,35 @@ class FastStreamTransport(abc.ABC):
                     await self._stop(subscriber)
                 self._forget(subscriber)
 
+    def receive(
+        self,
+        destination: str,
+        group: str,
+        handle: Callable[[Delivery], Awaitable[object]],
+        *,
+        prefetch: int = 1,
+    ) -> Receiver:
+        """Register ``group``'s subscribers for ``destination`` on the broker, each message
+        handed to ``handle``; whoever owns the broker starts and stops them (a FastStream app).
+
+        The subscribers are the ones ``subscribe`` uses (same queue, durable consumer or
+        group, manual acknowledgement, attempt counting). Call :meth:`declare_group` once the
+        broker is connected and before it starts them.
+        """
+        if prefetch < 1:
+            msg = f"prefetch must be at least 1, got {prefetch}"
+            raise ValueError(msg)
+        name = self.name_of(destination)
+        return Receiver(self, destination, handle, self._subscribers(name, group, prefetch))
+
+    async def declare_group(self, destination: str, group: str) -> None:
+        """Create ``group``'s queue / consumer on ``destination`` over the broker's connection,
+        connecting it if needed but starting none of its subscribers (for :meth:`receive`)."""
+        if self.in_test_broker():
+            return  # nothing to declare in memory
+        await self.broker.connect()
+        await self._declare(self.name_of(destination), group)
+
     async def close(self) -> None:
         """Return in-flight deliveries and disconnect."""
         if self._closed:
@@ -346,7 +440,7 @@ class FastStreamTransport(abc.ABC):
         self._closed = True
         for subscription in list(self._subscriptions):
             subscription.close()
-        if self._connected:
+        if self._connected and self._owns_broker:
             await self.broker.stop()
 
     def check_open(self) -> None:
@@ -366,7 +460,12 @@ class FastStreamTransport(abc.ABC):
             return
         async with self._connecting:
             if not self._connected:
-                await self._start_broker()
+                if getattr(self.broker, "running", False) is True:
+                    # Started by its owner (a FastStream app sharing it): starting it again
+                    # would start every subscriber twice. Its owner stops it, too.
+                    self._owns_broker = False
+                else:
+                    await self._start_broker()
                 self._connected = True
 
     async def _start_broker(self) -> None:
