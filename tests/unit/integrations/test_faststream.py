@@ -47,6 +47,7 @@ from dockyard.integrations.faststream import (
     setup_dockyard,
 )
 from dockyard.outbox import DeadLetters, OutboxModule
+from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.serialization import Serializer
 from dockyard.transport import TransportMessage
 from dockyard.transport.rabbit import RabbitTransport
@@ -296,7 +297,9 @@ async def test_an_outage_is_waited_out_with_the_same_delivery_and_no_attempt_cou
     broker = RabbitBroker(logger=None)
     transport = RabbitTransport(broker=broker)
 
-    @module(imports=[OutboxModule.register(transport=transport)], handlers=[RecordPayment])
+    outbox = OutboxModule.register(transport=transport, backend=InMemoryOutboxBackend())
+
+    @module(imports=[outbox], handlers=[RecordPayment])
     class Payments: ...
 
     app = App.build(Payments)
