@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -18,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.outbox import ClaimedBatch
 from dockyard.sql import Database, SqlOutboxStore
+from dockyard.testing.pytest import isolated_database
+from services import POSTGRES_URL
 
 pytestmark = pytest.mark.postgres
 
@@ -147,3 +150,28 @@ async def test_claims_with_more_pending_keys_than_the_lock_table_holds(
 async def _claim_ids(store: SqlOutboxStore) -> set[str]:
     async with store.claim(_BATCH, time.time()) as batch:
         return {m.message_id for m in batch.messages}
+
+
+async def test_outbox_tables_of_two_schemas_do_not_share_key_locks(
+    postgres_database: Database, tmp_path: Path
+) -> None:
+    # Two apps (or two tests) whose outbox tables live in two schemas of one database: a key
+    # one relay holds must not hold back the same key in the other table.
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    async with isolated_database(POSTGRES_URL, other_dir) as isolated:
+        other = isolated.database()
+        try:
+            await other.create_tables()
+            for database in (postgres_database, other):
+                async with database.unit_of_work() as uow:
+                    await _fill(uow.connection, 3, keys=1)  # one key, "k-0", in each table
+            now = time.time()
+            async with (
+                SqlOutboxStore(postgres_database).claim(10, now) as first,
+                SqlOutboxStore(other).claim(10, now) as second,
+            ):
+                assert [m.partition_key for m in first.messages] == ["k-0"] * 3
+                assert [m.partition_key for m in second.messages] == ["k-0"] * 3
+        finally:
+            await other.dispose()

@@ -37,8 +37,11 @@ __all__ = ["SqlOutboxBackend", "SqlOutboxStore", "SqlOutboxWriter"]
 
 logger = logging.getLogger("dockyard.outbox")
 
-_LOCK_NAMESPACE = 0x646F636B  # "dock": first key of the two-key advisory locks we take
 _T = outbox_table.name
+# The first key of the two-key advisory locks a claim takes: the outbox table's own oid, as
+# this session resolves the name (a constant of the plan), so the relays of two outbox tables
+# in one database (two schemas: two apps, or two tests) never hold back each other's keys.
+_LOCK_NAMESPACE = f"CAST(CAST('{_T}' AS regclass) AS oid)::integer"
 _COLUMNS = (
     "position, message_id, destination, type_name, schema_version, payload, headers, "
     "partition_key, created_at, attempts, next_attempt_at, status, last_error"
