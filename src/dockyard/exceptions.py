@@ -25,6 +25,7 @@
     │   ├── EventTypeConflictError        (+ ValueError) two classes claim one event type name
     │   ├── MissingApplierError           (+ LookupError) an aggregate cannot apply an event type
     │   ├── MissingExtraError             (+ ImportError) an optional extra is not installed
+    │   ├── DatabaseUrlError              (+ ValueError) a database URL names another driver
     │   ├── UnsupportedReleaseError       (+ ImportError) an integration cannot use that release
     │   └── AppImportError                (+ ImportError) `dockyard worker` cannot load the app
     ├── LifecycleError                    used before it started or after it closed
@@ -82,6 +83,7 @@ from dockyard._errors.configuration import (
     AppImportError,
     ConfigurationError,
     ContainerBuildError,
+    DatabaseUrlError,
     EventTypeConflictError,
     InvalidProjectionError,
     InvalidRouteError,
@@ -159,6 +161,7 @@ __all__ = [
     "ConflictingDynamicModuleError",
     "ContainerBuildError",
     "CorruptEventError",
+    "DatabaseUrlError",
     "DeadLetterNotFoundError",
     "DeliveryError",
     "DockyardError",

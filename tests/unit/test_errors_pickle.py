@@ -33,6 +33,7 @@ from dockyard.exceptions import (
     ConflictingDynamicModuleError,
     ContainerBuildError,
     CorruptEventError,
+    DatabaseUrlError,
     DeadLetterNotFoundError,
     DeliveryError,
     DockyardError,
@@ -175,6 +176,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     EventTypeConflictError: [EventTypeConflictError("OrderPlaced", OrderPlaced, Order)],
     MissingApplierError: [MissingApplierError(Order, OrderPlaced)],
     MissingExtraError: [MissingExtraError("dockyard.transport.rabbit", "faststream", "rabbit")],
+    DatabaseUrlError: [DatabaseUrlError("postgresql+psycopg2", "postgresql+asyncpg")],
     UnsupportedReleaseError: [
         UnsupportedReleaseError(
             "dockyard.integrations.faststream", "faststream", "0.8.0", ">=0.6,<0.8", "rabbit"

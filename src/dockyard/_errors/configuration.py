@@ -122,6 +122,22 @@ class MissingExtraError(ConfigurationError, ImportError):
         )
 
 
+class DatabaseUrlError(ConfigurationError, ValueError):
+    """A database URL names a driver dockyard does not run on."""
+
+    def __init__(self, given: str, expected: str) -> None:
+        self.given = given
+        self.expected = expected
+        super().__init__(given, expected)
+
+    def __str__(self) -> str:
+        return (
+            f"dockyard runs `{self.expected.split('+')[0]}` databases on `{self.expected}`, not "
+            f"`{self.given}`. Hint: write the URL as `{self.expected}://...` (or without a "
+            "driver, which means the same)."
+        )
+
+
 class UnsupportedReleaseError(ConfigurationError, ImportError):
     """An integration found a release of the library it plugs into that it does not support."""
 

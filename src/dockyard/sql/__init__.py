@@ -13,6 +13,7 @@ ports they implement (``_eventsourcing``, ``_outbox``, ``_projections``) around 
 """
 
 from dockyard._public import use_public_paths
+from dockyard.sql import _requires  # noqa: F401 - first: names the extra if SQLAlchemy is missing
 from dockyard.sql._database import Database, create_tables, drop_tables
 from dockyard.sql._eventsourcing.event_store import SqlEventStore
 from dockyard.sql._eventsourcing.snapshot_store import SqlSnapshotStore

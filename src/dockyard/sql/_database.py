@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from dockyard.exceptions import DatabaseUrlError, MissingExtraError
 from dockyard.sql._connections import HeldConnections
 from dockyard.sql._driver import (
     begin_immediate,
@@ -101,12 +102,36 @@ async def drop_tables(engine: AsyncEngine) -> None:
             await connection.run_sync(metadata.drop_all)
 
 
+_ASYNC_DRIVERS = {"postgresql": ("asyncpg", "postgres"), "sqlite": ("aiosqlite", "sqlite")}
+"""Per backend: the asyncio driver dockyard runs on, and the extra that installs it."""
+
+
 def _create_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+    backend = url.get_backend_name()
+    if backend in _ASYNC_DRIVERS and url.get_driver_name() != _ASYNC_DRIVERS[backend][0]:
+        if "+" in url.drivername:  # a driver named, and not ours
+            raise DatabaseUrlError(url.drivername, f"{backend}+{_ASYNC_DRIVERS[backend][0]}")
+        url = _async_url(url, backend)
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
         # One shared connection, or every connection would see its own empty database;
         # such a database serves one unit of work at a time.
         options.setdefault("poolclass", StaticPool)
-    return create_async_engine(url, **options)
+    try:
+        return create_async_engine(url, **options)
+    except ModuleNotFoundError as missing:
+        driver, extra = _ASYNC_DRIVERS.get(backend, (missing.name or "its driver", backend))
+        feature = f"A `{url.drivername}://` database"
+        raise MissingExtraError(feature, driver, extra) from missing
+
+
+def _async_url(url: URL, backend: str) -> URL:
+    """``postgresql://`` → ``postgresql+asyncpg://``, ``sqlite://`` → ``sqlite+aiosqlite://``.
+
+    A plain scheme means "this database", as in ``psql``'s and most tools' URLs; SQLAlchemy
+    would pick a sync driver (psycopg2, pysqlite), which cannot run under asyncio, and
+    dockyard's fast paths are asyncpg's and aiosqlite's. Query options stay.
+    """
+    return url.set(drivername=f"{backend}+{_ASYNC_DRIVERS[backend][0]}")
 
 
 # Runs an awaitable from SQLAlchemy's sync event hooks (inside its greenlet); named

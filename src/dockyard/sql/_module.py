@@ -117,7 +117,9 @@ class SqlModule:
         """Configure the module.
 
         Args:
-            url: A SQLAlchemy URL: ``postgresql+asyncpg://…`` or ``sqlite+aiosqlite:///…``.
+            url: A SQLAlchemy URL: ``postgresql+asyncpg://…`` or ``sqlite+aiosqlite:///…``;
+                without a driver (``postgresql://…``, ``sqlite:///…``) the same. Another
+                driver raises ``DatabaseUrlError``; a missing one, ``MissingExtraError``.
             serializer: The serializer (and its type registry) of events and snapshots.
             create_tables: Create dockyard's tables at startup (demos and tests; use
                 migrations in production).
