@@ -59,7 +59,7 @@ class Where:
             text=True,
         )
 
-    async def scalar(self, query: sa.Select[tuple[int]]) -> int:
+    async def scalar(self, query: sa.Select[int]) -> int:
         async with self.database.engine.connect() as connection:
             return int(await connection.scalar(query) or 0)
 

@@ -15,6 +15,7 @@ import asyncio
 import os
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -110,8 +111,8 @@ JOB = Saga(
 GATED = Saga("gated", version=1, state=Job, steps=[step("wait", WaitAtGate)])
 
 
-def engine_options(schema: str | None) -> dict[str, object]:
-    options: dict[str, object] = {"pool_size": 4, "max_overflow": 2}
+def engine_options(schema: str | None) -> dict[str, Any]:
+    options: dict[str, Any] = {"pool_size": 4, "max_overflow": 2}
     if schema:
         options["connect_args"] = {"server_settings": {"search_path": schema}}
     return options
