@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pickle
+import re
+import sys
+import types
+from pathlib import Path
 
 import pytest
 from checkout_sagas import (
@@ -193,3 +197,20 @@ async def test_control_draws_registered_sagas_by_name() -> None:
         assert control.diagram("checkout") == CHECKOUT.diagram()
         with pytest.raises(SagaNotRegisteredError, match="registered: `checkout`"):
             control.diagram("refund")
+
+
+def test_the_diagram_shown_in_the_docs_is_the_one_the_docs_saga_draws() -> None:
+    text = (Path(__file__).resolve().parents[3] / "docs" / "sagas.md").read_text("utf-8")
+    first_block = re.search(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    shown = re.search(r"^```text\n(stateDiagram-v2\n.*?)^```", text, re.MULTILINE | re.DOTALL)
+    assert first_block is not None
+    assert shown is not None
+    module = types.ModuleType("docs_sagas_first_block")
+    sys.modules[module.__name__] = module  # Dishka and dataclasses look the module up
+    try:
+        exec(compile(first_block.group(1), "docs/sagas.md", "exec"), module.__dict__)
+        saga = module.__dict__["checkout"]
+    finally:
+        del sys.modules[module.__name__]
+    assert isinstance(saga, Saga)
+    assert saga.diagram() == shown.group(1).rstrip("\n")
