@@ -440,3 +440,44 @@ async def test_a_step_whose_lease_was_taken_over_has_its_checkpoint_refused() ->
         record = await control.get("o-1")
     assert record.status is SagaStatus.COMPLETED
     assert trail(record) == [("slow", "completed", 1)]
+
+
+async def test_a_step_longer_than_the_lease_keeps_its_instance_by_heartbeat() -> None:
+    backend = InMemorySagaBackend()
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    class Long(SagaStep[Checkout]):
+        async def act(self, state: Checkout) -> None:
+            entered.set()
+            await release.wait()
+
+    saga = Saga("long", version=1, state=Checkout, steps=[step("long", Long)])
+    settings = SagaSettings(lease_ttl=3.0, max_poll_interval=0.02)
+    async with build(Journal(), [saga], backend=backend, settings=settings) as app:
+        stop = asyncio.Event()
+        worker = asyncio.create_task(app.run_worker(stop=stop))
+        try:
+            async with asyncio.timeout(60):
+                while not app.health().services:  # noqa: ASYNC110 - polls the worker
+                    await asyncio.sleep(0.01)
+                async with app.scope() as scope:
+                    await (await scope.get(Sagas)).start(saga, Checkout("o-1"), saga_id="o-1")
+                await entered.wait()
+                control = await app.get(SagaControl)
+                leases: list[float] = []
+                while len(leases) < 3:  # renewed twice while the step runs
+                    lease = (await control.get("o-1")).lease_until
+                    assert lease is not None
+                    if not leases or lease > leases[-1]:
+                        leases.append(lease)
+                    await asyncio.sleep(0.05)
+                assert await control.run_due() == 0  # still held: nobody else takes it
+                release.set()
+                while (await control.get("o-1")).status is not SagaStatus.COMPLETED:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+        finally:
+            release.set()
+            stop.set()
+            await worker
+        record = await control.get("o-1")
+    assert [(e.step, e.kind.value, e.attempt) for e in record.log] == [("long", "completed", 1)]
