@@ -1,7 +1,7 @@
 """Saga runners in real ``dockyard worker`` processes: killed, paused, and recovered.
 
-* ``kill -9`` a worker at a random point with sagas in flight, then start two workers
-  together: every saga completes, and every step's database effect is there exactly once
+* ``kill -9`` a worker at a random point with sagas in flight, then start one, two or three
+  workers together: every saga completes, and every step's database effect is there exactly once
   (counted in the database: a step run twice would leave two rows).
 * ``SIGSTOP`` a worker inside a step until its lease has expired (judged by the database's
   clock): another worker takes the saga over and completes it; once the paused worker runs
@@ -101,8 +101,9 @@ async def _stop(process: subprocess.Popen[str]) -> str:
     return stderr
 
 
+@pytest.mark.parametrize("recovering_workers", [1, 2, 3])
 async def test_a_killed_worker_loses_nothing_and_recovery_runs_no_step_twice(
-    where: Where,
+    where: Where, recovering_workers: int
 ) -> None:
     app = build(where.url, where.schema, run_runner=False)  # the test only starts sagas
     async with app:
@@ -125,7 +126,7 @@ async def test_a_killed_worker_loses_nothing_and_recovery_runs_no_step_twice(
             await asyncio.to_thread(victim.wait, 60)
             killed_at = await where.scalar(count)
 
-            recovering = [where.worker(), where.worker()]  # started together
+            recovering = [where.worker() for _ in range(recovering_workers)]  # together
             completed = (
                 sa.select(sa.func.count())
                 .select_from(sagas_table)
