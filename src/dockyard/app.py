@@ -276,7 +276,7 @@ class App:
         health_port: int | None = None,
         max_backoff: float = 10.0,
     ) -> None:
-        """Run every background service (relays, projections, consumers) until told to stop.
+        """Run every background service (relays, projections, consumers, sagas) until stopped.
 
         Each service runs under a supervisor: an outage (database or broker down, refusing
         or dropping connections) makes it *degraded*, not dead; it is restarted with backoff

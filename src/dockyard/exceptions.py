@@ -22,6 +22,8 @@
     │   ├── ContainerBuildError           Dishka refused the wiring our checks let through
     │   ├── InvalidProjectionError        (+ TypeError) a projection class cannot be registered
     │   ├── InvalidRouteError             (+ TypeError) route() got no message class or destination
+    │   ├── InvalidSagaError              (+ TypeError) saga definitions that cannot run as declared
+    │   ├── SagaNotRegisteredError        (+ LookupError) a saga the app's SagasModule does not have
     │   ├── EventTypeConflictError        (+ ValueError) two classes claim one event type name
     │   ├── MissingApplierError           (+ LookupError) an aggregate cannot apply an event type
     │   ├── MissingExtraError             (+ ImportError) an optional extra is not installed
@@ -55,6 +57,11 @@
     │   ├── ProjectionResetError          (+ TypeError) rebuild of a projection without reset()
     │   ├── ProjectionFailedError         (+ RuntimeError) a projection is parked on a failed event
     │   └── ProjectionsTimeoutError       (+ TimeoutError) projections did not catch up in time
+    ├── SagaError                         a saga instance cannot do that, or cannot go on
+    │   ├── SagaNotFoundError             (+ LookupError) no saga instance with that id
+    │   ├── SagaStateError                (+ RuntimeError) retry/cancel of a saga not parked
+    │   ├── SagaAlreadyStartedError       (+ ValueError) start of an id that exists
+    │   └── SagaVersionError              (+ RuntimeError) an instance the definition cannot run
     └── DeliveryError                     a message not accepted by a broker, or not handleable
         ├── BrokerPublishError            (+ ConnectionError) a broker refused a message
         ├── BatchPublishError             (+ ConnectionError) some messages of a batch refused
@@ -87,8 +94,10 @@ from dockyard._errors.configuration import (
     EventTypeConflictError,
     InvalidProjectionError,
     InvalidRouteError,
+    InvalidSagaError,
     MissingApplierError,
     MissingExtraError,
+    SagaNotRegisteredError,
     UnsupportedReleaseError,
 )
 from dockyard._errors.delivery import (
@@ -137,6 +146,13 @@ from dockyard._errors.projections import (
     ProjectionStateError,
     ProjectionsTimeoutError,
 )
+from dockyard._errors.sagas import (
+    SagaAlreadyStartedError,
+    SagaError,
+    SagaNotFoundError,
+    SagaStateError,
+    SagaVersionError,
+)
 from dockyard._errors.storage import (
     AggregateNotFoundError,
     ConcurrencyError,
@@ -177,6 +193,7 @@ __all__ = [
     "InvalidProjectionError",
     "InvalidProviderError",
     "InvalidRouteError",
+    "InvalidSagaError",
     "InvalidStreamIdError",
     "LifecycleError",
     "MessageContextError",
@@ -198,6 +215,12 @@ __all__ = [
     "ProjectionResetError",
     "ProjectionStateError",
     "ProjectionsTimeoutError",
+    "SagaAlreadyStartedError",
+    "SagaError",
+    "SagaNotFoundError",
+    "SagaNotRegisteredError",
+    "SagaStateError",
+    "SagaVersionError",
     "ScopeMismatchError",
     "SerializationError",
     "StorageError",

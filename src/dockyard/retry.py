@@ -10,6 +10,8 @@ where                                     attempts  first    cap        jitter
 transient errors (consumer default)       10        0.5 s    60 s       yes
 ``RunnerSettings.retry`` (projections)    5         0.1 s    5 s        no
 ``retry_on_conflict()`` (event sourcing)  5         0.005 s  0.2 s      yes
+``SagaSettings.retry`` (saga steps)       3         0.1 s    10 s       yes
+``SagaSettings.compensation_retry``       10        0.5 s    60 s       yes
 ========================================  ========  =======  =========  ======
 
 ``RetryPolicy()`` alone is the consumer's default (5 attempts, 0.1 s doubling up to 30 s,

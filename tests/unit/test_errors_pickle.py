@@ -49,6 +49,7 @@ from dockyard.exceptions import (
     InvalidProjectionError,
     InvalidProviderError,
     InvalidRouteError,
+    InvalidSagaError,
     InvalidStreamIdError,
     LifecycleError,
     MessageContextError,
@@ -70,6 +71,12 @@ from dockyard.exceptions import (
     ProjectionResetError,
     ProjectionStateError,
     ProjectionsTimeoutError,
+    SagaAlreadyStartedError,
+    SagaError,
+    SagaNotFoundError,
+    SagaNotRegisteredError,
+    SagaStateError,
+    SagaVersionError,
     ScopeMismatchError,
     SerializationError,
     StorageError,
@@ -131,6 +138,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     CodecError: [CodecError("bad bytes")],
     StorageError: [StorageError("disk full")],
     ProjectionError: [ProjectionError("stuck")],
+    SagaError: [SagaError("stuck")],
     DeliveryError: [DeliveryError("lost")],
     # configuration: modules
     NotAModuleError: [NotAModuleError(Billing, "Root"), NotAModuleError(Billing, None)],
@@ -173,6 +181,10 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
         InvalidProjectionError(Order, "has no @handles method", "mark one with @handles")
     ],
     InvalidRouteError: [InvalidRouteError(OrderPlaced, "the destination '  ' is empty")],
+    InvalidSagaError: [
+        InvalidSagaError(["Saga `checkout` has no steps", "two sagas are named `checkout`"])
+    ],
+    SagaNotRegisteredError: [SagaNotRegisteredError("checkout", ["trip"])],
     EventTypeConflictError: [EventTypeConflictError("OrderPlaced", OrderPlaced, Order)],
     MissingApplierError: [MissingApplierError(Order, OrderPlaced)],
     MissingExtraError: [MissingExtraError("dockyard.transport.rabbit", "faststream", "rabbit")],
@@ -231,6 +243,14 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
         ProjectionFailedError("Balances", 3, "CorruptEventError: …", 0),
     ],
     ProjectionsTimeoutError: [ProjectionsTimeoutError(0.1, [("Balances", 0, 1)])],
+    # sagas
+    SagaNotFoundError: [SagaNotFoundError("order-1")],
+    SagaStateError: [SagaStateError("order-1", "running", "retry")],
+    SagaAlreadyStartedError: [SagaAlreadyStartedError("order-1", "checkout")],
+    SagaVersionError: [
+        SagaVersionError("order-1", "checkout", 1, 2),
+        SagaVersionError("order-1", "checkout", 1, 1, "charge"),
+    ],
     # delivery
     BrokerPublishError: [BrokerPublishError("rabbit", "orders", "no queue would store it")],
     BatchPublishError: [

@@ -128,5 +128,6 @@ def test_a_leaf_keeps_a_category_between_it_and_the_root() -> None:
         "LifecycleError",
         "MessagingError",
         "ProjectionError",
+        "SagaError",
         "StorageError",
     }

@@ -34,6 +34,7 @@ FEATURES = (
     "modules",
     "outbox",
     "projections",
+    "sagas",
     "serialization",
 )
 ADAPTER_PACKAGES = ("dockyard.sql", "dockyard.integrations")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dockyard._errors.base import DockyardError
 from dockyard._type_name import type_name
 
@@ -9,11 +11,14 @@ __all__ = [
     "AppImportError",
     "ConfigurationError",
     "ContainerBuildError",
+    "DatabaseUrlError",
     "EventTypeConflictError",
     "InvalidProjectionError",
     "InvalidRouteError",
+    "InvalidSagaError",
     "MissingApplierError",
     "MissingExtraError",
+    "SagaNotRegisteredError",
     "UnsupportedReleaseError",
 ]
 
@@ -67,6 +72,36 @@ class InvalidRouteError(ConfigurationError, TypeError):
             '`route(OrderPlaced).to("orders")` with a message class and a non-empty '
             "destination, and list it in a module's `handlers=[...]` or in "
             "`OutboxModule.register(routes=[...])`."
+        )
+
+
+class InvalidSagaError(ConfigurationError, TypeError):
+    """Saga definitions cannot run as declared; lists every problem of every saga at once."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(self.problems)
+
+    def __str__(self) -> str:
+        listed = "\n".join(f"  {n}. {p}" for n, p in enumerate(self.problems, 1))
+        count = len(self.problems)
+        return f"{count} problem{'s' if count != 1 else ''} in the saga definitions:\n{listed}"
+
+
+class SagaNotRegisteredError(ConfigurationError, LookupError):
+    """A saga definition was used with an app whose ``SagasModule`` does not register it."""
+
+    def __init__(self, name: str, registered: Sequence[str]) -> None:
+        self.name = name
+        self.registered = tuple(registered)
+        super().__init__(name, self.registered)
+
+    def __str__(self) -> str:
+        known = ", ".join(f"`{n}`" for n in self.registered) or "none"
+        return (
+            f"Saga `{self.name}` is not registered in this app (registered: {known}). "
+            "Hint: list it in `SagasModule.register(sagas=[...])`; a definition that differs "
+            "from the registered one of the same name counts as another saga."
         )
 
 

@@ -1,7 +1,7 @@
 """The ``dockyard`` command. Needs Typer: ``pip install 'dockyard[cli]'``.
 
 ``dockyard worker package.module:app`` runs the app's background services (outbox relay,
-projections, consumers) until SIGTERM or SIGINT.
+projections, consumers, the saga runner) until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations

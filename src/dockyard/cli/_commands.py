@@ -37,7 +37,7 @@ def worker(
     ] = 10.0,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
 ) -> None:
-    """Run the app's background services (relay, projections, consumers) until SIGTERM/SIGINT.
+    """Run the app's background services (relay, projections, consumers, sagas) until SIGTERM.
 
     Safe to run in several processes at once. Outages of the database or a broker do not
     stop it (see `docs/operations.md`); a second signal cancels what has not stopped yet.

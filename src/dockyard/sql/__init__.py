@@ -8,7 +8,7 @@ connection and one transaction; the stores write on it, next to your own tables,
 commits together.
 
 This package is the one import path; inside, the adapters are grouped by the feature whose
-ports they implement (``_eventsourcing``, ``_outbox``, ``_projections``) around a core
+ports they implement (``_eventsourcing``, ``_outbox``, ``_projections``, ``_sagas``) around a core
 (database, unit of work, driver gates, notices, module).
 """
 
@@ -35,6 +35,8 @@ from dockyard.sql._projections.tables import (
     projection_checkpoints_table,
     projection_leases_table,
 )
+from dockyard.sql._sagas.store import SqlSagaBackend, SqlSagaStore, SqlSagaWriter
+from dockyard.sql._sagas.tables import sagas_table
 from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = [
@@ -48,6 +50,9 @@ __all__ = [
     "SqlOutboxBackend",
     "SqlOutboxStore",
     "SqlOutboxWriter",
+    "SqlSagaBackend",
+    "SqlSagaStore",
+    "SqlSagaWriter",
     "SqlSnapshotStore",
     "SqlUnitOfWork",
     "create_tables",
@@ -59,6 +64,7 @@ __all__ = [
     "outbox_table",
     "projection_checkpoints_table",
     "projection_leases_table",
+    "sagas_table",
     "snapshots_table",
     "streams_table",
 ]

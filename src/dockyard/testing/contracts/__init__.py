@@ -12,6 +12,7 @@ from dockyard.testing.contracts.projections import (
     CheckpointStoreFactory,
     LeaseStoreContract,
 )
+from dockyard.testing.contracts.sagas import SagaStoreContract, SagaStoreHarness
 from dockyard.testing.contracts.snapshot_store import SnapshotStoreContract, SnapshotStoreFactory
 from dockyard.testing.contracts.transport import TransportContract
 
@@ -23,6 +24,8 @@ __all__ = [
     "LeaseStoreContract",
     "OutboxContract",
     "OutboxHarness",
+    "SagaStoreContract",
+    "SagaStoreHarness",
     "SnapshotStoreContract",
     "SnapshotStoreFactory",
     "TransportContract",

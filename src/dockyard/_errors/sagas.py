@@ -1,0 +1,107 @@
+"""Operating sagas: starting an id twice, control calls, instances that cannot go on."""
+
+from __future__ import annotations
+
+from dockyard._errors.base import DockyardError
+
+__all__ = [
+    "SagaAlreadyStartedError",
+    "SagaError",
+    "SagaNotFoundError",
+    "SagaStateError",
+    "SagaVersionError",
+]
+
+
+class SagaError(DockyardError):
+    """A saga instance cannot do what was asked, or cannot go on."""
+
+
+class SagaNotFoundError(SagaError, LookupError):
+    """No saga instance has that id."""
+
+    def __init__(self, saga_id: str) -> None:
+        self.saga_id = saga_id
+        super().__init__(saga_id)
+
+    def __str__(self) -> str:
+        return (
+            f"No saga instance has the id `{self.saga_id}`. Hint: list instances with "
+            "`await control.list(name=..., status=...)`; an instance exists once the "
+            "transaction that started it has committed."
+        )
+
+
+class SagaStateError(SagaError, RuntimeError):
+    """An operation that needs a parked (failed) saga found it in another status."""
+
+    def __init__(self, saga_id: str, status: str, action: str) -> None:
+        self.saga_id = saga_id
+        self.status = status
+        self.action = action
+        super().__init__(saga_id, status, action)
+
+    def __str__(self) -> str:
+        return (
+            f"Cannot {self.action} saga `{self.saga_id}`: it is {self.status}, not failed. "
+            "Hint: only a parked (failed) saga can be retried or cancelled; check "
+            "`(await control.get(saga_id)).status` first."
+        )
+
+
+class SagaAlreadyStartedError(SagaError, ValueError):
+    """``Sagas.start`` was given the id of an instance that exists (running or finished)."""
+
+    def __init__(self, saga_id: str, name: str) -> None:
+        self.saga_id = saga_id
+        self.name = name
+        super().__init__(saga_id, name)
+
+    def __str__(self) -> str:
+        return (
+            f"A saga instance with the id `{self.saga_id}` already exists, so `{self.name}` "
+            "was not started again (a finished id is never run twice). Hint: pass "
+            '`if_exists="return"` to get the existing instance\'s handle instead, or start '
+            "under a new id."
+        )
+
+
+class SagaVersionError(SagaError, RuntimeError):
+    """A stored instance cannot run on the saga definition this app has: it was started
+    under an incompatible ``version``, or its current step is not in the definition.
+
+    Recorded as a parked instance's error; never raised to a caller.
+    """
+
+    def __init__(
+        self,
+        saga_id: str,
+        name: str,
+        instance_version: int,
+        definition_version: int,
+        step: str | None = None,
+    ) -> None:
+        self.saga_id = saga_id
+        self.name = name
+        self.instance_version = instance_version
+        self.definition_version = definition_version
+        self.step = step
+        super().__init__(saga_id, name, instance_version, definition_version, step)
+
+    def __str__(self) -> str:
+        if self.step is not None:
+            return (
+                f"Saga `{self.saga_id}` is at step `{self.step}`, which `{self.name}` version "
+                f"{self.definition_version} does not have: the steps changed without a new "
+                "`version`. Hint: deploy a definition that has the step, or bump `version` "
+                "and finish old instances with the old code; then "
+                f"`await control.retry({self.saga_id!r})`."
+            )
+        return (
+            f"Saga `{self.saga_id}` was started as `{self.name}` version "
+            f"{self.instance_version}, and this app runs version {self.definition_version}, "
+            f"which does not declare it can resume it. Hint: add "
+            f"`compatible_with=({self.instance_version},)` to the definition if its steps "
+            "can resume such an instance, or run the old version to finish it; then "
+            f"`await control.retry({self.saga_id!r})`."
+        )

@@ -1,0 +1,52 @@
+"""Orchestrated sagas: declared steps, one transaction per step attempt, fenced checkpoints.
+
+- ``Saga(name, version=..., state=..., steps=[...])`` declares a saga as data; ``step``,
+  ``pivot`` and ``fallback=`` say what runs, what undoes it and where the point of no return
+  is; ``SagaStep`` is the handler a step runs (``act``, optionally ``compensate``).
+- ``SagasModule.register(sagas=[...])`` checks the definitions, provides the handlers and
+  gives ``dockyard worker`` a ``SagaRunner``; ``Sagas.start`` starts an instance in the
+  caller's transaction.
+- ``SagaControl``: list and show instances with their step log, retry or cancel parked ones,
+  draw a saga as a Mermaid state diagram.
+
+Ports: ``SagaStore``, ``SagaWriter`` (bundled by a ``SagaBackend``); the in-memory adapter is in
+``dockyard.sagas.memory``, the SQL one in ``dockyard.sql``. See ``docs/sagas.md`` and
+``docs/design/sagas.md``.
+"""
+
+from dockyard._public import use_public_paths
+from dockyard.sagas._backend import SagaBackend
+from dockyard.sagas._control import SagaControl
+from dockyard.sagas._definition import Saga, Step, pivot, step
+from dockyard.sagas._module import SagasModule
+from dockyard.sagas._record import SagaLogEntry, SagaLogKind, SagaRecord, SagaStatus, StepAction
+from dockyard.sagas._runner import SagaRunner
+from dockyard.sagas._sagas import SagaHandle, Sagas, SagaStepContext
+from dockyard.sagas._settings import SagaSettings
+from dockyard.sagas._step import SagaStep
+from dockyard.sagas._store import SagaStore, SagaWriter
+
+__all__ = [
+    "Saga",
+    "SagaBackend",
+    "SagaControl",
+    "SagaHandle",
+    "SagaLogEntry",
+    "SagaLogKind",
+    "SagaRecord",
+    "SagaRunner",
+    "SagaSettings",
+    "SagaStatus",
+    "SagaStep",
+    "SagaStepContext",
+    "SagaStore",
+    "SagaWriter",
+    "Sagas",
+    "SagasModule",
+    "Step",
+    "StepAction",
+    "pivot",
+    "step",
+]
+
+use_public_paths(__name__, __all__)

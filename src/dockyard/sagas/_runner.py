@@ -1,0 +1,201 @@
+"""``SagaRunner``: claims due saga instances under leases and runs them, in ``dockyard worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from dishka import AsyncContainer
+
+from dockyard.exceptions import StoreUnavailableError
+from dockyard.modules._supervisor import backoff, service_degraded, service_running
+from dockyard.projections._runner import _wait_any, new_owner  # one waiter for every runner
+from dockyard.sagas._engine import SagaEngine, describe
+from dockyard.sagas._record import SagaRecord
+from dockyard.sagas._registry import SagaRegistry
+from dockyard.sagas._store import SagaStore
+
+__all__ = ["SagaRunner"]
+
+logger = logging.getLogger("dockyard.sagas")
+
+_FIRST_POLL = 0.005
+_OUTAGE_CAP = 5.0
+"""Longest wait between two claims while the database does not answer."""
+
+
+@dataclass(slots=True, eq=False)
+class _Held:
+    task: asyncio.Task[None] | None = None
+    lost: bool = False
+    """The heartbeat found the lease gone: stop after the attempt in flight."""
+
+
+class SagaRunner:
+    """A ``BackgroundService`` running the instances of one ``SagasModule``.
+
+    ``run(stop)`` claims due instances (at most ``SagaSettings.concurrency`` at once), runs
+    each step by step, renews their leases every ``lease_ttl / 3`` and, once ``stop`` is set,
+    finishes the attempts in flight and releases what it holds. Any number of copies may run
+    in different processes: each instance is held by one of them at a time.
+    """
+
+    __slots__ = (
+        "_crash",
+        "_engine",
+        "_held",
+        "_queue",
+        "_registry",
+        "_resolve",
+        "_stop",
+        "_wake",
+        "accepting",
+        "name",
+        "owner",
+    )
+
+    reports_health = True  # says when it works again after an outage (worker supervision)
+
+    def __init__(
+        self,
+        registry: SagaRegistry,
+        resolve: Callable[[], Awaitable[tuple[AsyncContainer, SagaStore]]],
+        name: str = "saga-runner",
+    ) -> None:
+        self.name = name
+        self.owner = new_owner()
+        """Who holds the instances this runner works on: ``host:pid:id``."""
+        self.accepting = False
+        self._registry = registry
+        self._resolve = resolve
+        self._held: dict[str, _Held] = {}
+        self._queue: deque[SagaRecord] = deque()
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._engine: SagaEngine | None = None
+        self._crash: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"<SagaRunner owner={self.owner!r}>"
+
+    # -- what other parts of this process ask of it ---------------------------------------
+
+    def hand_off(self, record: SagaRecord) -> None:
+        """Run ``record``, inserted owned by this runner and committed, without a claim."""
+        if self.accepting and record.saga_id not in self._held:
+            self._queue.append(record)
+            self._wake.set()
+
+    def wake(self) -> None:
+        """Claim at once (an instance was made due in this process)."""
+        self._wake.set()
+
+    def _wake_after(self, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self._wake.set)
+
+    # -- the service ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; return after the attempts in flight, leases released."""
+        container, store = await self._resolve()
+        self._stop = stop
+        self._engine = SagaEngine(self._registry, container, self.owner, self._wake_after)
+        self._registry.attach(store, self)
+        self.accepting = True
+        heartbeat = asyncio.create_task(self._heartbeat(store, stop))
+        try:
+            await self._loop(store, stop)
+        finally:
+            self.accepting = False
+            self._registry.detach(store, self)
+            tasks = [h.task for h in self._held.values() if h.task is not None]
+            if _cancelling():
+                # Forced to stop: wait for nothing (a database that does not answer would
+                # hold us); the leases expire after their ttl.
+                heartbeat.cancel()
+                for task in tasks:
+                    task.cancel()
+            else:
+                await asyncio.gather(*tasks, return_exceptions=True)
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
+                with contextlib.suppress(StoreUnavailableError):
+                    await asyncio.shield(store.release(self.owner, None))
+        if self._crash is not None:
+            raise self._crash
+
+    async def _loop(self, store: SagaStore, stop: asyncio.Event) -> None:
+        settings = self._registry.settings
+        names = self._registry.names
+        poll, outages = _FIRST_POLL, 0
+        while not stop.is_set() and self._crash is None:
+            self._wake.clear()
+            while self._queue and len(self._held) < settings.concurrency:
+                self._start(self._queue.popleft())
+            free = settings.concurrency - len(self._held)
+            claimed = 0
+            if free > 0:
+                try:
+                    records = await store.claim(names, self.owner, free, settings.lease_ttl)
+                except StoreUnavailableError as error:
+                    service_degraded(describe(error))  # one log line per outage
+                    outages += 1
+                    await _wait_any([stop], backoff(outages, _OUTAGE_CAP))
+                    continue
+                outages = 0
+                service_running()
+                for record in records:
+                    self._start(record)
+                claimed = len(records)
+            poll = _FIRST_POLL if claimed else min(poll * 2, settings.max_poll_interval)
+            await _wait_any([stop, self._wake], poll)
+
+    def _start(self, record: SagaRecord) -> None:
+        held = self._held[record.saga_id] = _Held()
+        held.task = asyncio.create_task(self._work(record, held), name=f"saga {record.saga_id}")
+
+    async def _work(self, record: SagaRecord, held: _Held) -> None:
+        engine = self._engine
+        assert engine is not None
+        current: SagaRecord | None = record
+        try:
+            while current is not None and not self._stop.is_set() and not held.lost:
+                current = await engine.advance(current)
+        except StoreUnavailableError as error:
+            # The attempt's commit may or may not have happened: drop the instance; its row
+            # says what did, and it is claimed again once its lease ends.
+            service_degraded(describe(error))
+        except Exception as error:  # a bug: the service fails, the worker says which
+            logger.exception("saga %s: the runner failed", record.saga_id)
+            self._crash = error
+        finally:
+            if self._held.get(record.saga_id) is held:
+                del self._held[record.saga_id]
+            self._wake.set()
+
+    async def _heartbeat(self, store: SagaStore, stop: asyncio.Event) -> None:
+        ttl = self._registry.settings.lease_ttl
+        while not stop.is_set():
+            await _wait_any([stop], ttl / 3)
+            held = dict(self._held)
+            for record in self._queue:
+                held.setdefault(record.saga_id, _Held())
+            if stop.is_set() or not held:
+                continue
+            try:
+                renewed = set(await store.renew(self.owner, list(held), ttl))
+            except StoreUnavailableError:
+                continue  # the next checkpoints say whether we still hold them
+            for saga_id, entry in held.items():
+                if saga_id not in renewed and self._held.get(saga_id) is entry:
+                    logger.warning("saga %s: lost its lease (owner %s)", saga_id, self.owner)
+                    entry.lost = True
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

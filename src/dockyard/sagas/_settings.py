@@ -1,0 +1,46 @@
+"""How saga runners claim, lease, poll and retry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dockyard.retry import RetryPolicy
+
+__all__ = ["SagaSettings"]
+
+
+def _step_retry() -> RetryPolicy:
+    return RetryPolicy(max_attempts=3, initial_delay=0.1, max_delay=10.0, jitter=True)
+
+
+def _compensation_retry() -> RetryPolicy:
+    return RetryPolicy(max_attempts=10, initial_delay=0.5, max_delay=60.0, jitter=True)
+
+
+@dataclass(frozen=True, slots=True)
+class SagaSettings:
+    """Settings of the saga runner of one ``SagasModule`` registration."""
+
+    concurrency: int = 8
+    """Instances one runner works on at once (each holds a connection during a step)."""
+    lease_ttl: float = 10.0
+    """Seconds a runner holds an instance unless renewed; a crashed runner's instances are
+    taken over within about ``lease_ttl`` plus one poll. Leases are renewed every
+    ``lease_ttl / 3`` and with every checkpoint."""
+    max_poll_interval: float = 0.25
+    """Longest wait between two claims while nothing is due (the wait starts at 5 ms after
+    work and doubles): the latency of instances started in a process without a runner."""
+    retry: RetryPolicy = field(default_factory=_step_retry)
+    """Attempts of a step before its fallback (or compensation) takes over, unless the step or
+    the saga says otherwise: 3 attempts, from 0.1 s doubling up to 10 s, jittered."""
+    compensation_retry: RetryPolicy = field(default_factory=_compensation_retry)
+    """Attempts of a compensation before the instance parks as failed, unless the saga says
+    otherwise: 10 attempts, from 0.5 s doubling up to 60 s, jittered."""
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            msg = f"SagaSettings.concurrency must be >= 1, got {self.concurrency}"
+            raise ValueError(msg)
+        if self.lease_ttl <= 0 or self.max_poll_interval <= 0:
+            msg = "SagaSettings.lease_ttl and max_poll_interval must be > 0"
+            raise ValueError(msg)

@@ -1,0 +1,109 @@
+"""The saga storage ports. Every adapter passes ``SagaStoreContract``.
+
+``SagaWriter`` is scoped: it writes in the scope's transaction, so a started instance commits
+with the command that started it, and a step's checkpoint with the step's own writes.
+``SagaStore`` works in its own short transactions: runners claim, renew and release
+instances through it, and ``SagaControl`` reads and changes parked ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from dockyard.sagas._record import SagaRecord, SagaStatus
+
+__all__ = ["SagaStore", "SagaWriter"]
+
+
+class SagaWriter(Protocol):
+    """Writes saga instances in the current scope's transaction."""
+
+    async def add(
+        self,
+        record: SagaRecord,
+        /,
+        *,
+        lease_ttl: float | None = None,
+        on_commit: Callable[[], object] | None = None,
+    ) -> bool:
+        """Insert a new instance, due now; it exists once the scope commits.
+
+        Args:
+            record: The instance (its times are set by the store's clock).
+            lease_ttl: With ``record.owner``, the owner holds it for this many seconds.
+            on_commit: Called once the scope's transaction has committed.
+
+        Returns:
+            ``False`` (and nothing is written) if an instance with that id exists.
+        """
+        ...
+
+    async def checkpoint(
+        self,
+        record: SagaRecord,
+        /,
+        *,
+        owner: str,
+        due_in: float = 0.0,
+        lease_ttl: float | None = None,
+    ) -> bool:
+        """Replace the instance with ``record`` if ``owner`` holds it at ``record.version - 1``.
+
+        The fence of every runner write: ``UPDATE … WHERE id = ? AND version = ? AND owner = ?``.
+        It commits, or rolls back, with the scope.
+
+        Args:
+            record: The new row; its ``version`` is one more than the version read.
+            owner: Who writes; the row must still name it.
+            due_in: Seconds from now (the store's clock) until it may run again.
+            lease_ttl: Keep holding it for this many seconds; ``None`` releases it.
+
+        Returns:
+            ``False`` (and nothing is written) if the instance moved on or changed hands.
+        """
+        ...
+
+
+class SagaStore(Protocol):
+    """What runners and ``SagaControl`` do with saga instances, each in its own transaction."""
+
+    async def claim(
+        self, names: Sequence[str], owner: str, limit: int, lease_ttl: float, /
+    ) -> list[SagaRecord]:
+        """Take up to ``limit`` due, active instances of the sagas ``names`` that nobody holds
+        (or whose lease expired), oldest due first, for ``lease_ttl`` seconds.
+
+        Each claimed row gets ``owner``, a new lease and ``version + 1``; concurrent claims
+        never return the same instance.
+        """
+        ...
+
+    async def renew(self, owner: str, saga_ids: Sequence[str], lease_ttl: float, /) -> list[str]:
+        """Extend ``owner``'s leases on ``saga_ids``; return the ids it still holds."""
+        ...
+
+    async def release(self, owner: str, saga_ids: Sequence[str] | None, /) -> None:
+        """Give up ``owner``'s leases on ``saga_ids`` (every one it holds with ``None``)."""
+        ...
+
+    async def get(self, saga_id: str, /) -> SagaRecord | None:
+        """The instance with that id, whatever its status."""
+        ...
+
+    async def find(
+        self,
+        *,
+        name: str | None = None,
+        status: SagaStatus | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> list[SagaRecord]:
+        """Instances oldest first (by creation, then id), ``limit`` at a time after the
+        instance ``after``, filtered by saga name and status."""
+        ...
+
+    async def update(self, record: SagaRecord, /, *, due_in: float = 0.0) -> bool:
+        """Replace an instance nobody holds if it is still at ``record.version - 1`` (what an
+        operator's retry or cancel writes); it is due ``due_in`` seconds from now."""
+        ...

@@ -1,0 +1,311 @@
+"""Saga instances on SQL: ``SqlSagaWriter`` (in the unit of work), ``SqlSagaStore`` (runners and
+``SagaControl``), ``SqlSagaBackend`` (both, for ``SagasModule.register(backend=...)``).
+
+Every runner write is fenced (``WHERE saga_id = ? AND version = ? AND owner = ?``); a claim on
+PostgreSQL takes rows with ``FOR UPDATE SKIP LOCKED`` and judges leases by the server's clock.
+On SQLite each transaction holds the one write lock (``BEGIN IMMEDIATE``) and the clock is this
+host's. See docs/design/sagas.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.di import ProviderSpec, scoped, singleton
+from dockyard.modules import ModuleLike
+from dockyard.sagas import SagaLogEntry, SagaRecord, SagaStatus, SagaStore, SagaWriter, StepAction
+from dockyard.sql._database import Database
+from dockyard.sql._errors import unavailable_as_store_error
+from dockyard.sql._module import SqlModule
+from dockyard.sql._sagas.tables import sagas_table
+from dockyard.sql._unit_of_work import SqlUnitOfWork
+
+__all__ = ["SqlSagaBackend", "SqlSagaStore", "SqlSagaWriter"]
+
+_T = sagas_table.name
+_COLUMNS = (
+    "saga_id, saga_name, definition_version, status, current_step, step_action, attempts, "
+    "state_type, state_schema, state_data, version, owner, lease_until, due_at, last_error, "
+    "step_log, created_at, updated_at"
+)
+_NOW = {
+    # the server's clock: runners on hosts whose clocks disagree still agree on expiry
+    "postgresql": "CAST(extract(epoch FROM clock_timestamp()) AS double precision)",
+    "sqlite": ":now",
+}
+_IN = {
+    "postgresql": "{column} = ANY(:{param})",
+    "sqlite": "{column} IN (SELECT value FROM json_each(:{param}))",
+}
+_ACTIVE = "status IN ('running', 'compensating')"
+
+_encode_log = msgspec.json.Encoder().encode
+_decode_log = msgspec.json.Decoder(tuple[SagaLogEntry, ...]).decode
+
+
+def _statements(dialect: str) -> dict[str, Any]:
+    now = _NOW[dialect]
+    names = _IN[dialect].format(column="c.saga_name", param="names")
+    ids = _IN[dialect].format(column="saga_id", param="ids")
+    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    values = (
+        "status = :status, current_step = :current_step, step_action = :step_action, "
+        "attempts = :attempts, state_type = :state_type, state_schema = :state_schema, "
+        "state_data = :state_data, version = :version, owner = :new_owner, "
+        f"lease_until = {now} + :lease_ttl, due_at = {now} + :due_in, "
+        f"last_error = :last_error, step_log = :step_log, updated_at = {now}"
+    )
+    return {
+        "add": text(
+            f"INSERT INTO {_T} ({_COLUMNS}) VALUES (:saga_id, :saga_name, :definition_version, "  # noqa: S608 - names are ours; values are bound
+            ":status, :current_step, :step_action, :attempts, :state_type, :state_schema, "
+            f":state_data, :version, :new_owner, {now} + :lease_ttl, {now}, :last_error, "
+            f":step_log, {now}, {now}) ON CONFLICT (saga_id) DO NOTHING RETURNING saga_id"
+        ),
+        "checkpoint": text(
+            f"UPDATE {_T} SET {values} "  # noqa: S608 - names are ours; values are bound
+            "WHERE saga_id = :saga_id AND version = :expected AND owner = :owner"
+        ),
+        "update": text(
+            f"UPDATE {_T} SET {values} WHERE saga_id = :saga_id AND version = :expected "  # noqa: S608 - names are ours; values are bound
+            f"AND (owner IS NULL OR lease_until < {now})"
+        ),
+        # MATERIALIZED: the candidates are chosen (and locked) once, never per joined row
+        "claim": text(
+            f"WITH due AS {'MATERIALIZED ' if dialect == 'postgresql' else ''}("  # noqa: S608 - names are ours; values are bound
+            f"SELECT c.saga_id FROM {_T} AS c WHERE {names} AND c.{_ACTIVE} "
+            f"AND c.due_at <= {now} AND (c.owner IS NULL OR c.lease_until < {now}) "
+            f"ORDER BY c.due_at LIMIT :limit{lock}) "
+            f"UPDATE {_T} SET owner = :owner, lease_until = {now} + :lease_ttl, "
+            f"version = version + 1 WHERE saga_id IN (SELECT saga_id FROM due) "
+            f"RETURNING {_COLUMNS}"
+        ),
+        "renew": text(
+            f"UPDATE {_T} SET lease_until = {now} + :lease_ttl "  # noqa: S608 - names are ours; values are bound
+            f"WHERE owner = :owner AND {ids} RETURNING saga_id"
+        ),
+        "release": text(
+            f"UPDATE {_T} SET owner = NULL, lease_until = NULL WHERE owner = :owner AND {ids}"  # noqa: S608 - names are ours; values are bound
+        ),
+        "release_all": text(
+            f"UPDATE {_T} SET owner = NULL, lease_until = NULL WHERE owner = :owner"  # noqa: S608 - names are ours; values are bound
+        ),
+        "get": text(f"SELECT {_COLUMNS} FROM {_T} WHERE saga_id = :saga_id"),  # noqa: S608
+    }
+
+
+_STATEMENTS = {dialect: _statements(dialect) for dialect in _NOW}
+
+
+def _ids(dialect: str, ids: Sequence[str]) -> Any:
+    return list(ids) if dialect == "postgresql" else msgspec.json.encode(list(ids)).decode()
+
+
+def _values(
+    record: SagaRecord, *, due_in: float, lease_ttl: float | None, now: float
+) -> dict[str, Any]:
+    return {
+        "saga_id": record.saga_id,
+        "status": record.status.value,
+        "current_step": record.step,
+        "step_action": record.action.value,
+        "attempts": record.attempts,
+        "state_type": record.state_type,
+        "state_schema": record.state_schema,
+        "state_data": record.state,
+        "version": record.version,
+        "new_owner": record.owner,
+        "lease_ttl": lease_ttl if record.owner is not None else None,
+        "due_in": due_in,
+        "last_error": record.error,
+        "step_log": _encode_log(record.log).decode(),
+        "now": now,
+    }
+
+
+def _record(row: Any) -> SagaRecord:
+    return SagaRecord(
+        saga_id=row[0],
+        name=row[1],
+        definition_version=row[2],
+        status=SagaStatus(row[3]),
+        step=row[4],
+        action=StepAction(row[5]),
+        attempts=row[6],
+        state_type=row[7],
+        state_schema=row[8],
+        state=bytes(row[9]),
+        version=row[10],
+        owner=row[11],
+        lease_until=row[12],
+        due_at=row[13],
+        error=row[14],
+        log=_decode_log(row[15]),
+        created_at=row[16],
+        updated_at=row[17],
+    )
+
+
+class SqlSagaWriter(SagaWriter):
+    """Writes saga instances on the scope's unit of work: a started instance commits with the
+    command, a checkpoint with the step's own writes."""
+
+    __slots__ = ("_uow",)
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    async def add(
+        self,
+        record: SagaRecord,
+        /,
+        *,
+        lease_ttl: float | None = None,
+        on_commit: Callable[[], object] | None = None,
+    ) -> bool:
+        uow = self._uow
+        params = _values(record, due_in=0.0, lease_ttl=lease_ttl, now=time.time())
+        params.update(saga_name=record.name, definition_version=record.definition_version)
+        with unavailable_as_store_error("start a saga"):
+            result = await uow.connection.execute(_STATEMENTS[uow.dialect]["add"], params)
+            added = result.first() is not None
+        if added and on_commit is not None:
+            uow.after_commit(on_commit)
+        return added
+
+    async def checkpoint(
+        self,
+        record: SagaRecord,
+        /,
+        *,
+        owner: str,
+        due_in: float = 0.0,
+        lease_ttl: float | None = None,
+    ) -> bool:
+        uow = self._uow
+        params = _values(record, due_in=due_in, lease_ttl=lease_ttl, now=time.time())
+        params.update(expected=record.version - 1, owner=owner)
+        with unavailable_as_store_error("checkpoint a saga"):
+            result = await uow.connection.execute(_STATEMENTS[uow.dialect]["checkpoint"], params)
+        return bool(result.rowcount == 1)
+
+
+class SqlSagaStore(SagaStore):
+    """The ``SagaStore`` on ``dockyard_sagas`` (PostgreSQL or SQLite); one per app."""
+
+    __slots__ = ("_statements", "database")
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._statements = _STATEMENTS[database.dialect]
+
+    async def claim(
+        self, names: Sequence[str], owner: str, limit: int, lease_ttl: float, /
+    ) -> list[SagaRecord]:
+        if not names or limit < 1:
+            return []
+        params = {
+            "names": _ids(self.database.dialect, names),
+            "owner": owner,
+            "limit": limit,
+            "lease_ttl": lease_ttl,
+            "now": time.time(),
+        }
+        async with self._connection("claim saga instances") as connection:
+            rows = (await connection.execute(self._statements["claim"], params)).all()
+        return sorted((_record(row) for row in rows), key=lambda r: r.due_at)
+
+    async def renew(self, owner: str, saga_ids: Sequence[str], lease_ttl: float, /) -> list[str]:
+        if not saga_ids:
+            return []
+        params = {
+            "owner": owner,
+            "ids": _ids(self.database.dialect, saga_ids),
+            "lease_ttl": lease_ttl,
+            "now": time.time(),
+        }
+        async with self._connection("renew saga leases") as connection:
+            return list((await connection.execute(self._statements["renew"], params)).scalars())
+
+    async def release(self, owner: str, saga_ids: Sequence[str] | None, /) -> None:
+        if saga_ids is not None and not saga_ids:
+            return
+        params: dict[str, Any] = {"owner": owner}
+        statement = self._statements["release_all"]
+        if saga_ids is not None:
+            params["ids"] = _ids(self.database.dialect, saga_ids)
+            statement = self._statements["release"]
+        async with self._connection("release saga leases") as connection:
+            await connection.execute(statement, params)
+
+    async def get(self, saga_id: str, /) -> SagaRecord | None:
+        async with self._connection("read a saga instance") as connection:
+            row = (await connection.execute(self._statements["get"], {"saga_id": saga_id})).first()
+        return None if row is None else _record(row)
+
+    async def find(
+        self,
+        *,
+        name: str | None = None,
+        status: SagaStatus | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> list[SagaRecord]:
+        conditions: list[str] = []
+        params: dict[str, Any] = {"limit": limit}
+        if name is not None:
+            conditions.append("saga_name = :name")
+            params["name"] = name
+        if status is not None:
+            conditions.append("status = :status")
+            params["status"] = status.value
+        if after is not None:
+            conditions.append(
+                f"(created_at, saga_id) > (SELECT created_at, saga_id FROM {_T} "  # noqa: S608
+                "WHERE saga_id = :after)"
+            )
+            params["after"] = after
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        statement = text(
+            f"SELECT {_COLUMNS} FROM {_T} {where}"  # noqa: S608 - names are ours; values bound
+            "ORDER BY created_at, saga_id LIMIT :limit"
+        )
+        async with self._connection("list saga instances") as connection:
+            rows = (await connection.execute(statement, params)).all()
+        return [_record(row) for row in rows]
+
+    async def update(self, record: SagaRecord, /, *, due_in: float = 0.0) -> bool:
+        params = _values(record, due_in=due_in, lease_ttl=None, now=time.time())
+        params.update(expected=record.version - 1, new_owner=None)
+        async with self._connection("change a saga instance") as connection:
+            result = await connection.execute(self._statements["update"], params)
+        return bool(result.rowcount == 1)
+
+    @asynccontextmanager
+    async def _connection(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        async with self.database.unit_of_work() as uow:
+            with unavailable_as_store_error(operation):
+                yield uow.connection
+
+
+class SqlSagaBackend:
+    """Saga instances in the SQL database of ``SqlModule``, written in its unit of work.
+
+    Example: ``SagasModule.register(sagas=[...], backend=SqlSagaBackend())`` in an app that
+    registers ``SqlModule.register(url=...)``.
+    """
+
+    __slots__ = ()
+
+    def providers(self) -> Sequence[ProviderSpec]:
+        return [singleton(SagaStore, SqlSagaStore), scoped(SagaWriter, SqlSagaWriter)]
+
+    def imports(self) -> Sequence[ModuleLike]:
+        return (SqlModule,)

@@ -1,0 +1,236 @@
+"""Saga runners in real ``dockyard worker`` processes: killed, paused, and recovered.
+
+* ``kill -9`` a worker at a random point with sagas in flight, then start one, two or three
+  workers together: every saga completes, and every step's database effect is there exactly once
+  (counted in the database: a step run twice would leave two rows).
+* ``SIGSTOP`` a worker inside a step until its lease has expired (judged by the database's
+  clock): another worker takes the saga over and completes it; once the paused worker runs
+  again, its checkpoint is refused and its transaction rolled back, effect included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+
+from dockyard.sagas import SagaControl, SagaRecord, Sagas, SagaStatus
+from dockyard.sql import Database, sagas_table
+from dockyard.testing.pytest import isolated_database
+from integration._apps.saga_worker import GATED, JOB, Job, build, effects, entered, gate, tables
+from integration._apps.services import PYTHON, python_env
+from services import POSTGRES_URL, require_service
+
+pytestmark = pytest.mark.slow
+
+COMMAND = "import sys; from dockyard.cli import main; main(sys.argv[1:])"
+APP = "integration._apps.saga_worker:app"
+SAGAS = int(os.environ.get("DOCKYARD_TEST_CRASH_SAGAS", "150"))
+WITHIN = 180.0
+"""Seconds everything may take on a loaded machine; the test waits on conditions, not time."""
+
+
+class Where:
+    """A database for the test and its worker processes."""
+
+    def __init__(self, url: str, schema: str | None, database: Database) -> None:
+        self.url = url
+        self.schema = schema
+        self.database = database
+
+    def worker(self) -> subprocess.Popen[str]:
+        env = {**python_env(), "DOCKYARD_TEST_SAGA_URL": self.url}
+        if self.schema is not None:
+            env["DOCKYARD_TEST_SCHEMA"] = self.schema
+        return subprocess.Popen(
+            [PYTHON, "-c", COMMAND, "worker", APP, "--grace", "20", "--log-level", "WARNING"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    async def scalar(self, query: sa.Select[int]) -> int:
+        async with self.database.engine.connect() as connection:
+            return int(await connection.scalar(query) or 0)
+
+
+@asynccontextmanager
+async def _where(kind: str, directory: Path) -> AsyncIterator[Where]:
+    url = None
+    if kind == "postgres":
+        require_service("postgres")
+        url = POSTGRES_URL
+    async with isolated_database(url, directory) as isolated:
+        database = isolated.database(pool_size=2, max_overflow=2)
+        try:
+            await database.create_tables()
+            async with database.engine.begin() as connection:
+                await connection.run_sync(tables.create_all)
+            yield Where(isolated.url, isolated.schema, database)
+        finally:
+            await database.dispose()
+
+
+@pytest_asyncio.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def where(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Where]:
+    async with _where(request.param, tmp_path) as found:
+        yield found
+
+
+@pytest_asyncio.fixture
+async def postgres_where(tmp_path: Path) -> AsyncIterator[Where]:
+    async with _where("postgres", tmp_path) as found:
+        yield found
+
+
+async def _stop(process: subprocess.Popen[str]) -> str:
+    """SIGTERM (unless it is gone already); its stderr, once it has exited."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.to_thread(process.communicate, timeout=60)
+    return stderr
+
+
+@pytest.mark.parametrize("recovering_workers", [1, 2, 3])
+async def test_a_killed_worker_loses_nothing_and_recovery_runs_no_step_twice(
+    where: Where, recovering_workers: int
+) -> None:
+    app = build(where.url, where.schema, run_runner=False)  # the test only starts sagas
+    async with app:
+        for first in range(0, SAGAS, 50):
+            async with app.scope() as scope:  # 50 starts per transaction
+                sagas = await scope.get(Sagas)
+                for n in range(first, min(first + 50, SAGAS)):
+                    await sagas.start(JOB, Job(f"job-{n:04d}"), saga_id=f"job-{n:04d}")
+
+        victim = where.worker()
+        recovering: list[subprocess.Popen[str]] = []
+        try:
+            kill_after = random.randint(SAGAS // 4, 2 * SAGAS)  # effects written before kill
+            count = sa.select(sa.func.count()).select_from(effects)
+            async with asyncio.timeout(WITHIN):
+                while await where.scalar(count) < kill_after:
+                    assert victim.poll() is None, await _stop(victim)
+                    await asyncio.sleep(0.01)
+            victim.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(victim.wait, 60)
+            killed_at = await where.scalar(count)
+
+            recovering = [where.worker() for _ in range(recovering_workers)]  # together
+            completed = (
+                sa.select(sa.func.count())
+                .select_from(sagas_table)
+                .where(sagas_table.c.status == SagaStatus.COMPLETED.value)
+            )
+            async with asyncio.timeout(WITHIN):
+                while await where.scalar(completed) < SAGAS:
+                    for worker in recovering:
+                        assert worker.poll() is None, await _stop(worker)
+                    await asyncio.sleep(0.05)
+        finally:
+            for worker in [victim, *recovering]:
+                stderr = await _stop(worker)
+                if worker is not victim:
+                    assert worker.returncode == 0, stderr  # SIGTERM: clean exit
+                    assert "Traceback" not in stderr, stderr
+
+        control = await app.get(SagaControl)
+        instances = []
+        async for page in _pages(control):
+            instances += page
+        async with where.database.engine.connect() as connection:
+            rows = (await connection.execute(sa.select(effects))).all()
+
+    assert len(instances) == SAGAS  # nothing lost
+    assert {r.status for r in instances} == {SagaStatus.COMPLETED}
+    assert {r.owner for r in instances} == {None}  # the leases were released on SIGTERM
+    per_step: dict[tuple[str, str], int] = {}
+    for row in rows:
+        per_step[row.saga_id, row.step] = per_step.get((row.saga_id, row.step), 0) + 1
+    twice = {key: n for key, n in per_step.items() if n != 1}
+    assert twice == {}, f"steps whose effect is not there exactly once: {twice}"
+    assert len(per_step) == 3 * SAGAS
+    writers = {row.writer for row in rows}
+    assert f"pid-{victim.pid}" in writers  # the victim did work before it died …
+    assert writers & {f"pid-{w.pid}" for w in recovering}  # … and recovery did the rest
+    assert 0 < killed_at < 3 * SAGAS
+
+
+async def _pages(control: SagaControl) -> AsyncIterator[list[SagaRecord]]:
+    after: str | None = None
+    while page := await control.list(limit=100, after=after):
+        yield list(page)
+        after = page[-1].saga_id
+
+
+@pytest.mark.postgres
+async def test_a_worker_paused_past_its_lease_has_its_checkpoint_refused(
+    postgres_where: Where,
+) -> None:
+    # PostgreSQL only: on SQLite a paused step holds the one write lock, so nobody can take over
+    where = postgres_where
+    async with where.database.engine.begin() as connection:
+        await connection.execute(sa.insert(gate).values(name="gate", is_open=False))
+    app = build(where.url, where.schema, run_runner=False)
+    async with app:
+        async with app.scope() as scope:
+            await (await scope.get(Sagas)).start(GATED, Job("gated-1"), saga_id="gated-1")
+        paused = where.worker()
+        taking_over: subprocess.Popen[str] | None = None
+        try:
+            entries = sa.select(sa.func.count()).select_from(entered)
+            async with asyncio.timeout(WITHIN):
+                while await where.scalar(entries) < 1:  # the step has begun in `paused`
+                    assert paused.poll() is None, await _stop(paused)
+                    await asyncio.sleep(0.01)
+            paused.send_signal(signal.SIGSTOP)
+
+            expired = (
+                sa.select(sa.func.count())
+                .select_from(sagas_table)
+                .where(
+                    sagas_table.c.saga_id == "gated-1",
+                    sagas_table.c.lease_until < sa.func.extract("epoch", sa.func.clock_timestamp()),
+                )
+            )
+            async with asyncio.timeout(WITHIN):
+                while not await where.scalar(expired):  # noqa: ASYNC110 - database clock
+                    await asyncio.sleep(0.05)
+            async with where.database.engine.begin() as connection:
+                await connection.execute(sa.update(gate).values(is_open=True))
+            taking_over = where.worker()
+            control = await app.get(SagaControl)
+            async with asyncio.timeout(WITHIN):
+                while (await control.get("gated-1")).status is not SagaStatus.COMPLETED:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            completed_version = (await control.get("gated-1")).version
+
+            paused.send_signal(signal.SIGCONT)  # its step goes on, to its checkpoint
+            paused_stderr = await _stop(paused)  # finishes the attempt in flight, then exits
+        finally:
+            for worker in (paused, taking_over):
+                if worker is not None and worker.poll() is None:
+                    os.kill(worker.pid, signal.SIGCONT)
+                    await _stop(worker)
+        record = await control.get("gated-1")
+        async with where.database.engine.connect() as connection:
+            writers = (await connection.execute(sa.select(effects.c.writer))).scalars().all()
+            came_in = (await connection.execute(sa.select(entered.c.writer))).scalars().all()
+
+    assert paused.returncode == 0, paused_stderr
+    assert "checkpoint refused" in paused_stderr, paused_stderr
+    assert taking_over is not None
+    assert came_in == [f"pid-{paused.pid}", f"pid-{taking_over.pid}"]  # both ran the step …
+    assert writers == [f"pid-{taking_over.pid}"]  # … one effect stayed: the new owner's
+    assert record.status is SagaStatus.COMPLETED
+    assert record.version == completed_version  # the paused runner changed nothing
