@@ -5,12 +5,15 @@ Issue #15's target: the per-request overhead of an endpoint that takes
 over one that calls ``await app.send(cmd)`` on an app it holds itself is ≤ 10 %.
 
 For each framework and each app, one uvicorn server (a subprocess: httptools and uvloop when
-installed, as ``uvicorn[standard]`` serves in production; no access log) serves four
+installed, as ``uvicorn[standard]`` serves in production; no access log) serves five
 ``POST`` endpoints that differ only in how they reach dockyard, each answering
 ``{"total": n}`` from the same command (``Add``, whose handler has one scoped dependency,
 as in ``bench.messaging``):
 
 * ``framework alone`` — no dockyard: the framework's own cost per request, for scale;
+* ``framework + empty yield dep`` — no dockyard, one ``yield`` dependency taking the request
+  that does nothing (FastAPI ``Depends(..., scope="function")``, Litestar ``Provide`` of an
+  async generator): the least a scope per request through the framework's DI costs;
 * ``bare app.send`` — ``await app.send(Add(amount=1))`` on an ``App`` the web app opens in its
   own lifespan (``async with app``): one dockyard scope per request, opened by ``send``;
 * ``bare app.scope()`` — the same app, ``async with app.scope() as scope`` and ``ISender``
@@ -57,11 +60,14 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi import Request as FastApiRequest
 from litestar import Litestar, post
+from litestar import Request as LitestarRequest
+from litestar.di import Provide
 
 from bench._harness import Contender, Scenario, print_table, run_async
 from bench.messaging import Add, Added, AddHandler, Counter
@@ -84,6 +90,7 @@ TARGET = 1.10
 # (path, row name); the first is the floor for scale, the second the baseline of every ratio
 ENDPOINTS = (
     ("/framework", "framework alone"),
+    ("/framework-di", "framework + empty yield dep"),
     ("/bare", "bare app.send"),
     ("/bare-scope", "bare app.scope() + ISender"),
     ("/integrated", "FromDockyard[ISender]"),
@@ -115,7 +122,19 @@ def build_app(shape: str, folder: Path) -> App:
     return App.build(Shop)
 
 
+async def _empty_scope(request: FastApiRequest) -> AsyncIterator[int]:
+    """A yield dependency that does nothing: what the framework charges for one."""
+    del request
+    yield 1
+
+
+async def _empty_provide(request: LitestarRequest[Any, Any, Any]) -> AsyncIterator[int]:
+    del request
+    yield 1
+
+
 # The endpoints' annotations are read by the frameworks from this module's globals.
+EmptyScope = Annotated[int, Depends(_empty_scope, scope="function")]
 FastApiSender = dockyard_fastapi.FromDockyard[ISender]
 LitestarSender = dockyard_litestar.FromDockyard[ISender]
 
@@ -132,6 +151,10 @@ def fastapi_web(bare: App, integrated: App) -> FastAPI:
     @web.post("/framework")
     async def framework() -> dict[str, int]:
         return {"total": 1}
+
+    @web.post("/framework-di")
+    async def framework_di(empty: EmptyScope) -> dict[str, int]:
+        return {"total": empty}
 
     @web.post("/bare")
     async def bare_send() -> dict[str, int]:
@@ -160,6 +183,10 @@ def litestar_web(bare: App, integrated: App) -> Litestar:
     async def framework() -> dict[str, int]:
         return {"total": 1}
 
+    @post("/framework-di", dependencies={"empty": Provide(_empty_provide)})
+    async def framework_di(empty: int) -> dict[str, int]:
+        return {"total": empty}
+
     @post("/bare")
     async def bare_send() -> dict[str, int]:
         return {"total": await bare.send(Add(amount=1))}
@@ -175,7 +202,7 @@ def litestar_web(bare: App, integrated: App) -> Litestar:
         return {"total": await sender.send(Add(amount=1))}
 
     return Litestar(
-        route_handlers=[framework, bare_send, bare_scope, integrated_send],
+        route_handlers=[framework, framework_di, bare_send, bare_scope, integrated_send],
         plugins=[dockyard_litestar.DockyardPlugin(integrated)],
         lifespan=[lifespan],
     )
