@@ -4,8 +4,8 @@ Issue #15's target: the per-request overhead of an endpoint that takes
 ``FromDockyard[ISender]`` (one dockyard scope per request, the integration's unit of work)
 over one that calls ``await app.send(cmd)`` on an app it holds itself is ≤ 10 %.
 
-For each framework and each app, one uvicorn server (a subprocess: httptools and uvloop when
-installed, as ``uvicorn[standard]`` serves in production; no access log) serves five
+For each framework and each app, one web app (served by uvicorn in a subprocess — httptools and
+uvloop when installed, as ``uvicorn[standard]`` serves in production; no access log) has five
 ``POST`` endpoints that differ only in how they reach dockyard, each answering
 ``{"total": n}`` from the same command (``Add``, whose handler has one scoped dependency,
 as in ``bench.messaging``):
@@ -27,17 +27,25 @@ build: ``SqlModule`` on SQLite (a file) and ``OutboxModule`` with ``SqlOutboxBac
 route. The command touches neither, so no transaction is opened (the unit of work is lazy) in
 any variant: what is compared is the scope and the integration around it.
 
-Load: ``wrk`` (``apt-get install wrk``) when on ``PATH``, with ``WEB_CONNECTIONS`` keep-alive
-connections on one thread; otherwise a small asyncio HTTP/1.1 client in this process (it costs
-more CPU per request than wrk, so the server is less saturated and absolute numbers are lower).
-The endpoints of one server run interleaved, ``ROUNDS`` rounds of ``SECONDS`` each, who goes
-first rotating from round to round. A ratio is taken inside each round (the server's time per
-request, 1/req/s, over the bare ``app.send``'s in the same round) and the median of those is
-printed, so a noisy moment of a shared machine weighs on both sides of a ratio.
+Two tables per framework and app, all rows interleaved round by round, who goes first rotating:
+
+1. **In process**: the ASGI app called directly (no server, no socket), timed with
+   ``time.process_time``: the CPU this process ran, which a loaded machine disturbs far less
+   than wall time. The precise figure for what each variant adds.
+2. **Under load**: uvicorn in a subprocess, driven by ``wrk`` (``apt-get install wrk``) when it
+   is on ``PATH`` — one thread, ``CONNECTIONS`` keep-alive connections — or else by a small
+   asyncio HTTP/1.1 client in this process (it costs more CPU per request than wrk, so absolute
+   req/s are lower). Each row is ``ROUNDS`` runs of ``SECONDS``; it prints the median req/s,
+   p50 and p99 latency, and the server's CPU time per request (``/proc/<pid>/task/*/schedstat``
+   over the requests served; 1/req/s where there is no ``/proc``). Ratios are taken inside each
+   round against the bare ``app.send`` of that round, and their median is printed with the
+   rounds' own, so a noisy moment of a shared machine weighs on both sides of a ratio. The
+   whole request is measured here — uvicorn and httptools included — so ratios are smaller
+   than in process, and noisier.
 
 Run: ``python -m bench web`` (or ``make bench ARGS=web``). ``DOCKYARD_BENCH_ROUNDS`` (default
-5), ``DOCKYARD_BENCH_WEB_SECONDS`` (default 2), ``DOCKYARD_BENCH_WEB_CONNECTIONS`` (default 16),
-``DOCKYARD_BENCH_WEB`` (e.g. ``fastapi:minimal,litestar:shape``; default all four servers).
+9), ``DOCKYARD_BENCH_WEB_SECONDS`` (default 1.5), ``DOCKYARD_BENCH_WEB_CONNECTIONS`` (default
+16), ``DOCKYARD_BENCH_WEB`` (e.g. ``fastapi:minimal,litestar:shape``; default all four).
 """
 
 from __future__ import annotations
@@ -78,8 +86,8 @@ from dockyard.outbox import OutboxModule, route
 from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport.memory import InMemoryTransport
 
-ROUNDS = int(os.environ.get("DOCKYARD_BENCH_ROUNDS", "5"))
-SECONDS = float(os.environ.get("DOCKYARD_BENCH_WEB_SECONDS", "2"))
+ROUNDS = int(os.environ.get("DOCKYARD_BENCH_ROUNDS", "9"))
+SECONDS = float(os.environ.get("DOCKYARD_BENCH_WEB_SECONDS", "1.5"))
 CONNECTIONS = int(os.environ.get("DOCKYARD_BENCH_WEB_CONNECTIONS", "16"))
 SERVERS = os.environ.get(
     "DOCKYARD_BENCH_WEB", "fastapi:minimal,fastapi:shape,litestar:minimal,litestar:shape"
