@@ -43,9 +43,10 @@ Two tables per framework and app, all rows interleaved round by round, who goes 
    whole request is measured here — uvicorn and httptools included — so ratios are smaller
    than in process, and noisier.
 
-Run: ``python -m bench web`` (or ``make bench ARGS=web``). ``DOCKYARD_BENCH_ROUNDS`` (default
-9), ``DOCKYARD_BENCH_WEB_SECONDS`` (default 1.5), ``DOCKYARD_BENCH_WEB_CONNECTIONS`` (default
-16), ``DOCKYARD_BENCH_WEB`` (e.g. ``fastapi:minimal,litestar:shape``; default all four).
+Run: ``python -m bench web`` (or ``make bench ARGS=web``). Settings: ``DOCKYARD_BENCH_ROUNDS``
+(default 7), ``DOCKYARD_BENCH_WEB_SECONDS`` (whole seconds, default 2),
+``DOCKYARD_BENCH_WEB_CONNECTIONS`` (default 16), ``DOCKYARD_BENCH_WEB`` (which servers, e.g.
+``fastapi:minimal,litestar:shape``; default all four).
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ from dockyard.outbox import OutboxModule, route
 from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport.memory import InMemoryTransport
 
-ROUNDS = int(os.environ.get("DOCKYARD_BENCH_ROUNDS", "9"))
-SECONDS = float(os.environ.get("DOCKYARD_BENCH_WEB_SECONDS", "1.5"))
+ROUNDS = int(os.environ.get("DOCKYARD_BENCH_ROUNDS", "7"))
+SECONDS = int(os.environ.get("DOCKYARD_BENCH_WEB_SECONDS", "2"))  # wrk takes whole seconds
 CONNECTIONS = int(os.environ.get("DOCKYARD_BENCH_WEB_CONNECTIONS", "16"))
 SERVERS = os.environ.get(
     "DOCKYARD_BENCH_WEB", "fastapi:minimal,fastapi:shape,litestar:minimal,litestar:shape"
@@ -259,9 +260,9 @@ def _wrk_ms(text: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
-def run_wrk(wrk: str, script: Path, url: str, seconds: float) -> Load:
+def run_wrk(wrk: str, script: Path, url: str, seconds: int) -> Load:
     out = subprocess.run(
-        [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", str(script), url],
+        [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
@@ -404,7 +405,7 @@ async def wait_ready(srv: Server) -> None:
 
 
 async def measure(srv: Server, wrk: str | None, script: Path) -> None:
-    async def once(path: str, seconds: float) -> Load:
+    async def once(path: str, seconds: int) -> Load:
         before = cpu_ns(srv.process.pid)
         if wrk is None:
             load = await run_python_client(srv.port, path, seconds)
@@ -418,7 +419,7 @@ async def measure(srv: Server, wrk: str | None, script: Path) -> None:
 
     paths = [path for path, _ in ENDPOINTS]
     for path in paths:  # warm-up: imports, caches, the connection pool of the app shape
-        await once(path, min(1.0, SECONDS))
+        await once(path, 1)
     srv.loads = {path: [] for path in paths}
     for round_number in range(ROUNDS):
         shift = round_number % len(paths)
@@ -544,7 +545,7 @@ def report(srv: Server, generator: str) -> list[float]:
         f"POST → send Add (1 scoped dependency) → JSON"
     )
     print(f"target: FromDockyard[ISender] ≤ {TARGET:.2f}× bare app.send ({measured} per request)")
-    print(f"load: {generator}, {ROUNDS} interleaved rounds × {SECONDS:g} s per endpoint")
+    print(f"load: {generator}, {ROUNDS} interleaved rounds × {SECONDS} s per endpoint")
     width = max(len(label) for _, label in ENDPOINTS)
     print(
         f"{'contender'.ljust(width)}  {'req/s':>6}  {'p50':>7}  {'p99':>7}  {'µs/req':>6}  "
