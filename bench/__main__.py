@@ -15,6 +15,7 @@ SCENARIOS = (
     "projections",
     "outbox",
     "brokers",
+    "web",
 )
 
 
