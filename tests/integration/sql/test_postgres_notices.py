@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from dockyard.eventsourcing import NO_STREAM
 from dockyard.outbox import OutboxMessage
 from dockyard.serialization import Serializer, TypeRegistry
-from dockyard.sql import Database, SqlEventStore, SqlOutboxWriter
+from dockyard.sql import Database, SqlEventStore, SqlOutboxWriter, SqlUnitOfWork
 from services import POSTGRES_URL
 
 pytestmark = pytest.mark.postgres
@@ -48,20 +48,36 @@ async def _triggers(database: Database) -> list[str]:
 async def test_a_listener_in_another_session_hears_of_committed_appends_only(
     postgres_database: Database,
 ) -> None:
-    heard: asyncio.Queue[str] = asyncio.Queue()
+    # The channel is database-wide: other apps (and tests) in other schemas notify on it too,
+    # so only notifications sent by this database's own sessions count (by backend pid).
+    heard: list[int] = []
+    arrived = asyncio.Event()
+
+    def on_notice(_connection: object, pid: int, _channel: str, _payload: object) -> None:
+        heard.append(pid)
+        arrived.set()
+
+    async def pid_of(uow: SqlUnitOfWork) -> int:
+        return int((await uow.connection.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one())
+
     listener = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"))
     try:
-        await listener.add_listener("dockyard_events", lambda *args: heard.put_nowait(args[2]))
+        await listener.add_listener("dockyard_events", on_notice)
         async with postgres_database.unit_of_work() as uow:
+            ours = {await pid_of(uow)}
             await SqlEventStore(uow, SERIALIZER).append("Tick-rolled", [Ticked(0)], NO_STREAM)
             await uow.rollback()
         async with postgres_database.unit_of_work() as uow:
+            ours.add(await pid_of(uow))
             await SqlEventStore(uow, SERIALIZER).append("Tick-1", [Ticked(1)], NO_STREAM)
-            assert heard.empty()  # not before the commit
-        assert await asyncio.wait_for(heard.get(), timeout=30) == "dockyard_events"
+            assert not ours & set(heard)  # not before the commit
+        async with asyncio.timeout(30):
+            while not ours & set(heard):
+                arrived.clear()
+                await arrived.wait()
         await postgres_database.notices.close()  # nothing else pending
         await asyncio.sleep(0)
-        assert heard.empty(), "the rolled-back append was announced"
+        assert len([pid for pid in heard if pid in ours]) == 1, "the rolled-back one was announced"
     finally:
         await listener.close()
 
