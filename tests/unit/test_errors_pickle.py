@@ -72,6 +72,7 @@ from dockyard.exceptions import (
     StorageError,
     StoreUnavailableError,
     StreamDeletedError,
+    TransactionEndedError,
     TransportClosedError,
     TransportUnavailableError,
     UnitOfWorkError,
@@ -172,6 +173,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     # lifecycle
     AppNotStartedError: [AppNotStartedError("open a scope")],
     UnitOfWorkError: [UnitOfWorkError("begin", "has already begun")],
+    TransactionEndedError: [TransactionEndedError("commit the unit of work")],
     TransportClosedError: [TransportClosedError("in-memory")],
     # messaging
     HandlerNotFoundError: [
