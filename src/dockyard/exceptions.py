@@ -33,6 +33,7 @@
     ├── LifecycleError                    used before it started or after it closed
     │   ├── AppNotStartedError            (+ RuntimeError) the app was used outside `async with app`
     │   ├── UnitOfWorkError               (+ RuntimeError) a unit of work used outside its life
+    │   │   └── TransactionEndedError     its transaction ended by something else: commit refused
     │   └── TransportClosedError          (+ RuntimeError) a transport used after close()
     ├── MessagingError                    a message could not be dispatched
     │   ├── HandlerNotFoundError          (+ LookupError) no handler answers a request type
@@ -110,6 +111,7 @@ from dockyard._errors.delivery import (
 from dockyard._errors.lifecycle import (
     AppNotStartedError,
     LifecycleError,
+    TransactionEndedError,
     TransportClosedError,
     UnitOfWorkError,
 )
@@ -226,6 +228,7 @@ __all__ = [
     "StorageError",
     "StoreUnavailableError",
     "StreamDeletedError",
+    "TransactionEndedError",
     "TransportClosedError",
     "TransportUnavailableError",
     "UnitOfWorkError",

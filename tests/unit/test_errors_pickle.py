@@ -82,6 +82,7 @@ from dockyard.exceptions import (
     StorageError,
     StoreUnavailableError,
     StreamDeletedError,
+    TransactionEndedError,
     TransportClosedError,
     TransportUnavailableError,
     UnitOfWorkError,
@@ -198,6 +199,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     # lifecycle
     AppNotStartedError: [AppNotStartedError("open a scope")],
     UnitOfWorkError: [UnitOfWorkError("begin", "has already begun")],
+    TransactionEndedError: [TransactionEndedError("commit the unit of work")],
     TransportClosedError: [TransportClosedError("in-memory")],
     # messaging
     HandlerNotFoundError: [

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dockyard._errors.base import DockyardError
 
-__all__ = ["AppNotStartedError", "LifecycleError", "TransportClosedError", "UnitOfWorkError"]
+__all__ = [
+    "AppNotStartedError",
+    "LifecycleError",
+    "TransactionEndedError",
+    "TransportClosedError",
+    "UnitOfWorkError",
+]
 
 
 class LifecycleError(DockyardError):
@@ -38,6 +44,28 @@ class UnitOfWorkError(LifecycleError, RuntimeError):
             f"Cannot {self.action}: the unit of work {self.state}. "
             "Hint: use it inside `async with database.unit_of_work() as uow:` "
             "(or the request scope that provides it)."
+        )
+
+
+class TransactionEndedError(UnitOfWorkError):
+    """A unit of work's transaction was ended by something else (a ``Session`` built on
+    ``uow.connection`` that rolled it back): its commit is refused, and what it holds since is
+    rolled back."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        self.state = "had its transaction ended by something else"
+        super(UnitOfWorkError, self).__init__(action)  # its one field is its args
+
+    def __str__(self) -> str:
+        return (
+            f"Cannot {self.action}: its transaction was ended by something other than the unit "
+            "of work, most likely a `Session` built on `uow.connection` that rolled it back "
+            "(`session.rollback()`, or a flush that failed), so what was written before that "
+            "is gone. Nothing written since is committed either: the unit of work rolled back. "
+            "Hint: use the `AsyncSession` that `SqlModule` provides, or build yours with "
+            '`join_transaction_mode="create_savepoint"`: either rolls back to a savepoint of '
+            "its own; end the transaction only through the unit of work."
         )
 
 

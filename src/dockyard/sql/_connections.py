@@ -56,6 +56,12 @@ class HeldConnections:
             or pool_hooks.reset
         )
 
+    def quiet_begin(self) -> bool:
+        """Whether SQLAlchemy's ``begin`` runs none of the user's hooks (which may do I/O, and
+        so need SQLAlchemy's greenlet): then a unit of work may begin a transaction as
+        SQLAlchemy sees it outside one (``uow.connection``). Always so on the fast path."""
+        return len(self._engine.dispatch.begin) <= self._own_begin_hooks
+
     async def checkout(self) -> Connection:
         """An idle connection, or a new checkout from the pool; never one the server closed
         while it waited (a restart, ``pg_terminate_backend``): each would fail a unit of work

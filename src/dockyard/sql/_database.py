@@ -14,6 +14,8 @@ from dockyard.exceptions import DatabaseUrlError, MissingExtraError
 from dockyard.sql._connections import HeldConnections
 from dockyard.sql._driver import (
     begin_immediate,
+    begin_owed,
+    paid_begin,
     postgres_adapter_known,
     sqlite_adapter_known,
     sqlite_begin_hook_stands_aside,
@@ -158,3 +160,18 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # work may have begun on the driver already: then there is nothing to send.
         if not sqlite_begin_hook_stands_aside():
             _await(begin_immediate(connection.connection.driver_connection))
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def on_statement(
+        connection: Any,
+        _cursor: object,
+        _statement: str,
+        _parameters: object,
+        _context: object,
+        _executemany: bool,
+    ) -> None:
+        # A unit of work handed out `uow.connection` inside a transaction it began without
+        # I/O (docs/design/unit-of-work.md): its BEGIN goes before the first statement.
+        if begin_owed(connection):
+            _await(begin_immediate(connection.connection.driver_connection))
+            paid_begin(connection)

@@ -14,12 +14,13 @@ each with a fallback (slower, never wrong):
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from sqlalchemy import Dialect
+from sqlalchemy import Connection, Dialect, RootTransaction
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import PoolProxiedConnection
@@ -27,9 +28,12 @@ from sqlalchemy.pool import PoolProxiedConnection
 __all__ = [
     "began_on_driver",
     "begin_immediate",
+    "begin_owed",
     "begin_postgres",
     "end_postgres",
     "in_driver_thread",
+    "owe_begin",
+    "paid_begin",
     "pooled_connection",
     "postgres_adapter_known",
     "sqlite_adapter_known",
@@ -207,3 +211,41 @@ async def begin_immediate(driver: Any) -> None:
     """``BEGIN IMMEDIATE`` on the aiosqlite connection, unless a transaction is open there."""
     if await in_driver_thread(driver, _begin_immediate) is None and not driver.in_transaction:
         await driver.execute("BEGIN IMMEDIATE")
+
+
+# A unit of work tells SQLAlchemy's Connection that its transaction has begun without sending
+# BEGIN (no I/O: `uow.connection` is a property). On PostgreSQL the adapter begins with the first
+# statement anyway; on SQLite the engine's `before_cursor_execute` hook sends BEGIN IMMEDIATE
+# before the first statement run through SQLAlchemy in that transaction, unless the unit of
+# work's driver-level statements began it first.
+_BEGIN_OWED = "dockyard_begin_owed"
+
+
+def owe_begin(connection: Connection, transaction: RootTransaction) -> None:
+    """SQLite: ``transaction`` began on ``connection`` without a BEGIN; the first statement run
+    through SQLAlchemy in it sends one (see ``begin_owed``)."""
+    connection.info[_BEGIN_OWED] = weakref.ref(transaction)
+
+
+def begin_owed(connection: Connection) -> bool:
+    """Whether the statement about to run on ``connection`` must send ``BEGIN IMMEDIATE``
+    first: its transaction began as ``owe_begin`` says and the driver is not in one yet.
+
+    A transaction the driver has begun (the unit of work's own statements) owes nothing more.
+    """
+    info = connection.info
+    owed = info.get(_BEGIN_OWED)
+    if owed is None:
+        return False
+    if owed() is not connection.get_transaction():  # a transaction since ended
+        del info[_BEGIN_OWED]
+        return False
+    if connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        del info[_BEGIN_OWED]  # (every statement of this connection was awaited: it is current)
+        return False
+    return True
+
+
+def paid_begin(connection: Connection) -> None:
+    """The BEGIN ``begin_owed`` asked for was sent."""
+    connection.info.pop(_BEGIN_OWED, None)

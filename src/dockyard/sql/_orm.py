@@ -14,20 +14,16 @@ __all__ = ["orm_session"]
 async def orm_session(uow: SqlUnitOfWork) -> AsyncGenerator[AsyncSession, BaseException | None]:
     """The scope's ``AsyncSession``, inside the unit of work's transaction.
 
-    The transaction is begun first (on the driver, where the unit of work's fast path runs),
-    so the session *joins* it instead of owning it: it works in a savepoint of its own
+    ``uow.connection`` is handed out inside that transaction, so the session *joins* it
+    instead of owning it, and works in a savepoint of its own
     (``join_transaction_mode="create_savepoint"``). ``session.commit()`` releases that
     savepoint and ``session.rollback()`` rolls back to it; neither ends the unit of work's
     transaction, so ORM rows, events and outbox rows commit or roll back together, when the
     scope ends. On a clean exit the session's pending changes are flushed before the unit of
-    work commits.
+    work commits. Nothing is sent until the session is used.
     """
-    await uow.driver()  # begin now: a session on a connection outside a transaction owns it
-    connection = uow.connection  # tells SQLAlchemy's Connection the transaction has begun
-    if not connection.in_transaction():  # pragma: no cover - the driver began it just above
-        raise AssertionError("the unit of work's transaction did not begin")
     session = AsyncSession(
-        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        bind=uow.connection, join_transaction_mode="create_savepoint", expire_on_commit=False
     )
     try:
         error = yield session

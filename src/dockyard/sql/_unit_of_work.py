@@ -8,18 +8,19 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
-from dockyard.exceptions import UnitOfWorkError
+from dockyard.exceptions import TransactionEndedError, UnitOfWorkError
 from dockyard.sql._driver import (
     began_on_driver,
     begin_immediate,
     begin_postgres,
     end_postgres,
     in_driver_thread,
+    owe_begin,
     pooled_connection,
     then_begun,
 )
@@ -44,7 +45,10 @@ class SqlUnitOfWork:
 
     Where it can, the transaction is begun and ended on the driver itself and the connection
     is kept for the next unit of work instead of going back through SQLAlchemy's pool
-    (docs/design/unit-of-work.md); ``connection`` is the same connection either way.
+    (docs/design/unit-of-work.md); ``connection`` is the same connection either way, always
+    handed out inside the unit of work's transaction: a ``Session`` built on it joins that
+    transaction and never commits it. If something other than the unit of work ends it (such
+    a session's ``rollback()``), the unit of work refuses to commit: ``TransactionEndedError``.
 
     What must happen when a transaction ends (waking the outbox relay, dropping state kept
     for the transaction) is registered with ``after_commit`` and ``after_rollback``, never
@@ -55,10 +59,12 @@ class SqlUnitOfWork:
         "_after_commit",
         "_after_rollback",
         "_async",
+        "_broken",
         "_fast",
         "_open",
         "_postgres",
         "_sync",
+        "_transaction",
         "database",
         "log_bound",
     )
@@ -73,6 +79,11 @@ class SqlUnitOfWork:
         # SQLAlchemy's Connection is told only when `connection` is used: on SQLite telling it
         # costs its own commit at the end, on PostgreSQL some bookkeeping (docs/event-store.md).
         self._open = False
+        # The transaction `connection` was handed out in, as SQLAlchemy sees it; ended by
+        # anything but this unit of work, it makes the commit fail (`_ended_elsewhere`).
+        self._transaction: RootTransaction | None = None
+        # Fast: the driver's transaction was ended by something else, and begun again since.
+        self._broken = False
         self._postgres = database.dialect == "postgresql"
         self._after_commit: list[Callable[[], object]] | None = None
         self._after_rollback: list[Callable[[], object]] | None = None
@@ -82,15 +93,29 @@ class SqlUnitOfWork:
 
     @property
     def connection(self) -> AsyncConnection:
-        """The connection every writer of this unit of work must use."""
+        """The connection every writer of this unit of work must use.
+
+        It is inside the unit of work's transaction (as SQLAlchemy sees it) even before the
+        first statement: a ``Session`` built on it joins that transaction and never commits
+        it. ``connection.commit()`` and ``connection.rollback()`` end it as ``commit()`` and
+        ``rollback()`` do, without their callbacks; whatever else ends it (such a session's
+        ``rollback()``) makes the unit of work's commit raise ``TransactionEndedError``.
+        """
         connection = self._async
         if connection is None:
-            connection = self._async = AsyncConnection(self.database.engine, self._live())
-        if self._open:  # so that `connection.commit()` commits what the driver began
-            sync = self._live()
-            if not sync.in_transaction() and _driver_in_transaction(sync, self._postgres):
-                _mirror_begin(sync)
+            connection = self._async = _Connection(self, self._live())
+        if self._transaction is None:
+            self._transaction = self._handed_out_in(self._live())
         return connection
+
+    def _handed_out_in(self, sync: Connection) -> RootTransaction | None:
+        """The transaction ``connection`` is handed out in: SQLAlchemy's, begun now if need be
+        (no I/O). ``None`` on the pool path with ``begin`` hooks of the user's, which may do
+        I/O: SQLAlchemy then begins with the first statement, in its greenlet, as before."""
+        transaction = sync.get_transaction()
+        if transaction is None and (self._fast or self.database.connections.quiet_begin()):
+            transaction = _mirror_begin(sync, sqlite=not self._postgres)
+        return transaction
 
     def _live(self) -> Connection:
         if self._sync is None:
@@ -135,6 +160,7 @@ class SqlUnitOfWork:
         if self._sync is not None:
             raise UnitOfWorkError("begin", "has already begun")
         self.log_bound = None
+        self._transaction, self._open, self._broken = None, False, False
         database = self.database
         connections = database.connections
         with unavailable_as_store_error("begin a unit of work"):
@@ -155,18 +181,21 @@ class SqlUnitOfWork:
         """
         sync = self._live()
         if self._fast:
-            self._open = True  # before any await: see __init__
+            self._opening(sync)  # before any await: see __init__
             adapter = sync.connection.dbapi_connection
         else:
             if not self.database.connections.raw_paths and self._postgres:
                 return None
-            if not sync.in_transaction():  # after a commit, SQLAlchemy would autobegin too
-                await self.connection.begin()
-            adapter = (await pooled_connection(self.connection)).dbapi_connection
+            connection = self.connection
+            if not sync.in_transaction():  # SQLAlchemy would autobegin too
+                await connection.begin()
+                if self._transaction is None:  # (else one ended elsewhere: kept, to fail)
+                    self._transaction = sync.get_transaction()
+            adapter = (await pooled_connection(connection)).dbapi_connection
         if self._postgres:
             return await begin_postgres(adapter, self.database.sqlalchemy_dialect)
         driver = adapter.driver_connection  # type: ignore[union-attr]
-        if self._fast:  # (the pool path's SQLAlchemy begin already sent it)
+        if self._fast or not driver.in_transaction:  # (`connection` may not have sent it)
             await begin_immediate(driver)  # in the driver's thread: nothing if already begun
         return driver
 
@@ -179,12 +208,34 @@ class SqlUnitOfWork:
         sync = self._live()
         if not self._fast:
             return await in_driver_thread(await self.driver(), fn, *args)
+        was_open = self._open
+        self._opening(sync)
+        ran = await in_driver_thread(sync.connection.driver_connection, then_begun, fn, *args)
+        if ran is None:  # nothing was sent (and nothing awaited): no BEGIN to end
+            self._open = was_open
+        return ran
+
+    def _opening(self, sync: Connection) -> None:
+        """Fast path, before a statement on the driver: from now on its transaction may be
+        open, and is ours to end. One we had begun that the driver no longer has was ended by
+        something else (a ``Session`` that owned it, on a ``connection`` kept from before a
+        ``commit()``): this unit of work will not commit."""
+        if self._open and not _driver_in_transaction(sync, self._postgres):
+            self._broken = True
         self._open = True
-        return await in_driver_thread(sync.connection.driver_connection, then_begun, fn, *args)
 
     async def commit(self) -> None:
-        """Commit everything written so far."""
+        """Commit everything written so far.
+
+        Raises:
+            TransactionEndedError: Something other than this unit of work ended its
+                transaction (a ``Session`` built on ``connection`` that rolled it back); what
+                it holds since is rolled back instead.
+        """
         self.log_bound = None
+        if self._ended_elsewhere():
+            await self._finish(commit=False)
+            raise TransactionEndedError("commit the unit of work")
         await self._finish(commit=True)
 
     async def rollback(self) -> None:
@@ -199,13 +250,41 @@ class SqlUnitOfWork:
             with unavailable_as_store_error(_ACTION[commit]):
                 if self._fast:
                     await self._end(commit=commit, release=False)
-                elif commit:
-                    await self.connection.commit()
                 else:
-                    await self.connection.rollback()
+                    await self._end_through_sqlalchemy(commit=commit)
             committed = commit
         finally:
             self._ended(committed=committed)
+
+    async def _end_through_sqlalchemy(self, *, commit: bool) -> None:
+        """The pool path: end the transaction as SQLAlchemy's ``Connection`` does (the driver
+        runs inside it); the next one begins when ``connection`` is next handed out."""
+        sync = self._live()
+        self._transaction = None
+        await greenlet_spawn(sync.commit if commit else sync.rollback)
+
+    async def _end_on_connection(self, *, commit: bool) -> None:
+        """``connection.commit()`` or ``connection.rollback()``: as ``commit()`` and
+        ``rollback()``, without running (or dropping) their callbacks."""
+        if commit and self._ended_elsewhere():
+            await self.rollback()
+            raise TransactionEndedError("commit the unit of work on `uow.connection`")
+        if self._fast:
+            await self._end(commit=commit, release=False)
+        else:
+            await self._end_through_sqlalchemy(commit=commit)
+
+    def _ended_elsewhere(self) -> bool:
+        """Whether something other than this unit of work ended its transaction: the one
+        ``connection`` was handed out in (a ``Session`` built on it rolled it back), or the
+        one it began on the driver (its BEGIN was sent and nothing of ours ended it)."""
+        sync = self._sync
+        if sync is None or sync.invalidated:  # not begun, or lost: each fails as it did
+            return False
+        transaction = self._transaction
+        if self._broken or (transaction is not None and not transaction.is_active):
+            return True
+        return self._fast and self._open and not _driver_in_transaction(sync, self._postgres)
 
     async def close(self) -> None:
         """Roll back anything uncommitted and return the connection to the pool."""
@@ -237,11 +316,13 @@ class SqlUnitOfWork:
             if exc_type is None:
                 _ = self.connection  # raises UnitOfWorkError: nothing to commit
             return
-        if exc_type is not None:
+        if exc_type is not None or self._ended_elsewhere():
             try:
                 await self._roll_back_and_release(connection)
             finally:
                 self._ended(committed=False)
+            if exc_type is None:
+                raise TransactionEndedError("commit the unit of work")
             return
         try:
             with unavailable_as_store_error("commit a unit of work"):
@@ -285,6 +366,7 @@ class SqlUnitOfWork:
         a state nobody knows: it is closed for good, never kept, and this unit of work is over.
         """
         sync = self._live()
+        self._transaction, self._broken = None, False
         if release:
             self._sync = self._async = None
         if sync.invalidated:  # a statement on `connection` lost it: SQLAlchemy knows, no I/O
@@ -363,23 +445,55 @@ def _driver_unusable(sync: Connection, *, ended: bool = True) -> bool:
 
 def _driver_in_transaction(sync: Connection, postgres: bool) -> bool:
     """Whether the driver is inside a transaction; every statement of ours was awaited, so
-    its flag is current (after a ``connection.commit()`` it is off, and SQLAlchemy begins
-    anew on its own)."""
+    its flag is current."""
     adapter: Any = sync.connection.dbapi_connection
     if postgres:
         return adapter._transaction is not None  # noqa: SLF001 - see _driver.py
     return bool(adapter.driver_connection.in_transaction)
 
 
-def _mirror_begin(sync: Connection) -> None:
-    """Tell SQLAlchemy's ``Connection`` its transaction began (on the driver, by us), so that
-    ``uow.connection.commit()`` commits what the driver began.
+def _mirror_begin(sync: Connection, *, sqlite: bool) -> RootTransaction:
+    """Begin SQLAlchemy's transaction on ``sync`` without I/O: the one the unit of work begins
+    (or has begun) on the driver, so that a ``Session`` built on ``uow.connection`` joins it
+    and ``uow.connection.commit()`` commits what the driver began.
 
-    No I/O: the fast path runs only without user listeners on ``begin``, and dockyard's own
-    SQLite hook stands aside here.
+    No I/O: called only without user listeners on ``begin``, and dockyard's own SQLite hook
+    stands aside here. PostgreSQL's adapter begins with its first statement; on SQLite the
+    engine's statement hook sends the BEGIN then (``owe_begin``), unless the driver has.
     """
     with began_on_driver():
-        sync.begin()
+        transaction = sync.begin()
+    if sqlite:
+        owe_begin(sync, transaction)
+    return transaction
+
+
+class _Connection(AsyncConnection):
+    """``uow.connection``: its ``commit()`` and ``rollback()`` are the unit of work's own.
+
+    A ``Session`` built on it calls the ``Connection`` underneath, never these, so the unit of
+    work tells its own ends of the transaction from anybody else's.
+    """
+
+    __slots__ = ("_uow",)
+
+    def __init__(self, uow: SqlUnitOfWork, sync: Connection) -> None:
+        super().__init__(uow.database.engine, sync)
+        self._uow = uow
+
+    async def commit(self) -> None:
+        """Commit the unit of work's transaction (its ``after_commit`` callbacks do not run).
+
+        Raises:
+            TransactionEndedError: Something else ended the transaction (see
+                ``SqlUnitOfWork.commit``); the unit of work rolled back instead.
+        """
+        await self._uow._end_on_connection(commit=True)  # noqa: SLF001 - its own connection
+
+    async def rollback(self) -> None:
+        """Roll back the unit of work's transaction (its ``after_rollback`` callbacks do not
+        run)."""
+        await self._uow._end_on_connection(commit=False)  # noqa: SLF001
 
 
 def _cancelling() -> bool:

@@ -8,7 +8,7 @@ from sqlalchemy.dialects.sqlite.base import SQLiteDialect
 from sqlalchemy.schema import CreateTable
 
 from dockyard import sql
-from dockyard.exceptions import StoreUnavailableError, UnitOfWorkError
+from dockyard.exceptions import StoreUnavailableError, TransactionEndedError, UnitOfWorkError
 from dockyard.sql import Database, SqlUnitOfWork, metadata
 
 
@@ -79,6 +79,19 @@ async def test_a_unit_of_work_is_used_inside_its_life_only(tmp_path: Path) -> No
         await uow.close()  # closing twice is harmless
     finally:
         await database.dispose()
+
+
+def test_a_transaction_ended_elsewhere_says_what_to_do() -> None:
+    assert str(TransactionEndedError("commit the unit of work")) == (
+        "Cannot commit the unit of work: its transaction was ended by something other than "
+        "the unit of work, most likely a `Session` built on `uow.connection` that rolled it "
+        "back (`session.rollback()`, or a flush that failed), so what was written before that "
+        "is gone. Nothing written since is committed either: the unit of work rolled back. "
+        "Hint: use the `AsyncSession` that `SqlModule` provides, or build yours with "
+        '`join_transaction_mode="create_savepoint"`: either rolls back to a savepoint of its '
+        "own; end the transaction only through the unit of work."
+    )
+    assert isinstance(TransactionEndedError("commit"), UnitOfWorkError)
 
 
 async def test_an_unreachable_postgres_is_store_unavailable() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from dockyard import App, Command, CommandHandler, Event, IPublisher
 from dockyard.di import scoped
 from dockyard.eventsourcing import NO_STREAM, EventStore
-from dockyard.exceptions import ModuleConfigurationError
+from dockyard.exceptions import ModuleConfigurationError, TransactionEndedError
 from dockyard.modules import module
 from dockyard.outbox import OutboxModule, OutboxStatus, OutboxStore, route
 from dockyard.serialization import Serializer, TypeRegistry
@@ -62,6 +63,56 @@ class TakeNoteHandler(CommandHandler[TakeNote, None]):
             raise Boom
 
 
+class HandBuiltNotes:
+    """A repository that builds its own session on ``uow.connection``, inline: the wiring
+    that, on a unit of work that had not run a statement yet, owned the transaction."""
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self.uow = uow
+
+    async def add(self, note_id: str, end: str) -> None:
+        session = AsyncSession(bind=self.uow.connection)
+        try:
+            session.add(Note(note_id=note_id, text="by hand"))
+            if end == "failed flush":  # the row is there already: the flush fails
+                session.add(Note(note_id="taken", text="twice"))
+                with pytest.raises(sa.exc.IntegrityError):
+                    await session.flush()
+            elif end == "commit":
+                await session.commit()
+            else:
+                await session.flush()
+                if end == "rollback":
+                    await session.rollback()
+        finally:
+            await session.close()
+
+
+Ending = Literal["flush", "commit", "rollback", "failed flush"]
+
+
+@dataclass(frozen=True, slots=True)
+class TakeNoteByHand(Command[None]):
+    note_id: str
+    end: Ending
+    event_first: bool = False
+    fail: bool = False
+
+
+class TakeNoteByHandHandler(CommandHandler[TakeNoteByHand, None]):
+    def __init__(self, notes: HandBuiltNotes, events: EventStore, publisher: IPublisher) -> None:
+        self.notes, self.events, self.publisher = notes, events, publisher
+
+    async def handle(self, request: TakeNoteByHand, /) -> None:
+        if request.event_first:
+            await self.events.append("Note-first", [NoteTaken("first")], NO_STREAM)
+        await self.notes.add(request.note_id, request.end)
+        await self.events.append(f"Note-{request.note_id}", [NoteTaken(request.note_id)], NO_STREAM)
+        await self.publisher.publish(NoteTaken(request.note_id))
+        if request.fail:
+            raise Boom
+
+
 @pytest.fixture(
     params=[
         "sqlite",
@@ -81,7 +132,8 @@ async def app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[A
     async with isolated_database(url, tmp_path) as isolated:
 
         @module(
-            handlers=[TakeNoteHandler, route(NoteTaken).to("notes")],
+            providers=[scoped(HandBuiltNotes)],
+            handlers=[TakeNoteHandler, TakeNoteByHandHandler, route(NoteTaken).to("notes")],
             imports=[
                 isolated.sql_module(serializer=Serializer(TypeRegistry([NoteTaken])), **options),
                 OutboxModule.register(
@@ -101,7 +153,7 @@ async def app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[A
 async def _stored(app: App) -> tuple[list[str], int, int]:
     async with app.scope() as scope:
         session = await scope.get(AsyncSession)
-        notes = (await session.scalars(sa.select(Note.note_id))).all()
+        notes = (await session.scalars(sa.select(Note.note_id).order_by(Note.note_id))).all()
         events = await (await scope.get(EventStore)).read_all()
     counts = await (await app.get(OutboxStore)).counts()
     return list(notes), len(events), counts[OutboxStatus.PENDING]
@@ -148,6 +200,52 @@ async def test_session_commit_and_rollback_stay_inside_the_unit_of_work(app: App
     with pytest.raises(Boom):
         await fail_after_a_session_commit()
     assert await _stored(app) == (["kept"], 1, 0)
+
+
+@pytest.mark.parametrize("end", ["flush", "commit"])
+async def test_a_session_built_by_hand_joins_the_unit_of_work(app: App, end: Ending) -> None:
+    # built before the scope ran a statement, closed before the event is appended
+    await app.send(TakeNoteByHand("d", end))
+    assert await _stored(app) == (["d"], 1, 1)
+
+
+@pytest.mark.parametrize("end", ["flush", "commit"])
+async def test_a_session_built_by_hand_cannot_commit_the_unit_of_work(
+    app: App, end: Ending
+) -> None:
+    with pytest.raises(Boom):  # after the session's commit() and close(): all rolls back
+        await app.send(TakeNoteByHand("e", end, fail=True))
+    assert await _stored(app) == ([], 0, 0)
+
+
+@pytest.mark.parametrize("end", ["rollback", "failed flush"])
+@pytest.mark.parametrize("event_first", [True, False])
+async def test_a_rollback_by_a_session_built_by_hand_fails_the_commit_loudly(
+    app: App, end: Ending, event_first: bool
+) -> None:
+    # the session rolled back the unit of work's transaction, with the event appended before
+    # it: what came after must not commit as if nothing happened
+    async with app.scope() as scope:
+        session = await scope.get(AsyncSession)
+        session.add(Note(note_id="taken", text="x"))
+    with pytest.raises(ExceptionGroup) as raised:  # Dishka groups what the scope's end raised
+        await app.send(TakeNoteByHand("f", end, event_first=event_first))
+    assert raised.group_contains(TransactionEndedError, match="ended by something other than")
+    assert await _stored(app) == (["taken"], 0, 0)
+    await app.send(TakeNoteByHand("g", "flush"))  # the connection is clean afterwards
+    assert await _stored(app) == (["g", "taken"], 1, 1)
+
+
+async def test_the_connection_is_handed_out_inside_the_transaction(app: App) -> None:
+    async with app.scope() as scope:
+        uow = await scope.get(SqlUnitOfWork)
+        assert uow.connection.in_transaction()  # before any statement: nothing to own
+        await uow.commit()
+        assert uow.connection.in_transaction()  # the next one
+        await uow.connection.commit()  # the unit of work's own connection may end it
+        assert uow.connection.in_transaction()
+        await (await scope.get(EventStore)).append("Note-h", [NoteTaken("h")], NO_STREAM)
+    assert await _stored(app) == ([], 1, 0)
 
 
 def test_a_second_session_provider_beside_sql_module_is_refused(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import RFC_4122, UUID, uuid4
 
 import aiosqlite
@@ -105,3 +106,33 @@ async def test_generated_event_ids_are_distinct_random_uuids(database: Database)
     assert len(set(ids)) == 500
     assert {(i.version, i.variant) for i in ids} == {(4, RFC_4122)}
     assert all(UUID(str(i)) == i for i in ids)
+
+
+async def test_a_first_statement_through_sqlalchemy_runs_inside_the_transaction(
+    database: Database,
+) -> None:
+    # `uow.connection` is handed out inside a transaction begun without I/O; the engine's
+    # statement hook sends BEGIN IMMEDIATE before the first statement (not autocommit)
+    async def write_then_fail() -> None:
+        async with SqlUnitOfWork(database) as uow:
+            driver: Any = (await uow.connection.get_raw_connection()).driver_connection
+            assert uow.connection.in_transaction()
+            assert not driver.in_transaction
+            await uow.connection.exec_driver_sql("CREATE TABLE memos (text TEXT)")
+            assert driver.in_transaction
+            raise LookupError
+
+    with pytest.raises(LookupError):
+        await write_then_fail()
+    async with database.engine.connect() as connection:
+        found = await connection.exec_driver_sql("SELECT name FROM sqlite_master")
+        assert "memos" not in found.scalars().all()
+
+
+async def test_the_statement_hook_begins_only_what_a_unit_of_work_handed_out(
+    database: Database,
+) -> None:
+    # SQLite's escape hatch for VACUUM, which cannot run in a transaction, stays open
+    async with database.engine.connect() as connection:
+        await connection.exec_driver_sql("COMMIT")  # ends the BEGIN the engine's hook sent
+        await connection.exec_driver_sql("VACUUM")
