@@ -3,7 +3,9 @@ dead letters), ``SqlOutboxBackend`` (both, for ``OutboxModule.register(backend=.
 
 The claim is described in ``docs/design/outbox-relay.md``: on PostgreSQL one statement takes
 each key's advisory lock before ``FOR UPDATE SKIP LOCKED`` takes the row; on SQLite the
-transaction holds the one write lock (``BEGIN IMMEDIATE``), so relays take turns.
+transaction holds the one write lock (``BEGIN IMMEDIATE``), so relays take turns. Scheduled
+messages wait in a table of their own until the relay promotes them into the outbox
+(``docs/design/scheduled-messages.md``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.di import ProviderSpec, scoped, singleton
 from dockyard.modules import ModuleLike
-from dockyard.outbox import ClaimedBatch, Inbox, OutboxMessage, OutboxStatus, OutboxStore
+from dockyard.outbox import (
+    Cancellation,
+    ClaimedBatch,
+    Inbox,
+    OutboxMessage,
+    OutboxStatus,
+    OutboxStore,
+)
 from dockyard.outbox import OutboxWriter as OutboxWriterPort
 from dockyard.outbox._signal import Signal
 from dockyard.sql._database import Database
@@ -30,7 +39,7 @@ from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._listen import PostgresListener
 from dockyard.sql._module import SqlModule
 from dockyard.sql._outbox.inbox import SqlInbox
-from dockyard.sql._outbox.tables import OUTBOX_CHANNEL, outbox_table
+from dockyard.sql._outbox.tables import OUTBOX_CHANNEL, outbox_scheduled_table, outbox_table
 from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = ["SqlOutboxBackend", "SqlOutboxStore", "SqlOutboxWriter"]
@@ -94,6 +103,68 @@ _IN_POSITIONS = {
     "sqlite": "position IN (SELECT value FROM json_each(:positions))",
 }
 
+# -- scheduled messages (docs/design/scheduled-messages.md) --------------------------------
+
+_S = outbox_scheduled_table.name
+_SCHEDULED_COLUMNS = (
+    "message_id, destination, type_name, schema_version, payload, headers, partition_key, "
+    "created_at"
+)
+_PROMOTED = f"{_SCHEDULED_COLUMNS}, attempts, next_attempt_at, status"
+_AS_PROMOTED = f"{_SCHEDULED_COLUMNS}, 0, deliver_at, 'pending'"
+# Row locks make each promoted once, whatever the number of relays; a row a cancelling scope
+# is deleting is locked too, so it is skipped until that scope ends. The outbox assigns the
+# new positions in due order (then scheduling order): the order within a key.
+_PROMOTE_POSTGRES = text(
+    f"""WITH due AS (
+        DELETE FROM {_S} AS s
+         WHERE s.position IN (
+            SELECT position FROM {_S} WHERE deliver_at <= :now
+             ORDER BY deliver_at, position LIMIT :limit
+             FOR UPDATE SKIP LOCKED)
+        RETURNING s.*
+    ), moved AS (
+        INSERT INTO {_T} ({_PROMOTED})
+        SELECT {_AS_PROMOTED} FROM due ORDER BY deliver_at, position
+        ON CONFLICT (message_id) DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM moved)"""  # noqa: S608
+)
+_DUE_SQLITE = text(
+    f"SELECT position FROM {_S} WHERE deliver_at <= :now "  # noqa: S608
+    "ORDER BY deliver_at, position LIMIT :limit"
+)
+_PROMOTE_SQLITE = text(
+    f"""INSERT INTO {_T} ({_PROMOTED})
+    SELECT {_AS_PROMOTED} FROM {_S} WHERE position IN (SELECT value FROM json_each(:positions))
+     ORDER BY deliver_at, position
+    ON CONFLICT (message_id) DO NOTHING"""  # noqa: S608
+)
+_DROP_DUE_SQLITE = text(
+    f"DELETE FROM {_S} WHERE position IN (SELECT value FROM json_each(:positions))"  # noqa: S608
+)
+_NEXT_DUE = text(
+    f"""SELECT min(t) FROM (
+        SELECT min(next_attempt_at) AS t FROM {_T} WHERE status = 'pending'
+        UNION ALL SELECT min(deliver_at) FROM {_S}) AS d"""  # noqa: S608
+)
+_GET_SCHEDULED = text(
+    f"SELECT {_SCHEDULED_COLUMNS}, deliver_at FROM {_S} WHERE message_id = :id"  # noqa: S608
+)
+# Cancelling: the scheduled table first. A promotion that commits in between is seen by the
+# second statement (READ COMMITTED: a fresh snapshot per statement); the other order could miss
+# the row in both. A row a relay's batch holds is waited for, then re-checked.
+_CANCEL_SCHEDULED = text(f"DELETE FROM {_S} WHERE message_id = :id")  # noqa: S608
+_CANCEL_WAITING = text(
+    f"DELETE FROM {_T} WHERE message_id = :id AND status IN ('pending', 'dead')"  # noqa: S608
+)
+_STATUS = text(f"SELECT status FROM {_T} WHERE message_id = :id")  # noqa: S608
+_DUPLICATES = (
+    "%d scheduled messages were dropped when due: a message with the same id was already in "
+    "the outbox (the same id is the same message)"
+)
+
 _encode_headers = msgspec.json.Encoder().encode
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
@@ -122,6 +193,20 @@ def _row(message: OutboxMessage) -> dict[str, Any]:
     }
 
 
+def _scheduled_row(message: OutboxMessage) -> dict[str, Any]:
+    return {
+        "message_id": message.message_id,
+        "destination": message.destination,
+        "type_name": message.type_name,
+        "schema_version": message.schema_version,
+        "payload": message.payload,
+        "headers": _encode_headers(message.headers).decode(),
+        "partition_key": message.partition_key,
+        "created_at": message.created_at,
+        "deliver_at": message.next_attempt_at,
+    }
+
+
 class SqlOutboxWriter(OutboxWriterPort):
     """Writes outbox rows on the scope's unit of work: they commit with everything else, and
     relays of this process are woken once they have."""
@@ -135,12 +220,31 @@ class SqlOutboxWriter(OutboxWriterPort):
         if not messages:
             return
         uow = self._uow
+        scheduled = [m for m in messages if m.status is OutboxStatus.SCHEDULED]
+        pending = [m for m in messages if m.status is not OutboxStatus.SCHEDULED]
         with unavailable_as_store_error("write to the outbox"):
-            await uow.connection.execute(insert(outbox_table), [_row(m) for m in messages])
+            if pending:
+                await uow.connection.execute(insert(outbox_table), [_row(m) for m in pending])
+            if scheduled:
+                await uow.connection.execute(
+                    insert(outbox_scheduled_table), [_scheduled_row(m) for m in scheduled]
+                )
         database = uow.database
         uow.after_commit(_signal_for(database).notify)
         if uow.dialect == "postgresql":  # relays of other processes (sql/_notices.py)
             uow.after_commit(database.notices.callback(OUTBOX_CHANNEL))
+
+    async def cancel(self, message_id: str, /) -> Cancellation:
+        connection = self._uow.connection
+        params = {"id": message_id}
+        with unavailable_as_store_error("cancel an outbox message"):
+            for statement in (_CANCEL_SCHEDULED, _CANCEL_WAITING):
+                if (await connection.execute(statement, params)).rowcount:
+                    return Cancellation.CANCELLED
+            status = (await connection.execute(_STATUS, params)).scalar()
+        if status == OutboxStatus.DELIVERED:
+            return Cancellation.ALREADY_PUBLISHED
+        return Cancellation.NOT_FOUND
 
 
 # -- in-process wake-up: one signal per engine, raised after a unit of work that wrote commits
@@ -175,6 +279,21 @@ def _message(row: Any) -> OutboxMessage:
         next_attempt_at=row[10],
         status=OutboxStatus(row[11]),
         last_error=row[12],
+    )
+
+
+def _scheduled_message(row: Any) -> OutboxMessage:
+    return OutboxMessage(
+        message_id=row[0],
+        destination=row[1],
+        type_name=row[2],
+        schema_version=row[3],
+        payload=bytes(row[4]),
+        headers=_decode_headers(row[5]),
+        partition_key=row[6],
+        created_at=row[7],
+        next_attempt_at=row[8],
+        status=OutboxStatus.SCHEDULED,
     )
 
 
@@ -286,10 +405,25 @@ class SqlOutboxStore(OutboxStore):
         return self._listen()
 
     async def next_due(self) -> float | None:
-        statement = select(func.min(outbox_table.c.next_attempt_at)).where(
-            outbox_table.c.status == "pending"
-        )
-        return await self._scalar(statement, "read the next due outbox message")  # type: ignore[no-any-return]
+        return await self._scalar(_NEXT_DUE, "read the next due outbox message")  # type: ignore[no-any-return]
+
+    async def promote(self, now: float, limit: int, /) -> int:
+        async with self._connection("promote due scheduled messages") as connection:
+            if self.database.dialect == "postgresql":
+                result = await connection.execute(_PROMOTE_POSTGRES, {"now": now, "limit": limit})
+                taken, moved = result.one()
+            else:
+                params: dict[str, Any] = {"now": now, "limit": limit}
+                due = list((await connection.execute(_DUE_SQLITE, params)).scalars())
+                if not due:
+                    return 0
+                positions = {"positions": _positions("sqlite", due)}
+                moved = (await connection.execute(_PROMOTE_SQLITE, positions)).rowcount
+                await connection.execute(_DROP_DUE_SQLITE, positions)
+                taken = len(due)
+        if moved < taken:
+            logger.warning(_DUPLICATES, taken - moved)
+        return int(taken)
 
     async def purge_delivered(self, before: float, /) -> int:
         statement = outbox_table.delete().where(
@@ -303,14 +437,20 @@ class SqlOutboxStore(OutboxStore):
         statement = text(f"SELECT {_COLUMNS} FROM {_T} WHERE message_id = :id")  # noqa: S608
         async with self._connection("read an outbox message") as connection:
             row = (await connection.execute(statement, {"id": message_id})).first()
-        return None if row is None else _message(row)
+            if row is not None:
+                return _message(row)
+            row = (await connection.execute(_GET_SCHEDULED, {"id": message_id})).first()
+        return None if row is None else _scheduled_message(row)
 
     async def counts(self) -> Mapping[OutboxStatus, int]:
         statement = select(outbox_table.c.status, func.count()).group_by(outbox_table.c.status)
+        scheduled = select(func.count()).select_from(outbox_scheduled_table)
         async with self._connection("count outbox messages") as connection:
             rows = (await connection.execute(statement)).all()
+            waiting = (await connection.execute(scheduled)).scalar_one()
         found = dict.fromkeys(OutboxStatus, 0)
         found.update({OutboxStatus(status): count for status, count in rows})
+        found[OutboxStatus.SCHEDULED] = waiting
         return found
 
     async def dead_letters(

@@ -1,4 +1,4 @@
-"""Tables of reliable delivery (outbox, inbox) and the trigger that wakes relays."""
+"""Tables of reliable delivery: the outbox, its scheduled messages, the inbox."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sqlalchemy import (
 
 from dockyard.sql._metadata import metadata
 
-__all__ = ["OUTBOX_CHANNEL", "inbox_table", "outbox_table"]
+__all__ = ["OUTBOX_CHANNEL", "inbox_table", "outbox_scheduled_table", "outbox_table"]
 
 _NAME = 255
 
@@ -81,6 +81,36 @@ Index(
     outbox_table.c.position,
     postgresql_where=text("status = 'dead'"),
     sqlite_where=text("status = 'dead'"),
+)
+
+# Scheduled messages live apart until due, so the outbox's claim never reads them
+# (docs/design/scheduled-messages.md); the relay moves due rows into the outbox.
+outbox_scheduled_table = Table(
+    "dockyard_outbox_scheduled",
+    metadata,
+    Column(
+        "position",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+        comment="scheduling order: breaks ties between equal due times",
+    ),
+    Column("message_id", String(_NAME), nullable=False, unique=True),
+    Column("destination", String(_NAME), nullable=False),
+    Column("type_name", String(_NAME), nullable=False),
+    Column("schema_version", Integer(), nullable=False),
+    Column("payload", LargeBinary(), nullable=False),
+    Column("headers", Text(), nullable=False, comment="JSON object of string headers"),
+    Column("partition_key", String(_NAME), nullable=True),
+    Column("created_at", Double(), nullable=False, comment="epoch seconds"),
+    Column("deliver_at", Double(), nullable=False, comment="epoch seconds: due time"),
+    comment="Outbox messages not due yet; the relay moves each into dockyard_outbox when due.",
+)
+# Promotion reads it from the start up to `now`; "nothing is due" is one probe.
+Index(
+    "ix_dockyard_outbox_scheduled_due",
+    outbox_scheduled_table.c.deliver_at,
+    outbox_scheduled_table.c.position,
 )
 
 inbox_table = Table(
