@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -131,6 +133,10 @@ _PROMOTE_POSTGRES = text(
     )
     SELECT (SELECT count(*) FROM due), (SELECT count(*) FROM moved)"""  # noqa: S608
 )
+# One promoter at a time (per schema: the key is the table's oid; the event log's one-key locks
+# carry a tag in their top bits, so they never meet it), so that positions follow due order
+# across relays too; the others skip promoting and claim what it promoted.
+_PROMOTING = text(f"SELECT pg_try_advisory_xact_lock('{_S}'::regclass::oid::bigint)")
 _DUE_SQLITE = text(
     f"SELECT position FROM {_S} WHERE deliver_at <= :now "  # noqa: S608
     "ORDER BY deliver_at, position LIMIT :limit"
@@ -149,8 +155,23 @@ _NEXT_DUE = text(
         SELECT min(next_attempt_at) AS t FROM {_T} WHERE status = 'pending'
         UNION ALL SELECT min(deliver_at) FROM {_S}) AS d"""  # noqa: S608
 )
+# In the outbox's columns (_COLUMNS), so that one function reads both.
+_NEXT_RETRY = text(
+    f"SELECT min(next_attempt_at) FROM {_T} WHERE status = 'pending'"  # noqa: S608
+)
+_HAS_SCHEDULED_TABLE = {
+    "postgresql": text("SELECT to_regclass(:name)"),
+    "sqlite": text("SELECT name FROM sqlite_master WHERE type = 'table' AND name = :name"),
+}
+_RECHECK = 30.0
+_NO_SCHEDULED_TABLE = (
+    "the table %s is missing: this database was made by an earlier dockyard. The outbox "
+    "works on without scheduled messages; add the table (database.create_tables(), or an "
+    "Alembic revision over dockyard.sql.metadata) to schedule messages"
+)
 _GET_SCHEDULED = text(
-    f"SELECT {_SCHEDULED_COLUMNS}, deliver_at FROM {_S} WHERE message_id = :id"  # noqa: S608
+    f"SELECT position, {_SCHEDULED_COLUMNS}, 0, deliver_at, 'scheduled', NULL "  # noqa: S608
+    f"FROM {_S} WHERE message_id = :id"
 )
 # Cancelling: the scheduled table first. A promotion that commits in between is seen by the
 # second statement (READ COMMITTED: a fresh snapshot per statement); the other order could miss
@@ -194,17 +215,9 @@ def _row(message: OutboxMessage) -> dict[str, Any]:
 
 
 def _scheduled_row(message: OutboxMessage) -> dict[str, Any]:
-    return {
-        "message_id": message.message_id,
-        "destination": message.destination,
-        "type_name": message.type_name,
-        "schema_version": message.schema_version,
-        "payload": message.payload,
-        "headers": _encode_headers(message.headers).decode(),
-        "partition_key": message.partition_key,
-        "created_at": message.created_at,
-        "deliver_at": message.next_attempt_at,
-    }
+    row = _row(message)
+    kept = {name: row[name] for name in _SCHEDULED_COLUMNS.split(", ")}
+    return kept | {"deliver_at": message.next_attempt_at}
 
 
 class SqlOutboxWriter(OutboxWriterPort):
@@ -282,21 +295,6 @@ def _message(row: Any) -> OutboxMessage:
     )
 
 
-def _scheduled_message(row: Any) -> OutboxMessage:
-    return OutboxMessage(
-        message_id=row[0],
-        destination=row[1],
-        type_name=row[2],
-        schema_version=row[3],
-        payload=bytes(row[4]),
-        headers=_decode_headers(row[5]),
-        partition_key=row[6],
-        created_at=row[7],
-        next_attempt_at=row[8],
-        status=OutboxStatus.SCHEDULED,
-    )
-
-
 class _SqlBatch(ClaimedBatch):
     __slots__ = ("_connection", "_dialect", "_messages", "_positions")
 
@@ -353,7 +351,7 @@ class _SqlBatch(ClaimedBatch):
 class SqlOutboxStore(OutboxStore):
     """The ``OutboxStore`` on ``dockyard_outbox`` (PostgreSQL or SQLite); one per app."""
 
-    __slots__ = ("_listener", "_signal", "database")
+    __slots__ = ("_listener", "_scheduled_checked", "_scheduled_table", "_signal", "database")
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -363,6 +361,28 @@ class SqlOutboxStore(OutboxStore):
             if database.dialect == "postgresql"
             else None
         )
+        self._scheduled_table = False  # known to exist
+        self._scheduled_checked = -math.inf  # when it was last found missing (monotonic)
+
+    async def _scheduling(self) -> bool:
+        """Whether ``dockyard_outbox_scheduled`` exists. A database made by an earlier dockyard
+        and not migrated yet lacks it: the outbox works on, without scheduled messages, and
+        this looks again every ``_RECHECK`` seconds (docs/design/scheduled-messages.md)."""
+        if self._scheduled_table:
+            return True
+        now = time.monotonic()
+        if now - self._scheduled_checked < _RECHECK:
+            return False
+        statement = _HAS_SCHEDULED_TABLE[self.database.dialect]
+        async with self._connection("look for the scheduled messages' table") as connection:
+            found = (await connection.execute(statement, {"name": _S})).scalar() is not None
+        if found:
+            self._scheduled_table = True
+        elif self._scheduled_checked < now:  # (concurrent callers may both have looked)
+            if self._scheduled_checked == -math.inf:
+                logger.warning(_NO_SCHEDULED_TABLE, _S)
+            self._scheduled_checked = now
+        return found
 
     @property
     def hears_every_commit(self) -> bool:
@@ -405,11 +425,16 @@ class SqlOutboxStore(OutboxStore):
         return self._listen()
 
     async def next_due(self) -> float | None:
-        return await self._scalar(_NEXT_DUE, "read the next due outbox message")  # type: ignore[no-any-return]
+        statement = _NEXT_DUE if await self._scheduling() else _NEXT_RETRY
+        return await self._scalar(statement, "read the next due outbox message")  # type: ignore[no-any-return]
 
     async def promote(self, now: float, limit: int, /) -> int:
+        if not await self._scheduling():
+            return 0
         async with self._connection("promote due scheduled messages") as connection:
             if self.database.dialect == "postgresql":
+                if not (await connection.execute(_PROMOTING)).scalar():
+                    return 0  # another relay is promoting; it goes on while batches are full
                 result = await connection.execute(_PROMOTE_POSTGRES, {"now": now, "limit": limit})
                 taken, moved = result.one()
             else:
@@ -439,15 +464,19 @@ class SqlOutboxStore(OutboxStore):
             row = (await connection.execute(statement, {"id": message_id})).first()
             if row is not None:
                 return _message(row)
+        if not await self._scheduling():
+            return None
+        async with self._connection("read a scheduled message") as connection:
             row = (await connection.execute(_GET_SCHEDULED, {"id": message_id})).first()
-        return None if row is None else _scheduled_message(row)
+        return None if row is None else _message(row)
 
     async def counts(self) -> Mapping[OutboxStatus, int]:
         statement = select(outbox_table.c.status, func.count()).group_by(outbox_table.c.status)
         scheduled = select(func.count()).select_from(outbox_scheduled_table)
+        scheduling = await self._scheduling()
         async with self._connection("count outbox messages") as connection:
             rows = (await connection.execute(statement)).all()
-            waiting = (await connection.execute(scheduled)).scalar_one()
+            waiting = (await connection.execute(scheduled)).scalar_one() if scheduling else 0
         found = dict.fromkeys(OutboxStatus, 0)
         found.update({OutboxStatus(status): count for status, count in rows})
         found[OutboxStatus.SCHEDULED] = waiting

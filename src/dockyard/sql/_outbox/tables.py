@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -22,23 +24,36 @@ __all__ = ["OUTBOX_CHANNEL", "inbox_table", "outbox_scheduled_table", "outbox_ta
 
 _NAME = 255
 
-outbox_table = Table(
-    "dockyard_outbox",
-    metadata,
-    Column(
+
+def _position(comment: str | None = None) -> Column[int]:
+    return Column(
         "position",
         BigInteger().with_variant(Integer(), "sqlite"),  # SQLite autoincrements INTEGER keys
         primary_key=True,
         autoincrement=True,
-    ),
-    Column("message_id", String(_NAME), nullable=False, unique=True),
-    Column("destination", String(_NAME), nullable=False),
-    Column("type_name", String(_NAME), nullable=False),
-    Column("schema_version", Integer(), nullable=False),
-    Column("payload", LargeBinary(), nullable=False),
-    Column("headers", Text(), nullable=False, comment="JSON object of string headers"),
-    Column("partition_key", String(_NAME), nullable=True),
-    Column("created_at", Double(), nullable=False, comment="epoch seconds"),
+        comment=comment,
+    )
+
+
+def _message_columns() -> list[Column[Any]]:
+    """What the outbox and its scheduled messages both keep of a message."""
+    return [
+        Column("message_id", String(_NAME), nullable=False, unique=True),
+        Column("destination", String(_NAME), nullable=False),
+        Column("type_name", String(_NAME), nullable=False),
+        Column("schema_version", Integer(), nullable=False),
+        Column("payload", LargeBinary(), nullable=False),
+        Column("headers", Text(), nullable=False, comment="JSON object of string headers"),
+        Column("partition_key", String(_NAME), nullable=True),
+        Column("created_at", Double(), nullable=False, comment="epoch seconds"),
+    ]
+
+
+outbox_table = Table(
+    "dockyard_outbox",
+    metadata,
+    _position(),
+    *_message_columns(),
     Column("attempts", Integer(), nullable=False),
     Column("next_attempt_at", Double(), nullable=False, comment="epoch seconds"),
     Column("status", String(16), nullable=False, comment="pending, delivered or dead"),
@@ -88,21 +103,8 @@ Index(
 outbox_scheduled_table = Table(
     "dockyard_outbox_scheduled",
     metadata,
-    Column(
-        "position",
-        BigInteger().with_variant(Integer(), "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-        comment="scheduling order: breaks ties between equal due times",
-    ),
-    Column("message_id", String(_NAME), nullable=False, unique=True),
-    Column("destination", String(_NAME), nullable=False),
-    Column("type_name", String(_NAME), nullable=False),
-    Column("schema_version", Integer(), nullable=False),
-    Column("payload", LargeBinary(), nullable=False),
-    Column("headers", Text(), nullable=False, comment="JSON object of string headers"),
-    Column("partition_key", String(_NAME), nullable=True),
-    Column("created_at", Double(), nullable=False, comment="epoch seconds"),
+    _position("scheduling order: breaks ties between equal due times"),
+    *_message_columns(),
     Column("deliver_at", Double(), nullable=False, comment="epoch seconds: due time"),
     comment="Outbox messages not due yet; the relay moves each into dockyard_outbox when due.",
 )
