@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.outbox import Cancellation, OutboxMessage, OutboxRelay, OutboxStatus, RelaySettings
+from dockyard.outbox import (
+    Cancellation,
+    OutboxMessage,
+    OutboxRelay,
+    OutboxStatus,
+    Promotion,
+    RelaySettings,
+)
 from dockyard.sql import Database, SqlOutboxStore, SqlOutboxWriter
 from dockyard.testing.pytest import isolated_database
 from dockyard.transport import TransportMessage
@@ -25,7 +32,7 @@ pytestmark = pytest.mark.postgres
 
 MESSAGES = 3_000
 KEYS = 37
-WAVES = 20
+WAVES = 10
 
 
 class Recording(InMemoryTransport):
@@ -47,10 +54,10 @@ class CountingStore(SqlOutboxStore):
         super().__init__(database)
         self.promoted = 0
 
-    async def promote(self, now: float, limit: int, /) -> int:
-        taken = await super().promote(now, limit)
-        self.promoted += taken
-        return taken
+    async def promote(self, now: float, limit: int, /) -> Promotion:
+        promotion = await super().promote(now, limit)
+        self.promoted += promotion.count
+        return promotion
 
 
 def scheduled(n: int, due: float) -> OutboxMessage:
@@ -71,7 +78,7 @@ async def relays(
     databases: Sequence[Database], transport: Recording
 ) -> AsyncIterator[list[CountingStore]]:
     stores = [CountingStore(database) for database in databases]
-    settings = RelaySettings(batch_size=200, idle_poll_interval=1.0)
+    settings = RelaySettings(batch_size=50, idle_poll_interval=1.0)
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(OutboxRelay(store, transport, settings, name=f"relay-{i}").run(stop))

@@ -18,7 +18,14 @@ from dockyard.outbox._outbox import Outbox
 from dockyard.outbox._relay import OutboxRelay, RelayResult
 from dockyard.outbox._routing import Route, RouteBuilder, route, route_of
 from dockyard.outbox._settings import OutboxConfig, RelaySettings
-from dockyard.outbox._store import Cancellation, ClaimedBatch, Inbox, OutboxStore, OutboxWriter
+from dockyard.outbox._store import (
+    Cancellation,
+    ClaimedBatch,
+    Inbox,
+    OutboxStore,
+    OutboxWriter,
+    Promotion,
+)
 
 __all__ = [
     "Cancellation",
@@ -34,6 +41,7 @@ __all__ = [
     "OutboxStatus",
     "OutboxStore",
     "OutboxWriter",
+    "Promotion",
     "RelayResult",
     "RelaySettings",
     "Route",

@@ -241,16 +241,19 @@ class OutboxRelay:
             sum(r.unavailable for r in done),
         )
 
-    async def _promote(self, now: float) -> int:
-        """Make one batch of the scheduled messages due at ``now`` pending."""
+    async def _promote(self, now: float) -> None:
+        """Make one batch of the scheduled messages due at ``now`` pending; learn when the
+        next one is due."""
         limit = self.settings.batch_size
-        taken = await self.store.promote(now, limit)
+        promotion = await self.store.promote(now, limit)
         self._promoted_at = now
-        # A full batch: more may be due; the next claim of this drain promotes again.
-        self._promote_at = now if taken >= limit else math.inf
-        if taken:
-            logger.debug("%s: %d scheduled messages are due", self._name, taken)
-        return taken
+        if promotion.count >= limit:
+            self._promote_at = now  # more may be due: the next claim of this drain promotes
+        else:
+            due = promotion.next_due
+            self._promote_at = math.inf if due is None else due
+        if promotion.count:
+            logger.debug("%s: %d scheduled messages are due", self._name, promotion.count)
 
     async def _claimed_batch(self, claimed: asyncio.Future[int]) -> RelayResult:
         """``relay_once``, telling ``claimed`` how many messages it holds once it has them."""
@@ -339,10 +342,11 @@ class OutboxRelay:
         """How long to sleep: until the next retry or scheduled message is due, capped by the
         poll interval; and when to promote next.
 
-        A due time in the future is when to promote (it may be a retry's: one promotion for
+        The last promotion told when the next scheduled message is due. A due time in the
+        future may be earlier (a message scheduled since; or a retry's: one promotion for
         nothing). One in the past says that pending rows are due — this relay claims them
         next, or another relay holds their keys — and maybe that a message scheduled by
-        another process during the last drain is; so promote within ``max_poll_interval`` of
+        another process during the last drain is: promote within ``max_poll_interval`` of
         the last time, not on every short poll.
         """
         cap = self.settings.idle_poll_interval if self.store.hears_every_commit else idle
@@ -352,7 +356,7 @@ class OutboxRelay:
             self._promote_at = math.inf
             return cap
         if due > now:
-            self._promote_at = due
+            self._promote_at = min(self._promote_at, due)
         else:
             again = self._promoted_at + self.settings.max_poll_interval
             self._promote_at = min(self._promote_at, again)

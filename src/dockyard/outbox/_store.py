@@ -11,11 +11,12 @@ import asyncio
 import enum
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
 
-__all__ = ["Cancellation", "ClaimedBatch", "Inbox", "OutboxStore", "OutboxWriter"]
+__all__ = ["Cancellation", "ClaimedBatch", "Inbox", "OutboxStore", "OutboxWriter", "Promotion"]
 
 
 class Cancellation(enum.StrEnum):
@@ -28,6 +29,18 @@ class Cancellation(enum.StrEnum):
     """The relay published it before (it is kept for ``RelaySettings.retention``)."""
     NOT_FOUND = "not_found"
     """No such message: never written, rolled back, cancelled, or published and purged."""
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """What ``OutboxStore.promote`` did."""
+
+    count: int
+    """Scheduled messages it made pending (a message whose id was already in the outbox is
+    dropped instead, and counted)."""
+    next_due: float | None
+    """When the next scheduled message not taken is due (``None``: none is scheduled). With
+    ``count == limit`` more may be due already."""
 
 
 class OutboxWriter(Protocol):
@@ -121,9 +134,8 @@ class OutboxStore(Protocol):
         """The earliest ``next_attempt_at`` of a pending or a scheduled message, or ``None``."""
         ...
 
-    async def promote(self, now: float, limit: int, /) -> int:
-        """Make up to ``limit`` scheduled messages due at ``now`` pending; return how many
-        were taken (a message whose id is already in the outbox is dropped, and counted).
+    async def promote(self, now: float, limit: int, /) -> Promotion:
+        """Make up to ``limit`` scheduled messages due at ``now`` pending.
 
         They join the end of the outbox (of their key's order) in due order, then in the
         order they were scheduled. Concurrent calls, from any process, never promote a message

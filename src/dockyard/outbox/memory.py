@@ -23,7 +23,14 @@ from dockyard.di import ProviderSpec, object_, scoped
 from dockyard.modules import ModuleLike
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
 from dockyard.outbox._signal import Signal
-from dockyard.outbox._store import Cancellation, ClaimedBatch, Inbox, OutboxStore, OutboxWriter
+from dockyard.outbox._store import (
+    Cancellation,
+    ClaimedBatch,
+    Inbox,
+    OutboxStore,
+    OutboxWriter,
+    Promotion,
+)
 
 __all__ = [
     "InMemoryInboxStore",
@@ -168,13 +175,17 @@ class InMemoryOutboxStore:
 
     async def next_due(self) -> float | None:
         due = [m.next_attempt_at for m in self._rows.values() if m.status is OutboxStatus.PENDING]
-        while self._due and not self._current(self._due[0]):
-            heapq.heappop(self._due)
-        if self._due:
-            due.append(self._due[0][0])
+        scheduled = self._next_scheduled()
+        if scheduled is not None:
+            due.append(scheduled)
         return min(due, default=None)
 
-    async def promote(self, now: float, limit: int, /) -> int:
+    def _next_scheduled(self) -> float | None:
+        while self._due and not self._current(self._due[0]):
+            heapq.heappop(self._due)
+        return self._due[0][0] if self._due else None
+
+    async def promote(self, now: float, limit: int, /) -> Promotion:
         taken = 0
         held: list[tuple[float, int, str]] = []
         while self._due and taken < limit and self._due[0][0] <= now:
@@ -193,7 +204,7 @@ class InMemoryOutboxStore:
             self._rows[message_id] = dataclasses.replace(message, status=OutboxStatus.PENDING)
         for entry in held:
             heapq.heappush(self._due, entry)
-        return taken
+        return Promotion(taken, self._next_scheduled())
 
     def _current(self, entry: tuple[float, int, str]) -> bool:
         """Whether a heap entry is its message's (not one of a message since cancelled)."""

@@ -29,6 +29,7 @@ from dockyard.outbox import (
     OutboxRelay,
     OutboxStatus,
     OutboxStore,
+    Promotion,
     RelaySettings,
 )
 from dockyard.outbox.memory import InMemoryOutboxBackend, InMemoryOutboxStore
@@ -281,7 +282,7 @@ class CountingClaims(InMemoryOutboxStore):
         async with super()._claim(limit, now) as batch:
             yield batch
 
-    async def promote(self, now: float, limit: int, /) -> int:
+    async def promote(self, now: float, limit: int, /) -> Promotion:
         self.promotions += 1
         return await super().promote(now, limit)
 

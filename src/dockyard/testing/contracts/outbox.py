@@ -34,6 +34,7 @@ from dockyard.outbox import (
     OutboxStatus,
     OutboxStore,
     OutboxWriter,
+    Promotion,
 )
 
 __all__ = ["OutboxContract", "OutboxHarness"]
@@ -224,9 +225,11 @@ class OutboxContract:
         assert found == later
         assert (await outbox.store.counts())[OutboxStatus.SCHEDULED] == 1
         assert await outbox.store.next_due() == pytest.approx(now + 60)
-        assert await outbox.store.promote(now + 59, 10) == 0
-        assert await outbox.store.promote(now + 60, 10) == 1
-        assert await outbox.store.promote(now + 60, 10) == 0
+        early = await outbox.store.promote(now + 59, 10)
+        assert early.count == 0
+        assert early.next_due == pytest.approx(now + 60)
+        assert await outbox.store.promote(now + 60, 10) == Promotion(1, None)
+        assert await outbox.store.promote(now + 60, 10) == Promotion(0, None)
         promoted = await outbox.store.get(later.message_id)
         assert promoted is not None
         assert promoted.status is OutboxStatus.PENDING
@@ -256,8 +259,10 @@ class OutboxContract:
         await self.write(outbox, first, due_last, due_first, due_first_too)
         second = message("k")
         await self.write(outbox, second)
-        assert await outbox.store.promote(now + 30, 2) == 2  # the limit, in due order
-        assert await outbox.store.promote(now + 30, 2) == 1
+        taken = await outbox.store.promote(now + 30, 2)  # the limit, in due order
+        assert taken.count == 2
+        assert taken.next_due == pytest.approx(now + 20)
+        assert await outbox.store.promote(now + 30, 2) == Promotion(1, None)
         async with outbox.store.claim(10, now + 30) as batch:
             ids = [m.message_id for m in batch.messages]
         expected = [first, second, due_first, due_first_too, due_last]
@@ -269,7 +274,7 @@ class OutboxContract:
         await self.write(outbox, later)
         assert await self.cancel(outbox, later.message_id) is Cancellation.CANCELLED
         assert await outbox.store.get(later.message_id) is None
-        assert await outbox.store.promote(now + 61, 10) == 0
+        assert await outbox.store.promote(now + 61, 10) == Promotion(0, None)
         assert await outbox.store.next_due() is None
         assert await self.cancel(outbox, later.message_id) is Cancellation.NOT_FOUND
 
@@ -332,7 +337,7 @@ class OutboxContract:
             # neither `first` nor `second` behind it, until the scope ends; nor is `later`
             # promoted meanwhile
             assert await self.claim_ids(outbox) == [other.message_id]
-            assert await outbox.store.promote(time.time() + 2, 10) == 0
+            assert (await outbox.store.promote(time.time() + 2, 10)).count == 0
         assert await self.claim_ids(outbox) == [second.message_id, other.message_id]
 
     @pytest.mark.parametrize("published", [True, False])
