@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dockyard.app import App
 from dockyard.messaging import Command
@@ -374,3 +376,70 @@ async def test_a_database_made_before_scheduled_messages_works_and_gains_them(
         await SqlOutboxWriter(uow).add([scheduled(1, time.time() - 1)])
     assert await OutboxRelay(SqlOutboxStore(database), transport).drain() == 1
     assert list(transport.at) == ["m-1", "s-1"]
+
+
+# -- order within a key, on a clock of our own ----------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.lists(
+            st.tuples(st.sampled_from(["a", "b", None]), st.one_of(st.none(), st.integers(0, 4))),
+            max_size=4,
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    limit=st.integers(1, 5),
+)
+def test_scheduled_messages_go_out_once_when_due_in_their_keys_order(
+    steps: list[list[tuple[str | None, int | None]]], limit: int
+) -> None:
+    """Each step writes messages (now, or due some steps later), then the store promotes
+    and a claim publishes what is due. A message enters its key's order when written, or when
+    promoted (then after the step's writes, in due order, then in scheduling order)."""
+
+    async def scenario() -> None:
+        store = InMemoryOutboxStore()
+        entered: dict[str, tuple[int, int, int, int]] = {}  # id -> its place in its key's order
+        due_step: dict[str, int] = {}
+        key_of: dict[str, str | None] = {}
+        published: list[tuple[str, int]] = []
+        written = 0
+        for step in range(len(steps) + 6):
+            for key, delay in steps[step] if step < len(steps) else []:
+                message_id = f"m-{written}"
+                key_of[message_id] = key
+                if delay is None or delay == 0:
+                    store.append([OutboxMessage(message_id, "d", "T", b"", partition_key=key)])
+                    entered[message_id] = (step, 0, 0, written)
+                else:
+                    store.append([_due_at(message_id, key, step + delay)])
+                    due_step[message_id] = step + delay
+                written += 1
+            while (promotion := await store.promote(float(step), limit)).count:
+                left = promotion.next_due  # after a short batch, nothing left is due
+                assert promotion.count == limit or left is None or left > step
+            for message_id, due in due_step.items():
+                if due <= step and message_id not in entered:
+                    entered[message_id] = (step, 1, due, int(message_id[2:]))
+            async with store.claim(100, float(step)) as batch:
+                published.extend((m.message_id, step) for m in batch.messages)
+                await batch.delivered([m.message_id for m in batch.messages], float(step))
+        ids = [message_id for message_id, _ in published]
+        assert sorted(ids) == sorted(f"m-{n}" for n in range(written))  # each once
+        for message_id, step in published:
+            assert step >= due_step.get(message_id, 0)  # never before due
+        for key in ("a", "b"):
+            order = [i for i in ids if key_of[i] == key]
+            assert order == sorted(order, key=entered.__getitem__)
+
+    asyncio.run(scenario())
+
+
+def _due_at(message_id: str, key: str | None, step: int) -> OutboxMessage:
+    return OutboxMessage(
+        message_id, "d", "T", b"", partition_key=key,
+        next_attempt_at=float(step), status=OutboxStatus.SCHEDULED,
+    )  # fmt: skip
