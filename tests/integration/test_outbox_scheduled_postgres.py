@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from dockyard.outbox import (
     Cancellation,
@@ -174,3 +175,27 @@ async def test_cancels_racing_relays_are_told_the_truth(tmp_path: Path) -> None:
         assert (outcome is Cancellation.ALREADY_PUBLISHED) == (message_id in sent), message_id
     untouched = {m.message_id for m in messages} - set(cancelled)
     assert untouched <= set(sent)
+
+
+@pytest.mark.parametrize("seqscan", ["on", "off"])
+async def test_a_relay_that_is_not_the_promoter_locks_no_row(
+    postgres_database: Database, seqscan: str
+) -> None:
+    # The promotion lock is part of the rows' condition: whatever the plan, a relay that did
+    # not get it locks nothing (a row it locked would be skipped by the promoter).
+    from dockyard.sql._outbox.store import _PROMOTE_POSTGRES
+
+    await write(postgres_database, [scheduled(n, time.time() - 1) for n in range(10)])
+    lock = text("SELECT pg_advisory_xact_lock('dockyard_outbox_scheduled'::regclass::oid::bigint)")
+    async with postgres_database.unit_of_work() as promoter:
+        await promoter.connection.execute(lock)
+        async with postgres_database.unit_of_work() as other:
+            await other.connection.execute(text(f"SET LOCAL enable_seqscan = {seqscan}"))
+            params = {"now": time.time(), "limit": 100}
+            taken, moved, next_due = (
+                await other.connection.execute(_PROMOTE_POSTGRES, params)
+            ).one()
+            assert (taken, moved, next_due) == (0, 0, None)  # the due ones are the promoter's
+            async with postgres_database.unit_of_work() as third:
+                free = text("SELECT position FROM dockyard_outbox_scheduled FOR UPDATE NOWAIT")
+                assert len((await third.connection.execute(free)).all()) == 10

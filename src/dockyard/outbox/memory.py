@@ -339,6 +339,8 @@ class _BufferedWriter(OutboxWriter):
         self.messages.extend(messages)
 
     async def cancel(self, message_id: str, /) -> Cancellation:
+        if message_id in self.cancelled:  # by this scope already: as gone as a deleted row
+            return Cancellation.NOT_FOUND
         for index, message in enumerate(self.messages):
             if message.message_id == message_id:  # written by this scope
                 del self.messages[index]

@@ -304,6 +304,7 @@ class OutboxContract:
             async with outbox.transaction() as (writer, _):
                 assert await writer.cancel(later.message_id) is Cancellation.CANCELLED
                 assert await writer.cancel(waiting.message_id) is Cancellation.CANCELLED
+                assert await writer.cancel(later.message_id) is Cancellation.NOT_FOUND  # gone
                 raise RuntimeError("the handler failed")
 
         await self.write(outbox, later, waiting)
@@ -320,6 +321,7 @@ class OutboxContract:
             await writer.add([later, now_])
             assert await writer.cancel(later.message_id) is Cancellation.CANCELLED
             assert await writer.cancel(now_.message_id) is Cancellation.CANCELLED
+            assert await writer.cancel(now_.message_id) is Cancellation.NOT_FOUND
         assert await outbox.store.get(later.message_id) is None
         assert await outbox.store.get(now_.message_id) is None
 
