@@ -113,6 +113,7 @@ async def three_databases(tmp_path: Path) -> AsyncIterator[list[Database]]:
                 await database.dispose()
 
 
+@pytest.mark.slow
 async def test_three_relays_promote_and_publish_each_scheduled_message_once(
     tmp_path: Path,
 ) -> None:
@@ -141,6 +142,7 @@ async def test_three_relays_promote_and_publish_each_scheduled_message_once(
     assert (counts[OutboxStatus.SCHEDULED], counts[OutboxStatus.DELIVERED]) == (0, MESSAGES)
 
 
+@pytest.mark.slow
 async def test_cancels_racing_relays_are_told_the_truth(tmp_path: Path) -> None:
     async with three_databases(tmp_path) as databases:
         start = time.time() + 1.0
