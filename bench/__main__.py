@@ -14,6 +14,7 @@ SCENARIOS = (
     "concurrency",
     "projections",
     "outbox",
+    "scheduled",
     "brokers",
     "web",
 )

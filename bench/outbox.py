@@ -16,10 +16,12 @@ Run: ``python -m bench.outbox`` (or ``make bench ARGS=outbox``). Needs PostgreSQ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -58,7 +60,7 @@ class Arrived(EventHandler[OrderPlaced]):
         _arrivals[event.order_id] = time.perf_counter()
 
 
-async def _fill(raw: asyncpg.Connection, n: int) -> None:
+async def fill(raw: asyncpg.Connection, n: int) -> None:
     now = time.time()
     records = [
         (f"{uuid.uuid4()}", "orders", "OrderPlaced", 1, b'{"order_id":"o"}',
@@ -80,7 +82,7 @@ async def throughput(schema: str, batch_size: int) -> float:
     raw = await asyncpg.connect(DSN, server_settings={"search_path": schema})
     try:
         await raw.execute("TRUNCATE dockyard_outbox")
-        await _fill(raw, N)
+        await fill(raw, N)
         await raw.execute("ANALYZE dockyard_outbox")
         transport = InMemoryTransport()
         relay = OutboxRelay(
@@ -146,18 +148,32 @@ async def latency(schema: str) -> list[float]:
     return [(_arrivals[o] - t) * 1e3 for o, t in committed.items() if o in _arrivals]
 
 
-async def main() -> None:
-    schema = f"dockyard_bench_outbox_{uuid.uuid4().hex[:8]}"
+@contextlib.asynccontextmanager
+async def bench_schema(scenario: str) -> AsyncIterator[str | None]:
+    """A schema of its own with dockyard's tables, dropped after; ``None`` (and a line that
+    says so) when PostgreSQL cannot be reached."""
+    schema = f"dockyard_bench_{scenario}_{uuid.uuid4().hex[:8]}"
     try:
         admin = await asyncpg.connect(DSN)
     except OSError as exc:
-        print(f"\n## outbox: PostgreSQL not reachable at {DSN} ({exc}); skipped")
+        print(f"\n## {scenario}: PostgreSQL not reachable at {DSN} ({exc}); skipped")
+        yield None
         return
     try:
         await admin.execute(f"CREATE SCHEMA {schema}")
         database = Database(URL, connect_args={"server_settings": {"search_path": schema}})
         await database.create_tables()
         await database.dispose()
+        yield schema
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
+
+
+async def main() -> None:
+    async with bench_schema("outbox") as schema:
+        if schema is None:
+            return
         print("\n## outbox relay: PostgreSQL → in-memory transport, one relay")
         print("target: ≥ 20,000 msg/s (python-cqrs 5.3's relay measured ≈ 1,700 msg/s here)")
         print(f"{'batch size':>10}  {'msg/s (median of 3)':>20}  messages")
@@ -170,9 +186,6 @@ async def main() -> None:
         p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
         print("\n## outbox latency: commit → consumer handler (LISTEN/NOTIFY wake-up)")
         print(f"{len(samples)} messages, one at a time: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
 
 
 if __name__ == "__main__":

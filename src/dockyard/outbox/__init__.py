@@ -2,9 +2,11 @@
 
 ``route(OrderPlaced).to("orders")`` makes publishing ``OrderPlaced`` write an outbox row in the
 scope's transaction; the relay (in the worker) publishes committed rows through a
-``Transport``. The receiving side is ``dockyard.consumer``: its consumers deduplicate with the
-``Inbox`` kept here (in the same storage as the outbox) before handing messages to the
-mediator. See ``docs/outbox.md`` and ``docs/design/outbox-relay.md``.
+``Transport``, scheduled ones (``Outbox.add(..., deliver_at=...)``) once they are due. The
+receiving side is ``dockyard.consumer``: its consumers deduplicate with the ``Inbox`` kept
+here (in the same storage as the outbox) before handing messages to the mediator. See
+``docs/outbox.md``, ``docs/design/outbox-relay.md`` and
+``docs/design/scheduled-messages.md``.
 """
 
 from dockyard._public import use_public_paths
@@ -16,9 +18,17 @@ from dockyard.outbox._outbox import Outbox
 from dockyard.outbox._relay import OutboxRelay, RelayResult
 from dockyard.outbox._routing import Route, RouteBuilder, route, route_of
 from dockyard.outbox._settings import OutboxConfig, RelaySettings
-from dockyard.outbox._store import ClaimedBatch, Inbox, OutboxStore, OutboxWriter
+from dockyard.outbox._store import (
+    Cancellation,
+    ClaimedBatch,
+    Inbox,
+    OutboxStore,
+    OutboxWriter,
+    Promotion,
+)
 
 __all__ = [
+    "Cancellation",
     "ClaimedBatch",
     "DeadLetters",
     "Inbox",
@@ -31,6 +41,7 @@ __all__ = [
     "OutboxStatus",
     "OutboxStore",
     "OutboxWriter",
+    "Promotion",
     "RelayResult",
     "RelaySettings",
     "Route",

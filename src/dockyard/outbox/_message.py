@@ -13,8 +13,11 @@ __all__ = ["OutboxMessage", "OutboxStatus"]
 
 
 class OutboxStatus(enum.StrEnum):
-    """Where a message is in its life: waiting, delivered (kept for ``retention``), or dead."""
+    """Where a message is in its life: scheduled for later, waiting, delivered (kept for
+    ``retention``), or dead."""
 
+    SCHEDULED = "scheduled"
+    """Written with a due time in the future; the relay makes it pending when it is due."""
     PENDING = "pending"
     DELIVERED = "delivered"
     DEAD = "dead"
@@ -34,8 +37,9 @@ class OutboxMessage:
         partition_key: Messages sharing a key are published in order; ``None``: no order.
         created_at: When it was written (epoch seconds).
         attempts: Failed publish attempts so far.
-        next_attempt_at: When it may be published (epoch seconds).
-        status: ``pending``, ``delivered`` or ``dead``.
+        next_attempt_at: When it may be published (epoch seconds); for a scheduled message,
+            its due time.
+        status: ``scheduled``, ``pending``, ``delivered`` or ``dead``.
         last_error: Why the last attempt failed (for dead letters: why it died).
     """
 

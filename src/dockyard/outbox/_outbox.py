@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from dockyard.messaging._envelope import CURRENT
-from dockyard.outbox._message import OutboxMessage
+from dockyard.outbox._message import OutboxMessage, OutboxStatus
 from dockyard.outbox._settings import OutboxConfig
-from dockyard.outbox._store import OutboxWriter
+from dockyard.outbox._store import Cancellation, OutboxWriter
 from dockyard.transport._port import CAUSATION_ID, CORRELATION_ID
 
 __all__ = ["Outbox", "outgoing_headers"]
@@ -72,6 +74,8 @@ class Outbox:
         partition_key: str | None = None,
         message_id: str | None = None,
         headers: Mapping[str, str] | None = None,
+        deliver_at: datetime | float | None = None,
+        deliver_after: timedelta | float | None = None,
     ) -> str:
         """Write ``message`` to the outbox, for ``destination``.
 
@@ -81,13 +85,22 @@ class Outbox:
         Args:
             message: The event or command (any class the serializer can encode).
             destination: Where the relay publishes it.
-            partition_key: Messages sharing a key are published in order.
-            message_id: Its id; a new UUID by default.
+            partition_key: Messages sharing a key are published in order; a scheduled
+                message takes its place in that order when it is due.
+            message_id: Its id; a new UUID by default. ``cancel`` takes it.
             headers: Extra string headers.
+            deliver_at: Publish it at this time, not before: an aware ``datetime`` or epoch
+                seconds. A time already past means now.
+            deliver_after: Publish it after this delay (a ``timedelta`` or seconds).
 
         Returns:
             The message id.
+
+        Raises:
+            ValueError: Both ``deliver_at`` and ``deliver_after``, a naive ``datetime``, a
+                negative delay, or a time that is not finite.
         """
+        due = _due_time(deliver_at, deliver_after)
         envelope = CURRENT.get()
         message_id = message_id or str(uuid.uuid4())
         if envelope is not None:
@@ -107,8 +120,23 @@ class Outbox:
                 inherited=inherited,
                 extra=headers,
             ),
+            due,
         )
         return message_id
+
+    async def cancel(self, message_id: str, /) -> Cancellation:
+        """Cancel a message that was not published yet, with the scope's transaction.
+
+        Meant for scheduled messages (a timeout that is no longer needed), it works on any
+        message still waiting in the outbox. Until the scope ends, relays publish neither it
+        nor later messages of its key; if the scope rolls back, nothing is cancelled.
+
+        Returns:
+            ``Cancellation.CANCELLED``: it will never be published.
+            ``Cancellation.ALREADY_PUBLISHED``: too late, the relay published it.
+            ``Cancellation.NOT_FOUND``: no such message (or published and purged since).
+        """
+        return await self._writer.cancel(message_id)
 
     async def forward(
         self, message: object, /, *, destination: str, partition_key: str | None
@@ -134,9 +162,11 @@ class Outbox:
         partition_key: str | None,
         message_id: str,
         headers: dict[str, str],
+        due: float | None = None,
     ) -> None:
         serialized = self._config.serializer.serialize(message)
         now = time.time()
+        scheduled = due is not None and due > now
         await self._writer.add(
             [
                 OutboxMessage(
@@ -148,10 +178,46 @@ class Outbox:
                     headers=headers,
                     partition_key=partition_key,
                     created_at=now,
-                    next_attempt_at=now,
+                    next_attempt_at=due if scheduled and due is not None else now,
+                    status=OutboxStatus.SCHEDULED if scheduled else OutboxStatus.PENDING,
                 )
             ]
         )
+
+
+def _due_time(
+    deliver_at: datetime | float | None, deliver_after: timedelta | float | None
+) -> float | None:
+    """The due time, in epoch seconds, of ``Outbox.add``'s arguments."""
+    if deliver_at is None and deliver_after is None:
+        return None
+    if deliver_at is not None and deliver_after is not None:
+        msg = "Outbox.add takes deliver_at or deliver_after, not both"
+        raise ValueError(msg)
+    if isinstance(deliver_at, datetime):
+        if deliver_at.tzinfo is None or deliver_at.utcoffset() is None:
+            msg = (
+                f"Outbox.add(deliver_at={deliver_at!r}) needs a timezone-aware datetime. "
+                "Hint: datetime.now(UTC) + timedelta(...), or epoch seconds"
+            )
+            raise ValueError(msg)
+        due = deliver_at.timestamp()
+    elif deliver_at is not None:
+        due = float(deliver_at)
+    else:
+        delay = (
+            deliver_after.total_seconds()
+            if isinstance(deliver_after, timedelta)
+            else float(deliver_after)  # type: ignore[arg-type]  # not None: checked above
+        )
+        if delay < 0:
+            msg = f"Outbox.add(deliver_after=...) must not be negative, got {delay} s"
+            raise ValueError(msg)
+        due = time.time() + delay
+    if not math.isfinite(due):
+        msg = f"Outbox.add: the due time must be finite, got {due}"
+        raise ValueError(msg)
+    return due
 
 
 _propagator: Any = None

@@ -6,6 +6,11 @@ several relays, how relays wake up, how a batch is published (all at once throug
 how a relay keeps up to ``RelaySettings.pipeline`` batches in flight: it claims the next batch
 while the current one is published, when the store's claims can overlap.
 
+Scheduled messages wait in the store until due (``docs/design/scheduled-messages.md``); the
+relay promotes them (``OutboxStore.promote``) when it starts, when it wakes at or after the
+earliest due time ``next_due`` told it of, and at least every ``max_poll_interval`` while it
+drains without a pause (for messages scheduled by other processes meanwhile).
+
 A transport that cannot reach its broker says so with ``TransportUnavailableError``; that is
 not the message's failure, so it counts no attempt: the relay leaves the messages pending and
 pauses (a circuit breaker: ``RelaySettings.outage_pause`` doubling up to ``max_outage_pause``,
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections import deque
@@ -63,6 +69,8 @@ class OutboxRelay:
         "_last_cleanup",
         "_name",
         "_outage_reason",
+        "_promote_at",
+        "_promoted_at",
         "_rng",
         "settings",
         "store",
@@ -85,6 +93,8 @@ class OutboxRelay:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._last_cleanup = 0.0
         self._outage_reason = ""
+        self._promote_at = 0.0  # promote scheduled messages at or after this (0: at once)
+        self._promoted_at = 0.0  # when it last did
 
     @property
     def name(self) -> str:
@@ -151,13 +161,16 @@ class OutboxRelay:
         return ceiling / 2 + self._rng.uniform(0.0, ceiling / 2)
 
     async def relay_once(self) -> RelayResult:
-        """Claim one batch, publish it, record the outcome; return what happened."""
+        """Promote the scheduled messages that are due, claim one batch, publish it, record
+        the outcome; return what happened."""
         now = time.time()
+        await self._promote(now)
         async with self.store.claim(self.settings.batch_size, now) as batch:
             return await self._publish(batch, now)
 
     async def drain(self) -> int:
         """Relay batches until none is due; return how many messages were delivered."""
+        self._promote_at = 0.0  # whatever became due, however long ago
         return (await self._drain(None)).delivered
 
     async def _drain(self, stop: asyncio.Event | None) -> RelayResult:
@@ -174,6 +187,8 @@ class OutboxRelay:
         """
         batch_size = self.settings.batch_size
         depth = self.settings.pipeline if self.store.claims_overlap else 1
+        poll = self.settings.max_poll_interval
+        refresh_at = time.time() + poll  # a long drain promotes anyway then (see the module)
         done: list[RelayResult] = []
         in_flight: deque[asyncio.Task[RelayResult]] = deque()
 
@@ -184,6 +199,10 @@ class OutboxRelay:
 
         try:
             while stop is None or not stop.is_set():
+                now = time.time()
+                if now >= self._promote_at or now >= refresh_at:
+                    await self._promote(now)
+                    refresh_at = now + poll
                 claimed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
                 task = asyncio.create_task(self._claimed_batch(claimed))
                 in_flight.append(task)
@@ -221,6 +240,20 @@ class OutboxRelay:
             sum(r.dead for r in done),
             sum(r.unavailable for r in done),
         )
+
+    async def _promote(self, now: float) -> None:
+        """Make one batch of the scheduled messages due at ``now`` pending; learn when the
+        next one is due."""
+        limit = self.settings.batch_size
+        promotion = await self.store.promote(now, limit)
+        self._promoted_at = now
+        if promotion.count >= limit:
+            self._promote_at = now  # more may be due: the next claim of this drain promotes
+        else:
+            due = promotion.next_due
+            self._promote_at = math.inf if due is None else due
+        if promotion.count:
+            logger.debug("%s: %d scheduled messages are due", self._name, promotion.count)
 
     async def _claimed_batch(self, claimed: asyncio.Future[int]) -> RelayResult:
         """``relay_once``, telling ``claimed`` how many messages it holds once it has them."""
@@ -306,12 +339,28 @@ class OutboxRelay:
             logger.debug("%s: deleted %d delivered messages", self._name, purged)
 
     async def _idle_timeout(self, idle: float) -> float:
-        """How long to sleep: until the next retry is due, capped by the poll interval."""
+        """How long to sleep: until the next retry or scheduled message is due, capped by the
+        poll interval; and when to promote next.
+
+        The last promotion told when the next scheduled message is due. A due time in the
+        future may be earlier (a message scheduled since; or a retry's: one promotion for
+        nothing). One in the past says that pending rows are due — this relay claims them
+        next, or another relay holds their keys — and maybe that a message scheduled by
+        another process during the last drain is: promote within ``max_poll_interval`` of
+        the last time, not on every short poll.
+        """
         cap = self.settings.idle_poll_interval if self.store.hears_every_commit else idle
         due = await self.store.next_due()
+        now = time.time()
         if due is None:
+            self._promote_at = math.inf
             return cap
-        return max(_MIN_POLL, min(cap, due - time.time()))
+        if due > now:
+            self._promote_at = min(self._promote_at, due)
+        else:
+            again = self._promoted_at + self.settings.max_poll_interval
+            self._promote_at = min(self._promote_at, again)
+        return max(_MIN_POLL, min(cap, due - now))
 
 
 async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:

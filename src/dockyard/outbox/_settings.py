@@ -26,7 +26,8 @@ class RelaySettings:
     claims can overlap (PostgreSQL, memory); on SQLite a relay takes one batch at a time."""
     max_poll_interval: float = 0.2
     """Longest wait between polls when nothing wakes the relay (another process writes to
-    SQLite, or the in-memory store)."""
+    SQLite, or the in-memory store); also the longest a relay that drains without a pause goes
+    without looking for scheduled messages that came due."""
     idle_poll_interval: float = 5.0
     """With PostgreSQL ``LISTEN``: the safety poll while no notice arrives."""
     retry: RetryPolicy = field(default_factory=_relay_retry)

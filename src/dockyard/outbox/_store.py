@@ -8,20 +8,58 @@ in its own transactions: the relay's claims and the dead-letter operations.
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
 
-__all__ = ["ClaimedBatch", "Inbox", "OutboxStore", "OutboxWriter"]
+__all__ = ["Cancellation", "ClaimedBatch", "Inbox", "OutboxStore", "OutboxWriter", "Promotion"]
+
+
+class Cancellation(enum.StrEnum):
+    """What ``Outbox.cancel`` found."""
+
+    CANCELLED = "cancelled"
+    """It was waiting (scheduled, pending, retrying or a dead letter): it is deleted when the
+    scope commits and is never published."""
+    ALREADY_PUBLISHED = "already_published"
+    """The relay published it before (it is kept for ``RelaySettings.retention``)."""
+    NOT_FOUND = "not_found"
+    """No such message: never written, rolled back, cancelled, or published and purged."""
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """What ``OutboxStore.promote`` did."""
+
+    count: int
+    """Scheduled messages it made pending (a message whose id was already in the outbox is
+    dropped instead, and counted)."""
+    next_due: float | None
+    """When the next scheduled message not taken is due (``None``: none is scheduled). With
+    ``count == limit`` more may be due already."""
 
 
 class OutboxWriter(Protocol):
-    """Adds messages to the outbox in the current scope's transaction."""
+    """Adds (and cancels) messages in the outbox in the current scope's transaction."""
 
     async def add(self, messages: Sequence[OutboxMessage], /) -> None:
-        """Write ``messages``; they become visible to relays when the scope commits."""
+        """Write ``messages``; they become visible to relays when the scope commits.
+
+        A message whose status is ``SCHEDULED`` waits until its ``next_attempt_at``
+        (``OutboxStore.promote``); the others are pending.
+        """
+        ...
+
+    async def cancel(self, message_id: str, /) -> Cancellation:
+        """Delete the message unless it was published; effective when the scope commits.
+
+        A message a relay is publishing right now is waited for (its batch's outcome decides).
+        Until the scope ends, relays do not publish it, nor later messages of its key.
+        """
         ...
 
 
@@ -93,7 +131,16 @@ class OutboxStore(Protocol):
         ...
 
     async def next_due(self) -> float | None:
-        """The earliest ``next_attempt_at`` of a pending message, or ``None``."""
+        """The earliest ``next_attempt_at`` of a pending or a scheduled message, or ``None``."""
+        ...
+
+    async def promote(self, now: float, limit: int, /) -> Promotion:
+        """Make up to ``limit`` scheduled messages due at ``now`` pending.
+
+        They join the end of the outbox (of their key's order) in due order, then in the
+        order they were scheduled. Concurrent calls, from any process, never promote a message
+        twice; a message being cancelled by an open scope is skipped until the scope ends.
+        """
         ...
 
     async def purge_delivered(self, before: float, /) -> int:

@@ -5,13 +5,17 @@
 
 There are no transactions in memory, so the scoped writers buffer what a scope writes and
 apply it when the scope exits without an error: a routed message and an inbox record appear
-together with the handler's other effects, or not at all.
+together with the handler's other effects, or not at all. A message a scope cancels is held
+(relays skip it and the later messages of its key, as a row lock would) until the scope ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import heapq
+import itertools
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -19,7 +23,14 @@ from dockyard.di import ProviderSpec, object_, scoped
 from dockyard.modules import ModuleLike
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
 from dockyard.outbox._signal import Signal
-from dockyard.outbox._store import ClaimedBatch, Inbox, OutboxStore, OutboxWriter
+from dockyard.outbox._store import (
+    Cancellation,
+    ClaimedBatch,
+    Inbox,
+    OutboxStore,
+    OutboxWriter,
+    Promotion,
+)
 
 __all__ = [
     "InMemoryInboxStore",
@@ -29,11 +40,25 @@ __all__ = [
     "memory_outbox_writer",
 ]
 
+logger = logging.getLogger("dockyard.outbox")
+_WAITING = (OutboxStatus.PENDING, OutboxStatus.DEAD)  # what a cancel deletes from the outbox
+
 
 class InMemoryOutboxStore:
     """An ``OutboxStore`` in this process's memory; share one instance per app."""
 
-    __slots__ = ("_claimed_ids", "_claimed_keys", "_delivered_at", "_rows", "_signal")
+    __slots__ = (
+        "_claimed_ids",
+        "_claimed_keys",
+        "_delivered_at",
+        "_due",
+        "_held",
+        "_rows",
+        "_scheduled",
+        "_sequence",
+        "_settled",
+        "_signal",
+    )
 
     def __init__(self) -> None:
         self._rows: dict[str, OutboxMessage] = {}  # insertion order is outbox order
@@ -41,6 +66,13 @@ class InMemoryOutboxStore:
         self._claimed_ids: set[str] = set()
         self._claimed_keys: set[str] = set()
         self._signal = Signal()
+        # Scheduled messages by id, with the sequence number of their heap entry; the heap
+        # of (due, sequence, id) may hold entries of cancelled ones (skipped when met).
+        self._scheduled: dict[str, tuple[int, OutboxMessage]] = {}
+        self._due: list[tuple[float, int, str]] = []
+        self._sequence = itertools.count()
+        self._held: set[str] = set()  # being cancelled by a scope that has not ended
+        self._settled = asyncio.Event()  # set (and replaced) whenever a claim or scope ends
 
     @property
     def hears_every_commit(self) -> bool:
@@ -55,13 +87,50 @@ class InMemoryOutboxStore:
     def append(self, messages: Sequence[OutboxMessage]) -> None:
         """Add committed messages (what a scope's writer does when the scope succeeds)."""
         for message in messages:
-            if message.message_id in self._rows:
+            scheduled = message.status is OutboxStatus.SCHEDULED
+            if message.message_id in (self._scheduled if scheduled else self._rows):
                 msg = f"outbox message id `{message.message_id}` is already used"
                 raise ValueError(msg)
         for message in messages:
-            self._rows[message.message_id] = message
+            if message.status is OutboxStatus.SCHEDULED:
+                sequence = next(self._sequence)
+                self._scheduled[message.message_id] = (sequence, message)
+                heapq.heappush(self._due, (message.next_attempt_at, sequence, message.message_id))
+            else:
+                self._rows[message.message_id] = message
         if messages:
             self._signal.notify()
+
+    async def hold(self, message_id: str) -> Cancellation:
+        """Hold ``message_id`` for a scope that cancels it (what a row lock does in SQL);
+        ``release`` deletes or frees it when the scope ends."""
+        while message_id in self._claimed_ids or message_id in self._held:
+            await self._settled.wait()  # a batch in flight, or another scope, decides first
+        row = self._rows.get(message_id)
+        if message_id in self._scheduled or (row is not None and row.status in _WAITING):
+            self._held.add(message_id)
+            return Cancellation.CANCELLED
+        if row is not None and row.status is OutboxStatus.DELIVERED:
+            return Cancellation.ALREADY_PUBLISHED
+        return Cancellation.NOT_FOUND
+
+    def release(self, message_ids: Sequence[str], *, committed: bool) -> None:
+        """End the holds of a scope: delete the messages if it committed, else free them."""
+        if not message_ids:
+            return
+        for message_id in message_ids:
+            self._held.discard(message_id)
+            if committed:
+                self._scheduled.pop(message_id, None)
+                row = self._rows.get(message_id)
+                if row is not None and row.status in _WAITING:
+                    del self._rows[message_id]
+        self._ended()
+        self._signal.notify()  # later messages of their keys may go on
+
+    def _ended(self) -> None:
+        self._settled.set()
+        self._settled = asyncio.Event()
 
     # -- relay ---------------------------------------------------------------------------
 
@@ -83,7 +152,7 @@ class InMemoryOutboxStore:
                 continue
             if message.message_id in self._claimed_ids:
                 continue
-            if message.next_attempt_at > now:
+            if message.next_attempt_at > now or message.message_id in self._held:
                 if key is not None:
                     blocked.add(key)  # later messages of its key must not overtake it
                 continue
@@ -99,13 +168,48 @@ class InMemoryOutboxStore:
         finally:
             self._claimed_ids.difference_update(m.message_id for m in taken)
             self._claimed_keys.difference_update(keys)
+            self._ended()
 
     def listen(self) -> AbstractAsyncContextManager[asyncio.Event]:
         return self._signal.listen()
 
     async def next_due(self) -> float | None:
         due = [m.next_attempt_at for m in self._rows.values() if m.status is OutboxStatus.PENDING]
+        scheduled = self._next_scheduled()
+        if scheduled is not None:
+            due.append(scheduled)
         return min(due, default=None)
+
+    def _next_scheduled(self) -> float | None:
+        while self._due and not self._current(self._due[0]):
+            heapq.heappop(self._due)
+        return self._due[0][0] if self._due else None
+
+    async def promote(self, now: float, limit: int, /) -> Promotion:
+        taken = 0
+        held: list[tuple[float, int, str]] = []
+        while self._due and taken < limit and self._due[0][0] <= now:
+            entry = heapq.heappop(self._due)
+            message_id = entry[2]
+            if not self._current(entry):
+                continue
+            if message_id in self._held:
+                held.append(entry)  # a scope is cancelling it: its outcome decides
+                continue
+            _, message = self._scheduled.pop(message_id)
+            taken += 1
+            if message_id in self._rows:
+                logger.warning(_DUPLICATE, message_id)
+                continue
+            self._rows[message_id] = dataclasses.replace(message, status=OutboxStatus.PENDING)
+        for entry in held:
+            heapq.heappush(self._due, entry)
+        return Promotion(taken, self._next_scheduled())
+
+    def _current(self, entry: tuple[float, int, str]) -> bool:
+        """Whether a heap entry is its message's (not one of a message since cancelled)."""
+        found = self._scheduled.get(entry[2])
+        return found is not None and found[0] == entry[1]
 
     async def purge_delivered(self, before: float, /) -> int:
         old = [i for i, at in self._delivered_at.items() if at < before]
@@ -117,12 +221,16 @@ class InMemoryOutboxStore:
     # -- inspection and dead letters -----------------------------------------------------
 
     async def get(self, message_id: str, /) -> OutboxMessage | None:
-        return self._rows.get(message_id)
+        found = self._rows.get(message_id)
+        if found is None and message_id in self._scheduled:
+            return self._scheduled[message_id][1]
+        return found
 
     async def counts(self) -> Mapping[OutboxStatus, int]:
         found = dict.fromkeys(OutboxStatus, 0)
         for message in self._rows.values():
             found[message.status] += 1
+        found[OutboxStatus.SCHEDULED] = len(self._scheduled)
         return found
 
     async def dead_letters(
@@ -180,6 +288,12 @@ class InMemoryOutboxStore:
         self._rows[message_id] = dataclasses.replace(self._rows[message_id], **changes)  # type: ignore[arg-type]
 
 
+_DUPLICATE = (
+    "scheduled message %s is dropped: a message with its id is already in the outbox "
+    "(the same id is the same message)"
+)
+
+
 class _MemoryBatch(ClaimedBatch):
     __slots__ = ("_delivered", "_failed", "_messages")
 
@@ -214,23 +328,43 @@ class _MemoryBatch(ClaimedBatch):
 
 
 class _BufferedWriter(OutboxWriter):
-    __slots__ = ("messages",)
+    __slots__ = ("cancelled", "messages", "store")
 
-    def __init__(self) -> None:
+    def __init__(self, store: InMemoryOutboxStore) -> None:
+        self.store = store
         self.messages: list[OutboxMessage] = []
+        self.cancelled: list[str] = []
 
     async def add(self, messages: Sequence[OutboxMessage], /) -> None:
         self.messages.extend(messages)
+
+    async def cancel(self, message_id: str, /) -> Cancellation:
+        if message_id in self.cancelled:  # by this scope already: as gone as a deleted row
+            return Cancellation.NOT_FOUND
+        for index, message in enumerate(self.messages):
+            if message.message_id == message_id:  # written by this scope
+                del self.messages[index]
+                return Cancellation.CANCELLED
+        found = await self.store.hold(message_id)
+        if found is Cancellation.CANCELLED:
+            self.cancelled.append(message_id)
+        return found
 
 
 async def memory_outbox_writer(
     store: InMemoryOutboxStore,
 ) -> AsyncGenerator[OutboxWriter, BaseException | None]:
-    """The scope's outbox writer: what it buffers is added when the scope exits cleanly."""
-    writer = _BufferedWriter()
-    error = yield writer  # Dishka sends the exception the scope exited with, or None
-    if error is None:
-        store.append(writer.messages)
+    """The scope's outbox writer: what it buffers is added (and what it cancels deleted) when
+    the scope exits cleanly."""
+    writer = _BufferedWriter(store)
+    committed = False
+    try:
+        error = yield writer  # Dishka sends the exception the scope exited with, or None
+        if error is None:
+            store.append(writer.messages)
+            committed = True
+    finally:
+        store.release(writer.cancelled, committed=committed)
 
 
 class InMemoryInboxStore:

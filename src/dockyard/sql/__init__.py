@@ -27,7 +27,7 @@ from dockyard.sql._metadata import metadata
 from dockyard.sql._module import SqlModule
 from dockyard.sql._outbox.inbox import SqlInbox
 from dockyard.sql._outbox.store import SqlOutboxBackend, SqlOutboxStore, SqlOutboxWriter
-from dockyard.sql._outbox.tables import inbox_table, outbox_table
+from dockyard.sql._outbox.tables import inbox_table, outbox_scheduled_table, outbox_table
 from dockyard.sql._projections.checkpoints import SqlCheckpointStore
 from dockyard.sql._projections.leases import SqlLeaseStore
 from dockyard.sql._projections.notify import PostgresEventNotifier
@@ -61,6 +61,7 @@ __all__ = [
     "idempotency_keys_table",
     "inbox_table",
     "metadata",
+    "outbox_scheduled_table",
     "outbox_table",
     "projection_checkpoints_table",
     "projection_leases_table",

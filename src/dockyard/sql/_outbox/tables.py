@@ -1,6 +1,8 @@
-"""Tables of reliable delivery (outbox, inbox) and the trigger that wakes relays."""
+"""Tables of reliable delivery: the outbox, its scheduled messages, the inbox."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -18,27 +20,40 @@ from sqlalchemy import (
 
 from dockyard.sql._metadata import metadata
 
-__all__ = ["OUTBOX_CHANNEL", "inbox_table", "outbox_table"]
+__all__ = ["OUTBOX_CHANNEL", "inbox_table", "outbox_scheduled_table", "outbox_table"]
 
 _NAME = 255
 
-outbox_table = Table(
-    "dockyard_outbox",
-    metadata,
-    Column(
+
+def _position(comment: str | None = None) -> Column[int]:
+    return Column(
         "position",
         BigInteger().with_variant(Integer(), "sqlite"),  # SQLite autoincrements INTEGER keys
         primary_key=True,
         autoincrement=True,
-    ),
-    Column("message_id", String(_NAME), nullable=False, unique=True),
-    Column("destination", String(_NAME), nullable=False),
-    Column("type_name", String(_NAME), nullable=False),
-    Column("schema_version", Integer(), nullable=False),
-    Column("payload", LargeBinary(), nullable=False),
-    Column("headers", Text(), nullable=False, comment="JSON object of string headers"),
-    Column("partition_key", String(_NAME), nullable=True),
-    Column("created_at", Double(), nullable=False, comment="epoch seconds"),
+        comment=comment,
+    )
+
+
+def _message_columns() -> list[Column[Any]]:
+    """What the outbox and its scheduled messages both keep of a message."""
+    return [
+        Column("message_id", String(_NAME), nullable=False, unique=True),
+        Column("destination", String(_NAME), nullable=False),
+        Column("type_name", String(_NAME), nullable=False),
+        Column("schema_version", Integer(), nullable=False),
+        Column("payload", LargeBinary(), nullable=False),
+        Column("headers", Text(), nullable=False, comment="JSON object of string headers"),
+        Column("partition_key", String(_NAME), nullable=True),
+        Column("created_at", Double(), nullable=False, comment="epoch seconds"),
+    ]
+
+
+outbox_table = Table(
+    "dockyard_outbox",
+    metadata,
+    _position(),
+    *_message_columns(),
     Column("attempts", Integer(), nullable=False),
     Column("next_attempt_at", Double(), nullable=False, comment="epoch seconds"),
     Column("status", String(16), nullable=False, comment="pending, delivered or dead"),
@@ -81,6 +96,23 @@ Index(
     outbox_table.c.position,
     postgresql_where=text("status = 'dead'"),
     sqlite_where=text("status = 'dead'"),
+)
+
+# Scheduled messages live apart until due, so the outbox's claim never reads them
+# (docs/design/scheduled-messages.md); the relay moves due rows into the outbox.
+outbox_scheduled_table = Table(
+    "dockyard_outbox_scheduled",
+    metadata,
+    _position("scheduling order: breaks ties between equal due times"),
+    *_message_columns(),
+    Column("deliver_at", Double(), nullable=False, comment="epoch seconds: due time"),
+    comment="Outbox messages not due yet; the relay moves each into dockyard_outbox when due.",
+)
+# Promotion reads it from the start up to `now`; "nothing is due" is one probe.
+Index(
+    "ix_dockyard_outbox_scheduled_due",
+    outbox_scheduled_table.c.deliver_at,
+    outbox_scheduled_table.c.position,
 )
 
 inbox_table = Table(

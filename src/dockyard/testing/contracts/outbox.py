@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -26,7 +27,15 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from dockyard.outbox import Inbox, OutboxMessage, OutboxStatus, OutboxStore, OutboxWriter
+from dockyard.outbox import (
+    Cancellation,
+    Inbox,
+    OutboxMessage,
+    OutboxStatus,
+    OutboxStore,
+    OutboxWriter,
+    Promotion,
+)
 
 __all__ = ["OutboxContract", "OutboxHarness"]
 
@@ -49,10 +58,20 @@ class OutboxHarness:
 
 
 def message(
-    key: str | None = None, *, destination: str = "orders", at: float | None = None
+    key: str | None = None,
+    *,
+    destination: str = "orders",
+    at: float | None = None,
+    due: float | None = None,
 ) -> OutboxMessage:
-    """A pending message, due now (or at ``at``)."""
+    """A pending message, due now (or at ``at``); scheduled for ``due`` if given."""
     now = time.time() if at is None else at
+    if due is not None:
+        return dataclasses.replace(
+            message(key, destination=destination, at=now),
+            next_attempt_at=due,
+            status=OutboxStatus.SCHEDULED,
+        )
     return OutboxMessage(
         message_id=str(uuid.uuid4()),
         destination=destination,
@@ -188,6 +207,157 @@ class OutboxContract:
         async with outbox.store.claim(10, now + 61) as batch:
             ids = [m.message_id for m in batch.messages]
         assert ids == [k1.message_id, other.message_id, k2.message_id]
+
+    # -- scheduled messages (docs/design/scheduled-messages.md) -----------------------------
+
+    async def cancel(self, harness: OutboxHarness, message_id: str) -> Cancellation:
+        async with harness.transaction() as (writer, _):
+            return await writer.cancel(message_id)
+
+    async def test_a_scheduled_message_waits_until_it_is_promoted(
+        self, outbox: OutboxHarness
+    ) -> None:
+        now = time.time()
+        later = message("k", due=now + 60)
+        await self.write(outbox, later)
+        assert await self.claim_ids(outbox) == []
+        found = await outbox.store.get(later.message_id)
+        assert found == later
+        assert (await outbox.store.counts())[OutboxStatus.SCHEDULED] == 1
+        assert await outbox.store.next_due() == pytest.approx(now + 60)
+        early = await outbox.store.promote(now + 59, 10)
+        assert early.count == 0
+        assert early.next_due == pytest.approx(now + 60)
+        assert await outbox.store.promote(now + 60, 10) == Promotion(1, None)
+        assert await outbox.store.promote(now + 60, 10) == Promotion(0, None)
+        promoted = await outbox.store.get(later.message_id)
+        assert promoted is not None
+        assert promoted.status is OutboxStatus.PENDING
+        assert (promoted.payload, promoted.headers) == (later.payload, later.headers)
+        async with outbox.store.claim(10, now + 60) as batch:
+            assert [m.message_id for m in batch.messages] == [later.message_id]
+        counts = await outbox.store.counts()
+        assert (counts[OutboxStatus.SCHEDULED], counts[OutboxStatus.PENDING]) == (0, 1)
+
+    async def test_a_scheduled_message_does_not_hold_back_its_key(
+        self, outbox: OutboxHarness
+    ) -> None:
+        later, now_ = message("k", due=time.time() + 3600), message("k")
+        await self.write(outbox, later, now_)
+        assert await self.claim_ids(outbox) == [now_.message_id]
+
+    async def test_promoted_messages_join_their_keys_order_when_due(
+        self, outbox: OutboxHarness
+    ) -> None:
+        now = time.time()
+        first = message("k")
+        due_last, due_first, due_first_too = (
+            message("k", due=now + 20),
+            message("k", due=now + 10),
+            message("k", due=now + 10),  # same due time: scheduling order
+        )
+        await self.write(outbox, first, due_last, due_first, due_first_too)
+        second = message("k")
+        await self.write(outbox, second)
+        taken = await outbox.store.promote(now + 30, 2)  # the limit, in due order
+        assert taken.count == 2
+        assert taken.next_due == pytest.approx(now + 20)
+        assert await outbox.store.promote(now + 30, 2) == Promotion(1, None)
+        async with outbox.store.claim(10, now + 30) as batch:
+            ids = [m.message_id for m in batch.messages]
+        expected = [first, second, due_first, due_first_too, due_last]
+        assert ids == [m.message_id for m in expected]
+
+    async def test_cancelling_a_scheduled_message(self, outbox: OutboxHarness) -> None:
+        now = time.time()
+        later = message("k", due=now + 60)
+        await self.write(outbox, later)
+        assert await self.cancel(outbox, later.message_id) is Cancellation.CANCELLED
+        assert await outbox.store.get(later.message_id) is None
+        assert await outbox.store.promote(now + 61, 10) == Promotion(0, None)
+        assert await outbox.store.next_due() is None
+        assert await self.cancel(outbox, later.message_id) is Cancellation.NOT_FOUND
+
+    async def test_cancelling_pending_published_and_unknown_messages(
+        self, outbox: OutboxHarness
+    ) -> None:
+        sent, waiting, dead = message("k"), message("k"), message(None)
+        await self.write(outbox, sent, waiting, dead)
+        async with outbox.store.claim(1, time.time()) as batch:
+            await batch.delivered([sent.message_id], time.time())
+        async with outbox.store.claim(10, time.time()) as batch:
+            await batch.dead(dead.message_id, "ValueError: too big", 10)
+        assert await self.cancel(outbox, sent.message_id) is Cancellation.ALREADY_PUBLISHED
+        assert await self.cancel(outbox, waiting.message_id) is Cancellation.CANCELLED
+        assert await self.cancel(outbox, dead.message_id) is Cancellation.CANCELLED
+        assert await self.cancel(outbox, "never-written") is Cancellation.NOT_FOUND
+        assert await self.claim_ids(outbox) == []
+        assert await outbox.store.dead_letters() == []
+        delivered = await outbox.store.get(sent.message_id)
+        assert delivered is not None
+        assert delivered.status is OutboxStatus.DELIVERED
+
+    async def test_a_rolled_back_cancel_cancels_nothing(self, outbox: OutboxHarness) -> None:
+        later, waiting = message("k", due=time.time() + 60), message("j")
+
+        async def cancel_then_fail() -> None:
+            async with outbox.transaction() as (writer, _):
+                assert await writer.cancel(later.message_id) is Cancellation.CANCELLED
+                assert await writer.cancel(waiting.message_id) is Cancellation.CANCELLED
+                assert await writer.cancel(later.message_id) is Cancellation.NOT_FOUND  # gone
+                raise RuntimeError("the handler failed")
+
+        await self.write(outbox, later, waiting)
+        with pytest.raises(RuntimeError, match="the handler failed"):
+            await cancel_then_fail()
+        assert await self.claim_ids(outbox) == [waiting.message_id]
+        assert await outbox.store.get(later.message_id) == later
+
+    async def test_a_message_cancelled_by_the_scope_that_wrote_it_is_never_written(
+        self, outbox: OutboxHarness
+    ) -> None:
+        later, now_ = message("k", due=time.time() + 60), message("k")
+        async with outbox.transaction() as (writer, _):
+            await writer.add([later, now_])
+            assert await writer.cancel(later.message_id) is Cancellation.CANCELLED
+            assert await writer.cancel(now_.message_id) is Cancellation.CANCELLED
+            assert await writer.cancel(now_.message_id) is Cancellation.NOT_FOUND
+        assert await outbox.store.get(later.message_id) is None
+        assert await outbox.store.get(now_.message_id) is None
+
+    async def test_a_cancel_in_progress_holds_back_the_message_and_its_key(
+        self, outbox: OutboxHarness
+    ) -> None:
+        if not outbox.store.claims_overlap:
+            pytest.skip("this adapter's open scope holds the one write lock a claim needs")
+        first, second, other = message("k"), message("k"), message("j")
+        later = message("j", due=time.time() + 1)
+        await self.write(outbox, first, second, other, later)
+        async with outbox.transaction() as (writer, _):
+            assert await writer.cancel(first.message_id) is Cancellation.CANCELLED
+            assert await writer.cancel(later.message_id) is Cancellation.CANCELLED
+            # neither `first` nor `second` behind it, until the scope ends; nor is `later`
+            # promoted meanwhile
+            assert await self.claim_ids(outbox) == [other.message_id]
+            assert (await outbox.store.promote(time.time() + 2, 10)).count == 0
+        assert await self.claim_ids(outbox) == [second.message_id, other.message_id]
+
+    @pytest.mark.parametrize("published", [True, False])
+    async def test_cancelling_a_message_in_flight_waits_for_its_batch(
+        self, outbox: OutboxHarness, published: bool
+    ) -> None:
+        written = message("k")
+        await self.write(outbox, written)
+        async with outbox.store.claim(10, time.time()) as batch:
+            assert [m.message_id for m in batch.messages] == [written.message_id]
+            cancelling = asyncio.create_task(self.cancel(outbox, written.message_id))
+            await asyncio.sleep(0.05)  # the cancel waits for the batch (if it got that far)
+            if published:
+                await batch.delivered([written.message_id], time.time())
+            else:
+                await batch.failed(written.message_id, "ConnectionError: no", 1, time.time())
+        expected = Cancellation.ALREADY_PUBLISHED if published else Cancellation.CANCELLED
+        assert await asyncio.wait_for(cancelling, 30) is expected
 
     # -- dead letters ----------------------------------------------------------------------
 
