@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from dockyard.app import App
-from dockyard.exceptions import AppImportError
+from dockyard.exceptions import AppImportError, DockyardError
 
 __all__ = ["load_app"]
 
@@ -30,6 +30,9 @@ def load_app(target: str) -> App:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise AppImportError(target, f"importing `{module_name}` failed: {exc}") from exc
+    except Exception as exc:
+        problem = f"importing `{module_name}` failed: {_one_line(exc)}"
+        raise AppImportError(target, problem) from exc
     found: object = module
     for part in attribute.split("."):
         try:
@@ -37,7 +40,19 @@ def load_app(target: str) -> App:
         except AttributeError as exc:
             raise AppImportError(target, f"`{module_name}` has no `{attribute}`") from exc
     if not isinstance(found, App) and callable(found):
-        found = found()
+        try:
+            found = found()
+        except Exception as exc:
+            problem = f"`{attribute}()` failed: {_one_line(exc)}"
+            raise AppImportError(target, problem) from exc
     if not isinstance(found, App):
         raise AppImportError(target, f"`{attribute}` is a {type(found).__name__}, not an App")
     return found
+
+
+def _one_line(error: Exception) -> str:
+    """``Type: message`` for errors of the user's code; dockyard's own errors read alone."""
+    text = str(error)
+    if isinstance(error, DockyardError):
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
