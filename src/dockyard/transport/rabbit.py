@@ -22,12 +22,23 @@ against and on a channel that has the attributes it uses, checked on the first b
 publish per message, as ``publish`` does) and says so once in a warning. Either way a
 confirm is awaited at most ``publish_timeout`` seconds; silence is the broker's failure
 (``TransportUnavailableError``: the relay pauses without counting an attempt).
+
+Connecting is bounded too (``connect_timeout``): a node that accepts TCP and never sends the
+AMQP greeting (seen: a wedged node) would otherwise hold every connect for ever. aio-pika
+bounds each handshake, the first and every reconnect (the broker this transport builds passes
+it ``timeout``), and the transport bounds the whole start (handshake, FastStream's channel and
+reply queue). A start given up or cancelled leaves aio-pika's robust connection behind, whose
+reconnect task goes on for ever (it survives the cancellation): the transport closes it. It
+learns of the connection through aio-pika's ``connection_class`` factory, set in FastStream's
+private ``broker._connection_kwargs`` (gated like the fast path; without it a cancelled
+connect may leave that task behind, said once in a warning).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +46,7 @@ from dockyard.exceptions import MissingExtraError
 
 try:
     import aiormq
+    from aio_pika import RobustConnection
     from aiormq.abc import ChannelFrame, DeliveredMessage
     from faststream.rabbit import (
         Channel,
@@ -73,6 +85,8 @@ from dockyard.transport._port import TransportMessage
 
 __all__ = ["RabbitTransport"]
 
+logger = logging.getLogger("dockyard.transport")
+
 
 class RabbitTransport(FastStreamTransport):
     """A ``Transport`` over RabbitMQ.
@@ -84,6 +98,12 @@ class RabbitTransport(FastStreamTransport):
             before raising ``TransportUnavailableError`` (the relay then pauses without
             counting an attempt). RabbitMQ confirms in milliseconds; lower it to notice a
             broker that stopped answering sooner.
+        connect_timeout: Seconds connecting may take (the AMQP handshake, each reconnect's
+            too, and FastStream's first channel) before it raises ``TransportUnavailableError``
+            (the relay pauses, a consumer is degraded and retries with backoff): a node that
+            accepts connections and never answers is an outage, not a hang. With a
+            ``broker`` of your own, pass ``RabbitBroker(url, timeout=...)`` as well to bound
+            its reconnects.
 
     Example:
         ```text
@@ -102,18 +122,70 @@ class RabbitTransport(FastStreamTransport):
         *,
         broker: RabbitBroker | None = None,
         publish_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
     ) -> None:
         if publish_timeout <= 0:
             msg = f"RabbitTransport.publish_timeout must be > 0, got {publish_timeout}"
             raise ValueError(msg)
-        super().__init__(broker if broker is not None else RabbitBroker(url, logger=None))
+        if broker is None:  # aio-pika bounds each handshake (and reconnect) by `timeout`
+            broker = RabbitBroker(url, logger=None, timeout=connect_timeout)
+        super().__init__(broker, connect_timeout=connect_timeout)
         self.publish_timeout = publish_timeout
+        self._made: list[RobustConnection] = []
+        """The connections aio-pika made for the connect under way (to close if it fails)."""
+        self._tracked: bool | None = None
+        """Whether aio-pika's connections are made through ``_new_connection`` (decided once)."""
         self._declared: set[tuple[str, str]] = set()
         self._exchanges: set[str] = set()
         self._batch_channel: Any = None  # aio-pika channel with confirms, for publish_many
         self._publish_frames: dict[tuple[str, int], bytes] = {}
         self._fast_waves: bool | None = None
         """Whether ``publish_many`` fills aiormq's confirmation table (decided once)."""
+
+    async def _start_broker(self) -> None:
+        if self._tracked is None:
+            self._tracked = self._track_connections()
+        try:
+            await super()._start_broker()
+        finally:
+            self._made.clear()  # the broker's now, or closed by _abandon
+
+    def _start_within(self) -> float:
+        # Untracked, a handshake cut short leaves aio-pika reconnecting for ever: let its own
+        # `timeout` (connect_timeout, on the broker this transport builds) end it first.
+        return self.connect_timeout if self._tracked else 2 * self.connect_timeout
+
+    def _track_connections(self) -> bool:
+        """Have aio-pika make its connections through ``_new_connection`` (asked once)."""
+        problem = _broker_problem(self.broker)
+        if problem is not None:
+            logger.warning(
+                "%r: a connect given up after connect_timeout or cancelled may leave aio-pika's "
+                "robust connection reconnecting in the background, because %s. Hint: install "
+                "a release dockyard's extra allows (`pip install 'dockyard[rabbit]'`).",
+                self,
+                problem,
+            )
+            return False
+        self.broker._connection_kwargs["connection_class"] = self._new_connection  # noqa: SLF001
+        return True
+
+    def _new_connection(self, url: Any, **kwargs: Any) -> RobustConnection:
+        """What aio-pika's ``connect_robust`` calls to make a connection (``connection_class``)."""
+        connection = RobustConnection(url, **kwargs)
+        self._made.append(connection)
+        return connection
+
+    async def _abandon(self) -> None:
+        # Closing a robust connection ends its reconnect task, which a cancelled connect
+        # leaves running (aio-pika logs "cancelled, reconnecting" and goes on).
+        made = list(self._made)
+        self._made.clear()
+        for connection in made:
+            with contextlib.suppress(Exception, TimeoutError):
+                async with asyncio.timeout(self.connect_timeout):
+                    await connection.close()
+        await super()._abandon()  # FastStream forgets its connection and channel
 
     def _exchange(self, name: str) -> RabbitExchange:
         return RabbitExchange(name, type=ExchangeType.FANOUT, durable=True)
@@ -420,6 +492,20 @@ _CHANNEL: dict[str, Check] = {
     "_on_return_frame": callable,  # matches a returned message through message ids
 }
 """What ``_write_wave`` and ``_Confirm`` use of an aiormq channel, and how it must look."""
+
+
+_FASTSTREAM_RELEASES = ((0, 6), (0, 8))
+"""The FastStream releases whose ``broker._connection_kwargs`` go to ``connect_robust``."""
+_BROKER: dict[str, Check] = {
+    "_connection_kwargs": lambda value: isinstance(value, dict) and "connection_class" not in value,
+}
+"""What ``_track_connections`` uses of a FastStream ``RabbitBroker``, and how it must look."""
+
+
+def _broker_problem(broker: object) -> str | None:
+    """Why the transport cannot learn of the connections ``broker`` makes; ``None`` if it can."""
+    problem = release_problem("faststream", release("faststream"), *_FASTSTREAM_RELEASES)
+    return problem if problem is not None else shape_problem(broker, _BROKER)
 
 
 def _aiormq_problem(channel: object) -> str | None:
