@@ -163,7 +163,7 @@ class SilentListener:
     """Accepts TCP connections on ``127.0.0.1:port``, reads what comes, and never writes a byte.
 
     With ``amqp_handshake=True`` it answers an AMQP 0-9-1 client's handshake (greeting, tune,
-    connection open) and its channel openings, and nothing else: a node that lets clients
+    connection open) and its channel set-ups, and nothing else: a node that lets clients
     connect and never answers what they then ask (declaring a queue or an exchange).
 
     It closes nothing itself: a connection ends only when the client closes it, so ``open``
@@ -218,7 +218,8 @@ class SilentListener:
 
 async def _amqp_open_only(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """The server's side of an AMQP 0-9-1 connection that answers the handshake (greeting,
-    tune, connection open) and opening channels, and nothing else; until the client leaves."""
+    tune, connection open) and setting channels up (open, confirms, prefetch), and nothing
+    else; until the client leaves."""
     from pamqp import commands, frame
     from pamqp.common import FieldTable
     from pamqp.exceptions import UnmarshalingException
@@ -229,6 +230,7 @@ async def _amqp_open_only(reader: asyncio.StreamReader, writer: asyncio.StreamWr
         commands.Connection.Open: commands.Connection.OpenOk(),
         commands.Channel.Open: commands.Channel.OpenOk(),
         commands.Confirm.Select: commands.Confirm.SelectOk(),
+        commands.Basic.Qos: commands.Basic.QosOk(),
     }
     capabilities: FieldTable = {"publisher_confirms": True, "basic.nack": True}
     start = commands.Connection.Start(server_properties={"capabilities": capabilities})

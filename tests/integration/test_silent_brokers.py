@@ -19,12 +19,15 @@ No server is needed: the listener is local and the broker clients are only insta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
+import pytest_asyncio
+from aio_pika import RobustConnection
 from faststream.rabbit import RabbitBroker
 
 from dockyard.app import App
@@ -79,6 +82,19 @@ def client_tasks() -> list[asyncio.Task[object]]:
         if any(f"{os.sep}{client}{os.sep}" in filename for client in _CLIENTS):
             found.append(task)
     return found
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _close_what_a_test_left() -> AsyncIterator[None]:
+    """After a failed test, close the robust connections aio-pika left reconnecting: their
+    task survives cancellation, so the event loop of the test could never close otherwise."""
+    yield
+    for task in client_tasks():
+        frame = getattr(task.get_coro(), "cr_frame", None)
+        owner = frame.f_locals.get("self") if frame is not None else None
+        if isinstance(owner, RobustConnection):
+            with contextlib.suppress(Exception, TimeoutError):
+                await asyncio.wait_for(owner.close(), _WAIT)
 
 
 async def nothing_left_behind(silent: SilentListener) -> None:
