@@ -213,7 +213,9 @@ async def test_without_the_borrowed_hook_connecting_is_bounded_by_the_client_and
     warnings = [r.getMessage() for r in caplog.records if r.name == "dockyard.transport"]
     assert len(warnings) == 1, warnings
     assert "given up after connect_timeout" in warnings[0]
-    assert "faststream is 0.8.0; the fast path knows 0.6 up to (not including) 0.8" in warnings[0]
+    assert (
+        "faststream is 0.8.0; the connect clean-up knows 0.6 up to (not including) 0.8"
+    ) in warnings[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -491,11 +491,13 @@ class FastStreamTransport(abc.ABC):
         client gives up overrides this.
         """
         within = self._start_within()
+        shared = getattr(self.broker, "running", False) is True  # started by its owner
         try:
             async with asyncio.timeout(within) as deadline:
                 await self._connect()
         except BaseException as exc:
-            await self._abandon()
+            if not shared:  # a broker someone else runs is theirs to stop
+                await self._abandon()
             if isinstance(exc, TimeoutError):  # ours, or the client's own (connect_timeout)
                 raise self._no_connection(within if deadline.expired() else None) from exc
             raise

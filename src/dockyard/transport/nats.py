@@ -443,6 +443,7 @@ _CLIENT: dict[str, Check] = {
 """What ``_publish_wave`` uses of a nats-py client, and how it must look."""
 
 
+_CLEAN_UP = "the connect clean-up"
 _FASTSTREAM_RELEASES = ((0, 6), (0, 8))
 """The FastStream releases whose ``NatsBroker._connect`` is what ``_new_client`` does."""
 _BROKER: dict[str, Check] = {
@@ -455,7 +456,8 @@ _BROKER: dict[str, Check] = {
 
 def _broker_problem(broker: object) -> str | None:
     """Why the transport cannot make ``broker``'s nats-py client itself; ``None`` if it can."""
-    problem = release_problem("faststream", release("faststream"), *_FASTSTREAM_RELEASES)
+    installed = release("faststream")
+    problem = release_problem("faststream", installed, *_FASTSTREAM_RELEASES, user=_CLEAN_UP)
     return problem if problem is not None else shape_problem(broker, _BROKER)
 
 

@@ -131,8 +131,9 @@ class RabbitTransport(FastStreamTransport):
             broker = RabbitBroker(url, logger=None, timeout=connect_timeout)
         super().__init__(broker, connect_timeout=connect_timeout)
         self.publish_timeout = publish_timeout
-        self._made: list[RobustConnection] = []
-        """The connections aio-pika made for the connect under way (to close if it fails)."""
+        self._made: list[RobustConnection] | None = None
+        """The connections aio-pika made for the connect under way (to close if it fails);
+        ``None`` between connects (the broker's owner may reconnect it from scratch)."""
         self._tracked: bool | None = None
         """Whether aio-pika's connections are made through ``_new_connection`` (decided once)."""
         self._declared: set[tuple[str, str]] = set()
@@ -145,10 +146,11 @@ class RabbitTransport(FastStreamTransport):
     async def _start_broker(self) -> None:
         if self._tracked is None:
             self._tracked = self._track_connections()
+        self._made = []
         try:
             await super()._start_broker()
         finally:
-            self._made.clear()  # the broker's now, or closed by _abandon
+            self._made = None  # the broker's now, or closed by _abandon
 
     def _start_within(self) -> float:
         # Untracked, a handshake cut short leaves aio-pika reconnecting for ever: let its own
@@ -173,14 +175,14 @@ class RabbitTransport(FastStreamTransport):
     def _new_connection(self, url: Any, **kwargs: Any) -> RobustConnection:
         """What aio-pika's ``connect_robust`` calls to make a connection (``connection_class``)."""
         connection = RobustConnection(url, **kwargs)
-        self._made.append(connection)
+        if self._made is not None:
+            self._made.append(connection)
         return connection
 
     async def _abandon(self) -> None:
         # Closing a robust connection ends its reconnect task, which a cancelled connect
         # leaves running (aio-pika logs "cancelled, reconnecting" and goes on).
-        made = list(self._made)
-        self._made.clear()
+        made, self._made = self._made or [], []
         for connection in made:
             with contextlib.suppress(Exception, TimeoutError):
                 async with asyncio.timeout(self.connect_timeout):
@@ -494,6 +496,7 @@ _CHANNEL: dict[str, Check] = {
 """What ``_write_wave`` and ``_Confirm`` use of an aiormq channel, and how it must look."""
 
 
+_CLEAN_UP = "the connect clean-up"
 _FASTSTREAM_RELEASES = ((0, 6), (0, 8))
 """The FastStream releases whose ``broker._connection_kwargs`` go to ``connect_robust``."""
 _BROKER: dict[str, Check] = {
@@ -504,7 +507,8 @@ _BROKER: dict[str, Check] = {
 
 def _broker_problem(broker: object) -> str | None:
     """Why the transport cannot learn of the connections ``broker`` makes; ``None`` if it can."""
-    problem = release_problem("faststream", release("faststream"), *_FASTSTREAM_RELEASES)
+    installed = release("faststream")
+    problem = release_problem("faststream", installed, *_FASTSTREAM_RELEASES, user=_CLEAN_UP)
     return problem if problem is not None else shape_problem(broker, _BROKER)
 
 
