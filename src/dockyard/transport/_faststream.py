@@ -305,6 +305,8 @@ class FastStreamTransport(abc.ABC):
     """The URL-like prefix of destinations this transport accepts, e.g. ``"rabbit"``."""
     _testing_module: ClassVar[str]
     """FastStream's module of the broker's ``TestBroker``, e.g. ``"faststream.rabbit.testing"``."""
+    _left_behind: ClassVar[str] = "the client's connection"
+    """What the client leaves of a connect cut short when ``_hook_connects`` cannot help."""
 
     def __init__(self, broker: Any, *, connect_timeout: float = 10.0) -> None:
         if connect_timeout <= 0:
@@ -314,6 +316,8 @@ class FastStreamTransport(abc.ABC):
         """The FastStream broker underneath (to share its connection, or for tests)."""
         self.connect_timeout = connect_timeout
         """Seconds connecting (to the first answer the transport needs) may take."""
+        self._hooked: bool | None = None
+        """Whether a connect given up leaves nothing behind (``_hook_connects``, asked once)."""
         self._connected = False
         self._owns_broker = True
         self._connecting = asyncio.Lock()
@@ -488,36 +492,55 @@ class FastStreamTransport(abc.ABC):
 
         Whatever the attempt leaves behind (it failed, timed out or was cancelled) is closed
         by ``_abandon``. A transport that can tell an unreachable server sooner than its
-        client gives up overrides this.
+        client gives up overrides ``_connect``.
         """
-        within = self._start_within()
-        shared = getattr(self.broker, "running", False) is True  # started by its owner
+        if self._hooked is None:
+            self._hooked = self._hooked_connects()
+        # Unhooked, what a connect cut short leaves cannot be closed: wait longer, so that the
+        # client's own bound (connect_timeout, on the broker the transport builds) ends it.
+        within = self.connect_timeout if self._hooked else 2 * self.connect_timeout
         try:
             async with asyncio.timeout(within) as deadline:
                 await self._connect()
         except BaseException as exc:
-            if not shared:  # a broker someone else runs is theirs to stop
-                await self._abandon()
+            await self._abandon()
             if isinstance(exc, TimeoutError):  # ours, or the client's own (connect_timeout)
                 raise self._no_connection(within if deadline.expired() else None) from exc
             raise
 
-    def _start_within(self) -> float:
-        """Seconds ``_start_broker`` waits: ``connect_timeout``. A transport that cannot close
-        what a connect cut short leaves, but whose client bounds its own attempts by
-        ``connect_timeout``, waits longer, so that the client gives up first and cleanly."""
-        return self.connect_timeout
+    def _hooked_connects(self) -> bool:
+        """Whether ``_abandon`` can close all a connect cut short leaves (asked once)."""
+        problem = self._hook_connects()
+        if problem is None:
+            return True
+        logger.warning(
+            "%r: a connect given up after connect_timeout or cancelled may leave %s, because "
+            "%s. Hint: install a release dockyard's extra allows (`pip install "
+            "'dockyard[%s]'`).",
+            self,
+            self._left_behind,
+            problem,
+            self.scheme,
+        )
+        return False
+
+    def _hook_connects(self) -> str | None:
+        """Let ``_abandon`` reach what the client makes while connecting; or say why not."""
+        return None
 
     async def _connect(self) -> None:
         """Start the broker and wait for its first answer (run under ``connect_timeout``)."""
         await self.broker.start()
 
     async def _abandon(self) -> None:
-        """Close what a connect given up left behind (bounded: it must not wait on a server
-        that does not answer)."""
+        """Close what a connect given up left behind; FastStream forgets its connection."""
+        await self._quietly(self.broker.stop())
+
+    async def _quietly(self, closing: Awaitable[object]) -> None:
+        """Await a clean-up, bounded (it must not wait on a server that does not answer)."""
         with contextlib.suppress(Exception, TimeoutError):
             async with asyncio.timeout(self.connect_timeout):
-                await self.broker.stop()
+                await closing
 
     def _no_connection(self, within: float | None = None) -> TransportUnavailableError:
         seconds = self.connect_timeout if within is None else within

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import re
 from asyncio import FIRST_COMPLETED
 from collections.abc import Sequence
@@ -80,8 +79,6 @@ from dockyard.transport._port import TransportMessage
 
 __all__ = ["NatsTransport"]
 
-logger = logging.getLogger("dockyard.transport")
-
 _NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -109,7 +106,9 @@ class NatsTransport(FastStreamTransport):
             stopped answering sooner.
         connect_timeout: Seconds the first connection may take before it raises
             ``TransportUnavailableError`` (a server that refuses it fails at once): a server
-            that accepts connections and never answers is an outage, not a hang.
+            that accepts connections and never answers is an outage, not a hang. The client
+            the transport builds also waits at most this long for the server in each
+            (re)connect attempt (nats-py's ``connect_timeout``).
 
     Example:
         ```text
@@ -121,6 +120,7 @@ class NatsTransport(FastStreamTransport):
 
     scheme = "nats"
     _testing_module = "faststream.nats.testing"
+    _left_behind = "nats-py's socket, open until it is collected"
 
     def __init__(
         self,
@@ -159,8 +159,6 @@ class NatsTransport(FastStreamTransport):
         self._first_failure: asyncio.Future[Exception] | None = None
         self._client: Client | None = None
         """The nats-py client of the connect under way (to close if it is given up)."""
-        self._tracked: bool | None = None
-        """Whether the transport makes FastStream's nats-py client itself (decided once)."""
         self._streams: set[str] = set()
         self._ack_pending: dict[tuple[str, str], int] = {}
         """Each declared group's ``max_ack_pending``, as the server has it."""
@@ -168,16 +166,6 @@ class NatsTransport(FastStreamTransport):
         self._acks: _PubAcks | None = None
         self._fast_waves: bool | None = None
         """Whether ``publish_many`` writes with nats-py's ``_send_command`` (decided once)."""
-
-    async def _start_broker(self) -> None:
-        if self._tracked is None:
-            self._tracked = self._track_clients()
-        await super()._start_broker()
-
-    def _start_within(self) -> float:
-        # Untracked, an attempt cut short leaves its socket open: let nats-py's own
-        # connect_timeout (the same, on the broker this transport builds) end it first.
-        return self.connect_timeout if self._tracked else 2 * self.connect_timeout
 
     async def _connect(self) -> None:
         # Run under connect_timeout (_start_broker); the first failed attempt ends it sooner.
@@ -203,21 +191,11 @@ class NatsTransport(FastStreamTransport):
             reason = "no answer while connecting (nats-py's connect attempt timed out)"
         raise TransportUnavailableError(self.scheme, reason) from error
 
-    def _track_clients(self) -> bool:
-        """Make FastStream's nats-py client in ``_new_client`` (asked once)."""
+    def _hook_connects(self) -> str | None:
         problem = _broker_problem(self.broker)
-        if problem is not None:
-            logger.warning(
-                "%r: a first connection given up after connect_timeout or cancelled may leave "
-                "nats-py's socket open until it is collected, because %s. Hint: install a "
-                "release dockyard's extra allows (`pip install 'dockyard[nats]'`).",
-                self,
-                problem,
-            )
-            return False
-        # An instance attribute: FastStream's connect() calls self._connect().
-        self.broker._connect = self._new_client  # noqa: SLF001
-        return True
+        if problem is None:  # an instance attribute: FastStream's connect() calls it
+            self.broker._connect = self._new_client  # noqa: SLF001
+        return problem
 
     async def _new_client(self) -> Client:
         """FastStream's ``NatsBroker._connect``, keeping the client to close it if need be."""
@@ -229,9 +207,7 @@ class NatsTransport(FastStreamTransport):
     async def _abandon(self) -> None:
         client, self._client = self._client, None
         if client is not None:  # its socket, if a cancelled connect left it open
-            with contextlib.suppress(Exception, TimeoutError):
-                async with asyncio.timeout(self.connect_timeout):
-                    await client.close()
+            await self._quietly(client.close())
         await super()._abandon()
 
     async def _connection_failed(self, error: Exception) -> None:

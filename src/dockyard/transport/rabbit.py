@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,8 +84,6 @@ from dockyard.transport._port import TransportMessage
 
 __all__ = ["RabbitTransport"]
 
-logger = logging.getLogger("dockyard.transport")
-
 
 class RabbitTransport(FastStreamTransport):
     """A ``Transport`` over RabbitMQ.
@@ -115,6 +112,7 @@ class RabbitTransport(FastStreamTransport):
 
     scheme = "rabbit"
     _testing_module = "faststream.rabbit.testing"
+    _left_behind = "aio-pika's robust connection, reconnecting in the background"
 
     def __init__(
         self,
@@ -134,8 +132,6 @@ class RabbitTransport(FastStreamTransport):
         self._made: list[RobustConnection] | None = None
         """The connections aio-pika made for the connect under way (to close if it fails);
         ``None`` between connects (the broker's owner may reconnect it from scratch)."""
-        self._tracked: bool | None = None
-        """Whether aio-pika's connections are made through ``_new_connection`` (decided once)."""
         self._declared: set[tuple[str, str]] = set()
         self._exchanges: set[str] = set()
         self._batch_channel: Any = None  # aio-pika channel with confirms, for publish_many
@@ -144,33 +140,17 @@ class RabbitTransport(FastStreamTransport):
         """Whether ``publish_many`` fills aiormq's confirmation table (decided once)."""
 
     async def _start_broker(self) -> None:
-        if self._tracked is None:
-            self._tracked = self._track_connections()
         self._made = []
         try:
             await super()._start_broker()
         finally:
             self._made = None  # the broker's now, or closed by _abandon
 
-    def _start_within(self) -> float:
-        # Untracked, a handshake cut short leaves aio-pika reconnecting for ever: let its own
-        # `timeout` (connect_timeout, on the broker this transport builds) end it first.
-        return self.connect_timeout if self._tracked else 2 * self.connect_timeout
-
-    def _track_connections(self) -> bool:
-        """Have aio-pika make its connections through ``_new_connection`` (asked once)."""
+    def _hook_connects(self) -> str | None:
         problem = _broker_problem(self.broker)
-        if problem is not None:
-            logger.warning(
-                "%r: a connect given up after connect_timeout or cancelled may leave aio-pika's "
-                "robust connection reconnecting in the background, because %s. Hint: install "
-                "a release dockyard's extra allows (`pip install 'dockyard[rabbit]'`).",
-                self,
-                problem,
-            )
-            return False
-        self.broker._connection_kwargs["connection_class"] = self._new_connection  # noqa: SLF001
-        return True
+        if problem is None:  # aio-pika makes its connections through _new_connection
+            self.broker._connection_kwargs["connection_class"] = self._new_connection  # noqa: SLF001
+        return problem
 
     def _new_connection(self, url: Any, **kwargs: Any) -> RobustConnection:
         """What aio-pika's ``connect_robust`` calls to make a connection (``connection_class``)."""
@@ -184,10 +164,8 @@ class RabbitTransport(FastStreamTransport):
         # leaves running (aio-pika logs "cancelled, reconnecting" and goes on).
         made, self._made = self._made or [], []
         for connection in made:
-            with contextlib.suppress(Exception, TimeoutError):
-                async with asyncio.timeout(self.connect_timeout):
-                    await connection.close()
-        await super()._abandon()  # FastStream forgets its connection and channel
+            await self._quietly(connection.close())
+        await super()._abandon()
 
     def _exchange(self, name: str) -> RabbitExchange:
         return RabbitExchange(name, type=ExchangeType.FANOUT, durable=True)
