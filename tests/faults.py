@@ -12,6 +12,14 @@ Put it in front of PostgreSQL or a broker and point the code under test at ``pro
 
 The proxy keeps its port across ``refuse()``/``restore()``, so clients reconnect to the same
 address. ``opened`` counts connections accepted so far; ``open`` is how many are open now.
+
+A stalled proxy is not a silent server: the real server behind it still closes a connection
+that never finished its handshake (RabbitMQ after its ``handshake_timeout``, 10 s), and the
+proxy passes that close on. A node that accepts and then never answers at all (seen: a wedged
+RabbitMQ) is ``SilentListener``::
+
+    async with SilentListener() as silent:         # 127.0.0.1:silent.port accepts, never writes
+        ...                                        # silent.open: connections the client kept
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["FaultProxy"]
+__all__ = ["FaultProxy", "SilentListener"]
 
 _CHUNK = 65536
 
@@ -149,6 +157,91 @@ class _Pair:
     def _finished(self, _: object) -> None:
         if all(t.done() for t in self._tasks) and not self.done.done():
             self.done.set_result(None)
+
+
+class SilentListener:
+    """Accepts TCP connections on ``127.0.0.1:port``, reads what comes, and never writes a byte.
+
+    With ``amqp_handshake=True`` it answers an AMQP 0-9-1 client's handshake (greeting, tune,
+    connection open) and its channel set-ups, and nothing else: a node that lets clients
+    connect and never answers what they then ask (declaring a queue or an exchange).
+
+    It closes nothing itself: a connection ends only when the client closes it, so ``open``
+    tells whether a client that gave up left its socket behind.
+    """
+
+    def __init__(self, *, amqp_handshake: bool = False) -> None:
+        self.amqp_handshake = amqp_handshake
+        self.port = 0
+        self.accepted = 0
+        """Connections accepted so far."""
+        self.open = 0
+        """Connections the client has not closed yet."""
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        if server is not None:
+            await server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self.open += 1
+        self._writers.add(writer)
+        try:
+            if self.amqp_handshake:
+                await _amqp_open_only(reader, writer)
+            while await reader.read(_CHUNK):
+                pass  # whatever the client says (a protocol header, a command) goes unanswered
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.open -= 1
+            self._writers.discard(writer)
+            writer.transport.abort()
+
+
+async def _amqp_open_only(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The server's side of an AMQP 0-9-1 connection that answers the handshake (greeting,
+    tune, connection open) and setting channels up (open, confirms, prefetch), and nothing
+    else; until the client leaves."""
+    from pamqp import commands, frame
+    from pamqp.common import FieldTable
+    from pamqp.exceptions import UnmarshalingException
+
+    await reader.readexactly(8)  # the protocol header, b"AMQP\x00\x00\x09\x01"
+    answers = {
+        commands.Connection.StartOk: commands.Connection.Tune(2047, 131072, 60),
+        commands.Connection.Open: commands.Connection.OpenOk(),
+        commands.Channel.Open: commands.Channel.OpenOk(),
+        commands.Confirm.Select: commands.Confirm.SelectOk(),
+        commands.Basic.Qos: commands.Basic.QosOk(),
+    }
+    capabilities: FieldTable = {"publisher_confirms": True, "basic.nack": True}
+    start = commands.Connection.Start(server_properties={"capabilities": capabilities})
+    writer.write(frame.marshal(start, 0))
+    buffer = b""
+    while data := await reader.read(_CHUNK):
+        buffer += data
+        while buffer:
+            try:
+                used, channel, received = frame.unmarshal(buffer)
+            except UnmarshalingException:  # not a whole frame yet
+                break
+            buffer = buffer[used:]
+            answer = answers.get(type(received))
+            if answer is not None:
+                writer.write(frame.marshal(answer, channel))
 
 
 def _free_port() -> int:

@@ -34,6 +34,7 @@ from dockyard.transport import TransportMessage
 from dockyard.transport._faststream import FastStreamTransport, encode_headers
 from dockyard.transport.nats import NatsTransport
 from dockyard.transport.rabbit import RabbitTransport
+from integration._apps.services import delete_declared
 
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 NATS_URL = "nats://127.0.0.1:4222"
@@ -205,6 +206,9 @@ async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
                 yield Service(stream, app, probe, producer, destination, plain)
         finally:
             await producer.close()
+            # The endpoint's queue (or stream), and on RabbitMQ the plain subscriber's queue.
+            also = [plain] if isinstance(producer, RabbitTransport) else []
+            await delete_declared(transport, producer, also=also)
         assert (probe.started, probe.stopped) == (1, 1)
         assert not app.is_started
 
@@ -217,6 +221,15 @@ async def running(stream: FastStream) -> AsyncIterator[None]:
         yield
     finally:
         await stream.stop()
+
+
+@asynccontextmanager
+async def _deleting(transport: FastStreamTransport) -> AsyncIterator[None]:
+    """Delete what ``transport`` declared on the way out."""
+    try:
+        yield
+    finally:
+        await delete_declared(transport)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -349,7 +362,7 @@ async def test_background_services_share_the_users_broker_without_starting_it_ag
             transport=transport,
             background_services=True,
         )
-        async with running(stream):
+        async with running(stream), _deleting(transport):
             async with app.scope() as scope:  # an outbox row, relayed in this process
                 outbox = await scope.get(Outbox)
                 await outbox.add(PaymentRequested("o-1"), destination=destination)

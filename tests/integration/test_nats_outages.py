@@ -1,7 +1,8 @@
 """Outages of NATS JetStream, made by a ``FaultProxy`` the test owns.
 
 * The relay publishing to NATS while the proxy refuses connections (or holds every byte):
-  the transport reports ``TransportUnavailableError`` within its ``publish_timeout``, the relay
+  the transport reports ``TransportUnavailableError`` within its ``publish_timeout`` (its
+  ``connect_timeout`` while it connects), the relay
   pauses, counts no attempt and makes no dead letters; once NATS is back every message goes
   out in key order, with one warning and one info line.
 * A real ``dockyard worker`` whose NATS is unreachable at start keeps running (degraded) and
@@ -38,7 +39,7 @@ class CountingNats(NatsTransport):
     """Counts the batches refused as unavailable (each would have cost an attempt)."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(url, publish_timeout=1.0)
+        super().__init__(url, publish_timeout=1.0, connect_timeout=1.0)
         self.unavailable = 0
         self.changed = asyncio.Event()
 

@@ -23,6 +23,7 @@ from dockyard.retry import RetryPolicy
 from dockyard.transport import TransportMessage
 from dockyard.transport.rabbit import RabbitTransport
 from faults import FaultProxy
+from integration._apps.services import delete_declared
 
 pytestmark = pytest.mark.rabbit
 
@@ -57,6 +58,16 @@ async def test_a_rabbit_outage_pauses_the_relay_and_makes_no_dead_letters(
 ) -> None:
     destination = f"outage-{uuid.uuid4().hex[:8]}"
     direct = RabbitTransport("amqp://guest:guest@127.0.0.1:5672/")
+    try:
+        await _relay_through_an_outage(direct, destination, caplog)
+    finally:
+        await direct.close()
+        await delete_declared(direct)
+
+
+async def _relay_through_an_outage(
+    direct: RabbitTransport, destination: str, caplog: pytest.LogCaptureFixture
+) -> None:
     await direct.declare(destination, "g")
     now = time.time()
     messages = [
@@ -104,7 +115,6 @@ async def test_a_rabbit_outage_pauses_the_relay_and_makes_no_dead_letters(
         finally:
             stop.set()
             await transport.close()
-            await direct.close()
     assert sorted(m.message_id for m in got) == [m.message_id for m in messages]
     for key in ("k-0", "k-1", "k-2", "k-3"):
         order = [m.message_id for m in got if m.partition_key == key]

@@ -1,4 +1,8 @@
-"""The broker transports pass ``TransportContract`` against the real servers on this machine."""
+"""The broker transports pass ``TransportContract`` against the real servers on this machine.
+
+Each test deletes what it declared afterwards (``delete_declared``): the contract alone made
+a dozen queues or streams per broker per run, and they were never removed.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from dockyard.transport import BatchPublishError, Transport, TransportMessage
 from dockyard.transport.nats import NatsTransport
 from dockyard.transport.rabbit import RabbitTransport
 from dockyard.transport.redis import RedisTransport
+from integration._apps.services import delete_declared
 
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 NATS_URL = "nats://127.0.0.1:4222"
@@ -28,6 +33,7 @@ class TestRabbitTransport(TransportContract):
         transport = RabbitTransport(RABBIT_URL)
         yield transport
         await transport.close()
+        await delete_declared(transport)
 
     async def refusing_destination(self, transport: Transport) -> str:
         del transport
@@ -44,6 +50,7 @@ class TestRabbitTransport(TransportContract):
             await transport.publish(TransportMessage("m-2", destination, "T", b"{}"))
         finally:
             await transport.close()
+            await delete_declared(transport)
 
     async def test_a_channel_closed_mid_wave_fails_the_wave_and_the_next_one_reopens_it(
         self,
@@ -73,19 +80,23 @@ class TestRabbitTransport(TransportContract):
         finally:
             await transport.close()
             await other.close()
+            await delete_declared(transport, other)
 
 
 @pytest.mark.nats
 class TestNatsTransport(TransportContract):
     @pytest_asyncio.fixture
     async def transport_factory(self) -> AsyncIterator[Transport]:
+        self.made: list[str] = []
         transport = NatsTransport(NATS_URL, ack_wait=5.0)
         yield transport
         await transport.close()
+        await delete_declared(transport, also=self.made)
 
     async def refusing_destination(self, transport: Transport) -> str:
         assert isinstance(transport, NatsTransport)
         name = f"tiny-{uuid.uuid4().hex[:8]}"  # a stream that refuses messages over 1 byte
+        self.made.append(NatsTransport.stream_name(name))
         await transport.broker.connection.jetstream().add_stream(
             name=NatsTransport.stream_name(name), subjects=[name], max_msg_size=1
         )
@@ -105,6 +116,7 @@ class TestNatsTransport(TransportContract):
             assert info.state.messages == 1
         finally:
             await transport.close()
+            await delete_declared(transport)
 
     async def test_publish_many_twice_is_stored_once_and_a_missing_stream_fails_the_wave(
         self,
@@ -127,6 +139,7 @@ class TestNatsTransport(TransportContract):
             assert causes == {"NoStreamResponseError"}
         finally:
             await transport.close()
+            await delete_declared(transport)  # its stream is gone already: that is fine
 
 
 @pytest.mark.redis
@@ -136,6 +149,7 @@ class TestRedisTransport(TransportContract):
         transport = RedisTransport(REDIS_URL, claim_after=0.5, poll_interval=0.05)
         yield transport
         await transport.close()
+        await delete_declared(transport)  # the refusing key expires by itself
 
     async def refusing_destination(self, transport: Transport) -> str:
         assert isinstance(transport, RedisTransport)

@@ -41,14 +41,19 @@ def release(distribution: str) -> tuple[int, ...]:
 
 
 def release_problem(
-    distribution: str, installed: tuple[int, ...], low: tuple[int, ...], high: tuple[int, ...]
+    distribution: str,
+    installed: tuple[int, ...],
+    low: tuple[int, ...],
+    high: tuple[int, ...],
+    *,
+    user: str = "the fast path",
 ) -> str | None:
-    """Why ``installed`` is outside ``[low, high)``, the releases a fast path knows; or ``None``."""
+    """Why ``installed`` is outside ``[low, high)``, the releases ``user`` knows; or ``None``."""
     if low <= installed < high:
         return None
     shown = ".".join(map(str, installed)) or "an unknown release"
     known = f"{'.'.join(map(str, low))} up to (not including) {'.'.join(map(str, high))}"
-    return f"{distribution} is {shown}; the fast path knows {known}"
+    return f"{distribution} is {shown}; {user} knows {known}"
 
 
 def shape_problem(target: object, shape: Mapping[str, Check]) -> str | None:

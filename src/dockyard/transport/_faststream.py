@@ -21,6 +21,10 @@ knows about redeliveries). Everything else is here, once:
   as ``TransportUnavailableError``, a message the broker refused as ``BrokerPublishError``:
   the relay pauses for the first and counts an attempt for the second. Each broker says which
   of its client's errors mean "unreachable" in ``_unreachable``.
+* Connecting is bounded by ``connect_timeout``: a server that accepts connections and never
+  answers (a wedged node) is unavailable after that long, not a connect that waits for ever.
+  Whatever the client left of a connect given up (or cancelled) is closed (``_abandon``), so no
+  reconnect loop goes on in the background.
 * ``publish_many`` cuts a batch into waves (``_batch.publish_in_waves``: one message per key
   per wave) and publishes each wave at once with ``_publish_wave``, awaiting its confirms
   together; a broker overrides ``_publish_wave`` with its own pipelining.
@@ -301,10 +305,19 @@ class FastStreamTransport(abc.ABC):
     """The URL-like prefix of destinations this transport accepts, e.g. ``"rabbit"``."""
     _testing_module: ClassVar[str]
     """FastStream's module of the broker's ``TestBroker``, e.g. ``"faststream.rabbit.testing"``."""
+    _left_behind: ClassVar[str] = "the client's connection"
+    """What the client leaves of a connect cut short when ``_hook_connects`` cannot help."""
 
-    def __init__(self, broker: Any) -> None:
+    def __init__(self, broker: Any, *, connect_timeout: float = 10.0) -> None:
+        if connect_timeout <= 0:
+            msg = f"{type(self).__name__}.connect_timeout must be > 0, got {connect_timeout}"
+            raise ValueError(msg)
         self.broker = broker
         """The FastStream broker underneath (to share its connection, or for tests)."""
+        self.connect_timeout = connect_timeout
+        """Seconds connecting (to the first answer the transport needs) may take."""
+        self._hooked: bool | None = None
+        """Whether a connect given up leaves nothing behind (``_hook_connects``, asked once)."""
         self._connected = False
         self._owns_broker = True
         self._connecting = asyncio.Lock()
@@ -373,9 +386,16 @@ class FastStreamTransport(abc.ABC):
         return isinstance(error, ConnectionError | TimeoutError | OSError)
 
     async def declare(self, destination: str, group: str) -> None:
-        """Create ``group``'s durable queue / consumer on ``destination`` (idempotent)."""
-        await self._ensure_connected()
-        await self._declare(self.name_of(destination), group)
+        """Create ``group``'s durable queue / consumer on ``destination`` (idempotent).
+
+        Raises:
+            TransportUnavailableError: The broker could not be reached.
+        """
+        try:
+            await self._ensure_connected()
+            await self._declare(self.name_of(destination), group)
+        except Exception as exc:
+            raise self._translated(exc) from exc
 
     @asynccontextmanager
     async def subscribe(
@@ -385,9 +405,8 @@ class FastStreamTransport(abc.ABC):
         if prefetch < 1:
             msg = f"prefetch must be at least 1, got {prefetch}"
             raise ValueError(msg)
-        await self._ensure_connected()
         name = self.name_of(destination)
-        await self._declare(name, group)
+        await self.declare(name, group)
         subscription = _Subscription(self, destination)
         subscribers = self._subscribers(name, group, prefetch)
         self._subscriptions.add(subscription)
@@ -469,9 +488,67 @@ class FastStreamTransport(abc.ABC):
                 self._connected = True
 
     async def _start_broker(self) -> None:
-        """Connect the broker; a transport that can tell an unreachable server sooner than
-        its client gives up overrides this."""
+        """Connect the broker within ``connect_timeout``; else ``TransportUnavailableError``.
+
+        Whatever the attempt leaves behind (it failed, timed out or was cancelled) is closed
+        by ``_abandon``. A transport that can tell an unreachable server sooner than its
+        client gives up overrides ``_connect``.
+        """
+        if self._hooked is None:
+            self._hooked = self._hooked_connects()
+        # Unhooked, what a connect cut short leaves cannot be closed: wait longer, so that the
+        # client's own bound (connect_timeout, on the broker the transport builds) ends it.
+        within = self.connect_timeout if self._hooked else 2 * self.connect_timeout
+        try:
+            async with asyncio.timeout(within) as deadline:
+                await self._connect()
+        except BaseException as exc:
+            await self._abandon()
+            if isinstance(exc, TimeoutError):  # ours, or the client's own (connect_timeout)
+                raise self._no_connection(within if deadline.expired() else None) from exc
+            raise
+
+    def _hooked_connects(self) -> bool:
+        """Whether ``_abandon`` can close all a connect cut short leaves (asked once)."""
+        problem = self._hook_connects()
+        if problem is None:
+            return True
+        logger.warning(
+            "%r: a connect given up after connect_timeout or cancelled may leave %s, because "
+            "%s. Hint: install a release dockyard's extra allows (`pip install "
+            "'dockyard[%s]'`).",
+            self,
+            self._left_behind,
+            problem,
+            self.scheme,
+        )
+        return False
+
+    def _hook_connects(self) -> str | None:
+        """Let ``_abandon`` reach what the client makes while connecting; or say why not."""
+        return None
+
+    async def _connect(self) -> None:
+        """Start the broker and wait for its first answer (run under ``connect_timeout``)."""
         await self.broker.start()
+
+    async def _abandon(self) -> None:
+        """Close what a connect given up left behind; FastStream forgets its connection."""
+        await self._quietly(self.broker.stop())
+
+    async def _quietly(self, closing: Awaitable[object]) -> None:
+        """Await a clean-up, bounded (it must not wait on a server that does not answer)."""
+        with contextlib.suppress(Exception, TimeoutError):
+            async with asyncio.timeout(self.connect_timeout):
+                await closing
+
+    def _no_connection(self, within: float | None = None) -> TransportUnavailableError:
+        seconds = self.connect_timeout if within is None else within
+        reason = (
+            f"no answer within {seconds:g}s while connecting (the server accepts connections "
+            "and does not answer, or the network drops them)"
+        )
+        return TransportUnavailableError(self.scheme, reason)
 
     @abc.abstractmethod
     async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:

@@ -36,6 +36,8 @@ class KafkaTransport(FastStreamTransport):
         bootstrap_servers: Where to find the cluster, e.g. ``"localhost:9092"``.
         broker: A ``faststream.kafka.KafkaBroker`` to use instead (shares its connection;
             wrap it in ``faststream.kafka.TestKafkaBroker`` to test without a server).
+        connect_timeout: Seconds connecting may take before it raises
+            ``TransportUnavailableError``.
 
     Example:
         ```text
@@ -49,12 +51,17 @@ class KafkaTransport(FastStreamTransport):
     _testing_module = "faststream.kafka.testing"
 
     def __init__(
-        self, bootstrap_servers: str = "localhost:9092", *, broker: KafkaBroker | None = None
+        self,
+        bootstrap_servers: str = "localhost:9092",
+        *,
+        broker: KafkaBroker | None = None,
+        connect_timeout: float = 10.0,
     ) -> None:
         super().__init__(
             broker
             if broker is not None
-            else KafkaBroker(bootstrap_servers, acks="all", enable_idempotence=True, logger=None)
+            else KafkaBroker(bootstrap_servers, acks="all", enable_idempotence=True, logger=None),
+            connect_timeout=connect_timeout,
         )
 
     async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:

@@ -21,9 +21,14 @@ says so once in a warning.
 An unreachable server fails fast: a publish while the client is reconnecting raises
 ``TransportUnavailableError`` at once (nothing is buffered, so the relay pauses and tries
 again), the first connection fails with it at the first refused attempt (or after
-``publish_timeout``) instead of nats-py's minutes of attempts, and acknowledgements are
-awaited at most ``publish_timeout`` seconds (a server that stopped answering). Once
-connected, the client the transport builds reconnects for ever.
+``connect_timeout``: a server that accepts and never sends its ``INFO``) instead of nats-py's
+minutes of attempts, and acknowledgements are awaited at most ``publish_timeout`` seconds (a
+server that stopped answering). Once connected, the client the transport builds reconnects
+for ever. A first connection given up (or cancelled) midway leaves nats-py's socket open (it
+closes it only on the failures it handles itself), so the transport makes the client itself,
+as FastStream's ``NatsBroker._connect`` does, and closes it: FastStream's private API, gated
+like the fast path (without it such a socket is closed only when collected, said once in a
+warning).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from dockyard.exceptions import MissingExtraError
 
 try:
     from faststream.nats import JStream, NatsBroker, PullSub
-    from nats.aio.client import NO_RESPONDERS_STATUS
+    from nats.aio.client import NO_RESPONDERS_STATUS, Client
     from nats.errors import (
         BadHeaderError,
         ConnectionClosedError,
@@ -95,10 +100,15 @@ class NatsTransport(FastStreamTransport):
             consumer crashes).
         duplicate_window: Seconds during which JetStream drops a second publish of one
             message id.
-        publish_timeout: Seconds a publish waits for JetStream's acknowledgement, and the
-            first connection for the server, before raising ``TransportUnavailableError``
-            (the relay then pauses without counting an attempt). JetStream answers in
-            milliseconds; lower it to notice a server that stopped answering sooner.
+        publish_timeout: Seconds a publish waits for JetStream's acknowledgement before
+            raising ``TransportUnavailableError`` (the relay then pauses without counting an
+            attempt). JetStream answers in milliseconds; lower it to notice a server that
+            stopped answering sooner.
+        connect_timeout: Seconds the first connection may take before it raises
+            ``TransportUnavailableError`` (a server that refuses it fails at once): a server
+            that accepts connections and never answers is an outage, not a hang. The client
+            the transport builds also waits at most this long for the server in each
+            (re)connect attempt (nats-py's ``connect_timeout``).
 
     Example:
         ```text
@@ -110,6 +120,7 @@ class NatsTransport(FastStreamTransport):
 
     scheme = "nats"
     _testing_module = "faststream.nats.testing"
+    _left_behind = "nats-py's socket, open until it is collected"
 
     def __init__(
         self,
@@ -120,6 +131,7 @@ class NatsTransport(FastStreamTransport):
         duplicate_window: float = 120.0,
         max_ack_pending: int = 1,
         publish_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
     ) -> None:
         if max_ack_pending < 1:
             msg = f"NatsTransport.max_ack_pending must be >= 1, got {max_ack_pending}"
@@ -132,14 +144,21 @@ class NatsTransport(FastStreamTransport):
             # 60 failed attempts, two minutes), and report each failed attempt to
             # _start_broker, so a server down at start fails the first connection at once.
             broker = NatsBroker(
-                url, logger=None, max_reconnect_attempts=-1, error_cb=self._connection_failed
+                url,
+                logger=None,
+                max_reconnect_attempts=-1,
+                error_cb=self._connection_failed,
+                # per attempt, in seconds (nats-py waits with asyncio.wait_for; typed int)
+                connect_timeout=connect_timeout,  # type: ignore[arg-type]
             )
-        super().__init__(broker)
+        super().__init__(broker, connect_timeout=connect_timeout)
         self.ack_wait = ack_wait
         self.duplicate_window = duplicate_window
         self.max_ack_pending = max_ack_pending
         self.publish_timeout = publish_timeout
         self._first_failure: asyncio.Future[Exception] | None = None
+        self._client: Client | None = None
+        """The nats-py client of the connect under way (to close if it is given up)."""
         self._streams: set[str] = set()
         self._ack_pending: dict[tuple[str, str], int] = {}
         """Each declared group's ``max_ack_pending``, as the server has it."""
@@ -148,13 +167,12 @@ class NatsTransport(FastStreamTransport):
         self._fast_waves: bool | None = None
         """Whether ``publish_many`` writes with nats-py's ``_send_command`` (decided once)."""
 
-    async def _start_broker(self) -> None:
+    async def _connect(self) -> None:
+        # Run under connect_timeout (_start_broker); the first failed attempt ends it sooner.
         failure = self._first_failure = asyncio.get_running_loop().create_future()
         starting = asyncio.ensure_future(self.broker.start())
         try:
-            await asyncio.wait(
-                (starting, failure), timeout=self.publish_timeout, return_when=FIRST_COMPLETED
-            )
+            await asyncio.wait((starting, failure), return_when=FIRST_COMPLETED)
         finally:
             self._first_failure = None
             if not starting.done():  # nats-py would go on trying (or we were cancelled)
@@ -163,15 +181,34 @@ class NatsTransport(FastStreamTransport):
                     await starting
         if not starting.cancelled():
             starting.result()  # connected, or its own error
+            self._client = None  # the broker's now
             return
-        if failure.done():
-            error = failure.result()
-            if not self._unreachable(error):
-                raise error  # refused for a reason (credentials): a configuration error
-            unavailable = TransportUnavailableError(self.scheme, f"{type(error).__name__}: {error}")
-            raise unavailable from error
-        reason = f"no connection within {self.publish_timeout:g}s"
-        raise TransportUnavailableError(self.scheme, reason)
+        error = failure.result()
+        if not self._unreachable(error):
+            raise error  # refused for a reason (credentials): a configuration error
+        reason = f"{type(error).__name__}: {error}"
+        if isinstance(error, TimeoutError):  # nats-py's own connect_timeout, per attempt
+            reason = "no answer while connecting (nats-py's connect attempt timed out)"
+        raise TransportUnavailableError(self.scheme, reason) from error
+
+    def _hook_connects(self) -> str | None:
+        problem = _broker_problem(self.broker)
+        if problem is None:  # an instance attribute: FastStream's connect() calls it
+            self.broker._connect = self._new_client  # noqa: SLF001
+        return problem
+
+    async def _new_client(self) -> Client:
+        """FastStream's ``NatsBroker._connect``, keeping the client to close it if need be."""
+        client = self._client = Client()
+        await client.connect(**self.broker._connection_kwargs)  # noqa: SLF001
+        self.broker.config.connect(client)
+        return client
+
+    async def _abandon(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:  # its socket, if a cancelled connect left it open
+            await self._quietly(client.close())
+        await super()._abandon()
 
     async def _connection_failed(self, error: Exception) -> None:
         failure = self._first_failure
@@ -380,6 +417,24 @@ _CLIENT: dict[str, Check] = {
     "new_inbox": callable,
 }
 """What ``_publish_wave`` uses of a nats-py client, and how it must look."""
+
+
+_CLEAN_UP = "the connect clean-up"
+_FASTSTREAM_RELEASES = ((0, 6), (0, 8))
+"""The FastStream releases whose ``NatsBroker._connect`` is what ``_new_client`` does."""
+_BROKER: dict[str, Check] = {
+    "_connect": coroutine_taking(),
+    "_connection_kwargs": lambda value: isinstance(value, dict),
+    "config": lambda value: callable(getattr(value, "connect", None)),
+}
+"""What ``_track_clients`` and ``_new_client`` use of a FastStream ``NatsBroker``."""
+
+
+def _broker_problem(broker: object) -> str | None:
+    """Why the transport cannot make ``broker``'s nats-py client itself; ``None`` if it can."""
+    installed = release("faststream")
+    problem = release_problem("faststream", installed, *_FASTSTREAM_RELEASES, user=_CLEAN_UP)
+    return problem if problem is not None else shape_problem(broker, _BROKER)
 
 
 def _nats_problem(client: object) -> str | None:

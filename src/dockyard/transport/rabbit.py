@@ -22,6 +22,16 @@ against and on a channel that has the attributes it uses, checked on the first b
 publish per message, as ``publish`` does) and says so once in a warning. Either way a
 confirm is awaited at most ``publish_timeout`` seconds; silence is the broker's failure
 (``TransportUnavailableError``: the relay pauses without counting an attempt).
+
+Connecting is bounded too (``connect_timeout``): a node that accepts TCP and never sends the
+AMQP greeting (seen: a wedged node) would otherwise hold every connect for ever. aio-pika
+bounds each handshake, the first and every reconnect (the broker this transport builds passes
+it ``timeout``), and the transport bounds the whole start (handshake, FastStream's channel and
+reply queue). A start given up or cancelled leaves aio-pika's robust connection behind, whose
+reconnect task goes on for ever (it survives the cancellation): the transport closes it. It
+learns of the connection through aio-pika's ``connection_class`` factory, set in FastStream's
+private ``broker._connection_kwargs`` (gated like the fast path; without it a cancelled
+connect may leave that task behind, said once in a warning).
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from dockyard.exceptions import MissingExtraError
 
 try:
     import aiormq
+    from aio_pika import RobustConnection
     from aiormq.abc import ChannelFrame, DeliveredMessage
     from faststream.rabbit import (
         Channel,
@@ -84,6 +95,12 @@ class RabbitTransport(FastStreamTransport):
             before raising ``TransportUnavailableError`` (the relay then pauses without
             counting an attempt). RabbitMQ confirms in milliseconds; lower it to notice a
             broker that stopped answering sooner.
+        connect_timeout: Seconds connecting may take (the AMQP handshake, each reconnect's
+            too, and FastStream's first channel) before it raises ``TransportUnavailableError``
+            (the relay pauses, a consumer is degraded and retries with backoff): a node that
+            accepts connections and never answers is an outage, not a hang. With a
+            ``broker`` of your own, pass ``RabbitBroker(url, timeout=...)`` as well to bound
+            its reconnects.
 
     Example:
         ```text
@@ -95,6 +112,7 @@ class RabbitTransport(FastStreamTransport):
 
     scheme = "rabbit"
     _testing_module = "faststream.rabbit.testing"
+    _left_behind = "aio-pika's robust connection, reconnecting in the background"
 
     def __init__(
         self,
@@ -102,18 +120,52 @@ class RabbitTransport(FastStreamTransport):
         *,
         broker: RabbitBroker | None = None,
         publish_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
     ) -> None:
         if publish_timeout <= 0:
             msg = f"RabbitTransport.publish_timeout must be > 0, got {publish_timeout}"
             raise ValueError(msg)
-        super().__init__(broker if broker is not None else RabbitBroker(url, logger=None))
+        if broker is None:  # aio-pika bounds each handshake (and reconnect) by `timeout`
+            broker = RabbitBroker(url, logger=None, timeout=connect_timeout)
+        super().__init__(broker, connect_timeout=connect_timeout)
         self.publish_timeout = publish_timeout
+        self._made: list[RobustConnection] | None = None
+        """The connections aio-pika made for the connect under way (to close if it fails);
+        ``None`` between connects (the broker's owner may reconnect it from scratch)."""
         self._declared: set[tuple[str, str]] = set()
         self._exchanges: set[str] = set()
         self._batch_channel: Any = None  # aio-pika channel with confirms, for publish_many
         self._publish_frames: dict[tuple[str, int], bytes] = {}
         self._fast_waves: bool | None = None
         """Whether ``publish_many`` fills aiormq's confirmation table (decided once)."""
+
+    async def _start_broker(self) -> None:
+        self._made = []
+        try:
+            await super()._start_broker()
+        finally:
+            self._made = None  # the broker's now, or closed by _abandon
+
+    def _hook_connects(self) -> str | None:
+        problem = _broker_problem(self.broker)
+        if problem is None:  # aio-pika makes its connections through _new_connection
+            self.broker._connection_kwargs["connection_class"] = self._new_connection  # noqa: SLF001
+        return problem
+
+    def _new_connection(self, url: Any, **kwargs: Any) -> RobustConnection:
+        """What aio-pika's ``connect_robust`` calls to make a connection (``connection_class``)."""
+        connection = RobustConnection(url, **kwargs)
+        if self._made is not None:
+            self._made.append(connection)
+        return connection
+
+    async def _abandon(self) -> None:
+        # Closing a robust connection ends its reconnect task, which a cancelled connect
+        # leaves running (aio-pika logs "cancelled, reconnecting" and goes on).
+        made, self._made = self._made or [], []
+        for connection in made:
+            await self._quietly(connection.close())
+        await super()._abandon()
 
     def _exchange(self, name: str) -> RabbitExchange:
         return RabbitExchange(name, type=ExchangeType.FANOUT, durable=True)
@@ -420,6 +472,22 @@ _CHANNEL: dict[str, Check] = {
     "_on_return_frame": callable,  # matches a returned message through message ids
 }
 """What ``_write_wave`` and ``_Confirm`` use of an aiormq channel, and how it must look."""
+
+
+_CLEAN_UP = "the connect clean-up"
+_FASTSTREAM_RELEASES = ((0, 6), (0, 8))
+"""The FastStream releases whose ``broker._connection_kwargs`` go to ``connect_robust``."""
+_BROKER: dict[str, Check] = {
+    "_connection_kwargs": lambda value: isinstance(value, dict) and "connection_class" not in value,
+}
+"""What ``_track_connections`` uses of a FastStream ``RabbitBroker``, and how it must look."""
+
+
+def _broker_problem(broker: object) -> str | None:
+    """Why the transport cannot learn of the connections ``broker`` makes; ``None`` if it can."""
+    installed = release("faststream")
+    problem = release_problem("faststream", installed, *_FASTSTREAM_RELEASES, user=_CLEAN_UP)
+    return problem if problem is not None else shape_problem(broker, _BROKER)
 
 
 def _aiormq_problem(channel: object) -> str | None:

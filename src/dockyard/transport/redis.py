@@ -46,6 +46,9 @@ class RedisTransport(FastStreamTransport):
             its group claims it (its consumer is presumed dead); keep it above your slowest
             handler.
         poll_interval: Seconds one read blocks waiting for new entries.
+        connect_timeout: Seconds the first connection may take (up to Redis's first answer)
+            before it raises ``TransportUnavailableError``: a server that accepts connections
+            and never answers is an outage, not a hang.
 
     Example:
         ```text
@@ -65,12 +68,22 @@ class RedisTransport(FastStreamTransport):
         broker: RedisBroker | None = None,
         claim_after: float = 60.0,
         poll_interval: float = 0.1,
+        connect_timeout: float = 10.0,
     ) -> None:
-        # logger=None turns FastStream's per-message logging off (accepted, though not typed so)
-        super().__init__(broker if broker is not None else RedisBroker(url, logger=None))  # type: ignore[arg-type]
+        super().__init__(
+            # logger=None turns FastStream's per-message logging off (accepted, not typed so)
+            broker if broker is not None else RedisBroker(url, logger=None),  # type: ignore[arg-type]
+            connect_timeout=connect_timeout,
+        )
         self.claim_after = claim_after
         self.poll_interval = poll_interval
         self._declared: set[tuple[str, str]] = set()
+
+    async def _connect(self) -> None:
+        await self.broker.start()
+        if not self.in_test_broker():
+            # FastStream's client connects on its first command: Redis's first answer, here.
+            await self.broker._connection.ping()  # noqa: SLF001 - the broker's client
 
     async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:
         entry_id = await self.broker.publish(message.payload, stream=name, headers=headers)

@@ -1,7 +1,9 @@
 """What the broker tests share: PostgreSQL schemas, named RabbitMQ connections, clean-up.
 
 Every test works in a PostgreSQL schema of its own and on broker destinations with a fresh
-name, so tests never see each other's messages. RabbitMQ connections carry a name
+name, so tests never see each other's messages, and deletes them afterwards
+(``delete_declared`` and the ``delete_*`` helpers): queues, streams and exchanges left by
+every run piled up to hundreds on the shared servers. RabbitMQ connections carry a name
 (``?name=...`` in the URL) so a test can close *its* connections with ``rabbitmqctl`` and
 leave everybody else's alone.
 """
@@ -9,10 +11,12 @@ leave everybody else's alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -100,39 +104,85 @@ def close_rabbit_connections(name_prefix: str) -> int:
 
 async def delete_rabbit_destinations(*queues_and_exchanges: tuple[str, str]) -> None:
     """Delete the test's ``(exchange, queue)`` pairs, so quorum queues do not pile up."""
-    from faststream.rabbit import RabbitBroker
+    await delete_rabbit(
+        queues=[queue for _, queue in queues_and_exchanges],
+        exchanges=[exchange for exchange, _ in queues_and_exchanges],
+    )
 
-    broker = RabbitBroker(RABBIT_URL, logger=None)
-    # Bounded: a clean-up that waits on a stuck broker must fail this test, not the whole run.
+
+async def delete_rabbit(queues: Iterable[str] = (), exchanges: Iterable[str] = ()) -> None:
+    """Delete RabbitMQ queues and exchanges (missing ones are fine).
+
+    Bounded: a clean-up that waits on a stuck broker must fail this test, not hang the whole
+    run. A plain (not robust) aio-pika connection with a handshake timeout: a robust one
+    cancelled mid-connect would go on reconnecting for ever and keep the event loop open.
+    """
+    import aio_pika
+
     async with asyncio.timeout(CLEAN_UP_WITHIN):
-        await broker.start()
+        connection = await aio_pika.connect(RABBIT_URL, timeout=CLEAN_UP_WITHIN)
         try:
-            connection = broker._connection  # admin work only
-            assert connection is not None
             channel = await connection.channel()
-            for exchange, queue in queues_and_exchanges:
+            for queue in queues:
                 await channel.queue_delete(queue)
+            for exchange in exchanges:
                 await channel.exchange_delete(exchange)
-            await channel.close()
         finally:
-            await broker.stop()
+            await connection.close()
 
 
 async def delete_nats_streams(*streams: str) -> None:
-    from faststream.nats import NatsBroker
+    """Delete JetStream streams (missing ones are fine), bounded as ``delete_rabbit``."""
+    import nats
+    from nats.js.errors import NotFoundError
 
-    broker = NatsBroker(NATS_URL, logger=None)
     async with asyncio.timeout(CLEAN_UP_WITHIN):
-        await broker.start()
+        client = await nats.connect(NATS_URL, allow_reconnect=False)
         try:
-            js = broker.connection.jetstream()
+            js = client.jetstream()
             for stream in streams:
-                try:
+                with contextlib.suppress(NotFoundError):
                     await js.delete_stream(stream)
-                except Exception:
-                    continue
         finally:
-            await broker.stop()
+            await client.close()
+
+
+async def delete_redis_keys(*keys: str) -> None:
+    """Delete Redis keys (streams), bounded as ``delete_rabbit``."""
+    if not keys:
+        return
+    from redis.asyncio import Redis
+
+    client = Redis(host="127.0.0.1", port=6379)
+    try:
+        async with asyncio.timeout(CLEAN_UP_WITHIN):
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def delete_declared(*transports: object, also: Iterable[str] = ()) -> None:
+    """Delete what the broker ``transports`` declared (RabbitMQ queues and exchanges, NATS
+    streams, Redis streams), plus ``also``: more names of the same broker (a queue or stream
+    the test made by hand), so a test run leaves nothing on the shared servers."""
+    from dockyard.transport.nats import NatsTransport
+    from dockyard.transport.rabbit import RabbitTransport
+    from dockyard.transport.redis import RedisTransport
+
+    extra = list(also)
+    rabbit = [t for t in transports if isinstance(t, RabbitTransport)]
+    if rabbit:
+        declared = {pair for t in rabbit for pair in t._declared}
+        exchanges = {name for t in rabbit for name in t._exchanges}
+        queues = [f"{name}.{group}" for name, group in sorted(declared)]
+        await delete_rabbit(queues + extra, sorted(exchanges | {n for n, _ in declared}))
+    nats = [t for t in transports if isinstance(t, NatsTransport)]
+    if nats:
+        streams = {NatsTransport.stream_name(name) for t in nats for name in t._streams}
+        await delete_nats_streams(*sorted(streams), *extra)
+    redis = [t for t in transports if isinstance(t, RedisTransport)]
+    if redis:
+        await delete_redis_keys(*sorted({name for t in redis for name, _ in t._declared}), *extra)
 
 
 def python_env() -> dict[str, str]:

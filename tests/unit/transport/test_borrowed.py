@@ -22,8 +22,8 @@ pytest.importorskip("aiormq")
 pytest.importorskip("nats")
 
 from faststream.kafka import TestKafkaBroker
-from faststream.nats import TestNatsBroker
-from faststream.rabbit import TestRabbitBroker
+from faststream.nats import NatsBroker, TestNatsBroker
+from faststream.rabbit import RabbitBroker, TestRabbitBroker
 from faststream.redis import TestRedisBroker
 from nats.aio.client import Client
 
@@ -176,6 +176,51 @@ def test_the_fallback_is_said_as_a_warning_and_the_fast_path_as_information(
 def test_a_publish_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match=r"RabbitTransport\.publish_timeout must be > 0, got 0"):
         RabbitTransport(publish_timeout=0)
+
+
+@pytest.mark.parametrize("transport_class", [RabbitTransport, NatsTransport, KafkaTransport])
+def test_a_connect_timeout_must_be_positive(
+    transport_class: Callable[..., FastStreamTransport],
+) -> None:
+    name = transport_class.__name__
+    with pytest.raises(ValueError, match=rf"{name}\.connect_timeout must be > 0, got -1"):
+        transport_class(connect_timeout=-1)
+
+
+def test_the_installed_faststream_lets_a_transport_close_a_connect_it_gave_up() -> None:
+    assert rabbit_transport._broker_problem(RabbitBroker()) is None
+    assert nats_transport._broker_problem(NatsBroker()) is None
+
+
+def test_a_rabbit_broker_that_names_its_own_connection_class_is_left_alone() -> None:
+    broker = RabbitBroker()
+    broker._connection_kwargs["connection_class"] = object
+    problem = rabbit_transport._broker_problem(broker)
+    assert problem == (
+        "faststream.rabbit.broker.broker.RabbitBroker has `_connection_kwargs` is dict"
+    )
+
+
+def test_a_nats_broker_that_connects_otherwise_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broker = NatsBroker()
+    monkeypatch.setattr(broker, "_connect", lambda: None)  # no longer a coroutine function
+    problem = nats_transport._broker_problem(broker)
+    assert problem == "faststream.nats.broker.broker.NatsBroker has `_connect` is function"
+
+
+@pytest.mark.parametrize(
+    ("module", "broker"), [(rabbit_transport, RabbitBroker), (nats_transport, NatsBroker)]
+)
+def test_an_unknown_faststream_release_is_refused(
+    module: types.ModuleType, broker: Callable[[], object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(module, "release", lambda distribution: (0, 8, 0))
+    problem = module._broker_problem(broker())
+    assert problem == (
+        "faststream is 0.8.0; the connect clean-up knows 0.6 up to (not including) 0.8"
+    )
 
 
 @pytest.mark.parametrize(
