@@ -12,6 +12,7 @@ from dockyard.di import contextual, object_, scoped, singleton
 from dockyard.exceptions import InvalidSagaError
 from dockyard.modules import (
     BackgroundService,
+    Defaults,
     DynamicModule,
     ModuleLike,
     OnModuleInit,
@@ -103,8 +104,9 @@ class SagasModule:
 
         Args:
             sagas: The saga definitions, checked here all at once.
-            backend: ``InMemorySagaBackend()`` (the default) or ``dockyard.sql.SqlSagaBackend()``
-                (instances in the SQL unit of work, with the steps' writes).
+            backend: By default ``dockyard.sql.SqlSagaBackend()`` (instances in the SQL unit
+                of work, with the steps' writes) when the app has ``SqlModule``, wherever it
+                is registered, else ``InMemorySagaBackend()`` (this process's memory).
             imports: Modules providing what the step handlers need.
             settings: Concurrency, leases, polling and default retries of the runner.
             serializer: Encodes saga state (pass the one with your upcasters); a new one by
@@ -124,19 +126,30 @@ class SagasModule:
             serializer.registry.entry_for(saga.state)
         registry = SagaRegistry({s.name: Plan(s, settings) for s in sagas}, settings, serializer)
         handlers = dict.fromkeys(h for plan in registry.plans.values() for h in plan.handlers)
-        backend = backend if backend is not None else InMemorySagaBackend()
-        return DynamicModule(
-            cls,
-            providers=[
-                *backend.providers(),
-                object_(registry, provides=SagaRegistry),
-                scoped(Sagas),
-                singleton(SagaControl),
-                contextual(SagaStepContext),
-                *(scoped(handler) for handler in handlers),
-            ],
-            imports=[*backend.imports(), *imports],
-            exports=[Sagas, SagaControl],
-            extensions=[SagasExtension(registry, run_runner=run_runner)],
-            is_global=True,
-        )
+
+        def registration(chosen: SagaBackend) -> DynamicModule:
+            return DynamicModule(
+                cls,
+                providers=[
+                    *chosen.providers(),
+                    object_(registry, provides=SagaRegistry),
+                    scoped(Sagas),
+                    singleton(SagaControl),
+                    contextual(SagaStepContext),
+                    *(scoped(handler) for handler in handlers),
+                ],
+                imports=[*chosen.imports(), *imports],
+                exports=[Sagas, SagaControl],
+                extensions=[SagasExtension(registry, run_runner=run_runner)],
+                is_global=True,
+            )
+
+        if backend is not None:
+            return registration(backend)
+
+        def resolve(defaults: Defaults) -> DynamicModule:
+            offered = defaults(SagaBackend)  # SqlModule's, when the app has one
+            chosen = InMemorySagaBackend() if offered is None else offered
+            return registration(typing.cast("SagaBackend", chosen))
+
+        return DynamicModule(cls, resolve=resolve)

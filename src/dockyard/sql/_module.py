@@ -13,6 +13,7 @@ from dockyard.messaging import UnitOfWork
 from dockyard.modules import DynamicModule, OffersDefaults, OnAppInit, OnAppShutdown, module
 from dockyard.outbox import OutboxBackend
 from dockyard.projections import CheckpointStore, EventNotifier, LeaseStore
+from dockyard.sagas import SagaBackend
 from dockyard.serialization import Serializer
 from dockyard.sql._database import Database
 from dockyard.sql._eventsourcing.event_store import SqlEventStore
@@ -158,13 +159,18 @@ class SqlModule:
 
 
 class _OutboxDefault(OffersDefaults):
-    """An app with ``SqlModule`` keeps its outbox and inbox in the unit of work by default."""
+    """An app with ``SqlModule`` keeps its outbox, inbox and sagas in the unit of work by
+    default (the backends import this module, their ``imports()`` name it: imported here)."""
 
     __slots__ = ()
 
     def default_for(self, kind: type) -> object | None:
-        if kind is not OutboxBackend:
-            return None
-        from dockyard.sql._outbox.store import SqlOutboxBackend
+        if kind is OutboxBackend:
+            from dockyard.sql._outbox.store import SqlOutboxBackend
 
-        return SqlOutboxBackend()
+            return SqlOutboxBackend()
+        if kind is SagaBackend:
+            from dockyard.sql._sagas.store import SqlSagaBackend
+
+            return SqlSagaBackend()
+        return None

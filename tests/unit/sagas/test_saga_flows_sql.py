@@ -28,7 +28,14 @@ from dockyard.sagas import (
     SagaStepContext,
     step,
 )
-from dockyard.sql import Database, SqlOutboxBackend, SqlSagaBackend, SqlUnitOfWork, outbox_table
+from dockyard.sql import (
+    Database,
+    SqlOutboxBackend,
+    SqlSagaBackend,
+    SqlUnitOfWork,
+    outbox_table,
+    sagas_table,
+)
 from dockyard.testing.pytest import IsolatedDatabase, isolated_database
 from dockyard.transport.memory import InMemoryTransport
 from services import POSTGRES_URL, require_service
@@ -220,5 +227,26 @@ async def test_runners_racing_over_the_same_instances_run_each_step_once(
             ).all()
         assert duplicated == []
         assert await _count(database, writes) == 60
+    finally:
+        await database.dispose()
+
+
+async def test_without_a_backend_an_app_with_sql_module_keeps_its_sagas_in_the_database(
+    isolated: IsolatedDatabase,
+) -> None:
+    # Never silently in memory next to a database: the default follows the app (as the outbox's).
+    sql = sql_module(isolated)
+    outbox = OutboxModule.register(transport=InMemoryTransport(), run_relay=False)
+    sagas = SagasModule.register(sagas=[NOTE], imports=[sql], settings=SagaSettings())
+
+    @module(imports=[sagas, outbox, sql])  # SqlModule found wherever it is registered
+    class Root: ...
+
+    database = isolated.database()
+    try:
+        async with App.build(Root) as app:
+            async with app.scope() as scope:
+                await (await scope.get(Sagas)).start(NOTE, Note("n-9"), saga_id="n-9")
+            assert await _count(database, sagas_table, "n-9") == 1
     finally:
         await database.dispose()
