@@ -34,6 +34,7 @@ from dockyard.modules._extensions import (
     OnAppShutdown,
     OnModuleDestroy,
     OnModuleInit,
+    OnWorkerExit,
     ProvidesBackgroundServices,
 )
 from dockyard.modules._graph import ModuleGraph, ModuleNode, build_graph, builtin_node
@@ -327,7 +328,11 @@ class App:
                 probes = await serve_probes(self.health, health_port)
             tasks = [asyncio.create_task(s.run(stop), name=s.name) for s in supervisors]
             await _until_stopped(tasks, stop, force, grace)
-            errors = [e for t in tasks if not t.cancelled() and (e := t.exception()) is not None]
+            errors = [
+                e
+                for t in tasks
+                if t.done() and not t.cancelled() and (e := t.exception()) is not None
+            ]
             if errors:
                 msg = f"{len(errors)} of {len(tasks)} background services failed"
                 raise BaseExceptionGroup(
@@ -338,8 +343,19 @@ class App:
                 probes.close()
             if owns_lifecycle:
                 await _stop_app(self, force, grace)
+                await self._exit_worker()
             for signum in signals:
                 loop.remove_signal_handler(signum)
+
+    async def _exit_worker(self) -> None:
+        """Run the ``OnWorkerExit`` hooks, logging (not raising) what fails: the worker is
+        stopping all the same."""
+        for extension in reversed(self._extensions()):
+            if isinstance(extension, OnWorkerExit):
+                try:
+                    await extension.on_worker_exit(self)
+                except Exception as exc:  # noqa: BLE001 -- one line, the stop goes on
+                    logger.warning("on exit, %s: %s", type_name(type(extension)), describe(exc))
 
     def _extensions(self) -> list[object]:
         return [extension for node in self.graph for extension in node.extensions]
@@ -467,6 +483,10 @@ async def _stop_app(app: App, force: asyncio.Event, grace: float) -> None:
         logger.error("stopping the app: %s", describe(results[0]))
 
 
+_AFTER_CANCEL = 5.0
+"""Seconds a cancelled background service gets to end before the worker stops without it."""
+
+
 async def _until_stopped(
     tasks: list[asyncio.Task[None]], stop: asyncio.Event, force: asyncio.Event, grace: float
 ) -> None:
@@ -480,7 +500,14 @@ async def _until_stopped(
         await asyncio.wait([finished, forcing], timeout=grace, return_when=FIRST_COMPLETED)
         for task in tasks:
             task.cancel()  # those past the grace period, or all at a second signal
-        await finished
+        # A task that swallows its cancellation must not hold the process: wait a little,
+        # then name what is left and go on stopping without it.
+        await asyncio.wait([finished], timeout=_AFTER_CANCEL)
+        stuck = [task.get_name() for task in tasks if not task.done()]
+        if stuck:
+            logger.error(
+                "%s did not stop when cancelled; leaving it behind", ", ".join(sorted(stuck))
+            )
     finally:
         for waiter in (stopping, forcing):
             waiter.cancel()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -169,6 +170,15 @@ async def stop_cleanly(worker: WorkerProcess) -> None:
     assert await worker.exit_code() == 0, worker.output()
     for service in service_names(worker):  # one line each
         assert len(worker.log(rf": {service}: stopped$")) == 1, worker.output()
+    # Nothing but dockyard's own lines from the signal on: a broker client left connected at
+    # exit would take it for an outage and say it reconnects.
+    (signalled,) = [i for i, line in enumerate(worker.lines) if "SIGTERM: stopping" in line]
+    foreign = [
+        line
+        for line in worker.lines[signalled + 1 :]
+        if not re.search(r" (DEBUG|INFO|WARNING|ERROR|CRITICAL) dockyard[.:]", line)
+    ]
+    assert foreign == [], "\n".join(foreign)
 
 
 def service_names(worker: WorkerProcess) -> list[str]:

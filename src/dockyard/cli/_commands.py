@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any
 
 import typer
 
@@ -50,7 +51,7 @@ def worker(
     names = ", ".join(s.name for s in loaded.background_services()) or "none"
     typer.echo(f"dockyard worker: running {names}", err=True)
     try:
-        asyncio.run(
+        _run_to_the_end(
             loaded.run_worker(grace=grace, health_port=health_port, max_backoff=max_backoff)
         )
     except DockyardError as error:  # the app did not start: a wrong URL, a server refusing
@@ -61,6 +62,30 @@ def worker(
             if service.state is ServiceState.FAILED:
                 typer.echo(f"error: {service.name} failed: {service.reason}", err=True)
         raise typer.Exit(EXIT_FAILED) from None
+
+
+_LEFTOVERS_WAIT = 5.0
+"""Seconds tasks still running when the worker returned get to end once cancelled."""
+
+
+def _run_to_the_end(work: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run(work)``, except that tasks left behind (one that ignores cancellation)
+    get a bounded wait: ``asyncio.run`` would wait for them forever and the process would
+    never exit after a stop."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(work)
+    finally:
+        try:
+            leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in leftovers:
+                task.cancel()
+            if leftovers:
+                loop.run_until_complete(asyncio.wait(leftovers, timeout=_LEFTOVERS_WAIT))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
 
 
 # Command groups live in their own modules and register here (one line each).

@@ -9,6 +9,7 @@ from dockyard.modules._extensions import (
     OnAppShutdown,
     OnModuleDestroy,
     OnModuleInit,
+    OnWorkerExit,
     ProvidesBackgroundServices,
 )
 from dockyard.modules._graph import ModuleGraph, ModuleNode
@@ -42,6 +43,7 @@ __all__ = [
     "OnAppShutdown",
     "OnModuleDestroy",
     "OnModuleInit",
+    "OnWorkerExit",
     "ProvidesBackgroundServices",
     "ServiceHealth",
     "ServiceState",

@@ -23,6 +23,7 @@ __all__ = [
     "OnAppShutdown",
     "OnModuleDestroy",
     "OnModuleInit",
+    "OnWorkerExit",
     "ProvidesBackgroundServices",
 ]
 
@@ -69,6 +70,18 @@ class OnModuleDestroy(Extension, abc.ABC):
     async def on_module_destroy(self, app: App, module: ModuleNode) -> None: ...
 
 
+class OnWorkerExit(Extension, abc.ABC):
+    """Runs when a worker that started the app (``dockyard worker``, ``app.run_worker()`` on
+    an app not yet started) has stopped it: the process is about to end. Releases what the
+    app was given and uses until the end, such as a broker transport's connection, which an
+    app that is only stopped (and may start again) keeps."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    async def on_worker_exit(self, app: App) -> None: ...
+
+
 class BackgroundService(Protocol):
     """Long-running work a worker process runs: a relay, a projection runner, a consumer.
 
@@ -110,6 +123,7 @@ HOOKS: tuple[type[Extension], ...] = (
     OnAppInit,
     OnAppShutdown,
     OnModuleDestroy,
+    OnWorkerExit,
     ProvidesBackgroundServices,
     OffersDefaults,
 )

@@ -14,6 +14,7 @@ from dockyard.modules import (
     Defaults,
     DynamicModule,
     ModuleLike,
+    OnWorkerExit,
     ProvidesBackgroundServices,
     module,
 )
@@ -61,14 +62,22 @@ class _Deferred:
         await service.run(stop)
 
 
-class OutboxExtension(ProvidesBackgroundServices):
-    """Gives the worker the relay."""
+class OutboxExtension(ProvidesBackgroundServices, OnWorkerExit):
+    """Gives the worker the relay; closes a broker transport when the worker's process ends."""
 
-    __slots__ = ("config", "run_relay")
+    __slots__ = ("config", "run_relay", "transport")
 
-    def __init__(self, config: OutboxConfig, *, run_relay: bool) -> None:
+    def __init__(self, config: OutboxConfig, transport: Transport, *, run_relay: bool) -> None:
         self.config = config
+        self.transport = transport
         self.run_relay = run_relay
+
+    async def on_worker_exit(self, app: App) -> None:  # noqa: ARG002 -- the hook's signature
+        # A broker transport's connection is the process's to close (left open, its client
+        # takes the exit for an outage and says it reconnects). An in-process one may be
+        # shared with another app in this process: it is left alone.
+        if not in_process(self.transport):
+            await self.transport.close()
 
     def background_services(self, app: App) -> Sequence[BackgroundService]:
         component = app.graph.get(OutboxModule).component
@@ -157,7 +166,7 @@ class OutboxModule:
                 ],
                 imports=[*chosen.imports(), *imports],
                 exports=[Outbox, Inbox, DeadLetters, OutboxStore, Transport, OutboxConfig],
-                extensions=[OutboxExtension(config, run_relay=run_relay)],
+                extensions=[OutboxExtension(config, transport, run_relay=run_relay)],
                 handlers=routes,
                 is_global=True,
             )

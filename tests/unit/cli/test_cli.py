@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +105,64 @@ def test_without_typer_the_command_prints_the_extra_to_install(
         "error: The `dockyard` command needs Typer, which is not installed. "
         "Hint: pip install 'dockyard[cli]'"
     )
+
+
+STUBBORN_APP = """
+import asyncio
+from pathlib import Path
+
+from dockyard.app import App
+from dockyard.modules import ProvidesBackgroundServices, module
+
+
+class Stubborn:
+    name = "stubborn"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        Path(__file__).with_suffix(".started").write_text("started")
+        while True:  # swallows every cancellation: a bug the worker must not wait on forever
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                pass
+
+
+class Services(ProvidesBackgroundServices):
+    def background_services(self, app):
+        return [Stubborn()]
+
+
+@module(extensions=[Services()])
+class Root: ...
+
+
+app = App.build(Root)
+"""
+
+
+def test_a_service_that_ignores_cancellation_does_not_keep_the_process_alive(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "stubborn_app.py").write_text(textwrap.dedent(STUBBORN_APP))
+    command = "import sys; from dockyard.cli import main; main(sys.argv[1:])"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    worker = subprocess.Popen(
+        [sys.executable, "-c", command, "worker", "stubborn_app:app", "--grace", "0.2"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "stubborn_app.started").exists():
+            assert worker.poll() is None, "the worker exited before its service started"
+            assert time.monotonic() < deadline, "the service never started"
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        # Without a bound, the process waits on the task forever and this times out.
+        _, errors = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+    assert "stubborn did not stop when cancelled; leaving it behind" in errors, errors
+    assert worker.returncode == 0, errors
