@@ -2,8 +2,11 @@
 
 Adapters: ``dockyard.eventsourcing.memory`` (in memory) and ``dockyard.sql`` (SQLite,
 PostgreSQL). Every adapter passes ``dockyard.testing.contracts.EventStoreContract``.
+The errors an aggregate's user handles, ``ConcurrencyError`` and ``AggregateNotFoundError``,
+are here too (and in ``dockyard.exceptions`` with all the others).
 """
 
+from dockyard._errors.storage import AggregateNotFoundError, ConcurrencyError
 from dockyard._public import use_public_paths
 from dockyard.eventsourcing._aggregate import Aggregate, applies
 from dockyard.eventsourcing._decider import Decider
@@ -37,8 +40,10 @@ __all__ = [
     "NO_STREAM",
     "STREAM_EXISTS",
     "Aggregate",
+    "AggregateNotFoundError",
     "AggregateRepository",
     "AppendResult",
+    "ConcurrencyError",
     "Decider",
     "DeciderRepository",
     "EventMetadata",

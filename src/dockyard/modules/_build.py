@@ -139,6 +139,7 @@ def compile_modules(
     for provided, origin in root_visible.items():
         if provided not in context_types:
             facade.alias(provided, provides=provided, component=origin.component, cache=False)
+    _refuse_hidden(facade, graph.root, root_visible, providers_anywhere, states, context_types)
 
     compiled = CompiledModules(
         providers=(*(s.provider for s in states.values()), facade),
@@ -149,6 +150,44 @@ def compile_modules(
         exported_origin={node: s.exported_origin for node, s in states.items()},
     )
     return (None if problems else compiled), problems
+
+
+def _refuse_hidden(
+    facade: Provider,
+    root: ModuleNode,
+    root_visible: dict[Any, ModuleNode],
+    providers_anywhere: dict[Any, list[ModuleNode]],
+    states: dict[ModuleNode, _ModuleState],
+    context_types: dict[Any, Lifetime],
+) -> None:
+    """``scope.get(T)`` of a type some module keeps to itself raises ``NotExportedError``
+    (naming the module and the export to add), not Dishka's bare ``NoFactoryError``.
+
+    Each such type gets a factory in the facade that raises: nothing costs more on the paths
+    that resolve visible types, and nothing that resolved before changes.
+    """
+    for provided, origins in providers_anywhere.items():
+        if provided in root_visible or provided in context_types:
+            continue
+        owner = origins[0]
+        error = NotExportedError(
+            root.name,
+            provided,
+            "`scope.get(...)` on the app",
+            owner.name,
+            imported=owner in root.imports,
+            exported=provided in states[owner].exported_origin,
+        )
+        facade.provide(_raising(error), provides=provided, scope=Scope.APP, cache=False)
+
+
+def _raising(error: NotExportedError) -> Any:
+    """A factory without parameters (Dishka reads them as dependencies) that raises ``error``."""
+
+    def refuse() -> Any:
+        raise error.with_traceback(None)
+
+    return refuse
 
 
 def _isolate_ambiguous(states: dict[ModuleNode, _ModuleState]) -> None:

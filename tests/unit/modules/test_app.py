@@ -94,9 +94,25 @@ async def test_generic_keyword_only_dependency_across_dynamic_module() -> None:
 
 async def test_boundaries_hold_when_resolving_at_run_time() -> None:
     async with App.build(Root) as app, app.scope() as scope:
-        # Root sees OrdersModule's exports only; the repository stays inside.
-        with pytest.raises(NoFactoryError):
+        # Root sees OrdersModule's exports only; the repository stays inside, and the error
+        # says where it is and what to export (not Dishka's bare NoFactoryError).
+        with pytest.raises(NotExportedError) as raised:
             await scope.get(Repository[Order])
+        assert str(raised.value) == (
+            "Module `Root` needs `Repository[Order]` (for `scope.get(...)` on the app), "
+            "provided by `PersistenceModule`, which `Root` does not import. "
+            "Hint: add `PersistenceModule` to `Root` imports."
+        )
+        with pytest.raises(NotExportedError):  # outside a scope too
+            await app.container.get(Repository[Order])
+
+
+async def test_resolving_a_type_no_module_provides_is_still_dishkas_error() -> None:
+    class Unknown: ...
+
+    async with App.build(Root) as app, app.scope() as scope:
+        with pytest.raises(NoFactoryError):
+            await scope.get(Unknown)
 
 
 def test_reexported_module_is_visible_to_importers() -> None:
