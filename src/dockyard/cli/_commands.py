@@ -64,3 +64,4 @@ def worker(
 
 
 # Command groups live in their own modules and register here (one line each).
+from dockyard.cli import _describe  # noqa: E402,F401 - check, describe, graph
