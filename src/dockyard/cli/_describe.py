@@ -121,8 +121,11 @@ def check(app: AppArgument, json_output: JsonOption = False, debug: DebugOption 
 
 @cli.command()
 def describe(app: AppArgument, json_output: JsonOption = False, debug: DebugOption = False) -> None:
-    """Show what the app is made of: modules, messages and handlers, behaviors, routes,
-    endpoints, background services and sagas (read from the built app; nothing starts)."""
+    """Show what the app is made of, read from the built app (nothing starts).
+
+    Modules (imports, exports, providers, handlers), message types with their handlers and
+    behaviors, outbox routes, consumer endpoints, background services and sagas.
+    """
     from dockyard.diagrams import describe as describe_app
 
     description = describe_app(load_or_exit(app, debug=debug))
@@ -171,7 +174,7 @@ def graph(
     try:
         typer.echo(draw(loaded, view.value, name))
     except LookupError as error:  # an unknown saga or chain; the message lists the known ones
-        fail(error, code=EXIT_USAGE, debug=debug)
+        fail(error if debug else str(error), code=EXIT_USAGE, debug=debug)
 
 
 def _names(app: App, view: View) -> list[str]:
@@ -235,9 +238,11 @@ def _text(description: AppDescription) -> list[str]:
     lines += ["", "Messages (type, then each handler and the behaviors around it)"]
     if not description.messages:
         lines.append("  none")
-    width = max((len(m.name) for m in description.messages), default=0)
-    for message in description.messages:
-        first = f"  {message.kind:<7} {message.name:<{width}}  "
+    names = [m.name for m in description.messages]
+    shown = [m.path if names.count(m.name) > 1 else m.name for m in description.messages]
+    width = max(map(len, shown), default=0)
+    for message, name in zip(description.messages, shown, strict=True):
+        first = f"  {message.kind:<7} {name:<{width}}  "
         for number, line in enumerate(_handler_lines(message)):
             lines.append((first if number == 0 else " " * len(first)) + line)
     lines += ["", "Routes (outbox)"]
