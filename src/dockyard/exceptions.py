@@ -24,6 +24,7 @@
     │   ├── InvalidRouteError             (+ TypeError) route() got no message class or destination
     │   ├── InvalidSagaError              (+ TypeError) saga definitions that cannot run as declared
     │   ├── SagaNotRegisteredError        (+ LookupError) a saga the app's SagasModule does not have
+    │   ├── ChainNotFoundError            (+ LookupError) no chain of handlers answers that request
     │   ├── EventTypeConflictError        (+ ValueError) two classes claim one event type name
     │   ├── MissingApplierError           (+ LookupError) an aggregate cannot apply an event type
     │   ├── MissingExtraError             (+ ImportError) an optional extra is not installed
@@ -89,6 +90,7 @@ from dockyard._errors.codec import (
 )
 from dockyard._errors.configuration import (
     AppImportError,
+    ChainNotFoundError,
     ConfigurationError,
     ContainerBuildError,
     DatabaseUrlError,
@@ -173,6 +175,7 @@ __all__ = [
     "BatchPublishError",
     "BrokerPublishError",
     "ChainExhaustedError",
+    "ChainNotFoundError",
     "CodecError",
     "ConcurrencyError",
     "ConfigurationError",

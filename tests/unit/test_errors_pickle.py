@@ -27,6 +27,7 @@ from dockyard.exceptions import (
     BatchPublishError,
     BrokerPublishError,
     ChainExhaustedError,
+    ChainNotFoundError,
     CodecError,
     ConcurrencyError,
     ConfigurationError,
@@ -186,6 +187,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
         InvalidSagaError(["Saga `checkout` has no steps", "two sagas are named `checkout`"])
     ],
     SagaNotRegisteredError: [SagaNotRegisteredError("checkout", ["trip"])],
+    ChainNotFoundError: [ChainNotFoundError("GetPrise", ["GetPrice"]), ChainNotFoundError("X", [])],
     EventTypeConflictError: [EventTypeConflictError("OrderPlaced", OrderPlaced, Order)],
     MissingApplierError: [MissingApplierError(Order, OrderPlaced)],
     MissingExtraError: [MissingExtraError("dockyard.transport.rabbit", "faststream", "rabbit")],

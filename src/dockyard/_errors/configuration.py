@@ -9,6 +9,7 @@ from dockyard._type_name import type_name
 
 __all__ = [
     "AppImportError",
+    "ChainNotFoundError",
     "ConfigurationError",
     "ContainerBuildError",
     "DatabaseUrlError",
@@ -102,6 +103,23 @@ class SagaNotRegisteredError(ConfigurationError, LookupError):
             f"Saga `{self.name}` is not registered in this app (registered: {known}). "
             "Hint: list it in `SagasModule.register(sagas=[...])`; a definition that differs "
             "from the registered one of the same name counts as another saga."
+        )
+
+
+class ChainNotFoundError(ConfigurationError, LookupError):
+    """A chain of responsibility was asked for by a request type the app has no chain for."""
+
+    def __init__(self, name: str, chains: Sequence[str]) -> None:
+        self.name = name
+        self.chains = tuple(chains)
+        super().__init__(name, self.chains)
+
+    def __str__(self) -> str:
+        known = ", ".join(f"`{c}`" for c in self.chains) or "none"
+        return (
+            f"No chain of responsibility answers `{self.name}` in this app (chains: {known}). "
+            "Hint: name the request type the chain answers; its links are the "
+            "`ChainHandler[Request, Result]` classes in the modules' `handlers=[...]`."
         )
 
 

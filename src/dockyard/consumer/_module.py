@@ -8,8 +8,10 @@ from collections.abc import Iterable, Sequence
 from dockyard.consumer._consumer import Consumer
 from dockyard.consumer._endpoint import Endpoint
 from dockyard.di import singleton
+from dockyard.exceptions import EventTypeConflictError
 from dockyard.modules import BackgroundService, DynamicModule, ProvidesBackgroundServices, module
-from dockyard.outbox import OutboxConfig, OutboxModule, OutboxStore
+from dockyard.outbox import OutboxConfig, OutboxModule, OutboxStore, route_of
+from dockyard.serialization import TypeRegistry
 from dockyard.transport import Transport
 
 if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by the container
@@ -17,7 +19,7 @@ if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by t
 
     from dockyard.app import App
 
-__all__ = ["ConsumerModule", "consumer_of"]
+__all__ = ["ConsumerModule", "consumer_of", "endpoints_of", "type_name_conflicts"]
 
 
 class OutboxParts:
@@ -52,6 +54,46 @@ def consumer_of(
         store=store,
         component=app.graph.get(OutboxModule).component,  # the inbox's, in each scope
     )
+
+
+def endpoints_of(app: App) -> tuple[Endpoint, ...]:
+    """The endpoints the app's ``ConsumerModule`` receives from (none without one)."""
+    return tuple(
+        endpoint
+        for node in app.graph
+        for extension in node.extensions
+        if isinstance(extension, ConsumerExtension)
+        for endpoint in extension.endpoints
+    )
+
+
+def type_name_conflicts(app: App) -> list[EventTypeConflictError]:
+    """Message classes that would claim one stable type name in the outbox's serializer.
+
+    The worker's consumers register every type the app handles when they start (see
+    :func:`consumer_of`), and the outbox each routed type when it writes one; two classes
+    under one name (``OrderPlaced`` in two modules, neither with ``@event_type``) fail only
+    then. This finds them in the built app, without starting it (``dockyard check``).
+    """
+    try:
+        spec = app.graph.get(OutboxModule).provided.get(OutboxConfig)
+    except KeyError:  # no outbox: nothing is serialized by type name on the way out or in
+        return []
+    config = spec.source if spec is not None else None
+    if not isinstance(config, OutboxConfig):
+        return []
+    scratch = TypeRegistry()  # the serializer's registrations so far, then the app's types
+    for entry in config.serializer.registry:
+        scratch.register(entry.cls, name=entry.name)
+    consumes = bool(endpoints_of(app))
+    conflicts: list[EventTypeConflictError] = []
+    for info in app.messages:
+        if consumes or any(route_of(h.handler) is not None for h in info.handlers):
+            try:
+                scratch.register(info.message_type)
+            except EventTypeConflictError as conflict:
+                conflicts.append(conflict)
+    return conflicts
 
 
 class _Deferred:

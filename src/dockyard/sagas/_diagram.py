@@ -1,42 +1,68 @@
-"""Mermaid state diagrams of saga definitions."""
+"""Diagrams of saga definitions: a Mermaid state diagram, or the same as a Graphviz graph."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dockyard import _drawing
+from dockyard._drawing import Drawing, Edge, Node
 from dockyard.sagas._step import is_compensable
 
 if TYPE_CHECKING:  # annotations only: the definition imports this module to draw itself
     from dockyard.sagas._definition import Saga, Step
 
-__all__ = ["mermaid"]
+__all__ = ["dot", "drawing", "mermaid"]
+
+_START, _END = "start", "finished"  # `end` is a keyword in Mermaid flowcharts
 
 
 def mermaid(saga: Saga[Any]) -> str:
     """``stateDiagram-v2`` text: each step and fallback, the undo states of steps that have a
     ``compensate`` (but the last step: nothing after it can fail), and the ends (completed,
     compensated, failed)."""
+    drawn = drawing(saga)
+    lines = ["stateDiagram-v2"]
+    lines += [
+        f'    state "{_quoted(node.lines[0])}" as {node.id}'
+        for node in drawn.nodes
+        if node.shape not in {"start", "end"}
+    ]
+    for edge in drawn.edges:
+        source = "[*]" if edge.source == _START else edge.source
+        target = "[*]" if edge.target == _END else edge.target
+        lines.append(f"    {source} --> {target}" + (f" : {edge.label}" if edge.label else ""))
+    return "\n".join(lines)
+
+
+def dot(saga: Saga[Any]) -> str:
+    """The same states and transitions as :func:`mermaid`, as a Graphviz ``digraph``."""
+    return _drawing.dot(drawing(saga))
+
+
+def drawing(saga: Saga[Any]) -> Drawing:
+    """The saga's states (steps, fallbacks, undo states, the ends) and their transitions."""
     positions: list[list[Step[Any]]] = [
         [s, s.fallback] if s.fallback is not None else [s] for s in saga.steps
     ]
     ids: dict[str, str] = {}
-    lines = ["stateDiagram-v2"]
+    nodes: list[Node] = []
     for position, branches in enumerate(positions):
         for number, branch in enumerate(branches):
             ids[branch.name] = f"s{position}" + ("_fallback" if number else "")
             label = branch.name + (" (pivot)" if branch.pivot else "")
             label += " (fallback)" if number else ""
-            lines.append(f'    state "{_quoted(label)}" as {ids[branch.name]}')
+            nodes.append(Node(ids[branch.name], (label,), "rounded"))
             if is_compensable(branch.handler) and position < len(positions) - 1:
-                lines.append(f'    state "undo {_quoted(branch.name)}" as {_undo(ids, branch)}')
-    lines += [
-        '    state "completed" as completed',
-        '    state "compensated" as compensated',
-        '    state "failed (parked)" as failed',
+                nodes.append(Node(_undo(ids, branch), (f"undo {branch.name}",), "rounded"))
+    nodes += [
+        Node("completed", ("completed",), "rounded"),
+        Node("compensated", ("compensated",), "rounded"),
+        Node("failed", ("failed (parked)",), "rounded"),
     ]
     if not positions:
-        return "\n".join(lines)
-    lines.append(f"    [*] --> {ids[positions[0][0].name]}")
+        return Drawing(saga.name, "TB", tuple(nodes), ())
+    nodes = [Node(_START, shape="start"), *nodes, Node(_END, shape="end")]
+    edges = [Edge(_START, ids[positions[0][0].name])]
     pivot_at = next((p for p, b in enumerate(positions) if b[0].pivot), None)
     for position, branches in enumerate(positions):
         following = positions[position + 1][0] if position + 1 < len(positions) else None
@@ -44,27 +70,25 @@ def mermaid(saga: Saga[Any]) -> str:
         after_pivot = pivot_at is not None and position > pivot_at
         for number, branch in enumerate(branches):
             here = ids[branch.name]
-            lines.append(f"    {here} --> {done} : done")
+            edges.append(Edge(here, done, "done"))
             if number == 0 and len(branches) > 1:
-                lines.append(f"    {here} --> {ids[branches[1].name]} : gave up")
+                edges.append(Edge(here, ids[branches[1].name], "gave up"))
                 continue
             if after_pivot:
-                lines.append(f"    {here} --> failed : gave up")
+                edges.append(Edge(here, "failed", "gave up"))
                 continue
-            lines.extend(
-                f"    {here} --> {target} : gave up"
-                for target in _compensation(positions, ids, position)
+            edges.extend(
+                Edge(here, target, "gave up") for target in _compensation(positions, ids, position)
             )
         for branch in branches:
             if is_compensable(branch.handler) and following is not None:
                 undo = _undo(ids, branch)
-                lines.extend(
-                    f"    {undo} --> {target} : done"
-                    for target in _compensation(positions, ids, position)
+                edges.extend(
+                    Edge(undo, target, "done") for target in _compensation(positions, ids, position)
                 )
-                lines.append(f"    {undo} --> failed : gave up")
-    lines += ["    completed --> [*]", "    compensated --> [*]"]
-    return "\n".join(lines)
+                edges.append(Edge(undo, "failed", "gave up"))
+    edges += [Edge("completed", _END), Edge("compensated", _END)]
+    return Drawing(saga.name, "TB", tuple(nodes), tuple(edges))
 
 
 def _compensation(positions: list[list[Step[Any]]], ids: dict[str, str], before: int) -> list[str]:

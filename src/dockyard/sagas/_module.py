@@ -35,7 +35,7 @@ if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by t
     from dockyard.app import App
     from dockyard.modules import ModuleNode
 
-__all__ = ["SagasModule", "check_sagas"]
+__all__ = ["SagasModule", "check_sagas", "sagas_of"]
 
 
 class SagasExtension(OnModuleInit, ProvidesBackgroundServices):
@@ -62,6 +62,18 @@ class SagasExtension(OnModuleInit, ProvidesBackgroundServices):
         if not self.run_runner or not registry.plans:
             return []
         return [SagaRunner(registry, resolve)]
+
+
+def sagas_of(app: App) -> tuple[Saga[Any], ...]:
+    """The saga definitions the app's ``SagasModule`` registers (none without one).
+
+    Read from the built app, without starting it (``dockyard describe``, ``dockyard graph``).
+    """
+    for node in app.graph:
+        for extension in node.extensions:
+            if isinstance(extension, SagasExtension):
+                return tuple(plan.saga for plan in extension.registry.plans.values())
+    return ()
 
 
 def check_sagas(sagas: Iterable[object]) -> list[str]:
