@@ -28,13 +28,19 @@ from dishka import AsyncContainer
 
 from dockyard.consumer._endpoint import Endpoint
 from dockyard.consumer._policies import Exhausted, failing_handler
-from dockyard.exceptions import MessageRejectedError
+from dockyard.exceptions import CorruptEventError, MessageRejectedError, MissingUpcasterError
 from dockyard.messaging import IMessageBus, Request
 from dockyard.modules._supervisor import is_outage, service_running
 from dockyard.outbox import Inbox, OutboxMessage, OutboxStatus, OutboxStore
 from dockyard.serialization import Serializer
 from dockyard.serialization._serializer import DECODE_ERRORS
-from dockyard.transport import CAUSATION_ID, CORRELATION_ID, Delivery, Transport
+from dockyard.transport import (
+    CAUSATION_ID,
+    CORRELATION_ID,
+    Delivery,
+    Transport,
+    TransportMessage,
+)
 
 __all__ = ["Consumer", "Outcome", "ScopeFactory"]
 
@@ -156,7 +162,7 @@ class Consumer:
         try:
             value = self._serializer.decode_as(entry, message.schema_version, message.payload)
         except DECODE_ERRORS as exc:
-            return await self._dead_letter(delivery, str(exc))
+            return await self._dead_letter(delivery, _undecodable(exc, message))
         return await self._handle_decoded(value, delivery)
 
     async def _handle_decoded(self, value: object, delivery: Delivery) -> Outcome:
@@ -253,3 +259,28 @@ class Consumer:
         await self._store.add_dead_letter(dead)
         await delivery.ack()
         return Outcome.DEAD
+
+
+def _undecodable(error: Exception, message: TransportMessage) -> str:
+    """A received message's decode error in a consumer's words (the serializer's own words
+    are about stored events and stream positions)."""
+    version = message.schema_version
+    if isinstance(error, MissingUpcasterError):
+        if error.stored_version > error.current_version:
+            return (
+                f"`{message.type_name}` was sent at schema version {version}, newer than this "
+                f"app's version {error.current_version}. Hint: deploy the version that sends "
+                "it to this consumer's app too, then replay the dead letter"
+            )
+        return (
+            f"`{message.type_name}` was sent at schema version {version} and this app is at "
+            f"version {error.current_version}, with no upcaster from {version}. Hint: register "
+            f"one with `registry.upcaster({message.type_name!r}, from_version={version})`, "
+            "then replay the dead letter"
+        )
+    detail = error.detail if isinstance(error, CorruptEventError) else str(error)
+    return (
+        f"the payload of `{message.type_name}` (schema version {version}) cannot be decoded: "
+        f"{detail}. Hint: fix what sent it, or add an upcaster if the class changed shape "
+        "without a schema version bump; then replay the dead letter"
+    )

@@ -189,7 +189,12 @@ def test_safe_defaults_retry_transient_errors_longer() -> None:
         ),
         (
             TransportMessage("bad-5", "payments", "PaymentRequested", b"{not json"),
-            "cannot be decoded",
+            "the payload of `PaymentRequested` (schema version 1) cannot be decoded: ",
+        ),
+        (
+            TransportMessage("bad-6", "payments", "PaymentRequested", b"{}", schema_version=7),
+            "`PaymentRequested` was sent at schema version 7, newer than this app's version 1. "
+            "Hint: deploy the version that sends it to this consumer's app too",
         ),
     ],
 )
@@ -200,7 +205,12 @@ async def test_malformed_messages_become_dead_letters_with_the_reason(
     delivery = FakeDelivery(message)
     assert await consumer.handle(delivery) is Outcome.DEAD
     assert delivery.outcome == "ack"
-    assert reason in (await dead_reasons(app))[message.message_id]
+    recorded = (await dead_reasons(app))[message.message_id]
+    assert reason in recorded
+    # A consumer's words, not the event store's (no stored rows or stream positions here).
+    assert "Stored event" not in recorded
+    assert "repair the row" not in recorded
+    assert "skip_unknown" not in recorded
     assert await consumer.handle(FakeDelivery(payment("after"))) is Outcome.HANDLED
 
 
