@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 import time
@@ -37,6 +38,7 @@ from dockyard.serialization._serializer import DECODE_ERRORS
 from dockyard.transport import (
     CAUSATION_ID,
     CORRELATION_ID,
+    NO_MESSAGE_ID,
     Delivery,
     Transport,
     TransportMessage,
@@ -234,6 +236,11 @@ class Consumer:
 
     def _problem(self, delivery: Delivery) -> str | None:
         message = delivery.message
+        if NO_MESSAGE_ID in message.headers:
+            return (
+                "it has no message id (no `message-id` header, and the broker keeps none for "
+                "it), so a redelivery could not be told from a new message"
+            )
         if not message.type_name:
             return "it has no `message-type` header"
         if message.schema_version < 1:
@@ -249,6 +256,9 @@ class Consumer:
             "%s: message %s (%s) is a dead letter: %s",
             self.name, message.message_id, message.type_name, reason,
         )  # fmt: skip
+        if NO_MESSAGE_ID in message.headers:  # stored under its made-up id: replays keep it
+            headers = {k: v for k, v in message.headers.items() if k != NO_MESSAGE_ID}
+            message = dataclasses.replace(message, headers=headers)
         dead = OutboxMessage.from_transport(
             message,
             created_at=time.time(),

@@ -9,6 +9,7 @@ from dockyard._public import use_public_paths
 from dockyard.transport._port import (
     CAUSATION_ID,
     CORRELATION_ID,
+    NO_MESSAGE_ID,
     BatchPublisher,
     BatchPublishError,
     Delivery,
@@ -21,6 +22,7 @@ from dockyard.transport._port import (
 __all__ = [
     "CAUSATION_ID",
     "CORRELATION_ID",
+    "NO_MESSAGE_ID",
     "BatchPublishError",
     "BatchPublisher",
     "Delivery",

@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, ClassVar
@@ -46,7 +47,7 @@ from faststream.message import StreamMessage
 
 from dockyard.exceptions import DockyardError, TransportClosedError, TransportUnavailableError
 from dockyard.transport._batch import publish_in_waves
-from dockyard.transport._port import Delivery, TransportMessage
+from dockyard.transport._port import NO_MESSAGE_ID, Delivery, TransportMessage
 
 __all__ = [
     "MESSAGE_ID",
@@ -85,13 +86,14 @@ def encode_headers(message: TransportMessage) -> dict[str, str]:
 
 
 def decode_headers(
-    destination: str, headers: Mapping[str, Any], body: bytes, fallback_id: str
+    destination: str, headers: Mapping[str, Any], body: bytes, broker_id: str | None
 ) -> TransportMessage:
     """Rebuild a ``TransportMessage`` from broker headers, whatever arrived.
 
     A message not sent by dockyard still becomes a delivery (so the consumer can dead-letter
-    it with the reason): a missing id falls back to the broker's id, a missing type is ``""``
-    and a schema version that is not a number is ``0``.
+    it with the reason): a missing id falls back to ``broker_id`` (an id the broker keeps
+    across redeliveries), a missing type is ``""`` and a schema version that is not a number
+    is ``0``. With neither id, the message gets a made-up one and the ``NO_MESSAGE_ID`` header.
     """
     text = {
         str(k): v if isinstance(v, str) else _text(v)
@@ -99,8 +101,14 @@ def decode_headers(
         if k not in _FASTSTREAM_HEADERS and not str(k).startswith("Nats-")
     }
     version = text.get(SCHEMA_VERSION, "1")
+    message_id = text.get(MESSAGE_ID) or broker_id
+    if not message_id:
+        message_id = f"unidentified-{uuid.uuid4().hex}"
+        text[NO_MESSAGE_ID] = "1"
+    else:
+        text.pop(NO_MESSAGE_ID, None)  # only ever set on arrival, never taken from a sender
     return TransportMessage(
-        message_id=text.get(MESSAGE_ID) or fallback_id,
+        message_id=message_id,
         destination=destination,
         type_name=text.get(MESSAGE_TYPE, ""),
         payload=body,
@@ -170,7 +178,12 @@ class _Receiver:
     async def on_message(self, raw: FastStreamMessage) -> None:
         """The FastStream handler: hand the message out until it is acked or given back."""
         transport = self._transport
-        message = decode_headers(self.destination, raw.headers, raw.body, raw.message_id)
+        message = decode_headers(
+            self.destination,
+            raw.headers,
+            raw.body,
+            transport._broker_id(raw),  # noqa: SLF001 - the subclass's hook
+        )
         key = message.partition_key
         lock = None
         if key is not None:
@@ -602,6 +615,14 @@ class FastStreamTransport(abc.ABC):
         """The attempt number of a message as it arrives from the broker (1 if unknown)."""
         del raw
         return 1
+
+    def _broker_id(self, raw: StreamMessage[Any]) -> str | None:
+        """An id the broker keeps for this message across redeliveries (a message id
+        property, a stream position), or ``None``: used when a message arrives without
+        dockyard's ``message-id`` header (FastStream's own ``message_id`` may be made up on
+        arrival, and would make a redelivery look new to the inbox)."""
+        del raw
+        return None
 
     async def _ack(self, raw: StreamMessage[Any]) -> None:
         if self.in_test_broker():

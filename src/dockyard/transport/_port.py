@@ -29,6 +29,10 @@ CORRELATION_ID = "correlation-id"
 """Header carrying the conversation id (``Envelope.correlation_id``)."""
 CAUSATION_ID = "causation-id"
 """Header carrying the id of the message whose handler caused this one."""
+NO_MESSAGE_ID = "dockyard-no-message-id"
+"""Set (to ``"1"``) by a broker transport on a received message that came with no id: no
+``message-id`` header and none the broker keeps across redeliveries. Its id is made up on
+arrival, so a redelivery would look new to the inbox; consumers dead-letter it instead."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from dockyard.exceptions import MissingExtraError
 
 try:
     from faststream.kafka import KafkaBroker
+    from faststream.message import StreamMessage
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingExtraError("dockyard.transport.kafka", "faststream[kafka]", "kafka") from exc
 
@@ -69,6 +70,15 @@ class KafkaTransport(FastStreamTransport):
         metadata = await self.broker.publish(message.payload, name, key=key, headers=headers)
         if metadata is None and not self.in_test_broker():
             raise BrokerPublishError(self.scheme, message.destination, "no record metadata")
+
+    def _broker_id(self, raw: StreamMessage[Any]) -> str | None:
+        # The record's topic, partition and offset: the same every time it is read again.
+        record = raw.raw_message
+        topic = getattr(record, "topic", None)
+        partition, offset = getattr(record, "partition", None), getattr(record, "offset", None)
+        if topic and isinstance(partition, int) and isinstance(offset, int):
+            return f"{topic}:{partition}:{offset}"
+        return None
 
     async def _declare(self, name: str, group: str) -> None:
         # Topics are created on first use (auto.create.topics.enable) and a new group reads

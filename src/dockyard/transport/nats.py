@@ -391,6 +391,21 @@ class NatsTransport(FastStreamTransport):
         )
         return [subscriber]
 
+    def _broker_id(self, raw: StreamMessage[Any]) -> str | None:
+        # The sender's `Nats-Msg-Id`, else the message's place in its JetStream stream: both
+        # stay the same when the server redelivers it.
+        native = raw.raw_message
+        msg_id = (getattr(native, "headers", None) or {}).get("Nats-Msg-Id")
+        if isinstance(msg_id, str) and msg_id:
+            return msg_id
+        try:
+            metadata = native.metadata
+        except Exception:  # noqa: BLE001 - not a JetStream message (nats-py raises then)
+            return None
+        stream, sequence = getattr(metadata, "stream", None), getattr(metadata, "sequence", None)
+        position = getattr(sequence, "stream", None)
+        return f"{stream}:{position}" if stream and isinstance(position, int) else None
+
     async def _first_attempt(self, raw: StreamMessage[Any]) -> int:
         metadata = getattr(raw.raw_message, "metadata", None)
         delivered = getattr(metadata, "num_delivered", None)

@@ -426,6 +426,12 @@ class RabbitTransport(FastStreamTransport):
         if isinstance(cached, dict):
             cached.pop(subscriber.queue, None)
 
+    def _broker_id(self, raw: StreamMessage[Any]) -> str | None:
+        # The AMQP `message_id` property, when the sender set one (FastStream makes one up
+        # when it is absent, which a redelivery would not keep).
+        message_id = getattr(raw.raw_message, "message_id", None)
+        return message_id if isinstance(message_id, str) and message_id else None
+
     async def _first_attempt(self, raw: StreamMessage[Any]) -> int:
         count = (raw.raw_message.headers or {}).get("x-delivery-count")
         if isinstance(count, int):

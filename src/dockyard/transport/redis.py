@@ -161,6 +161,17 @@ class RedisTransport(FastStreamTransport):
         )
         return [reader, reclaimer]
 
+    def _broker_id(self, raw: StreamMessage[Any]) -> str | None:
+        # The stream entry's id, which a claim by another consumer keeps.
+        native = raw.raw_message
+        ids = native.get("message_ids") if isinstance(native, dict) else None
+        stream = native.get("channel") if isinstance(native, dict) else None
+        if not ids:
+            return None
+        entry = ids[0].decode() if isinstance(ids[0], bytes) else str(ids[0])
+        name = stream.decode() if isinstance(stream, bytes) else stream
+        return f"{name}:{entry}" if name else entry
+
     async def _first_attempt(self, raw: StreamMessage[Any]) -> int:
         count = getattr(raw, "get_delivery_count", None)
         if count is None:

@@ -25,7 +25,8 @@ from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
 from dockyard.outbox import DeadLetters, OutboxModule
 from dockyard.outbox.memory import InMemoryOutboxBackend
-from dockyard.transport import Delivery, TransportMessage
+from dockyard.transport import NO_MESSAGE_ID, Delivery, TransportMessage
+from dockyard.transport._faststream import decode_headers
 from dockyard.transport.memory import InMemoryTransport
 
 
@@ -193,8 +194,10 @@ def test_safe_defaults_retry_transient_errors_longer() -> None:
         ),
         (
             TransportMessage("bad-6", "payments", "PaymentRequested", b"{}", schema_version=7),
-            "`PaymentRequested` was sent at schema version 7, newer than this app's version 1. "
-            "Hint: deploy the version that sends it to this consumer's app too",
+            (
+                "`PaymentRequested` was sent at schema version 7, newer than this app's "
+                "version 1. Hint: deploy the version that sends it to this consumer's app too"
+            ),
         ),
     ],
 )
@@ -274,3 +277,26 @@ def test_an_app_with_consumers_but_no_outbox_module_does_not_build() -> None:
         App.build(Payments)
     assert [type(p) for p in caught.value.problems] == [MissingProviderError] * 3
     assert "Module `ConsumerModule` needs `OutboxStore` (for `OutboxParts`)" in str(caught.value)
+
+
+async def test_a_message_without_an_id_is_a_dead_letter_that_replays_under_its_own_id(
+    app: App,
+) -> None:
+    # What a broker transport hands out when neither the sender nor the broker gave an id.
+    message = decode_headers("payments", {"message-type": "PaymentRequested"}, b"{}", None)
+    assert message.message_id.startswith("unidentified-")
+    assert message.headers == {NO_MESSAGE_ID: "1"}
+    consumer = await consumer_of(app)
+    assert await consumer.handle(FakeDelivery(message)) is Outcome.DEAD
+    reason = (await dead_reasons(app))[message.message_id]
+    assert "it has no message id (no `message-id` header, and the broker keeps none" in reason
+    assert CALLS == []
+    # The dead letter keeps the made-up id, without the mark: replayed, it is an ordinary
+    # message with a `message-id` header, which the consumer handles.
+    letter = (await (await app.get(DeadLetters)).list())[0]
+    assert NO_MESSAGE_ID not in letter.headers
+    # A sender cannot set the mark itself.
+    sent = decode_headers(
+        "payments", {"message-id": "m-1", "message-type": "T", NO_MESSAGE_ID: "1"}, b"{}", None
+    )
+    assert (sent.message_id, sent.headers) == ("m-1", {})

@@ -241,7 +241,11 @@ async def consumer_of(apps: Apps) -> Consumer:
     ("type_name", "payload", "reason"),
     [
         ("Refunded", b"{}", "unknown message type `Refunded`: no handler of this app"),
-        ("OrderPlaced", b'{"order": 1}', "the payload of `OrderPlaced` (schema version 1) cannot be decoded"),
+        (
+            "OrderPlaced",
+            b'{"order": 1}',
+            "the payload of `OrderPlaced` (schema version 1) cannot be decoded",
+        ),
     ],
 )
 async def test_bad_input_becomes_a_dead_letter_and_the_consumer_goes_on(

@@ -108,7 +108,7 @@ async def test_a_closed_transport_refuses_to_publish() -> None:
 def test_headers_round_trip_and_foreign_messages_still_decode() -> None:
     sent = _message(1)
     headers = encode_headers(sent)
-    assert decode_headers(sent.destination, headers, sent.payload, "broker-id") == sent
+    assert decode_headers(sent.destination, headers, sent.payload, None) == sent
     foreign = decode_headers("orders", {"content-type": "application/json"}, b"{}", "broker-id")
     assert (foreign.message_id, foreign.type_name, foreign.headers) == ("broker-id", "", {})
     odd = decode_headers("orders", {"schema-version": "x", "n": b"\xff"}, b"", "b")
