@@ -29,6 +29,7 @@
     │   ├── MissingApplierError           (+ LookupError) an aggregate cannot apply an event type
     │   ├── MissingExtraError             (+ ImportError) an optional extra is not installed
     │   ├── DatabaseUrlError              (+ ValueError) a database URL names another driver
+    │   ├── ConsumerGroupConflictError    (+ ValueError) a consumer group exists with other settings
     │   ├── UnsupportedReleaseError       (+ ImportError) an integration cannot use that release
     │   └── AppImportError                (+ ImportError) `dockyard worker` cannot load the app
     ├── LifecycleError                    used before it started or after it closed
@@ -92,6 +93,7 @@ from dockyard._errors.configuration import (
     AppImportError,
     ChainNotFoundError,
     ConfigurationError,
+    ConsumerGroupConflictError,
     ContainerBuildError,
     DatabaseUrlError,
     EventTypeConflictError,
@@ -180,6 +182,7 @@ __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
     "ConflictingDynamicModuleError",
+    "ConsumerGroupConflictError",
     "ContainerBuildError",
     "CorruptEventError",
     "DatabaseUrlError",

@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 from faststream.rabbit import ExchangeType, RabbitExchange
 
+from dockyard.exceptions import ConsumerGroupConflictError
 from dockyard.transport import NO_MESSAGE_ID, Delivery, Transport
 from dockyard.transport.nats import NatsTransport
 from dockyard.transport.rabbit import RabbitTransport
@@ -104,3 +105,28 @@ async def test_redis_uses_the_stream_entry_id() -> None:
     finally:
         await transport.close()
         await delete_declared(transport)
+
+
+@pytest.mark.nats
+async def test_nats_refuses_a_group_declared_with_other_settings() -> None:
+    first = NatsTransport(NATS_URL, ack_wait=30)
+    second = NatsTransport(NATS_URL, ack_wait=60)
+    same = NatsTransport(NATS_URL, ack_wait=30)
+    destination, group = _name("settings"), "billing"
+    try:
+        await first.declare(destination, group)
+        await same.declare(destination, group)  # the same settings: nothing to say
+        with pytest.raises(ConsumerGroupConflictError) as caught:
+            await second.declare(destination, group)
+        stream = NatsTransport.stream_name(destination)
+        assert str(caught.value) == (
+            f"The nats consumer group `billing` of `{destination}` exists with ack_wait=30s, "
+            "max_ack_pending=1; this transport declares ack_wait=60s, max_ack_pending=1. The "
+            "broker keeps the settings of the group's first declaration. Hint: give every app "
+            "of the group the same settings, or delete the consumer "
+            f"(`nats consumer rm {stream} billing`) to create it again with the new ones."
+        )
+    finally:
+        for transport in (first, second, same):
+            await transport.close()
+        await delete_declared(first)

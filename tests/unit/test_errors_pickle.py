@@ -32,6 +32,7 @@ from dockyard.exceptions import (
     ConcurrencyError,
     ConfigurationError,
     ConflictingDynamicModuleError,
+    ConsumerGroupConflictError,
     ContainerBuildError,
     CorruptEventError,
     DatabaseUrlError,
@@ -192,6 +193,16 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     MissingApplierError: [MissingApplierError(Order, OrderPlaced)],
     MissingExtraError: [MissingExtraError("dockyard.transport.rabbit", "faststream", "rabbit")],
     DatabaseUrlError: [DatabaseUrlError("postgresql+psycopg2", "postgresql+asyncpg")],
+    ConsumerGroupConflictError: [
+        ConsumerGroupConflictError(
+            "nats",
+            "orders",
+            "billing",
+            "ack_wait=30s, max_ack_pending=1",
+            "ack_wait=60s, max_ack_pending=1",
+            "delete the consumer (`nats consumer rm orders billing`)",
+        )
+    ],
     UnsupportedReleaseError: [
         UnsupportedReleaseError(
             "dockyard.integrations.faststream", "faststream", "0.8.0", ">=0.6,<0.8", "rabbit"

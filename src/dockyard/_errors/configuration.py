@@ -191,6 +191,29 @@ class DatabaseUrlError(ConfigurationError, ValueError):
         )
 
 
+class ConsumerGroupConflictError(ConfigurationError, ValueError):
+    """A consumer group exists on the broker with other settings than a transport declares."""
+
+    def __init__(
+        self, scheme: str, destination: str, group: str, existing: str, declared: str, fix: str
+    ) -> None:
+        self.scheme = scheme
+        self.destination = destination
+        self.group = group
+        self.existing = existing
+        self.declared = declared
+        self.fix = fix
+        super().__init__(scheme, destination, group, existing, declared, fix)
+
+    def __str__(self) -> str:
+        return (
+            f"The {self.scheme} consumer group `{self.group}` of `{self.destination}` exists "
+            f"with {self.existing}; this transport declares {self.declared}. The broker keeps "
+            "the settings of the group's first declaration. Hint: give every app of the group "
+            f"the same settings, or {self.fix} to create it again with the new ones."
+        )
+
+
 class UnsupportedReleaseError(ConfigurationError, ImportError):
     """An integration found a release of the library it plugs into that it does not support."""
 

@@ -64,7 +64,11 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 import msgspec
 from faststream.message import StreamMessage
 
-from dockyard.exceptions import BrokerPublishError, TransportUnavailableError
+from dockyard.exceptions import (
+    BrokerPublishError,
+    ConsumerGroupConflictError,
+    TransportUnavailableError,
+)
 from dockyard.transport._batch import UNSETTLED, WaveOutcomes
 from dockyard.transport._borrowed import (
     Check,
@@ -359,7 +363,27 @@ class NatsTransport(FastStreamTransport):
             info = await js.consumer_info(stream, group)
         except NotFoundError:
             info = await js.add_consumer(stream, self._consumer_config(name, group))
+        else:
+            self._check_group(name, group, stream, info.config)
         self._ack_pending[name, group] = info.config.max_ack_pending or self.max_ack_pending
+
+    def _check_group(self, name: str, group: str, stream: str, config: ConsumerConfig) -> None:
+        """Refuse a group JetStream already has with another ``ack_wait`` or
+        ``max_ack_pending``: the server keeps the first declaration's settings, so this
+        transport's would silently not apply (another ``max_ack_pending`` changes what per-key
+        order survives a crash)."""
+        ack_wait = config.ack_wait if config.ack_wait is not None else self.ack_wait
+        pending = config.max_ack_pending or self.max_ack_pending
+        if abs(ack_wait - self.ack_wait) < 1e-3 and pending == self.max_ack_pending:
+            return
+        raise ConsumerGroupConflictError(
+            self.scheme,
+            name,
+            group,
+            f"ack_wait={ack_wait:g}s, max_ack_pending={pending}",
+            f"ack_wait={self.ack_wait:g}s, max_ack_pending={self.max_ack_pending}",
+            f"delete the consumer (`nats consumer rm {stream} {group}`)",
+        )
 
     def _consumer_config(self, name: str, group: str) -> ConsumerConfig:
         return ConsumerConfig(
