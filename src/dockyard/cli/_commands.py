@@ -5,11 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from dockyard.cli._common import EXIT_FAILED, AppArgument, DebugOption, fail, load_or_exit
+from dockyard.cli._common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    AppArgument,
+    DebugOption,
+    fail,
+    load_or_exit,
+)
+from dockyard.cli._env import EnvFileError, apply_env_file
 from dockyard.exceptions import DockyardError
 from dockyard.modules import ServiceState
 
@@ -18,9 +27,29 @@ __all__ = ["cli"]
 cli = typer.Typer(name="dockyard", help="Run and operate dockyard apps.", no_args_is_help=True)
 
 
+EnvFileOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--env-file",
+        help="Read `KEY=VALUE` lines into the environment before loading the app (variables "
+        "already set win). Repeat for several files.",
+        dir_okay=False,
+    ),
+]
+
+
 @cli.callback()
-def _root() -> None:
+def _root(env_file: EnvFileOption = None) -> None:
     """Run and operate dockyard apps."""
+    _read_env_files(env_file)
+
+
+def _read_env_files(paths: list[Path] | None) -> None:
+    for path in paths or ():
+        try:
+            apply_env_file(path)
+        except EnvFileError as error:
+            fail(str(error), code=EXIT_USAGE)
 
 
 @cli.command()
@@ -37,6 +66,7 @@ def worker(
         float, typer.Option(help="Longest wait, in seconds, between retries in an outage.")
     ] = 10.0,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    env_file: EnvFileOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Run the app's background services (relay, projections, consumers, sagas) until SIGTERM.
@@ -47,6 +77,7 @@ def worker(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _read_env_files(env_file)
     loaded = load_or_exit(app, debug=debug)
     names = ", ".join(s.name for s in loaded.background_services()) or "none"
     typer.echo(f"dockyard worker: running {names}", err=True)
