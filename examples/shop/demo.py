@@ -24,7 +24,7 @@ from examples.shop.components.orders.application.queries import (
 )
 from examples.shop.components.orders.domain.order import OrderLine
 from examples.shop.shared_kernel.ids import CustomerId, OrderId, Sku
-from examples.shop.ui.console import say, step
+from examples.shop.ui.console import holding_background_lines, print_held, say, step
 
 
 class StockReport:
@@ -83,10 +83,21 @@ async def _run(database: Path) -> None:
     transport = InMemoryTransport()  # stands in for RabbitMQ or NATS
     shop = build_shop_app(database, transport)
     payments = build_payments_app(transport)
+    say("transport: in memory, in this process (InMemoryTransport stands in for RabbitMQ/NATS)")
+    say(f"shop database: SQLite file {database} (removed at the end)")
     describe(shop, "shop")
     describe(payments, "payments")
 
     step("2. Start both apps: module hooks run, dependencies first")
+    with holding_background_lines():
+        await _with_both_apps(shop, payments)
+
+    _boundary_error(database)
+    step("10. Next: the same shop as two processes, over a real broker")
+    say("python -m examples.shop_distributed rabbit   (RabbitMQ on localhost:5672; or nats)")
+
+
+async def _with_both_apps(shop: App, payments: App) -> None:
     async with shop, payments:
         step("3. Place an order: stock is reserved inline; payments is told through the outbox")
         order_id = await shop.send(
@@ -108,6 +119,7 @@ async def _run(database: Path) -> None:
         say("shop worker: " + ", ".join(s.name for s in shop.background_services()))
         say("payments worker: " + ", ".join(s.name for s in payments.background_services()))
         view = await wait_until_paid(shop, order_id)
+        print_held()  # what the workers' handlers said meanwhile
         say(f"{view.order_id}: {view.status} ({view.payment_reference})")
         say(f"outbox: {await pending_in_outbox(shop)} waiting")
 
@@ -118,8 +130,6 @@ async def _run(database: Path) -> None:
         step("8. Stop: workers finish in-flight work, then the stop hooks run in reverse order")
         stop.set()
         await asyncio.gather(*workers)
-
-    _boundary_error(database)
 
 
 async def _show_the_stream(shop: App, order_id: OrderId, view: OrderView) -> None:
@@ -142,6 +152,7 @@ async def _read_models(shop: App) -> None:
     count = await shop.send(CountCustomerOrders(customer_id="c-ada"))
     say(f"orders of c-ada (inline): {count}")
     await wait_until_paid(shop, OrderId("order-0002"))
+    print_held()
     await wait_for_projections(shop)
     for order, customer, total, status in await shop.send(ListOrderSummaries()):
         say(f"summary (catch-up): {order} {customer} {total / 100:.2f} EUR {status}")

@@ -9,7 +9,7 @@ from dockyard.messaging import EventHandler, Query, QueryHandler
 from examples.shop.components.orders.application.repository import Orders
 from examples.shop.shared_kernel.events import PaymentCaptured
 from examples.shop.shared_kernel.ids import OrderId
-from examples.shop.ui.console import say
+from examples.shop.ui.console import say_meanwhile
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,7 +51,7 @@ class MarkOrderPaid(EventHandler[PaymentCaptured]):
         order = await self._orders.get(event.order_id)
         order.mark_paid(event.reference)
         await self._orders.save(order)
-        say(f"   orders: {event.order_id} marked paid ({event.reference})")
+        say_meanwhile(f"   orders: {event.order_id} marked paid ({event.reference})")
 
 
 class OrderReadModels(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dockyard.messaging import EventHandler, IPublisher
 from examples.shop.components.payments.application.service import PaymentsService
 from examples.shop.shared_kernel.events import OrderPlaced, PaymentCaptured
-from examples.shop.ui.console import say
+from examples.shop.ui.console import say_meanwhile
 
 
 class ChargeCustomer(EventHandler[OrderPlaced]):
@@ -15,7 +15,7 @@ class ChargeCustomer(EventHandler[OrderPlaced]):
 
     async def handle(self, event: OrderPlaced, /) -> None:
         receipt = self._payments.charge(event.order_id, event.customer_id, event.total_cents)
-        say(f"   payments: charged {receipt.amount_cents / 100:.2f} {receipt.currency}")
+        say_meanwhile(f"   payments: charged {receipt.amount_cents / 100:.2f} {receipt.currency}")
         await self._events.publish(
             PaymentCaptured(
                 order_id=event.order_id,
