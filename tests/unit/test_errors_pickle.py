@@ -218,6 +218,12 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     HandlerNotFoundError: [
         HandlerNotFoundError(PlaceOrder, "send", ["PlaceOrders", "CancelOrder"]),
         HandlerNotFoundError(PlaceOrder, "send", [], handled_by="a stream handler"),
+        HandlerNotFoundError(
+            PlaceOrder,
+            "send",
+            [],
+            declared_elsewhere=["`PlaceOrderHandler` in module `OrdersModule` (shop.orders)"],
+        ),
     ],
     ChainExhaustedError: [ChainExhaustedError(PlaceOrder, ["CardPayment", "WalletPayment"])],
     MessageContextError: [MessageContextError(tracking=True), MessageContextError(tracking=False)],

@@ -30,13 +30,19 @@ class HandlerNotFoundError(MessagingError, LookupError):
         registered: Sequence[str],
         *,
         handled_by: str | None = None,
+        declared_elsewhere: Sequence[str] = (),
     ) -> None:
         self.message_type = message_type
         self.operation = operation
         self.registered = tuple(registered)
         self.handled_by = handled_by
         """What kind of handler the type does have (e.g. "a stream handler"), if any."""
-        super().__init__(message_type, operation, self.registered, handled_by)
+        self.declared_elsewhere = tuple(declared_elsewhere)
+        """Handlers of the type in modules this app does not import (``"`H` in module `M`
+        (pkg.mod)"``)."""
+        super().__init__(
+            message_type, operation, self.registered, handled_by, self.declared_elsewhere
+        )
 
     def __str__(self) -> str:
         name = type_name(self.message_type)
@@ -48,6 +54,18 @@ class HandlerNotFoundError(MessagingError, LookupError):
             )
         base = "StreamHandler" if self.operation == "stream" else "RequestHandler"
         text = f"No handler for `{name}` is registered."
+        if self.declared_elsewhere:
+            modules = [
+                d.split(" in module ", 1)[1].split(" (", 1)[0] for d in self.declared_elsewhere
+            ]
+            return (
+                f"{text} {', '.join(self.declared_elsewhere)} "
+                f"{'handles' if len(modules) == 1 else 'handle'} it, but this app does not "
+                f"import {'that module' if len(modules) == 1 else 'those modules'}: a module's "
+                "handlers are registered only when the root module imports it (directly or "
+                f"through another module). Hint: add {' or '.join(dict.fromkeys(modules))} to "
+                "the root module's `imports=[...]`."
+            )
         close = _close_names(name, self.registered)
         if close:
             text += " Did you mean " + " or ".join(f"`{c}`" for c in close) + "?"

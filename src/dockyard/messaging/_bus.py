@@ -17,9 +17,11 @@ from dishka import AsyncContainer
 
 from dockyard._type_name import type_name
 from dockyard.exceptions import HandlerNotFoundError
+from dockyard.messaging._declared import declared_handlers_of
 from dockyard.messaging._dishka import Getter, getter
 from dockyard.messaging._envelope import CURRENT, Envelope
 from dockyard.messaging._interfaces import IMessageBus
+from dockyard.messaging._introspect import HandlerKind
 from dockyard.messaging._messages import Request, StreamRequest
 from dockyard.messaging._plan import (
     BehaviorRef,
@@ -31,6 +33,9 @@ from dockyard.messaging._plan import (
 )
 
 __all__ = ["Dispatcher", "MessageBus"]
+
+_REQUEST_KINDS = frozenset({HandlerKind.REQUEST, HandlerKind.CHAIN})
+_STREAM_KINDS = frozenset({HandlerKind.STREAM})
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -121,7 +126,17 @@ class Dispatcher:
         elif operation == "stream" and message_type in self.requests:
             handled_by = "a request handler"
         registered = [type_name(t) for t in (*self.requests, *self.streams)]
-        return HandlerNotFoundError(message_type, operation, registered, handled_by=handled_by)
+        elsewhere: list[str] = []
+        if handled_by is None:
+            kinds = _STREAM_KINDS if operation == "stream" else _REQUEST_KINDS
+            elsewhere = declared_handlers_of(message_type, kinds)
+        return HandlerNotFoundError(
+            message_type,
+            operation,
+            registered,
+            handled_by=handled_by,
+            declared_elsewhere=elsewhere,
+        )
 
     # -- entry points for a scope that has no bus yet (App.send / App.publish) -----------
 

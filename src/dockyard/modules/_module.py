@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from dockyard._type_name import type_name
 from dockyard.di._spec import ProviderSpec
+from dockyard.messaging._declared import declare_handlers
 
 __all__ = [
     "Defaults",
@@ -147,6 +148,8 @@ def module(
             is_global=is_global,
         )
         setattr(cls, _METADATA_ATTR, metadata)
+        if metadata.handlers and isinstance(cls, type):
+            declare_handlers(cls, metadata.handlers)
         return cls
 
     return decorate

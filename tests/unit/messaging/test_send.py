@@ -197,6 +197,38 @@ async def test_unknown_request_without_close_names() -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Welcome(Command[None]):
+    user: str
+
+
+class SendWelcome(CommandHandler[Welcome, None]):
+    async def handle(self, request: Welcome, /) -> None: ...
+
+
+@module(handlers=[SendWelcome])
+class NotificationsModule: ...
+
+
+async def test_a_handler_in_a_module_the_app_does_not_import_is_named() -> None:
+    # waku's quick-start, ported literally: the module is defined, the root never imports it.
+    async with App.build(Bank) as app:
+        with pytest.raises(HandlerNotFoundError) as caught:
+            await app.send(Welcome("ada"))
+    assert str(caught.value) == (
+        "No handler for `Welcome` is registered. `SendWelcome` in module `NotificationsModule` "
+        f"({__name__}) handles it, but this app does not import that module: a module's "
+        "handlers are registered only when the root module imports it (directly or through "
+        "another module). Hint: add `NotificationsModule` to the root module's `imports=[...]`."
+    )
+
+    @module(imports=[NotificationsModule])
+    class Root: ...
+
+    async with App.build(Root) as app:
+        await app.send(Welcome("ada"))  # imported: handled
+
+
 async def test_send_of_a_stream_request_says_to_stream_it() -> None:
     async with App.build(Bank) as app:
         with pytest.raises(HandlerNotFoundError) as caught:
