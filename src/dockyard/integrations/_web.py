@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -317,10 +317,12 @@ async def sse_stream(
     retry: int | None = None,
     ping: float | None = 15.0,
     event: str | None = None,
+    id_of: Callable[[T], str] | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """Frame each item of ``items`` as an event, with a ping after ``ping`` idle seconds.
 
-    Event ids count up from 1 (the first event also carries ``retry``). When the consumer of
+    Event ids are ``id_of(item)``, or count up from 1 without it (the first event also
+    carries ``retry``). When the consumer of
     this iterator stops (the client went away: the framework cancels it or closes it), the
     pending read of ``items`` is cancelled and ``items`` is closed, so the stream handler's
     ``finally`` runs and its scope closes before this returns.
@@ -343,7 +345,7 @@ async def sse_stream(
             number += 1
             yield sse_event(
                 encode(item),
-                id=str(number),
+                id=id_of(item) if id_of is not None else str(number),
                 event=event,
                 retry=retry if number == 1 else None,
             )
@@ -426,12 +428,15 @@ async def stream_frames(
     retry: int | None,
     ping: float | None,
     event: str | None,
+    id_of: Callable[[Any], str] | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """The SSE frames of ``stream``, sent in a scope of its own (``context`` holds the web
     framework's request); closing the generator (a client that left) closes the scope."""
     async with app.scope(context) as scope:
         sender = await scope.get(ISender)
-        frames = sse_stream(sender.stream(stream), _encode, retry=retry, ping=ping, event=event)
+        frames = sse_stream(
+            sender.stream(stream), _encode, retry=retry, ping=ping, event=event, id_of=id_of
+        )
         async with aclosing(frames):
             async for frame in frames:
                 yield frame
@@ -439,3 +444,10 @@ async def stream_frames(
 
 def _encode(item: object) -> bytes:
     return default_codec_for(type(item)).encode(item)
+
+
+def last_event_id_of(headers: Mapping[str, str]) -> str | None:
+    """The ``Last-Event-ID`` a reconnecting ``EventSource`` sends (the ``id`` of the last event
+    it got), or ``None`` on a first connection."""
+    value = headers.get("last-event-id")
+    return value if value else None

@@ -23,6 +23,7 @@ from dockyard.integrations._web import (
     PROBLEM_JSON,
     ProblemMapping,
     check_injections,
+    last_event_id_of,
     resolver,
     serving,
     status_problem,
@@ -49,7 +50,13 @@ if TYPE_CHECKING:  # an entry point never imports the app at run time (import di
 
     from dockyard.app import App
 
-__all__ = ["EventSourceResponse", "FromDockyard", "setup_dockyard", "sse_response"]
+__all__ = [
+    "EventSourceResponse",
+    "FromDockyard",
+    "last_event_id",
+    "setup_dockyard",
+    "sse_response",
+]
 
 T = TypeVar("T")
 
@@ -262,6 +269,7 @@ def sse_response(
     retry: int | None = 3000,
     ping: float | None = 15.0,
     event: str | None = None,
+    id_of: Callable[[Any], str] | None = None,
 ) -> EventSourceResponse:
     """Stream the answer to ``stream`` as server-sent events, in a scope of its own.
 
@@ -277,8 +285,25 @@ def sse_response(
         retry: Milliseconds a client waits before reconnecting; ``None`` sends none.
         ping: Idle seconds between keep-alive comments; ``None`` sends none.
         event: The ``event`` name of every event (``None``: the default, ``message``).
+        id_of: Each event's ``id`` from its item (a position, a version), so a client that
+            reconnects sends it back as ``Last-Event-ID`` (``last_event_id(...)``) and the
+            stream request can resume after it; ``None`` numbers the events from 1.
     """
     app = _app_of(request)
     return EventSourceResponse(
-        stream_frames(app, {Request: request}, stream, retry=retry, ping=ping, event=event)
+        stream_frames(
+            app, {Request: request}, stream, retry=retry, ping=ping, event=event, id_of=id_of
+        )
     )
+
+
+def last_event_id(request: Request) -> str | None:
+    """The ``Last-Event-ID`` header of a reconnecting ``EventSource``: the ``id`` of the last
+    event it received (give events meaningful ids with ``sse_response(..., id_of=...)``), or
+    ``None`` on a first connection. Put it in the stream request, so its handler resumes after
+    it::
+
+        after = int(last_event_id(request) or 0)
+        return sse_response(request, WatchOrders(after=after), id_of=lambda o: str(o.position))
+    """
+    return last_event_id_of(request.headers)

@@ -16,7 +16,7 @@ turns a ``StreamRequest`` into server-sent events. See ``docs/web-litestar.md``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -31,6 +31,7 @@ from dockyard.integrations._web import (
     PROBLEM_JSON,
     ProblemMapping,
     check_injections,
+    last_event_id_of,
     serving,
     stream_frames,
     validation_problem,
@@ -52,7 +53,14 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 if TYPE_CHECKING:  # an entry point never imports the app at run time (import direction)
     from dockyard.app import App
 
-__all__ = ["SCOPE_DEPENDENCY", "DockyardPlugin", "FromDockyard", "Inject", "sse_response"]
+__all__ = [
+    "SCOPE_DEPENDENCY",
+    "DockyardPlugin",
+    "FromDockyard",
+    "Inject",
+    "last_event_id",
+    "sse_response",
+]
 
 T = TypeVar("T")
 
@@ -160,6 +168,7 @@ def sse_response(
     retry: int | None = 3000,
     ping: float | None = 15.0,
     event: str | None = None,
+    id_of: Callable[[Any], str] | None = None,
 ) -> Stream:
     """Answer with the items of ``stream`` as server-sent events: one line in a handler.
 
@@ -176,10 +185,15 @@ def sse_response(
         retry: Milliseconds a client waits before reconnecting; ``None`` sends none.
         ping: Idle seconds between keep-alive comments; ``None`` sends none.
         event: The ``event`` name of every event (``None``: the default, ``message``).
+        id_of: Each event's ``id`` from its item (a position, a version), so a client that
+            reconnects sends it back as ``Last-Event-ID`` (``last_event_id(...)``) and the
+            stream request can resume after it; ``None`` numbers the events from 1.
     """
     app: App = connection.app.state[_STATE_KEY]
     return Stream(
-        stream_frames(app, {Request: connection}, stream, retry=retry, ping=ping, event=event),
+        stream_frames(
+            app, {Request: connection}, stream, retry=retry, ping=ping, event=event, id_of=id_of
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -229,3 +243,15 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+def last_event_id(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The ``Last-Event-ID`` header of a reconnecting ``EventSource``: the ``id`` of the last
+    event it received (give events meaningful ids with ``sse_response(..., id_of=...)``), or
+    ``None`` on a first connection. Put it in the stream request, so its handler resumes after
+    it::
+
+        after = int(last_event_id(connection) or 0)
+        return sse_response(connection, WatchOrders(after=after), id_of=lambda o: str(o.position))
+    """
+    return last_event_id_of(connection.headers)

@@ -17,6 +17,8 @@ its lifespan is entered without a server. The routes:
     GET  /me                   injects User, made from the Request in the scope's context
     GET  /count/{limit}        SSE: 1..limit (retry 1500, no pings), then the stream ends
     GET  /count/{limit}/then-wait  SSE: 1..limit, then waits for ever (ping 0.05, event "count")
+    GET  /count/{limit}/resumable  SSE: after the `Last-Event-ID` (0 without one) to limit, each
+                               event's id its number (id_of)
     GET  /private              (only with `private_route`) injects an unexported provider
 """
 
@@ -107,6 +109,7 @@ class GetOrder(Query[str]):
 class CountTo(StreamRequest[int]):
     limit: int
     then_wait: bool = False  # after the last number, wait until the client leaves
+    after: int = 0  # resume after this number (a reconnecting client's Last-Event-ID)
 
 
 class OutOfStock(RuleViolation):  # 400, the default
@@ -225,7 +228,7 @@ class CountToHandler(StreamHandler[CountTo, int]):
 
     async def handle(self, request: CountTo, /) -> AsyncIterator[int]:
         try:
-            for number in range(1, request.limit + 1):
+            for number in range(request.after + 1, request.limit + 1):
                 yield number
             if request.then_wait:
                 await asyncio.Event().wait()
@@ -513,6 +516,18 @@ class WebIntegrationContract:
             body = await response.aread()
         assert body == b"id: 1\nretry: 1500\ndata: 1\n\nid: 2\ndata: 2\n\n"
         assert served.probe.streams_closed.is_set()
+
+    async def test_a_reconnecting_client_resumes_after_its_last_event_id(
+        self, served: Served
+    ) -> None:
+        async with served.client.stream("GET", "/count/3/resumable") as response:
+            first = await response.aread()
+        assert first == b"id: 1\nretry: 3000\ndata: 1\n\nid: 2\ndata: 2\n\nid: 3\ndata: 3\n\n"
+        # What an EventSource sends when it reconnects after event 2.
+        headers = {"Last-Event-ID": "2"}
+        async with served.client.stream("GET", "/count/3/resumable", headers=headers) as response:
+            again = await response.aread()
+        assert again == b"id: 3\nretry: 3000\ndata: 3\n\n"
 
     async def test_an_idle_stream_sends_keep_alive_comments(self, served: Served) -> None:
         async with served.client.stream("GET", "/count/1/then-wait") as response:

@@ -12,6 +12,7 @@ from dockyard.exceptions import ConcurrencyError
 from dockyard.integrations.fastapi import (
     EventSourceResponse,
     FromDockyard,
+    last_event_id,
     setup_dockyard,
     sse_response,
 )
@@ -87,6 +88,11 @@ class TestFastAPI(contract.WebIntegrationContract):
         @web.get("/count/{limit}")
         async def count(limit: int, request: Request) -> EventSourceResponse:
             return sse_response(request, contract.CountTo(limit), retry=1500, ping=None)
+
+        @web.get("/count/{limit}/resumable")
+        async def count_resumable(limit: int, request: Request) -> EventSourceResponse:
+            after = int(last_event_id(request) or 0)
+            return sse_response(request, contract.CountTo(limit, after=after), id_of=str)
 
         @web.get("/count/{limit}/then-wait")
         async def count_then_wait(limit: int, request: Request) -> EventSourceResponse:

@@ -12,7 +12,13 @@ from litestar.response import Stream
 
 from dockyard import App, ISender
 from dockyard.exceptions import ConcurrencyError
-from dockyard.integrations.litestar import DockyardPlugin, FromDockyard, Inject, sse_response
+from dockyard.integrations.litestar import (
+    DockyardPlugin,
+    FromDockyard,
+    Inject,
+    last_event_id,
+    sse_response,
+)
 from integration.web import _contract as contract
 
 SENDER = {"sender": Inject(ISender)}
@@ -65,6 +71,12 @@ async def count(request: Request[Any, Any, Any], limit: FromPath[int]) -> Stream
     return sse_response(request, contract.CountTo(limit), retry=1500, ping=None)
 
 
+@get("/count/{limit:int}/resumable")
+async def count_resumable(request: Request[Any, Any, Any], limit: FromPath[int]) -> Stream:
+    after = int(last_event_id(request) or 0)
+    return sse_response(request, contract.CountTo(limit, after=after), id_of=str)
+
+
 @get("/count/{limit:int}/then-wait")
 async def count_then_wait(request: Request[Any, Any, Any], limit: FromPath[int]) -> Stream:
     return sse_response(request, contract.CountTo(limit, then_wait=True), ping=0.05, event="count")
@@ -115,6 +127,7 @@ class TestLitestar(contract.WebIntegrationContract):
             me,
             count,
             count_then_wait,
+            count_resumable,
         ]
         if private_route:
             handlers.append(private)
