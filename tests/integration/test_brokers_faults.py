@@ -55,7 +55,8 @@ from integration._apps.services import (
     unique,
 )
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+# Waits give up after PATIENCE each; several in one test can outlast the per-test timeout.
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 
 MESSAGES = 400
 KEYS = 8
@@ -74,6 +75,12 @@ async def schema() -> AsyncIterator[str]:
 async def effects(connection: asyncpg.Connection) -> dict[int, int]:
     rows = await connection.fetch("SELECT n, count(*) AS times FROM fault_effects GROUP BY n")
     return {row["n"]: row["times"] for row in rows}
+
+
+PATIENCE = 120.0
+"""How long a wait gives up after: a guard against a hang, not a measure. Starting a consumer
+process or catching up takes seconds on a quiet machine and far longer under
+`make test-stress`; no check here depends on how long it took."""
 
 
 async def wait_until(
@@ -145,7 +152,7 @@ async def test_rabbit_connections_dropped_mid_stream_lose_nothing(schema: str) -
                 writing = asyncio.create_task(write(round_end))
                 await wait_until(
                     functools.partial(_effects_over, connection, before + 10),
-                    20,
+                    PATIENCE,
                     f"{before + 10} effects",
                 )
                 cuts.append(await asyncio.to_thread(close_rabbit_connections, name))
@@ -153,7 +160,7 @@ async def test_rabbit_connections_dropped_mid_stream_lose_nothing(schema: str) -
                 before = round_end
             await write(MESSAGES)
             await wait_until(
-                lambda: _all_effects(connection), 30, f"all {MESSAGES} effects", interval=0.2
+                lambda: _all_effects(connection), PATIENCE, f"all {MESSAGES} effects", interval=0.2
             )
             dead = await (await shop.get(DeadLetters)).list()
             stop.set()
@@ -234,7 +241,7 @@ async def test_a_consumer_killed_mid_handler_has_its_message_redelivered_once(
             async def stalled() -> bool:
                 return marker.exists()
 
-            await wait_until(stalled, 15, f"the first consumer to stall on Ping({STALLED})")
+            await wait_until(stalled, PATIENCE, f"the first consumer to stall on Ping({STALLED})")
             # Its effect is written in the open transaction: nobody else can see it yet.
             assert (
                 await connection.fetchval(
@@ -246,7 +253,7 @@ async def test_a_consumer_killed_mid_handler_has_its_message_redelivered_once(
             os.kill(first.pid, signal.SIGKILL)
             first.wait()
             await wait_until(
-                lambda: _effects_count(connection, KILLED_MESSAGES), 20, "every effect"
+                lambda: _effects_count(connection, KILLED_MESSAGES), PATIENCE, "every effect"
             )
             stop.set()
             await relay
@@ -306,11 +313,15 @@ async def test_a_consumer_killed_mid_handler_keeps_its_keys_order(
             async def stalled() -> bool:
                 return marker.exists()
 
-            await wait_until(stalled, 15, f"the first consumer to stall on Ping({one_key[0]})")
+            await wait_until(
+                stalled, PATIENCE, f"the first consumer to stall on Ping({one_key[0]})"
+            )
             second = start_consumer(broker, schema, destination, "second", **serial)
             os.kill(first.pid, signal.SIGKILL)
             first.wait()
-            await wait_until(lambda: _effects_count(connection, len(one_key)), 30, "every effect")
+            await wait_until(
+                lambda: _effects_count(connection, len(one_key)), PATIENCE, "every effect"
+            )
             stop.set()
             await relay
         rows = await connection.fetch("SELECT n, consumer FROM fault_effects ORDER BY applied")
