@@ -191,7 +191,10 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     EventTypeConflictError: [EventTypeConflictError("OrderPlaced", OrderPlaced, Order)],
     MissingApplierError: [MissingApplierError(Order, OrderPlaced)],
     MissingExtraError: [MissingExtraError("dockyard.transport.rabbit", "faststream", "rabbit")],
-    DatabaseUrlError: [DatabaseUrlError("postgresql+psycopg2", "postgresql+asyncpg")],
+    DatabaseUrlError: [
+        DatabaseUrlError("postgresql+psycopg2", "postgresql+asyncpg"),
+        DatabaseUrlError("mysql"),
+    ],
     UnsupportedReleaseError: [
         UnsupportedReleaseError(
             "dockyard.integrations.faststream", "faststream", "0.8.0", ">=0.6,<0.8", "rabbit"

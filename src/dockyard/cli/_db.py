@@ -1,0 +1,267 @@
+"""``dockyard db sql|create|upgrade``: dockyard's tables (and PostgreSQL's extras) for an app.
+
+The app is imported and built, never started: its ``SqlModule`` says which database (and so
+which dialect). ``sql`` prints the DDL without connecting; ``create`` and ``upgrade`` connect,
+compare the database with dockyard's schema (``dockyard.sql._schema``) and run what is
+missing in one transaction. What no statement can change safely is reported, never guessed
+at: see docs/migrations.md.
+"""
+
+from __future__ import annotations
+
+import enum
+import typing
+from typing import Annotated
+
+import typer
+
+from dockyard.cli._commands import cli
+from dockyard.cli._common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    AppArgument,
+    DebugOption,
+    JsonOption,
+    emit_json,
+    fail,
+    load_or_exit,
+    run,
+)
+from dockyard.exceptions import DockyardError
+
+if typing.TYPE_CHECKING:
+    from dockyard.sql import Database
+    from dockyard.sql._schema import SchemaPlan, Step
+
+__all__ = ["db"]
+
+db = typer.Typer(
+    name="db",
+    help="Create, upgrade or print dockyard's tables in an app's database.",
+    no_args_is_help=True,
+)
+cli.add_typer(db)
+
+
+class Dialect(enum.StrEnum):
+    postgresql = "postgresql"
+    sqlite = "sqlite"
+
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(help="Connect here instead of the app's URL (a role allowed to change tables)."),
+]
+
+_DONE = {"create": "created", "add": "added", "replace": "replaced", "drop": "dropped"}
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('dockyard db'))"
+"""Two ``dockyard db`` runs on one PostgreSQL database take turns."""
+
+
+def _database(app: str, url: str | None, *, debug: bool) -> Database:
+    """The app's database (or one at ``url``); exit 2 when the app has none."""
+    from dockyard.sql import Database
+    from dockyard.sql._module import database_of
+
+    loaded = load_or_exit(app, debug=debug)
+    if url is not None:
+        try:
+            return Database(url)
+        except DockyardError as error:
+            fail(error, code=EXIT_USAGE, debug=debug)
+    database = database_of(loaded)
+    if database is None:
+        fail(
+            f"{app} has no SQL database: none of its modules imports "
+            "`SqlModule.register(url=...)`. Hint: import it, or pass --url.",
+            code=EXIT_USAGE,
+        )
+    return database
+
+
+@db.command()
+def sql(
+    app: AppArgument,
+    dialect: Annotated[
+        Dialect | None,
+        typer.Option(help="Print for this dialect instead of the app's database."),
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Print dockyard's DDL for the app's database (nothing connects).
+
+    Every dockyard table with its indexes and comments, and on PostgreSQL the global log's
+    position sequence and functions, as one transaction that `psql` (or `sqlite3`) runs as
+    is. Each statement is safe to run again; columns missing from older tables are
+    `dockyard db upgrade`'s job.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from dockyard.sql._module import database_of
+    from dockyard.sql._schema import schema_sql
+
+    loaded = load_or_exit(app, debug=debug)
+    if dialect is None:
+        database = database_of(loaded)
+        if database is None:
+            fail(
+                f"{app} has no SQL database: none of its modules imports "
+                "`SqlModule.register(url=...)`. Hint: pass --dialect postgresql or sqlite.",
+                code=EXIT_USAGE,
+            )
+        chosen = database.sqlalchemy_dialect
+    elif dialect is Dialect.postgresql:
+        chosen = postgresql.dialect()  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
+    else:
+        chosen = sqlite.dialect()
+    typer.echo(f"-- dockyard's schema ({chosen.name}); safe to run again.")
+    typer.echo("BEGIN;\n")
+    for statement in schema_sql(chosen):
+        typer.echo(f"{statement};\n")
+    typer.echo("COMMIT;")
+
+
+@db.command()
+def create(
+    app: AppArgument,
+    url: UrlOption = None,
+    json_output: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Create dockyard's missing tables (and PostgreSQL's sequence and functions).
+
+    Safe to run again: it creates only what is missing and says what it created. A table
+    that exists but is older than this version is left alone: the command then exits 1
+    and names `dockyard db upgrade`.
+    """
+    database = _database(app, url, debug=debug)
+    plan, done = _run_plan(database, upgrade=False, debug=debug)
+    left = [step for step in plan.steps if step not in done]
+    older = bool(left or plan.problems)
+    if json_output:
+        emit_json(
+            {
+                "ok": not older,
+                "app": app,
+                "database": _shown_url(database),
+                "created": [_as_dict(step) for step in done],
+                "left_for_upgrade": [_as_dict(step) for step in left],
+                "problems": list(plan.problems),
+            }
+        )
+    else:
+        for step in done:
+            typer.echo(f"{_DONE[step.action]} {step.kind} {step.name}")
+        if not done:
+            typer.echo(f"nothing to create: {_counted(plan.tables, 'table')} there already")
+        if older:
+            count = len(left) + len(plan.problems)
+            typer.echo(
+                f"the database has an older schema ({count} difference"
+                f"{'s' if count != 1 else ''}): run `dockyard db upgrade {app}`"
+            )
+    if older:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@db.command()
+def upgrade(
+    app: AppArgument,
+    url: UrlOption = None,
+    sql_only: Annotated[
+        bool, typer.Option("--sql", help="Print the statements instead of running them.")
+    ] = False,
+    json_output: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Bring an existing database up to this version's schema.
+
+    Creates missing tables, indexes, the sequence and functions, adds missing columns that
+    may be null, replaces functions whose body changed and drops the NOTIFY triggers of
+    earlier versions, in one transaction. What it cannot change safely (a missing column
+    that may not be null, a nullability or unique constraint that differs) is listed and
+    left alone: the command then exits 1. Column types are not compared.
+    """
+    database = _database(app, url, debug=debug)
+    plan, done = _run_plan(database, upgrade=True, debug=debug, apply=not sql_only)
+    if sql_only:
+        typer.echo(f"-- dockyard db upgrade {app}: {_counted(len(plan.steps), 'change')}")
+        for problem in plan.problems:
+            typer.echo(f"-- not upgraded: {problem}")
+        if plan.steps:
+            typer.echo("BEGIN;\n")
+            for statement in plan.statements:
+                typer.echo(f"{statement};\n")
+            typer.echo("COMMIT;")
+    elif json_output:
+        emit_json(
+            {
+                "ok": not plan.problems,
+                "app": app,
+                "database": _shown_url(database),
+                "upgraded": [_as_dict(step) for step in done],
+                "problems": list(plan.problems),
+            }
+        )
+    else:
+        for step in done:
+            typer.echo(f"{_DONE.get(step.action, step.action)} {step.kind} {step.name}")
+        if not done:
+            typer.echo(f"up to date: nothing to change ({_counted(plan.tables, 'table')})")
+        for problem in plan.problems:
+            typer.echo(f"not upgraded: {problem}")
+    if plan.problems:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _run_plan(
+    database: Database, *, upgrade: bool, debug: bool, apply: bool = True
+) -> tuple[SchemaPlan, list[Step]]:
+    """Compare the database with the schema and run the steps ``upgrade`` allows."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dockyard.sql._errors import unavailable_as_store_error
+    from dockyard.sql._schema import plan_schema
+
+    async def work() -> tuple[SchemaPlan, list[Step]]:
+        try:
+            with unavailable_as_store_error("change dockyard's tables"):
+                async with database.engine.begin() as connection:
+                    if connection.dialect.name == "postgresql":
+                        await connection.exec_driver_sql(_LOCK)
+                    plan = await connection.run_sync(plan_schema)
+                    steps = [s for s in plan.steps if upgrade or not s.upgrade_only]
+                    if apply:
+                        for step in steps:
+                            for statement in step.statements:
+                                await connection.exec_driver_sql(statement)
+                    return plan, steps if apply else []
+        finally:
+            await database.dispose()
+
+    try:
+        return run(work)
+    except DockyardError as error:  # the database did not answer
+        fail(error, code=EXIT_FAILED, debug=debug)
+    except SQLAlchemyError as error:  # it answered, and refused
+        if debug:
+            raise
+        refused = getattr(error, "orig", None) or error
+        reason = str(refused).strip().splitlines()[0] if str(refused).strip() else ""
+        fail(
+            f"the database refused: {type(refused).__name__}: {reason} "
+            "(nothing was changed; run with --debug for the statement)",
+            code=EXIT_FAILED,
+        )
+
+
+def _as_dict(step: Step) -> dict[str, str]:
+    return {"action": step.action, "kind": step.kind, "name": step.name}
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+def _shown_url(database: Database) -> str:
+    return database.engine.url.render_as_string(hide_password=True)
