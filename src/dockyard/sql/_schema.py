@@ -256,7 +256,7 @@ def postgres_extras_steps(connection: Connection, *, events_exist: bool) -> list
     for function in FUNCTIONS:
         if function.name not in bodies:
             steps.append(Step("create", "function", function.name, (function.create,)))
-        elif bodies[function.name] != function.body:
+        elif _words(bodies[function.name]) != _words(function.body):
             steps.append(
                 Step("replace", "function", function.name, (function.create,), upgrade_only=True)
             )
@@ -267,6 +267,11 @@ def postgres_extras_steps(connection: Connection, *, events_exist: bool) -> list
         )
         steps.append(Step("drop", "trigger", trigger, drops, upgrade_only=True))
     return steps
+
+
+def _words(body: str) -> str:
+    """A function's body without its layout: a revision file may indent it (Alembic does)."""
+    return " ".join(body.split())
 
 
 def _sequence_behind(connection: Connection) -> bool:
