@@ -223,6 +223,8 @@ def _run_plan(
     from dockyard.sql._errors import unavailable_as_store_error
     from dockyard.sql._schema import plan_schema
 
+    running: list[Step] = []  # the step a refusal interrupted, for the message
+
     async def work() -> tuple[SchemaPlan, list[Step]]:
         try:
             with unavailable_as_store_error("change dockyard's tables"):
@@ -233,6 +235,7 @@ def _run_plan(
                     steps = [s for s in plan.steps if upgrade or not s.upgrade_only]
                     if apply:
                         for step in steps:
+                            running[:] = [step]
                             for statement in step.statements:
                                 await connection.exec_driver_sql(statement)
                     return plan, steps if apply else []
@@ -246,13 +249,25 @@ def _run_plan(
     except SQLAlchemyError as error:  # it answered, and refused
         if debug:
             raise
-        refused = getattr(error, "orig", None) or error
-        reason = str(refused).strip().splitlines()[0] if str(refused).strip() else ""
-        fail(
-            f"the database refused: {type(refused).__name__}: {reason} "
-            "(nothing was changed; run with --debug for the statement)",
-            code=EXIT_FAILED,
+        fail(_refused(error, running[0] if running else None), code=EXIT_FAILED)
+
+
+def _refused(error: Exception, step: Step | None) -> str:
+    """One line: what the database refused, during which step, and what to do."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    reason = lines[0] if lines else type(cause).__name__
+    during = f" to {step.action} {step.kind} {step.name}" if step is not None else ""
+    hint = ""
+    if step is not None and step.kind == "function" and "return type" in reason:
+        hint = (
+            f" Hint: drop it (DROP FUNCTION {step.name}) and run the command again; "
+            "dockyard creates it anew."
         )
+    return (
+        f"the database refused{during}: {reason} (nothing was changed; "
+        f"--debug shows the statement).{hint}"
+    )
 
 
 def _as_dict(step: Step) -> dict[str, str]:

@@ -142,3 +142,29 @@ def test_an_alembic_revision_upgrades_an_older_database_too(project: Project) ->
     assert psql(project, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'dockyard%';") == (
         "1\n"
     )
+
+
+def test_a_statement_the_database_refuses_is_one_line_and_changes_nothing(
+    project: Project,
+) -> None:
+    project.run(f"dockyard db create {APP}")
+    # a function of the same name whose result type CREATE OR REPLACE cannot change
+    psql(
+        project,
+        "DROP FUNCTION dockyard_log_horizon; DROP INDEX ix_dockyard_outbox_dead;"
+        "CREATE FUNCTION dockyard_log_horizon() RETURNS integer LANGUAGE sql AS 'SELECT 1';",
+    )
+    result = project.run(f"dockyard db upgrade {APP}", check=False)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "error: the database refused to replace function dockyard_log_horizon: cannot change "
+        "return type of existing function (nothing was changed; --debug shows the statement). "
+        "Hint: drop it (DROP FUNCTION dockyard_log_horizon) and run the command again; "
+        "dockyard creates it anew.\n"
+    )
+    # one transaction: the index before it was not created either
+    index = "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_dockyard_outbox_dead';"
+    assert psql(project, index) == "0\n"
+    psql(project, "DROP FUNCTION dockyard_log_horizon;")
+    project.run(f"dockyard db upgrade {APP}")
+    nothing_left(project)
