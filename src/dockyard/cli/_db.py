@@ -53,7 +53,13 @@ UrlOption = Annotated[
     typer.Option(help="Connect here instead of the app's URL (a role allowed to change tables)."),
 ]
 
-_DONE = {"create": "created", "add": "added", "replace": "replaced", "drop": "dropped"}
+_DONE = {
+    "create": "created",
+    "add": "added",
+    "replace": "replaced",
+    "drop": "dropped",
+    "catch up": "caught up",
+}
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('dockyard db'))"
 """Two ``dockyard db`` runs on one PostgreSQL database take turns."""
 
@@ -64,16 +70,25 @@ def _database(app: str, url: str | None, *, debug: bool) -> Database:
     from dockyard.sql._module import database_of
 
     loaded = load_or_exit(app, debug=debug)
+    database: Database | None = None
     if url is not None:
         try:
-            return Database(url)
+            database = Database(url)
         except DockyardError as error:
             fail(error, code=EXIT_USAGE, debug=debug)
-    database = database_of(loaded)
+    else:
+        database = database_of(loaded)
     if database is None:
         fail(
             f"{app} has no SQL database: none of its modules imports "
             "`SqlModule.register(url=...)`. Hint: import it, or pass --url.",
+            code=EXIT_USAGE,
+        )
+    if database.dialect == "sqlite" and database.engine.url.database in (None, "", ":memory:"):
+        fail(
+            "an in-memory SQLite database lives and dies with its process: there is nothing "
+            "to create or upgrade from here. Hint: give the app a file "
+            "(`sqlite:///app.sqlite`), or pass --url.",
             code=EXIT_USAGE,
         )
     return database
@@ -205,7 +220,7 @@ def upgrade(
         )
     else:
         for step in done:
-            typer.echo(f"{_DONE.get(step.action, step.action)} {step.kind} {step.name}")
+            typer.echo(f"{_DONE[step.action]} {step.kind} {step.name}")
         if not done:
             typer.echo(f"up to date: nothing to change ({_counted(plan.tables, 'table')})")
         for problem in plan.problems:

@@ -8,8 +8,9 @@ and the ``NOTIFY`` triggers earlier versions made, which an upgrade drops.
 A plan compares the database with ``metadata`` by name: tables, columns (and whether they
 may be null), indexes, unique constraints; on PostgreSQL also the sequence, the functions'
 bodies and the old triggers. Column *types* are not compared. What it cannot change safely
-(a missing ``NOT NULL`` column, a column whose nullability differs, a missing unique
-constraint) becomes a problem that names the fix, never a statement.
+(a missing ``NOT NULL`` column of a table with rows, or on SQLite, a column whose nullability
+differs, a missing unique constraint) becomes a problem that names the fix, never a
+statement.
 """
 
 from __future__ import annotations
@@ -195,7 +196,12 @@ def _compare_table(
     for column in table.columns:
         where = f"{table.name}.{column.name}"
         if column.name not in found:
-            if column.nullable or column.server_default is not None:
+            # PostgreSQL adds a NOT NULL column to a table without rows (no value to invent)
+            if (
+                column.nullable
+                or column.server_default is not None
+                or (dialect.name == "postgresql" and _empty(connection, table))
+            ):
                 spec = _compiled(CreateColumn(column), dialect)
                 statements = [f"ALTER TABLE {table.name} ADD COLUMN {spec}"]
                 if column.comment and dialect.supports_comments and not dialect.inline_comments:
@@ -267,6 +273,11 @@ def postgres_extras_steps(connection: Connection, *, events_exist: bool) -> list
         )
         steps.append(Step("drop", "trigger", trigger, drops, upgrade_only=True))
     return steps
+
+
+def _empty(connection: Connection, table: Table) -> bool:
+    query = f"SELECT NOT EXISTS (SELECT 1 FROM {table.name})"  # noqa: S608 - our table's name
+    return bool(connection.exec_driver_sql(query).scalar())
 
 
 def _words(body: str) -> str:

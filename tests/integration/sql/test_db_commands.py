@@ -168,3 +168,37 @@ def test_a_statement_the_database_refuses_is_one_line_and_changes_nothing(
     psql(project, "DROP FUNCTION dockyard_log_horizon;")
     project.run(f"dockyard db upgrade {APP}")
     nothing_left(project)
+
+
+def test_upgrade_adds_not_null_columns_to_empty_tables_and_catches_the_sequence_up(
+    project: Project,
+) -> None:
+    project.run(f"dockyard db create {APP}")
+    psql(
+        project,
+        """
+        INSERT INTO dockyard_events (global_position, event_id, stream_id, stream_version,
+            type_name, schema_version, data, occurred_at, recorded_at)
+        SELECT n, gen_random_uuid(), 'Order-1', n, 'OrderPlaced', 1, '\\x7b7d', now(), now()
+        FROM generate_series(1, 3) n;
+        SELECT setval('dockyard_events_position', 1);
+        ALTER TABLE dockyard_projection_leases DROP COLUMN owner;
+        ALTER TABLE dockyard_inbox DROP COLUMN handled_at;
+        INSERT INTO dockyard_inbox (message_id, handler) VALUES ('m-1', 'billing');
+        """,
+    )
+    result = project.run(f"dockyard db upgrade {APP}", check=False)
+    assert result.returncode == 1
+    assert result.stdout == (
+        "added column dockyard_projection_leases.owner\n"
+        "caught up sequence dockyard_events_position\n"
+        "not upgraded: `dockyard_inbox.handled_at` is missing and may not be null: dockyard "
+        "does not invent a value for the rows already there. Hint: add it in a migration of "
+        "your own (with a value for existing rows), or recreate the table if it is empty.\n"
+    )
+    assert psql(project, "SELECT nextval('dockyard_events_position');") == "4\n"
+    psql(project, "DELETE FROM dockyard_inbox;")  # now there is no row to invent a value for
+    assert project.run(f"dockyard db upgrade {APP}").stdout == (
+        "added column dockyard_inbox.handled_at\n"
+    )
+    nothing_left(project)

@@ -205,8 +205,23 @@ def test_upgrade_says_what_it_cannot_do(folder: Path) -> None:
             1,
             None,
         ),
+        (
+            ["db", "upgrade", APP, "--url", "sqlite://"],
+            2,
+            (
+                "error: an in-memory SQLite database lives and dies with its process: there is "
+                "nothing to create or upgrade from here."
+            ),
+        ),
     ],
-    ids=["no-database", "sql-no-database", "no-module", "unsupported-url", "unreachable"],
+    ids=[
+        "no-database",
+        "sql-no-database",
+        "no-module",
+        "unsupported-url",
+        "unreachable",
+        "in-memory",
+    ],
 )
 def test_errors_are_one_line(folder: Path, args: list[str], code: int, error: str | None) -> None:
     result = dockyard(*args, cwd=folder)
