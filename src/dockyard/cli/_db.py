@@ -192,10 +192,11 @@ def upgrade(
     """Bring an existing database up to this version's schema.
 
     Creates missing tables, indexes, the sequence and functions, adds missing columns that
-    may be null, replaces functions whose body changed and drops the NOTIFY triggers of
-    earlier versions, in one transaction. What it cannot change safely (a missing column
-    that may not be null, a nullability or unique constraint that differs) is listed and
-    left alone: the command then exits 1. Column types are not compared.
+    may be null (or any, to an empty PostgreSQL table), replaces functions whose body
+    changed and drops the NOTIFY triggers of earlier versions, in one transaction. What it
+    cannot change safely (a NOT NULL column for a table with rows, a nullability or unique
+    constraint that differs) is listed and left alone: the command then exits 1. Column
+    types are not compared.
     """
     database = _database(app, url, debug=debug)
     plan, done = _run_plan(database, upgrade=True, debug=debug, apply=not sql_only)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from alembic_project import Project
+
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
 UPDATE = os.environ.get("DOCKYARD_UPDATE_GOLDEN") == "1"
@@ -148,6 +150,9 @@ def test_upgrade_brings_an_older_schema_up(folder: Path) -> None:
     assert ok(dockyard("db", "upgrade", APP, cwd=folder)) == (
         "up to date: nothing to change (10 tables)\n"
     )
+    # Alembic's autogenerate (docs/migrations.md's env.py) finds nothing left either
+    project = Project.make(folder, "sqlite+aiosqlite:///shop.sqlite")
+    assert project.run("alembic check").stdout == "No new upgrade operations detected.\n"
 
 
 def test_upgrade_says_what_it_cannot_do(folder: Path) -> None:
