@@ -28,7 +28,7 @@
     │   ├── EventTypeConflictError        (+ ValueError) two classes claim one event type name
     │   ├── MissingApplierError           (+ LookupError) an aggregate cannot apply an event type
     │   ├── MissingExtraError             (+ ImportError) an optional extra is not installed
-    │   ├── DatabaseUrlError              (+ ValueError) a database URL names another driver
+    │   ├── DatabaseUrlError              (+ ValueError) a URL names another driver or database
     │   ├── ConsumerGroupConflictError    (+ ValueError) a consumer group exists with other settings
     │   ├── UnsupportedReleaseError       (+ ImportError) an integration cannot use that release
     │   └── AppImportError                (+ ImportError) `dockyard worker` cannot load the app

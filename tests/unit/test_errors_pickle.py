@@ -192,7 +192,10 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     EventTypeConflictError: [EventTypeConflictError("OrderPlaced", OrderPlaced, Order)],
     MissingApplierError: [MissingApplierError(Order, OrderPlaced)],
     MissingExtraError: [MissingExtraError("dockyard.transport.rabbit", "faststream", "rabbit")],
-    DatabaseUrlError: [DatabaseUrlError("postgresql+psycopg2", "postgresql+asyncpg")],
+    DatabaseUrlError: [
+        DatabaseUrlError("postgresql+psycopg2", "postgresql+asyncpg"),
+        DatabaseUrlError("mysql"),
+    ],
     ConsumerGroupConflictError: [
         ConsumerGroupConflictError(
             "nats",

@@ -1,7 +1,7 @@
 """``python -m bank.deploy``: create the tables and the queue, once, before the services start.
 
-In production this is your migrations (``dockyard.sql.metadata`` holds dockyard's tables)
-and your broker's configuration.
+In production this is your migrations (Alembic with ``dockyard.sql.alembic``, or
+``dockyard db create``: docs/migrations.md) and your broker's configuration.
 """
 
 import asyncio

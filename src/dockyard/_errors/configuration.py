@@ -176,14 +176,24 @@ class MissingExtraError(ConfigurationError, ImportError):
 
 
 class DatabaseUrlError(ConfigurationError, ValueError):
-    """A database URL names a driver dockyard does not run on."""
+    """A database URL names a driver, or a database, dockyard does not run on.
 
-    def __init__(self, given: str, expected: str) -> None:
+    ``expected`` is the ``backend+driver`` to write instead; empty when the database itself
+    is not one dockyard runs on (``mysql://``).
+    """
+
+    def __init__(self, given: str, expected: str = "") -> None:
         self.given = given
         self.expected = expected
         super().__init__(given, expected)
 
     def __str__(self) -> str:
+        if not self.expected:
+            return (
+                "dockyard runs on PostgreSQL (`postgresql+asyncpg://...`) and SQLite "
+                f"(`sqlite+aiosqlite://...`), not on `{self.given}://` databases. Hint: point "
+                "the URL at a PostgreSQL or SQLite database."
+            )
         return (
             f"dockyard runs `{self.expected.split('+')[0]}` databases on `{self.expected}`, not "
             f"`{self.given}`. Hint: write the URL as `{self.expected}://...` (or without a "

@@ -120,4 +120,5 @@ def _run_to_the_end(work: Coroutine[Any, Any, None]) -> None:
 
 
 # Command groups live in their own modules and register here (one line each).
+import dockyard.cli._db  # noqa: E402,F401 - db sql, create, upgrade
 from dockyard.cli import _describe  # noqa: E402,F401 - check, describe, graph

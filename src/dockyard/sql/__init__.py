@@ -1,8 +1,9 @@
 """SQL persistence on SQLAlchemy Core (async): SQLite through aiosqlite, PostgreSQL through asyncpg.
 
 Every dockyard table lives in one ``MetaData`` (``dockyard.sql.metadata``): create them with
-``create_tables(engine)`` for demos and tests, or add them to your Alembic migrations with
-``target_metadata = dockyard.sql.metadata``. The ``Table`` objects are exported as
+``create_tables(engine)`` for demos and tests, with ``dockyard db create|upgrade APP``, or in
+your Alembic migrations through ``dockyard.sql.alembic`` (which also brings PostgreSQL's
+sequence and functions; docs/migrations.md). The ``Table`` objects are exported as
 ``events_table``, ``outbox_table``, … for queries of your own. A ``SqlUnitOfWork`` owns one
 connection and one transaction; the stores write on it, next to your own tables, so all of it
 commits together.

@@ -110,7 +110,9 @@ _ASYNC_DRIVERS = {"postgresql": ("asyncpg", "postgres"), "sqlite": ("aiosqlite",
 
 def _create_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
     backend = url.get_backend_name()
-    if backend in _ASYNC_DRIVERS and url.get_driver_name() != _ASYNC_DRIVERS[backend][0]:
+    if backend not in _ASYNC_DRIVERS:  # there is no extra to name: say what dockyard runs on
+        raise DatabaseUrlError(url.drivername)
+    if url.get_driver_name() != _ASYNC_DRIVERS[backend][0]:
         if "+" in url.drivername:  # a driver named, and not ours
             raise DatabaseUrlError(url.drivername, f"{backend}+{_ASYNC_DRIVERS[backend][0]}")
         url = _async_url(url, backend)
@@ -121,7 +123,7 @@ def _create_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
     try:
         return create_async_engine(url, **options)
     except ModuleNotFoundError as missing:
-        driver, extra = _ASYNC_DRIVERS.get(backend, (missing.name or "its driver", backend))
+        driver, extra = _ASYNC_DRIVERS[backend]
         feature = f"A `{url.drivername}://` database"
         raise MissingExtraError(feature, driver, extra) from missing
 

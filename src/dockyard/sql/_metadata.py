@@ -15,4 +15,5 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
-"""Every dockyard table. Point Alembic at it: ``target_metadata = dockyard.sql.metadata``."""
+"""Every dockyard table. For Alembic use ``dockyard.sql.alembic.metadata`` (the same object):
+importing that module also gives autogenerate PostgreSQL's sequence and functions."""

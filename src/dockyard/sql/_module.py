@@ -27,7 +27,7 @@ from dockyard.sql._unit_of_work import SqlUnitOfWork
 if TYPE_CHECKING:  # the lifecycle hooks' signature; an adapter never imports the app at run time
     from dockyard.app import App
 
-__all__ = ["SqlModule"]
+__all__ = ["SqlModule", "database_of"]
 
 
 async def unit_of_work(database: Database) -> AsyncGenerator[SqlUnitOfWork, BaseException | None]:
@@ -174,3 +174,12 @@ class _OutboxDefault(OffersDefaults):
 
             return SqlSagaBackend()
         return None
+
+
+def database_of(app: App) -> Database | None:
+    """The ``Database`` of the app's ``SqlModule``, read from the built app (nothing starts)."""
+    for node in app.modules:
+        for extension in node.extensions:
+            if isinstance(extension, _Lifecycle):
+                return extension.database
+    return None

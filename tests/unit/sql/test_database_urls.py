@@ -44,6 +44,19 @@ def test_another_driver_is_refused_with_the_url_to_write() -> None:
     )
 
 
+@pytest.mark.parametrize("url", ["mysql://root@localhost/shop", "mysql+aiomysql://root@h/shop"])
+def test_a_database_dockyard_does_not_run_on_names_no_extra(url: str) -> None:
+    # there is no `dockyard[mysql]` to install: the hint says what dockyard runs on
+    with pytest.raises(DatabaseUrlError) as caught:
+        Database(url)
+    assert str(caught.value) == (
+        "dockyard runs on PostgreSQL (`postgresql+asyncpg://...`) and SQLite "
+        f"(`sqlite+aiosqlite://...`), not on `{url.partition(':')[0]}://` databases. Hint: point "
+        "the URL at a PostgreSQL or SQLite database."
+    )
+    assert "pip install" not in str(caught.value)
+
+
 @pytest.fixture
 def without_asyncpg(monkeypatch: pytest.MonkeyPatch) -> None:
     real_import = builtins.__import__

@@ -183,8 +183,8 @@ _HAS_SCHEDULED_TABLE = {
 _RECHECK = 30.0
 _NO_SCHEDULED_TABLE = (
     "the table %s is missing: this database was made by an earlier dockyard. The outbox "
-    "works on without scheduled messages; add the table (database.create_tables(), or an "
-    "Alembic revision over dockyard.sql.metadata) to schedule messages"
+    "works on without scheduled messages; add the table (`dockyard db upgrade APP`, or an "
+    "Alembic revision made with dockyard.sql.alembic: docs/migrations.md) to schedule messages"
 )
 _GET_SCHEDULED = text(
     f"SELECT position, {_SCHEDULED_COLUMNS}, 0, deliver_at, 'scheduled', NULL "  # noqa: S608
