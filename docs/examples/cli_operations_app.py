@@ -20,7 +20,6 @@ import sqlalchemy as sa
 
 from dockyard import App, Event, module
 from dockyard.eventsourcing import ANY, EventStore, RecordedEvent
-from dockyard.modules import OnAppInit
 from dockyard.outbox import OutboxMessage, OutboxModule, OutboxStatus, OutboxStore, route
 from dockyard.projections import Projection, ProjectionControl, ProjectionsModule, handles
 from dockyard.retry import RetryPolicy
@@ -98,13 +97,6 @@ shipping = Saga(
 )
 
 
-class CreateReadModels(OnAppInit):
-    async def on_app_init(self, app: App) -> None:
-        database = await app.get(Database)
-        async with database.engine.begin() as connection:
-            await connection.run_sync(read_models.create_all)
-
-
 options: dict[str, Any] = {"poolclass": sa.NullPool}
 if SCHEMA is not None:
     options["connect_args"] = {"server_settings": {"search_path": SCHEMA}}
@@ -122,7 +114,6 @@ if SCHEMA is not None:
         ProjectionsModule.register(projections=[OrderTotals], imports=[SqlModule]),
         SagasModule.register(sagas=[shipping], imports=[SqlModule]),
     ],
-    extensions=[CreateReadModels()],
 )
 class Operations: ...
 
@@ -148,9 +139,11 @@ def _dead(number: int, destination: str, type_name: str, error: str) -> OutboxMe
 
 
 async def seed() -> None:
-    """Tables, four orders, three dead letters, a parked saga (see the module's docstring)."""
+    """Tables (dockyard's, the read model's), orders, dead letters, a parked saga."""
     database = Database(URL, **options)
-    await database.create_tables()
+    await database.create_tables()  # dockyard's tables (`dockyard db create` does the same)
+    async with database.engine.begin() as connection:  # the app's own: its read model
+        await connection.run_sync(read_models.create_all)
     await database.dispose()
     async with app:
         orders = [(1, "ada", 30), (2, "bob", 12), (3, "ada", 5)]

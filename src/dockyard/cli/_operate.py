@@ -8,6 +8,7 @@ that were never created, an app without the module a command needs.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import sys
@@ -49,28 +50,52 @@ def operate(target: str, work: Callable[[App], Coroutine[Any, Any, T]], *, debug
     that does not exist, an operation the state does not allow).
     """
     app = load_or_exit(target, debug=debug)
+    if not debug:  # the command says what went wrong; the stores' warnings would say it twice
+        logging.getLogger("dockyard").addHandler(logging.NullHandler())
 
     async def started() -> T:
-        async with app:
-            return await work(app)
+        try:
+            await app.start()
+        except Exception as error:
+            raise _NotStartedError from error
+        try:
+            result = await work(app)
+        except BaseException as error:
+            await app.stop(error)
+            raise
+        await app.stop()
+        return result
 
     try:
         return run(started)
     except typer.Exit:
         raise
     except Exception as error:
-        if _tables_missing(error):
-            if debug:
-                raise
-            fail(
-                f"dockyard's tables are missing: run `dockyard db create {target}`",
-                code=EXIT_FAILED,
-            )
-        if isinstance(error, StoreUnavailableError):  # the cause may say more: --debug
-            fail(error, code=EXIT_FAILED, debug=debug)
-        if isinstance(error, DockyardError):  # an unknown name or id, a state that forbids it
-            fail(error if debug else str(error), code=EXIT_FAILED, debug=debug)
-        raise
+        if debug:
+            raise
+        _explain(error, target)
+
+
+class _NotStartedError(Exception):
+    """The app's lifespans or init hooks raised (the error is the cause)."""
+
+
+def _explain(error: Exception, target: str) -> typing.NoReturn:
+    """Exit with one line for an error ``operate`` met; re-raise a bug's."""
+    if _tables_missing(error):
+        fail(f"dockyard's tables are missing: run `dockyard db create {target}`", code=EXIT_FAILED)
+    found = error.__cause__ if isinstance(error, _NotStartedError) else error
+    if isinstance(found, StoreUnavailableError):  # the driver's own error says more: --debug
+        fail(found, code=EXIT_FAILED)
+    if isinstance(found, DockyardError):  # an unknown name or id, a state that forbids it
+        fail(str(found), code=EXIT_FAILED)
+    if isinstance(error, _NotStartedError) and found is not None:  # a hook of the app's own code
+        problem = f"{type(found).__name__}: {found}" if str(found) else type(found).__name__
+        fail(
+            f"the app did not start: {problem} (run with --debug for the traceback)",
+            code=EXIT_FAILED,
+        )
+    raise error
 
 
 async def resolve(app: App, dependency: type[T], needs: str) -> T:

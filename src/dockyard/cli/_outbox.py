@@ -77,7 +77,7 @@ async def _store(app: App) -> OutboxStore:
     store: OutboxStore = await resolve(
         app,
         OutboxStore,  # type: ignore[type-abstract]  # a Protocol: the container's key
-        "outbox (its root module does not import `OutboxModule`)",
+        "outbox (it does not import `OutboxModule`)",
     )
     return store
 
