@@ -120,5 +120,10 @@ def _run_to_the_end(work: Coroutine[Any, Any, None]) -> None:
 
 
 # Command groups live in their own modules and register here (one line each).
-import dockyard.cli._db  # noqa: E402,F401 - db sql, create, upgrade
-from dockyard.cli import _describe  # noqa: E402,F401 - check, describe, graph
+from dockyard.cli import (  # noqa: E402 - after `cli`, which each registers on
+    _db,  # noqa: F401 - db sql, create, upgrade
+    _describe,  # noqa: F401 - check, describe, graph
+    _outbox,  # noqa: F401 - outbox status, dead-letters
+    _projections,  # noqa: F401 - projections status, rebuild, …
+    _sagas,  # noqa: F401 - sagas list, show, retry, cancel
+)

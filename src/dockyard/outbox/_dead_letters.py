@@ -28,10 +28,46 @@ class DeadLetters:
         self._store = store
 
     async def list(
-        self, *, limit: int = 100, after: str | None = None, destination: str | None = None
+        self,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        destination: str | None = None,
+        type_name: str | None = None,
+        since: float | None = None,
+        error: str | None = None,
     ) -> builtins.list[OutboxMessage]:
-        """Dead letters in outbox order; page with ``after=<last message id>``."""
-        return await self._store.dead_letters(limit=limit, after=after, destination=destination)
+        """Dead letters in outbox order; page with ``after=<last message id>``.
+
+        Args:
+            limit: At most this many.
+            after: The last message id of the previous page.
+            destination: Only those to this destination.
+            type_name: Only those of this stable type name.
+            since: Only those written (``created_at``) at or after this time (epoch seconds).
+            error: Only those whose ``last_error`` contains this text, ignoring case.
+        """
+        return await self._store.dead_letters(
+            limit=limit,
+            after=after,
+            destination=destination,
+            type_name=type_name,
+            since=since,
+            error=error,
+        )
+
+    async def count(
+        self,
+        *,
+        destination: str | None = None,
+        type_name: str | None = None,
+        since: float | None = None,
+        error: str | None = None,
+    ) -> int:
+        """How many dead letters ``list`` finds with these filters, over all pages."""
+        return await self._store.count_dead_letters(
+            destination=destination, type_name=type_name, since=since, error=error
+        )
 
     async def replay(self, *message_ids: str) -> builtins.list[str]:
         """Make these dead letters pending again, attempts reset; return their ids.

@@ -155,10 +155,42 @@ class OutboxStore(Protocol):
         """How many messages are in each status."""
         ...
 
+    async def counts_by_destination(self) -> Mapping[str, Mapping[OutboxStatus, int]]:
+        """How many messages each destination has in each status (destinations by name;
+        every status present, zero when none)."""
+        ...
+
     async def dead_letters(
-        self, *, limit: int = 100, after: str | None = None, destination: str | None = None
+        self,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        destination: str | None = None,
+        type_name: str | None = None,
+        since: float | None = None,
+        error: str | None = None,
     ) -> list[OutboxMessage]:
-        """Dead letters in outbox order, ``limit`` at a time after message id ``after``."""
+        """Dead letters in outbox order, ``limit`` at a time after message id ``after``.
+
+        Args:
+            limit: At most this many.
+            after: The last message id of the previous page.
+            destination: Only those to this destination.
+            type_name: Only those of this stable type name.
+            since: Only those written (``created_at``) at or after this time (epoch seconds).
+            error: Only those whose ``last_error`` contains this text, ignoring case.
+        """
+        ...
+
+    async def count_dead_letters(
+        self,
+        *,
+        destination: str | None = None,
+        type_name: str | None = None,
+        since: float | None = None,
+        error: str | None = None,
+    ) -> int:
+        """How many dead letters ``dead_letters`` would list with these filters, all pages."""
         ...
 
     async def add_dead_letter(self, message: OutboxMessage, /) -> None:

@@ -233,23 +233,52 @@ class InMemoryOutboxStore:
         found[OutboxStatus.SCHEDULED] = len(self._scheduled)
         return found
 
+    async def counts_by_destination(self) -> Mapping[str, Mapping[OutboxStatus, int]]:
+        found: dict[str, dict[OutboxStatus, int]] = {}
+        messages = [*self._rows.values(), *(m for _, m in self._scheduled.values())]
+        for message in messages:
+            counts = found.setdefault(message.destination, dict.fromkeys(OutboxStatus, 0))
+            counts[message.status] += 1
+        return {destination: found[destination] for destination in sorted(found)}
+
     async def dead_letters(
-        self, *, limit: int = 100, after: str | None = None, destination: str | None = None
+        self,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        destination: str | None = None,
+        type_name: str | None = None,
+        since: float | None = None,
+        error: str | None = None,
     ) -> list[OutboxMessage]:
+        wanted = _DeadLetterFilter(destination, type_name, since, error)
         found: list[OutboxMessage] = []
         started = after is None
         for message in self._rows.values():
             if not started:
                 started = message.message_id == after
                 continue
-            if message.status is not OutboxStatus.DEAD:
-                continue
-            if destination is not None and message.destination != destination:
+            if message.status is not OutboxStatus.DEAD or not wanted.matches(message):
                 continue
             found.append(message)
             if len(found) >= limit:
                 break
         return found
+
+    async def count_dead_letters(
+        self,
+        *,
+        destination: str | None = None,
+        type_name: str | None = None,
+        since: float | None = None,
+        error: str | None = None,
+    ) -> int:
+        wanted = _DeadLetterFilter(destination, type_name, since, error)
+        return sum(
+            1
+            for message in self._rows.values()
+            if message.status is OutboxStatus.DEAD and wanted.matches(message)
+        )
 
     async def add_dead_letter(self, message: OutboxMessage, /) -> None:
         dead = dataclasses.replace(message, status=OutboxStatus.DEAD)
@@ -286,6 +315,25 @@ class InMemoryOutboxStore:
 
     def _set(self, message_id: str, **changes: object) -> None:
         self._rows[message_id] = dataclasses.replace(self._rows[message_id], **changes)  # type: ignore[arg-type]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _DeadLetterFilter:
+    destination: str | None
+    type_name: str | None
+    since: float | None
+    error: str | None
+
+    def matches(self, message: OutboxMessage) -> bool:
+        if self.destination is not None and message.destination != self.destination:
+            return False
+        if self.type_name is not None and message.type_name != self.type_name:
+            return False
+        if self.since is not None and message.created_at < self.since:
+            return False
+        if self.error is None:
+            return True
+        return self.error.lower() in (message.last_error or "").lower()
 
 
 _DUPLICATE = (

@@ -36,6 +36,9 @@ class Checkpoint:
     """Events applied since the last reset, for rebuild progress."""
     reset_at: datetime | None = None
     updated_at: datetime | None = None
+    paused_at: datetime | None = None
+    """Set while an operator has paused the projection (``ProjectionControl.pause``): no
+    runner applies a batch until it is resumed."""
 
     def __post_init__(self) -> None:
         if self.position < 0:

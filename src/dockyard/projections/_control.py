@@ -6,6 +6,7 @@ import asyncio
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from dishka import AsyncContainer
@@ -40,6 +41,9 @@ class ProjectionState(enum.Enum):
     """No runner holds the lease."""
     FAILED = "failed"
     """Parked on an event that kept failing; see ``failed_position`` and ``error``."""
+    PAUSED = "paused"
+    """Paused by an operator (``ProjectionControl.pause``): no runner applies anything until
+    it is resumed, whether or not one holds the lease."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,8 @@ class ProjectionStatus:
     held_back_by: OpenAppend | None = None
     """PostgreSQL: an open transaction that appended events, behind which committed events
     wait to be read (the projection cannot move past it until it ends)."""
+    paused_at: datetime | None = None
+    """When an operator paused it (``state`` is then ``paused``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +167,9 @@ class ProjectionControl:
         checkpoint, head, lag = await self._read(name)
         holder = await leases.holder(name)
         failure = checkpoint.failure
-        if failure is not None:
+        if checkpoint.paused_at is not None:  # a runner may hold the lease: it applies nothing
+            state = ProjectionState.PAUSED
+        elif failure is not None:
             state = ProjectionState.FAILED
         elif holder is not None or local.running:
             state = ProjectionState.RUNNING
@@ -178,6 +186,7 @@ class ProjectionControl:
             attempts=failure.attempts if failure is not None else 0,
             error=failure.error if failure is not None else local.last_error,
             held_back_by=await self._held_back_by(),
+            paused_at=checkpoint.paused_at,
         )
 
     async def progress(self, name: str) -> RebuildProgress:
@@ -252,6 +261,34 @@ class ProjectionControl:
 
         await self.engine(name).change(self.local(name), past)
 
+    async def pause(self, name: str) -> bool:
+        """Stop applying events to ``name`` until :meth:`resume`, in every process.
+
+        Written under the checkpoint's fence: a batch in flight commits first, and once this
+        returns no runner applies another (a runner keeps its lease and waits). Returns
+        ``False`` if it was paused already.
+        """
+
+        def paused(current: Checkpoint) -> Checkpoint | None:
+            if current.paused_at is not None:
+                return None
+            return replace(current, paused_at=utc_now())
+
+        return await self.engine(name).change(self.local(name), paused) is not None
+
+    async def resume(self, name: str) -> bool:
+        """Let runners apply events to a paused projection again, from its checkpoint.
+
+        Returns ``False`` if it was not paused.
+        """
+
+        def resumed(current: Checkpoint) -> Checkpoint | None:
+            if current.paused_at is None:
+                return None
+            return replace(current, paused_at=None)
+
+        return await self.engine(name).change(self.local(name), resumed) is not None
+
     async def rebuild(self, name: str) -> None:
         """Clear the read model (the projection's ``reset()``) and set the checkpoint to 0, in
         one transaction; the runner, wherever it runs, starts over with its next batch.
@@ -264,8 +301,10 @@ class ProjectionControl:
             raise ProjectionResetError(name, engine.target.cls)
         now = utc_now()
 
-        def zero(_current: Checkpoint) -> Checkpoint:
-            return Checkpoint(name, 0, None, 0, reset_at=now, updated_at=now)
+        def zero(current: Checkpoint) -> Checkpoint:  # a paused projection stays paused
+            return Checkpoint(
+                name, 0, None, 0, reset_at=now, updated_at=now, paused_at=current.paused_at
+            )
 
         await engine.change(self.local(name), zero, reset=True)
 

@@ -35,6 +35,8 @@ class StepOutcome(enum.Enum):
     """Someone else moved the checkpoint between the read and the fence: nothing applied."""
     PARKED = "parked"
     """The projection is parked on a failed event."""
+    PAUSED = "paused"
+    """An operator paused the projection."""
     FAILED = "failed"
     """A handler (or ``flush``) raised; the batch was rolled back."""
 
@@ -137,6 +139,8 @@ class Engine:
         # before the read: everything up to the final head is final
         head, committed = await log_heads(store)
         checkpoint = await checkpoints.load(target.name)
+        if checkpoint.paused_at is not None:
+            return Step(StepOutcome.PAUSED, checkpoint)
         if checkpoint.failure is not None:
             return Step(StepOutcome.PARKED, checkpoint)
         events = await store.read_all(checkpoint.position, limit, target.event_types)
@@ -146,7 +150,11 @@ class Engine:
             return Step(StepOutcome.IDLE, checkpoint)
         self._held_back(local, None)
         locked = await checkpoints.lock(target.name)
-        if locked.position != checkpoint.position or locked.failure is not None:
+        if (
+            locked.position != checkpoint.position
+            or locked.failure is not None
+            or locked.paused_at is not None
+        ):
             if uow is not None:
                 await uow.rollback()
             return Step(StepOutcome.CONFLICT, locked)

@@ -246,9 +246,9 @@ class _Worker:
                 await _wait_any(self.stops, _FIRST_POLL)
             elif step.outcome is StepOutcome.FAILED:
                 await self._failed(step)
-            elif self.until_idle:  # IDLE or PARKED
+            elif self.until_idle:  # IDLE, PARKED or PAUSED
                 return
-            elif step.outcome is StepOutcome.PARKED:
+            elif step.outcome in {StepOutcome.PARKED, StepOutcome.PAUSED}:
                 await _wait_any(self.waits, settings.idle_poll_interval)
             else:
                 await self._idle()

@@ -449,3 +449,32 @@ def test_declaration_errors_name_the_class_and_the_fix() -> None:
     )
     with pytest.raises(InvalidProjectionError, match="asks for the `RecordedEvent`"):
         ProjectionsModule.register(inline=[Balances, Names])
+
+
+async def test_a_paused_projection_applies_nothing_until_resumed_even_with_a_runner() -> None:
+    app, ledger = build()
+    async with app:
+        stop = asyncio.Event()
+        runner = next(s for s in app.background_services() if isinstance(s, CatchUpRunner))
+        task = asyncio.create_task(runner.run(stop))
+        await append(app, Deposited("a", 1))
+        await wait_for_projections(app)
+        control = await app.get(ProjectionControl)
+        assert await control.pause("Balances") is True
+        assert await control.pause("Balances") is False  # already paused: nothing to do
+        await append(app, Deposited("a", 2))
+        await asyncio.sleep(0.05)  # the runner, holding its lease, looks and applies nothing
+        status = await control.status_of("Balances")
+        assert status.state is ProjectionState.PAUSED  # not `running`, although leased
+        assert status.owner == runner.owner
+        assert status.paused_at is not None
+        assert (status.lag, ledger.positions) == (1, [1])
+        await control.rebuild("Balances")  # a reset keeps it paused
+        assert (await control.status_of("Balances")).state is ProjectionState.PAUSED
+        assert await control.resume("Balances") is True
+        assert await control.resume("Balances") is False
+        await wait_for_projections(app)
+        assert ledger.positions == [1, 2]
+        assert (await control.status_of("Balances")).state is ProjectionState.RUNNING
+        stop.set()
+        await asyncio.wait_for(task, 2)

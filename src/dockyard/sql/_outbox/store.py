@@ -20,7 +20,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import msgspec
-from sqlalchemy import Engine, bindparam, func, insert, select, text
+from sqlalchemy import ColumnElement, Engine, bindparam, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -497,26 +497,59 @@ class SqlOutboxStore(OutboxStore):
         found[OutboxStatus.SCHEDULED] = waiting
         return found
 
-    async def dead_letters(
-        self, *, limit: int = 100, after: str | None = None, destination: str | None = None
-    ) -> list[OutboxMessage]:
-        conditions = ["status = 'dead'"]
-        params: dict[str, Any] = {"limit": limit}
-        if after is not None:
-            conditions.append(
-                f"position > (SELECT position FROM {_T} WHERE message_id = :after)"  # noqa: S608
-            )
-            params["after"] = after
-        if destination is not None:
-            conditions.append("destination = :destination")
-            params["destination"] = destination
-        statement = text(
-            f"SELECT {_COLUMNS} FROM {_T} WHERE {' AND '.join(conditions)} "  # noqa: S608
-            "ORDER BY position LIMIT :limit"
+    async def counts_by_destination(self) -> Mapping[str, Mapping[OutboxStatus, int]]:
+        table, waiting = outbox_table, outbox_scheduled_table
+        statement = select(table.c.destination, table.c.status, func.count()).group_by(
+            table.c.destination, table.c.status
         )
+        scheduled = select(waiting.c.destination, func.count()).group_by(waiting.c.destination)
+        scheduling = await self._scheduling()
+        async with self._connection("count outbox messages by destination") as connection:
+            rows = [tuple(row) for row in (await connection.execute(statement)).all()]
+            if scheduling:
+                rows += [
+                    (destination, OutboxStatus.SCHEDULED.value, count)
+                    for destination, count in (await connection.execute(scheduled)).all()
+                ]
+        found: dict[str, dict[OutboxStatus, int]] = {}
+        for destination, status, count in rows:
+            counts = found.setdefault(destination, dict.fromkeys(OutboxStatus, 0))
+            counts[OutboxStatus(status)] += count
+        return {destination: found[destination] for destination in sorted(found)}
+
+    async def dead_letters(
+        self,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        destination: str | None = None,
+        type_name: str | None = None,
+        since: float | None = None,
+        error: str | None = None,
+    ) -> list[OutboxMessage]:
+        table = outbox_table
+        conditions = _dead_letter_conditions(destination, type_name, since, error)
+        if after is not None:
+            earlier = select(table.c.position).where(table.c.message_id == after)
+            conditions.append(table.c.position > earlier.scalar_subquery())
+        columns = [table.c[name] for name in _COLUMNS.split(", ")]
+        statement = select(*columns).where(*conditions).order_by(table.c.position).limit(limit)
         async with self._connection("list dead letters") as connection:
-            rows = (await connection.execute(statement, params)).all()
+            rows = (await connection.execute(statement)).all()
         return [_message(row) for row in rows]
+
+    async def count_dead_letters(
+        self,
+        *,
+        destination: str | None = None,
+        type_name: str | None = None,
+        since: float | None = None,
+        error: str | None = None,
+    ) -> int:
+        conditions = _dead_letter_conditions(destination, type_name, since, error)
+        statement = select(func.count()).select_from(outbox_table).where(*conditions)
+        async with self._connection("count dead letters") as connection:
+            return int((await connection.execute(statement)).scalar_one())
 
     async def add_dead_letter(self, message: OutboxMessage, /) -> None:
         values = _row(message) | {"status": "dead"}
@@ -581,6 +614,22 @@ class SqlOutboxStore(OutboxStore):
     async def _scalar(self, statement: Any, operation: str) -> Any:
         async with self._connection(operation) as connection:
             return (await connection.execute(statement)).scalar()
+
+
+def _dead_letter_conditions(
+    destination: str | None, type_name: str | None, since: float | None, error: str | None
+) -> list[ColumnElement[bool]]:
+    table = outbox_table
+    conditions: list[ColumnElement[bool]] = [table.c.status == OutboxStatus.DEAD.value]
+    if destination is not None:
+        conditions.append(table.c.destination == destination)
+    if type_name is not None:
+        conditions.append(table.c.type_name == type_name)
+    if since is not None:
+        conditions.append(table.c.created_at >= since)
+    if error is not None:  # lower(...) LIKE lower(...) on both dialects, `%` and `_` escaped
+        conditions.append(table.c.last_error.icontains(error, autoescape=True))
+    return conditions
 
 
 async def _drop_blocked(

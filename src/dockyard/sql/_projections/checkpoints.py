@@ -84,6 +84,7 @@ def _values(checkpoint: Checkpoint) -> dict[str, Any]:
         "applied_since_reset": checkpoint.applied_since_reset,
         "reset_at": checkpoint.reset_at,
         "updated_at": utc_now(),
+        "paused_at": checkpoint.paused_at,
     }
 
 
@@ -107,4 +108,5 @@ def _checkpoint(row: Row[Any]) -> Checkpoint:
         row.applied_since_reset,
         _utc(row.reset_at),
         _utc(row.updated_at),
+        _utc(row.paused_at),
     )

@@ -31,6 +31,7 @@ projection_checkpoints_table = Table(
     Column("applied_since_reset", BigInteger(), nullable=False),
     Column("reset_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("paused_at", DateTime(timezone=True), nullable=True, comment="set while paused"),
     comment="One row per catch-up projection: its position, written with its read model.",
 )
 

@@ -390,6 +390,72 @@ class OutboxContract:
         assert await outbox.store.dead_letters() == []
         assert await outbox.store.replay(None, time.time()) == []
 
+    async def test_dead_letters_are_filtered_and_counted(self, outbox: OutboxHarness) -> None:
+        def dead(n: int, destination: str, type_name: str, error: str) -> OutboxMessage:
+            return dataclasses.replace(
+                message(None, destination=destination, at=1_000.0 + n),
+                type_name=type_name,
+                status=OutboxStatus.DEAD,
+                attempts=3,
+                last_error=error,
+            )
+
+        letters = [
+            dead(0, "orders", "shop.Placed", "ConnectionError: broker gone"),
+            dead(1, "mail", "shop.Placed", "ValueError: 100% too_big"),
+            dead(2, "orders", "shop.Paid", "consumer:orders:billing: KeyError: 'sku'"),
+            dead(3, "orders", "shop.Placed", "connectionerror: Broker GONE again"),
+        ]
+        for letter in letters:
+            await outbox.store.add_dead_letter(letter)
+        await self.write(outbox, message(None, destination="orders"))  # pending: never listed
+
+        async def ids(**filters: Any) -> list[int]:
+            found = await outbox.store.dead_letters(**filters)
+            count = await outbox.store.count_dead_letters(
+                **{k: v for k, v in filters.items() if k not in {"limit", "after"}}
+            )
+            numbers = [[m.message_id for m in letters].index(f.message_id) for f in found]
+            if "limit" not in filters and "after" not in filters:
+                assert count == len(numbers), filters
+            return numbers
+
+        assert await ids() == [0, 1, 2, 3]
+        assert await ids(destination="orders") == [0, 2, 3]
+        assert await ids(type_name="shop.Placed") == [0, 1, 3]
+        assert await ids(since=1_002.0) == [2, 3]
+        assert await ids(error="BROKER gone") == [0, 3]
+        assert await ids(error="100%") == [1]  # LIKE's wildcards are plain text here
+        assert await ids(error="%") == [1]
+        assert await ids(error="o_b") == [1]  # `too_big` has it; nothing matches `_` as any
+        assert await ids(destination="orders", type_name="shop.Placed", error="gone") == [0, 3]
+        assert await ids(destination="orders", limit=2) == [0, 2]
+        assert await ids(destination="orders", after=letters[2].message_id) == [3]
+        assert await outbox.store.count_dead_letters(destination="orders") == 3
+        assert await outbox.store.count_dead_letters(destination="nowhere") == 0
+
+    async def test_counts_by_destination_cover_every_status(self, outbox: OutboxHarness) -> None:
+        now = time.time()
+        await self.write(
+            outbox,
+            message(None, destination="orders"),
+            message(None, destination="orders"),
+            message(None, destination="mail", due=now + 3_600),
+        )
+        await outbox.store.add_dead_letter(message(None, destination="audit"))
+        counts = await outbox.store.counts_by_destination()
+        assert list(counts) == ["audit", "mail", "orders"]
+        assert dict(counts["orders"]) == {
+            OutboxStatus.SCHEDULED: 0,
+            OutboxStatus.PENDING: 2,
+            OutboxStatus.DELIVERED: 0,
+            OutboxStatus.DEAD: 0,
+        }
+        assert counts["mail"][OutboxStatus.SCHEDULED] == 1
+        assert counts["audit"][OutboxStatus.DEAD] == 1
+        total = {status: sum(c[status] for c in counts.values()) for status in OutboxStatus}
+        assert total == dict(await outbox.store.counts())
+
     async def test_a_consumer_dead_letter_replaces_a_delivered_row(
         self, outbox: OutboxHarness
     ) -> None:

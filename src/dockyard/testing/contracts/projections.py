@@ -109,6 +109,20 @@ class CheckpointStoreContract:
             names = {c.name for c in await store.load_all()}
         assert {name, other} <= names
 
+    async def test_a_pause_reads_back_and_clears(
+        self, checkpoint_store_factory: CheckpointStoreFactory
+    ) -> None:
+        name = _name()
+        paused_at = datetime(2024, 5, 1, 13, 0, tzinfo=UTC)
+        async with checkpoint_store_factory() as store:
+            await store.save(Checkpoint(name, 4, paused_at=paused_at))
+        async with checkpoint_store_factory() as store:
+            assert (await store.load(name)).paused_at == paused_at
+            assert (await store.lock(name)).paused_at == paused_at
+            await store.save(Checkpoint(name, 4))
+        async with checkpoint_store_factory() as store:
+            assert (await store.load(name)).paused_at is None
+
     async def test_projections_do_not_share_checkpoints(
         self, checkpoint_store_factory: CheckpointStoreFactory
     ) -> None:
