@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar, get_args, get_origin
 
 from dockyard.eventsourcing._aggregate import Aggregate
@@ -15,6 +16,7 @@ from dockyard.eventsourcing._store import (
 )
 from dockyard.eventsourcing._store_snapshots import Snapshot, SnapshotStore
 from dockyard.exceptions import AggregateNotFoundError
+from dockyard.messaging._interfaces import IPublisher
 
 __all__ = ["AggregateRepository", "DeciderRepository", "EventPublisher"]
 
@@ -55,6 +57,11 @@ class AggregateRepository(Generic[A]):
     ``aggregate_type``. With a snapshot store and ``snapshot_every=N`` a snapshot is taken each
     time the version crosses a multiple of N; the aggregate then needs ``to_snapshot()`` and a
     classmethod ``from_snapshot(aggregate_id, state)``.
+
+    A subclass that does not write ``__init__`` shows dependency injection the constructor
+    ``(store: EventStore, publisher: IPublisher)``, so ``scoped(Orders)`` works as it is; called
+    directly it still takes every argument above. Write ``__init__`` to inject anything else
+    (a ``SnapshotStore``, say).
     """
 
     aggregate_type: type[A]
@@ -85,6 +92,8 @@ class AggregateRepository(Generic[A]):
                 (aggregate_type,) = get_args(base)
                 if isinstance(aggregate_type, type):
                     cls.aggregate_type = aggregate_type
+        if cls.__init__ is AggregateRepository.__init__:
+            cls.__init__ = _injectable_init()  # type: ignore[method-assign]
 
     def stream_id(self, aggregate_id: str) -> str:
         return f"{self.aggregate_type.stream_type}-{aggregate_id}"
@@ -153,6 +162,34 @@ class AggregateRepository(Generic[A]):
             msg = f"{self.aggregate_type.__name__} needs a `snapshot_type` class attribute"
             raise TypeError(msg)
         return hint
+
+
+def _injectable_init() -> Callable[..., None]:
+    """The base constructor, shown to Dishka as ``(store: EventStore, publisher: IPublisher)``.
+
+    Dishka resolves every parameter it sees, defaults included, and the base's optional ones
+    (``EventPublisher | None``, ``type[A] | None``, ...) are not provided by any module.
+    """
+
+    def __init__(  # noqa: N807 - it is the constructor
+        self: AggregateRepository[Any],
+        store: EventStore,
+        publisher: EventPublisher | None = None,
+        **options: Any,
+    ) -> None:
+        AggregateRepository.__init__(self, store, publisher, **options)
+
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("self", positional),
+            inspect.Parameter("store", positional, annotation=EventStore),
+            inspect.Parameter("publisher", positional, annotation=IPublisher),
+        ],
+        return_annotation=None,
+    )
+    __init__.__annotations__ = {"store": EventStore, "publisher": IPublisher, "return": None}
+    return __init__
 
 
 class DeciderRepository(Generic[S, C, E]):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from dockyard.exceptions import ConcurrencyError
 from dockyard.retry import RetryPolicy
@@ -18,7 +18,7 @@ R = TypeVar("R")
 
 def retry_on_conflict(
     max_attempts: int = 5, *, initial_delay: float = 0.005, max_delay: float = 0.2
-) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
     """Decorate an async function (a command handler's ``handle``) to retry on conflicts.
 
     On :class:`~dockyard.exceptions.ConcurrencyError` the function runs again, up to
@@ -27,10 +27,11 @@ def retry_on_conflict(
     writers spread out instead of colliding again. The last run's conflict propagates.
 
     The function must load the aggregate itself, so every attempt starts from fresh state.
+    The decorated function is a coroutine function, so it may override ``handle``.
     """
     policy = RetryPolicy(max_attempts, initial_delay, max_delay=max_delay)
 
-    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    def decorate(func: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             attempt = 1

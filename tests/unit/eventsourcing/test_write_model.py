@@ -1,12 +1,15 @@
 """Aggregates, deciders, repositories, conflict retries and given/when/then specs."""
 
 import asyncio
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import pytest
 
-from dockyard.eventsourcing import retry_on_conflict
+from dockyard import App, EventHandler, IPublisher, module, scoped
+from dockyard.di import object_
+from dockyard.eventsourcing import EventStore, retry_on_conflict
 from dockyard.eventsourcing._aggregate import Aggregate, applies
 from dockyard.eventsourcing._decider import Decider
 from dockyard.eventsourcing._repository import AggregateRepository, DeciderRepository
@@ -319,3 +322,41 @@ async def test_decider_repository_with_snapshots() -> None:
     assert snapshot.stream_version == 2
     state, version = await carts.load("c1")
     assert (state, version) == (Cart(items=("a", "b"), checked_out=True), 3)
+
+
+async def test_a_bare_repository_subclass_is_injectable_as_it_is() -> None:
+    seen: list[object] = []
+
+    class OnPlaced(EventHandler[OrderPlaced]):
+        async def handle(self, event: OrderPlaced, /) -> None:
+            seen.append(event)
+
+    @module(
+        providers=[object_(InMemoryEventStore(), provides=EventStore), scoped(Orders)],
+        handlers=[OnPlaced],
+    )
+    class Root: ...
+
+    async with App.build(Root) as app, app.scope() as scope:
+        orders = await scope.get(Orders)
+        order = orders.create("o1")
+        order.place(700)
+        await orders.save(order)
+    assert seen == [OrderPlaced(order_id="o1", total_cents=700)]  # published via IPublisher
+    shown = inspect.signature(Orders).parameters
+    assert {name: p.annotation for name, p in shown.items()} == {
+        "store": EventStore,
+        "publisher": IPublisher,
+    }
+
+
+def test_a_repository_subclass_with_its_own_constructor_keeps_it() -> None:
+    class Snapshotted(AggregateRepository[Order]):
+        def __init__(self, store: EventStore, snapshots: InMemorySnapshotStore) -> None:
+            super().__init__(store, snapshots=snapshots, snapshot_every=10)
+
+    class Child(Snapshotted):
+        pass
+
+    assert list(inspect.signature(Child).parameters) == ["store", "snapshots"]
+    assert Child(InMemoryEventStore(), InMemorySnapshotStore()).aggregate_type is Order
