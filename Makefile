@@ -56,8 +56,9 @@ typecheck: $(STAMP)
 # The documentation site (mkdocs.yml) into site/, every warning an error (a broken link or
 # anchor, a missing page, an unreadable docstring); offline. `make docs-test` runs every code
 # sample in the docs (tests/docs, also part of `make test`, which builds the site too).
+# Never add --quiet: it hides the warnings from --strict too, and a broken link then passes.
 docs: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 docs-test: $(STAMP)
 	$(BIN)/pytest tests/docs

@@ -9,6 +9,7 @@ builds the real one into ``site/``.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import subprocess
 import sys
@@ -42,20 +43,17 @@ def _require_docs_extra() -> None:
 def test_the_site_builds_without_a_warning(tmp_path: Path) -> None:
     _require_docs_extra()
     site = tmp_path / "site"
-    config = str(ROOT / "mkdocs.yml")
+    # Not --quiet: it silences the warnings before --strict counts them (a broken link passes).
+    build = [
+        "build",
+        "--strict",
+        "--config-file",
+        str(ROOT / "mkdocs.yml"),
+        "--site-dir",
+        str(site),
+    ]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mkdocs",
-            "build",
-            "--strict",
-            "--quiet",
-            "-f",
-            config,
-            "-d",
-            str(site),
-        ],
+        [sys.executable, "-m", "mkdocs", *build],
         cwd=ROOT,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
         capture_output=True,
@@ -73,3 +71,17 @@ def test_the_site_builds_without_a_warning(tmp_path: Path) -> None:
     # README.md and CHANGELOG.md are included, not copied.
     assert "Quickstart" in (site / "index.html").read_text(encoding="utf-8")
     assert "Unreleased" in (site / "changelog" / "index.html").read_text(encoding="utf-8")
+
+
+def test_broken_links_anchors_and_nav_entries_fail_the_build() -> None:
+    _require_docs_extra()
+    from mkdocs.config import load_config
+
+    config = load_config(str(ROOT / "mkdocs.yml"))
+    validation = config.validation
+    assert config.strict
+    assert (
+        validation.links.not_found,
+        validation.links.anchors,
+        validation.nav.not_found,
+    ) == (logging.WARNING,) * 3
