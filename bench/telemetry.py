@@ -1,0 +1,142 @@
+"""Telemetry: what ``App.build(..., telemetry=Telemetry(...))`` costs on send and publish.
+
+The app is ``bench.messaging``'s (a handler with one scoped dependency; an event with 3
+handlers), built five ways, in one process run against Dishka alone:
+
+- ``off``: no ``Telemetry`` — the plans an app has without telemetry (the target: this must
+  not move against ``bench.messaging``'s ``dockyard`` row);
+- ``disabled``: ``Telemetry(enabled=False)`` — must be the same plans, so the same figure;
+- ``enabled, no SDK``: ``Telemetry()`` with only ``opentelemetry-api`` configured (no
+  tracer or meter provider set: the API's no-op spans and instruments) — the traced plans'
+  own cost;
+- ``enabled, SDK``: ``Telemetry`` with an SDK ``TracerProvider`` (always sampled, a
+  ``SimpleSpanProcessor`` into an exporter that drops the spans) and a ``MeterProvider``
+  (an in-memory reader, never collected here) — spans and measurements really made;
+- ``enabled, SDK, traces only``: the same without metrics.
+
+Run: ``python -m bench telemetry`` (needs the ``otel`` extra and ``opentelemetry-sdk``);
+``DOCKYARD_BENCH_ROUNDS`` (default 7) sets the rounds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+from bench._harness import Contender, Scenario, print_table, run_async
+from bench.messaging import EVENT_HANDLERS, Add, Added, AddHandler, BenchModule, _dishka, _loop
+from dockyard import App
+from dockyard.telemetry import Telemetry
+
+ROUNDS = int(os.environ.get("DOCKYARD_BENCH_ROUNDS", "7"))
+N = 20_000
+
+
+class _Dropped(SpanExporter):
+    """Takes every span and keeps none: the cost of making spans, not of shipping them."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def _sdk(*, metrics: bool) -> Telemetry:
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(_Dropped()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    return Telemetry(
+        tracer_provider=tracer_provider, meter_provider=meter_provider, metrics=metrics
+    )
+
+
+def _apps() -> dict[str, tuple[App, str]]:
+    return {
+        "off": (App.build(BenchModule), "no Telemetry"),
+        "disabled": (
+            App.build(BenchModule, telemetry=Telemetry(enabled=False)),
+            "Telemetry(enabled=False)",
+        ),
+        "enabled, no SDK": (
+            App.build(BenchModule, telemetry=Telemetry()),
+            "API only: no-op spans and instruments",
+        ),
+        "enabled, SDK": (
+            App.build(BenchModule, telemetry=_sdk(metrics=True)),
+            "2 spans/send, 4/publish; durations recorded",
+        ),
+        "enabled, SDK, traces only": (
+            App.build(BenchModule, telemetry=_sdk(metrics=False)),
+            "spans, no metrics",
+        ),
+    }
+
+
+async def bench_send(apps: dict[str, tuple[App, str]]) -> None:
+    container = _dishka()
+
+    async def dishka_send(n: int) -> None:
+        for _ in range(n):
+            async with container() as scope:
+                handler = await scope.get(AddHandler)
+                await handler.handle(Add(amount=1))
+
+    contenders = [Contender("dishka alone", dishka_send, "open scope + get handler + handle")]
+    for name, (app, note) in apps.items():
+        contenders.append(Contender(name, _loop(_sender(app)), note))
+    results = await run_async(contenders, n=N, rounds=ROUNDS)
+    scenario = Scenario(
+        "telemetry: send a command, new scope",
+        baseline="dishka alone",
+        target="off and disabled as bench.messaging's dockyard row (≤ 1.25× dishka alone)",
+    )
+    print_table(scenario, results)
+    await container.close()
+
+
+async def bench_publish(apps: dict[str, tuple[App, str]]) -> None:
+    container = _dishka()
+
+    async def dishka_publish(n: int) -> None:
+        event = Added(amount=1)
+        for _ in range(n):
+            async with container() as scope:
+                for handler_type in EVENT_HANDLERS:
+                    handler = await scope.get(handler_type)
+                    await handler.handle(event)
+
+    contenders = [Contender("dishka alone", dishka_publish, "open scope + 3 handlers")]
+    for name, (app, note) in apps.items():
+        contenders.append(Contender(name, _loop(_publisher(app)), note))
+    results = await run_async(contenders, n=N // 2, rounds=ROUNDS)
+    scenario = Scenario(
+        "telemetry: publish 1 event to 3 handlers, new scope",
+        baseline="dishka alone",
+        target="off and disabled ≤ 1.25× dishka alone",
+    )
+    print_table(scenario, results)
+    await container.close()
+
+
+def _sender(app: App) -> Any:
+    return lambda: app.send(Add(amount=1))
+
+
+def _publisher(app: App) -> Any:
+    return lambda: app.publish(Added(amount=1))
+
+
+async def main() -> None:
+    apps = _apps()
+    for app, _ in apps.values():
+        await app.start()
+    try:
+        await bench_send(apps)
+        await bench_publish(apps)
+    finally:
+        for app, _ in apps.values():
+            await app.stop()
