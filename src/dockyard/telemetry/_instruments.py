@@ -75,9 +75,10 @@ class Instruments:
         "handler_duration",
         "meter",
         "process_duration",
-        "projection_lag",
+        "projected",
         "propagator",
         "published",
+        "saga_steps",
         "set_span",
         "settings",
         "tracer",
@@ -93,7 +94,8 @@ class Instruments:
         self.process_duration: Any = None
         self.published: Any = None
         self.consumed: Any = None
-        self.projection_lag: Any = None
+        self.projected: Any = None
+        self.saga_steps: Any = None
         self.backlog_read_at = 0.0
         self._backlog: dict[str, int] = {}
         if telemetry is None or not self.active:
@@ -153,10 +155,15 @@ class Instruments:
             unit="{message}",
             description="Outbox rows by status (pending, scheduled, dead), as a relay last read.",
         )
-        self.projection_lag = meter.create_histogram(
-            "dockyard.projection.lag",
+        self.projected = meter.create_counter(
+            "dockyard.projection.events",
             unit="{event}",
-            description="Events a catch-up projection still had to read after a batch.",
+            description="Events a catch-up projection's runner applied, by projection.",
+        )
+        self.saga_steps = meter.create_counter(
+            "dockyard.saga.steps",
+            unit="{step}",
+            description="Saga step attempts, by saga, step, action and outcome.",
         )
 
     # -- spans ---------------------------------------------------------------------------
