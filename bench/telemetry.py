@@ -9,8 +9,8 @@ handlers), built five ways, in one process run against Dishka alone:
 - ``enabled, no SDK``: ``Telemetry()`` with only ``opentelemetry-api`` configured (no
   tracer or meter provider set: the API's no-op spans and instruments) — the traced plans'
   own cost;
-- ``enabled, SDK``: ``Telemetry`` with an SDK ``TracerProvider`` (always sampled, a
-  ``SimpleSpanProcessor`` into an exporter that drops the spans) and a ``MeterProvider``
+- ``enabled, SDK``: ``Telemetry`` with an SDK ``TracerProvider`` (always sampled, the usual
+  ``BatchSpanProcessor``, into an exporter that drops the spans) and a ``MeterProvider``
   (an in-memory reader, never collected here) — spans and measurements really made;
 - ``enabled, SDK, traces only``: the same without metrics.
 
@@ -27,7 +27,7 @@ from typing import Any
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from bench._harness import Contender, Scenario, print_table, run_async
 from bench.messaging import EVENT_HANDLERS, Add, Added, AddHandler, BenchModule, _dishka, _loop
@@ -47,7 +47,7 @@ class _Dropped(SpanExporter):
 
 def _sdk(*, metrics: bool) -> Telemetry:
     tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(_Dropped()))
+    tracer_provider.add_span_processor(BatchSpanProcessor(_Dropped()))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     return Telemetry(
         tracer_provider=tracer_provider, meter_provider=meter_provider, metrics=metrics

@@ -181,20 +181,27 @@ class Instruments:
         kind: Any = None,
         parent: Any = None,
     ) -> tuple[Any, Any]:
-        """Start a span, make it current; return it and the token ``finish`` needs."""
+        """Start a span, make it current; return it and the token ``finish`` needs.
+
+        Without an SDK the API returns an invalid, non-recording span: it is not made
+        current (there is nothing it could parent), which saves the context switch.
+        """
         span = self.tracer.start_span(
             name,
             context=parent,
             kind=kind if kind is not None else self._span_kind.INTERNAL,
             attributes=attributes,
         )
+        if not span.is_recording() and not span.get_span_context().is_valid:
+            return span, None
         return span, self.attach(self.set_span(span))
 
     def finish(self, span: Any, token: Any, error: BaseException | None = None) -> None:
         """End ``span`` (failed with ``error``, if any) and restore the previous context."""
         if error is not None:
             self.fail(span, error)
-        self.detach(token)
+        if token is not None:
+            self.detach(token)
         span.end()
 
     def fail(self, span: Any, error: BaseException) -> None:
@@ -287,7 +294,6 @@ class HandlerTrace:
             OPERATION_TYPE: "process",
             OPERATION_NAME: "handle",
             DESTINATION: message,
-            MESSAGE_TYPE: message,
             HANDLER: handler_name,
         }
         self.metric_attributes: dict[str, Any] = {MESSAGE_TYPE: message, HANDLER: handler_name}

@@ -33,7 +33,6 @@ from dockyard.telemetry._instruments import (
     ERROR_TYPE,
     IN_PROCESS,
     MESSAGE_ID,
-    MESSAGE_TYPE,
     OPERATION_NAME,
     SYSTEM,
     HandlerTrace,
@@ -72,12 +71,7 @@ class PlanTracer:
 
 def _dispatch_attributes(operation: str, message_type: type) -> dict[str, Any]:
     name = type_name(message_type)
-    return {
-        SYSTEM: IN_PROCESS,
-        OPERATION_NAME: operation,
-        DESTINATION: name,
-        MESSAGE_TYPE: name,
-    }
+    return {SYSTEM: IN_PROCESS, OPERATION_NAME: operation, DESTINATION: name}
 
 
 class _Dispatch:
@@ -296,7 +290,7 @@ class TracedStreamPlan(StreamPlan):
             if span is not None:
                 instruments.finish(span, token, exc if isinstance(exc, Exception) else None)
             raise
-        if span is not None:
+        if token is not None:
             instruments.detach(token)  # the span stays open until the end
         return _iterate(instruments, self._trace, span, iterator)
 
