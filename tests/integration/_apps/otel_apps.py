@@ -1,12 +1,12 @@
-"""Two apps with telemetry over RabbitMQ: the test's process places orders, this one bills.
+"""Two apps with telemetry over a broker: the test's process places orders, this one bills.
 
 * orders (in the test's process): ``PlaceOrder`` publishes ``OrderPlaced``, routed to
   ``{namespace}.orders``; its relay publishes it to RabbitMQ.
 * billing (this module as a process): consumes ``{namespace}.orders`` (group ``billing``)
   and handles ``OrderPlaced``; every span it ends is written as one JSON line to a file.
 
-Run: ``python -m integration._apps.otel_apps <namespace> <spans file>``; it runs its worker
-until SIGTERM.
+Run: ``python -m integration._apps.otel_apps rabbit|nats|redis <namespace> <spans file>``; it
+runs its worker until SIGTERM.
 """
 
 from __future__ import annotations
@@ -29,8 +29,23 @@ from dockyard.outbox import OutboxModule, route
 from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.telemetry import Telemetry
 from dockyard.transport import Transport
-from dockyard.transport.rabbit import RabbitTransport
-from integration._apps.services import rabbit_url
+from integration._apps.services import NATS_URL, rabbit_url
+
+REDIS_URL = "redis://127.0.0.1:6379"
+
+
+def transport_for(broker: str, name: str) -> Transport:
+    if broker == "rabbit":
+        from dockyard.transport.rabbit import RabbitTransport
+
+        return RabbitTransport(rabbit_url(name))
+    if broker == "nats":
+        from dockyard.transport.nats import NatsTransport
+
+        return NatsTransport(NATS_URL)
+    from dockyard.transport.redis import RedisTransport
+
+    return RedisTransport(REDIS_URL, poll_interval=0.05)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +126,10 @@ class JsonLines(SpanExporter):
         self._file.close()
 
 
-async def main(namespace: str, spans: str) -> None:
+async def main(broker: str, namespace: str, spans: str) -> None:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(JsonLines(Path(spans))))
-    transport = RabbitTransport(rabbit_url(f"{namespace}-billing"))
+    transport = transport_for(broker, f"{namespace}-billing")
     try:
         app = billing_app(transport, namespace, Telemetry(tracer_provider=provider))
         await app.run_worker(grace=5.0)
@@ -124,4 +139,4 @@ async def main(namespace: str, spans: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:3]))
+    asyncio.run(main(*sys.argv[1:4]))

@@ -1,8 +1,9 @@
-"""One trace across two processes: a command, its outbox row, the relay, RabbitMQ, a consumer
-in another process and its handler share one trace id, each span the child of the one before.
+"""One trace across two processes: a command, its outbox row, the relay, the broker, a
+consumer in another process and its handler share one trace id, each span the child of the
+one before — over RabbitMQ, NATS JetStream and Redis Streams.
 
 The test's process plays an HTTP request (a span of its own) that sends ``PlaceOrder``; its
-relay publishes ``OrderPlaced`` to RabbitMQ. The billing process (``_apps/otel_apps.py``)
+relay publishes ``OrderPlaced`` to the broker. The billing process (``_apps/otel_apps.py``)
 consumes it and writes its spans to a file, which the test reads.
 """
 
@@ -22,18 +23,12 @@ from opentelemetry.trace import SpanKind
 
 from dockyard.outbox import OutboxStatus, OutboxStore
 from dockyard.telemetry import Telemetry
-from dockyard.transport.rabbit import RabbitTransport
-from integration._apps.otel_apps import PlaceOrder, orders_app
-from integration._apps.services import (
-    PYTHON,
-    ROOT,
-    delete_rabbit_destinations,
-    python_env,
-    rabbit_url,
-    unique,
-)
+from integration._apps.otel_apps import PlaceOrder, orders_app, transport_for
+from integration._apps.services import PYTHON, ROOT, delete_declared, python_env, unique
 
-pytestmark = [pytest.mark.rabbit, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
+
+SYSTEMS = {"rabbit": "rabbitmq", "nats": "nats", "redis": "redis"}
 
 
 def read_spans(path: Path) -> list[dict[str, Any]]:
@@ -43,9 +38,9 @@ def read_spans(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.endswith("}")]
 
 
-def start_billing(namespace: str, spans_file: Path) -> subprocess.Popen[str]:
+def start_billing(broker: str, namespace: str, spans_file: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [PYTHON, "-m", "integration._apps.otel_apps", namespace, str(spans_file)],
+        [PYTHON, "-m", "integration._apps.otel_apps", broker, namespace, str(spans_file)],
         cwd=ROOT,
         env=python_env(),
         stderr=subprocess.PIPE,
@@ -63,8 +58,16 @@ def stop(process: subprocess.Popen[str]) -> None:
         process.communicate()
 
 
+@pytest.mark.parametrize(
+    "broker",
+    [
+        pytest.param("rabbit", marks=pytest.mark.rabbit),
+        pytest.param("nats", marks=pytest.mark.nats),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ],
+)
 async def test_one_trace_from_the_request_to_the_handler_in_another_process(
-    tmp_path: Path,
+    broker: str, tmp_path: Path
 ) -> None:
     namespace = unique("otel")
     destination = f"{namespace}.orders"
@@ -72,11 +75,11 @@ async def test_one_trace_from_the_request_to_the_handler_in_another_process(
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    transport = RabbitTransport(rabbit_url(f"{namespace}-orders"))
+    transport = transport_for(broker, f"{namespace}-orders")
     billing: subprocess.Popen[str] | None = None
     try:
         await transport.declare(destination, "billing")  # as a deployment would, first
-        billing = start_billing(namespace, spans_file)
+        billing = start_billing(broker, namespace, spans_file)
         app = orders_app(transport, namespace, Telemetry(tracer_provider=provider))
         tracer = provider.get_tracer("test")
         async with app:
@@ -132,14 +135,14 @@ async def test_one_trace_from_the_request_to_the_handler_in_another_process(
         ]
         process = next(s for s in theirs.values() if s["name"] == f"process {destination}")
         assert process["kind"] == "CONSUMER"
-        assert process["attributes"]["messaging.system"] == "rabbitmq"
+        assert process["attributes"]["messaging.system"] == SYSTEMS[broker]
         assert process["attributes"]["messaging.consumer.group.name"] == "billing"
         relay = next(s for s in ours.values() if s.name == f"publish {destination}")
-        assert (relay.attributes or {})["messaging.system"] == "rabbitmq"
+        assert (relay.attributes or {})["messaging.system"] == SYSTEMS[broker]
         assert relay.kind is SpanKind.PRODUCER
     finally:
         if billing is not None:
             stop(billing)
         await transport.close()
         provider.shutdown()
-        await delete_rabbit_destinations((destination, f"{destination}.billing"))
+        await delete_declared(transport)
