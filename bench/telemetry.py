@@ -12,7 +12,11 @@ handlers), built five ways, in one process run against Dishka alone:
 - ``enabled, SDK``: ``Telemetry`` with an SDK ``TracerProvider`` (always sampled, the usual
   ``BatchSpanProcessor``, into an exporter that drops the spans) and a ``MeterProvider``
   (an in-memory reader, never collected here) — spans and measurements really made;
-- ``enabled, SDK, traces only``: the same without metrics.
+- ``enabled, SDK, traces only``: the same without metrics;
+
+and a floor for the traced rows: Dishka alone plus the spans the traced dispatch makes (2 for
+a send, 4 for a publish to 3 handlers), started, made current and ended by hand on the same
+SDK pipeline, with the same attributes — what any tracing of this work costs at least.
 
 Run: ``python -m bench telemetry`` (needs the ``otel`` extra and ``opentelemetry-sdk``);
 ``DOCKYARD_BENCH_ROUNDS`` (default 7) sets the rounds.
@@ -24,6 +28,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from opentelemetry import context, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -52,6 +57,30 @@ def _sdk(*, metrics: bool) -> Telemetry:
     return Telemetry(
         tracer_provider=tracer_provider, meter_provider=meter_provider, metrics=metrics
     )
+
+
+def _spans(telemetry: Telemetry, names: Sequence[str]) -> Any:
+    """Start, make current and end ``names`` nested, as the traced plans do."""
+    tracer = telemetry.tracer_provider.get_tracer("bench")
+    outer = {
+        "messaging.system": "dockyard",
+        "messaging.operation.name": "send",
+        "messaging.destination.name": "Add",
+    }
+    inner = {**outer, "messaging.operation.type": "process", "dockyard.handler": "AddHandler"}
+
+    def run() -> None:
+        span = tracer.start_span(names[0], attributes=outer)
+        token = context.attach(trace.set_span_in_context(span))
+        for name in names[1:]:
+            child = tracer.start_span(name, attributes=inner)
+            child_token = context.attach(trace.set_span_in_context(child))
+            context.detach(child_token)
+            child.end()
+        context.detach(token)
+        span.end()
+
+    return run
 
 
 def _apps() -> dict[str, tuple[App, str]]:
@@ -85,9 +114,19 @@ async def bench_send(apps: dict[str, tuple[App, str]]) -> None:
                 handler = await scope.get(AddHandler)
                 await handler.handle(Add(amount=1))
 
+    spans = _spans(_sdk(metrics=False), ["send Add", "handle Add"])
+
+    async def floor_send(n: int) -> None:
+        for _ in range(n):
+            async with container() as scope:
+                spans()
+                handler = await scope.get(AddHandler)
+                await handler.handle(Add(amount=1))
+
     contenders = [Contender("dishka alone", dishka_send, "open scope + get handler + handle")]
     for name, (app, note) in apps.items():
         contenders.append(Contender(name, _loop(_sender(app)), note))
+    contenders.append(Contender("dishka + 2 SDK spans", floor_send, "the traced rows' floor"))
     results = await run_async(contenders, n=N, rounds=ROUNDS)
     scenario = Scenario(
         "telemetry: send a command, new scope",
@@ -109,9 +148,21 @@ async def bench_publish(apps: dict[str, tuple[App, str]]) -> None:
                     handler = await scope.get(handler_type)
                     await handler.handle(event)
 
+    spans = _spans(_sdk(metrics=False), ["publish Added", "handle", "handle", "handle"])
+
+    async def floor_publish(n: int) -> None:
+        event = Added(amount=1)
+        for _ in range(n):
+            async with container() as scope:
+                spans()
+                for handler_type in EVENT_HANDLERS:
+                    handler = await scope.get(handler_type)
+                    await handler.handle(event)
+
     contenders = [Contender("dishka alone", dishka_publish, "open scope + 3 handlers")]
     for name, (app, note) in apps.items():
         contenders.append(Contender(name, _loop(_publisher(app)), note))
+    contenders.append(Contender("dishka + 4 SDK spans", floor_publish, "the traced rows' floor"))
     results = await run_async(contenders, n=N // 2, rounds=ROUNDS)
     scenario = Scenario(
         "telemetry: publish 1 event to 3 handlers, new scope",

@@ -129,40 +129,15 @@ class Outbox:
             inherited = envelope.headers
         else:
             correlation_id, causation_id, inherited = message_id, None, {}
-        instruments = self._instruments
-        if instruments.tracer is not None:
-            span, token = self._span(message, destination, message_id, correlation_id)
-            try:
-                await self._write(
-                    message,
-                    destination,
-                    partition_key,
-                    message_id,
-                    outgoing_headers(
-                        correlation_id=correlation_id,
-                        causation_id=causation_id,
-                        inherited=inherited,
-                        extra=headers,
-                        inject=instruments.inject,
-                    ),
-                    due,
-                )
-            except Exception as exc:
-                instruments.finish(span, token, exc)
-                raise
-            instruments.finish(span, token)
-            return message_id
-        await self._write(
+        await self._send(
             message,
             destination,
             partition_key,
             message_id,
-            outgoing_headers(
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-                inherited=inherited,
-                extra=headers,
-            ),
+            correlation_id,
+            causation_id,
+            inherited,
+            headers,
             due,
         )
         return message_id
@@ -207,32 +182,57 @@ class Outbox:
         envelope = CURRENT.get()
         if envelope is None or envelope.message is not message:
             return await self.add(message, destination=destination, partition_key=partition_key)
-        instruments = self._instruments
         message_id = envelope.message_id
+        await self._send(
+            message,
+            destination,
+            partition_key,
+            message_id,
+            envelope.correlation_id,
+            envelope.causation_id,
+            envelope.headers,
+            None,
+        )
+        return message_id
+
+    async def _send(
+        self,
+        message: object,
+        destination: str,
+        partition_key: str | None,
+        message_id: str,
+        correlation_id: str | None,
+        causation_id: str | None,
+        inherited: Mapping[str, str],
+        extra: Mapping[str, str] | None,
+        due: float | None = None,
+    ) -> None:
+        """Write one message with its headers; with telemetry, in a ``create`` span whose
+        trace context the headers carry."""
+        instruments = self._instruments
         if instruments.tracer is None:
             headers = outgoing_headers(
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.causation_id,
-                inherited=envelope.headers,
-                extra=None,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                inherited=inherited,
+                extra=extra,
             )
-            await self._write(message, destination, partition_key, message_id, headers)
-            return message_id
-        span, token = self._span(message, destination, message_id, envelope.correlation_id)
+            await self._write(message, destination, partition_key, message_id, headers, due)
+            return
+        span, token = self._span(message, destination, message_id, correlation_id)
         try:
             headers = outgoing_headers(
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.causation_id,
-                inherited=envelope.headers,
-                extra=None,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                inherited=inherited,
+                extra=extra,
                 inject=instruments.inject,
             )
-            await self._write(message, destination, partition_key, message_id, headers)
+            await self._write(message, destination, partition_key, message_id, headers, due)
         except Exception as exc:
             instruments.finish(span, token, exc)
             raise
         instruments.finish(span, token)
-        return message_id
 
     async def _write(
         self,
