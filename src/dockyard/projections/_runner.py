@@ -106,6 +106,7 @@ class CatchUpRunner:
                     continue
                 lost, done = asyncio.Event(), asyncio.Event()
                 heartbeat = asyncio.create_task(self._heartbeat(leases, ttl, lost, [stop, done]))
+                lag = self._measure_lag(control, [stop, done])
                 local.running = True
                 try:
                     await work(
@@ -124,8 +125,32 @@ class CatchUpRunner:
                         # nothing, a renewal in flight or the release may hang on a database
                         # that does not answer; the lease expires after its ttl.
                         heartbeat.cancel()
+                        if lag is not None:
+                            lag.cancel()
                     else:
+                        if lag is not None:  # ends after the read in flight, if any
+                            await asyncio.gather(lag, return_exceptions=True)
                         await self._let_go(leases, heartbeat)
+
+    def _measure_lag(
+        self, control: ProjectionControl, stops: list[asyncio.Event]
+    ) -> asyncio.Task[None] | None:
+        """With telemetry metrics, a task that reads the projection's lag (events after its
+        checkpoint: one count query) every ``backlog_interval`` while this runner holds the
+        lease, for the ``dockyard.projection.lag`` gauge."""
+        instruments = self._instruments
+        if instruments is None or instruments.meter is None or instruments.settings is None:
+            return None
+        interval = instruments.settings.backlog_interval
+
+        async def measure() -> None:
+            while not any(s.is_set() for s in stops):
+                with contextlib.suppress(StoreUnavailableError):
+                    progress = await control.progress(self.name)
+                    instruments.record_lag(self.name, progress.remaining)
+                await _wait_any(stops, interval)
+
+        return asyncio.create_task(measure())
 
     async def _let_go(self, leases: LeaseStore, heartbeat: asyncio.Task[None]) -> None:
         """Let a renewal in flight finish (cancelled mid-statement, it would break its

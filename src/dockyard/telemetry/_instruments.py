@@ -65,6 +65,7 @@ class Instruments:
     __slots__ = (
         "_backlog",
         "_error",
+        "_lag",
         "_span_kind",
         "_trace",
         "active",
@@ -98,6 +99,7 @@ class Instruments:
         self.saga_steps: Any = None
         self.backlog_read_at = 0.0
         self._backlog: dict[str, int] = {}
+        self._lag: dict[str, int] = {}
         if telemetry is None or not self.active:
             return
         try:
@@ -159,6 +161,12 @@ class Instruments:
             "dockyard.projection.events",
             unit="{event}",
             description="Events a catch-up projection's runner applied, by projection.",
+        )
+        meter.create_observable_gauge(
+            "dockyard.projection.lag",
+            callbacks=[self._observe_lag],
+            unit="{event}",
+            description="Events after a catch-up projection's checkpoint, as its runner last read.",
         )
         self.saga_steps = meter.create_counter(
             "dockyard.saga.steps",
@@ -270,6 +278,14 @@ class Instruments:
     def record_backlog(self, counts: Mapping[str, int], now: float) -> None:
         self.backlog_read_at = now
         self._backlog = dict(counts)
+
+    def record_lag(self, projection: str, events: int) -> None:
+        self._lag[projection] = events
+
+    def _observe_lag(self, _options: Any) -> list[Any]:
+        from opentelemetry.metrics import Observation
+
+        return [Observation(n, {PROJECTION: name}) for name, n in self._lag.items()]
 
     def _observe_backlog(self, _options: Any) -> list[Any]:
         from opentelemetry.metrics import Observation

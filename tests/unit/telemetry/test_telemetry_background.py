@@ -179,6 +179,7 @@ async def test_each_catch_up_batch_is_a_span_and_idle_polls_make_none(otel: Otel
         await store.append("Account-1", [Deposited("a", n) for n in (1, 2, 3)], ANY)
         await wait_for_projections(app)
         await asyncio.sleep(0.05)  # a few idle polls
+        lag = {a["dockyard.projection"]: p.value for a, p in otel.points("dockyard.projection.lag")}
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert balances.by_account == {"a": 6}
@@ -187,5 +188,6 @@ async def test_each_catch_up_batch_is_a_span_and_idle_polls_make_none(otel: Otel
     assert all((s.attributes or {})["dockyard.outcome"] == "applied" for s in batches)
     assert batches[-1].attributes is not None
     assert batches[-1].attributes["dockyard.projection.position"] == 3
+    assert lag == {"balances": 0}  # read by the runner holding the lease, caught up
     [(attributes, point)] = otel.points("dockyard.projection.events")
     assert (attributes, point.value) == ({"dockyard.projection": "balances"}, 3)
