@@ -17,6 +17,7 @@ SCENARIOS = (
     "scheduled",
     "brokers",
     "web",
+    "telemetry",
 )
 
 

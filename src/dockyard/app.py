@@ -41,6 +41,8 @@ from dockyard.modules._graph import ModuleGraph, ModuleNode, build_graph, builti
 from dockyard.modules._module import ModuleLike
 from dockyard.modules._probes import serve_probes
 from dockyard.modules._supervisor import Supervisor, WorkerHealth, describe
+from dockyard.telemetry._instruments import Instruments
+from dockyard.telemetry._settings import Telemetry
 
 __all__ = ["App", "Lifespan"]
 
@@ -67,6 +69,7 @@ class App:
         "_context",
         "_dispatcher",
         "_exit_stack",
+        "_instruments",
         "_lifespans",
         "_messaging",
         "_root",
@@ -85,8 +88,10 @@ class App:
         context: Mapping[Any, Any],
         lifespans: Sequence[Lifespan],
         messaging: CompiledMessaging,
+        instruments: Instruments | None = None,
     ) -> None:
         self._root = root
+        self._instruments = instruments if instruments is not None else Instruments()
         self.graph = graph
         self._compiled = compiled
         self._messaging = messaging
@@ -108,6 +113,7 @@ class App:
         lifespan: Iterable[Lifespan] = (),
         overrides: Iterable[ProviderSpec] = (),
         messaging: MessagingSettings | None = None,
+        telemetry: Telemetry | None = None,
     ) -> App:
         """Build an app from its root module, checking every module boundary and handler.
 
@@ -118,10 +124,14 @@ class App:
             overrides: Providers that replace, by type, whatever the modules provide
                 (for tests; see :func:`dockyard.testing.create_test_app`).
             messaging: Pipeline behaviors, event delivery and context tracking.
+            telemetry: OpenTelemetry spans and metrics (``docs/telemetry.md``); compiled
+                into the dispatch plans, so an app without it pays nothing.
 
         Raises:
             ModuleConfigurationError: With every problem found, not only the first.
+            MissingExtraError: ``telemetry`` is enabled and OpenTelemetry is not installed.
         """
+        instruments = Instruments(telemetry)  # first: a missing extra fails before any work
         # Building allocates many small objects that all survive; collecting in the middle
         # of it only costs time (measured: docs/modules.md, "Why this design").
         gc_was_enabled = gc.isenabled()
@@ -143,10 +153,15 @@ class App:
                 problems += more
             if problems or graph is None or compiled is None or compiled_messaging is None:
                 raise ModuleConfigurationError(problems)
+            if instruments.active:
+                from dockyard.telemetry._plans import PlanTracer
+
+                compiled_messaging.dispatcher.instrument(PlanTracer(instruments))
             app_context = {
                 **(context or {}),
                 Dispatcher: compiled_messaging.dispatcher,
                 MessageContext: compiled_messaging.context,
+                Instruments: instruments,
             }
             container = _make_container(compiled, compiled_messaging, app_context)
         finally:
@@ -160,6 +175,7 @@ class App:
             context=app_context,
             lifespans=list(lifespan),
             messaging=compiled_messaging,
+            instruments=instruments,
         )
 
     # -- introspection -------------------------------------------------------------------
@@ -173,6 +189,11 @@ class App:
     def messages(self) -> MessageRegistry:
         """Which module handles which message, with handler and behavior names."""
         return self._messaging.registry
+
+    @property
+    def instruments(self) -> Instruments:
+        """The app's telemetry (``instruments.active`` is ``False`` without ``Telemetry``)."""
+        return self._instruments
 
     @property
     def container(self) -> AsyncContainer:

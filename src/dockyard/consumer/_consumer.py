@@ -33,8 +33,21 @@ from dockyard.exceptions import CorruptEventError, MessageRejectedError, Missing
 from dockyard.messaging import IMessageBus, Request
 from dockyard.modules._supervisor import is_outage, service_running
 from dockyard.outbox import Inbox, OutboxMessage, OutboxStatus, OutboxStore
+from dockyard.outbox._relay import messaging_system
 from dockyard.serialization import Serializer
 from dockyard.serialization._serializer import DECODE_ERRORS
+from dockyard.telemetry._instruments import (
+    CONSUMER_GROUP,
+    CONVERSATION_ID,
+    DESTINATION,
+    MESSAGE_ID,
+    MESSAGE_TYPE,
+    OPERATION_NAME,
+    OPERATION_TYPE,
+    OUTCOME,
+    SYSTEM,
+    Instruments,
+)
 from dockyard.transport import (
     CAUSATION_ID,
     CORRELATION_ID,
@@ -66,7 +79,16 @@ class Outcome(enum.StrEnum):
 class Consumer:
     """A background service running one endpoint (built by ``ConsumerModule``)."""
 
-    __slots__ = ("_component", "_open_scope", "_serializer", "_store", "endpoint", "transport")
+    __slots__ = (
+        "_component",
+        "_instruments",
+        "_open_scope",
+        "_serializer",
+        "_store",
+        "_system",
+        "endpoint",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -77,8 +99,11 @@ class Consumer:
         serializer: Serializer,
         store: OutboxStore,
         component: str = "",
+        instruments: Instruments | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._instruments = instruments if instruments is not None and instruments.active else None
+        self._system = messaging_system(transport)
         self.transport = transport
         self._open_scope = open_scope
         self._serializer = serializer
@@ -148,6 +173,59 @@ class Consumer:
 
     async def handle(self, delivery: Delivery) -> Outcome:
         """Check, decode, deduplicate and dispatch one delivery; apply the error policy."""
+        if self._instruments is not None:
+            return await self._traced(delivery, self._instruments)
+        return await self._handle(delivery)
+
+    async def _traced(self, delivery: Delivery, instruments: Instruments) -> Outcome:
+        """``_handle`` in a ``process`` span (kind ``CONSUMER``), the child of the trace
+        context the message carries; counted and timed by outcome."""
+        message = delivery.message
+        attributes: dict[str, Any] = {
+            SYSTEM: self._system,
+            DESTINATION: message.destination,
+            CONSUMER_GROUP: self.endpoint.group,
+        }
+        span = token = None
+        if instruments.tracer is not None:
+            headers = message.headers
+            detail = {
+                **attributes,
+                OPERATION_TYPE: "process",
+                OPERATION_NAME: "process",
+                MESSAGE_ID: message.message_id,
+                MESSAGE_TYPE: message.type_name,
+                "messaging.delivery.attempt": delivery.attempt,
+            }
+            correlation = headers.get(CORRELATION_ID)
+            if correlation is not None:
+                detail[CONVERSATION_ID] = correlation
+            span, token = instruments.start(
+                f"process {message.destination}",
+                detail,
+                kind=instruments.span_kind.CONSUMER,
+                parent=instruments.extract(headers),
+            )
+        started = time.perf_counter()
+        try:
+            outcome = await self._handle(delivery)
+        except BaseException as exc:
+            if span is not None:
+                instruments.finish(span, token, exc if isinstance(exc, Exception) else None)
+            raise
+        attributes[OUTCOME] = str(outcome)
+        if instruments.consumed is not None:
+            instruments.consumed.add(1, attributes)
+            instruments.process_duration.record(time.perf_counter() - started, attributes)
+        if span is not None:
+            span.set_attribute(OUTCOME, str(outcome))
+            if outcome is Outcome.DEAD or outcome is Outcome.RETRY:
+                status, code = instruments.error_status
+                span.set_status(status(code, f"the message was {outcome}"))
+            instruments.finish(span, token)
+        return outcome
+
+    async def _handle(self, delivery: Delivery) -> Outcome:
         message = delivery.message
         problem = self._problem(delivery)
         if problem is not None:

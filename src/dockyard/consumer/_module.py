@@ -53,6 +53,7 @@ def consumer_of(
         serializer=serializer,
         store=store,
         component=app.graph.get(OutboxModule).component,  # the inbox's, in each scope
+        instruments=app.instruments,
     )
 
 

@@ -11,7 +11,7 @@ Hot paths, for a message type whose context is not tracked (one whose handlers c
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dishka import AsyncContainer
 
@@ -31,6 +31,9 @@ from dockyard.messaging._plan import (
     RequestPlan,
     StreamPlan,
 )
+
+if TYPE_CHECKING:  # annotations only: telemetry is optional and imported by App.build
+    from dockyard.telemetry._plans import PlanTracer
 
 __all__ = ["Dispatcher", "MessageBus"]
 
@@ -78,6 +81,19 @@ class Dispatcher:
         self.tracking = tracking
         """Whether any message may be tracked: something in the app reads the envelope, or
         the settings force it. Each plan says whether its own type is (``plan.tracked``)."""
+
+    def instrument(self, tracer: PlanTracer) -> None:
+        """Swap every plan for its traced twin, and trace the plans compiled later (event
+        subclasses): called once by ``App.build`` when telemetry is on, never otherwise."""
+        self.requests = {tp: tracer.request(plan) for tp, plan in self.requests.items()}
+        self.streams = {tp: tracer.stream(plan) for tp, plan in self.streams.items()}
+        self.events = {tp: tracer.event(plan) for tp, plan in self.events.items()}
+        compile_event = self._event_plan_factory
+
+        def traced(message_type: type, actual: Mapping[str, type] | None) -> EventPlan:
+            return tracer.event(compile_event(message_type, actual))
+
+        self._event_plan_factory = traced
 
     # -- plan lookup ---------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from dockyard.messaging._bus import Dispatcher, MessageBus
 from dockyard.messaging._envelope import MessageContext
 from dockyard.messaging._interfaces import IMessageBus, IPublisher, ISender
 from dockyard.modules import module
+from dockyard.telemetry._instruments import Instruments
 
 __all__ = ["MessagingModule"]
 
@@ -30,13 +31,15 @@ def make_publisher(bus: IMessageBus) -> IPublisher:
     providers=[
         contextual(Dispatcher, lifetime=Lifetime.SINGLETON),
         contextual(MessageContext, lifetime=Lifetime.SINGLETON),
+        contextual(Instruments, lifetime=Lifetime.SINGLETON),
         scoped(make_bus),
         scoped(make_sender),
         scoped(make_publisher),
     ],
-    exports=[IMessageBus, ISender, IPublisher, MessageContext],
+    exports=[IMessageBus, ISender, IPublisher, MessageContext, Instruments],
     is_global=True,
 )
 class MessagingModule:
     """Added to every app by ``App.build``: exports ``ISender``, ``IPublisher``,
-    ``IMessageBus`` and ``MessageContext`` to all modules."""
+    ``IMessageBus``, ``MessageContext`` and the app's telemetry ``Instruments`` to all
+    modules."""

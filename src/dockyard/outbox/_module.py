@@ -88,7 +88,7 @@ class OutboxExtension(ProvidesBackgroundServices, OnWorkerExit):
 
         async def relay() -> BackgroundService:
             store, transport = await get(OutboxStore), await get(Transport)
-            return OutboxRelay(store, transport, config.relay)
+            return OutboxRelay(store, transport, config.relay, instruments=app.instruments)
 
         if not self.run_relay:
             return []

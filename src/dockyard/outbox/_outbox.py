@@ -5,14 +5,26 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from dockyard._type_name import type_name
 from dockyard.messaging._envelope import CURRENT
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
 from dockyard.outbox._settings import OutboxConfig
 from dockyard.outbox._store import Cancellation, OutboxWriter
+from dockyard.telemetry._instruments import (
+    CONVERSATION_ID,
+    DESTINATION,
+    IN_PROCESS,
+    MESSAGE_ID,
+    MESSAGE_TYPE,
+    OPERATION_NAME,
+    OPERATION_TYPE,
+    SYSTEM,
+    Instruments,
+)
 from dockyard.transport._port import CAUSATION_ID, CORRELATION_ID
 
 __all__ = ["Outbox", "outgoing_headers"]
@@ -24,8 +36,13 @@ def outgoing_headers(
     causation_id: str | None,
     inherited: Mapping[str, str],
     extra: Mapping[str, str] | None,
+    inject: Callable[[MutableMapping[str, str]], None] | None = None,
 ) -> dict[str, str]:
-    """Headers of an outgoing message: ids, the caller's trace context, then ``extra``."""
+    """Headers of an outgoing message: ids, the caller's trace context, then ``extra``.
+
+    ``inject`` writes the trace context (the app's telemetry propagator); by default, the
+    global OpenTelemetry propagator's if OpenTelemetry is installed.
+    """
     headers = dict(inherited)
     if correlation_id is not None:
         headers[CORRELATION_ID] = correlation_id
@@ -33,7 +50,7 @@ def outgoing_headers(
         headers[CAUSATION_ID] = causation_id
     else:
         headers.pop(CAUSATION_ID, None)
-    _inject_trace_context(headers)
+    (inject or _inject_trace_context)(headers)
     if extra:
         headers.update(extra)
     return headers
@@ -56,14 +73,17 @@ class Outbox:
         ```
     """
 
-    __slots__ = ("_config", "_writer")
+    __slots__ = ("_config", "_instruments", "_writer")
     __dockyard_reads_envelope__ = True
     """What depends on the outbox (a route, a handler) turns context tracking on: a message
     written while another is handled carries its correlation and causation ids."""
 
-    def __init__(self, writer: OutboxWriter, config: OutboxConfig) -> None:
+    def __init__(
+        self, writer: OutboxWriter, config: OutboxConfig, instruments: Instruments
+    ) -> None:
         self._writer = writer
         self._config = config
+        self._instruments = instruments
 
     async def add(
         self,
@@ -109,20 +129,37 @@ class Outbox:
             inherited = envelope.headers
         else:
             correlation_id, causation_id, inherited = message_id, None, {}
-        await self._write(
+        await self._send(
             message,
             destination,
             partition_key,
             message_id,
-            outgoing_headers(
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-                inherited=inherited,
-                extra=headers,
-            ),
+            correlation_id,
+            causation_id,
+            inherited,
+            headers,
             due,
         )
         return message_id
+
+    def _span(
+        self, message: object, destination: str, message_id: str, correlation_id: str | None
+    ) -> tuple[Any, Any]:
+        """The ``create`` span of one outbox write (its context goes in the headers)."""
+        instruments = self._instruments
+        attributes = {
+            SYSTEM: IN_PROCESS,
+            OPERATION_TYPE: "create",
+            OPERATION_NAME: "outbox",
+            DESTINATION: destination,
+            MESSAGE_ID: message_id,
+            MESSAGE_TYPE: type_name(type(message)),
+        }
+        if correlation_id is not None:
+            attributes[CONVERSATION_ID] = correlation_id
+        return instruments.start(
+            f"create {destination}", attributes, kind=instruments.span_kind.PRODUCER
+        )
 
     async def cancel(self, message_id: str, /) -> Cancellation:
         """Cancel a message that was not published yet, with the scope's transaction.
@@ -145,15 +182,57 @@ class Outbox:
         envelope = CURRENT.get()
         if envelope is None or envelope.message is not message:
             return await self.add(message, destination=destination, partition_key=partition_key)
-        headers = outgoing_headers(
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.causation_id,
-            inherited=envelope.headers,
-            extra=None,
-        )
         message_id = envelope.message_id
-        await self._write(message, destination, partition_key, message_id, headers)
+        await self._send(
+            message,
+            destination,
+            partition_key,
+            message_id,
+            envelope.correlation_id,
+            envelope.causation_id,
+            envelope.headers,
+            None,
+        )
         return message_id
+
+    async def _send(
+        self,
+        message: object,
+        destination: str,
+        partition_key: str | None,
+        message_id: str,
+        correlation_id: str | None,
+        causation_id: str | None,
+        inherited: Mapping[str, str],
+        extra: Mapping[str, str] | None,
+        due: float | None = None,
+    ) -> None:
+        """Write one message with its headers; with telemetry, in a ``create`` span whose
+        trace context the headers carry."""
+        instruments = self._instruments
+        if instruments.tracer is None:
+            headers = outgoing_headers(
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                inherited=inherited,
+                extra=extra,
+            )
+            await self._write(message, destination, partition_key, message_id, headers, due)
+            return
+        span, token = self._span(message, destination, message_id, correlation_id)
+        try:
+            headers = outgoing_headers(
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                inherited=inherited,
+                extra=extra,
+                inject=instruments.inject,
+            )
+            await self._write(message, destination, partition_key, message_id, headers, due)
+        except Exception as exc:
+            instruments.finish(span, token, exc)
+            raise
+        instruments.finish(span, token)
 
     async def _write(
         self,

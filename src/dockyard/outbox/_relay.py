@@ -29,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dockyard.exceptions import StoreUnavailableError, TransportUnavailableError
 from dockyard.modules._supervisor import service_degraded, service_running
@@ -36,7 +37,25 @@ from dockyard.outbox._message import OutboxMessage
 from dockyard.outbox._settings import RelaySettings
 from dockyard.outbox._store import ClaimedBatch, OutboxStore
 from dockyard.retry import RetryPolicy
-from dockyard.transport._port import BatchPublisher, BatchPublishError, Transport
+from dockyard.telemetry._instruments import (
+    BATCH_COUNT,
+    CONVERSATION_ID,
+    DESTINATION,
+    ERROR_TYPE,
+    MESSAGE_ID,
+    OPERATION_NAME,
+    OPERATION_TYPE,
+    OUTCOME,
+    SYSTEM,
+    Instruments,
+)
+from dockyard.transport._port import (
+    CORRELATION_ID,
+    BatchPublisher,
+    BatchPublishError,
+    Transport,
+    TransportMessage,
+)
 
 __all__ = ["OutboxRelay", "RelayResult"]
 
@@ -66,6 +85,7 @@ class OutboxRelay:
     """
 
     __slots__ = (
+        "_instruments",
         "_last_cleanup",
         "_name",
         "_outage_reason",
@@ -85,8 +105,10 @@ class OutboxRelay:
         *,
         name: str = "outbox-relay",
         rng: random.Random | None = None,
+        instruments: Instruments | None = None,
     ) -> None:
         self.store = store
+        self._instruments = instruments if instruments is not None and instruments.active else None
         self.transport = transport
         self.settings = settings or RelaySettings()
         self._name = name
@@ -115,6 +137,8 @@ class OutboxRelay:
                 try:
                     result = await self._drain(stop)
                     await self._cleanup()
+                    if self._instruments is not None:
+                        await self._measure()
                 except StoreUnavailableError as error:
                     service_degraded(f"the outbox store is unavailable: {error}")
                     idle = min(settings.idle_poll_interval, max(idle * 2, 0.5))
@@ -265,10 +289,14 @@ class OutboxRelay:
     async def _publish(self, batch: ClaimedBatch, now: float) -> RelayResult:
         messages = batch.messages
         transport = self.transport
+        traced = _Traced(self._instruments, transport, messages) if self._instruments else None
+        wire = traced.wire if traced is not None else None
         if isinstance(transport, BatchPublisher):
-            failed = await _publish_many(transport, messages)
+            failed = await _publish_many(transport, messages, wire)
         else:
-            failed = await self._publish_each(messages)
+            failed = await self._publish_each(messages, wire)
+        if traced is not None:
+            traced.end(failed)
         retry = self.settings.retry
         delivered: list[str] = []
         stopped_keys: set[str] = set()
@@ -308,8 +336,13 @@ class OutboxRelay:
             await batch.delivered(delivered, time.time())
         return RelayResult(len(messages), len(delivered), retried, dead, unavailable)
 
-    async def _publish_each(self, messages: Sequence[OutboxMessage]) -> dict[str, BaseException]:
-        """Publish one by one, awaiting each; a failure skips the rest of its key."""
+    async def _publish_each(
+        self, messages: Sequence[OutboxMessage], wire: Sequence[TransportMessage] | None = None
+    ) -> dict[str, BaseException]:
+        """Publish one by one, awaiting each; a failure skips the rest of its key.
+
+        ``wire``: the messages as sent, when telemetry rewrote their trace context.
+        """
         publish = self.transport.publish
         failed: dict[str, BaseException] = {}
         stopped_keys: set[str] = set()
@@ -318,7 +351,7 @@ class OutboxRelay:
             if key is not None and key in stopped_keys:
                 continue
             try:
-                await publish(message.to_transport())
+                await publish(message.to_transport() if wire is None else wire[index])
             except TransportUnavailableError as exc:
                 # Nothing else would get through either: the rest stay pending, untouched.
                 failed.update((m.message_id, exc) for m in messages[index:])
@@ -328,6 +361,15 @@ class OutboxRelay:
                 if key is not None:
                     stopped_keys.add(key)
         return failed
+
+    async def _measure(self) -> None:
+        """Read the outbox's counts for the backlog gauge, every ``backlog_interval``."""
+        instruments = self._instruments
+        now = time.time()
+        if instruments is None or not instruments.backlog_due(now):
+            return
+        counts = await self.store.counts()
+        instruments.record_backlog({str(status): n for status, n in counts.items()}, now)
 
     async def _cleanup(self) -> None:
         now = time.time()
@@ -378,7 +420,9 @@ async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) ->
 
 
 async def _publish_many(
-    transport: BatchPublisher, messages: Sequence[OutboxMessage]
+    transport: BatchPublisher,
+    messages: Sequence[OutboxMessage],
+    wire: Sequence[TransportMessage] | None = None,
 ) -> dict[str, BaseException]:
     """Publish the batch at once; the messages that failed, with why.
 
@@ -386,9 +430,87 @@ async def _publish_many(
     the caller skips every message of a key after its first failure anyway.
     """
     try:
-        await transport.publish_many([m.to_transport() for m in messages])
+        await transport.publish_many([m.to_transport() for m in messages] if wire is None else wire)
     except BatchPublishError as exc:
         return exc.failed
     except Exception as exc:  # noqa: BLE001 - nothing is known to be accepted: all failed
         return {m.message_id: exc for m in messages}
     return {}
+
+
+class _Traced:
+    """One batch's ``publish`` spans (kind ``PRODUCER``), each the child of the trace context
+    its outbox row carries (the ``create`` span of the write), and the messages as sent:
+    with that span's context in their headers, so the consumer's span is its child."""
+
+    __slots__ = ("_destination", "_instruments", "_spans", "_system", "wire")
+
+    def __init__(
+        self, instruments: Instruments, transport: Transport, messages: Sequence[OutboxMessage]
+    ) -> None:
+        self._instruments = instruments
+        self._system = system = messaging_system(transport)
+        self._spans: list[Any] = []
+        self.wire: list[TransportMessage] = []
+        tracer = instruments.tracer
+        for message in messages:
+            wire = message.to_transport()
+            if tracer is not None:
+                attributes = {
+                    SYSTEM: system,
+                    OPERATION_TYPE: "send",
+                    OPERATION_NAME: "publish",
+                    DESTINATION: message.destination,
+                    MESSAGE_ID: message.message_id,
+                    BATCH_COUNT: len(messages),
+                }
+                correlation = message.headers.get(CORRELATION_ID)
+                if correlation is not None:
+                    attributes[CONVERSATION_ID] = correlation
+                span = tracer.start_span(
+                    f"publish {message.destination}",
+                    context=instruments.extract(message.headers),
+                    kind=instruments.span_kind.PRODUCER,
+                    attributes=attributes,
+                )
+                headers = dict(message.headers)
+                instruments.inject(headers, span)
+                wire = _with_headers(wire, headers)
+                self._spans.append(span)
+            self.wire.append(wire)
+
+    def end(self, failed: dict[str, BaseException]) -> None:
+        instruments = self._instruments
+        counter = instruments.published
+        for index, wire in enumerate(self.wire):
+            error = failed.get(wire.message_id)
+            if counter is not None:
+                attributes = {SYSTEM: self._system, DESTINATION: wire.destination}
+                if error is not None:
+                    attributes[ERROR_TYPE] = type(error).__name__
+                counter.add(1, attributes)
+            if self._spans:
+                span = self._spans[index]
+                if error is not None:
+                    instruments.fail(span, error)
+                    span.set_attribute(OUTCOME, "retried")
+                span.end()
+
+
+def _with_headers(message: TransportMessage, headers: dict[str, str]) -> TransportMessage:
+    return TransportMessage(
+        message_id=message.message_id,
+        destination=message.destination,
+        type_name=message.type_name,
+        payload=message.payload,
+        schema_version=message.schema_version,
+        headers=headers,
+        partition_key=message.partition_key,
+    )
+
+
+def messaging_system(transport: object) -> str:
+    """The transport's ``messaging.system`` (its ``messaging_system`` attribute: ``rabbitmq``,
+    ``nats``, ``redis``, ``kafka``), else ``dockyard``."""
+    system = getattr(transport, "messaging_system", None)
+    return system if isinstance(system, str) else "dockyard"

@@ -24,6 +24,7 @@ from dockyard.projections._log import count_after, held_back_by, log_head
 from dockyard.projections._projection import Target
 from dockyard.projections._runner import new_owner, work
 from dockyard.projections._settings import RunnerSettings
+from dockyard.telemetry._instruments import Instruments
 
 __all__ = [
     "ProjectionControl",
@@ -320,8 +321,11 @@ class ProjectionControl:
         owner = new_owner()
         if not await leases.acquire(name, owner, engine.settings.lease_ttl):
             return False
+        instruments: Instruments = await self._container.get(Instruments)
         try:
-            await work(engine, local, [asyncio.Event()], None, until_idle=True)
+            await work(
+                engine, local, [asyncio.Event()], None, until_idle=True, instruments=instruments
+            )
         finally:
             await leases.release(name, owner)
         return True

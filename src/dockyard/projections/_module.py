@@ -65,7 +65,10 @@ class ProjectionsExtension(OnModuleInit, ProvidesBackgroundServices):
             )
             return found
 
-        return [CatchUpRunner(name, control) for name in self.registry.targets]
+        return [
+            CatchUpRunner(name, control, instruments=app.instruments)
+            for name in self.registry.targets
+        ]
 
 
 @module()

@@ -24,6 +24,7 @@ from dockyard.modules._supervisor import backoff, service_degraded, service_runn
 from dockyard.projections._engine import Engine, LocalState, Step, StepOutcome, describe
 from dockyard.projections._leases import LeaseStore
 from dockyard.projections._notify import EventNotifier
+from dockyard.telemetry._instruments import BATCH_COUNT, OUTCOME, PROJECTION, Instruments
 
 if TYPE_CHECKING:  # annotation only; the control is resolved from the container
     from dockyard.projections._control import ProjectionControl
@@ -63,11 +64,18 @@ class CatchUpRunner:
     applies, the others stand by and take over within ``lease_ttl * 4 / 3`` if it dies.
     """
 
-    __slots__ = ("_resolve_control", "name", "owner")
+    __slots__ = ("_instruments", "_resolve_control", "name", "owner")
 
     reports_health = True  # says when it works again after an outage (worker supervision)
 
-    def __init__(self, name: str, control: Callable[[], Awaitable[ProjectionControl]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        control: Callable[[], Awaitable[ProjectionControl]],
+        *,
+        instruments: Instruments | None = None,
+    ) -> None:
+        self._instruments = instruments
         self.name = name
         self.owner = new_owner()
         """Who holds the lease while this runner works: ``host:pid:id``."""
@@ -98,9 +106,17 @@ class CatchUpRunner:
                     continue
                 lost, done = asyncio.Event(), asyncio.Event()
                 heartbeat = asyncio.create_task(self._heartbeat(leases, ttl, lost, [stop, done]))
+                lag = self._measure_lag(control, [stop, done])
                 local.running = True
                 try:
-                    await work(engine, local, [stop, lost], notices, until_idle=False)
+                    await work(
+                        engine,
+                        local,
+                        [stop, lost],
+                        notices,
+                        until_idle=False,
+                        instruments=self._instruments,
+                    )
                 finally:
                     local.running = False
                     done.set()
@@ -109,8 +125,32 @@ class CatchUpRunner:
                         # nothing, a renewal in flight or the release may hang on a database
                         # that does not answer; the lease expires after its ttl.
                         heartbeat.cancel()
+                        if lag is not None:
+                            lag.cancel()
                     else:
+                        if lag is not None:  # ends after the read in flight, if any
+                            await asyncio.gather(lag, return_exceptions=True)
                         await self._let_go(leases, heartbeat)
+
+    def _measure_lag(
+        self, control: ProjectionControl, stops: list[asyncio.Event]
+    ) -> asyncio.Task[None] | None:
+        """With telemetry metrics, a task that reads the projection's lag (events after its
+        checkpoint: one count query) every ``backlog_interval`` while this runner holds the
+        lease, for the ``dockyard.projection.lag`` gauge."""
+        instruments = self._instruments
+        if instruments is None or instruments.meter is None or instruments.settings is None:
+            return None
+        interval = instruments.settings.backlog_interval
+
+        async def measure() -> None:
+            while not any(s.is_set() for s in stops):
+                with contextlib.suppress(StoreUnavailableError):
+                    progress = await control.progress(self.name)
+                    instruments.record_lag(self.name, progress.remaining)
+                await _wait_any(stops, interval)
+
+        return asyncio.create_task(measure())
 
     async def _let_go(self, leases: LeaseStore, heartbeat: asyncio.Task[None]) -> None:
         """Let a renewal in flight finish (cancelled mid-statement, it would break its
@@ -167,6 +207,7 @@ async def work(
     notices: asyncio.Event | None,
     *,
     until_idle: bool,
+    instruments: Instruments | None = None,
 ) -> None:
     """Apply batches until one of ``stops`` is set (or, with ``until_idle``, the log is done).
 
@@ -174,7 +215,10 @@ async def work(
     the retry policy, then the projection parks on it. An event that cannot be read (corrupt,
     unknown type, no upcaster) parks it at once, after the events before it are applied.
     """
-    await _Worker(engine, local, stops, notices, until_idle).run()
+    worker = _Worker(engine, local, stops, notices, until_idle)
+    if instruments is not None and instruments.active:
+        worker.instruments = instruments
+    await worker.run()
 
 
 class _Worker:
@@ -182,6 +226,7 @@ class _Worker:
         "attempts",
         "burst_until",
         "engine",
+        "instruments",
         "isolate_until",
         "local",
         "notices",
@@ -211,6 +256,7 @@ class _Worker:
         self.outages = 0
         self.poll = _FIRST_POLL
         self.burst_until = 0.0
+        self.instruments: Instruments | None = None
 
     async def run(self) -> None:
         settings = self.engine.settings
@@ -219,6 +265,7 @@ class _Worker:
             if self.notices is not None:
                 self.notices.clear()
             limit = 1 if self.isolate_until is not None else settings.batch_size
+            started = time.time_ns()
             try:
                 step = await self.engine.step(limit, self.local)
             except StoreUnavailableError as error:
@@ -233,6 +280,7 @@ class _Worker:
             if self.outages:
                 self.outages = 0
                 self.local.last_error = None
+            self._record(step, started)
             service_running()
             if step.outcome is StepOutcome.APPLIED:
                 self.attempts, self.poll = 0, _FIRST_POLL
@@ -252,6 +300,33 @@ class _Worker:
                 await _wait_any(self.waits, settings.idle_poll_interval)
             else:
                 await self._idle()
+
+    def _record(self, step: Step, started: int) -> None:
+        """With telemetry: a span for a batch that read events (after the fact: idle polls
+        make none), and the events applied."""
+        instruments = self.instruments
+        if instruments is None or not step.batch:
+            return
+        name = self.engine.target.name
+        if instruments.projected is not None and step.applied:
+            instruments.projected.add(step.applied, {PROJECTION: name})
+        tracer = instruments.tracer
+        if tracer is None:
+            return
+        span = tracer.start_span(
+            f"project {name}",
+            start_time=started,
+            attributes={
+                PROJECTION: name,
+                BATCH_COUNT: step.batch,
+                "dockyard.projection.applied": step.applied,
+                "dockyard.projection.position": step.checkpoint.position,
+                OUTCOME: step.outcome.value,
+            },
+        )
+        if step.error is not None:
+            instruments.fail(span, step.error)
+        span.end()
 
     async def _failed(self, step: Step) -> None:
         assert step.error is not None

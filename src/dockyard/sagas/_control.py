@@ -15,6 +15,7 @@ from dockyard.sagas._engine import SagaEngine
 from dockyard.sagas._record import SagaLogEntry, SagaLogKind, SagaRecord, SagaStatus, StepAction
 from dockyard.sagas._registry import SagaRegistry
 from dockyard.sagas._store import SagaStore
+from dockyard.telemetry._instruments import Instruments
 
 __all__ = ["SagaControl"]
 
@@ -113,7 +114,8 @@ class SagaControl:
         registry = self._registry
         settings = registry.settings
         owner = new_owner()
-        engine = SagaEngine(registry, self._container, owner)
+        instruments: Instruments = await self._container.get(Instruments)
+        engine = SagaEngine(registry, self._container, owner, instruments=instruments)
         attempts = 0
         while True:
             claimed = await self._store.claim(

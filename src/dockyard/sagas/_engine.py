@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from dishka import AsyncContainer
 from dishka.exceptions import ExitError, NoFactoryError
@@ -18,6 +19,7 @@ from dockyard.sagas._registry import SagaRegistry
 from dockyard.sagas._sagas import SagaStepContext
 from dockyard.sagas._store import SagaWriter
 from dockyard.serialization._serializer import DECODE_ERRORS
+from dockyard.telemetry._instruments import OUTCOME, SAGA, SAGA_STEP, Instruments
 
 __all__ = ["SagaEngine", "describe", "outage_of"]
 
@@ -46,7 +48,14 @@ class _Refused(Exception):  # noqa: N818 - internal signal, never escapes the en
 class SagaEngine:
     """Runs step attempts for the runner ``owner`` in fresh scopes of one app."""
 
-    __slots__ = ("_open_scope", "_transactional", "owner", "registry", "wake_at")
+    __slots__ = (
+        "_instruments",
+        "_open_scope",
+        "_transactional",
+        "owner",
+        "registry",
+        "wake_at",
+    )
 
     def __init__(
         self,
@@ -54,7 +63,10 @@ class SagaEngine:
         container: AsyncContainer,
         owner: str,
         wake_at: Callable[[float], None] = lambda _delay: None,
+        *,
+        instruments: Instruments | None = None,
     ) -> None:
+        self._instruments = instruments if instruments is not None and instruments.active else None
         self.registry = registry
         self.owner = owner
         self.wake_at = wake_at
@@ -87,6 +99,68 @@ class SagaEngine:
             await self._park(record, planned.name, describe(error))
             return None
         compensate = record.action is StepAction.COMPENSATE
+        instruments = self._instruments
+        if instruments is None:
+            return await self._attempt(plan, planned, record, state, compensate=compensate)
+        return await self._traced(instruments, plan, planned, record, state, compensate=compensate)
+
+    async def _traced(
+        self,
+        instruments: Instruments,
+        plan: Plan,
+        planned: PlannedStep,
+        record: SagaRecord,
+        state: Any,
+        *,
+        compensate: bool,
+    ) -> SagaRecord | None:
+        """``_attempt`` in a span (``saga checkout reserve``), counted by outcome."""
+        action = "compensate" if compensate else "act"
+        attributes = {
+            SAGA: record.name,
+            SAGA_STEP: planned.name,
+            "dockyard.saga.action": action,
+        }
+        span = token = None
+        if instruments.tracer is not None:
+            detail = {
+                **attributes,
+                "dockyard.saga.id": record.saga_id,
+                "dockyard.saga.attempt": record.attempts + 1,
+            }
+            span, token = instruments.start(f"saga {record.name} {planned.name}", detail)
+        failed: BaseException | None = None
+        failures: list[Exception] = []
+        outcome = "error"
+        try:
+            result = await self._attempt(
+                plan, planned, record, state, compensate=compensate, failures=failures
+            )
+        except BaseException as exc:
+            failed = exc
+            raise
+        else:
+            outcome = "failed" if failures else "done"
+            return result
+        finally:
+            error = failed if isinstance(failed, Exception) else next(iter(failures), None)
+            if instruments.saga_steps is not None:
+                instruments.saga_steps.add(1, {**attributes, OUTCOME: outcome})
+            if span is not None:
+                span.set_attribute(OUTCOME, outcome)
+                instruments.finish(span, token, error)
+
+    async def _attempt(
+        self,
+        plan: Plan,
+        planned: PlannedStep,
+        record: SagaRecord,
+        state: Any,
+        *,
+        compensate: bool,
+        failures: list[Exception] | None = None,
+    ) -> SagaRecord | None:
+        """Run the step in a scope; ``failures`` gets the handler's error, if any."""
         try:
             async with self._scope(record, planned) as scope:
                 writer, uow = await self._writer(scope)
@@ -113,6 +187,8 @@ class SagaEngine:
             outage = outage_of(error)
             if outage is not None:
                 raise outage from error
+            if failures is not None:
+                failures.append(error)
             return await self._failed(plan, planned, record, error, compensate=compensate)
         return new if new.owner is not None else None
 

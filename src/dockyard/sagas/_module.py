@@ -61,7 +61,7 @@ class SagasExtension(OnModuleInit, ProvidesBackgroundServices):
 
         if not self.run_runner or not registry.plans:
             return []
-        return [SagaRunner(registry, resolve)]
+        return [SagaRunner(registry, resolve, instruments=app.instruments)]
 
 
 def sagas_of(app: App) -> tuple[Saga[Any], ...]:

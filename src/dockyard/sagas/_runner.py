@@ -18,6 +18,7 @@ from dockyard.sagas._engine import SagaEngine, describe
 from dockyard.sagas._record import SagaRecord
 from dockyard.sagas._registry import SagaRegistry
 from dockyard.sagas._store import SagaStore
+from dockyard.telemetry._instruments import Instruments
 
 __all__ = ["SagaRunner"]
 
@@ -48,6 +49,7 @@ class SagaRunner:
         "_crash",
         "_engine",
         "_held",
+        "_instruments",
         "_queue",
         "_registry",
         "_resolve",
@@ -65,7 +67,10 @@ class SagaRunner:
         registry: SagaRegistry,
         resolve: Callable[[], Awaitable[tuple[AsyncContainer, SagaStore]]],
         name: str = "saga-runner",
+        *,
+        instruments: Instruments | None = None,
     ) -> None:
+        self._instruments = instruments
         self.name = name
         self.owner = new_owner()
         """Who holds the instances this runner works on: ``host:pid:id``."""
@@ -103,7 +108,13 @@ class SagaRunner:
         """Run until ``stop`` is set; return after the attempts in flight, leases released."""
         container, store = await self._resolve()
         self._stop = stop
-        self._engine = SagaEngine(self._registry, container, self.owner, self._wake_after)
+        self._engine = SagaEngine(
+            self._registry,
+            container,
+            self.owner,
+            self._wake_after,
+            instruments=self._instruments,
+        )
         self._registry.attach(store, self)
         self.accepting = True
         heartbeat = asyncio.create_task(self._heartbeat(store, stop))

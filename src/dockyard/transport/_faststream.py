@@ -315,6 +315,7 @@ class FastStreamTransport(abc.ABC):
     """
 
     scheme: ClassVar[str]
+    messaging_system: ClassVar[str]
     """The URL-like prefix of destinations this transport accepts, e.g. ``"rabbit"``."""
     _testing_module: ClassVar[str]
     """FastStream's module of the broker's ``TestBroker``, e.g. ``"faststream.rabbit.testing"``."""

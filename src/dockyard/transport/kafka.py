@@ -49,6 +49,8 @@ class KafkaTransport(FastStreamTransport):
     """
 
     scheme = "kafka"
+    messaging_system = "kafka"
+    """``messaging.system`` in telemetry (OpenTelemetry semantic conventions)."""
     _testing_module = "faststream.kafka.testing"
 
     def __init__(

@@ -218,6 +218,8 @@ class InMemoryTransport:
 
     in_process: ClassVar[bool] = True
     """Messages never leave this process (``dockyard.transport.in_process``)."""
+    messaging_system: ClassVar[str] = "dockyard"
+    """``messaging.system`` in telemetry (OpenTelemetry semantic conventions)."""
 
     def __init__(self) -> None:
         self._online = asyncio.Event()

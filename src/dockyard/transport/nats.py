@@ -123,6 +123,8 @@ class NatsTransport(FastStreamTransport):
     """
 
     scheme = "nats"
+    messaging_system = "nats"
+    """``messaging.system`` in telemetry (OpenTelemetry semantic conventions)."""
     _testing_module = "faststream.nats.testing"
     _left_behind = "nats-py's socket, open until it is collected"
 

@@ -111,6 +111,8 @@ class RabbitTransport(FastStreamTransport):
     """
 
     scheme = "rabbit"
+    messaging_system = "rabbitmq"
+    """``messaging.system`` in telemetry (OpenTelemetry semantic conventions)."""
     _testing_module = "faststream.rabbit.testing"
     _left_behind = "aio-pika's robust connection, reconnecting in the background"
 

@@ -59,6 +59,8 @@ class RedisTransport(FastStreamTransport):
     """
 
     scheme = "redis"
+    messaging_system = "redis"
+    """``messaging.system`` in telemetry (OpenTelemetry semantic conventions)."""
     _testing_module = "faststream.redis.testing"
 
     def __init__(
