@@ -152,10 +152,12 @@ class SagaRunner:
                 self._start(self._queue.popleft())
             free = settings.concurrency - len(self._held)
             if free > 0 and (self._due or clock() >= next_claim):
+                self._due = False  # a wake() while the claim runs sets it again
                 try:
                     records = await store.claim(names, self.owner, free, settings.lease_ttl)
                 except StoreUnavailableError as error:
                     service_degraded(describe(error))  # one log line per outage
+                    self._due = True
                     outages += 1
                     await _wait_any([stop], backoff(outages, _OUTAGE_CAP))
                     continue
@@ -163,7 +165,8 @@ class SagaRunner:
                 service_running()
                 for record in records:
                     self._start(record)
-                self._due = len(records) == free
+                if len(records) == free:  # more may be due: claim when a slot frees
+                    self._due = True
                 poll = _FIRST_POLL if records else min(poll * 2, settings.max_poll_interval)
                 next_claim = clock() + poll
                 free -= len(records)
