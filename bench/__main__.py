@@ -15,6 +15,7 @@ SCENARIOS = (
     "projections",
     "outbox",
     "scheduled",
+    "sagas",
     "brokers",
     "web",
     "telemetry",

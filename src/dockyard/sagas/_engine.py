@@ -215,9 +215,14 @@ class SagaEngine:
     async def _checkpoint(
         self, writer: SagaWriter, record: SagaRecord, *, due_in: float = 0.0
     ) -> None:
-        """The fenced write; raises ``_Refused`` (the scope then rolls back) if refused."""
+        """The fenced write, the last of its scope (committed next); raises ``_Refused`` (the
+        scope then rolls back) if refused."""
         if not await writer.checkpoint(
-            record, owner=self.owner, due_in=due_in, lease_ttl=self.registry.settings.lease_ttl
+            record,
+            owner=self.owner,
+            due_in=due_in,
+            lease_ttl=self.registry.settings.lease_ttl,
+            last=True,
         ):
             raise _Refused
 

@@ -47,6 +47,7 @@ class SagaRunner:
 
     __slots__ = (
         "_crash",
+        "_due",
         "_engine",
         "_held",
         "_instruments",
@@ -83,6 +84,9 @@ class SagaRunner:
         self._stop = asyncio.Event()
         self._engine: SagaEngine | None = None
         self._crash: BaseException | None = None
+        self._due = True
+        """Claim at the next turn, before the poll interval is over: an instance was made due
+        in this process, or the last claim took as many as it asked for (more may wait)."""
 
     def __repr__(self) -> str:
         return f"<SagaRunner owner={self.owner!r}>"
@@ -97,10 +101,11 @@ class SagaRunner:
 
     def wake(self) -> None:
         """Claim at once (an instance was made due in this process)."""
+        self._due = True
         self._wake.set()
 
     def _wake_after(self, delay: float) -> None:
-        asyncio.get_running_loop().call_later(delay, self._wake.set)
+        asyncio.get_running_loop().call_later(delay, self.wake)
 
     # -- the service ----------------------------------------------------------------------
 
@@ -140,20 +145,30 @@ class SagaRunner:
             raise self._crash
 
     async def _loop(self, store: SagaStore, stop: asyncio.Event) -> None:
+        """Start what is handed off; claim when the poll interval is over or on ``wake()``.
+
+        A hand-off (an instance started in this process) and a finished instance wake the
+        loop without a claim: the claim is a statement, and one per saga would cost more than
+        the saga's steps. After an empty claim the interval doubles, up to
+        ``max_poll_interval``; after one that took as many as it asked, the next slot to free
+        claims at once.
+        """
         settings = self._registry.settings
         names = self._registry.names
-        poll, outages = _FIRST_POLL, 0
+        clock = asyncio.get_running_loop().time
+        poll, outages, next_claim = _FIRST_POLL, 0, clock()
         while not stop.is_set() and self._crash is None:
             self._wake.clear()
             while self._queue and len(self._held) < settings.concurrency:
                 self._start(self._queue.popleft())
             free = settings.concurrency - len(self._held)
-            claimed = 0
-            if free > 0:
+            if free > 0 and (self._due or clock() >= next_claim):
+                self._due = False  # a wake() while the claim runs sets it again
                 try:
                     records = await store.claim(names, self.owner, free, settings.lease_ttl)
                 except StoreUnavailableError as error:
                     service_degraded(describe(error))  # one log line per outage
+                    self._due = True
                     outages += 1
                     await _wait_any([stop], backoff(outages, _OUTAGE_CAP))
                     continue
@@ -161,9 +176,14 @@ class SagaRunner:
                 service_running()
                 for record in records:
                     self._start(record)
-                claimed = len(records)
-            poll = _FIRST_POLL if claimed else min(poll * 2, settings.max_poll_interval)
-            await _wait_any([stop, self._wake], poll)
+                if len(records) == free:  # more may be due: claim when a slot frees
+                    self._due = True
+                poll = _FIRST_POLL if records else min(poll * 2, settings.max_poll_interval)
+                next_claim = clock() + poll
+                free -= len(records)
+            # full: a finished instance wakes the loop; else the next claim is due at its time
+            wait = max(0.0, next_claim - clock()) if free > 0 else None
+            await _wait_any([stop, self._wake], wait)
 
     def _start(self, record: SagaRecord) -> None:
         held = self._held[record.saga_id] = _Held()

@@ -47,6 +47,7 @@ class SagaWriter(Protocol):
         owner: str,
         due_in: float = 0.0,
         lease_ttl: float | None = None,
+        last: bool = False,
     ) -> bool:
         """Replace the instance with ``record`` if ``owner`` holds it at ``record.version - 1``.
 
@@ -58,6 +59,9 @@ class SagaWriter(Protocol):
             owner: Who writes; the row must still name it.
             due_in: Seconds from now (the store's clock) until it may run again.
             lease_ttl: Keep holding it for this many seconds; ``None`` releases it.
+            last: The scope commits right after it, writing nothing in between (what the
+                engine does): a store may then send it alone, committed at once, when
+                nothing else was written in the transaction (one round trip on PostgreSQL).
 
         Returns:
             ``False`` (and nothing is written) if the instance moved on or changed hands.

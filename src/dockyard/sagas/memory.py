@@ -228,6 +228,7 @@ class _MemoryWriter(SagaWriter):
         owner: str,
         due_in: float = 0.0,
         lease_ttl: float | None = None,
+        last: bool = False,  # noqa: ARG002 - committed with the scope either way
     ) -> bool:
         current = self.pending.get(record.saga_id) or self.store.row(record.saga_id)
         if current is None or current.version != record.version - 1 or current.owner != owner:

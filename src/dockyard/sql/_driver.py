@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import PoolProxiedConnection
 
 __all__ = [
+    "as_sqlalchemy_error",
     "began_on_driver",
     "begin_immediate",
     "begin_owed",
@@ -105,7 +106,7 @@ async def begin_postgres(adapter: Any, dialect: Dialect) -> Any:
             # it sees it closed and discards it.
             adapter._connection.terminate()  # noqa: SLF001
             if isinstance(error, dialect.loaded_dbapi.Error):  # translated by the adapter
-                raise _as_sqlalchemy_error(adapter, dialect, error, "BEGIN") from error
+                raise as_sqlalchemy_error(adapter, dialect, error, "BEGIN") from error
             raise
     return adapter._connection  # noqa: SLF001
 
@@ -124,14 +125,14 @@ async def end_postgres(adapter: Any, dialect: Dialect, *, commit: bool) -> None:
         await (transaction.commit() if commit else transaction.rollback())
     except Exception as error:
         statement = "COMMIT" if commit else "ROLLBACK"
-        raise _as_sqlalchemy_error(adapter, dialect, error, statement) from error
+        raise as_sqlalchemy_error(adapter, dialect, error, statement) from error
     finally:
         adapter._transaction = None  # noqa: SLF001
         if hasattr(adapter, "_started"):  # SQLAlchemy 2.0
             adapter._started = False  # noqa: SLF001
 
 
-def _as_sqlalchemy_error(
+def as_sqlalchemy_error(
     adapter: Any, dialect: Dialect, error: Exception, statement: str
 ) -> BaseException:
     """``error`` as SQLAlchemy raises it from a statement: ``IntegrityError`` for a deferred

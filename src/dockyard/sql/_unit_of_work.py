@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from sqlalchemy import Connection, Engine, RootTransaction
+from sqlalchemy import Connection, Dialect, Engine, Executable, RootTransaction
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import greenlet_spawn
 
 from dockyard.exceptions import TransactionEndedError, UnitOfWorkError
 from dockyard.sql._driver import (
+    as_sqlalchemy_error,
     began_on_driver,
     begin_immediate,
     begin_postgres,
@@ -61,6 +63,7 @@ class SqlUnitOfWork:
         "_async",
         "_broken",
         "_fast",
+        "_flushes",
         "_open",
         "_postgres",
         "_sync",
@@ -87,6 +90,7 @@ class SqlUnitOfWork:
         self._postgres = database.dialect == "postgresql"
         self._after_commit: list[Callable[[], object]] | None = None
         self._after_rollback: list[Callable[[], object]] | None = None
+        self._flushes: list[Callable[[], Awaitable[object]]] | None = None
         self.log_bound: int | None = None
         """PostgreSQL: the bound this transaction announced to readers of the global log with
         its first append (docs/design/event-store-ordering.md); ``None`` before that."""
@@ -154,6 +158,92 @@ class SqlUnitOfWork:
                 callback()
             except Exception:
                 logger.exception("a unit of work's %s callback failed", _OUTCOME[committed])
+
+    def on_flush(self, flush: Callable[[], Awaitable[object]]) -> None:
+        """Await ``flush()`` before this unit of work commits or runs its last statement
+        (``execute_alone``, ``fetch_alone``): what a writer holds back (the scope's
+        ``AsyncSession`` its pending objects) is then sent inside the transaction. Kept for
+        the unit of work's life; one already registered is not added twice."""
+        flushes = self._flushes
+        if flushes is None:
+            self._flushes = [flush]
+        elif flush not in flushes:
+            flushes.append(flush)
+
+    async def flush(self) -> None:
+        """Send what the writers registered with ``on_flush`` hold back."""
+        for flush in self._flushes or ():
+            await flush()
+
+    async def execute_alone(
+        self, statement: Executable, params: Mapping[str, Any] | None = None, /
+    ) -> int:
+        """Run ``statement`` as the last statement of the current transaction; its row count.
+
+        What ``on_flush`` holds back is sent first. If nothing else has been sent in this
+        transaction, on PostgreSQL the statement is sent alone, without ``BEGIN`` and
+        ``COMMIT``: one round trip, atomic on its own and committed when it returns
+        (``commit()`` then sends nothing, and runs its ``after_commit`` callbacks as usual).
+        Otherwise it runs inside the transaction, which ``commit()`` ends as always. Either
+        way, call ``commit()`` (or let the scope end) next, with nothing run in between: a
+        statement run after one sent alone is in a new transaction.
+        """
+        await self.flush()
+        driver = self._alone_driver()
+        if driver is None:
+            result = await self.connection.execute(statement, params)
+            return int(result.rowcount)
+        sql, args = _positional(statement, params, self.database.sqlalchemy_dialect)
+        status = await self._alone(driver, driver.execute, sql, args)
+        count = str(status).rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
+    async def fetch_alone(
+        self, statement: Executable, params: Mapping[str, Any] | None = None, /
+    ) -> Sequence[Sequence[Any]]:
+        """``execute_alone`` for a statement that returns rows (``SELECT``, ``RETURNING``):
+        its rows, whose columns are read by position."""
+        await self.flush()
+        driver = self._alone_driver()
+        if driver is None:
+            return (await self.connection.execute(statement, params)).all()
+        sql, args = _positional(statement, params, self.database.sqlalchemy_dialect)
+        rows: Sequence[Sequence[Any]] = await self._alone(driver, driver.fetch, sql, args)
+        return rows
+
+    def _alone_driver(self) -> Any:  # asyncpg.Connection | None
+        """asyncpg's connection if a statement may be sent alone now: PostgreSQL, the driver
+        path, and nothing sent (nor begun, nor ended by anything else) in this transaction."""
+        if not (self._fast and self._postgres) or self._open or self._ended_elsewhere():
+            return None
+        sync = self._live()
+        if sync.invalidated:
+            return None
+        adapter: Any = sync.connection.dbapi_connection
+        if adapter._transaction is not None or getattr(adapter, "_started", False):  # noqa: SLF001 - see _driver.py
+            return None
+        driver = adapter._connection  # noqa: SLF001
+        if driver.is_closed() or driver.is_in_transaction():
+            return None
+        return driver
+
+    async def _alone(self, driver: Any, run: Callable[..., Awaitable[T]], sql: str, args: Any) -> T:
+        """``run(sql, *args)`` on asyncpg, its errors raised as SQLAlchemy raises them. A
+        statement that did not end with the server's answer (cancelled, the connection lost)
+        leaves a connection nobody knows the state of: it is closed, and discarded when the
+        unit of work returns it."""
+        try:
+            return await run(sql, *args)
+        except BaseException as error:
+            import asyncpg  # only here: the driver path on PostgreSQL has it
+
+            if not isinstance(error, asyncpg.PostgresError) or driver.is_in_transaction():
+                driver.terminate()
+            if not isinstance(error, Exception):
+                raise
+            adapter = self._live().connection.dbapi_connection
+            dialect = self.database.sqlalchemy_dialect
+            raise as_sqlalchemy_error(adapter, dialect, error, sql) from error
 
     async def begin(self) -> None:
         """Take a connection; its transaction begins with the first statement run on it."""
@@ -232,6 +322,7 @@ class SqlUnitOfWork:
                 transaction (a ``Session`` built on ``connection`` that rolled it back); what
                 it holds since is rolled back instead.
         """
+        await self.flush()
         self.log_bound = None
         if self._ended_elsewhere():
             await self._finish(commit=False)
@@ -431,6 +522,22 @@ def _added(
     if callback not in callbacks:
         callbacks.append(callback)
     return callbacks
+
+
+_COMPILED: weakref.WeakKeyDictionary[Executable, Any] = weakref.WeakKeyDictionary()
+
+
+def _positional(
+    statement: Executable, params: Mapping[str, Any] | None, dialect: Dialect
+) -> tuple[str, list[Any]]:
+    """``statement`` as asyncpg takes it (``$1``, ``$2``…) and its values in that order;
+    compiled once per statement object. For ``text()`` statements and others whose values
+    need no type processing (what the alone paths run)."""
+    compiled = _COMPILED.get(statement)
+    if compiled is None:
+        compiled = _COMPILED[statement] = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    values = compiled.construct_params(params)
+    return compiled.string, [values[name] for name in compiled.positiontup or ()]
 
 
 def _driver_unusable(sync: Connection, *, ended: bool = True) -> bool:

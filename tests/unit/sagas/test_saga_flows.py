@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from checkout_sagas import (
@@ -20,6 +21,7 @@ from checkout_sagas import (
     start,
 )
 
+from dockyard import App
 from dockyard.exceptions import (
     SagaAlreadyStartedError,
     SagaNotFoundError,
@@ -42,7 +44,7 @@ from dockyard.sagas import (
 )
 from dockyard.sagas._engine import SagaEngine
 from dockyard.sagas._registry import SagaRegistry
-from dockyard.sagas.memory import InMemorySagaBackend
+from dockyard.sagas.memory import InMemorySagaBackend, InMemorySagaStore
 from dockyard.serialization import Serializer, TypeRegistry, event_type
 
 
@@ -481,3 +483,75 @@ async def test_a_step_longer_than_the_lease_keeps_its_instance_by_heartbeat() ->
             await worker
         record = await control.get("o-1")
     assert [(e.step, e.kind.value, e.attempt) for e in record.log] == [("long", "completed", 1)]
+
+
+class _CountedClaims:
+    """Counts the claims on the in-memory store (its class's ``claim``, wrapped)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        claim = InMemorySagaStore.claim
+
+        async def counted(store: InMemorySagaStore, *args: Any) -> list[SagaRecord]:
+            self.count += 1
+            return await claim(store, *args)
+
+        monkeypatch.setattr(InMemorySagaStore, "claim", counted)
+
+
+async def _completed(app: App, saga_id: str) -> None:
+    control = await app.get(SagaControl)
+    while (await control.get(saga_id)).status is not SagaStatus.COMPLETED:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+
+
+async def test_a_runner_does_not_claim_for_what_is_started_in_its_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = InMemorySagaBackend()
+    claims = _CountedClaims(monkeypatch)
+    settings = SagaSettings(max_poll_interval=60.0)  # after the first polls, hardly any
+    async with build(Journal(), backend=backend, settings=settings) as app:
+        stop = asyncio.Event()
+        worker = asyncio.create_task(app.run_worker(stop=stop))
+        try:
+            async with asyncio.timeout(60):
+                while not app.health().services:  # noqa: ASYNC110 - polls the worker
+                    await asyncio.sleep(0.01)
+                before = claims.count
+                for n in range(30):
+                    await start(app, CHECKOUT, f"o-{n}")
+                    await _completed(app, f"o-{n}")
+                during = claims.count - before
+        finally:
+            stop.set()
+            await worker
+    # handed off, never claimed: what is left are the polls, whose interval doubles from 5 ms
+    # (about log2(elapsed / 5 ms) of them), never one or two per saga as it was
+    assert during < 30, during
+
+
+async def test_a_runner_busy_with_its_own_sagas_still_claims_those_started_elsewhere() -> None:
+    backend = InMemorySagaBackend()
+    settings = SagaSettings(max_poll_interval=0.05)
+    async with (
+        build(Journal(), backend=backend, settings=settings) as app,
+        build(Journal(), backend=backend, settings=settings) as elsewhere,  # no runner
+    ):
+        stop = asyncio.Event()
+        worker = asyncio.create_task(app.run_worker(stop=stop))
+        try:
+            async with asyncio.timeout(60):
+                while not app.health().services:  # noqa: ASYNC110 - polls the worker
+                    await asyncio.sleep(0.01)
+                await start(elsewhere, CHECKOUT, "from-elsewhere")
+                n = 0
+                control = await app.get(SagaControl)
+                # hand-offs wake the runner all the time: its claim must still come
+                while (await control.get("from-elsewhere")).status is not SagaStatus.COMPLETED:
+                    await start(app, CHECKOUT, f"here-{n}")
+                    n += 1
+                    await asyncio.sleep(0.001)
+        finally:
+            stop.set()
+            await worker

@@ -13,10 +13,13 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 from checkout_sagas import CHECKOUT, NO_WAIT, Checkout, Journal, build, run
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dockyard import App, module
 from dockyard.modules import DynamicModule
 from dockyard.outbox import Outbox, OutboxModule
+from dockyard.retry import RetryPolicy
 from dockyard.sagas import (
     Saga,
     SagaControl,
@@ -248,5 +251,74 @@ async def test_without_a_backend_an_app_with_sql_module_keeps_its_sagas_in_the_d
             async with app.scope() as scope:
                 await (await scope.get(Sagas)).start(NOTE, Note("n-9"), saga_id="n-9")
             assert await _count(database, sagas_table, "n-9") == 1
+    finally:
+        await database.dispose()
+
+
+class Entries(DeclarativeBase):
+    pass
+
+
+class Entry(Entries):
+    __tablename__ = "test_session_entries"
+
+    entry_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+
+
+class AddOnTheSession(SagaStep[Note]):
+    """Adds a row on the scope's ``AsyncSession`` and leaves the flush to dockyard."""
+
+    def __init__(self, session: AsyncSession, context: SagaStepContext) -> None:
+        self._session = session
+        self._context = context
+
+    async def act(self, state: Note) -> None:
+        self._session.add(Entry(entry_id=f"{state.note_id}:{self._context.step}"))
+
+
+SESSION_NOTE = Saga(
+    "session-note",
+    version=1,
+    state=Note,
+    steps=[step("first", AddOnTheSession), step("second", AddOnTheSession)],
+    retry=RetryPolicy(max_attempts=1),
+)
+
+
+async def test_a_steps_unflushed_session_writes_commit_with_its_checkpoint(
+    isolated: IsolatedDatabase,
+) -> None:
+    # `second`'s row exists already: its flush fails. Flushed before the checkpoint, in its
+    # transaction, the attempt fails and nothing of it commits; flushed after (in a transaction
+    # of its own), the saga would have moved past a step whose write never happened.
+    database = isolated.database()
+    sql = sql_module(isolated)
+    sagas = SagasModule.register(
+        sagas=[SESSION_NOTE], backend=SqlSagaBackend(), imports=[sql], settings=SagaSettings()
+    )
+
+    @module(imports=[sql, sagas])
+    class Root: ...
+
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(Entries.metadata.create_all)
+            await connection.execute(sa.insert(Entry).values(entry_id="s-1:second"))
+        async with App.build(Root) as app:
+            async with app.scope() as scope:
+                await (await scope.get(Sagas)).start(SESSION_NOTE, Note("s-1"), saga_id="s-1")
+            control = await app.get(SagaControl)
+            await control.run_due()
+            record = await control.get("s-1")
+        assert [(e.step, e.kind.value) for e in record.log] == [
+            ("first", "completed"),
+            ("second", "failed"),  # then compensated: `first` has nothing to undo
+        ]
+        assert record.status is SagaStatus.COMPENSATED
+        assert record.error is not None
+        assert "IntegrityError" in record.error
+        async with database.engine.connect() as connection:
+            rows = (await connection.execute(sa.select(Entry.entry_id))).scalars().all()
+        assert sorted(rows) == ["s-1:first", "s-1:second"]  # the first step's, flushed
     finally:
         await database.dispose()

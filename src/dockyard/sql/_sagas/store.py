@@ -16,7 +16,6 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.di import ProviderSpec, scoped, singleton
 from dockyard.modules import ModuleLike
@@ -188,12 +187,17 @@ class SqlSagaWriter(SagaWriter):
         owner: str,
         due_in: float = 0.0,
         lease_ttl: float | None = None,
+        last: bool = False,
     ) -> bool:
         uow = self._uow
         params = _values(record, due_in=due_in, lease_ttl=lease_ttl, now=time.time())
         params.update(expected=record.version - 1, owner=owner)
+        statement = _STATEMENTS[uow.dialect]["checkpoint"]
         with unavailable_as_store_error("checkpoint a saga"):
-            result = await uow.connection.execute(_STATEMENTS[uow.dialect]["checkpoint"], params)
+            if last:  # alone (one round trip) when the step sent nothing; its writes first
+                return await uow.execute_alone(statement, params) == 1
+            await uow.flush()  # the step's session objects, in the same transaction
+            result = await uow.connection.execute(statement, params)
         return bool(result.rowcount == 1)
 
 
@@ -218,8 +222,8 @@ class SqlSagaStore(SagaStore):
             "lease_ttl": lease_ttl,
             "now": time.time(),
         }
-        async with self._connection("claim saga instances") as connection:
-            rows = (await connection.execute(self._statements["claim"], params)).all()
+        async with self._uow("claim saga instances") as uow:
+            rows = await uow.fetch_alone(self._statements["claim"], params)
         return sorted((_record(row) for row in rows), key=lambda r: r.due_at)
 
     async def renew(self, owner: str, saga_ids: Sequence[str], lease_ttl: float, /) -> list[str]:
@@ -231,8 +235,8 @@ class SqlSagaStore(SagaStore):
             "lease_ttl": lease_ttl,
             "now": time.time(),
         }
-        async with self._connection("renew saga leases") as connection:
-            return list((await connection.execute(self._statements["renew"], params)).scalars())
+        async with self._uow("renew saga leases") as uow:
+            return [row[0] for row in await uow.fetch_alone(self._statements["renew"], params)]
 
     async def release(self, owner: str, saga_ids: Sequence[str] | None, /) -> None:
         if saga_ids is not None and not saga_ids:
@@ -242,13 +246,13 @@ class SqlSagaStore(SagaStore):
         if saga_ids is not None:
             params["ids"] = _ids(self.database.dialect, saga_ids)
             statement = self._statements["release"]
-        async with self._connection("release saga leases") as connection:
-            await connection.execute(statement, params)
+        async with self._uow("release saga leases") as uow:
+            await uow.execute_alone(statement, params)
 
     async def get(self, saga_id: str, /) -> SagaRecord | None:
-        async with self._connection("read a saga instance") as connection:
-            row = (await connection.execute(self._statements["get"], {"saga_id": saga_id})).first()
-        return None if row is None else _record(row)
+        async with self._uow("read a saga instance") as uow:
+            rows = await uow.fetch_alone(self._statements["get"], {"saga_id": saga_id})
+        return _record(rows[0]) if rows else None
 
     async def find(
         self,
@@ -277,22 +281,22 @@ class SqlSagaStore(SagaStore):
             f"SELECT {_COLUMNS} FROM {_T} {where}"  # noqa: S608 - names are ours; values bound
             "ORDER BY created_at, saga_id LIMIT :limit"
         )
-        async with self._connection("list saga instances") as connection:
-            rows = (await connection.execute(statement, params)).all()
+        async with self._uow("list saga instances") as uow:
+            rows = await uow.fetch_alone(statement, params)
         return [_record(row) for row in rows]
 
     async def update(self, record: SagaRecord, /, *, due_in: float = 0.0) -> bool:
         params = _values(record, due_in=due_in, lease_ttl=None, now=time.time())
         params.update(expected=record.version - 1, new_owner=None)
-        async with self._connection("change a saga instance") as connection:
-            result = await connection.execute(self._statements["update"], params)
-        return bool(result.rowcount == 1)
+        async with self._uow("change a saga instance") as uow:
+            return await uow.execute_alone(self._statements["update"], params) == 1
 
     @asynccontextmanager
-    async def _connection(self, operation: str) -> AsyncIterator[AsyncConnection]:
+    async def _uow(self, operation: str) -> AsyncIterator[SqlUnitOfWork]:
+        """A unit of work for one statement, sent alone where it can (one round trip)."""
         async with self.database.unit_of_work() as uow:
             with unavailable_as_store_error(operation):
-                yield uow.connection
+                yield uow
 
 
 class SqlSagaBackend:
