@@ -124,10 +124,13 @@ CREATE TABLE IF NOT EXISTS dockyard_projection_checkpoints (
     applied_since_reset BIGINT NOT NULL,
     reset_at TIMESTAMP WITH TIME ZONE,
     updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    paused_at TIMESTAMP WITH TIME ZONE,
     CONSTRAINT pk_dockyard_projection_checkpoints PRIMARY KEY (name)
 );
 
 COMMENT ON TABLE dockyard_projection_checkpoints IS 'One row per catch-up projection: its position, written with its read model.';
+
+COMMENT ON COLUMN dockyard_projection_checkpoints.paused_at IS 'set while paused';
 
 CREATE TABLE IF NOT EXISTS dockyard_projection_leases (
     name VARCHAR(255) NOT NULL,

@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS dockyard_projection_checkpoints (
     applied_since_reset BIGINT NOT NULL,
     reset_at DATETIME,
     updated_at DATETIME NOT NULL,
+    paused_at DATETIME,
     CONSTRAINT pk_dockyard_projection_checkpoints PRIMARY KEY (name)
 );
 
