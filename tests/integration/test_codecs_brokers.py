@@ -1,6 +1,7 @@
-"""Per-type codecs and compressed payloads through a real broker (RabbitMQ): the sender's
-outbox compresses and labels, the receiver's consumer decompresses and decodes with the
-type's codec, and a malformed compressed payload is a dead letter with the reason."""
+"""Per-type codecs (DictCodec, protobuf) and compressed payloads through a real broker
+(RabbitMQ): the sender's outbox compresses and labels, the receiver's consumer decompresses
+and decodes with the type's codec, and a malformed compressed payload is a dead letter with
+the reason."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from google.protobuf import descriptor_pb2, proto_builder  # type: ignore[import-untyped]
 
 from dockyard.app import App
 from dockyard.consumer import Consumer, ConsumerModule, Outcome, listen
 from dockyard.messaging import Event, EventHandler
 from dockyard.modules import module
-from dockyard.outbox import DeadLetters, OutboxModule, OutboxRelay, OutboxStore, route
+from dockyard.outbox import DeadLetters, Outbox, OutboxModule, OutboxRelay, OutboxStore, route
 from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.serialization import DictCodec, event_type
 from dockyard.transport import CONTENT_ENCODING, CONTENT_TYPE, TransportMessage
@@ -41,12 +43,22 @@ class ReportFiled(Event):
         return cls(kwargs["report_id"], kwargs["body"])
 
 
+Stamped: Any = proto_builder.MakeSimpleProtoClass(  # a protobuf message, no declaration
+    {"report_id": descriptor_pb2.FieldDescriptorProto.TYPE_STRING},
+    full_name="dockyard_tests.Stamped",
+)
+
 SEEN: list[tuple[str, int]] = []
 
 
 class Archive(EventHandler[ReportFiled]):
     async def handle(self, event: ReportFiled, /) -> None:
         SEEN.append((event.report_id, len(event.body)))
+
+
+class Stamp(EventHandler[Stamped]):
+    async def handle(self, event: Any, /) -> None:
+        SEEN.append((event.report_id, -1))
 
 
 @pytest_asyncio.fixture
@@ -78,7 +90,7 @@ async def test_compressed_and_per_type_codec_messages_cross_rabbitmq(
     class Sender: ...
 
     @module(
-        handlers=[Archive],
+        handlers=[Archive, Stamp],
         imports=[
             OutboxModule.register(
                 transport=receiving, backend=InMemoryOutboxBackend(), run_relay=False
@@ -93,7 +105,9 @@ async def test_compressed_and_per_type_codec_messages_cross_rabbitmq(
         await receiving.declare(destination, group)
         await sender.publish(ReportFiled("r-big", "y" * 200_000))
         await sender.publish(ReportFiled("r-small", "short"))
-        assert await OutboxRelay(await sender.get(OutboxStore), sending).drain() == 2
+        async with sender.scope() as scope:
+            await (await scope.get(Outbox)).add(Stamped(report_id="r-pb"), destination=destination)
+        assert await OutboxRelay(await sender.get(OutboxStore), sending).drain() == 3
         malformed = TransportMessage(
             "bad-1",
             destination,
@@ -108,20 +122,23 @@ async def test_compressed_and_per_type_codec_messages_cross_rabbitmq(
         assert isinstance(consumer, Consumer)
         received: list[TransportMessage] = []
         outcomes: list[Outcome] = []
-        async with receiving.subscribe(destination, group, prefetch=3) as subscription:
+        async with receiving.subscribe(destination, group, prefetch=4) as subscription:
             deliveries = aiter(subscription)
-            for _ in range(3):
+            for _ in range(4):
                 delivery = await asyncio.wait_for(anext(deliveries), 30)
                 received.append(delivery.message)
                 outcomes.append(await consumer.handle(delivery))
 
         by_id = {m.message_id: o for m, o in zip(received, outcomes, strict=True)}
         assert by_id.pop("bad-1") is Outcome.DEAD
-        assert list(by_id.values()) == [Outcome.HANDLED, Outcome.HANDLED]
-        assert sorted(SEEN) == [("r-big", 200_000), ("r-small", 5)]
-        big, small = sorted(
-            (m for m in received if m.message_id != "bad-1"), key=lambda m: -len(m.headers)
-        )
+        assert list(by_id.values()) == [Outcome.HANDLED] * 3
+        assert sorted(SEEN) == [("r-big", 200_000), ("r-pb", -1), ("r-small", 5)]
+        [stamped] = [m for m in received if m.type_name == "Stamped"]
+        assert stamped.headers[CONTENT_TYPE] == "application/x-protobuf"
+        assert stamped.payload == Stamped(report_id="r-pb").SerializeToString()
+        filed = [m for m in received if m.type_name == "report-filed" and m.message_id != "bad-1"]
+        [big] = [m for m in filed if CONTENT_ENCODING in m.headers]
+        [small] = [m for m in filed if m is not big]
         assert (big.headers[CONTENT_ENCODING], big.headers[CONTENT_TYPE]) == (
             "gzip",
             "application/json",

@@ -278,11 +278,17 @@ _PYDANTIC = PydanticJsonCodec()
 
 def default_codec_for(cls: type) -> Codec:
     """The codec dockyard uses for ``cls``: the one it declares (``@event_type(codec=...)``,
-    or ``__codec__`` on it or a base), else pydantic for pydantic models, msgspec otherwise."""
+    or ``__codec__`` on it or a base), else pydantic's for pydantic models, protobuf's for
+    protobuf messages (``dockyard[protobuf]``), msgspec otherwise."""
     declared: Codec | None = getattr(cls, CODEC_ATTRIBUTE, None)  # inherited, unlike names
     if declared is not None:
         return declared
     pydantic = sys.modules.get("pydantic")  # a class can only be a model if pydantic is loaded
     if pydantic is not None and issubclass(cls, pydantic.BaseModel):
         return _PYDANTIC
+    protobuf = sys.modules.get("google.protobuf.message")  # likewise for protobuf messages
+    if protobuf is not None and issubclass(cls, protobuf.Message):
+        from dockyard.serialization.protobuf import ProtobufCodec
+
+        return ProtobufCodec(cls)
     return _MSGSPEC

@@ -298,3 +298,46 @@ async def test_a_registry_codec_is_used_by_the_outbox_and_the_consumer() -> None
             Outcome.HANDLED
         )
     assert got == ["hello"]
+
+
+async def test_a_protobuf_message_crosses_with_its_content_type() -> None:
+    from google.protobuf import (  # type: ignore[import-untyped]
+        descriptor_pb2,
+        proto_builder,
+    )
+
+    field = descriptor_pb2.FieldDescriptorProto
+    Shipped: Any = proto_builder.MakeSimpleProtoClass(  # noqa: N806 - a class
+        {"order_id": field.TYPE_STRING}, full_name="dockyard_tests.Shipped"
+    )
+    got: list[str] = []
+
+    class OnShipped(EventHandler[Shipped]):
+        async def handle(self, event: Any, /) -> None:
+            got.append(event.order_id)
+
+    transport, sent = InMemoryTransport(), InMemoryOutboxBackend()
+
+    @module(imports=[OutboxModule.register(transport=transport, backend=sent)])
+    class Sender: ...
+
+    @module(
+        handlers=[OnShipped],
+        imports=[
+            OutboxModule.register(transport=transport, backend=InMemoryOutboxBackend()),
+            ConsumerModule.register(endpoints=[listen("shipping", group="g")]),
+        ],
+    )
+    class Receiver: ...
+
+    sender, receiver = App.build(Sender), App.build(Receiver)
+    async with sender, receiver:
+        async with sender.scope() as scope:
+            outbox = await scope.get(Outbox)
+            await outbox.add(Shipped(order_id="o-9"), destination="shipping")
+        [row] = sent.store._rows.values()
+        assert row.headers[CONTENT_TYPE] == "application/x-protobuf"
+        assert row.payload == Shipped(order_id="o-9").SerializeToString()
+        outcome = await (await consumer(receiver)).handle(Delivered(row.to_transport()))
+        assert outcome is Outcome.HANDLED
+    assert got == ["o-9"]
