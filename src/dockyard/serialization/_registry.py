@@ -24,11 +24,12 @@ class RegisteredType:
     schema_version: int
     codec: Codec
     upcasters: dict[int, Upcaster] = field(default_factory=dict, compare=False, hash=False)
+    content_type: str = field(init=False, compare=False)
+    """The media type of the codec's bytes (the ``content-type`` header of messages)."""
 
-    @property
-    def content_type(self) -> str:
-        """The media type of the codec's bytes (the ``content-type`` header of messages)."""
-        return content_type_of(self.codec)
+    def __post_init__(self) -> None:
+        # read once: every message written asks for it
+        object.__setattr__(self, "content_type", content_type_of(self.codec))
 
 
 class TypeRegistry:
