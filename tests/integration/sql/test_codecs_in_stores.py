@@ -1,17 +1,22 @@
 """A codec per type in the SQL event and snapshot stores, on SQLite and on PostgreSQL: the
 bytes stored are the codec's, reads (the replay fast path, upcasting, ``read_all``) decode
-through it, and a class with no usable codec is reported, not guessed."""
+through it, and a class with no usable codec is reported, not guessed. The SQL outbox keeps a
+compressed payload and its headers as written."""
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
 import pytest
 
 from dockyard.eventsourcing import ExpectedVersion
 from dockyard.exceptions import CorruptEventError, SerializationError
+from dockyard.outbox import Outbox, OutboxConfig, OutboxRelay, RelaySettings
 from dockyard.serialization import DictCodec, JsonObject, Serializer, TypeRegistry, event_type
-from dockyard.sql import Database, SqlEventStore, SqlSnapshotStore
+from dockyard.sql import Database, SqlEventStore, SqlOutboxStore, SqlOutboxWriter, SqlSnapshotStore
+from dockyard.transport import CONTENT_ENCODING, CONTENT_TYPE, TransportMessage
+from dockyard.transport.memory import InMemoryTransport
 
 
 class Dicty:
@@ -138,3 +143,31 @@ class _PlainCodec:
 
     def from_object(self, obj: JsonObject, cls: type[Any]) -> Any:
         raise NotImplementedError
+
+
+async def test_the_sql_outbox_keeps_a_compressed_payload_and_its_headers(
+    database: Database,
+) -> None:
+    config = OutboxConfig(serializer(), RelaySettings(), compress_above=100)
+    async with database.unit_of_work() as uow:
+        outbox = Outbox(SqlOutboxWriter(uow), config)
+        big = await outbox.add(OrderShipped("o-1" * 100, 1), destination="shipping")
+        small = await outbox.add(OrderShipped("o-2", 2), destination="shipping")
+    store = SqlOutboxStore(database)
+    transport = InMemoryTransport()
+    await transport.declare("shipping", "g")
+    assert await OutboxRelay(store, transport).drain() == 2
+    received: dict[str, TransportMessage] = {}
+    async with transport.subscribe("shipping", "g", prefetch=2) as subscription:
+        async for delivery in subscription:
+            received[delivery.message.message_id] = delivery.message
+            await delivery.ack()
+            if len(received) == 2:
+                break
+    assert received[big].headers[CONTENT_ENCODING] == "gzip"
+    assert received[big].headers[CONTENT_TYPE] == "application/json"
+    assert gzip.decompress(received[big].payload) == (
+        b'{"order_id":"%s","total":1}' % (b"o-1" * 100)
+    )
+    assert CONTENT_ENCODING not in received[small].headers
+    assert received[small].payload == b'{"order_id":"o-2","total":2}'
