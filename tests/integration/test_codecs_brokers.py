@@ -21,13 +21,11 @@ from dockyard.modules import module
 from dockyard.outbox import DeadLetters, Outbox, OutboxModule, OutboxRelay, OutboxStore, route
 from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.serialization import DictCodec, event_type
-from dockyard.transport import CONTENT_ENCODING, CONTENT_TYPE, TransportMessage
+from dockyard.transport import CONTENT_ENCODING, CONTENT_TYPE, Transport, TransportMessage
 from dockyard.transport.rabbit import RabbitTransport
 from integration._apps.services import delete_declared
 
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
-
-pytestmark = pytest.mark.rabbit
 
 
 @event_type("report-filed", codec=DictCodec())
@@ -70,6 +68,7 @@ async def transports() -> AsyncIterator[tuple[RabbitTransport, RabbitTransport]]
     await delete_declared(sending, receiving)
 
 
+@pytest.mark.rabbit
 async def test_compressed_and_per_type_codec_messages_cross_rabbitmq(
     transports: tuple[RabbitTransport, RabbitTransport],
 ) -> None:
@@ -149,3 +148,48 @@ async def test_compressed_and_per_type_codec_messages_cross_rabbitmq(
         [letter] = await (await receiver.get(DeadLetters)).list()
         assert letter.message_id == "bad-1"
         assert "its gzip payload" in (letter.last_error or "")
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [
+        pytest.param("rabbit", marks=pytest.mark.rabbit),
+        pytest.param("nats", marks=pytest.mark.nats),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ],
+)
+async def test_content_headers_arrive_as_sent_on_every_broker(broker: str) -> None:
+    """FastStream adds a `content-type` of its own on some brokers (empty for bytes): dockyard's
+    is sent after it and is the one that arrives, with `content-encoding`, byte for byte."""
+    from dockyard.transport.nats import NatsTransport
+    from dockyard.transport.redis import RedisTransport
+
+    transport: Transport
+    if broker == "rabbit":
+        transport = RabbitTransport(RABBIT_URL)
+    elif broker == "nats":
+        transport = NatsTransport("nats://127.0.0.1:4222")
+    else:
+        transport = RedisTransport("redis://127.0.0.1:6379")
+    destination, group = f"codecs-{uuid.uuid4().hex[:8]}", "g"
+    payload = b"\x1f\x8b" + bytes(range(256))  # not text: must arrive intact
+    sent = TransportMessage(
+        f"m-{broker}",
+        destination,
+        "Stamped",
+        payload,
+        headers={CONTENT_TYPE: "application/x-protobuf", CONTENT_ENCODING: "gzip"},
+    )
+    try:
+        await transport.declare(destination, group)
+        await transport.publish(sent)
+        async with transport.subscribe(destination, group) as subscription:
+            delivery = await asyncio.wait_for(anext(aiter(subscription)), 30)
+            await delivery.ack()
+        got = delivery.message
+        assert (got.message_id, got.type_name, got.payload) == (sent.message_id, "Stamped", payload)
+        assert got.headers[CONTENT_TYPE] == "application/x-protobuf"
+        assert got.headers[CONTENT_ENCODING] == "gzip"
+    finally:
+        await transport.close()
+        await delete_declared(transport)
