@@ -49,7 +49,9 @@ class SerializationError(CodecError, TypeError):
         return (
             f"Cannot serialize event `{self.event_type}`{where}: {self.detail}.{nothing} "
             "Hint: events must be dataclasses, msgspec Structs, attrs classes or pydantic "
-            "models whose fields the codec can encode."
+            "models whose fields the codec can encode, or have a codec of their own "
+            "(`TypeRegistry.register(cls, codec=...)`, `DictCodec()` for classes with "
+            "`to_dict()`/`from_dict()`)."
         )
 
 

@@ -9,8 +9,8 @@ publishing, or the consumer after handling) has its effect once.
 Up to ``Endpoint.concurrency`` deliveries are handled at once. When handlers raise, the
 endpoint's error policies (and the handler's ``@on_error``) decide: retry inline, redeliver
 later with backoff, dead-letter or discard. Malformed messages (no type header, unknown type,
-undecodable or oversized payload) become dead letters with the reason at once, and the
-consumer goes on.
+undecodable or oversized payload, a compressed payload that does not decompress) become dead
+letters with the reason at once, and the consumer goes on.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from dockyard.messaging import IMessageBus, Request
 from dockyard.modules._supervisor import is_outage, service_running
 from dockyard.outbox import Inbox, OutboxMessage, OutboxStatus, OutboxStore
 from dockyard.outbox._relay import messaging_system
-from dockyard.serialization import Serializer
+from dockyard.serialization import RegisteredType, Serializer
+from dockyard.serialization._compression import decompress
 from dockyard.serialization._serializer import DECODE_ERRORS
 from dockyard.telemetry._instruments import (
     CONSUMER_GROUP,
@@ -50,6 +51,8 @@ from dockyard.telemetry._instruments import (
 )
 from dockyard.transport import (
     CAUSATION_ID,
+    CONTENT_ENCODING,
+    CONTENT_TYPE,
     CORRELATION_ID,
     NO_MESSAGE_ID,
     Delivery,
@@ -239,10 +242,18 @@ class Consumer:
                 "then replay the dead letter"
             )
             return await self._dead_letter(delivery, reason)
+        payload = message.payload
+        encoding = message.headers.get(CONTENT_ENCODING)
+        if encoding is not None:  # compressed by the sender's outbox (compress_above)
+            try:
+                payload = decompress(payload, encoding, self.endpoint.max_payload)
+            except ValueError as exc:
+                error = MessageRejectedError(message.message_id, message.destination, str(exc))
+                return await self._dead_letter(delivery, str(error))
         try:
-            value = self._serializer.decode_as(entry, message.schema_version, message.payload)
+            value = self._serializer.decode_as(entry, message.schema_version, payload)
         except DECODE_ERRORS as exc:
-            return await self._dead_letter(delivery, _undecodable(exc, message))
+            return await self._dead_letter(delivery, _undecodable(exc, message, entry))
         return await self._handle_decoded(value, delivery)
 
     async def _handle_decoded(self, value: object, delivery: Delivery) -> Outcome:
@@ -349,7 +360,7 @@ class Consumer:
         return Outcome.DEAD
 
 
-def _undecodable(error: Exception, message: TransportMessage) -> str:
+def _undecodable(error: Exception, message: TransportMessage, entry: RegisteredType) -> str:
     """A received message's decode error in a consumer's words (the serializer's own words
     are about stored events and stream positions)."""
     version = message.schema_version
@@ -367,6 +378,15 @@ def _undecodable(error: Exception, message: TransportMessage) -> str:
             "then replay the dead letter"
         )
     detail = error.detail if isinstance(error, CorruptEventError) else str(error)
+    sent_as = message.headers.get(CONTENT_TYPE)
+    if sent_as is not None and sent_as != entry.content_type:
+        return (
+            f"the payload of `{message.type_name}` is `{sent_as}` and this app decodes it as "
+            f"`{entry.content_type}` ({type(entry.codec).__name__}), so it cannot be "
+            f"decoded: {detail}. Hint: give `{message.type_name}` the sender's codec here "
+            "(`TypeRegistry.register(cls, codec=...)` or `@event_type(codec=...)`); then "
+            "replay the dead letter"
+        )
     return (
         f"the payload of `{message.type_name}` (schema version {version}) cannot be decoded: "
         f"{detail}. Hint: fix what sent it, or add an upcaster if the class changed shape "

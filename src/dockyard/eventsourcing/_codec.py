@@ -291,7 +291,10 @@ def _fast_decoder(entry: RegisteredType | None) -> tuple[int, Callable[[bytes], 
         return None
     codec, cls = entry.codec, entry.cls
     if isinstance(codec, MsgspecJsonCodec):
-        return entry.schema_version, codec.decoder_for(cls).decode
+        try:
+            return entry.schema_version, codec.decoder_for(cls).decode
+        except TypeError:  # not a class msgspec decodes: `decode` says so, per event
+            pass
     return entry.schema_version, lambda data: codec.decode(data, cls)
 
 

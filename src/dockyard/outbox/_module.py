@@ -115,6 +115,7 @@ class OutboxModule:
         relay: RelaySettings | None = None,
         run_relay: bool = True,
         serializer: Serializer | None = None,
+        compress_above: int | None = None,
         imports: Iterable[ModuleLike] = (),
     ) -> DynamicModule:
         """Configure the outbox.
@@ -131,6 +132,8 @@ class OutboxModule:
             relay: Batching, polling, retries and retention of the relay.
             run_relay: Give the worker a relay (turn off in an app that only consumes).
             serializer: Encodes outgoing and decodes incoming messages; a new one by default.
+            compress_above: Compress (gzip) payloads over this many bytes, e.g. ``64 * 1024``;
+                the ``content-encoding`` header tells consumers. ``None``: never.
             imports: Modules the backend needs.
 
         Raises:
@@ -144,7 +147,9 @@ class OutboxModule:
                 raise InvalidRouteError(
                     handler, "it is in `routes=[...]` but was not made by `route(...).to(...)`"
                 )
-        config = OutboxConfig(serializer or Serializer(), relay or RelaySettings())
+        config = OutboxConfig(
+            serializer or Serializer(), relay or RelaySettings(), compress_above=compress_above
+        )
 
         def registration(chosen: OutboxBackend) -> DynamicModule:
             if isinstance(chosen, InMemoryOutboxBackend) and not in_process(transport):

@@ -14,6 +14,7 @@ from dockyard.messaging._envelope import CURRENT
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
 from dockyard.outbox._settings import OutboxConfig
 from dockyard.outbox._store import Cancellation, OutboxWriter
+from dockyard.serialization._compression import GZIP, compress
 from dockyard.telemetry._instruments import (
     CONVERSATION_ID,
     DESTINATION,
@@ -25,7 +26,7 @@ from dockyard.telemetry._instruments import (
     SYSTEM,
     Instruments,
 )
-from dockyard.transport._port import CAUSATION_ID, CORRELATION_ID
+from dockyard.transport._port import CAUSATION_ID, CONTENT_ENCODING, CONTENT_TYPE, CORRELATION_ID
 
 __all__ = ["Outbox", "outgoing_headers"]
 
@@ -243,7 +244,17 @@ class Outbox:
         headers: dict[str, str],
         due: float | None = None,
     ) -> None:
-        serialized = self._config.serializer.serialize(message)
+        config = self._config
+        serialized = config.serializer.serialize(message)
+        payload = serialized.data
+        # Set here, after the inherited headers: the handled message's own say nothing of this.
+        headers[CONTENT_TYPE] = serialized.content_type
+        limit = config.compress_above
+        if limit is not None and len(payload) > limit:
+            payload = compress(payload)
+            headers[CONTENT_ENCODING] = GZIP
+        else:
+            headers.pop(CONTENT_ENCODING, None)
         now = time.time()
         scheduled = due is not None and due > now
         await self._writer.add(
@@ -252,7 +263,7 @@ class Outbox:
                     message_id=message_id,
                     destination=destination,
                     type_name=serialized.type_name,
-                    payload=serialized.data,
+                    payload=payload,
                     schema_version=serialized.schema_version,
                     headers=headers,
                     partition_key=partition_key,

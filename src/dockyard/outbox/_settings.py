@@ -66,8 +66,16 @@ class RelaySettings:
 class OutboxConfig:
     """What one ``OutboxModule`` registration shares between its services (provided app-wide)."""
 
-    __slots__ = ("relay", "serializer")
+    __slots__ = ("compress_above", "relay", "serializer")
 
-    def __init__(self, serializer: Serializer, relay: RelaySettings) -> None:
+    def __init__(
+        self, serializer: Serializer, relay: RelaySettings, *, compress_above: int | None = None
+    ) -> None:
+        if compress_above is not None and compress_above < 0:
+            msg = f"compress_above must be >= 0 bytes (or None: never), got {compress_above}"
+            raise ValueError(msg)
         self.serializer = serializer
         self.relay = relay
+        self.compress_above = compress_above
+        """Payloads over this many bytes are written gzip-compressed, with the
+        ``content-encoding: gzip`` header (``None``: never compress)."""

@@ -1,7 +1,9 @@
 """Serialization of events and snapshots: stable type names, codecs and upcasters.
 
 msgspec JSON is the default codec (dataclasses, msgspec Structs, attrs classes); pydantic
-models go through pydantic. Stored values carry a stable type name (declared with
+models go through pydantic; a class may declare its own (``@event_type(codec=...)``) or a
+registry register one (``TypeRegistry.register(cls, codec=...)``): ``DictCodec`` for classes
+with ``to_dict()``/``from_dict()``. Stored values carry a stable type name (declared with
 ``@event_type`` or the class name, never an import path) and a schema version; older versions
 are upcast on read by the chain registered in the ``TypeRegistry``.
 """
@@ -9,6 +11,7 @@ are upcast on read by the chain registered in the ``TypeRegistry``.
 from dockyard._public import use_public_paths
 from dockyard.serialization._codec import (
     Codec,
+    DictCodec,
     JsonObject,
     MsgspecJsonCodec,
     PydanticJsonCodec,
@@ -20,6 +23,7 @@ from dockyard.serialization._serializer import SerializedValue, Serializer
 
 __all__ = [
     "Codec",
+    "DictCodec",
     "JsonObject",
     "MsgspecJsonCodec",
     "PydanticJsonCodec",

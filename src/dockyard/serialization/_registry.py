@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from dockyard.exceptions import EventTypeConflictError, MissingUpcasterError
-from dockyard.serialization._codec import Codec, JsonObject, default_codec_for
+from dockyard.serialization._codec import Codec, JsonObject, content_type_of, default_codec_for
 from dockyard.serialization._names import schema_version_of, type_name_of
 
 __all__ = ["RegisteredType", "TypeRegistry", "Upcaster"]
@@ -24,6 +24,12 @@ class RegisteredType:
     schema_version: int
     codec: Codec
     upcasters: dict[int, Upcaster] = field(default_factory=dict, compare=False, hash=False)
+    content_type: str = field(init=False, compare=False)
+    """The media type of the codec's bytes (the ``content-type`` header of messages)."""
+
+    def __post_init__(self) -> None:
+        # read once: every message written asks for it
+        object.__setattr__(self, "content_type", content_type_of(self.codec))
 
 
 class TypeRegistry:
@@ -40,35 +46,66 @@ class TypeRegistry:
         ```
     """
 
-    __slots__ = ("_by_name", "_by_type", "_pending")
+    __slots__ = ("_by_name", "_by_type", "_chosen_codecs", "_pending")
 
     def __init__(self, types: Iterable[type] = ()) -> None:
         self._by_name: dict[str, RegisteredType] = {}
         self._by_type: dict[type, RegisteredType] = {}
+        self._chosen_codecs: set[type] = set()  # classes registered with codec=...
         # Upcasters may be registered before their class (by name); they attach on register.
         self._pending: dict[str, dict[int, Upcaster]] = {}
         for cls in types:
             self.register(cls)
 
-    def register(self, cls: type, *, name: str | None = None) -> RegisteredType:
+    def register(
+        self, cls: type, *, name: str | None = None, codec: Codec | None = None
+    ) -> RegisteredType:
         """Register ``cls`` under its declared name (or ``name``); idempotent for one class.
+
+        Args:
+            cls: The class.
+            name: Its stable name, if not the declared one (``@event_type``) or class name.
+            codec: How its values are encoded and decoded everywhere this registry is used
+                (event store, snapshots, outbox, consumers, upcasting); by default the one
+                ``default_codec_for`` picks. Registering a codec replaces the default one
+                (a class already used with it keeps its upcasters).
 
         Raises:
             EventTypeConflictError: another class is registered under the same name.
+            ValueError: ``cls`` was registered with another codec before.
         """
         known = self._by_type.get(cls)
+        if known is not None and codec is not None and codec is not known.codec:
+            if cls not in self._chosen_codecs:
+                known = None  # the default codec gives way to the chosen one
+            elif type(codec) is not type(known.codec):
+                raise ValueError(
+                    f"`{known.name}` is registered with codec {type(known.codec).__name__} "
+                    f"already; it cannot take {type(codec).__name__} as well."
+                )
         if known is not None and (name is None or name == known.name):
+            if codec is not None:
+                self._chosen_codecs.add(cls)
             return known
-        name = name or type_name_of(cls)
+        previous = self._by_type.get(cls)
+        name = name or (previous.name if previous is not None else type_name_of(cls))
         other = self._by_name.get(name)
         if other is not None and other.cls is not cls:
             raise EventTypeConflictError(name, other.cls, cls)
+        if previous is not None and previous.name == name:
+            upcasters = previous.upcasters
+        else:
+            upcasters = self._pending.pop(name, {})
+        if codec is None:
+            codec = previous.codec if previous is not None else default_codec_for(cls)
+        else:
+            self._chosen_codecs.add(cls)
         entry = RegisteredType(
             cls=cls,
             name=name,
             schema_version=schema_version_of(cls),
-            codec=default_codec_for(cls),
-            upcasters=self._pending.pop(name, {}),
+            codec=codec,
+            upcasters=upcasters,
         )
         self._by_name[name] = entry
         self._by_type[cls] = entry

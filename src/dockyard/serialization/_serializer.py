@@ -11,6 +11,7 @@ from dockyard.exceptions import (
     SerializationError,
     UnknownEventTypeError,
 )
+from dockyard.serialization._codec import JSON
 from dockyard.serialization._registry import RegisteredType, TypeRegistry
 
 __all__ = ["SerializedValue", "Serializer"]
@@ -20,11 +21,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class SerializedValue:
-    """A value ready to store: its stable type name, schema version and encoded bytes."""
+    """A value ready to store: its stable type name, schema version and encoded bytes, and
+    the media type of those bytes (the codec's ``content_type``)."""
 
     type_name: str
     schema_version: int
     data: bytes
+    content_type: str = JSON
 
 
 class Serializer:
@@ -50,7 +53,7 @@ class Serializer:
             data = entry.codec.encode(value)
         except (TypeError, ValueError, OverflowError) as exc:
             raise SerializationError(entry.name, str(exc)) from exc
-        return SerializedValue(entry.name, entry.schema_version, data)
+        return SerializedValue(entry.name, entry.schema_version, data, entry.content_type)
 
     def deserialize(self, type_name: str, schema_version: int, data: bytes) -> object:
         """Decode stored bytes into an instance of the class registered as ``type_name``.

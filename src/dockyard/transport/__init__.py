@@ -8,6 +8,8 @@ and pass ``dockyard.testing.contracts.TransportContract``.
 from dockyard._public import use_public_paths
 from dockyard.transport._port import (
     CAUSATION_ID,
+    CONTENT_ENCODING,
+    CONTENT_TYPE,
     CORRELATION_ID,
     NO_MESSAGE_ID,
     BatchPublisher,
@@ -21,6 +23,8 @@ from dockyard.transport._port import (
 
 __all__ = [
     "CAUSATION_ID",
+    "CONTENT_ENCODING",
+    "CONTENT_TYPE",
     "CORRELATION_ID",
     "NO_MESSAGE_ID",
     "BatchPublishError",

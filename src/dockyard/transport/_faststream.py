@@ -47,7 +47,7 @@ from faststream.message import StreamMessage
 
 from dockyard.exceptions import DockyardError, TransportClosedError, TransportUnavailableError
 from dockyard.transport._batch import publish_in_waves
-from dockyard.transport._port import NO_MESSAGE_ID, Delivery, TransportMessage
+from dockyard.transport._port import CONTENT_TYPE, NO_MESSAGE_ID, Delivery, TransportMessage
 
 __all__ = [
     "MESSAGE_ID",
@@ -68,8 +68,10 @@ MESSAGE_TYPE = "message-type"
 SCHEMA_VERSION = "schema-version"
 PARTITION_KEY = "partition-key"
 _ENVELOPE = frozenset({MESSAGE_ID, MESSAGE_TYPE, SCHEMA_VERSION, PARTITION_KEY})
-_FASTSTREAM_HEADERS = frozenset({"content-type", "correlation_id", "reply_to"})
-"""Headers FastStream adds on some brokers; they are not the message's."""
+_FASTSTREAM_HEADERS = frozenset({"correlation_id", "reply_to"})
+"""Headers FastStream adds on some brokers; they are not the message's. It adds
+``content-type`` too, empty for bytes (dropped on arrival); dockyard's own, the codec's media
+type (``CONTENT_TYPE``), is sent after it and wins."""
 
 FastStreamMessage = Annotated[StreamMessage[Any], Context("message")]
 
@@ -100,6 +102,8 @@ def decode_headers(
         for k, v in headers.items()
         if k not in _FASTSTREAM_HEADERS and not str(k).startswith("Nats-")
     }
+    if not text.get(CONTENT_TYPE, True):
+        del text[CONTENT_TYPE]
     version = text.get(SCHEMA_VERSION, "1")
     message_id = text.get(MESSAGE_ID) or broker_id
     if not message_id:

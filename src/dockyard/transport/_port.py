@@ -15,6 +15,8 @@ from dockyard.exceptions import BatchPublishError
 
 __all__ = [
     "CAUSATION_ID",
+    "CONTENT_ENCODING",
+    "CONTENT_TYPE",
     "CORRELATION_ID",
     "BatchPublishError",
     "BatchPublisher",
@@ -29,6 +31,11 @@ CORRELATION_ID = "correlation-id"
 """Header carrying the conversation id (``Envelope.correlation_id``)."""
 CAUSATION_ID = "causation-id"
 """Header carrying the id of the message whose handler caused this one."""
+CONTENT_TYPE = "content-type"
+"""Header naming the media type of the payload (its codec's, e.g. ``application/json``)."""
+CONTENT_ENCODING = "content-encoding"
+"""Header set to ``gzip`` when the outbox compressed the payload (``compress_above``);
+consumers decompress it before decoding."""
 NO_MESSAGE_ID = "dockyard-no-message-id"
 """Set (to ``"1"``) by a broker transport on a received message that came with no id: no
 ``message-id`` header and none the broker keeps across redeliveries. Its id is made up on

@@ -1,0 +1,195 @@
+"""Per-type codecs (DictCodec, protobuf) and compressed payloads through a real broker
+(RabbitMQ): the sender's outbox compresses and labels, the receiver's consumer decompresses
+and decodes with the type's codec, and a malformed compressed payload is a dead letter with
+the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from google.protobuf import descriptor_pb2, proto_builder  # type: ignore[import-untyped]
+
+from dockyard.app import App
+from dockyard.consumer import Consumer, ConsumerModule, Outcome, listen
+from dockyard.messaging import Event, EventHandler
+from dockyard.modules import module
+from dockyard.outbox import DeadLetters, Outbox, OutboxModule, OutboxRelay, OutboxStore, route
+from dockyard.outbox.memory import InMemoryOutboxBackend
+from dockyard.serialization import DictCodec, event_type
+from dockyard.transport import CONTENT_ENCODING, CONTENT_TYPE, Transport, TransportMessage
+from dockyard.transport.rabbit import RabbitTransport
+from integration._apps.services import delete_declared
+
+RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@event_type("report-filed", codec=DictCodec())
+class ReportFiled(Event):
+    def __init__(self, report_id: str, body: str) -> None:
+        self.report_id, self.body = report_id, body
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"report_id": self.report_id, "body": self.body}
+
+    @classmethod
+    def from_dict(cls, **kwargs: Any) -> ReportFiled:
+        return cls(kwargs["report_id"], kwargs["body"])
+
+
+Stamped: Any = proto_builder.MakeSimpleProtoClass(  # a protobuf message, no declaration
+    {"report_id": descriptor_pb2.FieldDescriptorProto.TYPE_STRING},
+    full_name="dockyard_tests.Stamped",
+)
+
+SEEN: list[tuple[str, int]] = []
+
+
+class Archive(EventHandler[ReportFiled]):
+    async def handle(self, event: ReportFiled, /) -> None:
+        SEEN.append((event.report_id, len(event.body)))
+
+
+class Stamp(EventHandler[Stamped]):
+    async def handle(self, event: Any, /) -> None:
+        SEEN.append((event.report_id, -1))
+
+
+@pytest_asyncio.fixture
+async def transports() -> AsyncIterator[tuple[RabbitTransport, RabbitTransport]]:
+    sending, receiving = RabbitTransport(RABBIT_URL), RabbitTransport(RABBIT_URL)
+    yield sending, receiving
+    for transport in (sending, receiving):
+        await transport.close()
+    await delete_declared(sending, receiving)
+
+
+@pytest.mark.rabbit
+async def test_compressed_and_per_type_codec_messages_cross_rabbitmq(
+    transports: tuple[RabbitTransport, RabbitTransport],
+) -> None:
+    SEEN.clear()
+    sending, receiving = transports
+    destination, group = f"reports-{uuid.uuid4().hex[:8]}", "archive"
+
+    @module(
+        imports=[
+            OutboxModule.register(
+                transport=sending,
+                backend=InMemoryOutboxBackend(),
+                routes=[route(ReportFiled).to(destination)],
+                compress_above=1024,
+            )
+        ]
+    )
+    class Sender: ...
+
+    @module(
+        handlers=[Archive, Stamp],
+        imports=[
+            OutboxModule.register(
+                transport=receiving, backend=InMemoryOutboxBackend(), run_relay=False
+            ),
+            ConsumerModule.register(endpoints=[listen(destination, group=group)]),
+        ],
+    )
+    class Receiver: ...
+
+    sender, receiver = App.build(Sender), App.build(Receiver)
+    async with sender, receiver:
+        await receiving.declare(destination, group)
+        await sender.publish(ReportFiled("r-big", "y" * 200_000))
+        await sender.publish(ReportFiled("r-small", "short"))
+        async with sender.scope() as scope:
+            await (await scope.get(Outbox)).add(Stamped(report_id="r-pb"), destination=destination)
+        assert await OutboxRelay(await sender.get(OutboxStore), sending).drain() == 3
+        malformed = TransportMessage(
+            "bad-1",
+            destination,
+            "report-filed",
+            b"\x1f\x8b\x08\x00 cut",
+            headers={CONTENT_ENCODING: "gzip", CONTENT_TYPE: "application/json"},
+        )
+        await sending.publish(malformed)
+
+        service = next(s for s in receiver.background_services() if s.name.startswith("cons"))
+        consumer = await service.build()  # type: ignore[attr-defined]
+        assert isinstance(consumer, Consumer)
+        received: list[TransportMessage] = []
+        outcomes: list[Outcome] = []
+        async with receiving.subscribe(destination, group, prefetch=4) as subscription:
+            deliveries = aiter(subscription)
+            for _ in range(4):
+                delivery = await asyncio.wait_for(anext(deliveries), 30)
+                received.append(delivery.message)
+                outcomes.append(await consumer.handle(delivery))
+
+        by_id = {m.message_id: o for m, o in zip(received, outcomes, strict=True)}
+        assert by_id.pop("bad-1") is Outcome.DEAD
+        assert list(by_id.values()) == [Outcome.HANDLED] * 3
+        assert sorted(SEEN) == [("r-big", 200_000), ("r-pb", -1), ("r-small", 5)]
+        [stamped] = [m for m in received if m.type_name == "Stamped"]
+        assert stamped.headers[CONTENT_TYPE] == "application/x-protobuf"
+        assert stamped.payload == Stamped(report_id="r-pb").SerializeToString()
+        filed = [m for m in received if m.type_name == "report-filed" and m.message_id != "bad-1"]
+        [big] = [m for m in filed if CONTENT_ENCODING in m.headers]
+        [small] = [m for m in filed if m is not big]
+        assert (big.headers[CONTENT_ENCODING], big.headers[CONTENT_TYPE]) == (
+            "gzip",
+            "application/json",
+        )
+        assert len(big.payload) < 2_000  # 200 kB of one letter, gzipped on the wire
+        assert CONTENT_ENCODING not in small.headers
+        assert small.headers[CONTENT_TYPE] == "application/json"
+        [letter] = await (await receiver.get(DeadLetters)).list()
+        assert letter.message_id == "bad-1"
+        assert "its gzip payload" in (letter.last_error or "")
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [
+        pytest.param("rabbit", marks=pytest.mark.rabbit),
+        pytest.param("nats", marks=pytest.mark.nats),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ],
+)
+async def test_content_headers_arrive_as_sent_on_every_broker(broker: str) -> None:
+    """FastStream adds a `content-type` of its own on some brokers (empty for bytes): dockyard's
+    is sent after it and is the one that arrives, with `content-encoding`, byte for byte."""
+    from dockyard.transport.nats import NatsTransport
+    from dockyard.transport.redis import RedisTransport
+
+    transport: Transport
+    if broker == "rabbit":
+        transport = RabbitTransport(RABBIT_URL)
+    elif broker == "nats":
+        transport = NatsTransport("nats://127.0.0.1:4222")
+    else:
+        transport = RedisTransport("redis://127.0.0.1:6379")
+    destination, group = f"codecs-{uuid.uuid4().hex[:8]}", "g"
+    payload = b"\x1f\x8b" + bytes(range(256))  # not text: must arrive intact
+    sent = TransportMessage(
+        f"m-{broker}",
+        destination,
+        "Stamped",
+        payload,
+        headers={CONTENT_TYPE: "application/x-protobuf", CONTENT_ENCODING: "gzip"},
+    )
+    try:
+        await transport.declare(destination, group)
+        await transport.publish(sent)
+        async with transport.subscribe(destination, group) as subscription:
+            delivery = await asyncio.wait_for(anext(aiter(subscription)), 30)
+            await delivery.ack()
+        got = delivery.message
+        assert (got.message_id, got.type_name, got.payload) == (sent.message_id, "Stamped", payload)
+        assert got.headers[CONTENT_TYPE] == "application/x-protobuf"
+        assert got.headers[CONTENT_ENCODING] == "gzip"
+    finally:
+        await transport.close()
+        await delete_declared(transport)
