@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dockyard.di import object_, scoped, singleton
@@ -75,15 +76,22 @@ def snapshot_store(uow: SqlUnitOfWork, serializer: Serializer) -> SqlSnapshotSto
 
 
 class _Lifecycle(OnAppInit, OnAppShutdown):
-    __slots__ = ("create_tables", "database")
+    __slots__ = ("create_tables", "database", "tables")
 
-    def __init__(self, database: Database, *, create_tables: bool) -> None:
+    def __init__(
+        self, database: Database, *, create_tables: bool, tables: tuple[MetaData, ...]
+    ) -> None:
         self.database = database
         self.create_tables = create_tables
+        self.tables = tables
 
     async def on_app_init(self, app: App) -> None:  # noqa: ARG002 -- the hook's signature
         if self.create_tables:
             await self.database.create_tables()
+            if self.tables:
+                async with self.database.engine.begin() as connection:
+                    for metadata in self.tables:
+                        await connection.run_sync(metadata.create_all)
 
     async def on_app_shutdown(self, app: App) -> None:  # noqa: ARG002 -- the hook's signature
         await self.database.dispose()
@@ -113,6 +121,7 @@ class SqlModule:
         *,
         serializer: Serializer | None = None,
         create_tables: bool = False,
+        tables: Iterable[MetaData] = (),
         **engine_options: Any,  # passed to SQLAlchemy's create_async_engine
     ) -> DynamicModule:
         """Configure the module.
@@ -124,9 +133,14 @@ class SqlModule:
             serializer: The serializer (and its type registry) of events and snapshots.
             create_tables: Create dockyard's tables at startup (demos and tests; use
                 migrations in production).
+            tables: The app's own tables (read models, ...), as SQLAlchemy ``MetaData``:
+                created with dockyard's when ``create_tables`` is set (those missing only,
+                as ``MetaData.create_all`` does). In production, give the same ``MetaData``
+                to your migrations (``docs/migrations.md``).
             **engine_options: Passed to ``create_async_engine`` (``pool_size``, …).
         """
         database = Database(url, **engine_options)
+        own_tables = tuple(tables)
         return DynamicModule(
             cls,
             providers=[
@@ -153,8 +167,17 @@ class SqlModule:
                 LeaseStore,
                 *([EventNotifier] if database.dialect == "postgresql" else []),
             ],
-            extensions=[_Lifecycle(database, create_tables=create_tables), _OutboxDefault()],
-            settings=(url, create_tables, id(serializer), tuple(sorted(engine_options.items()))),
+            extensions=[
+                _Lifecycle(database, create_tables=create_tables, tables=own_tables),
+                _OutboxDefault(),
+            ],
+            settings=(
+                url,
+                create_tables,
+                tuple(id(t) for t in own_tables),
+                id(serializer),
+                tuple(sorted(engine_options.items())),
+            ),
         )
 
 
