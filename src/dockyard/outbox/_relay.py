@@ -369,7 +369,12 @@ class OutboxRelay:
         if instruments is None or not instruments.backlog_due(now):
             return
         counts = await self.store.counts()
-        instruments.record_backlog({str(status): n for status, n in counts.items()}, now)
+        oldest = await self.store.oldest_pending()
+        instruments.record_backlog(
+            {str(status): n for status, n in counts.items()},
+            now,
+            oldest_pending_age=None if oldest is None else max(0.0, now - oldest),
+        )
 
     async def _cleanup(self) -> None:
         now = time.time()

@@ -155,6 +155,12 @@ class OutboxStore(Protocol):
         """How many messages are in each status."""
         ...
 
+    async def oldest_pending(self) -> float | None:
+        """When the oldest message waiting for the relay was written (``created_at``, epoch
+        seconds), or ``None`` when none waits; scheduled messages wait by design and do not
+        count until they are due and promoted."""
+        ...
+
     async def counts_by_destination(self) -> Mapping[str, Mapping[OutboxStatus, int]]:
         """How many messages each destination has in each status (destinations by name;
         every status present, zero when none)."""

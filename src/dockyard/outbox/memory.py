@@ -233,6 +233,10 @@ class InMemoryOutboxStore:
         found[OutboxStatus.SCHEDULED] = len(self._scheduled)
         return found
 
+    async def oldest_pending(self) -> float | None:
+        waiting = [m.created_at for m in self._rows.values() if m.status is OutboxStatus.PENDING]
+        return min(waiting, default=None)
+
     async def counts_by_destination(self) -> Mapping[str, Mapping[OutboxStatus, int]]:
         found: dict[str, dict[OutboxStatus, int]] = {}
         messages = [*self._rows.values(), *(m for _, m in self._scheduled.values())]

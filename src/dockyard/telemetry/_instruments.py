@@ -66,6 +66,7 @@ class Instruments:
         "_backlog",
         "_error",
         "_lag",
+        "_oldest_age",
         "_span_kind",
         "_trace",
         "active",
@@ -99,6 +100,7 @@ class Instruments:
         self.saga_steps: Any = None
         self.backlog_read_at = 0.0
         self._backlog: dict[str, int] = {}
+        self._oldest_age = 0.0
         self._lag: dict[str, int] = {}
         if telemetry is None or not self.active:
             return
@@ -156,6 +158,12 @@ class Instruments:
             callbacks=[self._observe_backlog],
             unit="{message}",
             description="Outbox rows by status (pending, scheduled, dead), as a relay last read.",
+        )
+        meter.create_observable_gauge(
+            "dockyard.outbox.oldest_pending_age",
+            callbacks=[self._observe_oldest],
+            unit="s",
+            description="Age of the oldest message waiting for the relay (0 when none waits).",
         )
         self.projected = meter.create_counter(
             "dockyard.projection.events",
@@ -275,9 +283,12 @@ class Instruments:
             return False
         return now - self.backlog_read_at >= settings.backlog_interval
 
-    def record_backlog(self, counts: Mapping[str, int], now: float) -> None:
+    def record_backlog(
+        self, counts: Mapping[str, int], now: float, *, oldest_pending_age: float | None = None
+    ) -> None:
         self.backlog_read_at = now
         self._backlog = dict(counts)
+        self._oldest_age = oldest_pending_age or 0.0
 
     def record_lag(self, projection: str, events: int) -> None:
         self._lag[projection] = events
@@ -286,6 +297,11 @@ class Instruments:
         from opentelemetry.metrics import Observation
 
         return [Observation(n, {PROJECTION: name}) for name, n in self._lag.items()]
+
+    def _observe_oldest(self, _options: Any) -> list[Any]:
+        from opentelemetry.metrics import Observation
+
+        return [Observation(self._oldest_age)] if self._backlog else []
 
     def _observe_backlog(self, _options: Any) -> list[Any]:
         from opentelemetry.metrics import Observation

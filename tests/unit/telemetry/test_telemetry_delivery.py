@@ -211,6 +211,8 @@ async def test_delivery_metrics(otel: Otel) -> None:
     }
     assert backlog["pending"] == 0
     assert backlog["delivered"] == 2
+    [(_, oldest)] = otel.points("dockyard.outbox.oldest_pending_age")
+    assert oldest.value == 0.0  # nothing waits once both are delivered
 
 
 async def test_a_message_that_fails_for_good_fails_its_process_span(otel: Otel) -> None:

@@ -497,6 +497,14 @@ class SqlOutboxStore(OutboxStore):
         found[OutboxStatus.SCHEDULED] = waiting
         return found
 
+    async def oldest_pending(self) -> float | None:
+        statement = select(func.min(outbox_table.c.created_at)).where(
+            outbox_table.c.status == OutboxStatus.PENDING.value
+        )
+        async with self._connection("read the oldest pending outbox message") as connection:
+            oldest = (await connection.execute(statement)).scalar_one()
+        return float(oldest) if oldest is not None else None
+
     async def counts_by_destination(self) -> Mapping[str, Mapping[OutboxStatus, int]]:
         table, waiting = outbox_table, outbox_scheduled_table
         statement = select(table.c.destination, table.c.status, func.count()).group_by(

@@ -434,6 +434,20 @@ class OutboxContract:
         assert await outbox.store.count_dead_letters(destination="orders") == 3
         assert await outbox.store.count_dead_letters(destination="nowhere") == 0
 
+    async def test_oldest_pending_is_the_oldest_message_waiting_for_the_relay(
+        self, outbox: OutboxHarness
+    ) -> None:
+        assert await outbox.store.oldest_pending() is None
+        now = time.time()
+        await self.write(
+            outbox,
+            message(None, at=now - 30),
+            message(None, at=now - 5),
+            message(None, at=now - 600, due=now + 3_600),  # scheduled: not waiting yet
+        )
+        await outbox.store.add_dead_letter(message(None, at=now - 900))  # dead: not waiting
+        assert await outbox.store.oldest_pending() == pytest.approx(now - 30)
+
     async def test_counts_by_destination_cover_every_status(self, outbox: OutboxHarness) -> None:
         now = time.time()
         await self.write(
