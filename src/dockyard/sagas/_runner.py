@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -212,6 +213,7 @@ class SagaRunner:
         ttl = self._registry.settings.lease_ttl
         while not stop.is_set():
             await _wait_any([stop], ttl / 3)
+            await self._measure(store)
             held = dict(self._held)
             for record in self._queue:
                 held.setdefault(record.saga_id, _Held())
@@ -225,6 +227,16 @@ class SagaRunner:
                 if saga_id not in renewed and self._held.get(saga_id) is entry:
                     logger.warning("saga %s: lost its lease (owner %s)", saga_id, self.owner)
                     entry.lost = True
+
+    async def _measure(self, store: SagaStore) -> None:
+        """Read the instances' counts by status for the gauge, every ``backlog_interval``."""
+        instruments = self._instruments
+        now = time.time()
+        if instruments is None or not instruments.sagas_due(now):
+            return
+        with contextlib.suppress(StoreUnavailableError):  # the next reading will tell
+            counts = await store.counts()
+            instruments.record_sagas({str(status): n for status, n in counts.items()}, now)
 
 
 def _cancelling() -> bool:

@@ -8,7 +8,7 @@ instances through it, and ``SagaControl`` reads and changes parked ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from dockyard.sagas._record import SagaRecord, SagaStatus
@@ -105,6 +105,10 @@ class SagaStore(Protocol):
     ) -> list[SagaRecord]:
         """Instances oldest first (by creation, then id), ``limit`` at a time after the
         instance ``after``, filtered by saga name and status."""
+        ...
+
+    async def counts(self) -> Mapping[SagaStatus, int]:
+        """How many instances are in each status (every status present, zero when none)."""
         ...
 
     async def update(self, record: SagaRecord, /, *, due_in: float = 0.0) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from dockyard.di import ProviderSpec, object_, scoped
@@ -178,6 +178,12 @@ class InMemorySagaStore:
             if (name is None or r.name == name) and (status is None or r.status is status)
         ]
         return found[:limit]
+
+    async def counts(self) -> Mapping[SagaStatus, int]:
+        found = dict.fromkeys(SagaStatus, 0)
+        for record in self._rows.values():
+            found[record.status] += 1
+        return found
 
     async def update(self, record: SagaRecord, /, *, due_in: float = 0.0) -> bool:
         current = self._rows.get(record.saga_id)

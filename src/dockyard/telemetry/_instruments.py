@@ -67,6 +67,7 @@ class Instruments:
         "_error",
         "_lag",
         "_oldest_age",
+        "_sagas",
         "_span_kind",
         "_trace",
         "active",
@@ -81,6 +82,7 @@ class Instruments:
         "propagator",
         "published",
         "saga_steps",
+        "sagas_read_at",
         "set_span",
         "settings",
         "tracer",
@@ -101,6 +103,8 @@ class Instruments:
         self.backlog_read_at = 0.0
         self._backlog: dict[str, int] = {}
         self._oldest_age = 0.0
+        self._sagas: dict[str, int] = {}
+        self.sagas_read_at = 0.0
         self._lag: dict[str, int] = {}
         if telemetry is None or not self.active:
             return
@@ -175,6 +179,12 @@ class Instruments:
             callbacks=[self._observe_lag],
             unit="{event}",
             description="Events after a catch-up projection's checkpoint, as its runner last read.",
+        )
+        meter.create_observable_gauge(
+            "dockyard.saga.instances",
+            callbacks=[self._observe_sagas],
+            unit="{instance}",
+            description="Saga instances by status, as a saga runner last read them.",
         )
         self.saga_steps = meter.create_counter(
             "dockyard.saga.steps",
@@ -289,6 +299,23 @@ class Instruments:
         self.backlog_read_at = now
         self._backlog = dict(counts)
         self._oldest_age = oldest_pending_age or 0.0
+
+    def sagas_due(self, now: float) -> bool:
+        """Whether a saga runner should read the instances' counts again
+        (``backlog_interval``)."""
+        settings = self.settings
+        if self.meter is None or settings is None:
+            return False
+        return now - self.sagas_read_at >= settings.backlog_interval
+
+    def record_sagas(self, counts: Mapping[str, int], now: float) -> None:
+        self.sagas_read_at = now
+        self._sagas = dict(counts)
+
+    def _observe_sagas(self, _options: Any) -> list[Any]:
+        from opentelemetry.metrics import Observation
+
+        return [Observation(n, {"dockyard.saga.status": s}) for s, n in self._sagas.items()]
 
     def record_lag(self, projection: str, events: int) -> None:
         self._lag[projection] = events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -115,6 +116,44 @@ async def test_each_saga_step_attempt_is_a_span_and_is_counted(otel: Otel) -> No
         for a, p in otel.points("dockyard.saga.steps")
     }
     assert counts == {("reserve", "done"): 1, ("charge", "failed"): 1, ("charge", "done"): 1}
+
+
+async def test_a_running_saga_runner_reports_the_instances_by_status(otel: Otel) -> None:
+    failures = Failures({})
+
+    @module(providers=[object_(failures, provides=Failures)], exports=[Failures])
+    class Shop: ...
+
+    sagas = SagasModule.register(
+        sagas=[CHECKOUT],
+        imports=[Shop],
+        # renewed (and measured) every lease_ttl / 3
+        settings=SagaSettings(lease_ttl=0.3, max_poll_interval=0.02),
+    )
+
+    @module(imports=[Shop, sagas])
+    class Root: ...
+
+    def by_status() -> dict[str, int]:
+        points = otel.points("dockyard.saga.instances")
+        return {a["dockyard.saga.status"]: p.value for a, p in points}
+
+    telemetry = dataclasses.replace(otel.telemetry, backlog_interval=0.05)
+    async with App.build(Root, telemetry=telemetry) as app:
+        async with app.scope() as scope:
+            await (await scope.get(Sagas)).start(CHECKOUT, Checkout("o-1"), saga_id="o-1")
+        stop = asyncio.Event()
+        worker = asyncio.create_task(app.run_worker(stop=stop))
+        try:
+            async with asyncio.timeout(60):  # a guard against a hang; it takes ~0.2 s
+                while by_status().get("completed") != 1:  # noqa: ASYNC110 - polling a metric reader
+                    await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            await worker
+    counts = by_status()
+    assert set(counts) == {str(status) for status in SagaStatus}
+    assert {k: v for k, v in counts.items() if v} == {"completed": 1}
 
 
 # -- projections --------------------------------------------------------------------------

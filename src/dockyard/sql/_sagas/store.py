@@ -10,7 +10,7 @@ host's. See docs/design/sagas.md.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -284,6 +284,14 @@ class SqlSagaStore(SagaStore):
         async with self._uow("list saga instances") as uow:
             rows = await uow.fetch_alone(statement, params)
         return [_record(row) for row in rows]
+
+    async def counts(self) -> Mapping[SagaStatus, int]:
+        statement = text(f"SELECT status, count(*) FROM {_T} GROUP BY status")  # noqa: S608
+        async with self._uow("count saga instances") as uow:
+            rows = await uow.fetch_alone(statement, {})
+        found = dict.fromkeys(SagaStatus, 0)
+        found.update({SagaStatus(status): count for status, count in rows})
+        return found
 
     async def update(self, record: SagaRecord, /, *, due_in: float = 0.0) -> bool:
         params = _values(record, due_in=due_in, lease_ttl=None, now=time.time())

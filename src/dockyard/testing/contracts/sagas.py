@@ -367,6 +367,19 @@ class SagaStoreContract:
         rest = await sagas.store.find(limit=10, after=page[-1].saga_id)
         assert [r.saga_id for r in page + rest] == added
 
+    async def test_counts_cover_every_status(self, sagas: SagaStoreHarness) -> None:
+        assert set((await sagas.store.counts()).values()) == {0}
+        for n, status in enumerate(
+            [SagaStatus.RUNNING, SagaStatus.RUNNING, SagaStatus.FAILED, SagaStatus.COMPLETED]
+        ):
+            await self.add(sagas, replace(record(f"c-{n}"), status=status))
+        counts = await sagas.store.counts()
+        assert set(counts) == set(SagaStatus)
+        assert counts[SagaStatus.RUNNING] == 2
+        assert counts[SagaStatus.FAILED] == 1
+        assert counts[SagaStatus.COMPLETED] == 1
+        assert sum(counts.values()) == 4
+
     async def test_update_changes_an_unheld_instance_at_the_version_it_read(
         self, sagas: SagaStoreHarness
     ) -> None:
