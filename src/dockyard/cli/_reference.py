@@ -31,7 +31,7 @@ commands differ). What they are for, with sessions: [the dockyard command](cli.m
 """
 
 # What `--help` appends to an option's help: "  [default: 30.0]", "  [required]".
-_EXTRA = re.compile(r"^(?P<help>.*?)\s*\[(?P<extra>[^\[\]]*)\]$", re.DOTALL)
+_EXTRA = re.compile(r"^(?P<help>.*?)(?:  |^)\[(?P<extra>[^\[\]]*)\]$", re.DOTALL)
 
 
 def reference() -> str:
