@@ -96,6 +96,8 @@ def test_the_site_builds_without_a_warning(tmp_path: Path) -> None:
     # README.md and CHANGELOG.md are included, not copied.
     assert "Quickstart" in (site / "index.html").read_text(encoding="utf-8")
     assert "Unreleased" in (site / "changelog" / "index.html").read_text(encoding="utf-8")
+    # ```mermaid blocks become <pre class="mermaid">, which Material draws in the browser.
+    assert '<pre class="mermaid">' in (site / "cli" / "index.html").read_text(encoding="utf-8")
 
 
 def test_broken_links_anchors_and_nav_entries_fail_the_build() -> None:
