@@ -15,9 +15,8 @@ an attribute the record has already (``KeyError``).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -36,8 +35,6 @@ FIELDS = (
 _CORRELATION_ID = "correlation-id"  # dockyard.transport.CORRELATION_ID (no import cycle here)
 _CAUSATION_ID = "causation-id"
 
-_current: ContextVar[Mapping[str, str] | None] = ContextVar("dockyard_log_fields", default=None)
-
 
 class _Message(Protocol):
     @property
@@ -48,6 +45,11 @@ class _Message(Protocol):
     def destination(self) -> str: ...
     @property
     def headers(self) -> Mapping[str, str]: ...
+
+
+# The message and the service, not the fields: a scope is one ``set`` and one ``reset``; the
+# fields are only built for the records actually made.
+_current: ContextVar[tuple[_Message, str] | None] = ContextVar("dockyard_log_fields", default=None)
 
 
 def message_fields(message: _Message, service: str) -> dict[str, str]:
@@ -64,19 +66,25 @@ def message_fields(message: _Message, service: str) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def message_scope(message: _Message, service: str) -> Iterator[None]:
+class message_scope:  # noqa: N801 - used like a function: ``with message_scope(m, name):``
     """Records made inside (in this task and the tasks it starts) carry ``message``'s fields."""
-    token = _current.set(message_fields(message, service))
-    try:
-        yield
-    finally:
-        _current.reset(token)
+
+    __slots__ = ("_token", "_value")
+
+    def __init__(self, message: _Message, service: str) -> None:
+        self._value = (message, service)
+
+    def __enter__(self) -> None:
+        self._token = _current.set(self._value)
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
 
 
 def log_fields() -> Mapping[str, str]:
     """The fields records get now (empty outside a message)."""
-    return _current.get() or {}
+    current = _current.get()
+    return {} if current is None else message_fields(*current)
 
 
 def _install() -> None:
@@ -86,9 +94,9 @@ def _install() -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        fields = _current.get()
-        if fields is not None:
-            record.__dict__.update(fields)
+        current = _current.get()
+        if current is not None:
+            record.__dict__.update(message_fields(*current))
         return record
 
     factory.dockyard_log_fields = True  # type: ignore[attr-defined]
