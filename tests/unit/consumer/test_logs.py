@@ -161,3 +161,29 @@ async def test_relay_records_carry_the_message_ids(caplog: pytest.LogCaptureFixt
     records = [r for r in caplog.records if r.name == "dockyard.outbox"]
     assert [r.levelno for r in records] == [logging.WARNING, logging.ERROR]
     assert [fields(r) for r in records] == [{**expected("m-1"), "dockyard_service": "relay-1"}] * 2
+
+
+class OneByOne(InMemoryTransport):
+    """No ``publish_many``: the relay publishes each message alone, in its scope."""
+
+    publish_many = None  # type: ignore[assignment]
+
+    async def publish(self, message: TransportMessage, /) -> None:
+        logging.getLogger("dockyard.transport").debug("publishing %s", message.message_id)
+        await super().publish(message)
+
+
+async def test_the_transports_records_carry_the_ids_of_the_message_published(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="dockyard.transport")
+    store = InMemoryOutboxStore()
+    headers = {CORRELATION_ID: "corr-1", CAUSATION_ID: "cause-1"}
+    now = time.time()
+    store.append(
+        [OutboxMessage("m-1", "charges", "Charged", b"{}", headers=headers, created_at=now)]
+    )
+    relay = OutboxRelay(store, OneByOne(), name="relay-1")
+    assert (await relay.relay_once()).delivered == 1
+    (record,) = [r for r in caplog.records if r.name == "dockyard.transport"]
+    assert fields(record) == {**expected("m-1"), "dockyard_service": "relay-1"}
