@@ -27,6 +27,7 @@ from typing import Any
 
 from dishka import AsyncContainer
 
+from dockyard._logs import message_scope
 from dockyard.consumer._endpoint import Endpoint
 from dockyard.consumer._policies import Exhausted, failing_handler
 from dockyard.exceptions import CorruptEventError, MessageRejectedError, MissingUpcasterError
@@ -175,10 +176,14 @@ class Consumer:
                     await stopped
 
     async def handle(self, delivery: Delivery) -> Outcome:
-        """Check, decode, deduplicate and dispatch one delivery; apply the error policy."""
-        if self._instruments is not None:
-            return await self._traced(delivery, self._instruments)
-        return await self._handle(delivery)
+        """Check, decode, deduplicate and dispatch one delivery; apply the error policy.
+
+        Log records made meanwhile (the handlers' too) carry the message's ids (``_logs``).
+        """
+        with message_scope(delivery.message, self.endpoint.name):
+            if self._instruments is not None:
+                return await self._traced(delivery, self._instruments)
+            return await self._handle(delivery)
 
     async def _traced(self, delivery: Delivery, instruments: Instruments) -> Outcome:
         """``_handle`` in a ``process`` span (kind ``CONSUMER``), the child of the trace

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dockyard._logs import message_scope
 from dockyard.exceptions import StoreUnavailableError, TransportUnavailableError
 from dockyard.modules._supervisor import service_degraded, service_running
 from dockyard.outbox._message import OutboxMessage
@@ -320,18 +321,20 @@ class OutboxRelay:
             if retry.exhausted(attempts):
                 dead += 1
                 await batch.dead(message.message_id, error, attempts)
-                logger.error(
-                    "%s: message %s to %s is a dead letter after %d attempts: %s",
-                    self._name, message.message_id, message.destination, attempts, error,
-                )  # fmt: skip
+                with message_scope(message, self._name):
+                    logger.error(
+                        "%s: message %s to %s is a dead letter after %d attempts: %s",
+                        self._name, message.message_id, message.destination, attempts, error,
+                    )  # fmt: skip
             else:
                 retried += 1
                 wait = retry.delay(attempts, self._rng)
                 await batch.failed(message.message_id, error, attempts, now + wait)
-                logger.warning(
-                    "%s: publishing message %s to %s failed (attempt %d, next in %.2fs): %s",
-                    self._name, message.message_id, message.destination, attempts, wait, error,
-                )  # fmt: skip
+                with message_scope(message, self._name):
+                    logger.warning(
+                        "%s: publishing message %s to %s failed (attempt %d, next in %.2fs): %s",
+                        self._name, message.message_id, message.destination, attempts, wait, error,
+                    )  # fmt: skip
         if delivered:
             await batch.delivered(delivered, time.time())
         return RelayResult(len(messages), len(delivered), retried, dead, unavailable)
@@ -351,7 +354,8 @@ class OutboxRelay:
             if key is not None and key in stopped_keys:
                 continue
             try:
-                await publish(message.to_transport() if wire is None else wire[index])
+                with message_scope(message, self._name):  # the transport's own records
+                    await publish(message.to_transport() if wire is None else wire[index])
             except TransportUnavailableError as exc:
                 # Nothing else would get through either: the rest stay pending, untouched.
                 failed.update((m.message_id, exc) for m in messages[index:])
