@@ -128,3 +128,7 @@ async def main() -> None:
             assert "PlaceOrder" in str(exc)
         else:
             raise AssertionError("an unhandled request must raise HandlerNotFoundError")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -117,3 +118,7 @@ async def main() -> None:
             "ListItems",
             "OrderPlaced",
         ]
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
