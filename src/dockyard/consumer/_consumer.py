@@ -21,7 +21,7 @@ import dataclasses
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -56,6 +56,7 @@ from dockyard.transport import (
     CONTENT_TYPE,
     CORRELATION_ID,
     NO_MESSAGE_ID,
+    BacklogReader,
     Delivery,
     Transport,
     TransportMessage,
@@ -142,6 +143,8 @@ class Consumer:
             endpoint.destination, endpoint.group, prefetch=endpoint.concurrency
         ) as subscription:
             service_running()
+            measuring = self._measuring_lag()
+            lag = asyncio.create_task(measuring) if measuring is not None else None
             deliveries = aiter(subscription)
             try:
                 while not stop.is_set():
@@ -172,8 +175,35 @@ class Consumer:
                     raise failed[0]
             finally:
                 stopped.cancel()
+                if lag is not None:
+                    lag.cancel()
+                    await asyncio.gather(lag, return_exceptions=True)
                 with contextlib.suppress(asyncio.CancelledError):
                     await stopped
+
+    def _measuring_lag(self) -> Coroutine[Any, Any, None] | None:
+        """The loop that reads the group's backlog for the ``dockyard.consumer.lag`` gauge,
+        every ``backlog_interval``, when metrics are on and the transport can tell."""
+        instruments, transport = self._instruments, self.transport
+        if instruments is None or instruments.meter is None:
+            return None
+        if not isinstance(transport, BacklogReader):
+            return None
+        settings = instruments.settings
+        interval = settings.backlog_interval if settings is not None else 15.0
+        destination, group = self.endpoint.destination, self.endpoint.group
+
+        async def measure() -> None:
+            while True:
+                try:
+                    depth = await transport.backlog(destination, group)
+                except Exception:
+                    logger.debug("%s: could not read the backlog", self.name, exc_info=True)
+                else:
+                    instruments.record_consumer_lag(destination, group, depth)
+                await asyncio.sleep(interval)
+
+        return measure()
 
     async def handle(self, delivery: Delivery) -> Outcome:
         """Check, decode, deduplicate and dispatch one delivery; apply the error policy.

@@ -64,6 +64,7 @@ class Instruments:
 
     __slots__ = (
         "_backlog",
+        "_consumer_lag",
         "_error",
         "_lag",
         "_oldest_age",
@@ -106,6 +107,7 @@ class Instruments:
         self._sagas: dict[str, int] = {}
         self.sagas_read_at = 0.0
         self._lag: dict[str, int] = {}
+        self._consumer_lag: dict[tuple[str, str], int] = {}
         if telemetry is None or not self.active:
             return
         try:
@@ -179,6 +181,13 @@ class Instruments:
             callbacks=[self._observe_lag],
             unit="{event}",
             description="Events after a catch-up projection's checkpoint, as its runner last read.",
+        )
+        meter.create_observable_gauge(
+            "dockyard.consumer.lag",
+            callbacks=[self._observe_consumer_lag],
+            unit="{message}",
+            description="Messages a consumer group has not acknowledged, as its broker counts "
+            "them (RabbitMQ queue depth, JetStream pending, Redis lag plus pending).",
         )
         meter.create_observable_gauge(
             "dockyard.saga.instances",
@@ -316,6 +325,21 @@ class Instruments:
         from opentelemetry.metrics import Observation
 
         return [Observation(n, {"dockyard.saga.status": s}) for s, n in self._sagas.items()]
+
+    def record_consumer_lag(self, destination: str, group: str, depth: int | None) -> None:
+        """A consumer group's backlog as its broker counts it (``None``: forget it)."""
+        if depth is None:
+            self._consumer_lag.pop((destination, group), None)
+        else:
+            self._consumer_lag[destination, group] = depth
+
+    def _observe_consumer_lag(self, _options: Any) -> list[Any]:
+        from opentelemetry.metrics import Observation
+
+        return [
+            Observation(n, {DESTINATION: destination, CONSUMER_GROUP: group})
+            for (destination, group), n in self._consumer_lag.items()
+        ]
 
     def record_lag(self, projection: str, events: int) -> None:
         self._lag[projection] = events

@@ -162,6 +162,17 @@ class BatchPublisher(Protocol):
         ...
 
 
+@runtime_checkable
+class BacklogReader(Protocol):
+    """A transport that can say how far behind a consumer group is (optional; the consumer
+    exports it as the ``dockyard.consumer.lag`` metric when telemetry is on)."""
+
+    async def backlog(self, destination: str, group: str, /) -> int | None:
+        """Messages of ``destination`` that ``group`` has not acknowledged yet, as the broker
+        counts them, or ``None`` when the broker cannot tell (or the group is unknown)."""
+        ...
+
+
 def in_process(transport: object) -> bool:
     """Whether ``transport`` says its messages never leave this process (``in_process``)."""
     return getattr(transport, "in_process", False) is True

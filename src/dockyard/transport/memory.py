@@ -319,6 +319,10 @@ class InMemoryTransport:
             self._subscriptions.discard(subscription)
             subscription.close()
 
+    async def backlog(self, destination: str, group: str, /) -> int | None:
+        """``pending``, as the ``BacklogReader`` capability."""
+        return self.pending(destination, group)
+
     def pending(self, destination: str, group: str) -> int:
         """Messages waiting in ``group``'s queue (not counting unacknowledged ones)."""
         groups = self._destinations.get(destination, {})

@@ -417,6 +417,18 @@ class NatsTransport(FastStreamTransport):
         )
         return [subscriber]
 
+    async def backlog(self, destination: str, group: str, /) -> int | None:
+        """The durable consumer's undelivered plus unacknowledged messages
+        (``num_pending + num_ack_pending``); ``None`` when the group is unknown."""
+        name = self.name_of(destination)
+        try:
+            info = await self.broker.connection.jetstream().consumer_info(
+                self.stream_name(name), group
+            )
+        except NotFoundError:
+            return None
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
     def _broker_id(self, raw: StreamMessage[Any]) -> str | None:
         # The sender's `Nats-Msg-Id`, else the message's place in its JetStream stream: both
         # stay the same when the server redelivers it.

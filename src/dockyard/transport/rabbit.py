@@ -428,6 +428,25 @@ class RabbitTransport(FastStreamTransport):
         if isinstance(cached, dict):
             cached.pop(subscriber.queue, None)
 
+    async def backlog(self, destination: str, group: str, /) -> int | None:
+        """The group's queue depth (ready messages), from a passive declare on a channel of
+        its own; ``None`` when not connected or the queue does not exist."""
+        connection = getattr(self.broker, "_connection", None)  # the borrowed aio-pika one
+        if connection is None:
+            return None
+        name = self._queue(self.name_of(destination), group).name
+        channel = await connection.channel()
+        try:
+            queue = await channel.declare_queue(name, passive=True)
+        except Exception:  # noqa: BLE001 - no such queue (the channel is closed by it)
+            return None
+        else:
+            count = queue.declaration_result.message_count
+            return count if isinstance(count, int) else None
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
     def _broker_id(self, raw: StreamMessage[Any]) -> str | None:
         # The AMQP `message_id` property, when the sender set one (FastStream makes one up
         # when it is absent, which a redelivery would not keep).

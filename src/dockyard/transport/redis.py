@@ -163,6 +163,26 @@ class RedisTransport(FastStreamTransport):
         )
         return [reader, reclaimer]
 
+    async def backlog(self, destination: str, group: str, /) -> int | None:
+        """The group's ``lag`` (entries not yet delivered to it) plus its pending entries
+        (delivered, not acknowledged), from ``XINFO GROUPS``; ``None`` when unknown."""
+        client = self.broker._connection  # noqa: SLF001 - the broker's client
+        if client is None:
+            return None
+        try:
+            groups = await client.xinfo_groups(self.name_of(destination))
+        except ResponseError:  # no such stream
+            return None
+        for info in groups:
+            name = info.get("name")
+            if (name.decode() if isinstance(name, bytes) else name) != group:
+                continue
+            lag, pending = info.get("lag"), info.get("pending")
+            if not isinstance(lag, int):
+                return None  # Redis cannot tell (entries deleted from the stream)
+            return lag + (pending if isinstance(pending, int) else 0)
+        return None
+
     def _broker_id(self, raw: StreamMessage[Any]) -> str | None:
         # The stream entry's id, which a claim by another consumer keeps.
         native = raw.raw_message

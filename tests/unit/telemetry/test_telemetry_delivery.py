@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from dockyard.consumer import ConsumerModule, ErrorPolicies, listen, retry_later
 from dockyard.messaging import Command, CommandHandler, Event, EventHandler, IPublisher
 from dockyard.outbox import OutboxModule, OutboxStatus, route
 from dockyard.outbox.memory import InMemoryOutboxBackend
+from dockyard.transport import TransportMessage
 from dockyard.transport.memory import InMemoryTransport
 from otel_sdk import Otel, otel_sdk
 
@@ -225,3 +227,60 @@ async def test_a_message_that_fails_for_good_fails_its_process_span(otel: Otel) 
     )
     assert handle.status.status_code is StatusCode.ERROR
     assert otel.parent(handle) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Shipped(Event):
+    order_id: str
+
+
+RELEASE = asyncio.Event()
+
+
+class Ship(EventHandler[Shipped]):
+    async def handle(self, event: Shipped, /) -> None:
+        await RELEASE.wait()
+
+
+async def test_a_consumer_reports_its_groups_backlog_as_the_broker_counts_it(otel: Otel) -> None:
+    RELEASE.clear()
+    transport = InMemoryTransport()
+
+    @module(
+        handlers=[Ship],
+        imports=[
+            OutboxModule.register(
+                transport=transport, backend=InMemoryOutboxBackend(), run_relay=False
+            ),
+            ConsumerModule.register(endpoints=[listen("shipping", group="dock")]),
+        ],
+    )
+    class Shipping: ...
+
+    def lag() -> int | None:
+        points = otel.points("dockyard.consumer.lag")
+        found = {
+            (a["messaging.destination.name"], a["messaging.consumer.group.name"]): p.value
+            for a, p in points
+        }
+        return found.get(("shipping", "dock"))
+
+    await transport.declare("shipping", "dock")
+    for n in range(3):  # what another app's relay would have published
+        payload = f'{{"order_id":"o-{n}"}}'.encode()
+        await transport.publish(TransportMessage(f"m-{n}", "shipping", "Shipped", payload))
+    telemetry = dataclasses.replace(otel.telemetry, backlog_interval=0.02)
+    async with App.build(Shipping, telemetry=telemetry) as app:
+        stop = asyncio.Event()
+        worker = asyncio.create_task(app.run_worker(stop=stop))
+        try:
+            async with asyncio.timeout(60):  # a guard against a hang
+                while lag() != 2:  # noqa: ASYNC110 - polling a metric reader
+                    await asyncio.sleep(0.01)  # one in the handler, two waiting
+                RELEASE.set()
+                while lag() != 0:  # noqa: ASYNC110 - polling a metric reader
+                    await asyncio.sleep(0.01)
+        finally:
+            RELEASE.set()
+            stop.set()
+            await worker
