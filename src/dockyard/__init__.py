@@ -2,7 +2,7 @@
 
 from dockyard._public import use_public_paths
 from dockyard.app import App, Lifespan
-from dockyard.di import contextual, many, object_, scoped, singleton, transient
+from dockyard.di import Lifetime, contextual, many, object_, scoped, singleton, transient
 from dockyard.exceptions import DockyardError
 from dockyard.messaging import (
     Command,
@@ -33,6 +33,7 @@ __all__ = [
     "IPublisher",
     "ISender",
     "Lifespan",
+    "Lifetime",
     "Query",
     "QueryHandler",
     "Request",

@@ -17,6 +17,7 @@ ROOT_EXPORTS = [
     "IPublisher",
     "ISender",
     "Lifespan",
+    "Lifetime",
     "Query",
     "QueryHandler",
     "Request",
