@@ -40,7 +40,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from faststream import AckPolicy, Context
 from faststream.message import StreamMessage
@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("dockyard.transport")
+T = TypeVar("T")
 
 MESSAGE_ID = "message-id"
 MESSAGE_TYPE = "message-type"
@@ -411,9 +412,30 @@ class FastStreamTransport(abc.ABC):
         """
         try:
             await self._ensure_connected()
-            await self._declare(self.name_of(destination), group)
+            name = self.name_of(destination)
+            await self._answered(self._declare(name, group), f"declaring {name!r}")
         except Exception as exc:
             raise self._translated(exc) from exc
+
+    async def _answered(self, call: Awaitable[T], doing: str) -> T:
+        """Await a call to a connected broker, bounded by ``connect_timeout``: a node that
+        stops answering after the handshake (wedged, or a hung network) makes it
+        ``TransportUnavailableError`` instead of a wait for ever."""
+        try:
+            async with asyncio.timeout(self.connect_timeout) as deadline:
+                return await call
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise  # the client's own timeout: translated by the caller
+            reason = f"no answer within {self.connect_timeout:g}s {doing}"
+            raise TransportUnavailableError(self.scheme, reason) from exc
+
+    async def _count_or_none(self, count: Awaitable[int | None], doing: str) -> int | None:
+        """A ``backlog`` count, or ``None`` ("not known") when the broker does not answer."""
+        try:
+            return await self._answered(count, doing)
+        except TransportUnavailableError:
+            return None
 
     @asynccontextmanager
     async def subscribe(
@@ -431,14 +453,13 @@ class FastStreamTransport(abc.ABC):
         try:
             for subscriber in subscribers:
                 subscriber(subscription.on_message)
-                await self._start(subscriber)
+                await self._answered(self._start(subscriber), f"subscribing to {name!r}")
             yield subscription
         finally:
             self._subscriptions.discard(subscription)
             subscription.close()
-            for subscriber in subscribers:
-                with contextlib.suppress(Exception):  # a lost connection: the broker requeues
-                    await self._stop(subscriber)
+            for subscriber in subscribers:  # a lost connection: the broker requeues
+                await self._quietly(self._stop(subscriber))
                 self._forget(subscriber)
 
     def receive(

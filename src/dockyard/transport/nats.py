@@ -421,6 +421,9 @@ class NatsTransport(FastStreamTransport):
         """The durable consumer's undelivered plus unacknowledged messages
         (``num_pending + num_ack_pending``); ``None`` when the group is unknown."""
         name = self.name_of(destination)
+        return await self._count_or_none(self._pending(name, group), f"counting {name!r}")
+
+    async def _pending(self, name: str, group: str) -> int | None:
         try:
             info = await self.broker.connection.jetstream().consumer_info(
                 self.stream_name(name), group

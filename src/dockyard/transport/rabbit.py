@@ -181,11 +181,11 @@ class RabbitTransport(FastStreamTransport):
             self._exchanges.add(name)
 
     async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:
-        await self._ensure_exchange(name)
         try:
             # FastStream's publish takes a timeout but does not pass it on (0.7): bound it here.
             # A cancelled aiormq publish either never went out or ignores its late confirm.
             async with asyncio.timeout(self.publish_timeout):
+                await self._ensure_exchange(name)
                 confirm = await self.broker.publish(
                     message.payload,
                     exchange=self._exchange(name),
@@ -210,15 +210,22 @@ class RabbitTransport(FastStreamTransport):
     async def _publish_wave(
         self, messages: Sequence[TransportMessage]
     ) -> Sequence[BaseException | None]:
-        if self.in_test_broker() or not await self._fast_path():
-            # FastStream's publish, each confirmed (a TestRabbitBroker has no channel to borrow)
+        if self.in_test_broker():  # FastStream's publish: a TestRabbitBroker has no channel
             return await super()._publish_wave(messages)
         names = [self.name_of(m.destination) for m in messages]
-        for name in dict.fromkeys(names):
-            await self._ensure_exchange(name)
-        channel = await self._confirm_channel()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                fast = await self._fast_path()
+                if fast:
+                    for name in dict.fromkeys(names):
+                        await self._ensure_exchange(name)
+                    channel = await self._confirm_channel()
+        except TimeoutError:  # nothing was published: the node does not answer
+            return [self._no_confirm()] * len(messages)
+        if not fast:  # FastStream's publish, each confirmed and bounded
+            return await super()._publish_wave(messages)
         wave = WaveOutcomes(len(messages), channel.create_future())  # in aiormq's store
         tags: list[int] = []
         try:
@@ -430,11 +437,15 @@ class RabbitTransport(FastStreamTransport):
 
     async def backlog(self, destination: str, group: str, /) -> int | None:
         """The group's queue depth (ready messages), from a passive declare on a channel of
-        its own; ``None`` when not connected or the queue does not exist."""
+        its own; ``None`` when not connected, the queue does not exist or the node does not
+        answer within ``connect_timeout``."""
         connection = getattr(self.broker, "_connection", None)  # the borrowed aio-pika one
         if connection is None:
             return None
         name = self._queue(self.name_of(destination), group).name
+        return await self._count_or_none(self._ready(connection, name), f"counting {name!r}")
+
+    async def _ready(self, connection: Any, name: str) -> int | None:
         channel = await connection.channel()
         try:
             queue = await channel.declare_queue(name, passive=True)
@@ -445,7 +456,7 @@ class RabbitTransport(FastStreamTransport):
             return count if isinstance(count, int) else None
         finally:
             if not channel.is_closed:
-                await channel.close()
+                await self._quietly(channel.close())
 
     def _broker_id(self, raw: StreamMessage[Any]) -> str | None:
         # The AMQP `message_id` property, when the sender set one (FastStream makes one up

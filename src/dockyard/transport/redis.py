@@ -169,8 +169,12 @@ class RedisTransport(FastStreamTransport):
         client = self.broker._connection  # noqa: SLF001 - the broker's client
         if client is None:
             return None
+        name = self.name_of(destination)
+        return await self._count_or_none(self._lag(client, name, group), f"counting {name!r}")
+
+    async def _lag(self, client: Any, stream: str, group: str) -> int | None:
         try:
-            groups = await client.xinfo_groups(self.name_of(destination))
+            groups = await client.xinfo_groups(stream)
         except ResponseError:  # no such stream
             return None
         for info in groups:
