@@ -28,7 +28,6 @@ from dockyard.outbox import DeadLetters, OutboxModule, RelaySettings, route
 from dockyard.retry import RetryPolicy
 from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport import Transport
-from dockyard.transport.nats import NatsTransport
 from integration._apps.fault_consumer import (
     CONCURRENCY,
     CONSUMER,
@@ -47,7 +46,7 @@ from integration._apps.services import (
     ROOT,
     close_rabbit_connections,
     create_schema,
-    delete_nats_streams,
+    delete_declared,
     delete_rabbit_destinations,
     drop_schema,
     engine_options,
@@ -209,15 +208,14 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 KILLED_MESSAGES = 20
 STALLED = 7
+BROKERS = [
+    pytest.param("rabbit", marks=pytest.mark.rabbit),
+    pytest.param("nats", marks=pytest.mark.nats),
+    pytest.param("redis", marks=pytest.mark.redis),
+]
 
 
-@pytest.mark.parametrize(
-    "broker",
-    [
-        pytest.param("rabbit", marks=pytest.mark.rabbit),
-        pytest.param("nats", marks=pytest.mark.nats),
-    ],
-)
+@pytest.mark.parametrize("broker", BROKERS)
 async def test_a_consumer_killed_mid_handler_has_its_message_redelivered_once(
     broker: str, schema: str, tmp_path: Path
 ) -> None:
@@ -265,10 +263,7 @@ async def test_a_consumer_killed_mid_handler_has_its_message_redelivered_once(
                 stop_process(process)
         await connection.close()
         await producing.close()
-        if broker == "rabbit":
-            await delete_rabbit_destinations((destination, f"{destination}.{GROUP}"))
-        else:
-            await delete_nats_streams(NatsTransport.stream_name(destination))
+        await delete_declared(producing)
     assert sorted(row["n"] for row in rows) == list(range(KILLED_MESSAGES))
     assert [row["consumer"] for row in rows if row["n"] == STALLED] == ["second"]
 
@@ -277,19 +272,14 @@ async def _effects_count(connection: asyncpg.Connection, count: int) -> bool:
     return bool(await connection.fetchval("SELECT count(DISTINCT n) FROM fault_effects") >= count)
 
 
-@pytest.mark.parametrize(
-    "broker",
-    [
-        pytest.param("rabbit", marks=pytest.mark.rabbit),
-        pytest.param("nats", marks=pytest.mark.nats),
-    ],
-)
+@pytest.mark.parametrize("broker", BROKERS)
 async def test_a_consumer_killed_mid_handler_keeps_its_keys_order(
     broker: str, schema: str, tmp_path: Path
 ) -> None:
     # Three messages of one key (Ping(n) has key k{n % KEYS}); the first consumer dies inside
     # the first one's handler, a second takes over: it must apply them in publish order, the
-    # killed one first (on NATS after ack_wait, 2 s here via NatsTransport(ack_wait=...)).
+    # killed one first (on NATS after ack_wait, 2 s here via NatsTransport(ack_wait=...); on
+    # Redis once claimed, after claim_after, 2 s here too).
     destination, name = unique("ordered"), unique("dockyard-ordered")
     marker = tmp_path / "stalled"
     one_key = [0, KEYS, 2 * KEYS]
@@ -332,8 +322,5 @@ async def test_a_consumer_killed_mid_handler_keeps_its_keys_order(
                 stop_process(process)
         await connection.close()
         await producing.close()
-        if broker == "rabbit":
-            await delete_rabbit_destinations((destination, f"{destination}.{GROUP}"))
-        else:
-            await delete_nats_streams(NatsTransport.stream_name(destination))
+        await delete_declared(producing)
     assert [(row["n"], row["consumer"]) for row in rows] == [(n, "second") for n in one_key]
