@@ -38,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 
 from faststream.message import StreamMessage
 
-from dockyard.exceptions import BrokerPublishError
+from dockyard.exceptions import BrokerPublishError, TransportUnavailableError
 from dockyard.transport._faststream import MANUAL, FastStreamTransport, encode_headers
 from dockyard.transport._port import TransportMessage
 
@@ -55,6 +55,11 @@ class RedisTransport(FastStreamTransport):
             its group claims it (its consumer is presumed dead); keep it above your slowest
             handler.
         poll_interval: Seconds one read blocks waiting for new entries.
+        publish_timeout: Seconds a publish (or a batch's pipeline) waits for Redis's answer
+            before raising ``TransportUnavailableError`` (the relay then pauses without
+            counting an attempt): a server that stopped answering is an outage, not a hang.
+            An ``XADD`` that reached Redis before the answer was given up on stays, and is
+            published again: the consumer's inbox drops the copy.
         connect_timeout: Seconds the first connection may take (up to Redis's first answer)
             before it raises ``TransportUnavailableError``: a server that accepts connections
             and never answers is an outage, not a hang.
@@ -79,8 +84,12 @@ class RedisTransport(FastStreamTransport):
         broker: RedisBroker | None = None,
         claim_after: float = 60.0,
         poll_interval: float = 0.1,
+        publish_timeout: float = 10.0,
         connect_timeout: float = 10.0,
     ) -> None:
+        if publish_timeout <= 0:
+            msg = f"RedisTransport.publish_timeout must be > 0, got {publish_timeout}"
+            raise ValueError(msg)
         super().__init__(
             # logger=None turns FastStream's per-message logging off (accepted, not typed so)
             broker if broker is not None else RedisBroker(url, logger=None),  # type: ignore[arg-type]
@@ -88,6 +97,7 @@ class RedisTransport(FastStreamTransport):
         )
         self.claim_after = claim_after
         self.poll_interval = poll_interval
+        self.publish_timeout = publish_timeout
         self._declared: set[tuple[str, str]] = set()
         self._concurrent: set[str] = set()
         """Consumers reading more than one entry at a time: no per-key order to keep."""
@@ -99,9 +109,17 @@ class RedisTransport(FastStreamTransport):
             await self.broker._connection.ping()  # noqa: SLF001 - the broker's client
 
     async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:
-        entry_id = await self.broker.publish(message.payload, stream=name, headers=headers)
+        try:
+            async with asyncio.timeout(self.publish_timeout):
+                entry_id = await self.broker.publish(message.payload, stream=name, headers=headers)
+        except TimeoutError as exc:
+            raise self._no_answer() from exc
         if not entry_id:
             raise BrokerPublishError(self.scheme, message.destination, "XADD returned no id")
+
+    def _no_answer(self) -> TransportUnavailableError:
+        reason = f"no answer to XADD within {self.publish_timeout:g}s"
+        return TransportUnavailableError(self.scheme, reason)
 
     def _unreachable(self, error: BaseException) -> bool:
         return super()._unreachable(error) or isinstance(
@@ -112,15 +130,21 @@ class RedisTransport(FastStreamTransport):
         self, messages: Sequence[TransportMessage]
     ) -> Sequence[BaseException | None]:
         client = self.broker._connection  # noqa: SLF001 - the broker's client
-        async with client.pipeline(transaction=False) as pipeline:
-            for message in messages:
-                await self.broker.publish(
-                    message.payload,
-                    stream=self.name_of(message.destination),
-                    headers=encode_headers(message),
-                    pipeline=pipeline,
-                )
-            results = await pipeline.execute(raise_on_error=False)
+        try:
+            async with (
+                asyncio.timeout(self.publish_timeout),
+                client.pipeline(transaction=False) as pipeline,
+            ):
+                for message in messages:
+                    await self.broker.publish(
+                        message.payload,
+                        stream=self.name_of(message.destination),
+                        headers=encode_headers(message),
+                        pipeline=pipeline,
+                    )
+                results = await pipeline.execute(raise_on_error=False)
+        except TimeoutError as exc:
+            raise self._no_answer() from exc
         outcomes: list[BaseException | None] = []
         for message, result in zip(messages, results, strict=True):
             if result and not isinstance(result, BaseException):
