@@ -178,7 +178,7 @@ def _brokers(
         rabbit = RabbitBroker(RABBIT_URL, logger=None)
         return rabbit, RabbitTransport(broker=rabbit), RabbitTransport(RABBIT_URL)
     if kind == "redis":
-        redis = RedisBroker(REDIS_URL, logger=None)
+        redis = RedisBroker(REDIS_URL, logger=None)  # type: ignore[arg-type]
         return redis, RedisTransport(broker=redis), RedisTransport(REDIS_URL)
     nats = NatsBroker(NATS_URL, logger=None)
     return nats, NatsTransport(broker=nats), NatsTransport(NATS_URL)
