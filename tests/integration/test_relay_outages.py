@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Sequence
 
 import pytest
+from faststream.redis import RedisBroker
 
 from dockyard.exceptions import BatchPublishError, TransportUnavailableError
 from dockyard.outbox import OutboxMessage, OutboxRelay, OutboxStatus, RelaySettings
@@ -193,3 +194,25 @@ async def _next(subscription: object) -> TransportMessage:
         raise AssertionError("the subscription ended")
 
     return await asyncio.wait_for(take(), _WAIT)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("batch", [False, True], ids=["publish", "publish_many"])
+async def test_a_stalled_redis_is_unavailable_after_publish_timeout(batch: bool) -> None:
+    # A client that waits for ever for an answer (socket_timeout=None, redis-py's default
+    # before 7): the transport's publish_timeout still ends the wait, as an outage.
+    destination = f"stalled-{uuid.uuid4().hex[:8]}"
+    message = TransportMessage("m-1", destination, "Placed", b"1", partition_key="k")
+    async with FaultProxy(6379) as proxy:
+        client = RedisBroker(f"redis://127.0.0.1:{proxy.port}", socket_timeout=None, logger=None)  # type: ignore[arg-type]
+        transport = RedisTransport(broker=client, publish_timeout=0.5)
+        try:
+            await transport.declare(destination, "g")  # connected through the proxy
+            proxy.stall()
+            publishing = transport.publish_many([message]) if batch else transport.publish(message)
+            with pytest.raises(TransportUnavailableError, match=r"no answer to XADD within 0\.5s"):
+                await asyncio.wait_for(publishing, _WAIT)
+        finally:
+            await proxy.restore()
+            await transport.close()
+            await delete_declared(transport)

@@ -83,9 +83,15 @@ def consumer_app(schema: str, transport: Transport, destination: str) -> App:
     return App.build(EffectsConsumer)
 
 
-def transport_for(broker: str, connection_name: str, *, ack_wait: float = 2.0) -> Transport:
+BROKER_PORTS = {"rabbit": 5672, "nats": 4222, "redis": 6379}
+
+
+def transport_for(
+    broker: str, connection_name: str, *, ack_wait: float = 2.0, port: int | None = None
+) -> Transport:
     """The broker's transport; a crashed consumer's message comes back after ``ack_wait``
-    seconds on NATS (``ack_wait``) and on Redis (``claim_after``), at once on RabbitMQ."""
+    seconds on NATS (``ack_wait``) and on Redis (``claim_after``), at once on RabbitMQ.
+    With ``port``, NATS and Redis are reached there (a proxy in front of them)."""
     if broker == "rabbit":
         from faststream.rabbit import RabbitBroker
 
@@ -97,10 +103,15 @@ def transport_for(broker: str, connection_name: str, *, ack_wait: float = 2.0) -
     if broker == "redis":
         from dockyard.transport.redis import RedisTransport
 
-        return RedisTransport(REDIS_URL, claim_after=ack_wait)
+        if port is None:
+            return RedisTransport(REDIS_URL, claim_after=ack_wait)
+        url = f"redis://127.0.0.1:{port}"  # a stalled publish is given up on sooner, too
+        return RedisTransport(url, claim_after=ack_wait, publish_timeout=ack_wait)
     from dockyard.transport.nats import NatsTransport
 
-    return NatsTransport(NATS_URL, ack_wait=ack_wait)
+    if port is None:
+        return NatsTransport(NATS_URL, ack_wait=ack_wait)
+    return NatsTransport(f"nats://127.0.0.1:{port}", ack_wait=ack_wait, publish_timeout=ack_wait)
 
 
 async def main(broker: str, schema: str, destination: str, name: str) -> None:
