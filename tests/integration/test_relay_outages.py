@@ -200,7 +200,7 @@ async def _next(subscription: object) -> TransportMessage:
 @pytest.mark.parametrize("batch", [False, True], ids=["publish", "publish_many"])
 async def test_a_stalled_redis_is_unavailable_after_publish_timeout(batch: bool) -> None:
     # A client that waits for ever for an answer (socket_timeout=None, redis-py's default
-    # before 7): the transport's publish_timeout still ends the wait, as an outage.
+    # before 8): the transport's publish_timeout still ends the wait, as an outage.
     destination = f"stalled-{uuid.uuid4().hex[:8]}"
     message = TransportMessage("m-1", destination, "Placed", b"1", partition_key="k")
     async with FaultProxy(6379) as proxy:
