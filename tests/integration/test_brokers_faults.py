@@ -24,12 +24,13 @@ import pytest_asyncio
 
 from dockyard.app import App
 from dockyard.modules import module
-from dockyard.outbox import DeadLetters, OutboxModule, RelaySettings, route
+from dockyard.outbox import DeadLetters, OutboxMessage, OutboxModule, RelaySettings, route
 from dockyard.retry import RetryPolicy
 from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport import Transport
-from dockyard.transport.nats import NatsTransport
+from faults import FaultProxy
 from integration._apps.fault_consumer import (
+    BROKER_PORTS,
     CONCURRENCY,
     CONSUMER,
     EFFECTS_TABLE,
@@ -47,7 +48,7 @@ from integration._apps.services import (
     ROOT,
     close_rabbit_connections,
     create_schema,
-    delete_nats_streams,
+    delete_declared,
     delete_rabbit_destinations,
     drop_schema,
     engine_options,
@@ -120,6 +121,79 @@ async def test_rabbit_connections_dropped_mid_stream_lose_nothing(schema: str) -
         transport_for("rabbit", f"{name}-relay"),
         transport_for("rabbit", f"{name}-consumer"),
     )
+
+    async def close_connections(_: int) -> int:
+        return await asyncio.to_thread(close_rabbit_connections, name)
+
+    try:
+        cuts, counted, dead = await _faults_mid_stream(
+            schema, producing, consuming, destination, close_connections
+        )
+    finally:
+        await delete_rabbit_destinations((destination, f"{destination}.{GROUP}"))
+    assert all(cut >= 2 for cut in cuts), f"expected the relay's and consumer's: {cuts}"
+    assert sorted(counted) == list(range(MESSAGES)), "messages were lost"
+    assert set(counted.values()) == {1}, "an effect happened twice"
+    assert dead == []
+
+
+OUTAGE = 3.0
+"""How long a stall or a refusal lasts: the fault itself (several of the relay's retries and
+the consumer's reads fail meanwhile), not a wait for anything to happen."""
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [pytest.param("nats", marks=pytest.mark.nats), pytest.param("redis", marks=pytest.mark.redis)],
+)
+async def test_connections_cut_stalled_and_refused_mid_stream_lose_nothing(
+    broker: str, schema: str
+) -> None:
+    # The relay and the consumer reach the broker through the test's proxy: round one cuts
+    # every connection, round two holds every byte for a while, round three refuses
+    # connections for a while. Nothing is lost, nothing is dead-lettered, effects happen once.
+    destination = unique("faults")
+    async with FaultProxy(BROKER_PORTS[broker]) as proxy:
+        producing, consuming = (
+            transport_for(broker, "relay", port=proxy.port),
+            transport_for(broker, "consumer", port=proxy.port),
+        )
+
+        async def fault(round_number: int) -> int:
+            connections = proxy.open
+            if round_number == 0:
+                await proxy.cut()
+                return connections
+            if round_number == 1:
+                proxy.stall()
+            else:
+                await proxy.refuse()
+            await asyncio.sleep(OUTAGE)  # the outage itself
+            await proxy.restore()
+            return connections
+
+        try:
+            faults, counted, dead = await _faults_mid_stream(
+                schema, producing, consuming, destination, fault
+            )
+        finally:
+            await delete_declared(consuming)
+    assert all(connections >= 2 for connections in faults), faults  # the relay's and consumer's
+    assert sorted(counted) == list(range(MESSAGES)), "messages were lost"
+    assert set(counted.values()) == {1}, "an effect happened twice"
+    assert dead == []
+
+
+async def _faults_mid_stream(
+    schema: str,
+    producing: Transport,
+    consuming: Transport,
+    destination: str,
+    fault: Callable[[int], Awaitable[int]],
+) -> tuple[list[int], dict[int, int], list[OutboxMessage]]:
+    """Relay ``MESSAGES`` pings and consume them (in this process), calling ``fault(round)``
+    in three rounds while messages flow: what each ``fault`` returned, the effects counted
+    per ping, and the relay's dead letters."""
     await consuming.declare(destination, GROUP)  # so nothing published is refused
     shop, billing = (
         producer(schema, producing, destination),
@@ -127,7 +201,7 @@ async def test_rabbit_connections_dropped_mid_stream_lose_nothing(schema: str) -
     )
     stop = asyncio.Event()
     connection = await asyncpg.connect(POSTGRES_DSN, server_settings={"search_path": schema})
-    cuts: list[int] = []
+    faults: list[int] = []
     try:
         async with shop, billing:
             workers = [
@@ -145,17 +219,19 @@ async def test_rabbit_connections_dropped_mid_stream_lose_nothing(schema: str) -
                         await asyncio.sleep(0.02)
 
             # Three rounds: write, and once the consumer has caught up with the previous
-            # round, cut both connections while messages flow. The next round's messages
+            # round, break both connections while messages flow. The next round's messages
             # only arrive if both sides came back.
             before = 0
-            for round_end in (MESSAGES // 4, MESSAGES // 2, 3 * MESSAGES // 4):
+            for round_number, round_end in enumerate(
+                (MESSAGES // 4, MESSAGES // 2, 3 * MESSAGES // 4)
+            ):
                 writing = asyncio.create_task(write(round_end))
                 await wait_until(
                     functools.partial(_effects_over, connection, before + 10),
                     PATIENCE,
                     f"{before + 10} effects",
                 )
-                cuts.append(await asyncio.to_thread(close_rabbit_connections, name))
+                faults.append(await fault(round_number))
                 await writing
                 before = round_end
             await write(MESSAGES)
@@ -171,11 +247,7 @@ async def test_rabbit_connections_dropped_mid_stream_lose_nothing(schema: str) -
         await connection.close()
         await producing.close()
         await consuming.close()
-        await delete_rabbit_destinations((destination, f"{destination}.{GROUP}"))
-    assert all(cut >= 2 for cut in cuts), f"expected the relay's and consumer's: {cuts}"
-    assert sorted(counted) == list(range(MESSAGES)), "messages were lost"
-    assert set(counted.values()) == {1}, "an effect happened twice"
-    assert dead == []
+    return faults, counted, dead
 
 
 async def _effects_over(connection: asyncpg.Connection, count: int) -> bool:
@@ -209,15 +281,14 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 KILLED_MESSAGES = 20
 STALLED = 7
+BROKERS = [
+    pytest.param("rabbit", marks=pytest.mark.rabbit),
+    pytest.param("nats", marks=pytest.mark.nats),
+    pytest.param("redis", marks=pytest.mark.redis),
+]
 
 
-@pytest.mark.parametrize(
-    "broker",
-    [
-        pytest.param("rabbit", marks=pytest.mark.rabbit),
-        pytest.param("nats", marks=pytest.mark.nats),
-    ],
-)
+@pytest.mark.parametrize("broker", BROKERS)
 async def test_a_consumer_killed_mid_handler_has_its_message_redelivered_once(
     broker: str, schema: str, tmp_path: Path
 ) -> None:
@@ -265,10 +336,7 @@ async def test_a_consumer_killed_mid_handler_has_its_message_redelivered_once(
                 stop_process(process)
         await connection.close()
         await producing.close()
-        if broker == "rabbit":
-            await delete_rabbit_destinations((destination, f"{destination}.{GROUP}"))
-        else:
-            await delete_nats_streams(NatsTransport.stream_name(destination))
+        await delete_declared(producing)
     assert sorted(row["n"] for row in rows) == list(range(KILLED_MESSAGES))
     assert [row["consumer"] for row in rows if row["n"] == STALLED] == ["second"]
 
@@ -277,19 +345,14 @@ async def _effects_count(connection: asyncpg.Connection, count: int) -> bool:
     return bool(await connection.fetchval("SELECT count(DISTINCT n) FROM fault_effects") >= count)
 
 
-@pytest.mark.parametrize(
-    "broker",
-    [
-        pytest.param("rabbit", marks=pytest.mark.rabbit),
-        pytest.param("nats", marks=pytest.mark.nats),
-    ],
-)
+@pytest.mark.parametrize("broker", BROKERS)
 async def test_a_consumer_killed_mid_handler_keeps_its_keys_order(
     broker: str, schema: str, tmp_path: Path
 ) -> None:
     # Three messages of one key (Ping(n) has key k{n % KEYS}); the first consumer dies inside
     # the first one's handler, a second takes over: it must apply them in publish order, the
-    # killed one first (on NATS after ack_wait, 2 s here via NatsTransport(ack_wait=...)).
+    # killed one first (on NATS after ack_wait, 2 s here via NatsTransport(ack_wait=...); on
+    # Redis once claimed, after claim_after, 2 s here too).
     destination, name = unique("ordered"), unique("dockyard-ordered")
     marker = tmp_path / "stalled"
     one_key = [0, KEYS, 2 * KEYS]
@@ -332,8 +395,5 @@ async def test_a_consumer_killed_mid_handler_keeps_its_keys_order(
                 stop_process(process)
         await connection.close()
         await producing.close()
-        if broker == "rabbit":
-            await delete_rabbit_destinations((destination, f"{destination}.{GROUP}"))
-        else:
-            await delete_nats_streams(NatsTransport.stream_name(destination))
+        await delete_declared(producing)
     assert [(row["n"], row["consumer"]) for row in rows] == [(n, "second") for n in one_key]

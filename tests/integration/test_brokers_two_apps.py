@@ -1,4 +1,5 @@
-"""Two apps in two processes, each with its outbox and inbox on PostgreSQL, over a real broker.
+"""Two apps in two processes, each with its outbox and inbox on PostgreSQL, over a real broker
+(RabbitMQ, NATS JetStream, Redis Streams).
 
 orders places orders (``OrderPlaced`` → the outbox → the broker); payments charges them and
 answers ``PaymentCaptured`` the same way; orders marks them paid. The test only starts the
@@ -24,6 +25,7 @@ from integration._apps.services import (
     create_schema,
     delete_nats_streams,
     delete_rabbit_destinations,
+    delete_redis_keys,
     drop_schema,
     python_env,
     unique,
@@ -87,6 +89,8 @@ async def clean_up(broker: str, namespace: str) -> None:
             (f"{namespace}.orders", f"{namespace}.orders.payments"),
             (f"{namespace}.payments", f"{namespace}.payments.orders"),
         )
+    elif broker == "redis":
+        await delete_redis_keys(f"{namespace}.orders", f"{namespace}.payments")
     else:
         await delete_nats_streams(
             NatsTransport.stream_name(f"{namespace}.orders"),
@@ -99,6 +103,7 @@ async def clean_up(broker: str, namespace: str) -> None:
     [
         pytest.param("rabbit", marks=pytest.mark.rabbit),
         pytest.param("nats", marks=pytest.mark.nats),
+        pytest.param("redis", marks=pytest.mark.redis),
     ],
 )
 async def test_orders_and_payments_exchange_events_through_the_broker(

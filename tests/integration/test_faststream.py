@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from faststream import FastStream
 from faststream.nats import NatsBroker
 from faststream.rabbit import RabbitBroker
+from faststream.redis import RedisBroker
 
 from dockyard import App, Command, CommandHandler, Event, EventHandler, ISender, contextual, module
 from dockyard.consumer import ErrorPolicies, listen, retry_inline, retry_later
@@ -34,7 +35,8 @@ from dockyard.transport import TransportMessage
 from dockyard.transport._faststream import FastStreamTransport, encode_headers
 from dockyard.transport.nats import NatsTransport
 from dockyard.transport.rabbit import RabbitTransport
-from integration._apps.services import delete_declared
+from dockyard.transport.redis import RedisTransport
+from integration._apps.services import REDIS_URL, delete_declared
 
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 NATS_URL = "nats://127.0.0.1:4222"
@@ -164,16 +166,20 @@ async def charges_database(directory: Path) -> AsyncIterator[IsolatedDatabase]:
 BROKERS = [
     pytest.param("rabbit", marks=pytest.mark.rabbit),
     pytest.param("nats", marks=pytest.mark.nats),
+    pytest.param("redis", marks=pytest.mark.redis),
 ]
 
 
 def _brokers(
     kind: str,
-) -> tuple[RabbitBroker | NatsBroker, FastStreamTransport, FastStreamTransport]:
+) -> tuple[RabbitBroker | NatsBroker | RedisBroker, FastStreamTransport, FastStreamTransport]:
     """The user's broker, the dockyard transport over it, and a producer of its own."""
     if kind == "rabbit":
         rabbit = RabbitBroker(RABBIT_URL, logger=None)
         return rabbit, RabbitTransport(broker=rabbit), RabbitTransport(RABBIT_URL)
+    if kind == "redis":
+        redis = RedisBroker(REDIS_URL, logger=None)  # type: ignore[arg-type]
+        return redis, RedisTransport(broker=redis), RedisTransport(REDIS_URL)
     nats = NatsBroker(NATS_URL, logger=None)
     return nats, NatsTransport(broker=nats), NatsTransport(NATS_URL)
 
@@ -198,7 +204,7 @@ async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         async def charge(order_id: str, sender: FromDockyard[ISender]) -> None:
             await sender.send(Charge(order_id, fail=order_id.startswith("bad")))
 
-        broker.subscriber(plain)(charge)  # `@broker.subscriber(plain)`, on either broker
+        broker.subscriber(plain)(charge)  # `@broker.subscriber(plain)`, on any broker
 
         try:
             async with running(stream):

@@ -140,23 +140,23 @@ async def test_broker_unreachable_at_start_is_waited_out(setup: Setup) -> None:
     check_log(worker, {consumer: 1, "outbox-relay": 1})
 
 
-@pytest.mark.nats
-@pytest.mark.parametrize("setup", ["nats"], indirect=True)
-async def test_nats_cut_and_down_mid_stream_loses_nothing(setup: Setup) -> None:
-    async with FaultProxy(PORTS["nats"]) as nats:
-        worker = start_worker(setup, "nats", nats.port)
+@pytest.mark.parametrize("setup", BROKERS, indirect=True)
+async def test_cut_and_down_mid_stream_loses_nothing(setup: Setup) -> None:
+    broker = "nats" if setup.schema.startswith("dockyard_nats") else "redis"
+    async with FaultProxy(PORTS[broker]) as proxy:
+        worker = start_worker(setup, broker, proxy.port)
         try:
             await worker.ready()
             await setup.produce(0, 30)
             await wait_until(lambda: _effects_at_least(setup, 10), "10 effects")
-            assert await nats.cut() >= 1  # every NATS connection drops mid-stream
+            assert await proxy.cut() >= 1  # every broker connection drops mid-stream
             await setup.produce(30, 60)
             await wait_until(lambda: _effects_at_least(setup, 40), "40 effects")
-            await nats.refuse()  # and now NATS is down for a while
+            await proxy.refuse()  # and now the broker is down for a while
             await setup.produce(60, 90)
             await asyncio.sleep(OUTAGE)  # the outage itself
             assert worker.alive, worker.output()
-            await nats.restore()
+            await proxy.restore()
             await setup.settled(90)
             await setup.check_once(90)
             await stop_cleanly(worker)

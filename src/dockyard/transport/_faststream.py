@@ -192,6 +192,8 @@ class _Receiver:
         key = message.partition_key
         lock = None
         if key is not None:
+            # Earlier messages of the group held by other consumers first (a dead one's too).
+            await transport._wait_turn(raw, self._closed)  # noqa: SLF001 - the subclass's hook
             lock = self._key_locks.get(key)
             if lock is None:
                 lock = self._key_locks[key] = asyncio.Lock()
@@ -636,6 +638,13 @@ class FastStreamTransport(abc.ABC):
     async def _stop(self, subscriber: Any) -> None:
         """Stop consuming; whatever the subscriber still holds goes back to the broker."""
         await subscriber.stop()
+
+    async def _wait_turn(self, raw: StreamMessage[Any], closed: asyncio.Event) -> None:
+        """Before a message with a partition key is handed out: wait while the broker has an
+        earlier message of the group out with another consumer (``closed`` ends the wait).
+        A broker that hands nothing else out meanwhile (JetStream's ``max_ack_pending=1``)
+        need not."""
+        del raw, closed
 
     async def _first_attempt(self, raw: StreamMessage[Any]) -> int:
         """The attempt number of a message as it arrives from the broker (1 if unknown)."""

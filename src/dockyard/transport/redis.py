@@ -7,12 +7,21 @@ acknowledgement: a message its consumer never acknowledged (the process died) st
 and is claimed by another subscription of the group (``XAUTOCLAIM``) once it has been idle
 for ``claim_after`` seconds. Redis counts deliveries, which gives ``Delivery.attempt``.
 
+Per-key order across consumers: Redis hands a group's next entries to any consumer that
+asks, also while an earlier one is out with a consumer that died. So a subscription that
+handles one message at a time (``prefetch=1``) hands out a message with a partition key only
+once no earlier entry of the group is pending with another consumer (``XPENDING``, one round
+trip per message); meanwhile it keeps its entry (``XCLAIM ... JUSTID``, so that nobody claims
+it) and the dead consumer's entry is claimed after ``claim_after`` and handled first.
+
 ``publish_many`` sends a wave's ``XADD`` commands in one pipeline (one round trip, not a
 transaction: each command succeeds or fails on its own).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 
 from faststream.message import StreamMessage
 
-from dockyard.exceptions import BrokerPublishError
+from dockyard.exceptions import BrokerPublishError, TransportUnavailableError
 from dockyard.transport._faststream import MANUAL, FastStreamTransport, encode_headers
 from dockyard.transport._port import TransportMessage
 
@@ -46,6 +55,11 @@ class RedisTransport(FastStreamTransport):
             its group claims it (its consumer is presumed dead); keep it above your slowest
             handler.
         poll_interval: Seconds one read blocks waiting for new entries.
+        publish_timeout: Seconds a publish (or a batch's pipeline) waits for Redis's answer
+            before raising ``TransportUnavailableError`` (the relay then pauses without
+            counting an attempt): a server that stopped answering is an outage, not a hang.
+            An ``XADD`` that reached Redis before the answer was given up on stays, and is
+            published again: the consumer's inbox drops the copy.
         connect_timeout: Seconds the first connection may take (up to Redis's first answer)
             before it raises ``TransportUnavailableError``: a server that accepts connections
             and never answers is an outage, not a hang.
@@ -70,8 +84,12 @@ class RedisTransport(FastStreamTransport):
         broker: RedisBroker | None = None,
         claim_after: float = 60.0,
         poll_interval: float = 0.1,
+        publish_timeout: float = 10.0,
         connect_timeout: float = 10.0,
     ) -> None:
+        if publish_timeout <= 0:
+            msg = f"RedisTransport.publish_timeout must be > 0, got {publish_timeout}"
+            raise ValueError(msg)
         super().__init__(
             # logger=None turns FastStream's per-message logging off (accepted, not typed so)
             broker if broker is not None else RedisBroker(url, logger=None),  # type: ignore[arg-type]
@@ -79,7 +97,10 @@ class RedisTransport(FastStreamTransport):
         )
         self.claim_after = claim_after
         self.poll_interval = poll_interval
+        self.publish_timeout = publish_timeout
         self._declared: set[tuple[str, str]] = set()
+        self._concurrent: set[str] = set()
+        """Consumers reading more than one entry at a time: no per-key order to keep."""
 
     async def _connect(self) -> None:
         await self.broker.start()
@@ -88,9 +109,17 @@ class RedisTransport(FastStreamTransport):
             await self.broker._connection.ping()  # noqa: SLF001 - the broker's client
 
     async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:
-        entry_id = await self.broker.publish(message.payload, stream=name, headers=headers)
+        try:
+            async with asyncio.timeout(self.publish_timeout):
+                entry_id = await self.broker.publish(message.payload, stream=name, headers=headers)
+        except TimeoutError as exc:
+            raise self._no_answer() from exc
         if not entry_id:
             raise BrokerPublishError(self.scheme, message.destination, "XADD returned no id")
+
+    def _no_answer(self) -> TransportUnavailableError:
+        reason = f"no answer to XADD within {self.publish_timeout:g}s"
+        return TransportUnavailableError(self.scheme, reason)
 
     def _unreachable(self, error: BaseException) -> bool:
         return super()._unreachable(error) or isinstance(
@@ -101,15 +130,21 @@ class RedisTransport(FastStreamTransport):
         self, messages: Sequence[TransportMessage]
     ) -> Sequence[BaseException | None]:
         client = self.broker._connection  # noqa: SLF001 - the broker's client
-        async with client.pipeline(transaction=False) as pipeline:
-            for message in messages:
-                await self.broker.publish(
-                    message.payload,
-                    stream=self.name_of(message.destination),
-                    headers=encode_headers(message),
-                    pipeline=pipeline,
-                )
-            results = await pipeline.execute(raise_on_error=False)
+        try:
+            async with (
+                asyncio.timeout(self.publish_timeout),
+                client.pipeline(transaction=False) as pipeline,
+            ):
+                for message in messages:
+                    await self.broker.publish(
+                        message.payload,
+                        stream=self.name_of(message.destination),
+                        headers=encode_headers(message),
+                        pipeline=pipeline,
+                    )
+                results = await pipeline.execute(raise_on_error=False)
+        except TimeoutError as exc:
+            raise self._no_answer() from exc
         outcomes: list[BaseException | None] = []
         for message, result in zip(messages, results, strict=True):
             if result and not isinstance(result, BaseException):
@@ -139,6 +174,8 @@ class RedisTransport(FastStreamTransport):
 
     def _subscribers(self, name: str, group: str, prefetch: int) -> list[Any]:
         consumer = f"{group}-{uuid.uuid4().hex[:12]}"
+        if prefetch > 1:
+            self._concurrent.add(consumer)
         poll = max(1, int(self.poll_interval * 1000))
         reader = self.broker.subscriber(
             stream=StreamSub(
@@ -198,9 +235,43 @@ class RedisTransport(FastStreamTransport):
         name = stream.decode() if isinstance(stream, bytes) else stream
         return f"{name}:{entry}" if name else entry
 
+    async def _wait_turn(self, raw: StreamMessage[Any], closed: asyncio.Event) -> None:
+        native = raw.raw_message
+        group = getattr(raw, "group", None)
+        if self.in_test_broker() or not group or not isinstance(native, dict):
+            return
+        ids, stream = native.get("message_ids"), native.get("channel")
+        if not ids or not stream:
+            return
+        entry = _text(ids[0])
+        client = self.broker._connection  # noqa: SLF001 - the broker's client
+        while not closed.is_set():
+            async with client.pipeline(transaction=False) as pipeline:
+                # The group's first pending entries up to ours (ours included), and ours.
+                pipeline.xpending_range(stream, group, min="-", max=entry, count=3)
+                pipeline.xpending_range(stream, group, min=entry, max=entry, count=1)
+                earliest, mine = await pipeline.execute()
+            if not mine:
+                return  # acknowledged meanwhile (by a consumer that claimed it): no turn to wait
+            owner = mine[0]["consumer"]
+            if _text(owner) in self._concurrent:
+                return  # many at a time: per-key order is not promised
+            # This subscription holds at most two entries (its reader's and its reclaimer's),
+            # so among the first three any earlier one out with another consumer shows.
+            if all(_text(p["message_id"]) == entry or p["consumer"] == owner for p in earliest):
+                return
+            # Keep ours meanwhile (idle time back to 0), so no other consumer claims it.
+            await client.xclaim(stream, group, owner, 0, [entry], justid=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closed.wait(), self.poll_interval)
+
     async def _first_attempt(self, raw: StreamMessage[Any]) -> int:
         count = getattr(raw, "get_delivery_count", None)
         if count is None:
             return 1
         delivered = await count()
         return delivered if isinstance(delivered, int) and delivered > 0 else 1
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,6 +1,6 @@
 """A consumer app whose handler records an effect row, in the inbox's transaction.
 
-Run as a process (``python -m integration._apps.fault_consumer rabbit|nats <schema>
+Run as a process (``python -m integration._apps.fault_consumer rabbit|nats|redis <schema>
 <destination> <name>``) it is one consumer of the group ``effects``. With
 ``DOCKYARD_FAULT_STALL_ON=<n>`` its handler writes ``Ping(n)``'s effect, touches the file
 ``DOCKYARD_FAULT_MARKER`` and then hangs, uncommitted, until the test kills the process.
@@ -26,6 +26,7 @@ from dockyard.transport import Transport
 from integration._apps.services import (
     NATS_URL,
     POSTGRES_URL,
+    REDIS_URL,
     engine_options,
     rabbit_url,
 )
@@ -82,7 +83,15 @@ def consumer_app(schema: str, transport: Transport, destination: str) -> App:
     return App.build(EffectsConsumer)
 
 
-def transport_for(broker: str, connection_name: str, *, ack_wait: float = 2.0) -> Transport:
+BROKER_PORTS = {"rabbit": 5672, "nats": 4222, "redis": 6379}
+
+
+def transport_for(
+    broker: str, connection_name: str, *, ack_wait: float = 2.0, port: int | None = None
+) -> Transport:
+    """The broker's transport; a crashed consumer's message comes back after ``ack_wait``
+    seconds on NATS (``ack_wait``) and on Redis (``claim_after``), at once on RabbitMQ.
+    With ``port``, NATS and Redis are reached there (a proxy in front of them)."""
     if broker == "rabbit":
         from faststream.rabbit import RabbitBroker
 
@@ -91,9 +100,18 @@ def transport_for(broker: str, connection_name: str, *, ack_wait: float = 2.0) -
         # Reconnect sooner than aio-pika's 5 s, so the test spends its time on the stream.
         amqp = RabbitBroker(rabbit_url(connection_name), reconnect_interval=0.5, logger=None)
         return RabbitTransport(broker=amqp)
+    if broker == "redis":
+        from dockyard.transport.redis import RedisTransport
+
+        if port is None:
+            return RedisTransport(REDIS_URL, claim_after=ack_wait)
+        url = f"redis://127.0.0.1:{port}"  # a stalled publish is given up on sooner, too
+        return RedisTransport(url, claim_after=ack_wait, publish_timeout=ack_wait)
     from dockyard.transport.nats import NatsTransport
 
-    return NatsTransport(NATS_URL, ack_wait=ack_wait)
+    if port is None:
+        return NatsTransport(NATS_URL, ack_wait=ack_wait)
+    return NatsTransport(f"nats://127.0.0.1:{port}", ack_wait=ack_wait, publish_timeout=ack_wait)
 
 
 async def main(broker: str, schema: str, destination: str, name: str) -> None:

@@ -5,7 +5,7 @@
 * payments: consumes ``{namespace}.orders``, records the charge and publishes
   ``PaymentCaptured``, routed to ``{namespace}.payments``.
 
-Run as a process: ``python -m integration._apps.shop_apps orders|payments rabbit|nats <schema>
+Run as a process: ``python -m integration._apps.shop_apps orders|payments rabbit|nats|redis <schema>
 <namespace> [<orders to place>]``; it runs its worker until SIGTERM.
 """
 
@@ -25,7 +25,13 @@ from dockyard.outbox import OutboxModule, RelaySettings, route
 from dockyard.retry import RetryPolicy
 from dockyard.sql import SqlModule, SqlOutboxBackend, SqlUnitOfWork
 from dockyard.transport import Transport
-from integration._apps.services import NATS_URL, POSTGRES_URL, engine_options, rabbit_url
+from integration._apps.services import (
+    NATS_URL,
+    POSTGRES_URL,
+    REDIS_URL,
+    engine_options,
+    rabbit_url,
+)
 
 ORDERS_TABLE = (
     "CREATE TABLE shop_orders (order_id TEXT PRIMARY KEY, amount_cents INTEGER NOT NULL, "
@@ -147,6 +153,10 @@ def transport_for(broker: str, name: str) -> Transport:
         from dockyard.transport.rabbit import RabbitTransport
 
         return RabbitTransport(rabbit_url(name))
+    if broker == "redis":
+        from dockyard.transport.redis import RedisTransport
+
+        return RedisTransport(REDIS_URL)
     from dockyard.transport.nats import NatsTransport
 
     return NatsTransport(NATS_URL)
