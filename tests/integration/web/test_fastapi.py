@@ -5,10 +5,13 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import fastapi
+import pytest
 from fastapi import FastAPI, HTTPException, Request
 
 from dockyard import App, ISender
 from dockyard.exceptions import ConcurrencyError
+from dockyard.integrations import fastapi as dockyard_fastapi
 from dockyard.integrations.fastapi import (
     EventSourceResponse,
     FromDockyard,
@@ -105,3 +108,24 @@ class TestFastAPI(contract.WebIntegrationContract):
             async def private(_: FromDockyard[contract.Private]) -> None: ...
 
         return web
+
+
+class TestFastAPIPublicPath(TestFastAPI):
+    """The same contract where FastAPI's function-scoped exit stack is not where dockyard
+    looks for it (a FastAPI it does not know): a ``yield`` dependency holds the scope."""
+
+    @pytest.fixture(autouse=True)
+    def _public_path(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(dockyard_fastapi, "_FAST", False)
+
+
+def test_the_installed_fastapi_takes_the_fast_path() -> None:
+    assert dockyard_fastapi._has_function_stack()
+
+
+@pytest.mark.parametrize("version", ["0.120.4", "1.0.0", "2.1", "dev"])
+def test_a_fastapi_outside_the_known_versions_takes_the_public_path(
+    monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    monkeypatch.setattr(fastapi, "__version__", version)
+    assert not dockyard_fastapi._has_function_stack()
