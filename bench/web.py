@@ -4,20 +4,26 @@ Issue #15's target: the per-request overhead of an endpoint that takes
 ``FromDockyard[ISender]`` (one dockyard scope per request, the integration's unit of work)
 over one that calls ``await app.send(cmd)`` on an app it holds itself is ≤ 10 %.
 
-For each framework and each app, one web app (served by uvicorn in a subprocess — httptools and
-uvloop when installed, as ``uvicorn[standard]`` serves in production; no access log) has five
-``POST`` endpoints that differ only in how they reach dockyard, each answering
-``{"total": n}`` from the same command (``Add``, whose handler has one scoped dependency,
-as in ``bench.messaging``):
+For each framework and each app, five ``POST`` endpoints that differ only in how they reach
+dockyard, each answering ``{"total": n}`` from the same command (``Add``, whose handler has one
+scoped dependency, as in ``bench.messaging``). Each endpoint is the only route of a web app of
+its own, picked by path with a dict lookup (``Dispatch``), so route matching costs every row
+the same (FastAPI tries its routes in order: in one app with five, the last paid ~1 µs per
+route before it); the five are served together by uvicorn in a subprocess (httptools and uvloop
+when installed, as ``uvicorn[standard]`` serves in production; no access log):
 
 * ``framework alone`` — no dockyard: the framework's own cost per request, for scale;
 * ``framework + empty yield dep`` — no dockyard, one ``yield`` dependency taking the request
   that does nothing (FastAPI ``Depends(..., scope="function")``, Litestar ``Provide`` of an
   async generator): the least a scope per request through the framework's DI costs;
 * ``bare app.send`` — ``await app.send(Add(amount=1))`` on an ``App`` the web app opens in its
-  own lifespan (``async with app``): one dockyard scope per request, opened by ``send``;
-* ``bare app.scope()`` — the same app, ``async with app.scope() as scope`` and ``ISender``
-  from it: the work the integration does (a scope, ``ISender`` resolved in it), written by hand;
+  own lifespan (``async with app``): one dockyard scope per request, opened by ``send``, which
+  is the unit of work (committed before ``send`` returns, rolled back if it raises) — the
+  issue's baseline;
+* ``by hand`` — the same app, ``async with app.scope({Request: request}) as scope`` and
+  ``ISender`` from it: exactly the work the integration does (a scope with the request in its
+  context, ``ISender`` resolved in it), as a user would write it; the second baseline, printed
+  beside the first (the ratio to it is what the integration's mechanism costs);
 * ``FromDockyard[ISender]`` — the integration: ``setup_dockyard`` (FastAPI) or
   ``DockyardPlugin`` with ``Inject(ISender)`` (Litestar) on a second ``App`` of the same
   modules.

@@ -206,6 +206,7 @@ async def _open_scope(request: Request) -> AsyncContainer:
     ) -> bool:
         # shielded, as FastAPI shields its yield dependencies' exits: a cancelled request
         # still ends its unit of work (rolls back) and gives its connection back
+        del request.scope[_SCOPE_KEY]  # scope → context → Request → ASGI scope: a cycle
         with CancelScope(shield=True):
             try:
                 await scope.__aexit__(exc_type, exc, traceback)
