@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+from collections.abc import MutableMapping
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
@@ -169,12 +170,12 @@ def books_web(app: App) -> FastAPI:
 
 async def get(web: FastAPI, path: str) -> tuple[int, Any]:
     """One ``GET`` through the ASGI call alone (no server, no client to add objects)."""
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {
