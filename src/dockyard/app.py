@@ -40,7 +40,7 @@ from dockyard.modules._extensions import (
 from dockyard.modules._graph import ModuleGraph, ModuleNode, build_graph, builtin_node
 from dockyard.modules._module import ModuleLike
 from dockyard.modules._probes import serve_probes
-from dockyard.modules._supervisor import Supervisor, WorkerHealth, describe
+from dockyard.modules._supervisor import ReportsHealth, Supervisor, WorkerHealth, describe
 from dockyard.telemetry._instruments import Instruments
 from dockyard.telemetry._settings import Telemetry
 
@@ -72,6 +72,7 @@ class App:
         "_instruments",
         "_lifespans",
         "_messaging",
+        "_reporters",
         "_root",
         "_started",
         "_supervisors",
@@ -103,6 +104,7 @@ class App:
         self._started = False
         self._container_closed = False
         self._supervisors: list[Supervisor] = []
+        self._reporters: list[ReportsHealth] = []  # entry points' services (FastStream endpoints)
 
     @classmethod
     def build(
@@ -284,11 +286,13 @@ class App:
         """The state of each background service of the worker running in this process.
 
         Each is ``starting``, ``running``, ``degraded`` (with the reason: an outage it waits
-        out), ``stopped`` or ``failed``. Empty until :meth:`run_worker` starts; after it
-        returns, the states it ended with. ``dockyard worker --health-port N`` serves this
-        as ``/livez`` and ``/readyz``.
+        out), ``stopped`` or ``failed``. Empty until :meth:`run_worker` starts (or a web
+        app runs them with ``background_services=True``); after it returns, the states it
+        ended with. The endpoints a FastStream app runs through
+        ``dockyard.integrations.faststream`` are listed too. ``dockyard worker
+        --health-port N`` serves this as ``/livez`` and ``/readyz``.
         """
-        return WorkerHealth(tuple(s.health() for s in self._supervisors))
+        return WorkerHealth(tuple(s.health() for s in (*self._supervisors, *self._reporters)))
 
     async def run_worker(
         self,

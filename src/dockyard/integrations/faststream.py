@@ -23,6 +23,7 @@ import functools
 import importlib
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
@@ -64,7 +65,14 @@ from dockyard.integrations._web import (  # noqa: E402
     running_services,
     serving,
 )
-from dockyard.modules._supervisor import Outage, backoff, describe, is_outage  # noqa: E402
+from dockyard.modules._supervisor import (  # noqa: E402
+    Outage,
+    ServiceHealth,
+    ServiceState,
+    backoff,
+    describe,
+    is_outage,
+)
 from dockyard.outbox import Inbox, OutboxConfig, OutboxModule, OutboxStore  # noqa: E402
 from dockyard.transport import Delivery  # noqa: E402
 from dockyard.transport._faststream import FastStreamTransport  # noqa: E402
@@ -172,6 +180,7 @@ class _Wiring:
         "_closing",
         "_consumers",
         "_grace",
+        "_health",
         "_idle",
         "_in_flight",
         "_life",
@@ -202,6 +211,7 @@ class _Wiring:
         self._idle = asyncio.Event()
         self._idle.set()
         self._in_flight = 0
+        self._health = {endpoint.name: _EndpointHealth(endpoint.name) for endpoint in endpoints}
         self._receivers = [
             (
                 endpoint,
@@ -222,6 +232,14 @@ class _Wiring:
         """Before the broker connects: check, start the app, build consumers, declare groups."""
         self._check()
         app = self._app
+        for health in self._health.values():
+            health.set(ServiceState.STARTING)
+        # what `app.health()` lists: this app's endpoints, once (a restart replaces them)
+        mine = set(map(id, self._health.values()))
+        app._reporters = [  # noqa: SLF001 -- same package
+            *(r for r in app._reporters if id(r) not in mine),  # noqa: SLF001
+            *self._health.values(),
+        ]
         try:
             await self._life.enter_async_context(serving(app))
             transport = self._transport
@@ -242,6 +260,8 @@ class _Wiring:
 
     async def after_startup(self) -> None:
         """The broker runs: background services may now share it (none start it again)."""
+        for health in self._health.values():
+            health.set(ServiceState.RUNNING)
         if self._background:
             await self._services.enter_async_context(running_services(self._app, self._grace))
 
@@ -250,6 +270,8 @@ class _Wiring:
         self._closing.set()
         for _, receiver in self._receivers:
             receiver.close()
+        for health in self._health.values():
+            health.set(ServiceState.STOPPED)
         await self._services.aclose()
 
     async def after_shutdown(self) -> None:
@@ -278,6 +300,7 @@ class _Wiring:
 
     def _handler(self, endpoint: Endpoint) -> Callable[[Delivery], Any]:
         outage = Outage(endpoint.name, logger)
+        health = self._health[endpoint.name]
 
         async def handle(delivery: Delivery) -> None:
             consumer = self._consumers.get(endpoint.name)
@@ -286,7 +309,7 @@ class _Wiring:
             self._in_flight += 1
             self._idle.clear()
             try:
-                await self._handle(consumer, delivery, outage)
+                await self._handle(consumer, delivery, outage, health)
             finally:
                 self._in_flight -= 1
                 if not self._in_flight:
@@ -294,7 +317,9 @@ class _Wiring:
 
         return handle
 
-    async def _handle(self, consumer: Consumer, delivery: Delivery, outage: Outage) -> None:
+    async def _handle(
+        self, consumer: Consumer, delivery: Delivery, outage: Outage, health: _EndpointHealth
+    ) -> None:
         """``Consumer.handle``; through an outage (database or broker down), the same
         delivery again after a backoff, as the worker's supervisor restarts a consumer."""
         failures = 0
@@ -306,13 +331,33 @@ class _Wiring:
                     raise  # a bug: the message goes back, FastStream logs the error
                 failures += 1
                 outage.down(describe(exc))
+                health.set(ServiceState.DEGRADED, outage.reason)
                 try:
                     await asyncio.wait_for(self._closing.wait(), backoff(failures, _MAX_BACKOFF))
                 except TimeoutError:
                     continue
                 return  # shutting down: unsettled, back to the broker
-            outage.up()
+            if outage.up():
+                health.set(ServiceState.RUNNING)
             return
+
+
+class _EndpointHealth:
+    """What ``app.health()`` says of one endpoint: ``starting`` until the broker runs, then
+    ``running``, ``degraded`` (with the reason) while an outage is waited out, ``stopped``
+    from shutdown on. FastStream runs the subscriber; nothing restarts it, so no ``failed``."""
+
+    __slots__ = ("_health",)
+
+    def __init__(self, name: str) -> None:
+        self._health = ServiceHealth(name, ServiceState.STARTING, None, time.time())
+
+    def health(self) -> ServiceHealth:
+        return self._health
+
+    def set(self, state: ServiceState, reason: str | None = None) -> None:
+        if (state, reason) != (self._health.state, self._health.reason):
+            self._health = ServiceHealth(self._health.name, state, reason, time.time())
 
 
 # -- FromDockyard in plain handlers -----------------------------------------------------------

@@ -25,7 +25,7 @@ import random
 import socket
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # annotations only
     from dockyard.modules._extensions import BackgroundService
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # annotations only
 __all__ = [
     "FIRST_BACKOFF",
     "Outage",
+    "ReportsHealth",
     "ServiceHealth",
     "ServiceState",
     "Supervisor",
@@ -72,6 +73,13 @@ class ServiceHealth:
     reason: str | None = None
     since: float = 0.0
     """When it entered this state (seconds since the epoch)."""
+
+
+class ReportsHealth(Protocol):
+    """What ``app.health()`` lists: a supervisor, or an entry point's own record of a service
+    it runs (a FastStream endpoint: FastStream runs it, not a supervisor)."""
+
+    def health(self) -> ServiceHealth: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -282,9 +282,13 @@ class RecordPayment(EventHandler[Paid]):
 
     outages = 2
     runs: ClassVar[list[str]] = []
+    app: ClassVar[App | None] = None
+    seen: ClassVar[list[tuple[str, str, str | None]]] = []  # app.health() at each run
 
     async def handle(self, event: Paid, /) -> None:
         RecordPayment.runs.append(event.order_id)
+        assert RecordPayment.app is not None
+        RecordPayment.seen.extend(_states(RecordPayment.app))
         if RecordPayment.outages:
             RecordPayment.outages -= 1
             raise ConnectionRefusedError("the database is down")
@@ -302,7 +306,7 @@ async def test_an_outage_is_waited_out_with_the_same_delivery_and_no_attempt_cou
     @module(imports=[outbox], handlers=[RecordPayment])
     class Payments: ...
 
-    app = App.build(Payments)
+    app = RecordPayment.app = App.build(Payments)
     stream = FastStream(broker, logger=None)
     # one delivery only: an attempt counted against the message would make it a dead letter
     policies = ErrorPolicies(default=dead_letter())
@@ -313,10 +317,16 @@ async def test_an_outage_is_waited_out_with_the_same_delivery_and_no_attempt_cou
         transport=transport,
     )
     encoded = Serializer().serialize(Paid("o-1"))
+    assert _states(app) == []  # not started
     async with TestRabbitBroker(broker, connect_only=True), TestApp(stream):
+        assert _states(app) == [("consumer:paid:books", "running", None)]
         await transport.publish(TransportMessage("m-1", "paid", encoded.type_name, encoded.data))
         assert RecordPayment.runs == ["o-1", "o-1", "o-1"]
         assert await (await app.get(DeadLetters)).list() == []
+        assert _states(app) == [("consumer:paid:books", "running", None)]  # recovered
+    down = ("consumer:paid:books", "degraded", "ConnectionRefusedError: the database is down")
+    assert RecordPayment.seen == [("consumer:paid:books", "running", None), down, down]
+    assert _states(app) == [("consumer:paid:books", "stopped", None)]
     logged = [r.getMessage() for r in caplog.records if r.name == "dockyard.consumer"]
     assert len(logged) == 2  # once when it went down, once when it came back
     assert logged[0] == (
@@ -324,3 +334,8 @@ async def test_an_outage_is_waited_out_with_the_same_delivery_and_no_attempt_cou
         "ConnectionRefusedError: the database is down"
     )
     assert logged[1].startswith("consumer:paid:books: recovered after ")
+
+
+def _states(app: App) -> list[tuple[str, str, str | None]]:
+    """``app.health()``'s services as ``(name, state, reason)``."""
+    return [(s.name, s.state.value, s.reason) for s in app.health().services]
