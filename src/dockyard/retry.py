@@ -158,11 +158,10 @@ class CircuitBreaker:
         self._probing = False
 
     def __repr__(self) -> str:
-        return f"CircuitBreaker({self.name!r}, state={self.state.value!r})"
+        return f"CircuitBreaker({self.name!r}, state={self.state().value!r})"
 
-    @property
     def state(self) -> BreakerState:
-        """Closed, open, or half-open (``reset_after`` passed: the next call probes)."""
+        """Closed, open, or half-open (``reset_after`` passed: the next call probes), now."""
         if self._opened_at is None:
             return BreakerState.CLOSED
         if self._probing or self._clock() < self._opened_at + self.reset_after:
@@ -182,7 +181,7 @@ class CircuitBreaker:
         Raises:
             CircuitOpenError: The breaker is open, or half-open with its probe running.
         """
-        state = self.state
+        state = self.state()
         if state is BreakerState.CLOSED:
             return
         if state is BreakerState.OPEN:
