@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from checkout_sagas import Charge, ChargeBackup, Checkout, Journal, Notify, Reserve, Ship
 
 from dockyard.retry import CircuitBreaker
-from dockyard.sagas import Saga, SagaRecord, SagaStep, pivot, step
+from dockyard.sagas import Saga, SagaRecord, SagaStatus, SagaStep, pivot, step
 
 
 class FakeClock:
@@ -92,3 +92,16 @@ def with_timeout(seconds: float = 0.01) -> Saga[Checkout]:
 
 def trail(record: SagaRecord) -> list[tuple[str, str, int]]:
     return [(e.step, e.kind.value, e.attempt) for e in record.log]
+
+
+def assert_resumed_the_fallback(record: SagaRecord, journal: Journal) -> None:
+    """``record`` was left waiting to retry ``charge-backup`` (the breaker had chosen it) and
+    completed in an app, with ``journal``, whose breaker was closed: the primary never ran."""
+    assert record.status is SagaStatus.COMPLETED
+    assert journal.calls == ["charge-backup", "ship"]
+    assert trail(record)[1:] == [
+        ("charge", "circuit_open", 1),
+        ("charge-backup", "failed", 1),
+        ("charge-backup", "completed", 2),
+        ("ship", "completed", 1),
+    ]

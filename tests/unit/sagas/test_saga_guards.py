@@ -7,7 +7,15 @@ from datetime import timedelta
 
 import pytest
 from checkout_sagas import Charge, Checkout, Journal, Notify, Reserve, Ship, build, run
-from guarded_sagas import FakeClock, Stalls, trail, tripped, with_breaker, with_timeout
+from guarded_sagas import (
+    FakeClock,
+    Stalls,
+    assert_resumed_the_fallback,
+    trail,
+    tripped,
+    with_breaker,
+    with_timeout,
+)
 
 from dockyard.exceptions import InvalidSagaError
 from dockyard.retry import BreakerState, CircuitBreaker, RetryPolicy
@@ -139,14 +147,7 @@ async def test_recovery_resumes_the_branch_the_breaker_chose() -> None:
         control = await app.get(SagaControl)
         await control.run_due()
         record = await control.get("o-1")
-    assert record.status is SagaStatus.COMPLETED
-    assert journal.calls == ["charge-backup", "ship"]
-    assert trail(record)[1:] == [
-        ("charge", "circuit_open", 1),
-        ("charge-backup", "failed", 1),
-        ("charge-backup", "completed", 2),
-        ("ship", "completed", 1),
-    ]
+    assert_resumed_the_fallback(record, journal)
 
 
 async def test_an_attempt_past_its_timeout_is_cancelled_and_retried() -> None:
