@@ -15,27 +15,11 @@ import sqlalchemy as sa
 from dockyard.sagas import SagaControl, Sagas, SagaStatus
 from integration._apps.saga_breaker_worker import GUARDED, build
 from integration._apps.saga_worker import Job, effects, entered, gate
-from integration._apps.services import PYTHON, python_env
-from integration.test_sagas_crash import COMMAND, WITHIN, Where, _stop, _where
+from integration.test_sagas_crash import WITHIN, _stop, _where
 
 pytestmark = pytest.mark.slow
 
 APP = "integration._apps.saga_breaker_worker:app"
-
-
-def worker(where: Where, *, breaker_open: bool) -> subprocess.Popen[str]:
-    env = {**python_env(), "DOCKYARD_TEST_SAGA_URL": where.url}
-    if where.schema is not None:
-        env["DOCKYARD_TEST_SCHEMA"] = where.schema
-    if breaker_open:
-        env["DOCKYARD_TEST_BREAKER_OPEN"] = "1"
-    return subprocess.Popen(
-        [PYTHON, "-c", COMMAND, "worker", APP, "--grace", "20", "--log-level", "ERROR"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 @pytest.mark.postgres
@@ -50,7 +34,7 @@ async def test_a_worker_killed_in_the_fallback_is_recovered_on_the_fallback(
         async with app:
             async with app.scope() as scope:
                 await (await scope.get(Sagas)).start(GUARDED, Job("g-1"), saga_id="g-1")
-            victim = worker(where, breaker_open=True)
+            victim = where.worker(APP, DOCKYARD_TEST_BREAKER_OPEN="1")
             recovering: subprocess.Popen[str] | None = None
             try:
                 came_in = sa.select(sa.func.count()).select_from(entered)
@@ -63,7 +47,7 @@ async def test_a_worker_killed_in_the_fallback_is_recovered_on_the_fallback(
                 async with where.database.engine.begin() as connection:
                     await connection.execute(sa.update(gate).values(is_open=True))
 
-                recovering = worker(where, breaker_open=False)  # `charge` would be called
+                recovering = where.worker(APP)  # its breaker is closed: `charge` would run
                 control = await app.get(SagaControl)
                 async with asyncio.timeout(WITHIN):
                     while (await control.get("g-1")).status is not SagaStatus.COMPLETED:
