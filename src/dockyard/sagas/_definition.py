@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from dockyard._type_name import type_name
 from dockyard.retry import CircuitBreaker, RetryPolicy
 from dockyard.sagas._diagram import mermaid
+from dockyard.sagas._guard import guard_problems
 from dockyard.sagas._step import SagaStep, is_compensable
 
 __all__ = ["Saga", "Step", "pivot", "step"]
@@ -198,37 +199,7 @@ def _problems(saga: Saga[Any]) -> list[str]:  # noqa: PLR0912 - one check per li
                 pivot_name, role = primary.name, "pivot"
         for branch in branches:
             found.extend(_branch_problems(where, branch, seen, role, pivot_name))
-            found.extend(_guard_problems(where, branch, breakers))
-    return found
-
-
-def _guard_problems(
-    where: str, branch: Step[Any], breakers: dict[str, CircuitBreaker]
-) -> list[str]:
-    """A step's ``breaker=`` and ``timeout=``: of the right types, one breaker per name."""
-    found: list[str] = []
-    breaker: object = branch.breaker
-    timeout: object = branch.timeout
-    if isinstance(breaker, CircuitBreaker):
-        shared = breakers.setdefault(breaker.name, breaker)
-        if shared is not breaker:
-            found.append(
-                f"{where}: step `{branch.name}` has another `CircuitBreaker` named "
-                f"`{breaker.name}` than an earlier step; a breaker's state is its object's, "
-                "so pass the same object to share it, or give them different names"
-            )
-    elif breaker is not None:
-        found.append(
-            f"{where}: the breaker of step `{branch.name}` is `{type_name(breaker)}`; write "
-            "`breaker=CircuitBreaker(name, ...)` (from `dockyard.retry`)"
-        )
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-    ):
-        found.append(
-            f"{where}: step `{branch.name}` has timeout {timeout!r}; give seconds > 0 or a "
-            "`timedelta`"
-        )
+            found.extend(guard_problems(where, branch, breakers))
     return found
 
 

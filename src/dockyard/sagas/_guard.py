@@ -1,15 +1,20 @@
-"""A step attempt's guards: the step's circuit breaker around ``act``, its timeout around both."""
+"""A step's guards: its circuit breaker around ``act``, its timeout around each attempt, and the
+checks of both in its definition."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dockyard._type_name import type_name
 from dockyard.exceptions import CircuitOpenError, StepTimeoutError
-from dockyard.sagas._definition import Step
+from dockyard.retry import CircuitBreaker
 
-__all__ = ["circuit_opened", "guarded"]
+if TYPE_CHECKING:  # annotations only: the definition imports this module to check itself
+    from dockyard.sagas._definition import Step
+
+__all__ = ["circuit_opened", "guard_problems", "guarded"]
 
 
 async def guarded(
@@ -64,3 +69,31 @@ def circuit_opened(step: Step[Any], error: Exception) -> bool:
         and step.breaker is not None
         and error.breaker == step.breaker.name
     )
+
+
+def guard_problems(where: str, branch: Step[Any], breakers: dict[str, CircuitBreaker]) -> list[str]:
+    """A step's ``breaker=`` and ``timeout=``: of the right types, one breaker per name."""
+    found: list[str] = []
+    breaker: object = branch.breaker
+    timeout: object = branch.timeout
+    if isinstance(breaker, CircuitBreaker):
+        shared = breakers.setdefault(breaker.name, breaker)
+        if shared is not breaker:
+            found.append(
+                f"{where}: step `{branch.name}` has another `CircuitBreaker` named "
+                f"`{breaker.name}` than an earlier step; a breaker's state is its object's, "
+                "so pass the same object to share it, or give them different names"
+            )
+    elif breaker is not None:
+        found.append(
+            f"{where}: the breaker of step `{branch.name}` is `{type_name(breaker)}`; write "
+            "`breaker=CircuitBreaker(name, ...)` (from `dockyard.retry`)"
+        )
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        found.append(
+            f"{where}: step `{branch.name}` has timeout {timeout!r}; give seconds > 0 or a "
+            "`timedelta`"
+        )
+    return found
