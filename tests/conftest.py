@@ -5,6 +5,8 @@
 user's tests (a SQLite file per test, a PostgreSQL schema per test dropped after it), with
 dockyard's tables created. A module that needs more (its own tables, a listener) overrides
 ``database`` and asks for it: ``def database(database: Database) -> Database``.
+``isolated`` gives the same in turn as an ``IsolatedDatabase`` (to build ``SqlModule`` on it),
+with the tables of the test module's ``own_tables`` (a ``MetaData``) created too.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import sqlalchemy as sa
 
 from dockyard.sql import Database
-from dockyard.testing.pytest import isolated_database
+from dockyard.testing.pytest import IsolatedDatabase, isolated_database
 from services import POSTGRES_URL, SERVICES, require_service
 
 
@@ -59,3 +62,25 @@ def database(request: pytest.FixtureRequest) -> Database:
     """Each dialect's database in turn (PostgreSQL's marked, so it needs the server)."""
     database: Database = request.getfixturevalue(f"{request.param}_database")
     return database
+
+
+@pytest_asyncio.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def isolated(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[IsolatedDatabase]:
+    """Each dialect in turn, isolated, with dockyard's tables and the module's ``own_tables``."""
+    url = None
+    if request.param == "postgres":
+        require_service("postgres")
+        url = POSTGRES_URL
+    own_tables: sa.MetaData | None = getattr(request.module, "own_tables", None)
+    async with isolated_database(url, tmp_path) as found:
+        database = found.database()
+        try:
+            await database.create_tables()
+            if own_tables is not None:
+                async with database.engine.begin() as connection:
+                    await connection.run_sync(own_tables.create_all)
+        finally:
+            await database.dispose()
+        yield found

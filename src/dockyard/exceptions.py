@@ -40,6 +40,7 @@
     ├── MessagingError                    a message could not be dispatched
     │   ├── HandlerNotFoundError          (+ LookupError) no handler answers a request type
     │   ├── ChainExhaustedError           (+ LookupError) every link of a handler chain passed
+    │   ├── CircuitOpenError              (+ RuntimeError) a circuit breaker is open: no call made
     │   └── MessageContextError           (+ LookupError) no message context here, or tracking off
     ├── CodecError                        a value could not be encoded, or stored bytes decoded
     │   ├── SerializationError            (+ TypeError) an event could not be encoded
@@ -64,7 +65,8 @@
     │   ├── SagaNotFoundError             (+ LookupError) no saga instance with that id
     │   ├── SagaStateError                (+ RuntimeError) retry/cancel of a saga not parked
     │   ├── SagaAlreadyStartedError       (+ ValueError) start of an id that exists
-    │   └── SagaVersionError              (+ RuntimeError) an instance the definition cannot run
+    │   ├── SagaVersionError              (+ RuntimeError) an instance the definition cannot run
+    │   └── StepTimeoutError              (+ TimeoutError) a step attempt ran past its timeout
     └── DeliveryError                     a message not accepted by a broker, or not handleable
         ├── BrokerPublishError            (+ ConnectionError) a broker refused a message
         ├── BatchPublishError             (+ ConnectionError) some messages of a batch refused
@@ -121,6 +123,7 @@ from dockyard._errors.lifecycle import (
 )
 from dockyard._errors.messaging import (
     ChainExhaustedError,
+    CircuitOpenError,
     HandlerNotFoundError,
     MessageContextError,
     MessagingError,
@@ -158,6 +161,7 @@ from dockyard._errors.sagas import (
     SagaNotFoundError,
     SagaStateError,
     SagaVersionError,
+    StepTimeoutError,
 )
 from dockyard._errors.storage import (
     AggregateNotFoundError,
@@ -178,6 +182,7 @@ __all__ = [
     "BrokerPublishError",
     "ChainExhaustedError",
     "ChainNotFoundError",
+    "CircuitOpenError",
     "CodecError",
     "ConcurrencyError",
     "ConfigurationError",
@@ -231,6 +236,7 @@ __all__ = [
     "SagaVersionError",
     "ScopeMismatchError",
     "SerializationError",
+    "StepTimeoutError",
     "StorageError",
     "StoreUnavailableError",
     "StreamDeletedError",

@@ -47,12 +47,12 @@ class Where:
         self.schema = schema
         self.database = database
 
-    def worker(self) -> subprocess.Popen[str]:
-        env = {**python_env(), "DOCKYARD_TEST_SAGA_URL": self.url}
+    def worker(self, app: str = APP, **more_env: str) -> subprocess.Popen[str]:
+        env = {**python_env(), "DOCKYARD_TEST_SAGA_URL": self.url, **more_env}
         if self.schema is not None:
             env["DOCKYARD_TEST_SCHEMA"] = self.schema
         return subprocess.Popen(
-            [PYTHON, "-c", COMMAND, "worker", APP, "--grace", "20", "--log-level", "WARNING"],
+            [PYTHON, "-c", COMMAND, "worker", app, "--grace", "20", "--log-level", "WARNING"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -28,6 +28,7 @@ from dockyard.exceptions import (
     BrokerPublishError,
     ChainExhaustedError,
     ChainNotFoundError,
+    CircuitOpenError,
     CodecError,
     ConcurrencyError,
     ConfigurationError,
@@ -81,6 +82,7 @@ from dockyard.exceptions import (
     SagaVersionError,
     ScopeMismatchError,
     SerializationError,
+    StepTimeoutError,
     StorageError,
     StoreUnavailableError,
     StreamDeletedError,
@@ -229,6 +231,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
         ),
     ],
     ChainExhaustedError: [ChainExhaustedError(PlaceOrder, ["CardPayment", "WalletPayment"])],
+    CircuitOpenError: [CircuitOpenError("payments", 5, 12.5)],
     MessageContextError: [MessageContextError(tracking=True), MessageContextError(tracking=False)],
     # codec
     SerializationError: [
@@ -275,6 +278,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
         SagaVersionError("order-1", "checkout", 1, 2),
         SagaVersionError("order-1", "checkout", 1, 1, "charge"),
     ],
+    StepTimeoutError: [StepTimeoutError("order-1", "charge", 2.5)],
     # delivery
     BrokerPublishError: [BrokerPublishError("rabbit", "orders", "no queue would store it")],
     BatchPublishError: [

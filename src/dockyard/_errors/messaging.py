@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from dockyard._errors.base import DockyardError
 from dockyard._type_name import type_name
 
-__all__ = ["ChainExhaustedError", "HandlerNotFoundError", "MessageContextError", "MessagingError"]
+__all__ = [
+    "ChainExhaustedError",
+    "CircuitOpenError",
+    "HandlerNotFoundError",
+    "MessageContextError",
+    "MessagingError",
+]
 
 
 class MessagingError(DockyardError):
@@ -110,4 +116,23 @@ class MessageContextError(MessagingError, LookupError):
             "Message context tracking is off: nothing in the app declared a dependency on "
             "`MessageContext` when it was built. Hint: inject `MessageContext` in a constructor, "
             "or build with `messaging=MessagingSettings(track_context=True)`."
+        )
+
+
+class CircuitOpenError(MessagingError, RuntimeError):
+    """A ``CircuitBreaker`` is open: the call was not made (it fails fast)."""
+
+    def __init__(self, breaker: str, failures: int, retry_in: float) -> None:
+        self.breaker = breaker
+        self.failures = failures
+        self.retry_in = retry_in
+        """Seconds until the breaker lets a probe call through."""
+        super().__init__(breaker, failures, retry_in)
+
+    def __str__(self) -> str:
+        return (
+            f"Circuit breaker `{self.breaker}` is open after {self.failures} failures in a "
+            f"row, so the call was not made; a probe call is let through in "
+            f"{self.retry_in:.1f} s. Hint: the dependency behind `{self.breaker}` is failing; "
+            "fix it or wait, or give the caller a fallback."
         )

@@ -10,6 +10,7 @@ __all__ = [
     "SagaNotFoundError",
     "SagaStateError",
     "SagaVersionError",
+    "StepTimeoutError",
 ]
 
 
@@ -104,4 +105,24 @@ class SagaVersionError(SagaError, RuntimeError):
             f"`compatible_with=({self.instance_version},)` to the definition if its steps "
             "can resume such an instance, or run the old version to finish it; then "
             f"`await control.retry({self.saga_id!r})`."
+        )
+
+
+class StepTimeoutError(SagaError, TimeoutError):
+    """An attempt of a saga step ran past the step's ``timeout``: it was cancelled and its
+    transaction rolled back. Recorded as the failed attempt's error; never raised to a caller.
+    """
+
+    def __init__(self, saga_id: str, step: str, timeout: float) -> None:
+        self.saga_id = saga_id
+        self.step = step
+        self.timeout = timeout
+        super().__init__(saga_id, step, timeout)
+
+    def __str__(self) -> str:
+        return (
+            f"Step `{self.step}` of saga `{self.saga_id}` ran longer than its timeout of "
+            f"{self.timeout:g} s: the attempt was cancelled and its transaction rolled back. "
+            "Hint: it counts as a failed attempt (retried, then the fallback or compensation); "
+            "raise `timeout=` if the step needs longer."
         )

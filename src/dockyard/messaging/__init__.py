@@ -8,6 +8,7 @@ See ``docs/messaging.md``.
 
 from dockyard._public import use_public_paths
 from dockyard.messaging._behavior import PipelineBehavior
+from dockyard.messaging._breaker import CircuitBreakerBehavior
 from dockyard.messaging._envelope import Envelope, MessageContext
 from dockyard.messaging._handlers import (
     ChainHandler,
@@ -26,6 +27,7 @@ from dockyard.messaging._transactional import TransactionalBehavior, UnitOfWork
 
 __all__ = [
     "ChainHandler",
+    "CircuitBreakerBehavior",
     "Command",
     "CommandHandler",
     "Envelope",

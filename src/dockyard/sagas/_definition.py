@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from dockyard._type_name import type_name
-from dockyard.retry import RetryPolicy
+from dockyard.retry import CircuitBreaker, RetryPolicy
 from dockyard.sagas._diagram import mermaid
+from dockyard.sagas._guard import guard_problems
 from dockyard.sagas._step import SagaStep, is_compensable
 
 __all__ = ["Saga", "Step", "pivot", "step"]
@@ -32,6 +34,10 @@ class Step(Generic[S]):
     """Run from the pre-step state once the retries ran out."""
     pivot: bool = False
     """The point of no return: once it commits, later failures retry forward."""
+    breaker: CircuitBreaker | None = None
+    """While open, ``act`` is not called: the fallback (or compensation) takes over at once."""
+    timeout: float | None = None
+    """Seconds an attempt (``act`` or ``compensate``) may run before it is cancelled."""
 
 
 def step(
@@ -41,6 +47,8 @@ def step(
     *,
     retry: RetryPolicy | None = None,
     fallback: Step[S] | None = None,
+    breaker: CircuitBreaker | None = None,
+    timeout: float | timedelta | None = None,
 ) -> Step[S]:
     """A step named ``name`` run by ``handler`` (its ``compensate``, if any, undoes it).
 
@@ -49,8 +57,13 @@ def step(
         handler: The ``SagaStep`` class; resolved in a new scope for each attempt.
         retry: How often an attempt is retried before the fallback or compensation.
         fallback: Another step to run, from the pre-step state, once the retries ran out.
+        breaker: A ``CircuitBreaker`` around ``act``: while it is open, ``act`` is not called
+            and the step gives up at once (to its fallback, else compensation); the decision
+            is written to the step log.
+        timeout: Seconds (or a ``timedelta``) an attempt may run; a longer one is cancelled,
+            its transaction rolled back, and it counts as a failed attempt.
     """
-    return Step(name, handler, retry, fallback)
+    return Step(name, handler, retry, fallback, breaker=breaker, timeout=_seconds(timeout))
 
 
 def pivot(
@@ -60,11 +73,18 @@ def pivot(
     *,
     retry: RetryPolicy | None = None,
     fallback: Step[S] | None = None,
+    breaker: CircuitBreaker | None = None,
+    timeout: float | timedelta | None = None,
 ) -> Step[S]:
     """The saga's point of no return: if it fails, the steps before it are compensated; once it
     has committed, the steps after it are only retried forward (none of them, nor the pivot,
     may have a ``compensate``). Arguments as for :func:`step`."""
-    return Step(name, handler, retry, fallback, pivot=True)
+    seconds = _seconds(timeout)
+    return Step(name, handler, retry, fallback, pivot=True, breaker=breaker, timeout=seconds)
+
+
+def _seconds(timeout: float | timedelta | None) -> float | None:
+    return timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +159,7 @@ def _problems(saga: Saga[Any]) -> list[str]:  # noqa: PLR0912 - one check per li
     if not steps:
         found.append(f"{where} has no steps")
     seen: set[str] = set()
+    breakers: dict[str, CircuitBreaker] = {}
     pivot_name: str | None = None
     for position, primary in enumerate(steps, 1):
         if not isinstance(primary, Step):
@@ -178,6 +199,7 @@ def _problems(saga: Saga[Any]) -> list[str]:  # noqa: PLR0912 - one check per li
                 pivot_name, role = primary.name, "pivot"
         for branch in branches:
             found.extend(_branch_problems(where, branch, seen, role, pivot_name))
+            found.extend(guard_problems(where, branch, breakers))
     return found
 
 

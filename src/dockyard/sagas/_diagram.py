@@ -51,6 +51,7 @@ def drawing(saga: Saga[Any]) -> Drawing:
             ids[branch.name] = f"s{position}" + ("_fallback" if number else "")
             label = branch.name + (" (pivot)" if branch.pivot else "")
             label += " (fallback)" if number else ""
+            label += f" (timeout {branch.timeout:g} s)" if branch.timeout is not None else ""
             nodes.append(Node(ids[branch.name], (label,), "rounded"))
             if is_compensable(branch.handler) and position < len(positions) - 1:
                 nodes.append(Node(_undo(ids, branch), (f"undo {branch.name}",), "rounded"))
@@ -71,14 +72,16 @@ def drawing(saga: Saga[Any]) -> Drawing:
         for number, branch in enumerate(branches):
             here = ids[branch.name]
             edges.append(Edge(here, done, "done"))
+            # an open breaker gives up at once, along the same edges as exhausted retries
+            gave_up = "gave up or circuit open" if branch.breaker is not None else "gave up"
             if number == 0 and len(branches) > 1:
-                edges.append(Edge(here, ids[branches[1].name], "gave up"))
+                edges.append(Edge(here, ids[branches[1].name], gave_up))
                 continue
             if after_pivot:
                 edges.append(Edge(here, "failed", "gave up"))
                 continue
             edges.extend(
-                Edge(here, target, "gave up") for target in _compensation(positions, ids, position)
+                Edge(here, target, gave_up) for target in _compensation(positions, ids, position)
             )
         for branch in branches:
             if is_compensable(branch.handler) and following is not None:

@@ -13,6 +13,7 @@ from dishka.exceptions import ExitError, NoFactoryError
 
 from dockyard.exceptions import SagaVersionError, StoreUnavailableError
 from dockyard.messaging._transactional import UnitOfWork
+from dockyard.sagas._guard import circuit_opened, guarded
 from dockyard.sagas._plan import Plan, PlannedStep
 from dockyard.sagas._record import SagaLogEntry, SagaLogKind, SagaRecord, SagaStatus, StepAction
 from dockyard.sagas._registry import SagaRegistry
@@ -165,10 +166,8 @@ class SagaEngine:
             async with self._scope(record, planned) as scope:
                 writer, uow = await self._writer(scope)
                 handler = await scope.get(planned.step.handler, component=self.registry.component)
-                if compensate:
-                    await handler.compensate(state)
-                else:
-                    await handler.act(state)
+                call = handler.compensate if compensate else handler.act
+                await guarded(planned.step, record.saga_id, call, state, compensate=compensate)
                 serialized = self.registry.serializer.serialize(state)
                 done = replace(
                     record,
@@ -266,6 +265,10 @@ class SagaEngine:
         attempt = record.attempts + 1
         text = describe(error)
         kind = SagaLogKind.COMPENSATION_FAILED if compensate else SagaLogKind.FAILED
+        # An open breaker gives up at once (logged, so recovery resumes the branch it chose);
+        # after the pivot, where nothing is given up, it is a failed attempt like any other.
+        circuit = not compensate and circuit_opened(planned.step, error)
+        kind = SagaLogKind.CIRCUIT_OPEN if circuit else kind
         log = (*record.log, SagaLogEntry(planned.name, kind, attempt, time.time(), text))
         policy = plan.compensation_retry if compensate else planned.retry
         logger.warning(
@@ -279,7 +282,7 @@ class SagaEngine:
             text,
         )
         failed = replace(record, attempts=attempt, error=text, log=log, version=record.version + 1)
-        if not policy.exhausted(attempt):
+        if not policy.exhausted(attempt) and not (circuit and not planned.forward_only):
             delay = policy.delay(attempt)
             if await self._write(replace(failed, owner=None), due_in=delay):
                 self.wake_at(delay)

@@ -54,6 +54,9 @@ class SagaLogKind(enum.StrEnum):
     """A step's ``act`` committed."""
     FAILED = "failed"
     """An attempt of a step's ``act`` raised (its transaction rolled back)."""
+    CIRCUIT_OPEN = "circuit_open"
+    """The step's circuit breaker was open: ``act`` was not called, and the step gave up at
+    once (to its fallback, else compensation; after the pivot, a failed attempt)."""
     COMPENSATED = "compensated"
     """A step's ``compensate`` committed."""
     COMPENSATION_FAILED = "compensation_failed"

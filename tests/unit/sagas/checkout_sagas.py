@@ -24,6 +24,7 @@ from dockyard.sagas import (
 )
 from dockyard.serialization import Serializer
 from dockyard.sql import SqlSagaBackend
+from dockyard.testing.pytest import IsolatedDatabase
 
 
 @dataclass
@@ -134,6 +135,13 @@ def checkout_saga(version: int = 1, *, compatible_with: Iterable[int] = ()) -> S
 
 
 CHECKOUT = checkout_saga()
+
+
+def sql_module(isolated: IsolatedDatabase) -> DynamicModule:
+    """``SqlModule`` on the test's database, with a small pool (the server is shared)."""
+    if isolated.schema is None:  # SQLite
+        return isolated.sql_module()
+    return isolated.sql_module(pool_size=3, max_overflow=2)
 
 
 def build(

@@ -10,6 +10,7 @@ from dockyard.exceptions import (
     SagaNotRegisteredError,
     SagaStateError,
     SagaVersionError,
+    StepTimeoutError,
 )
 
 
@@ -48,6 +49,13 @@ def test_messages_say_what_where_and_how_to_fix() -> None:
         "bump `version` and finish old instances with the old code; then "
         "`await control.retry('o-1')`."
     )
+    assert str(StepTimeoutError("o-1", "charge", 2.5)) == (
+        "Step `charge` of saga `o-1` ran longer than its timeout of 2.5 s: the attempt was "
+        "cancelled and its transaction rolled back. Hint: it counts as a failed attempt "
+        "(retried, then the fallback or compensation); raise `timeout=` if the step needs "
+        "longer."
+    )
+    assert isinstance(StepTimeoutError("o-1", "charge", 1), TimeoutError)
     for error in (
         SagaNotFoundError("o-1"),
         SagaStateError("o-1", "running", "retry"),

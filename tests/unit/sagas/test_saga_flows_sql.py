@@ -5,19 +5,15 @@ or not at all."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
-from checkout_sagas import CHECKOUT, NO_WAIT, Checkout, Journal, build, run
+from checkout_sagas import CHECKOUT, NO_WAIT, Checkout, Journal, build, run, sql_module
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dockyard import App, module
-from dockyard.modules import DynamicModule
 from dockyard.outbox import Outbox, OutboxModule
 from dockyard.retry import RetryPolicy
 from dockyard.sagas import (
@@ -39,9 +35,8 @@ from dockyard.sql import (
     outbox_table,
     sagas_table,
 )
-from dockyard.testing.pytest import IsolatedDatabase, isolated_database
+from dockyard.testing.pytest import IsolatedDatabase
 from dockyard.transport.memory import InMemoryTransport
-from services import POSTGRES_URL, require_service
 
 own_tables = sa.MetaData()
 writes = sa.Table(
@@ -51,31 +46,6 @@ writes = sa.Table(
     sa.Column("saga_id", sa.String(64), nullable=False),
     sa.Column("step", sa.String(32), nullable=False),
 )
-
-
-@pytest_asyncio.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def isolated(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[IsolatedDatabase]:
-    url = None
-    if request.param == "postgres":
-        require_service("postgres")
-        url = POSTGRES_URL
-    async with isolated_database(url, tmp_path) as found:
-        database = found.database()
-        try:
-            await database.create_tables()
-            async with database.engine.begin() as connection:
-                await connection.run_sync(own_tables.create_all)
-        finally:
-            await database.dispose()
-        yield found
-
-
-def sql_module(isolated: IsolatedDatabase) -> DynamicModule:
-    if isolated.schema is None:  # SQLite
-        return isolated.sql_module()
-    return isolated.sql_module(pool_size=3, max_overflow=2)
 
 
 async def test_the_checkout_paths_on_sql(isolated: IsolatedDatabase) -> None:
