@@ -392,3 +392,32 @@ class SagaStoreContract:
         assert claimed.saga_id == parked.saga_id
         held = replace(claimed, status=SagaStatus.CANCELLED, version=claimed.version + 1)
         assert not await sagas.store.update(held)  # a runner holds it
+
+    # -- retention ------------------------------------------------------------------------
+
+    async def test_purge_deletes_old_finished_instances_in_batches_and_nothing_else(
+        self, sagas: SagaStoreHarness
+    ) -> None:
+        finished = [
+            replace(record(f"done-{n}"), status=status)
+            for n, status in enumerate(
+                [SagaStatus.COMPLETED, SagaStatus.COMPENSATED, SagaStatus.CANCELLED] * 2
+            )
+        ]
+        kept = [
+            replace(record(f"kept-{n}"), status=status)
+            for n, status in enumerate(
+                [SagaStatus.RUNNING, SagaStatus.COMPENSATING, SagaStatus.FAILED]
+            )
+        ]
+        await self.add(sagas, *finished, *kept)
+        assert await sagas.store.purge(3600.0, 100) == 0  # none is an hour old
+        await asyncio.sleep(0.4)
+        recent = replace(record("done-recent"), status=SagaStatus.COMPLETED)
+        await self.add(sagas, recent)
+        assert await sagas.store.purge(0.3, 4) == 4  # at most a batch
+        assert await sagas.store.purge(0.3, 100) == 2
+        assert await sagas.store.purge(0.3, 100) == 0
+        left = sorted(r.saga_id for r in await sagas.store.find())
+        assert left == sorted([recent.saga_id, *(r.saga_id for r in kept)])
+        assert await sagas.store.purge(0.3, 0) == 0
