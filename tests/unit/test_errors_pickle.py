@@ -269,7 +269,10 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     ProjectionsTimeoutError: [ProjectionsTimeoutError(0.1, [("Balances", 0, 1)])],
     # sagas
     SagaNotFoundError: [SagaNotFoundError("order-1")],
-    SagaStateError: [SagaStateError("order-1", "running", "retry")],
+    SagaStateError: [
+        SagaStateError("order-1", "running", "retry"),
+        SagaStateError("order-1", "failed", "skip", "it is parked at step `x`"),
+    ],
     SagaAlreadyStartedError: [SagaAlreadyStartedError("order-1", "checkout")],
     SagaVersionError: [
         SagaVersionError("order-1", "checkout", 1, 2),

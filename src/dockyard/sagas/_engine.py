@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -229,7 +228,7 @@ class SagaEngine:
     def _after_success(
         self, plan: Plan, planned: PlannedStep, record: SagaRecord, *, compensate: bool
     ) -> SagaRecord:
-        now = time.time()
+        now = self.registry.clock()
         attempt = record.attempts + 1
         kind = SagaLogKind.COMPENSATED if compensate else SagaLogKind.COMPLETED
         log = (*record.log, SagaLogEntry(planned.name, kind, attempt, now))
@@ -266,7 +265,7 @@ class SagaEngine:
         attempt = record.attempts + 1
         text = describe(error)
         kind = SagaLogKind.COMPENSATION_FAILED if compensate else SagaLogKind.FAILED
-        log = (*record.log, SagaLogEntry(planned.name, kind, attempt, time.time(), text))
+        log = (*record.log, SagaLogEntry(planned.name, kind, attempt, self.registry.clock(), text))
         policy = plan.compensation_retry if compensate else planned.retry
         logger.warning(
             "saga %s (%s): %s of step %s failed (attempt %d of %d): %s",
@@ -309,7 +308,7 @@ class SagaEngine:
 
     async def _park(self, record: SagaRecord, step: str, error: str) -> None:
         """Stop the instance where it is, as failed, with ``error``; nobody holds it."""
-        entry = SagaLogEntry(step, SagaLogKind.PARKED, record.attempts, time.time(), error)
+        entry = SagaLogEntry(step, SagaLogKind.PARKED, record.attempts, self.registry.clock(), error)
         parked = replace(
             record,
             status=SagaStatus.FAILED,

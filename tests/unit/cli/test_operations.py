@@ -348,7 +348,7 @@ def test_sagas_are_listed_shown_retried_and_cancelled(seeded: Place) -> None:
     )
     assert seeded.error("sagas", "cancel", APP, "ship-o-1", "--yes") == (
         "error: Cannot cancel saga `ship-o-1`: it is completed, not failed. Hint: only a "
-        "parked (failed) saga can be retried or cancelled; check "
+        "parked (failed) saga can be retried, skipped or cancelled; check "
         "`(await control.get(saga_id)).status` first."
     )
     assert seeded.error("sagas", "show", APP, "ship-o-404").startswith(
