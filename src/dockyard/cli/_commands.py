@@ -125,5 +125,5 @@ from dockyard.cli import (  # noqa: E402 - after `cli`, which each registers on
     _describe,  # noqa: F401 - check, describe, graph
     _outbox,  # noqa: F401 - outbox status, dead-letters
     _projections,  # noqa: F401 - projections status, rebuild, …
-    _sagas,  # noqa: F401 - sagas list, show, retry, cancel
+    _sagas,  # noqa: F401 - sagas list, show, retry, skip, cancel, purge
 )

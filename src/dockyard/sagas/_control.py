@@ -16,6 +16,7 @@ from dockyard.sagas._engine import SagaEngine
 from dockyard.sagas._path import path_dot, path_mermaid
 from dockyard.sagas._record import SagaLogEntry, SagaLogKind, SagaRecord, SagaStatus, StepAction
 from dockyard.sagas._registry import SagaRegistry
+from dockyard.sagas._runner import purge_finished
 from dockyard.sagas._store import SagaStore
 from dockyard.telemetry._instruments import Instruments
 
@@ -152,9 +153,7 @@ class SagaControl:
         entry = self._entry(record, SagaLogKind.CANCELLED, by, reason)
         return await self._change(record, entry, "cancel", status=SagaStatus.CANCELLED)
 
-    async def purge_finished(
-        self, older_than: timedelta | float, *, batch: int = 500
-    ) -> int:
+    async def purge_finished(self, older_than: timedelta | float, *, batch: int = 500) -> int:
         """Delete finished instances (completed, compensated, cancelled) that ended more than
         ``older_than`` ago, ``batch`` at a time (each batch a short transaction of its own);
         return how many. Running and parked instances are never deleted.
@@ -165,12 +164,7 @@ class SagaControl:
         if seconds < 0 or batch < 1:
             msg = f"purge_finished needs older_than >= 0 and batch >= 1, got {seconds}, {batch}"
             raise ValueError(msg)
-        purged = 0
-        while True:
-            deleted = await self._store.purge(seconds, batch)
-            purged += deleted
-            if deleted < batch:
-                return purged
+        return await purge_finished(self._store, seconds, batch)
 
     async def run_due(self) -> int:
         """Run every instance due now, in this process, until none is due; return how many

@@ -308,7 +308,9 @@ class SagaEngine:
 
     async def _park(self, record: SagaRecord, step: str, error: str) -> None:
         """Stop the instance where it is, as failed, with ``error``; nobody holds it."""
-        entry = SagaLogEntry(step, SagaLogKind.PARKED, record.attempts, self.registry.clock(), error)
+        entry = SagaLogEntry(
+            step, SagaLogKind.PARKED, record.attempts, self.registry.clock(), error
+        )
         parked = replace(
             record,
             status=SagaStatus.FAILED,
