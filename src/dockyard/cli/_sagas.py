@@ -220,8 +220,8 @@ def skip(
         emit_json(_summary(record))
         return
     skipped = record.log[-1].step
-    where = f"at step {record.step}" if record.step is not None else "finished"
-    typer.echo(f"skipped `{skipped}` of `{saga_id}`: {record.status.value} {where}")
+    where = f" at step {record.step}" if record.step is not None else ""
+    typer.echo(f"skipped `{skipped}` of `{saga_id}`: {record.status.value}{where}")
 
 
 @sagas.command()

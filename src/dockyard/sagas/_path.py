@@ -119,9 +119,9 @@ def path_drawing(record: SagaRecord) -> Drawing:
         if status.is_finished:
             walk.edges.append(Edge(now, _END))
     labels = dict(walk.labels)
-    for end in _ENDS.values():
-        if any(end in (e.source, e.target) for e in walk.edges):
-            labels[end] = "failed (parked)" if end == "failed" else end
+    ends = set(_ENDS.values())
+    for end in (e.target for e in walk.edges if e.target in ends):  # in the order reached
+        labels[end] = "failed (parked)" if end == "failed" else end
     nodes = [Node(_START, shape="start")]
     nodes += [
         Node(node_id, (f"{label} (now)" if node_id == now and current else label,), "rounded")

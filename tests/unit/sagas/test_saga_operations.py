@@ -195,8 +195,8 @@ async def test_the_diagram_of_an_instance_shows_the_path_it_took() -> None:
     )
     assert finished.splitlines()[6:] == [
         '    state "undo reserve" as undo5',
-        '    state "compensated" as compensated',
         '    state "failed (parked)" as failed',
+        '    state "compensated" as compensated',
         "    [*] --> step0",
         "    step0 --> step1 : done",
         "    step1 --> step2 : gave up after 2 attempts",
