@@ -78,6 +78,7 @@ def record(
 
 _STEP_DONE = SagaLogEntry("reserve", SagaLogKind.COMPLETED, 1, 1700000000.25)
 _STEP_FAILED = SagaLogEntry("charge", SagaLogKind.FAILED, 2, 1700000001.5, "ValueError: é\nx")
+_STEP_SKIPPED = SagaLogEntry("charge", SagaLogKind.SKIPPED, 0, 1700000002.0, note="by ann: ü")
 
 
 class SagaStoreContract:
@@ -259,12 +260,12 @@ class SagaStoreContract:
             state=b'{"order_id":"o-1","charged":true}',
             version=held.version + 1,
             error="ValueError: é",
-            log=(_STEP_DONE, _STEP_FAILED),
+            log=(_STEP_DONE, _STEP_FAILED, _STEP_SKIPPED),
         )
         assert await self.checkpoint(sagas, new, "runner-a")
         found = await sagas.store.get(held.saga_id)
         assert found is not None
-        assert found.log == (_STEP_DONE, _STEP_FAILED)
+        assert found.log == (_STEP_DONE, _STEP_FAILED, _STEP_SKIPPED)
         assert (found.step, found.attempts, found.version, found.owner) == (
             "charge",
             2,
