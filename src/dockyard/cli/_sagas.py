@@ -131,7 +131,7 @@ def show(
 ) -> None:
     """One instance: its status, state and step log (or a diagram of its path)."""
     if diagram is not None:
-        drawing = diagram.value
+        drawing: typing.Literal["mermaid", "dot"] = "dot" if diagram is Format.dot else "mermaid"
 
         async def draw(loaded: App) -> str:
             return await (await _control(loaded)).instance_diagram(saga_id, format=drawing)

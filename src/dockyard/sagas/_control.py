@@ -6,7 +6,7 @@ from __future__ import annotations
 import builtins
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from dishka import AsyncContainer
 
@@ -203,7 +203,12 @@ class SagaControl:
             raise SagaNotRegisteredError(name, self.names)
         return plan.saga.diagram()
 
-    async def instance_diagram(self, saga_id: str, *, format: str = "mermaid") -> str:  # noqa: A002 - the CLI's word
+    async def instance_diagram(
+        self,
+        saga_id: str,
+        *,
+        format: Literal["mermaid", "dot"] = "mermaid",  # noqa: A002 - the CLI's word
+    ) -> str:
         """The path instance ``saga_id`` took, from its step log, as a state diagram: each step
         and compensation it ran, how it left each one, and where it is now.
 
