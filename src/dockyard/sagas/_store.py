@@ -113,7 +113,7 @@ class SagaStore(Protocol):
 
     async def update(self, record: SagaRecord, /, *, due_in: float = 0.0) -> bool:
         """Replace an instance nobody holds if it is still at ``record.version - 1`` (what an
-        operator's retry or cancel writes); it is due ``due_in`` seconds from now."""
+        operator's retry, skip or cancel writes); it is due ``due_in`` seconds from now."""
         ...
 
     async def purge(self, older_than: float, limit: int, /) -> int:
