@@ -98,10 +98,12 @@ def _statements(dialect: str) -> dict[str, Any]:
             f"UPDATE {_T} SET owner = NULL, lease_until = NULL WHERE owner = :owner"  # noqa: S608 - names are ours; values are bound
         ),
         "get": text(f"SELECT {_COLUMNS} FROM {_T} WHERE saga_id = :saga_id"),  # noqa: S608
-        # a batch at a time; rows another transaction holds wait for the next batch
+        # a batch at a time; rows another transaction holds wait for the next batch. ANY(ARRAY())
+        # deletes by primary key: `IN (SELECT …)` had PostgreSQL scan the table per batch
         "purge": text(
-            f"DELETE FROM {_T} WHERE saga_id IN (SELECT saga_id FROM {_T} "  # noqa: S608 - names are ours; values are bound
-            f"WHERE {_FINISHED} AND updated_at < {now} - :older_than LIMIT :limit{lock})"
+            f"DELETE FROM {_T} WHERE saga_id {'= ANY(ARRAY(' if lock else 'IN ('}"  # noqa: S608 - names are ours; values are bound
+            f"SELECT saga_id FROM {_T} WHERE {_FINISHED} AND updated_at < {now} - :older_than "
+            f"LIMIT :limit{lock}){')' if lock else ''}"
         ),
     }
 
