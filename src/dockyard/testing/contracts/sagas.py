@@ -43,7 +43,7 @@ class SagaStoreHarness:
     """The adapter under test.
 
     Attributes:
-        store: The app-wide store (claims, leases, listings, operator changes).
+        store: The app-wide store (claims, leases, listings, operator changes, purges).
         transaction: Opens one transaction and yields its writer; commits when the block exits
             without an error, rolls back when it raises.
     """
