@@ -93,7 +93,7 @@ from dockyard.exceptions import (
     UnsupportedReleaseError,
 )
 from dockyard.integrations import RuleViolation
-from dockyard.testing import SpecFailedError
+from dockyard.testing import InjectedStepError, SpecFailedError
 
 
 # Module-level, so they pickle by reference like an app's own classes.
@@ -288,6 +288,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     MessageRejectedError: [MessageRejectedError("m-1", "payments", "it has no type header")],
     # errors exported beside their feature
     SpecFailedError: [SpecFailedError("expected events [] (no events)\n     but got [1]")],
+    InjectedStepError: [InjectedStepError("step `charge` failed (the saga harness made it fail)")],
     RuleViolation: [RuleViolation("Tell me who to greet.")],
 }
 
