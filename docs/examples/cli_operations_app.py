@@ -4,8 +4,8 @@ Its database is `$DOCKYARD_DATABASE_URL` (a SQLite file `operations.db` in the c
 folder by default); `$DOCKYARD_DATABASE_SCHEMA` puts its tables in that PostgreSQL schema
 (the tests give each run one of its own). `python -m docs.examples.cli_operations_app seed`
 creates the tables and leaves the app in the state the page starts from: orders placed
-(their events in the log, their messages in the outbox), three dead letters, one saga
-parked on a failing step.
+(their events in the log, their messages in the outbox), three dead letters, a completed
+saga and two parked on a failing step.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def _dead(number: int, destination: str, type_name: str, error: str) -> OutboxMe
 
 
 async def seed() -> None:
-    """Tables (dockyard's, the read model's), orders, dead letters, a parked saga."""
+    """Tables (dockyard's, the read model's), orders, dead letters, two parked sagas."""
     database = Database(URL, **options)
     await database.create_tables()  # dockyard's tables (`dockyard db create` does the same)
     async with database.engine.begin() as connection:  # the app's own: its read model
@@ -169,6 +169,7 @@ async def seed() -> None:
             sagas = await scope.get(Sagas)
             await sagas.start(shipping, Shipping("o-1"), saga_id="ship-o-1")
             await sagas.start(shipping, Shipping("o-9"), saga_id="ship-o-9")
+            await sagas.start(shipping, Shipping("o-95"), saga_id="ship-o-95")
         await (await app.get(SagaControl)).run_due()
 
 

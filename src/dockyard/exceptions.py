@@ -63,7 +63,7 @@
     │   └── ProjectionsTimeoutError       (+ TimeoutError) projections did not catch up in time
     ├── SagaError                         a saga instance cannot do that, or cannot go on
     │   ├── SagaNotFoundError             (+ LookupError) no saga instance with that id
-    │   ├── SagaStateError                (+ RuntimeError) retry/cancel of a saga not parked
+    │   ├── SagaStateError                (+ RuntimeError) retry/skip/cancel of a saga not parked
     │   ├── SagaAlreadyStartedError       (+ ValueError) start of an id that exists
     │   ├── SagaVersionError              (+ RuntimeError) an instance the definition cannot run
     │   └── StepTimeoutError              (+ TimeoutError) a step attempt ran past its timeout

@@ -95,7 +95,7 @@ from dockyard.exceptions import (
     UnsupportedReleaseError,
 )
 from dockyard.integrations import RuleViolation
-from dockyard.testing import SpecFailedError
+from dockyard.testing import InjectedStepError, SpecFailedError
 
 
 # Module-level, so they pickle by reference like an app's own classes.
@@ -272,7 +272,10 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     ProjectionsTimeoutError: [ProjectionsTimeoutError(0.1, [("Balances", 0, 1)])],
     # sagas
     SagaNotFoundError: [SagaNotFoundError("order-1")],
-    SagaStateError: [SagaStateError("order-1", "running", "retry")],
+    SagaStateError: [
+        SagaStateError("order-1", "running", "retry"),
+        SagaStateError("order-1", "failed", "skip", "it is parked at step `x`"),
+    ],
     SagaAlreadyStartedError: [SagaAlreadyStartedError("order-1", "checkout")],
     SagaVersionError: [
         SagaVersionError("order-1", "checkout", 1, 2),
@@ -289,6 +292,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     MessageRejectedError: [MessageRejectedError("m-1", "payments", "it has no type header")],
     # errors exported beside their feature
     SpecFailedError: [SpecFailedError("expected events [] (no events)\n     but got [1]")],
+    InjectedStepError: [InjectedStepError("step `charge` failed (the saga harness made it fail)")],
     RuleViolation: [RuleViolation("Tell me who to greet.")],
 }
 

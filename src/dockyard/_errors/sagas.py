@@ -34,18 +34,22 @@ class SagaNotFoundError(SagaError, LookupError):
 
 
 class SagaStateError(SagaError, RuntimeError):
-    """An operation that needs a parked (failed) saga found it in another status."""
+    """An operation that needs a parked (failed) saga found it in another status, or found
+    it parked where the operation cannot apply (``skip`` of a step the definition lacks)."""
 
-    def __init__(self, saga_id: str, status: str, action: str) -> None:
+    def __init__(self, saga_id: str, status: str, action: str, problem: str | None = None) -> None:
         self.saga_id = saga_id
         self.status = status
         self.action = action
-        super().__init__(saga_id, status, action)
+        self.problem = problem
+        super().__init__(saga_id, status, action, problem)
 
     def __str__(self) -> str:
+        if self.problem is not None:
+            return f"Cannot {self.action} saga `{self.saga_id}`: {self.problem}"
         return (
             f"Cannot {self.action} saga `{self.saga_id}`: it is {self.status}, not failed. "
-            "Hint: only a parked (failed) saga can be retried or cancelled; check "
+            "Hint: only a parked (failed) saga can be retried, skipped or cancelled; check "
             "`(await control.get(saga_id)).status` first."
         )
 

@@ -29,6 +29,7 @@ __all__ = [
     "YesOption",
     "confirm",
     "operate",
+    "parse_duration",
     "parse_since",
     "resolve",
     "table",
@@ -144,6 +145,14 @@ def confirm(question: str, *, yes: bool) -> None:
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """A duration option (``30m``, ``2h``, ``7d``, ``0s``) as seconds; exit 2 on anything else."""
+    duration = _DURATION.match(text.strip())
+    if duration is None:
+        fail(f"{option} `{text}` is not a duration (30s, 30m, 2h, 7d, 2w)", code=EXIT_USAGE)
+    return float(duration[1]) * _UNITS[duration[2]]
 
 
 def parse_since(text: str | None, *, now: datetime | None = None) -> float | None:

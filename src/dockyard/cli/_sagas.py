@@ -1,4 +1,5 @@
-"""``dockyard sagas``: list and show saga instances, retry or cancel parked ones.
+"""``dockyard sagas``: list and show saga instances (or draw one's path), retry, skip or
+cancel parked ones, purge finished ones.
 
 Over ``SagaControl``, from any process that reaches the saga store: a retried instance is
 taken by the workers' runners at their next poll.
@@ -14,7 +15,8 @@ import typer
 
 from dockyard.cli._commands import cli
 from dockyard.cli._common import AppArgument, DebugOption, JsonOption, emit_json
-from dockyard.cli._operate import YesOption, confirm, operate, resolve, table
+from dockyard.cli._describe import Format
+from dockyard.cli._operate import YesOption, confirm, operate, parse_duration, resolve, table
 from dockyard.cli._operate import timestamp as when
 
 if typing.TYPE_CHECKING:
@@ -24,11 +26,19 @@ if typing.TYPE_CHECKING:
 __all__ = ["sagas"]
 
 sagas = typer.Typer(
-    name="sagas", help="Saga instances: list, show, retry, cancel.", no_args_is_help=True
+    name="sagas",
+    help="Saga instances: list, show, retry, skip, cancel, purge.",
+    no_args_is_help=True,
 )
 cli.add_typer(sagas)
 
 IdArgument = Annotated[str, typer.Argument(help="The saga instance's id.")]
+ByOption = Annotated[
+    str | None, typer.Option("--by", help="Who does it, for the step log.", show_default=False)
+]
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="Why, for the step log.", show_default=False)
+]
 _ERROR_WIDTH = 60
 
 
@@ -106,10 +116,28 @@ def list_sagas(
 
 @sagas.command()
 def show(
-    app: AppArgument, saga_id: IdArgument, json_output: JsonOption = False,
+    app: AppArgument,
+    saga_id: IdArgument,
+    diagram: Annotated[
+        Format | None,
+        typer.Option(
+            "--diagram",
+            help="Print the path it took, from its step log, as a state diagram instead.",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: JsonOption = False,
     debug: DebugOption = False,
-) -> None:  # fmt: skip
-    """One instance: its status, state and step log."""
+) -> None:
+    """One instance: its status, state and step log (or a diagram of its path)."""
+    if diagram is not None:
+        drawing: typing.Literal["mermaid", "dot"] = "dot" if diagram is Format.dot else "mermaid"
+
+        async def draw(loaded: App) -> str:
+            return await (await _control(loaded)).instance_diagram(saga_id, format=drawing)
+
+        typer.echo(operate(app, draw, debug=debug))
+        return
 
     async def read(loaded: App) -> tuple[SagaRecord, str]:
         control = await _control(loaded)
@@ -124,6 +152,7 @@ def show(
             "attempt": e.attempt,
             "at": when(e.at),
             "error": e.error,
+            "note": e.note,
         }
         for e in record.log
     ]
@@ -147,19 +176,20 @@ def show(
     for entry in log:
         attempt = f" (attempt {entry['attempt']})" if entry["attempt"] else ""
         error = f": {entry['error']}" if entry["error"] else ""
-        lines.append(f"  {entry['at']}  {entry['step']}: {entry['kind']}{attempt}{error}")
+        note = f" ({entry['note']})" if entry["note"] else ""
+        lines.append(f"  {entry['at']}  {entry['step']}: {entry['kind']}{attempt}{error}{note}")
     typer.echo("\n".join(lines))
 
 
 @sagas.command()
 def retry(
-    app: AppArgument, saga_id: IdArgument, json_output: JsonOption = False,
-    debug: DebugOption = False,
+    app: AppArgument, saga_id: IdArgument, by: ByOption = None, reason: ReasonOption = None,
+    json_output: JsonOption = False, debug: DebugOption = False,
 ) -> None:  # fmt: skip
     """Resume a parked (failed) instance where it stopped, with fresh attempts."""
 
     async def change(loaded: App) -> SagaRecord:
-        return await (await _control(loaded)).retry(saga_id)
+        return await (await _control(loaded)).retry(saga_id, by=by, reason=reason)
 
     record = operate(app, change, debug=debug)
     if json_output:
@@ -169,9 +199,35 @@ def retry(
 
 
 @sagas.command()
+def skip(
+    app: AppArgument, saga_id: IdArgument, by: ByOption = None, reason: ReasonOption = None,
+    yes: YesOption = False, json_output: JsonOption = False, debug: DebugOption = False,
+) -> None:  # fmt: skip
+    """Go on past the step a parked (failed) instance stopped at, as if it had completed."""
+
+    async def change(loaded: App) -> SagaRecord:
+        control = await _control(loaded)
+        record = await control.get(saga_id)  # an unknown id fails before the question
+        confirm(
+            f"Skip step `{record.step}` ({record.action.value}) of saga `{saga_id}`? It is "
+            "not run again; the saga goes on as if it had completed.",
+            yes=yes,
+        )
+        return await control.skip(saga_id, by=by, reason=reason)
+
+    record = operate(app, change, debug=debug)
+    if json_output:
+        emit_json(_summary(record))
+        return
+    skipped = record.log[-1].step
+    where = f" at step {record.step}" if record.step is not None else ""
+    typer.echo(f"skipped `{skipped}` of `{saga_id}`: {record.status.value}{where}")
+
+
+@sagas.command()
 def cancel(
-    app: AppArgument, saga_id: IdArgument, yes: YesOption = False,
-    json_output: JsonOption = False, debug: DebugOption = False,
+    app: AppArgument, saga_id: IdArgument, by: ByOption = None, reason: ReasonOption = None,
+    yes: YesOption = False, json_output: JsonOption = False, debug: DebugOption = False,
 ) -> None:  # fmt: skip
     """End a parked (failed) instance as cancelled: nothing more runs, nothing is undone."""
 
@@ -179,13 +235,49 @@ def cancel(
         control = await _control(loaded)
         await control.get(saga_id)  # an unknown id fails before the question
         confirm(f"Cancel saga `{saga_id}`? Nothing more runs and nothing is undone.", yes=yes)
-        return await control.cancel(saga_id)
+        return await control.cancel(saga_id, by=by, reason=reason)
 
     record = operate(app, change, debug=debug)
     if json_output:
         emit_json(_summary(record))
     else:
         typer.echo(f"cancelled `{saga_id}`")
+
+
+@sagas.command()
+def purge(
+    app: AppArgument,
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            help="Delete those that ended longer ago than this (30m, 12h, 7d, 2w).",
+        ),
+    ],
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Delete finished instances (completed, compensated, cancelled) that ended long ago.
+
+    Running and parked (failed) instances are never deleted. A worker does this by itself
+    with `SagaSettings(retain_finished=...)`.
+    """
+    seconds = parse_duration(older_than, "--older-than")
+
+    async def change(loaded: App) -> int:
+        control = await _control(loaded)
+        confirm(
+            f"Delete every finished saga instance that ended more than {older_than} ago?",
+            yes=yes,
+        )
+        return await control.purge_finished(seconds)
+
+    purged = operate(app, change, debug=debug)
+    if json_output:
+        emit_json({"purged": purged})
+    else:
+        typer.echo(f"purged {purged} finished saga instances")
 
 
 def _shorten(text: str | None) -> str:

@@ -6,8 +6,10 @@
 - ``SagasModule.register(sagas=[...])`` checks the definitions, provides the handlers and
   gives ``dockyard worker`` a ``SagaRunner``; ``Sagas.start`` starts an instance in the
   caller's transaction.
-- ``SagaControl``: list and show instances with their step log, retry or cancel parked ones,
-  draw a saga as a Mermaid state diagram.
+- ``SagaControl``: list and show instances with their step log, retry, skip or cancel parked
+  ones, purge finished ones (``SagaSettings.retain_finished`` has runners do it), draw a saga
+  or the path one instance took as a Mermaid state diagram.
+- ``dockyard.testing.SagaHarness``: sagas in a test on a fake clock, given/when/then.
 
 Ports: ``SagaStore``, ``SagaWriter`` (bundled by a ``SagaBackend``); the in-memory adapter is in
 ``dockyard.sagas.memory``, the SQL one in ``dockyard.sql``. See ``docs/sagas.md`` and

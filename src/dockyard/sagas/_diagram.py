@@ -11,7 +11,7 @@ from dockyard.sagas._step import is_compensable
 if TYPE_CHECKING:  # annotations only: the definition imports this module to draw itself
     from dockyard.sagas._definition import Saga, Step
 
-__all__ = ["dot", "drawing", "mermaid"]
+__all__ = ["dot", "drawing", "mermaid", "state_diagram"]
 
 _START, _END = "start", "finished"  # `end` is a keyword in Mermaid flowcharts
 
@@ -20,7 +20,11 @@ def mermaid(saga: Saga[Any]) -> str:
     """``stateDiagram-v2`` text: each step and fallback, the undo states of steps that have a
     ``compensate`` (but the last step: nothing after it can fail), and the ends (completed,
     compensated, failed)."""
-    drawn = drawing(saga)
+    return state_diagram(drawing(saga))
+
+
+def state_diagram(drawn: Drawing) -> str:
+    """``drawn`` as ``stateDiagram-v2`` text (its ``start`` and ``end`` nodes are ``[*]``)."""
     lines = ["stateDiagram-v2"]
     lines += [
         f'    state "{_quoted(node.lines[0])}" as {node.id}'

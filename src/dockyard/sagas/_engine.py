@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -228,7 +227,7 @@ class SagaEngine:
     def _after_success(
         self, plan: Plan, planned: PlannedStep, record: SagaRecord, *, compensate: bool
     ) -> SagaRecord:
-        now = time.time()
+        now = self.registry.clock()
         attempt = record.attempts + 1
         kind = SagaLogKind.COMPENSATED if compensate else SagaLogKind.COMPLETED
         log = (*record.log, SagaLogEntry(planned.name, kind, attempt, now))
@@ -269,7 +268,7 @@ class SagaEngine:
         # after the pivot, where nothing is given up, it is a failed attempt like any other.
         circuit = not compensate and circuit_opened(planned.step, error)
         kind = SagaLogKind.CIRCUIT_OPEN if circuit else kind
-        log = (*record.log, SagaLogEntry(planned.name, kind, attempt, time.time(), text))
+        log = (*record.log, SagaLogEntry(planned.name, kind, attempt, self.registry.clock(), text))
         policy = plan.compensation_retry if compensate else planned.retry
         logger.warning(
             "saga %s (%s): %s of step %s failed (attempt %d of %d): %s",
@@ -312,7 +311,9 @@ class SagaEngine:
 
     async def _park(self, record: SagaRecord, step: str, error: str) -> None:
         """Stop the instance where it is, as failed, with ``error``; nobody holds it."""
-        entry = SagaLogEntry(step, SagaLogKind.PARKED, record.attempts, time.time(), error)
+        entry = SagaLogEntry(
+            step, SagaLogKind.PARKED, record.attempts, self.registry.clock(), error
+        )
         parked = replace(
             record,
             status=SagaStatus.FAILED,

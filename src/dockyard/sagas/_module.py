@@ -35,7 +35,7 @@ if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by t
     from dockyard.app import App
     from dockyard.modules import ModuleNode
 
-__all__ = ["SagasModule", "check_sagas", "sagas_of"]
+__all__ = ["SagasModule", "check_sagas", "registry_of", "sagas_of"]
 
 
 class SagasExtension(OnModuleInit, ProvidesBackgroundServices):
@@ -69,11 +69,18 @@ def sagas_of(app: App) -> tuple[Saga[Any], ...]:
 
     Read from the built app, without starting it (``dockyard describe``, ``dockyard graph``).
     """
+    registry = registry_of(app)
+    return () if registry is None else tuple(p.saga for p in registry.plans.values())
+
+
+def registry_of(app: App) -> SagaRegistry | None:
+    """The registry of the app's ``SagasModule`` (``None`` without one), read from the built
+    app without starting it."""
     for node in app.graph:
         for extension in node.extensions:
             if isinstance(extension, SagasExtension):
-                return tuple(plan.saga for plan in extension.registry.plans.values())
-    return ()
+                return extension.registry
+    return None
 
 
 def check_sagas(sagas: Iterable[object]) -> list[str]:

@@ -14,6 +14,10 @@ from dockyard.sagas._step import is_compensable
 
 __all__ = ["Plan", "PlannedStep"]
 
+_UNDONE = frozenset({SagaLogKind.COMPENSATED, SagaLogKind.SKIPPED})
+"""Log kinds after which a completed step has nothing left to undo (an operator may skip a
+compensation that gave up)."""
+
 
 @dataclass(frozen=True, slots=True)
 class PlannedStep:
@@ -83,12 +87,12 @@ class Plan:
         return self._order[following] if following < len(self._order) else None
 
     def to_compensate(self, log: Sequence[SagaLogEntry]) -> str | None:
-        """The newest completed, not yet compensated step that has a ``compensate``.
+        """The newest completed, not yet compensated (nor skipped) step with a ``compensate``.
 
         Raises:
             KeyError: The log names a step this definition does not have.
         """
-        compensated = {e.step for e in log if e.kind is SagaLogKind.COMPENSATED}
+        compensated = {e.step for e in log if e.kind in _UNDONE}
         completed = [e.step for e in log if e.kind is SagaLogKind.COMPLETED]
         for name in reversed(completed):
             if name in compensated:

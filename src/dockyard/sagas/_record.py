@@ -67,6 +67,9 @@ class SagaLogKind(enum.StrEnum):
     """An operator resumed a parked instance."""
     CANCELLED = "cancelled"
     """An operator ended a parked instance."""
+    SKIPPED = "skipped"
+    """An operator skipped the step (or compensation) a parked instance stopped at: it went on
+    as if that step had completed (or been compensated)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,8 @@ class SagaLogEntry:
     at: float
     """Seconds since the epoch, on the clock of the process that wrote it."""
     error: str | None = None
+    note: str | None = None
+    """On an operator's entry: who did it and why, as they said (``by ann: refunded by hand``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,6 +41,8 @@ class SagaRegistry:
     serializer: Serializer
     component: str = ""
     """The Dishka component of the module, recorded when the app starts."""
+    clock: Callable[[], float] = time.time
+    """Seconds since the epoch, for the step log's times (a test harness sets a fake one)."""
     _runners: dict[int, LocalRunner] = field(default_factory=dict)
 
     @property

@@ -21,7 +21,7 @@ from dockyard.sagas._registry import SagaRegistry
 from dockyard.sagas._store import SagaStore
 from dockyard.telemetry._instruments import Instruments
 
-__all__ = ["SagaRunner"]
+__all__ = ["SagaRunner", "purge_finished"]
 
 logger = logging.getLogger("dockyard.sagas")
 
@@ -124,6 +124,7 @@ class SagaRunner:
         self._registry.attach(store, self)
         self.accepting = True
         heartbeat = asyncio.create_task(self._heartbeat(store, stop))
+        retention = asyncio.create_task(self._retain(store, stop))
         try:
             await self._loop(store, stop)
         finally:
@@ -134,12 +135,14 @@ class SagaRunner:
                 # Forced to stop: wait for nothing (a database that does not answer would
                 # hold us); the leases expire after their ttl.
                 heartbeat.cancel()
+                retention.cancel()
                 for task in tasks:
                     task.cancel()
             else:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 heartbeat.cancel()
-                await asyncio.gather(heartbeat, return_exceptions=True)
+                retention.cancel()
+                await asyncio.gather(heartbeat, retention, return_exceptions=True)
                 with contextlib.suppress(StoreUnavailableError):
                     await asyncio.shield(store.release(self.owner, None))
         if self._crash is not None:
@@ -228,6 +231,21 @@ class SagaRunner:
                     logger.warning("saga %s: lost its lease (owner %s)", saga_id, self.owner)
                     entry.lost = True
 
+    async def _retain(self, store: SagaStore, stop: asyncio.Event) -> None:
+        """Delete finished instances older than ``retain_finished``, a batch per transaction,
+        at start and every ``purge_interval``; beside the heartbeat, never delaying it."""
+        settings = self._registry.settings
+        if settings.retain_finished is None:
+            return
+        older_than = settings.retain_finished.total_seconds()
+        while not stop.is_set():
+            purged = 0
+            with contextlib.suppress(StoreUnavailableError):  # the claims report outages
+                purged = await purge_finished(store, older_than, settings.purge_batch, stop)
+            if purged:
+                logger.info("sagas: purged %d finished instances", purged)
+            await _wait_any([stop], settings.purge_interval)
+
     async def _measure(self, store: SagaStore) -> None:
         """Read the instances' counts by status for the gauge, every ``backlog_interval``."""
         instruments = self._instruments
@@ -237,6 +255,20 @@ class SagaRunner:
         with contextlib.suppress(StoreUnavailableError):  # the next reading will tell
             counts = await store.counts()
             instruments.record_sagas({str(status): n for status, n in counts.items()}, now)
+
+
+async def purge_finished(
+    store: SagaStore, older_than: float, batch: int, stop: asyncio.Event | None = None
+) -> int:
+    """Delete finished instances older than ``older_than`` seconds, ``batch`` per transaction,
+    until a batch comes back short (or ``stop`` is set); return how many."""
+    purged = 0
+    while stop is None or not stop.is_set():
+        deleted = await store.purge(older_than, batch)
+        purged += deleted
+        if deleted < batch:
+            break
+    return purged
 
 
 def _cancelling() -> bool:

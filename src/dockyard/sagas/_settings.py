@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from dockyard.retry import RetryPolicy
 
@@ -36,6 +37,14 @@ class SagaSettings:
     compensation_retry: RetryPolicy = field(default_factory=_compensation_retry)
     """Attempts of a compensation before the instance parks as failed, unless the saga says
     otherwise: 10 attempts, from 0.5 s doubling up to 60 s, jittered."""
+    retain_finished: timedelta | None = None
+    """Delete finished instances (completed, compensated, cancelled) this long after they
+    ended; ``None`` (the default) keeps them. Running and parked instances are never deleted."""
+    purge_interval: float = 60.0
+    """Seconds between two purges of each runner (with ``retain_finished``); the first runs
+    when the runner starts."""
+    purge_batch: int = 500
+    """Instances deleted per transaction: a purge deletes batches until one comes back short."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -43,4 +52,10 @@ class SagaSettings:
             raise ValueError(msg)
         if self.lease_ttl <= 0 or self.max_poll_interval <= 0:
             msg = "SagaSettings.lease_ttl and max_poll_interval must be > 0"
+            raise ValueError(msg)
+        if self.purge_interval <= 0 or self.purge_batch < 1:
+            msg = "SagaSettings.purge_interval must be > 0 and purge_batch >= 1"
+            raise ValueError(msg)
+        if self.retain_finished is not None and self.retain_finished < timedelta(0):
+            msg = f"SagaSettings.retain_finished must not be negative, got {self.retain_finished}"
             raise ValueError(msg)

@@ -113,5 +113,14 @@ class SagaStore(Protocol):
 
     async def update(self, record: SagaRecord, /, *, due_in: float = 0.0) -> bool:
         """Replace an instance nobody holds if it is still at ``record.version - 1`` (what an
-        operator's retry or cancel writes); it is due ``due_in`` seconds from now."""
+        operator's retry, skip or cancel writes); it is due ``due_in`` seconds from now."""
+        ...
+
+    async def purge(self, older_than: float, limit: int, /) -> int:
+        """Delete up to ``limit`` finished instances (completed, compensated, cancelled) last
+        changed more than ``older_than`` seconds ago (the store's clock); return how many.
+
+        Never an active or parked (failed) one. One short transaction that waits for no lock:
+        rows another transaction holds are left for the next call.
+        """
         ...

@@ -202,6 +202,15 @@ class InMemorySagaStore:
         )
         return True
 
+    async def purge(self, older_than: float, limit: int, /) -> int:
+        cutoff = self.clock() - older_than
+        old = [
+            r.saga_id for r in self._rows.values() if r.status.is_finished and r.updated_at < cutoff
+        ][: max(limit, 0)]
+        for saga_id in old:
+            del self._rows[saga_id]
+        return len(old)
+
 
 class _MemoryWriter(SagaWriter):
     __slots__ = ("added", "checkpoints", "pending", "store")

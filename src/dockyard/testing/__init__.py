@@ -8,11 +8,16 @@ The pytest plugin (a database per test, apps that stop with the test) is
 from dockyard._public import use_public_paths
 from dockyard.testing._override import create_test_app, override
 from dockyard.testing._projections import wait_for_projections
+from dockyard.testing._sagas import FakeClock, InjectedStepError, SagaHarness, SagaScenario
 from dockyard.testing._specs import AggregateSpec, DeciderSpec, SpecFailedError
 
 __all__ = [
     "AggregateSpec",
     "DeciderSpec",
+    "FakeClock",
+    "InjectedStepError",
+    "SagaHarness",
+    "SagaScenario",
     "SpecFailedError",
     "create_test_app",
     "override",

@@ -3,7 +3,7 @@ SQLite and on PostgreSQL (a schema of each test's own).
 
 Against ``docs/examples/cli_operations_app.py``, seeded by its ``seed`` command: four orders
 in the log (three applied by the projection), one message pending in the outbox, three dead
-letters (fixed ids and times), a completed saga and a parked one. Outputs are compared whole
+letters (fixed ids and times), a completed saga and two parked ones. Outputs are compared whole
 where nothing in them depends on the clock or the host.
 """
 
@@ -322,9 +322,10 @@ def test_a_rebuild_and_a_pause_work_against_a_running_worker(seeded: Place) -> N
 
 def test_sagas_are_listed_shown_retried_and_cancelled(seeded: Place) -> None:
     assert seeded.ok("sagas", "list", APP) == (
-        "id        saga         status     step        attempts  error\n"
-        "ship-o-1  shipping v1  completed  -                  0  -\n"
-        "ship-o-9  shipping v1  failed     ship (act)         1  RuntimeError: the carrier refused order o-9\n"  # noqa: E501
+        "id         saga         status     step        attempts  error\n"
+        "ship-o-1   shipping v1  completed  -                  0  -\n"
+        "ship-o-9   shipping v1  failed     ship (act)         1  RuntimeError: the carrier refused order o-9\n"  # noqa: E501
+        "ship-o-95  shipping v1  failed     ship (act)         1  RuntimeError: the carrier refused order o-95\n"  # noqa: E501
     )
     assert seeded.ok("sagas", "list", APP, "--state", "completed", "--name", "shipping") == (
         "id        saga         status     step  attempts  error\n"
@@ -348,7 +349,7 @@ def test_sagas_are_listed_shown_retried_and_cancelled(seeded: Place) -> None:
     )
     assert seeded.error("sagas", "cancel", APP, "ship-o-1", "--yes") == (
         "error: Cannot cancel saga `ship-o-1`: it is completed, not failed. Hint: only a "
-        "parked (failed) saga can be retried or cancelled; check "
+        "parked (failed) saga can be retried, skipped or cancelled; check "
         "`(await control.get(saga_id)).status` first."
     )
     assert seeded.error("sagas", "show", APP, "ship-o-404").startswith(
@@ -364,6 +365,47 @@ def test_sagas_are_listed_shown_retried_and_cancelled(seeded: Place) -> None:
     record = json.loads(seeded.ok("sagas", "show", APP, "ship-o-9", "--json"))
     assert (record["status"], record["attempts"]) == ("running", 0)
     assert record["log"][-1]["kind"] == "retried"
+
+
+def test_a_parked_saga_is_drawn_skipped_and_finished_ones_purged(seeded: Place) -> None:
+    assert seeded.ok("sagas", "show", APP, "ship-o-9", "--diagram", "mermaid") == (
+        "stateDiagram-v2\n"
+        '    state "reserve" as step0\n'
+        '    state "ship" as step1\n'
+        '    state "failed (parked) (now)" as failed\n'
+        "    [*] --> step0\n"
+        "    step0 --> step1 : done\n"
+        "    step1 --> failed : gave up after 1 attempt\n"
+    )
+    assert seeded.ok("sagas", "show", APP, "ship-o-9", "--diagram", "dot").startswith(
+        'digraph "shipping ship-o-9" {\n'
+    )
+    assert seeded.error("sagas", "skip", APP, "ship-o-9", code=2) == (
+        "error: Skip step `ship` (act) of saga `ship-o-9`? It is not run again; the saga goes "
+        "on as if it had completed. Pass --yes to confirm (no terminal to ask on)."
+    )
+    skipped = seeded.ok(
+        "sagas", "skip", APP, "ship-o-9", "--yes", "--by", "ann", "--reason", "sent by hand"
+    )
+    assert skipped == "skipped `ship` of `ship-o-9`: completed\n"
+    shown = TIME.sub("<time>", seeded.ok("sagas", "show", APP, "ship-o-9"))
+    assert shown.splitlines()[-1] == "  <time>  ship: skipped (by ann: sent by hand)"
+    assert seeded.error("sagas", "skip", APP, "ship-o-9", "--yes") == (
+        "error: Cannot skip saga `ship-o-9`: it is completed, not failed. Hint: only a parked "
+        "(failed) saga can be retried, skipped or cancelled; check "
+        "`(await control.get(saga_id)).status` first."
+    )
+    assert seeded.error("sagas", "purge", APP, "--older-than", "soon", code=2) == (
+        "error: --older-than `soon` is not a duration (30s, 30m, 2h, 7d, 2w)"
+    )
+    assert seeded.ok("sagas", "purge", APP, "--older-than", "1h", "--yes") == (
+        "purged 0 finished saga instances\n"
+    )
+    assert json.loads(
+        seeded.ok("sagas", "purge", APP, "--older-than", "0s", "--yes", "--json")
+    ) == {"purged": 2}
+    left = json.loads(seeded.ok("sagas", "list", APP, "--json"))
+    assert [(r["saga_id"], r["status"]) for r in left] == [("ship-o-95", "failed")]
 
 
 # -- stores that are not there ----------------------------------------------------------------

@@ -30,7 +30,8 @@ def test_messages_say_what_where_and_how_to_fix() -> None:
     )
     assert str(SagaStateError("o-1", "running", "retry")) == (
         "Cannot retry saga `o-1`: it is running, not failed. Hint: only a parked (failed) "
-        "saga can be retried or cancelled; check `(await control.get(saga_id)).status` first."
+        "saga can be retried, skipped or cancelled; check "
+        "`(await control.get(saga_id)).status` first."
     )
     assert str(SagaAlreadyStartedError("o-1", "checkout")) == (
         "A saga instance with the id `o-1` already exists, so `checkout` was not started "

@@ -44,6 +44,7 @@ _IN = {
     "sqlite": "{column} IN (SELECT value FROM json_each(:{param}))",
 }
 _ACTIVE = "status IN ('running', 'compensating')"
+_FINISHED = "status IN ('completed', 'compensated', 'cancelled')"
 
 _encode_log = msgspec.json.Encoder().encode
 _decode_log = msgspec.json.Decoder(tuple[SagaLogEntry, ...]).decode
@@ -97,6 +98,13 @@ def _statements(dialect: str) -> dict[str, Any]:
             f"UPDATE {_T} SET owner = NULL, lease_until = NULL WHERE owner = :owner"  # noqa: S608 - names are ours; values are bound
         ),
         "get": text(f"SELECT {_COLUMNS} FROM {_T} WHERE saga_id = :saga_id"),  # noqa: S608
+        # a batch at a time; rows another transaction holds wait for the next batch. ANY(ARRAY())
+        # deletes by primary key: `IN (SELECT …)` had PostgreSQL scan the table per batch
+        "purge": text(
+            f"DELETE FROM {_T} WHERE saga_id {'= ANY(ARRAY(' if lock else 'IN ('}"  # noqa: S608 - names are ours; values are bound
+            f"SELECT saga_id FROM {_T} WHERE {_FINISHED} AND updated_at < {now} - :older_than "
+            f"LIMIT :limit{lock}){')' if lock else ''}"
+        ),
     }
 
 
@@ -298,6 +306,13 @@ class SqlSagaStore(SagaStore):
         params.update(expected=record.version - 1, new_owner=None)
         async with self._uow("change a saga instance") as uow:
             return await uow.execute_alone(self._statements["update"], params) == 1
+
+    async def purge(self, older_than: float, limit: int, /) -> int:
+        if limit < 1:
+            return 0
+        params = {"older_than": older_than, "limit": limit, "now": time.time()}
+        async with self._uow("purge finished saga instances") as uow:
+            return await uow.execute_alone(self._statements["purge"], params)
 
     @asynccontextmanager
     async def _uow(self, operation: str) -> AsyncIterator[SqlUnitOfWork]:

@@ -43,7 +43,7 @@ class SagaStoreHarness:
     """The adapter under test.
 
     Attributes:
-        store: The app-wide store (claims, leases, listings, operator changes).
+        store: The app-wide store (claims, leases, listings, operator changes, purges).
         transaction: Opens one transaction and yields its writer; commits when the block exits
             without an error, rolls back when it raises.
     """
@@ -78,6 +78,7 @@ def record(
 
 _STEP_DONE = SagaLogEntry("reserve", SagaLogKind.COMPLETED, 1, 1700000000.25)
 _STEP_FAILED = SagaLogEntry("charge", SagaLogKind.FAILED, 2, 1700000001.5, "ValueError: é\nx")
+_STEP_SKIPPED = SagaLogEntry("charge", SagaLogKind.SKIPPED, 0, 1700000002.0, note="by ann: ü")
 
 
 class SagaStoreContract:
@@ -259,12 +260,12 @@ class SagaStoreContract:
             state=b'{"order_id":"o-1","charged":true}',
             version=held.version + 1,
             error="ValueError: é",
-            log=(_STEP_DONE, _STEP_FAILED),
+            log=(_STEP_DONE, _STEP_FAILED, _STEP_SKIPPED),
         )
         assert await self.checkpoint(sagas, new, "runner-a")
         found = await sagas.store.get(held.saga_id)
         assert found is not None
-        assert found.log == (_STEP_DONE, _STEP_FAILED)
+        assert found.log == (_STEP_DONE, _STEP_FAILED, _STEP_SKIPPED)
         assert (found.step, found.attempts, found.version, found.owner) == (
             "charge",
             2,
@@ -392,3 +393,32 @@ class SagaStoreContract:
         assert claimed.saga_id == parked.saga_id
         held = replace(claimed, status=SagaStatus.CANCELLED, version=claimed.version + 1)
         assert not await sagas.store.update(held)  # a runner holds it
+
+    # -- retention ------------------------------------------------------------------------
+
+    async def test_purge_deletes_old_finished_instances_in_batches_and_nothing_else(
+        self, sagas: SagaStoreHarness
+    ) -> None:
+        finished = [
+            replace(record(f"done-{n}"), status=status)
+            for n, status in enumerate(
+                [SagaStatus.COMPLETED, SagaStatus.COMPENSATED, SagaStatus.CANCELLED] * 2
+            )
+        ]
+        kept = [
+            replace(record(f"kept-{n}"), status=status)
+            for n, status in enumerate(
+                [SagaStatus.RUNNING, SagaStatus.COMPENSATING, SagaStatus.FAILED]
+            )
+        ]
+        await self.add(sagas, *finished, *kept)
+        assert await sagas.store.purge(3600.0, 100) == 0  # none is an hour old
+        await asyncio.sleep(0.4)
+        recent = replace(record("done-recent"), status=SagaStatus.COMPLETED)
+        await self.add(sagas, recent)
+        assert await sagas.store.purge(0.3, 4) == 4  # at most a batch
+        assert await sagas.store.purge(0.3, 100) == 2
+        assert await sagas.store.purge(0.3, 100) == 0
+        left = sorted(r.saga_id for r in await sagas.store.find())
+        assert left == sorted([recent.saga_id, *(r.saga_id for r in kept)])
+        assert await sagas.store.purge(0.3, 0) == 0
