@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from dockyard.sagas import SagaControl, Sagas, SagaStatus
 from integration._apps.saga_breaker_worker import GUARDED, build
+from integration._apps.saga_processes import WITHIN, open_where, stop
 from integration._apps.saga_worker import Job, effects, entered, gate
-from integration.test_sagas_crash import WITHIN, _stop, _where
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ async def test_a_worker_killed_in_the_fallback_is_recovered_on_the_fallback(
     tmp_path: Path,
 ) -> None:
     # PostgreSQL only: on SQLite the step waiting at the gate holds the one write lock
-    async with _where("postgres", tmp_path) as where:
+    async with open_where("postgres", tmp_path) as where:
         async with where.database.engine.begin() as connection:
             await connection.execute(sa.insert(gate).values(name="gate", is_open=False))
         app = build(where.url, where.schema, run_runner=False)  # the test only starts it
@@ -40,10 +40,10 @@ async def test_a_worker_killed_in_the_fallback_is_recovered_on_the_fallback(
                 came_in = sa.select(sa.func.count()).select_from(entered)
                 async with asyncio.timeout(WITHIN):
                     while await where.scalar(came_in) < 1:  # in `backup`, at the gate
-                        assert victim.poll() is None, await _stop(victim)
+                        assert victim.poll() is None, await stop(victim)
                         await asyncio.sleep(0.01)
                 victim.send_signal(signal.SIGKILL)
-                await _stop(victim)
+                await stop(victim)
                 async with where.database.engine.begin() as connection:
                     await connection.execute(sa.update(gate).values(is_open=True))
 
@@ -51,12 +51,12 @@ async def test_a_worker_killed_in_the_fallback_is_recovered_on_the_fallback(
                 control = await app.get(SagaControl)
                 async with asyncio.timeout(WITHIN):
                     while (await control.get("g-1")).status is not SagaStatus.COMPLETED:
-                        assert recovering.poll() is None, await _stop(recovering)
+                        assert recovering.poll() is None, await stop(recovering)
                         await asyncio.sleep(0.05)
             finally:
-                stderr = await _stop(victim)
+                stderr = await stop(victim)
                 if recovering is not None:
-                    stderr = await _stop(recovering)  # SIGTERM: a clean exit
+                    stderr = await stop(recovering)  # SIGTERM: a clean exit
             record = await control.get("g-1")
             async with where.database.engine.connect() as connection:
                 rows = (await connection.execute(sa.select(effects.c.step, effects.c.writer))).all()

@@ -16,89 +16,32 @@ import random
 import signal
 import subprocess
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
-from dockyard.sagas import SagaControl, SagaRecord, Sagas, SagaStatus
-from dockyard.sql import Database, sagas_table
-from dockyard.testing.pytest import isolated_database
-from integration._apps.saga_worker import GATED, JOB, Job, build, effects, entered, gate, tables
-from integration._apps.services import PYTHON, python_env
-from services import POSTGRES_URL, require_service
+from dockyard.sagas import SagaControl, Sagas, SagaStatus
+from dockyard.sql import sagas_table
+from integration._apps.saga_processes import WITHIN, Where, open_where, pages, stop
+from integration._apps.saga_worker import GATED, JOB, Job, build, effects, entered, gate
 
 pytestmark = pytest.mark.slow
 
-COMMAND = "import sys; from dockyard.cli import main; main(sys.argv[1:])"
-APP = "integration._apps.saga_worker:app"
 SAGAS = int(os.environ.get("DOCKYARD_TEST_CRASH_SAGAS", "150"))
-WITHIN = 180.0
-"""Seconds everything may take on a loaded machine; the test waits on conditions, not time."""
-
-
-class Where:
-    """A database for the test and its worker processes."""
-
-    def __init__(self, url: str, schema: str | None, database: Database) -> None:
-        self.url = url
-        self.schema = schema
-        self.database = database
-
-    def worker(self, app: str = APP, **more_env: str) -> subprocess.Popen[str]:
-        env = {**python_env(), "DOCKYARD_TEST_SAGA_URL": self.url, **more_env}
-        if self.schema is not None:
-            env["DOCKYARD_TEST_SCHEMA"] = self.schema
-        return subprocess.Popen(
-            [PYTHON, "-c", COMMAND, "worker", app, "--grace", "20", "--log-level", "WARNING"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    async def scalar(self, query: sa.Select[int]) -> int:
-        async with self.database.engine.connect() as connection:
-            return int(await connection.scalar(query) or 0)
-
-
-@asynccontextmanager
-async def _where(kind: str, directory: Path) -> AsyncIterator[Where]:
-    url = None
-    if kind == "postgres":
-        require_service("postgres")
-        url = POSTGRES_URL
-    async with isolated_database(url, directory) as isolated:
-        database = isolated.database(pool_size=2, max_overflow=2)
-        try:
-            await database.create_tables()
-            async with database.engine.begin() as connection:
-                await connection.run_sync(tables.create_all)
-            yield Where(isolated.url, isolated.schema, database)
-        finally:
-            await database.dispose()
 
 
 @pytest_asyncio.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def where(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Where]:
-    async with _where(request.param, tmp_path) as found:
+    async with open_where(request.param, tmp_path) as found:
         yield found
 
 
 @pytest_asyncio.fixture
 async def postgres_where(tmp_path: Path) -> AsyncIterator[Where]:
-    async with _where("postgres", tmp_path) as found:
+    async with open_where("postgres", tmp_path) as found:
         yield found
-
-
-async def _stop(process: subprocess.Popen[str]) -> str:
-    """SIGTERM (unless it is gone already); its stderr, once it has exited."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    _, stderr = await asyncio.to_thread(process.communicate, timeout=60)
-    return stderr
 
 
 @pytest.mark.parametrize("recovering_workers", [1, 2, 3])
@@ -120,7 +63,7 @@ async def test_a_killed_worker_loses_nothing_and_recovery_runs_no_step_twice(
             count = sa.select(sa.func.count()).select_from(effects)
             async with asyncio.timeout(WITHIN):
                 while await where.scalar(count) < kill_after:
-                    assert victim.poll() is None, await _stop(victim)
+                    assert victim.poll() is None, await stop(victim)
                     await asyncio.sleep(0.01)
             victim.send_signal(signal.SIGKILL)
             await asyncio.to_thread(victim.wait, 60)
@@ -135,18 +78,18 @@ async def test_a_killed_worker_loses_nothing_and_recovery_runs_no_step_twice(
             async with asyncio.timeout(WITHIN):
                 while await where.scalar(completed) < SAGAS:
                     for worker in recovering:
-                        assert worker.poll() is None, await _stop(worker)
+                        assert worker.poll() is None, await stop(worker)
                     await asyncio.sleep(0.05)
         finally:
             for worker in [victim, *recovering]:
-                stderr = await _stop(worker)
+                stderr = await stop(worker)
                 if worker is not victim:
                     assert worker.returncode == 0, stderr  # SIGTERM: clean exit
                     assert "Traceback" not in stderr, stderr
 
         control = await app.get(SagaControl)
         instances = []
-        async for page in _pages(control):
+        async for page in pages(control):
             instances += page
         async with where.database.engine.connect() as connection:
             rows = (await connection.execute(sa.select(effects))).all()
@@ -164,13 +107,6 @@ async def test_a_killed_worker_loses_nothing_and_recovery_runs_no_step_twice(
     assert f"pid-{victim.pid}" in writers  # the victim did work before it died …
     assert writers & {f"pid-{w.pid}" for w in recovering}  # … and recovery did the rest
     assert 0 < killed_at < 3 * SAGAS
-
-
-async def _pages(control: SagaControl) -> AsyncIterator[list[SagaRecord]]:
-    after: str | None = None
-    while page := await control.list(limit=100, after=after):
-        yield list(page)
-        after = page[-1].saga_id
 
 
 @pytest.mark.postgres
@@ -191,7 +127,7 @@ async def test_a_worker_paused_past_its_lease_has_its_checkpoint_refused(
             entries = sa.select(sa.func.count()).select_from(entered)
             async with asyncio.timeout(WITHIN):
                 while await where.scalar(entries) < 1:  # the step has begun in `paused`
-                    assert paused.poll() is None, await _stop(paused)
+                    assert paused.poll() is None, await stop(paused)
                     await asyncio.sleep(0.01)
             paused.send_signal(signal.SIGSTOP)
 
@@ -216,12 +152,12 @@ async def test_a_worker_paused_past_its_lease_has_its_checkpoint_refused(
             completed_version = (await control.get("gated-1")).version
 
             paused.send_signal(signal.SIGCONT)  # its step goes on, to its checkpoint
-            paused_stderr = await _stop(paused)  # finishes the attempt in flight, then exits
+            paused_stderr = await stop(paused)  # finishes the attempt in flight, then exits
         finally:
             for worker in (paused, taking_over):
                 if worker is not None and worker.poll() is None:
                     os.kill(worker.pid, signal.SIGCONT)
-                    await _stop(worker)
+                    await stop(worker)
         record = await control.get("gated-1")
         async with where.database.engine.connect() as connection:
             writers = (await connection.execute(sa.select(effects.c.writer))).scalars().all()
