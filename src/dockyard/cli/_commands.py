@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +25,8 @@ from dockyard.exceptions import DockyardError
 from dockyard.modules import ServiceState
 
 __all__ = ["cli"]
+
+logger = logging.getLogger("dockyard.worker")
 
 cli = typer.Typer(name="dockyard", help="Run and operate dockyard apps.", no_args_is_help=True)
 
@@ -74,17 +78,25 @@ def worker(
     Safe to run in several processes at once. Outages of the database or a broker do not
     stop it (see `docs/operations.md`); a second signal cancels what has not stopped yet.
     """
+    early = _EarlySignals()  # a stop asked for while the app loads or starts is a stop
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _read_env_files(env_file)
     loaded = load_or_exit(app, debug=debug)
+    if early.received:
+        typer.echo(f"dockyard worker: {early.received.name} before starting; not started", err=True)
+        return
     names = ", ".join(s.name for s in loaded.background_services()) or "none"
     typer.echo(f"dockyard worker: running {names}", err=True)
-    try:
-        _run_to_the_end(
-            loaded.run_worker(grace=grace, health_port=health_port, max_backoff=max_backoff)
+
+    async def run() -> None:
+        await loaded.run_worker(
+            stop=early.stop_event(), grace=grace, health_port=health_port, max_backoff=max_backoff
         )
+
+    try:
+        _run_to_the_end(run())
     except DockyardError as error:  # the app did not start: a wrong URL, a server refusing
         fail(error, code=EXIT_FAILED, debug=debug)
     except BaseExceptionGroup:
@@ -93,6 +105,34 @@ def worker(
             if service.state is ServiceState.FAILED:
                 typer.echo(f"error: {service.name} failed: {service.reason}", err=True)
         raise typer.Exit(EXIT_FAILED) from None
+
+
+class _EarlySignals:
+    """SIGTERM/SIGINT from the moment the command runs until ``run_worker`` takes the signals
+    over: Python's default would end the process with -15 (or a ``KeyboardInterrupt``
+    traceback) while the app loads or starts, which an orchestrator stopping a worker it has
+    just started sees as a crash."""
+
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread (a test runner's)
+                signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.received = self.received or signal.Signals(signum)
+        if self._stop is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    def stop_event(self) -> asyncio.Event:
+        """The worker's ``stop``, already set if a signal came while it was starting."""
+        self._stop, self._loop = asyncio.Event(), asyncio.get_running_loop()
+        if self.received is not None:  # after _stop is known: no signal falls in between
+            logger.info("%s while starting: stopping", self.received.name)
+            self._stop.set()
+        return self._stop
 
 
 _LEFTOVERS_WAIT = 5.0
@@ -125,5 +165,5 @@ from dockyard.cli import (  # noqa: E402 - after `cli`, which each registers on
     _describe,  # noqa: F401 - check, describe, graph
     _outbox,  # noqa: F401 - outbox status, dead-letters
     _projections,  # noqa: F401 - projections status, rebuild, …
-    _sagas,  # noqa: F401 - sagas list, show, retry, cancel
+    _sagas,  # noqa: F401 - sagas list, show, retry, skip, cancel, purge
 )
