@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 from dockyard._type_name import type_name
 from dockyard.retry import RetryPolicy
 from dockyard.sagas._diagram import mermaid
+from dockyard.sagas._remote_step import Remote, remote_problems
 from dockyard.sagas._step import SagaStep, is_compensable
 
 __all__ = ["Saga", "Step", "pivot", "step"]
@@ -32,6 +33,8 @@ class Step(Generic[S]):
     """Run from the pre-step state once the retries ran out."""
     pivot: bool = False
     """The point of no return: once it commits, later failures retry forward."""
+    remote: Remote | None = None
+    """For a step declared with :func:`remote`: its command's destination, replies, timeout."""
 
 
 def step(
@@ -193,6 +196,7 @@ def _branch_problems(
     else:
         seen.add(name)
     handler: object = branch.handler
+    found.extend(remote_problems(where, branch.name, handler, branch.remote))
     if not (isinstance(handler, type) and issubclass(handler, SagaStep)):
         found.append(
             f"{where}: step `{branch.name}` is run by `{type_name(handler)}`, which is not a "
