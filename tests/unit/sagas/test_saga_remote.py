@@ -40,10 +40,13 @@ from dockyard.sagas import (
     SagasModule,
     SagaStatus,
     SagaStep,
+    SagaStore,
     StepAction,
     remote,
     step,
 )
+from dockyard.sagas._engine import SagaEngine
+from dockyard.sagas._registry import SagaRegistry
 from dockyard.sagas.memory import InMemorySagaBackend
 from dockyard.serialization import Serializer
 from dockyard.testing.pytest import isolated_database
@@ -357,3 +360,28 @@ def test_the_command_and_reply_types_are_plain_messages() -> None:
     for message in (ShipOrder("o-1"), Shipped("o-1", "t")):
         encoded = serializer.serialize(message)
         assert serializer.deserialize(encoded.type_name, 1, encoded.data) == message
+
+
+async def test_the_command_commits_with_the_send_checkpoint_or_not_at_all(
+    sql: DynamicModule | None,
+) -> None:
+    """A runner that lost the instance between its claim and its send writes no command."""
+    async with shop(Shipping(), sql=sql) as app:
+        await start(app, "o-1")
+        component = app.graph.get(SagasModule).component
+        registry = await app.container.get(SagaRegistry, component=component)
+        store = await app.container.get(SagaStore, component=component)
+        [claimed] = await store.claim(["order"], "paused", 1, 30.0)
+        paused = SagaEngine(registry, app.container, "paused")
+        at_ship = await paused.advance(claimed)  # `reserve` done; `ship` is next
+        assert at_ship is not None
+        assert at_ship.step == "ship"
+        await store.release("paused", None)
+        [taken] = await store.claim(["order"], "other", 1, 30.0)  # taken over meanwhile
+
+        assert await paused.advance(at_ship) is None  # its checkpoint is refused: rolled back
+        assert await sent(app) == []
+        assert await SagaEngine(registry, app.container, "other").advance(taken) is None
+        assert [m.type_name for m in await sent(app)] == ["ShipOrder"]
+        record = await instance(app, "o-1")
+    assert trail(record) == [("reserve", "completed", 1), ("ship", "sent", 1)]
