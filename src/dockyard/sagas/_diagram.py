@@ -119,7 +119,7 @@ def _forward(ids: dict[str, str], branch: Step[Any], done: str) -> tuple[list[Ed
     replies = " or ".join(t.__name__ for t in spec.replies)
     failing = " or ".join([*(t.__name__ for t in spec.failures), "timeout"])
     edges = [Edge(here, waiting, "command sent"), Edge(waiting, done, replies)]
-    return edges, waiting, f"{failing}: gave up"
+    return edges, waiting, f"gave up ({failing})"
 
 
 def _awaiting(ids: dict[str, str], branch: Step[Any]) -> str:

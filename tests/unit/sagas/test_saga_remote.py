@@ -28,6 +28,7 @@ from remote_sagas import (
     start,
 )
 
+from diagram_syntax import check_dot, check_mermaid
 from dockyard.consumer import Outcome
 from dockyard.exceptions import InvalidSagaError
 from dockyard.modules import DynamicModule
@@ -45,6 +46,7 @@ from dockyard.sagas import (
     remote,
     step,
 )
+from dockyard.sagas._diagram import dot
 from dockyard.sagas._engine import SagaEngine
 from dockyard.sagas._registry import SagaRegistry
 from dockyard.sagas.memory import InMemorySagaBackend
@@ -351,8 +353,10 @@ def test_the_diagram_draws_the_wait_its_reply_and_its_failures() -> None:
     assert 'state "awaiting reply (ship)" as s1_awaiting' in drawn
     assert "s1 --> s1_awaiting : command sent" in drawn
     assert "s1_awaiting --> s2 : Shipped" in drawn
-    assert "s1_awaiting --> undo_s0 : ShipmentRefused or timeout: gave up" in drawn
+    assert "s1_awaiting --> undo_s0 : gave up (ShipmentRefused or timeout)" in drawn
     assert "s1 --> s2" not in drawn
+    check_mermaid(drawn)
+    check_dot(dot(ORDER))
 
 
 def test_the_command_and_reply_types_are_plain_messages() -> None:
