@@ -92,12 +92,18 @@ class Reserve(SagaStep[Order]):
 
 
 class RequestShipment(RemoteStep[Order]):
+    failures_left = 0
+    """``on_reply`` raises this many more times."""
+
     async def command(self, state: Order) -> object:
         state.done.append("not kept")  # the state changes are on_reply's
         return ShipOrder(state.order_id)
 
     async def on_reply(self, state: Order, reply: Shipped) -> None:
         state.tracking = reply.tracking
+        if RequestShipment.failures_left:
+            RequestShipment.failures_left -= 1
+            raise RuntimeError("on_reply failed")
         state.done.append("shipped")
 
 

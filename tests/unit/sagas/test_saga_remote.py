@@ -193,6 +193,27 @@ async def test_a_reply_for_another_step_is_dropped_and_the_right_one_still_resum
     assert "saga o-9: reply Shipped for step ship dropped: no such instance" in caplog.text
 
 
+async def test_a_failing_on_reply_rolls_back_with_the_replys_inbox_record(
+    sql: DynamicModule | None,
+) -> None:
+    RequestShipment.failures_left = 1
+    try:
+        async with shop(Shipping(), sql=sql) as app:
+            await start(app, "o-1")
+            await run_due(app)
+            await deliver(app, await sent(app))
+            reply = only(await sent(app), "Shipped")
+            waiting = await instance(app, "o-1")
+            assert await deliver(app, [reply]) == [Outcome.RETRY]  # the consumer's policy
+            assert await instance(app, "o-1") == waiting
+            # Not a duplicate: its inbox record rolled back with the checkpoint.
+            assert await deliver(app, [reply]) == [Outcome.HANDLED]
+            resumed = await instance(app, "o-1")
+    finally:
+        RequestShipment.failures_left = 0
+    assert (resumed.step, trail(resumed)[-1]) == ("notify", ("ship", "completed", 1))
+
+
 async def test_a_failure_reply_fails_the_attempt_then_retries_then_compensates(
     sql: DynamicModule | None,
 ) -> None:
