@@ -3,6 +3,8 @@
 - ``Saga(name, version=..., state=..., steps=[...])`` declares a saga as data; ``step``,
   ``pivot`` and ``fallback=`` say what runs, what undoes it and where the point of no return
   is; ``SagaStep`` is the handler a step runs (``act``, optionally ``compensate``).
+- ``remote(name, RemoteStep, destination=..., replies=[...], timeout=...)``: a step whose
+  command goes through the outbox and whose reply, through a consumer, resumes the instance.
 - ``SagasModule.register(sagas=[...])`` checks the definitions, provides the handlers and
   gives ``dockyard worker`` a ``SagaRunner``; ``Sagas.start`` starts an instance in the
   caller's transaction.
@@ -22,6 +24,8 @@ from dockyard.sagas._control import SagaControl
 from dockyard.sagas._definition import Saga, Step, pivot, step
 from dockyard.sagas._module import SagasModule
 from dockyard.sagas._record import SagaLogEntry, SagaLogKind, SagaRecord, SagaStatus, StepAction
+from dockyard.sagas._remote import remote
+from dockyard.sagas._remote_step import RemoteStep
 from dockyard.sagas._runner import SagaRunner
 from dockyard.sagas._sagas import SagaHandle, Sagas, SagaStepContext
 from dockyard.sagas._settings import SagaSettings
@@ -29,6 +33,7 @@ from dockyard.sagas._step import SagaStep
 from dockyard.sagas._store import SagaStore, SagaWriter
 
 __all__ = [
+    "RemoteStep",
     "Saga",
     "SagaBackend",
     "SagaControl",
@@ -48,6 +53,7 @@ __all__ = [
     "Step",
     "StepAction",
     "pivot",
+    "remote",
     "step",
 ]
 

@@ -11,6 +11,7 @@ from dockyard._type_name import type_name
 from dockyard.retry import CircuitBreaker, RetryPolicy
 from dockyard.sagas._diagram import mermaid
 from dockyard.sagas._guard import guard_problems
+from dockyard.sagas._remote_step import Remote, remote_problems
 from dockyard.sagas._step import SagaStep, is_compensable
 
 __all__ = ["Saga", "Step", "pivot", "step"]
@@ -38,6 +39,8 @@ class Step(Generic[S]):
     """While open, ``act`` is not called: the fallback (or compensation) takes over at once."""
     timeout: float | None = None
     """Seconds an attempt (``act`` or ``compensate``) may run before it is cancelled."""
+    remote: Remote | None = None
+    """For a step declared with :func:`remote`: its command's destination, replies, timeout."""
 
 
 def step(
@@ -215,6 +218,7 @@ def _branch_problems(
     else:
         seen.add(name)
     handler: object = branch.handler
+    found.extend(remote_problems(where, branch.name, handler, branch.remote))
     if not (isinstance(handler, type) and issubclass(handler, SagaStep)):
         found.append(
             f"{where}: step `{branch.name}` is run by `{type_name(handler)}`, which is not a "

@@ -57,6 +57,9 @@ def drawing(saga: Saga[Any]) -> Drawing:
             label += " (fallback)" if number else ""
             label += f" (timeout {branch.timeout:g} s)" if branch.timeout is not None else ""
             nodes.append(Node(ids[branch.name], (label,), "rounded"))
+            if branch.remote is not None:
+                waiting = (f"awaiting reply ({branch.name})",)
+                nodes.append(Node(_awaiting(ids, branch), waiting, "rounded"))
             if is_compensable(branch.handler) and position < len(positions) - 1:
                 nodes.append(Node(_undo(ids, branch), (f"undo {branch.name}",), "rounded"))
     nodes += [
@@ -74,15 +77,13 @@ def drawing(saga: Saga[Any]) -> Drawing:
         done = ids[following.name] if following is not None else "completed"
         after_pivot = pivot_at is not None and position > pivot_at
         for number, branch in enumerate(branches):
-            here = ids[branch.name]
-            edges.append(Edge(here, done, "done"))
-            # an open breaker gives up at once, along the same edges as exhausted retries
-            gave_up = "gave up or circuit open" if branch.breaker is not None else "gave up"
+            forward, here, gave_up = _forward(ids, branch, done)
+            edges += forward
             if number == 0 and len(branches) > 1:
                 edges.append(Edge(here, ids[branches[1].name], gave_up))
                 continue
             if after_pivot:
-                edges.append(Edge(here, "failed", "gave up"))
+                edges.append(Edge(here, "failed", gave_up))
                 continue
             edges.extend(
                 Edge(here, target, gave_up) for target in _compensation(positions, ids, position)
@@ -109,6 +110,27 @@ def _compensation(positions: list[list[Step[Any]]], ids: dict[str, str], before:
         if len(undoable) == len(branches):
             return targets
     return [*targets, "compensated"]
+
+
+def _forward(ids: dict[str, str], branch: Step[Any], done: str) -> tuple[list[Edge], str, str]:
+    """The edges from a step to the next, the state it gives up from, and that edge's label.
+
+    A remote step goes through its wait: the reply moves it on, a failure reply or the
+    timeout fails it."""
+    here, spec = ids[branch.name], branch.remote
+    if spec is None:
+        # an open breaker gives up at once, along the same edges as exhausted retries
+        gave_up = "gave up or circuit open" if branch.breaker is not None else "gave up"
+        return [Edge(here, done, "done")], here, gave_up
+    waiting = _awaiting(ids, branch)
+    replies = " or ".join(t.__name__ for t in spec.replies)
+    failing = " or ".join([*(t.__name__ for t in spec.failures), "timeout"])
+    edges = [Edge(here, waiting, "command sent"), Edge(waiting, done, replies)]
+    return edges, waiting, f"gave up ({failing})"
+
+
+def _awaiting(ids: dict[str, str], branch: Step[Any]) -> str:
+    return f"{ids[branch.name]}_awaiting"
 
 
 def _undo(ids: dict[str, str], branch: Step[Any]) -> str:

@@ -16,6 +16,7 @@ from dockyard.sagas._guard import circuit_opened, guarded
 from dockyard.sagas._plan import Plan, PlannedStep
 from dockyard.sagas._record import SagaLogEntry, SagaLogKind, SagaRecord, SagaStatus, StepAction
 from dockyard.sagas._registry import SagaRegistry
+from dockyard.sagas._remote import RemoteSender, awaiting, failed_wait
 from dockyard.sagas._sagas import SagaStepContext
 from dockyard.sagas._store import SagaWriter
 from dockyard.serialization._serializer import DECODE_ERRORS
@@ -98,6 +99,9 @@ class SagaEngine:
         except DECODE_ERRORS as error:  # no retry can help until the code or data changes
             await self._park(record, planned.name, describe(error))
             return None
+        if record.action is StepAction.AWAIT_REPLY:  # its timeout passed, or a failure reply
+            waited, failure = failed_wait(record, planned)
+            return await self._failed(plan, planned, waited, failure, compensate=False)
         compensate = record.action is StepAction.COMPENSATE
         instruments = self._instruments
         if instruments is None:
@@ -165,8 +169,13 @@ class SagaEngine:
             async with self._scope(record, planned) as scope:
                 writer, uow = await self._writer(scope)
                 handler = await scope.get(planned.step.handler, component=self.registry.component)
-                call = handler.compensate if compensate else handler.act
-                await guarded(planned.step, record.saga_id, call, state, compensate=compensate)
+                spec = None if compensate else planned.step.remote
+                if spec is not None:  # the send is local (an outbox row); its reply is not
+                    sender = await scope.get(RemoteSender, component=self.registry.component)
+                    await sender.send(handler, state, record, planned)
+                else:
+                    call = handler.compensate if compensate else handler.act
+                    await guarded(planned.step, record.saga_id, call, state, compensate=compensate)
                 serialized = self.registry.serializer.serialize(state)
                 done = replace(
                     record,
@@ -174,10 +183,15 @@ class SagaEngine:
                     state_schema=serialized.schema_version,
                     state=serialized.data,
                 )
-                new = self._after_success(plan, planned, done, compensate=compensate)
-                await self._checkpoint(writer, new)
+                if spec is None:
+                    new = self._after_success(plan, planned, done, compensate=compensate)
+                else:  # sent, from the pre-step state; the reply (or the timeout) resumes it
+                    new = awaiting(record, planned)
+                await self._checkpoint(writer, new, lease_ttl=spec.timeout if spec else None)
                 if uow is not None:
                     await uow.commit()
+                if spec is not None:
+                    self.wake_at(spec.timeout)
         except _Refused:
             self._lost(record)
             return None
@@ -188,7 +202,7 @@ class SagaEngine:
             if failures is not None:
                 failures.append(error)
             return await self._failed(plan, planned, record, error, compensate=compensate)
-        return new if new.owner is not None else None
+        return new if new.owner == self.owner else None
 
     def _check(self, plan: Plan, record: SagaRecord) -> tuple[PlannedStep | None, str | None]:
         """The step to run, or why this definition cannot run the instance."""
@@ -211,7 +225,12 @@ class SagaEngine:
         return planned, None
 
     async def _checkpoint(
-        self, writer: SagaWriter, record: SagaRecord, *, due_in: float = 0.0
+        self,
+        writer: SagaWriter,
+        record: SagaRecord,
+        *,
+        due_in: float = 0.0,
+        lease_ttl: float | None = None,
     ) -> None:
         """The fenced write, the last of its scope (committed next); raises ``_Refused`` (the
         scope then rolls back) if refused."""
@@ -219,7 +238,7 @@ class SagaEngine:
             record,
             owner=self.owner,
             due_in=due_in,
-            lease_ttl=self.registry.settings.lease_ttl,
+            lease_ttl=lease_ttl or self.registry.settings.lease_ttl,
             last=True,
         ):
             raise _Refused

@@ -24,6 +24,7 @@ from dockyard.sagas._control import SagaControl
 from dockyard.sagas._definition import Saga
 from dockyard.sagas._plan import Plan
 from dockyard.sagas._registry import SagaRegistry
+from dockyard.sagas._remote import remote_registrations
 from dockyard.sagas._runner import SagaRunner
 from dockyard.sagas._sagas import Sagas, SagaStepContext
 from dockyard.sagas._settings import SagaSettings
@@ -145,6 +146,7 @@ class SagasModule:
             serializer.registry.entry_for(saga.state)
         registry = SagaRegistry({s.name: Plan(s, settings) for s in sagas}, settings, serializer)
         handlers = dict.fromkeys(h for plan in registry.plans.values() for h in plan.handlers)
+        remote_scoped, reply_handlers = remote_registrations(registry.plans.values())
 
         def registration(chosen: SagaBackend) -> DynamicModule:
             return DynamicModule(
@@ -156,7 +158,9 @@ class SagasModule:
                     singleton(SagaControl),
                     contextual(SagaStepContext),
                     *(scoped(handler) for handler in handlers),
+                    *(scoped(provided) for provided in remote_scoped),
                 ],
+                handlers=reply_handlers,
                 imports=[*chosen.imports(), *imports],
                 exports=[Sagas, SagaControl],
                 extensions=[SagasExtension(registry, run_runner=run_runner)],

@@ -45,13 +45,17 @@ class StepAction(enum.StrEnum):
 
     ACT = "act"
     COMPENSATE = "compensate"
+    AWAIT_REPLY = "await_reply"
+    """A remote step's command was sent; the instance waits for its reply (or timeout)."""
 
 
 class SagaLogKind(enum.StrEnum):
     """What one entry of an instance's step log records."""
 
     COMPLETED = "completed"
-    """A step's ``act`` committed."""
+    """A step's ``act`` committed (a remote step's: its reply was applied)."""
+    SENT = "sent"
+    """A remote step's command committed to the outbox; the instance awaits the reply."""
     FAILED = "failed"
     """An attempt of a step's ``act`` raised (its transaction rolled back)."""
     CIRCUIT_OPEN = "circuit_open"

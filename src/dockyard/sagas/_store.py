@@ -68,6 +68,12 @@ class SagaWriter(Protocol):
         """
         ...
 
+    async def get(self, saga_id: str, /) -> SagaRecord | None:
+        """The instance with that id, read in the scope's transaction (and locked for the rest
+        of it where the database can: ``FOR UPDATE`` on PostgreSQL); what a reply to a remote
+        step reads before its fenced checkpoint."""
+        ...
+
 
 class SagaStore(Protocol):
     """What runners and ``SagaControl`` do with saga instances, each in its own transaction."""

@@ -252,6 +252,9 @@ class _MemoryWriter(SagaWriter):
         self.checkpoints.append(_Checkpoint(record, owner, due_in, lease_ttl))
         return True
 
+    async def get(self, saga_id: str, /) -> SagaRecord | None:
+        return self.pending.get(saga_id) or self.store.row(saga_id)
+
 
 async def memory_saga_writer(
     store: InMemorySagaStore,

@@ -105,6 +105,10 @@ def _statements(dialect: str) -> dict[str, Any]:
             f"SELECT saga_id FROM {_T} WHERE {_FINISHED} AND updated_at < {now} - :older_than "
             f"LIMIT :limit{lock}){')' if lock else ''}"
         ),
+        "get_locked": text(
+            f"SELECT {_COLUMNS} FROM {_T} WHERE saga_id = :saga_id"  # noqa: S608 - names are ours; values are bound
+            + (" FOR UPDATE" if dialect == "postgresql" else "")
+        ),
     }
 
 
@@ -207,6 +211,15 @@ class SqlSagaWriter(SagaWriter):
             await uow.flush()  # the step's session objects, in the same transaction
             result = await uow.connection.execute(statement, params)
         return bool(result.rowcount == 1)
+
+    async def get(self, saga_id: str, /) -> SagaRecord | None:
+        uow = self._uow
+        with unavailable_as_store_error("read a saga"):
+            result = await uow.connection.execute(
+                _STATEMENTS[uow.dialect]["get_locked"], {"saga_id": saga_id}
+            )
+            row = result.first()
+        return _record(row) if row is not None else None
 
 
 class SqlSagaStore(SagaStore):

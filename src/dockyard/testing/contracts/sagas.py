@@ -175,6 +175,28 @@ class SagaStoreContract:
         await start("committed", fail=False)
         assert called == ["committed"]
 
+    async def test_a_writer_reads_the_instance_in_its_transaction(
+        self, sagas: SagaStoreHarness
+    ) -> None:
+        """What a reply to a remote step reads before its fenced checkpoint."""
+        added = record(owner="awaiting-reply")
+        await self.add(sagas, added)
+        async with sagas.transaction() as writer:
+            assert await writer.get("nope") is None
+            found = await writer.get(added.saga_id)
+            assert found is not None
+            assert replace(found, lease_until=None, due_at=0.0, created_at=0.0, updated_at=0.0) == (
+                added
+            )
+            moved = replace(found, step="charge", version=found.version + 1, owner=None)
+            assert await writer.checkpoint(moved, owner="awaiting-reply", lease_ttl=None)
+            again = await writer.get(added.saga_id)  # its own checkpoint, not yet committed
+            assert again is not None
+            assert (again.step, again.version, again.owner) == ("charge", 2, None)
+        stored = await sagas.store.get(added.saga_id)
+        assert stored is not None
+        assert (stored.step, stored.version, stored.owner) == ("charge", 2, None)
+
     # -- claims and leases ----------------------------------------------------------------
 
     async def test_a_claim_takes_due_unheld_instances_of_the_named_sagas(
