@@ -61,6 +61,7 @@
     │   ├── ProjectionFailedError         (+ RuntimeError) a projection is parked on a failed event
     │   └── ProjectionsTimeoutError       (+ TimeoutError) projections did not catch up in time
     ├── SagaError                         a saga instance cannot do that, or cannot go on
+    │   ├── ProcessNotFoundError          (+ LookupError) no process manager instance for a message
     │   ├── SagaNotFoundError             (+ LookupError) no saga instance with that id
     │   ├── SagaStateError                (+ RuntimeError) retry/cancel of a saga not parked
     │   ├── SagaAlreadyStartedError       (+ ValueError) start of an id that exists
@@ -153,6 +154,7 @@ from dockyard._errors.projections import (
     ProjectionsTimeoutError,
 )
 from dockyard._errors.sagas import (
+    ProcessNotFoundError,
     SagaAlreadyStartedError,
     SagaError,
     SagaNotFoundError,
@@ -217,6 +219,7 @@ __all__ = [
     "ModuleProblem",
     "NotAModuleError",
     "NotExportedError",
+    "ProcessNotFoundError",
     "ProjectionError",
     "ProjectionFailedError",
     "ProjectionNotFoundError",

@@ -67,6 +67,7 @@ from dockyard.exceptions import (
     ModuleProblem,
     NotAModuleError,
     NotExportedError,
+    ProcessNotFoundError,
     ProjectionError,
     ProjectionFailedError,
     ProjectionNotFoundError,
@@ -269,6 +270,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     ProjectionsTimeoutError: [ProjectionsTimeoutError(0.1, [("Balances", 0, 1)])],
     # sagas
     SagaNotFoundError: [SagaNotFoundError("order-1")],
+    ProcessNotFoundError: [ProcessNotFoundError("fulfilment", "o-1", "PaymentReceived")],
     SagaStateError: [SagaStateError("order-1", "running", "retry")],
     SagaAlreadyStartedError: [SagaAlreadyStartedError("order-1", "checkout")],
     SagaVersionError: [

@@ -6,6 +6,10 @@
 - ``SagasModule.register(sagas=[...])`` checks the definitions, provides the handlers and
   gives ``dockyard worker`` a ``SagaRunner``; ``Sagas.start`` starts an instance in the
   caller's transaction.
+- Process managers (choreography): ``ProcessManager(name, version=..., state=...,
+  handlers=[starts(...), handles(...), on_timeout(...)])`` keyed by a correlation id taken
+  from each message, registered with ``ProcessManagersModule.register(processes=[...])``;
+  ``ProcessHandler`` changes the typed state of a ``Process`` and completes it.
 - ``SagaControl``: list and show instances with their step log, retry or cancel parked ones,
   draw a saga as a Mermaid state diagram.
 
@@ -19,6 +23,22 @@ from dockyard.sagas._backend import SagaBackend
 from dockyard.sagas._control import SagaControl
 from dockyard.sagas._definition import Saga, Step, pivot, step
 from dockyard.sagas._module import SagasModule
+from dockyard.sagas._process import (
+    Process,
+    ProcessHandler,
+    ProcessManager,
+    ProcessRoute,
+    handles,
+    on_timeout,
+    starts,
+)
+from dockyard.sagas._process_module import (
+    ProcessBackend,
+    Processes,
+    ProcessInstance,
+    ProcessManagersModule,
+)
+from dockyard.sagas._process_store import ProcessRecord, ProcessStatus, ProcessStore, ProcessWriter
 from dockyard.sagas._record import SagaLogEntry, SagaLogKind, SagaRecord, SagaStatus, StepAction
 from dockyard.sagas._runner import SagaRunner
 from dockyard.sagas._sagas import SagaHandle, Sagas, SagaStepContext
@@ -27,6 +47,18 @@ from dockyard.sagas._step import SagaStep
 from dockyard.sagas._store import SagaStore, SagaWriter
 
 __all__ = [
+    "Process",
+    "ProcessBackend",
+    "ProcessHandler",
+    "ProcessInstance",
+    "ProcessManager",
+    "ProcessManagersModule",
+    "ProcessRecord",
+    "ProcessRoute",
+    "ProcessStatus",
+    "ProcessStore",
+    "ProcessWriter",
+    "Processes",
     "Saga",
     "SagaBackend",
     "SagaControl",
@@ -45,7 +77,10 @@ __all__ = [
     "SagasModule",
     "Step",
     "StepAction",
+    "handles",
+    "on_timeout",
     "pivot",
+    "starts",
     "step",
 ]
 

@@ -36,6 +36,12 @@ from dockyard.sql._projections.tables import (
     projection_checkpoints_table,
     projection_leases_table,
 )
+from dockyard.sql._sagas.processes import (
+    SqlProcessBackend,
+    SqlProcessStore,
+    SqlProcessWriter,
+    processes_table,
+)
 from dockyard.sql._sagas.store import SqlSagaBackend, SqlSagaStore, SqlSagaWriter
 from dockyard.sql._sagas.tables import sagas_table
 from dockyard.sql._unit_of_work import SqlUnitOfWork
@@ -51,6 +57,9 @@ __all__ = [
     "SqlOutboxBackend",
     "SqlOutboxStore",
     "SqlOutboxWriter",
+    "SqlProcessBackend",
+    "SqlProcessStore",
+    "SqlProcessWriter",
     "SqlSagaBackend",
     "SqlSagaStore",
     "SqlSagaWriter",
@@ -66,6 +75,7 @@ __all__ = [
     "outbox_table",
     "projection_checkpoints_table",
     "projection_leases_table",
+    "processes_table",
     "sagas_table",
     "snapshots_table",
     "streams_table",
