@@ -14,16 +14,16 @@ import pytest_asyncio
 import sqlalchemy as sa
 
 from dockyard import App, module
-from dockyard.di import scoped
 from dockyard.consumer import ConsumerModule, ErrorPolicies, listen, retry_later
+from dockyard.di import scoped
 from dockyard.messaging import MessageContext
 from dockyard.outbox import Outbox, OutboxModule, OutboxStatus, OutboxStore
 from dockyard.sagas import (
     Process,
+    Processes,
     ProcessHandler,
     ProcessManager,
     ProcessManagersModule,
-    Processes,
     ProcessStatus,
     handles,
     on_timeout,
@@ -149,6 +149,7 @@ async def running(isolated: IsolatedDatabase) -> AsyncIterator[Running]:
     transport = InMemoryTransport()
     # conflicts (two first ticks creating the key at once) retry in a fresh scope, quickly
     fast = ErrorPolicies(default=retry_later(10, initial_delay=0.0))
+
     @module(providers=[scoped(Effects)], exports=[Effects], imports=[SqlModule])
     class EffectsModule: ...
 
@@ -200,13 +201,13 @@ async def test_a_thousand_messages_for_one_key_from_ten_consumers(running: Runni
     worker = asyncio.create_task(app.run_worker(stop=stop))
     try:
         async with asyncio.timeout(120):
-            while (await store.counts())[OutboxStatus.DELIVERED] < len(sent):
+            while (await store.counts())[OutboxStatus.DELIVERED] < len(sent):  # noqa: ASYNC110 - polls the database
                 await asyncio.sleep(0.02)
             for message_id in sent[::10]:  # the relay crashed after publishing these: again
                 message = await store.get(message_id)
                 assert message is not None
                 await transport.publish(message.to_transport())
-            while (await count(app))[0] < len(sent) or transport.pending("ticks", "counter"):
+            while (await count(app))[0] < len(sent) or transport.pending("ticks", "counter"):  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
     finally:
         stop.set()

@@ -149,12 +149,16 @@ class ProcessRoute:
         return str(key(message))
 
 
-def starts(message: type[M], handler: type[ProcessHandler[M, Any]], *, key: Key = None) -> ProcessRoute:
+def starts(
+    message: type[M], handler: type[ProcessHandler[M, Any]], *, key: Key = None
+) -> ProcessRoute:
     """``message`` creates an instance for its key (and continues an existing one)."""
     return ProcessRoute(message, handler, RouteKind.START, key)
 
 
-def handles(message: type[M], handler: type[ProcessHandler[M, Any]], *, key: Key = None) -> ProcessRoute:
+def handles(
+    message: type[M], handler: type[ProcessHandler[M, Any]], *, key: Key = None
+) -> ProcessRoute:
     """``message`` continues the active instance of its key."""
     return ProcessRoute(message, handler, RouteKind.HANDLE, key)
 
@@ -215,30 +219,32 @@ class ProcessManager(Generic[S]):
 
     def problems(self) -> list[str]:
         """Everything that keeps this definition from running as declared."""
-        where = f"Process manager `{self.name}`"
+        # Definitions are data a type checker may not have seen: check what they hold.
+        name: object = self.name
+        version: object = self.version
+        state: object = self.state
+        missing: object = self.missing
+        handlers: Sequence[object] = self.handlers
+        where = f"Process manager `{name}`"
         found: list[str] = []
-        if not isinstance(self.name, str) or not self.name:
+        if not isinstance(name, str) or not name:
             found.append(f"{where}: its name must be a non-empty string")
-        if not isinstance(self.version, int) or self.version < 1:
-            found.append(f"{where}: its version must be a positive int, got {self.version!r}")
-        if not isinstance(self.state, type):
-            found.append(f"{where}: its state must be a class, got {self.state!r}")
-        if self.missing not in {"ignore", "dead_letter"}:
+        if not isinstance(version, int) or version < 1:
+            found.append(f"{where}: its version must be a positive int, got {version!r}")
+        if not isinstance(state, type):
+            found.append(f"{where}: its state must be a class, got {state!r}")
+        if missing not in {"ignore", "dead_letter"}:
             found.append(f"{where}: missing= must be 'ignore' or 'dead_letter'")
         seen: set[type] = set()
-        for route in self.handlers:
+        routes: list[ProcessRoute] = []
+        for route in handlers:
             if not isinstance(route, ProcessRoute):
-                found.append(f"{where}: `{route!r}` is not a route (use starts, handles, on_timeout)")
+                found.append(
+                    f"{where}: `{route!r}` is not a route (use starts, handles, on_timeout)"
+                )
                 continue
-            label = f"{where}, {route.kind} {getattr(route.message, '__qualname__', route.message)}"
-            if route.message in seen:
-                found.append(f"{label}: the message type is routed twice")
-            seen.add(route.message)
-            if not (isinstance(route.handler, type) and issubclass(route.handler, ProcessHandler)):
-                found.append(f"{label}: the handler `{route.handler!r}` is not a ProcessHandler")
-            if route.key is not None and not (isinstance(route.key, str) or callable(route.key)):
-                found.append(f"{label}: key= must be an attribute name or a function")
-        routes = [r for r in self.handlers if isinstance(r, ProcessRoute)]
+            routes.append(route)
+            found += _route_problems(where, route, seen)
         if not any(r.kind is RouteKind.START for r in routes):
             found.append(f"{where}: no start message (declare one with starts(...))")
         if any(r.kind is RouteKind.TIMEOUT for r in routes) and not self.timeout_destination:
@@ -261,3 +267,18 @@ class ProcessManager(Generic[S]):
                 lines.append(f"    active --> active : {name}")
         lines.append("    active --> [*] : complete()")
         return "\n".join(lines)
+
+
+def _route_problems(where: str, route: ProcessRoute, seen: set[type]) -> list[str]:
+    handler: object = route.handler
+    key: object = route.key
+    label = f"{where}, {route.kind} {getattr(route.message, '__qualname__', route.message)}"
+    found: list[str] = []
+    if route.message in seen:
+        found.append(f"{label}: the message type is routed twice")
+    seen.add(route.message)
+    if not (isinstance(handler, type) and issubclass(handler, ProcessHandler)):
+        found.append(f"{label}: the handler `{handler!r}` is not a ProcessHandler")
+    if key is not None and not (isinstance(key, str) or callable(key)):
+        found.append(f"{label}: key= must be an attribute name or a function")
+    return found

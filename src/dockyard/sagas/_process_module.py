@@ -79,8 +79,11 @@ class Processes:
         record = await self._store.get(process.name, key)
         if record is None:
             return None
-        state = self._registry.serializer.deserialize(
-            record.state_type, record.state_schema, record.state
+        state = typing.cast(
+            "S",
+            self._registry.serializer.deserialize(
+                record.state_type, record.state_schema, record.state
+            ),
         )
         return ProcessInstance(
             record.name,

@@ -54,7 +54,9 @@ class ProcessRuntime:
         self._registry = registry
         self._container = container
 
-    async def apply(self, process: ProcessManager[Any], route: ProcessRoute, message: object) -> None:
+    async def apply(
+        self, process: ProcessManager[Any], route: ProcessRoute, message: object
+    ) -> None:
         """Run ``route``'s handler on the instance ``message`` belongs to, and write it back."""
         envelope = CURRENT.get()
         key = route.key_of(message, envelope)

@@ -28,10 +28,10 @@ from dockyard.exceptions import InvalidSagaError, ProcessNotFoundError
 from dockyard.modules import DynamicModule
 from dockyard.outbox import Cancellation, Outbox, OutboxModule, OutboxStatus, OutboxStore
 from dockyard.sagas import (
+    Processes,
     ProcessInstance,
     ProcessManager,
     ProcessManagersModule,
-    Processes,
     ProcessStatus,
     starts,
 )
@@ -67,7 +67,7 @@ class Shop:
         worker = asyncio.create_task(self.app.run_worker(stop=stop))
         try:
             async with asyncio.timeout(30):
-                while not await done():
+                while not await done():  # noqa: ASYNC110 - polls the store
                     await asyncio.sleep(0.01)
         finally:
             stop.set()
@@ -178,7 +178,9 @@ async def test_a_message_for_a_missing_instance_is_ignored_with_a_log_line(
     with caplog.at_level(logging.WARNING, "dockyard.sagas.processes"):
         await shop.app.publish(PaymentReceived("nope", 5))
     assert await shop.get("nope") is None
-    assert caplog.messages == ["process fulfilment: no active instance nope, PaymentReceived ignored"]
+    assert caplog.messages == [
+        "process fulfilment: no active instance nope, PaymentReceived ignored"
+    ]
 
 
 async def test_a_start_that_fails_leaves_no_instance(shop: Shop) -> None:
@@ -301,15 +303,17 @@ def test_definitions_are_checked_all_at_once() -> None:
     )
     with pytest.raises(InvalidSagaError) as raised:
         ProcessManagersModule.register(processes=[fulfilment(), fulfilment(), broken])
+    not_a_handler = (
+        f"Process manager ``, start OrderPlaced: the handler `{NotAHandler!r}` is not a "
+        "ProcessHandler"
+    )
     assert raised.value.problems == (
         "two process managers are named `fulfilment`",
         "Process manager ``: its name must be a non-empty string",
         "Process manager ``: its version must be a positive int, got 0",
-        "Process manager ``, start OrderPlaced: the handler "
-        f"`{NotAHandler!r}` is not a ProcessHandler",
+        not_a_handler,
         "Process manager ``, start OrderPlaced: the message type is routed twice",
-        "Process manager ``, start OrderPlaced: the handler "
-        f"`{NotAHandler!r}` is not a ProcessHandler",
+        not_a_handler,
     )
 
 

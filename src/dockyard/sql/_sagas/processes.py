@@ -61,24 +61,19 @@ _COLUMNS = (
 )
 _WHERE = "process_name = :name AND process_key = :key"
 _SELECT = f"SELECT {_COLUMNS} FROM {_T} WHERE {_WHERE}"  # noqa: S608 - names are ours
-_STATEMENTS = {
-    "load": {
-        "postgresql": text(f"{_SELECT} FOR UPDATE"),
-        "sqlite": text(_SELECT),
-    },
-    "get": text(_SELECT),
-    "insert": text(
-        f"INSERT INTO {_T} ({_COLUMNS}) VALUES (:name, :key, :definition_version, :status, "  # noqa: S608 - names are ours; values are bound
-        ":state_type, :state_schema, :state_data, :version, :timeout_id, :timeout_at, :now, "
-        ":now) ON CONFLICT (process_name, process_key) DO NOTHING RETURNING version"
-    ),
-    "update": text(
-        f"UPDATE {_T} SET definition_version = :definition_version, status = :status, "  # noqa: S608 - names are ours; values are bound
-        "state_type = :state_type, state_schema = :state_schema, state_data = :state_data, "
-        "version = :version, timeout_id = :timeout_id, timeout_at = :timeout_at, "
-        f"updated_at = :now WHERE {_WHERE} AND version = :expected"
-    ),
-}
+_LOAD = {"postgresql": text(f"{_SELECT} FOR UPDATE"), "sqlite": text(_SELECT)}
+_GET = text(_SELECT)
+_INSERT = text(
+    f"INSERT INTO {_T} ({_COLUMNS}) VALUES (:name, :key, :definition_version, :status, "  # noqa: S608 - names are ours; values are bound
+    ":state_type, :state_schema, :state_data, :version, :timeout_id, :timeout_at, :now, "
+    ":now) ON CONFLICT (process_name, process_key) DO NOTHING RETURNING version"
+)
+_UPDATE = text(
+    f"UPDATE {_T} SET definition_version = :definition_version, status = :status, "  # noqa: S608 - names are ours; values are bound
+    "state_type = :state_type, state_schema = :state_schema, state_data = :state_data, "
+    "version = :version, timeout_id = :timeout_id, timeout_at = :timeout_at, "
+    f"updated_at = :now WHERE {_WHERE} AND version = :expected"
+)
 
 
 def _record(row: Any) -> ProcessRecord:
@@ -109,9 +104,7 @@ class SqlProcessWriter(ProcessWriter):
     async def load(self, name: str, key: str, /) -> ProcessRecord | None:
         uow = self._uow
         with unavailable_as_store_error("load a process manager instance"):
-            result = await uow.connection.execute(
-                _STATEMENTS["load"][uow.dialect], {"name": name, "key": key}
-            )
+            result = await uow.connection.execute(_LOAD[uow.dialect], {"name": name, "key": key})
             row = result.first()
         return _record(row) if row is not None else None
 
@@ -132,9 +125,9 @@ class SqlProcessWriter(ProcessWriter):
         }
         with unavailable_as_store_error("save a process manager instance"):
             if record.version == 1:
-                result = await self._uow.connection.execute(_STATEMENTS["insert"], params)
+                result = await self._uow.connection.execute(_INSERT, params)
                 return result.first() is not None
-            result = await self._uow.connection.execute(_STATEMENTS["update"], params)
+            result = await self._uow.connection.execute(_UPDATE, params)
         return bool(result.rowcount == 1)
 
 
@@ -149,7 +142,7 @@ class SqlProcessStore(ProcessStore):
     async def get(self, name: str, key: str, /) -> ProcessRecord | None:
         async with self.database.unit_of_work() as uow:
             with unavailable_as_store_error("read a process manager instance"):
-                rows = await uow.fetch_alone(_STATEMENTS["get"], {"name": name, "key": key})
+                rows = await uow.fetch_alone(_GET, {"name": name, "key": key})
         return _record(rows[0]) if rows else None
 
 
