@@ -38,6 +38,7 @@ from dockyard.sagas._process_module import (
     ProcessInstance,
     ProcessManagersModule,
 )
+from dockyard.sagas._process_projection import process_projection
 from dockyard.sagas._process_store import ProcessRecord, ProcessStatus, ProcessStore, ProcessWriter
 from dockyard.sagas._record import SagaLogEntry, SagaLogKind, SagaRecord, SagaStatus, StepAction
 from dockyard.sagas._runner import SagaRunner
@@ -80,6 +81,7 @@ __all__ = [
     "handles",
     "on_timeout",
     "pivot",
+    "process_projection",
     "starts",
     "step",
 ]

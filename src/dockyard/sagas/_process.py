@@ -200,6 +200,10 @@ class ProcessManager(Generic[S]):
             (a log line) or ``"dead_letter"`` (raises ``ProcessNotFoundError``, which a
             consumer makes a dead letter).
         timeout_destination: Where timeouts are published (the app must consume it).
+        source: ``"messages"``: fed by whatever publishes its message types (``IPublisher``,
+            a consumer). ``"event_store"``: fed by a catch-up subscription on the event log
+            (``process_projection(...)`` in ``ProjectionsModule.register(projections=...)``),
+            each event applied once, with the checkpoint; only its timeouts come as messages.
     """
 
     name: str
@@ -210,6 +214,7 @@ class ProcessManager(Generic[S]):
     initial: Callable[[], S] | None = None
     missing: Literal["ignore", "dead_letter"] = "ignore"
     timeout_destination: str | None = None
+    source: Literal["messages", "event_store"] = "messages"
 
     def new_state(self) -> S:
         return self.initial() if self.initial is not None else self.state()
@@ -235,6 +240,9 @@ class ProcessManager(Generic[S]):
             found.append(f"{where}: its state must be a class, got {state!r}")
         if missing not in {"ignore", "dead_letter"}:
             found.append(f"{where}: missing= must be 'ignore' or 'dead_letter'")
+        source: object = self.source
+        if source not in {"messages", "event_store"}:
+            found.append(f"{where}: source= must be 'messages' or 'event_store'")
         seen: set[type] = set()
         routes: list[ProcessRoute] = []
         for route in handlers:
@@ -245,6 +253,15 @@ class ProcessManager(Generic[S]):
                 continue
             routes.append(route)
             found += _route_problems(where, route, seen)
+            if (
+                source == "event_store"
+                and route.key is None
+                and route.kind is not RouteKind.TIMEOUT
+            ):
+                found.append(
+                    f"{where}, {route.kind} {route.message.__qualname__}: an event read from "
+                    "the event store has no envelope; give key= (an attribute or a function)"
+                )
         if not any(r.kind is RouteKind.START for r in routes):
             found.append(f"{where}: no start message (declare one with starts(...))")
         if any(r.kind is RouteKind.TIMEOUT for r in routes) and not self.timeout_destination:

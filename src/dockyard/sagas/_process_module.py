@@ -160,7 +160,12 @@ class ProcessManagersModule:
             serializer.registry.entry_for(process.state)
         registry = ProcessRegistry({p.name: p for p in processes}, serializer)
         handlers = dict.fromkeys(r.handler for p in processes for r in p.handlers)
-        entries = [entry_for(p, r) for p in processes for r in p.handlers]
+        entries = [  # an event-store-sourced one gets its events from process_projection()
+            entry_for(p, r)
+            for p in processes
+            for r in p.handlers
+            if p.source == "messages" or r.kind is RouteKind.TIMEOUT
+        ]
         timeouts = any(r.kind is RouteKind.TIMEOUT for p in processes for r in p.handlers)
 
         def registration(chosen: ProcessBackend) -> DynamicModule:
@@ -174,7 +179,7 @@ class ProcessManagersModule:
                     *(scoped(handler) for handler in handlers),
                 ],
                 imports=[*chosen.imports(), *((OutboxModule,) if timeouts else ()), *imports],
-                exports=[Processes],
+                exports=[Processes, ProcessRuntime],  # process_projection() needs the runtime
                 extensions=[_RecordComponent(registry)],
                 handlers=entries,
                 is_global=True,
