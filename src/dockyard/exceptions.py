@@ -62,6 +62,7 @@
     │   ├── ProjectionFailedError         (+ RuntimeError) a projection is parked on a failed event
     │   └── ProjectionsTimeoutError       (+ TimeoutError) projections did not catch up in time
     ├── SagaError                         a saga instance cannot do that, or cannot go on
+    │   ├── ProcessNotFoundError          (+ LookupError) no process manager instance for a message
     │   ├── SagaNotFoundError             (+ LookupError) no saga instance with that id
     │   ├── SagaStateError                (+ RuntimeError) retry/skip/cancel of a saga not parked
     │   ├── SagaAlreadyStartedError       (+ ValueError) start of an id that exists
@@ -156,6 +157,7 @@ from dockyard._errors.projections import (
     ProjectionsTimeoutError,
 )
 from dockyard._errors.sagas import (
+    ProcessNotFoundError,
     SagaAlreadyStartedError,
     SagaError,
     SagaNotFoundError,
@@ -222,6 +224,7 @@ __all__ = [
     "ModuleProblem",
     "NotAModuleError",
     "NotExportedError",
+    "ProcessNotFoundError",
     "ProjectionError",
     "ProjectionFailedError",
     "ProjectionNotFoundError",

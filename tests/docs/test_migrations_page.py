@@ -31,7 +31,7 @@ BLOCK = re.compile(
     r"^```(?P<language>console|sh|text)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL
 )
 TEXT = PAGE.read_text(encoding="utf-8")
-UP_TO_DATE = "up to date: nothing to change (10 tables)\n"
+UP_TO_DATE = "up to date: nothing to change (11 tables)\n"
 NO_CHANGES = "No new upgrade operations detected.\n"
 
 

@@ -68,6 +68,7 @@ from dockyard.exceptions import (
     ModuleProblem,
     NotAModuleError,
     NotExportedError,
+    ProcessNotFoundError,
     ProjectionError,
     ProjectionFailedError,
     ProjectionNotFoundError,
@@ -272,6 +273,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     ProjectionsTimeoutError: [ProjectionsTimeoutError(0.1, [("Balances", 0, 1)])],
     # sagas
     SagaNotFoundError: [SagaNotFoundError("order-1")],
+    ProcessNotFoundError: [ProcessNotFoundError("fulfilment", "o-1", "PaymentReceived")],
     SagaStateError: [
         SagaStateError("order-1", "running", "retry"),
         SagaStateError("order-1", "failed", "skip", "it is parked at step `x`"),

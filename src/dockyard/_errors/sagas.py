@@ -5,6 +5,7 @@ from __future__ import annotations
 from dockyard._errors.base import DockyardError
 
 __all__ = [
+    "ProcessNotFoundError",
     "SagaAlreadyStartedError",
     "SagaError",
     "SagaNotFoundError",
@@ -129,4 +130,23 @@ class StepTimeoutError(SagaError, TimeoutError):
             f"{self.timeout:g} s: the attempt was cancelled and its transaction rolled back. "
             "Hint: it counts as a failed attempt (retried, then the fallback or compensation); "
             "raise `timeout=` if the step needs longer."
+        )
+
+
+class ProcessNotFoundError(SagaError, LookupError):
+    """A message for a process manager instance that does not exist, with ``missing=
+    "dead_letter"``: a consumer makes the message a dead letter."""
+
+    def __init__(self, name: str, key: str, message_type: str) -> None:
+        self.name = name
+        self.key = key
+        self.message_type = message_type
+        super().__init__(name, key, message_type)
+
+    def __str__(self) -> str:
+        return (
+            f"Process manager `{self.name}` has no active instance `{self.key}` for a "
+            f"`{self.message_type}`. Hint: it is created by a start message (`starts(...)`), "
+            "which may not have arrived yet: replay the dead letter once it has; check that "
+            "the message's key names the instance."
         )

@@ -8,6 +8,10 @@
 - ``SagasModule.register(sagas=[...])`` checks the definitions, provides the handlers and
   gives ``dockyard worker`` a ``SagaRunner``; ``Sagas.start`` starts an instance in the
   caller's transaction.
+- Process managers (choreography): ``ProcessManager(name, version=..., state=...,
+  handlers=[starts(...), handles(...), on_timeout(...)])`` keyed by a correlation id taken
+  from each message, registered with ``ProcessManagersModule.register(processes=[...])``;
+  ``ProcessHandler`` changes the typed state of a ``Process`` and completes it.
 - ``SagaControl``: list and show instances with their step log, retry, skip or cancel parked
   ones, purge finished ones (``SagaSettings.retain_finished`` has runners do it), draw a saga
   or the path one instance took as a Mermaid state diagram.
@@ -23,6 +27,23 @@ from dockyard.sagas._backend import SagaBackend
 from dockyard.sagas._control import SagaControl
 from dockyard.sagas._definition import Saga, Step, pivot, step
 from dockyard.sagas._module import SagasModule
+from dockyard.sagas._process import (
+    Process,
+    ProcessHandler,
+    ProcessManager,
+    ProcessRoute,
+    handles,
+    on_timeout,
+    starts,
+)
+from dockyard.sagas._process_module import (
+    ProcessBackend,
+    Processes,
+    ProcessInstance,
+    ProcessManagersModule,
+)
+from dockyard.sagas._process_projection import process_projection
+from dockyard.sagas._process_store import ProcessRecord, ProcessStatus, ProcessStore, ProcessWriter
 from dockyard.sagas._record import SagaLogEntry, SagaLogKind, SagaRecord, SagaStatus, StepAction
 from dockyard.sagas._remote import remote
 from dockyard.sagas._remote_step import RemoteStep
@@ -33,6 +54,18 @@ from dockyard.sagas._step import SagaStep
 from dockyard.sagas._store import SagaStore, SagaWriter
 
 __all__ = [
+    "Process",
+    "ProcessBackend",
+    "ProcessHandler",
+    "ProcessInstance",
+    "ProcessManager",
+    "ProcessManagersModule",
+    "ProcessRecord",
+    "ProcessRoute",
+    "ProcessStatus",
+    "ProcessStore",
+    "ProcessWriter",
+    "Processes",
     "RemoteStep",
     "Saga",
     "SagaBackend",
@@ -52,8 +85,12 @@ __all__ = [
     "SagasModule",
     "Step",
     "StepAction",
+    "handles",
+    "on_timeout",
     "pivot",
+    "process_projection",
     "remote",
+    "starts",
     "step",
 ]
 

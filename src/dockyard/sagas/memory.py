@@ -18,10 +18,22 @@ from dataclasses import dataclass, replace
 
 from dockyard.di import ProviderSpec, object_, scoped
 from dockyard.modules import ModuleLike
+from dockyard.sagas._memory_processes import (
+    InMemoryProcessBackend,
+    InMemoryProcessStore,
+    memory_process_writer,
+)
 from dockyard.sagas._record import SagaRecord, SagaStatus
 from dockyard.sagas._store import SagaStore, SagaWriter
 
-__all__ = ["InMemorySagaBackend", "InMemorySagaStore", "memory_saga_writer"]
+__all__ = [
+    "InMemoryProcessBackend",
+    "InMemoryProcessStore",
+    "InMemorySagaBackend",
+    "InMemorySagaStore",
+    "memory_process_writer",
+    "memory_saga_writer",
+]
 
 logger = logging.getLogger("dockyard.sagas")
 

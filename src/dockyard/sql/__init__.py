@@ -36,6 +36,12 @@ from dockyard.sql._projections.tables import (
     projection_checkpoints_table,
     projection_leases_table,
 )
+from dockyard.sql._sagas.processes import (
+    SqlProcessBackend,
+    SqlProcessStore,
+    SqlProcessWriter,
+    processes_table,
+)
 from dockyard.sql._sagas.store import SqlSagaBackend, SqlSagaStore, SqlSagaWriter
 from dockyard.sql._sagas.tables import sagas_table
 from dockyard.sql._unit_of_work import SqlUnitOfWork
@@ -51,6 +57,9 @@ __all__ = [
     "SqlOutboxBackend",
     "SqlOutboxStore",
     "SqlOutboxWriter",
+    "SqlProcessBackend",
+    "SqlProcessStore",
+    "SqlProcessWriter",
     "SqlSagaBackend",
     "SqlSagaStore",
     "SqlSagaWriter",
@@ -64,6 +73,7 @@ __all__ = [
     "metadata",
     "outbox_scheduled_table",
     "outbox_table",
+    "processes_table",
     "projection_checkpoints_table",
     "projection_leases_table",
     "sagas_table",

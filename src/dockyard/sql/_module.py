@@ -14,7 +14,7 @@ from dockyard.messaging import UnitOfWork
 from dockyard.modules import DynamicModule, OffersDefaults, OnAppInit, OnAppShutdown, module
 from dockyard.outbox import OutboxBackend
 from dockyard.projections import CheckpointStore, EventNotifier, LeaseStore
-from dockyard.sagas import SagaBackend
+from dockyard.sagas import ProcessBackend, SagaBackend
 from dockyard.serialization import Serializer
 from dockyard.sql._database import Database
 from dockyard.sql._eventsourcing.event_store import SqlEventStore
@@ -196,6 +196,10 @@ class _OutboxDefault(OffersDefaults):
             from dockyard.sql._sagas.store import SqlSagaBackend
 
             return SqlSagaBackend()
+        if kind is ProcessBackend:
+            from dockyard.sql._sagas.processes import SqlProcessBackend
+
+            return SqlProcessBackend()
         return None
 
 

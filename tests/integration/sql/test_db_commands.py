@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
 UPDATE = os.environ.get("DOCKYARD_UPDATE_GOLDEN") == "1"
-UP_TO_DATE = "up to date: nothing to change (10 tables)\n"
+UP_TO_DATE = "up to date: nothing to change (11 tables)\n"
 NO_CHANGES = "No new upgrade operations detected.\n"
 
 
@@ -56,7 +56,7 @@ def psql(project: Project, sql: str) -> str:
 
 def nothing_left(project: Project) -> None:
     assert project.run(f"dockyard db create {APP}").stdout == (
-        "nothing to create: 10 tables there already\n"
+        "nothing to create: 11 tables there already\n"
     )
     assert project.run(f"dockyard db upgrade {APP}").stdout == UP_TO_DATE
     assert project.run("alembic check").stdout == NO_CHANGES

@@ -85,21 +85,21 @@ def test_the_printed_sqlite_ddl_runs_twice_and_leaves_nothing_to_do(folder: Path
         connection.executescript(script)
     assert (
         ok(dockyard("db", "create", APP, cwd=folder))
-        == "nothing to create: 10 tables there already\n"
+        == "nothing to create: 11 tables there already\n"
     )
     assert (
         ok(dockyard("db", "upgrade", APP, cwd=folder))
-        == "up to date: nothing to change (10 tables)\n"
+        == "up to date: nothing to change (11 tables)\n"
     )
 
 
 def test_create_then_create_again_then_upgrade(folder: Path) -> None:
     golden("db_create_sqlite.txt", ok(dockyard("db", "create", APP, cwd=folder)))
     assert ok(dockyard("db", "create", APP, cwd=folder)) == (
-        "nothing to create: 10 tables there already\n"
+        "nothing to create: 11 tables there already\n"
     )
     assert ok(dockyard("db", "upgrade", APP, cwd=folder)) == (
-        "up to date: nothing to change (10 tables)\n"
+        "up to date: nothing to change (11 tables)\n"
     )
     assert json.loads(ok(dockyard("db", "upgrade", APP, "--json", cwd=folder))) == {
         "ok": True,
@@ -148,7 +148,7 @@ def test_upgrade_brings_an_older_schema_up(folder: Path) -> None:
     golden("db_upgrade_sqlite.sql", ok(dockyard("db", "upgrade", APP, "--sql", cwd=folder)))
     golden("db_upgrade_sqlite.txt", ok(dockyard("db", "upgrade", APP, cwd=folder)))
     assert ok(dockyard("db", "upgrade", APP, cwd=folder)) == (
-        "up to date: nothing to change (10 tables)\n"
+        "up to date: nothing to change (11 tables)\n"
     )
     # Alembic's autogenerate (docs/migrations.md's env.py) finds nothing left either
     project = Project.make(folder, "sqlite+aiosqlite:///shop.sqlite")
@@ -162,7 +162,7 @@ def test_upgrade_says_what_it_cannot_do(folder: Path) -> None:
     result = dockyard("db", "upgrade", APP, cwd=folder)
     assert result.returncode == 1
     assert result.stdout == (
-        "up to date: nothing to change (10 tables)\n"
+        "up to date: nothing to change (11 tables)\n"
         "not upgraded: `dockyard_projection_checkpoints.attempts` is missing and may not be "
         "null: dockyard does not invent a value for the rows already there. Hint: add it in a "
         "migration of your own (with a value for existing rows), or recreate the table if it "

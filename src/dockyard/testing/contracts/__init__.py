@@ -7,6 +7,7 @@ factory fixture. The suites need pytest and pytest-asyncio.
 from dockyard._public import use_public_paths
 from dockyard.testing.contracts.event_store import EventStoreContract, EventStoreFactory
 from dockyard.testing.contracts.outbox import OutboxContract, OutboxHarness
+from dockyard.testing.contracts.processes import ProcessStoreContract, ProcessStoreHarness
 from dockyard.testing.contracts.projections import (
     CheckpointStoreContract,
     CheckpointStoreFactory,
@@ -24,6 +25,8 @@ __all__ = [
     "LeaseStoreContract",
     "OutboxContract",
     "OutboxHarness",
+    "ProcessStoreContract",
+    "ProcessStoreHarness",
     "SagaStoreContract",
     "SagaStoreHarness",
     "SnapshotStoreContract",

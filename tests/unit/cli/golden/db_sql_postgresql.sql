@@ -114,6 +114,36 @@ COMMENT ON COLUMN dockyard_outbox_scheduled.deliver_at IS 'epoch seconds: due ti
 
 CREATE INDEX IF NOT EXISTS ix_dockyard_outbox_scheduled_due ON dockyard_outbox_scheduled (deliver_at, position);
 
+CREATE TABLE IF NOT EXISTS dockyard_processes (
+    process_name VARCHAR(255) NOT NULL,
+    process_key VARCHAR(255) NOT NULL,
+    definition_version INTEGER NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    state_type VARCHAR(255) NOT NULL,
+    state_schema INTEGER NOT NULL,
+    state_data BYTEA NOT NULL,
+    version BIGINT NOT NULL,
+    timeout_id VARCHAR(255),
+    timeout_at DOUBLE PRECISION,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    CONSTRAINT pk_dockyard_processes PRIMARY KEY (process_name, process_key)
+);
+
+COMMENT ON TABLE dockyard_processes IS 'One row per process manager instance, written with its handlers'' own writes.';
+
+COMMENT ON COLUMN dockyard_processes.status IS 'active or completed';
+
+COMMENT ON COLUMN dockyard_processes.version IS 'the fence of every write';
+
+COMMENT ON COLUMN dockyard_processes.timeout_id IS 'the pending timeout''s id';
+
+COMMENT ON COLUMN dockyard_processes.timeout_at IS 'epoch seconds';
+
+COMMENT ON COLUMN dockyard_processes.created_at IS 'epoch seconds';
+
+COMMENT ON COLUMN dockyard_processes.updated_at IS 'epoch seconds';
+
 CREATE TABLE IF NOT EXISTS dockyard_projection_checkpoints (
     name VARCHAR(255) NOT NULL,
     position BIGINT NOT NULL,

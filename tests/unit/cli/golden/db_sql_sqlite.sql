@@ -81,6 +81,22 @@ CREATE TABLE IF NOT EXISTS dockyard_outbox_scheduled (
 
 CREATE INDEX IF NOT EXISTS ix_dockyard_outbox_scheduled_due ON dockyard_outbox_scheduled (deliver_at, position);
 
+CREATE TABLE IF NOT EXISTS dockyard_processes (
+    process_name VARCHAR(255) NOT NULL,
+    process_key VARCHAR(255) NOT NULL,
+    definition_version INTEGER NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    state_type VARCHAR(255) NOT NULL,
+    state_schema INTEGER NOT NULL,
+    state_data BLOB NOT NULL,
+    version BIGINT NOT NULL,
+    timeout_id VARCHAR(255),
+    timeout_at DOUBLE,
+    created_at DOUBLE NOT NULL,
+    updated_at DOUBLE NOT NULL,
+    CONSTRAINT pk_dockyard_processes PRIMARY KEY (process_name, process_key)
+);
+
 CREATE TABLE IF NOT EXISTS dockyard_projection_checkpoints (
     name VARCHAR(255) NOT NULL,
     position BIGINT NOT NULL,
