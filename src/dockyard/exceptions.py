@@ -17,6 +17,8 @@
     │   │   ├── MissingMessageTypeError   (+ TypeError) a handler names no message type
     │   │   ├── GenericMessageTypeError   (+ TypeError) a generic message dispatch cannot tell apart
     │   │   ├── MissingOutboxBackendError (+ LookupError) an outbox with a broker and no database
+    │   │   ├── OutOfBandWithoutConsumerError (+ LookupError) out of band, and nobody listens
+    │   │   ├── ConsumedRouteError        (+ ValueError) a route to a destination the app consumes
     │   │   ├── DuplicateHandlerError     two handlers for one request type
     │   │   └── InvalidBehaviorError      (+ TypeError) a pipeline behavior that is not one
     │   ├── ContainerBuildError           Dishka refused the wiring our checks let through
@@ -127,6 +129,7 @@ from dockyard._errors.messaging import (
 )
 from dockyard._errors.modules import (
     ConflictingDynamicModuleError,
+    ConsumedRouteError,
     DuplicateHandlerError,
     DuplicateProviderError,
     GenericMessageTypeError,
@@ -141,6 +144,7 @@ from dockyard._errors.modules import (
     ModuleProblem,
     NotAModuleError,
     NotExportedError,
+    OutOfBandWithoutConsumerError,
     ScopeMismatchError,
     UnknownExtensionError,
 )
@@ -182,6 +186,7 @@ __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
     "ConflictingDynamicModuleError",
+    "ConsumedRouteError",
     "ConsumerGroupConflictError",
     "ContainerBuildError",
     "CorruptEventError",
@@ -217,6 +222,7 @@ __all__ = [
     "ModuleProblem",
     "NotAModuleError",
     "NotExportedError",
+    "OutOfBandWithoutConsumerError",
     "ProjectionError",
     "ProjectionFailedError",
     "ProjectionNotFoundError",

@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # annotations only; nothing here is resolved by the container
     from dockyard.app import App
-    from dockyard.modules._graph import ModuleNode
+    from dockyard.exceptions import ModuleProblem
+    from dockyard.messaging._registry import MessageRegistry
+    from dockyard.modules._graph import ModuleGraph, ModuleNode
 
 __all__ = [
     "HOOKS",
     "BackgroundService",
+    "ChecksApp",
     "Extension",
     "OffersDefaults",
     "OnAppInit",
@@ -118,7 +121,19 @@ class OffersDefaults(Extension, abc.ABC):
         """A default for ``kind`` (e.g. ``OutboxBackend``), or ``None`` to offer none."""
 
 
+class ChecksApp(Extension, abc.ABC):
+    """Checks what spans modules once the app's handlers are compiled: ``OutboxModule``
+    holds each route against the destinations the app's own consumers listen to."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def check_app(self, graph: ModuleGraph, messages: MessageRegistry) -> list[ModuleProblem]:
+        """Every problem found (none: an empty list); raises nothing."""
+
+
 HOOKS: tuple[type[Extension], ...] = (
+    ChecksApp,
     OnModuleInit,
     OnAppInit,
     OnAppShutdown,
