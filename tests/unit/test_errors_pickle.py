@@ -32,6 +32,7 @@ from dockyard.exceptions import (
     ConcurrencyError,
     ConfigurationError,
     ConflictingDynamicModuleError,
+    ConsumedRouteError,
     ConsumerGroupConflictError,
     ContainerBuildError,
     CorruptEventError,
@@ -67,6 +68,7 @@ from dockyard.exceptions import (
     ModuleProblem,
     NotAModuleError,
     NotExportedError,
+    OutOfBandWithoutConsumerError,
     ProjectionError,
     ProjectionFailedError,
     ProjectionNotFoundError,
@@ -173,6 +175,10 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
         GenericMessageTypeError("Root", Billing, PlaceOrder, "no field of `PlaceOrder` is typed")
     ],
     MissingOutboxBackendError: [MissingOutboxBackendError("RabbitTransport")],
+    OutOfBandWithoutConsumerError: [OutOfBandWithoutConsumerError("Root", Billing, "emails")],
+    ConsumedRouteError: [
+        ConsumedRouteError("Root", PlaceOrder, "orders", "consumer:orders:billing")
+    ],
     DuplicateHandlerError: [
         DuplicateHandlerError(PlaceOrder, [("ShipHandler", "Warehouse"), ("ShipAgain", "Root")])
     ],
