@@ -357,7 +357,9 @@ class Consumer:
             bus = await scope.get(IMessageBus, component=component)
             handler = headers.get(OUT_OF_BAND_HANDLER)
             if handler is not None:  # one handler, not the event's (its stand-in wrote it)
-                assert isinstance(bus, MessageBus)
+                if not isinstance(bus, MessageBus):
+                    msg = f"{type(bus).__name__} (the scope's IMessageBus) cannot run_handler"
+                    raise TypeError(msg)
                 await bus.run_handler(
                     handler,
                     value,

@@ -335,7 +335,7 @@ class MessageBus(IMessageBus):
         plan = self._dispatcher.out_of_band.get(handler)
         if plan is None:
             raise HandlerNotFoundError(
-                type(event), "run out of band", sorted(self._dispatcher.out_of_band)
+                type(event), "run_handler", sorted(self._dispatcher.out_of_band)
             )
         envelope = Envelope(event, CURRENT.get(), message_id, correlation_id, causation_id, headers)
         token = CURRENT.set(envelope)

@@ -14,6 +14,7 @@ from dockyard.app import App
 from dockyard.consumer import ConsumerModule, ErrorPolicies, listen, retry_later
 from dockyard.exceptions import (
     ConsumedRouteError,
+    HandlerNotFoundError,
     InvalidRouteError,
     ModuleConfigurationError,
     OutOfBandWithoutConsumerError,
@@ -23,10 +24,12 @@ from dockyard.messaging import (
     CommandHandler,
     Event,
     EventHandler,
+    IMessageBus,
     IPublisher,
     MessagingSettings,
     PipelineBehavior,
 )
+from dockyard.messaging._bus import MessageBus
 from dockyard.modules import ModuleLike, module
 from dockyard.outbox import (
     DeadLetters,
@@ -316,4 +319,20 @@ async def test_a_message_for_a_handler_the_app_does_not_run_is_a_dead_letter() -
         "app does not run out of band. Hint: list `out_of_band(Handler, destination=...)` for "
         "it in this app's modules, or consume this destination in the app that does; then "
         "replay the dead letter"
+    )
+
+
+async def test_the_bus_runs_only_handlers_the_app_runs_out_of_band() -> None:
+    app = users_app(CreateProfile, out_of_band(SendWelcomeEmail, destination="background"))
+    async with app, app.scope() as scope:
+        bus = await scope.get(IMessageBus)
+        assert isinstance(bus, MessageBus)
+        await bus.run_handler(f"{__name__}.SendWelcomeEmail", UserSignedUp("u-1"))
+        assert RAN == ["email:u-1"]
+        with pytest.raises(HandlerNotFoundError) as raised:
+            await bus.run_handler(f"{__name__}.CreateProfile", UserSignedUp("u-2"))
+    assert str(raised.value) == (
+        "`run_handler` got `UserSignedUp` for a handler this app does not run out of band "
+        f"(those it does: `{__name__}.SendWelcomeEmail`). Hint: list `out_of_band(Handler, "
+        "destination=...)` in a module's `handlers=[...]`."
     )
