@@ -12,6 +12,7 @@ import pytest
 
 from dockyard.app import App
 from dockyard.consumer import ConsumerModule, ErrorPolicies, listen, retry_later
+from dockyard.di import singleton
 from dockyard.exceptions import (
     ConsumedRouteError,
     HandlerNotFoundError,
@@ -114,15 +115,17 @@ def users_app(
     routes: tuple[type, ...] = (),
     settings: MessagingSettings | None = None,
     policies: ErrorPolicies | None = None,
+    imports: tuple[ModuleLike, ...] = (),
 ) -> App:
-    imports: list[ModuleLike] = [
+    imports = (
+        *imports,
         OutboxModule.register(
             transport=InMemoryTransport(), backend=InMemoryOutboxBackend(), routes=routes
-        )
-    ]
+        ),
+    )
     if endpoints:
         listening = [listen(d, group="users", policies=policies) for d in endpoints]
-        imports.append(ConsumerModule.register(endpoints=listening))
+        imports = (*imports, ConsumerModule.register(endpoints=listening))
 
     @module(handlers=[SignUpHandler, *handlers], imports=imports)
     class Users: ...
@@ -336,3 +339,32 @@ async def test_the_bus_runs_only_handlers_the_app_runs_out_of_band() -> None:
         f"(those it does: `{__name__}.SendWelcomeEmail`). Hint: list `out_of_band(Handler, "
         "destination=...)` in a module's `handlers=[...]`."
     )
+
+
+class Mailer:
+    """Provided by `Mailing` only, not exported: the handler sees it from its own module."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+
+class SendThroughMailer(EventHandler[UserSignedUp]):
+    def __init__(self, mailer: Mailer) -> None:
+        self._mailer = mailer
+
+    async def handle(self, event: UserSignedUp, /) -> None:
+        RAN.append(f"mailer:{event.user_id}")
+
+
+async def test_it_resolves_with_the_visibility_of_the_module_that_lists_it() -> None:
+    @module(
+        providers=[singleton(Mailer)],
+        handlers=[out_of_band(SendThroughMailer, destination="background")],
+    )
+    class Mailing: ...
+
+    app = users_app(CreateProfile, imports=[Mailing])
+    async with app:
+        await app.send(SignUp("u-1"))
+        await run_worker_until(app, lambda: "mailer:u-1" in RAN)
+    assert RAN == ["profile:u-1", "mailer:u-1"]
