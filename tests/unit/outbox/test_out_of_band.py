@@ -363,7 +363,7 @@ async def test_it_resolves_with_the_visibility_of_the_module_that_lists_it() -> 
     )
     class Mailing: ...
 
-    app = users_app(CreateProfile, imports=[Mailing])
+    app = users_app(CreateProfile, imports=(Mailing,))
     async with app:
         await app.send(SignUp("u-1"))
         await run_worker_until(app, lambda: "mailer:u-1" in RAN)
