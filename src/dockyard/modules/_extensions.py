@@ -123,7 +123,10 @@ class OffersDefaults(Extension, abc.ABC):
 
 class ChecksApp(Extension, abc.ABC):
     """Checks what spans modules once the app's handlers are compiled: ``OutboxModule``
-    holds each route against the destinations the app's own consumers listen to."""
+    holds each route against the destinations the app's own consumers listen to.
+
+    dockyard's own, beside a public hook (not in ``HOOKS``): no user extension needs it yet.
+    """
 
     __slots__ = ()
 
@@ -133,7 +136,6 @@ class ChecksApp(Extension, abc.ABC):
 
 
 HOOKS: tuple[type[Extension], ...] = (
-    ChecksApp,
     OnModuleInit,
     OnAppInit,
     OnAppShutdown,
