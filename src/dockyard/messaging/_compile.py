@@ -196,8 +196,8 @@ def _collect_handlers(
     detached: list[HandlerRef] = []
     for node in graph.nodes:
         declared: tuple[object, ...] = node.handlers  # anything may be listed at run time
-        runs = [h for h in map(runs_out_of_band, declared) if h is not None]
-        for handler in (*declared, *runs):
+        runs = [(h, True) for h in map(runs_out_of_band, declared) if h is not None]
+        for handler, out_of_band in [*((h, False) for h in declared), *runs]:
             found = handler_kind(handler) if isinstance(handler, type) else None
             if found is None:
                 problems.append(MissingMessageTypeError(node.name, handler, None))
@@ -217,7 +217,7 @@ def _collect_handlers(
                 if problem is not None:
                     problems.append(problem)
                     continue
-            if handler in runs:
+            if out_of_band:
                 detached.append(ref)
             else:
                 refs.append(ref)
