@@ -19,7 +19,12 @@ from dishka.exception_base import DishkaError
 
 from dockyard._type_name import type_name
 from dockyard.di._spec import ProviderSpec
-from dockyard.exceptions import AppNotStartedError, ContainerBuildError, ModuleConfigurationError
+from dockyard.exceptions import (
+    AppNotStartedError,
+    ContainerBuildError,
+    ModuleConfigurationError,
+    ModuleProblem,
+)
 from dockyard.messaging._bus import Dispatcher, MessageBus
 from dockyard.messaging._compile import CompiledMessaging, compile_messaging
 from dockyard.messaging._envelope import MessageContext
@@ -30,6 +35,7 @@ from dockyard.messaging._settings import MessagingSettings
 from dockyard.modules._build import CompiledModules, compile_modules
 from dockyard.modules._extensions import (
     BackgroundService,
+    ChecksApp,
     OnAppInit,
     OnAppShutdown,
     OnModuleDestroy,
@@ -153,6 +159,8 @@ class App:
                     providers=compiled.providers if compiled else (),
                 )
                 problems += more
+                if compiled_messaging is not None:
+                    problems += _check_app(graph, compiled_messaging.registry)
             if problems or graph is None or compiled is None or compiled_messaging is None:
                 raise ModuleConfigurationError(problems)
             if instruments.active:
@@ -537,6 +545,17 @@ async def _until_stopped(
         for waiter in (stopping, forcing):
             waiter.cancel()
         await asyncio.gather(stopping, forcing, return_exceptions=True)
+
+
+def _check_app(graph: ModuleGraph, messages: MessageRegistry) -> list[ModuleProblem]:
+    """What the modules' ``ChecksApp`` extensions find in the compiled app."""
+    return [
+        problem
+        for node in graph.all_nodes
+        for extension in node.extensions
+        if isinstance(extension, ChecksApp)
+        for problem in extension.check_app(graph, messages)
+    ]
 
 
 def _make_container(

@@ -17,6 +17,8 @@
     │   │   ├── MissingMessageTypeError   (+ TypeError) a handler names no message type
     │   │   ├── GenericMessageTypeError   (+ TypeError) a generic message dispatch cannot tell apart
     │   │   ├── MissingOutboxBackendError (+ LookupError) an outbox with a broker and no database
+    │   │   ├── OutOfBandWithoutConsumerError (+ LookupError) out of band, and nobody listens
+    │   │   ├── ConsumedRouteError        (+ ValueError) a route to a destination the app consumes
     │   │   ├── DuplicateHandlerError     two handlers for one request type
     │   │   └── InvalidBehaviorError      (+ TypeError) a pipeline behavior that is not one
     │   ├── ContainerBuildError           Dishka refused the wiring our checks let through
@@ -131,6 +133,7 @@ from dockyard._errors.messaging import (
 )
 from dockyard._errors.modules import (
     ConflictingDynamicModuleError,
+    ConsumedRouteError,
     DuplicateHandlerError,
     DuplicateProviderError,
     GenericMessageTypeError,
@@ -145,6 +148,7 @@ from dockyard._errors.modules import (
     ModuleProblem,
     NotAModuleError,
     NotExportedError,
+    OutOfBandWithoutConsumerError,
     ScopeMismatchError,
     UnknownExtensionError,
 )
@@ -189,6 +193,7 @@ __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
     "ConflictingDynamicModuleError",
+    "ConsumedRouteError",
     "ConsumerGroupConflictError",
     "ContainerBuildError",
     "CorruptEventError",
@@ -224,6 +229,7 @@ __all__ = [
     "ModuleProblem",
     "NotAModuleError",
     "NotExportedError",
+    "OutOfBandWithoutConsumerError",
     "ProcessNotFoundError",
     "ProjectionError",
     "ProjectionFailedError",

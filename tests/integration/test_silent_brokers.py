@@ -242,7 +242,7 @@ async def test_a_worker_on_a_silent_broker_degrades_and_stops_when_told(
                 OutboxModule.register(
                     transport=transport,
                     backend=InMemoryOutboxBackend(),
-                    routes=[route(Ping).to("pings")],
+                    routes=[route(Ping).to("pings-out")],  # not to what it consumes
                 ),
                 ConsumerModule.register(endpoints=[listen("pings", group="g")]),
             ],

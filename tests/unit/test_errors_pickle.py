@@ -33,6 +33,7 @@ from dockyard.exceptions import (
     ConcurrencyError,
     ConfigurationError,
     ConflictingDynamicModuleError,
+    ConsumedRouteError,
     ConsumerGroupConflictError,
     ContainerBuildError,
     CorruptEventError,
@@ -68,6 +69,7 @@ from dockyard.exceptions import (
     ModuleProblem,
     NotAModuleError,
     NotExportedError,
+    OutOfBandWithoutConsumerError,
     ProcessNotFoundError,
     ProjectionError,
     ProjectionFailedError,
@@ -176,6 +178,10 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
         GenericMessageTypeError("Root", Billing, PlaceOrder, "no field of `PlaceOrder` is typed")
     ],
     MissingOutboxBackendError: [MissingOutboxBackendError("RabbitTransport")],
+    OutOfBandWithoutConsumerError: [OutOfBandWithoutConsumerError("Root", Billing, "emails")],
+    ConsumedRouteError: [
+        ConsumedRouteError("Root", PlaceOrder, "orders", "consumer:orders:billing")
+    ],
     DuplicateHandlerError: [
         DuplicateHandlerError(PlaceOrder, [("ShipHandler", "Warehouse"), ("ShipAgain", "Root")])
     ],

@@ -58,6 +58,13 @@ class HandlerNotFoundError(MessagingError, LookupError):
                 f"`{self.operation}` got `{name}`, which is handled by {self.handled_by}. "
                 f"Hint: use `{other}(...)` for `{name}`."
             )
+        if self.operation == "run_handler":
+            known = ", ".join(f"`{r}`" for r in self.registered) or "none"
+            return (
+                f"`run_handler` got `{name}` for a handler this app does not run out of band "
+                f"(those it does: {known}). Hint: list `out_of_band(Handler, "
+                "destination=...)` in a module's `handlers=[...]`."
+            )
         base = "StreamHandler" if self.operation == "stream" else "RequestHandler"
         text = f"No handler for `{name}` is registered."
         if self.declared_elsewhere:

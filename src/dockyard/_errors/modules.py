@@ -9,6 +9,7 @@ from dockyard._type_name import type_name
 
 __all__ = [
     "ConflictingDynamicModuleError",
+    "ConsumedRouteError",
     "DuplicateHandlerError",
     "DuplicateProviderError",
     "ImportCycleError",
@@ -21,6 +22,7 @@ __all__ = [
     "ModuleProblem",
     "NotAModuleError",
     "NotExportedError",
+    "OutOfBandWithoutConsumerError",
     "ScopeMismatchError",
     "UnknownExtensionError",
 ]
@@ -312,6 +314,47 @@ class MissingOutboxBackendError(ModuleProblem, LookupError):
             "and a crash would lose them. Hint: add `SqlModule.register(url)` to the app (its "
             "outbox backend is then the default), or pass "
             "`backend=InMemoryOutboxBackend()` to accept that."
+        )
+
+
+class OutOfBandWithoutConsumerError(ModuleProblem, LookupError):
+    """A handler runs out of band through a destination no endpoint of the app listens to."""
+
+    def __init__(self, module: str, handler: type, destination: str) -> None:
+        self.module = module
+        self.handler = handler
+        self.destination = destination
+        super().__init__(module, handler, destination)
+
+    def __str__(self) -> str:
+        return (
+            f"Module `{self.module}` runs `{type_name(self.handler)}` out of band through "
+            f"`{self.destination}`, and no endpoint of this app listens to `{self.destination}`: "
+            "its messages would wait in the broker, never handled. Hint: add "
+            f'`listen("{self.destination}", group=...)` to '
+            "`ConsumerModule.register(endpoints=[...])` in this app."
+        )
+
+
+class ConsumedRouteError(ModuleProblem, ValueError):
+    """An app routes a message type to a destination it consumes itself."""
+
+    def __init__(self, module: str, message_type: type, destination: str, endpoint: str) -> None:
+        self.module = module
+        self.message_type = message_type
+        self.destination = destination
+        self.endpoint = endpoint
+        super().__init__(module, message_type, destination, endpoint)
+
+    def __str__(self) -> str:
+        name = type_name(self.message_type)
+        return (
+            f"Module `{self.module}` routes `{name}` to `{self.destination}`, which this app "
+            f"also consumes (`{self.endpoint}`): each `{name}` would run its handlers here "
+            "twice and be routed again under its own id (a dead letter). Hint: to run a "
+            "handler in the background, list `out_of_band(Handler, "
+            f'destination="{self.destination}")` in place of the route; to reach other apps, '
+            "route it to a destination this app does not consume."
         )
 
 

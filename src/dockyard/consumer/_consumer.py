@@ -32,8 +32,10 @@ from dockyard.consumer._endpoint import Endpoint
 from dockyard.consumer._policies import Exhausted, failing_handler
 from dockyard.exceptions import CorruptEventError, MessageRejectedError, MissingUpcasterError
 from dockyard.messaging import IMessageBus, Request
+from dockyard.messaging._bus import MessageBus
 from dockyard.modules._supervisor import is_outage, service_running
 from dockyard.outbox import Inbox, OutboxMessage, OutboxStatus, OutboxStore
+from dockyard.outbox._outbox import OUT_OF_BAND_HANDLER
 from dockyard.outbox._relay import messaging_system
 from dockyard.serialization import RegisteredType, Serializer
 from dockyard.serialization._compression import decompress
@@ -88,6 +90,7 @@ class Consumer:
         "_component",
         "_instruments",
         "_open_scope",
+        "_out_of_band",
         "_serializer",
         "_store",
         "_system",
@@ -105,8 +108,11 @@ class Consumer:
         store: OutboxStore,
         component: str = "",
         instruments: Instruments | None = None,
+        out_of_band: frozenset[str] = frozenset(),
     ) -> None:
         self.endpoint = endpoint
+        self._out_of_band = out_of_band
+        """The names of the app's handlers run out of band (``dockyard-handler`` header)."""
         self._instruments = instruments if instruments is not None and instruments.active else None
         self._system = messaging_system(transport)
         self.transport = transport
@@ -277,6 +283,15 @@ class Consumer:
                 "then replay the dead letter"
             )
             return await self._dead_letter(delivery, reason)
+        handler = message.headers.get(OUT_OF_BAND_HANDLER)
+        if handler is not None and handler not in self._out_of_band:
+            reason = (
+                f"`{message.type_name}` is for handler `{handler}`, which this app does not "
+                "run out of band. Hint: list `out_of_band(Handler, destination=...)` for it "
+                "in this app's modules, or consume this destination in the app that does; "
+                "then replay the dead letter"
+            )
+            return await self._dead_letter(delivery, reason)
         payload = message.payload
         encoding = message.headers.get(CONTENT_ENCODING)
         if encoding is not None:  # compressed by the sender's outbox (compress_above)
@@ -340,7 +355,20 @@ class Consumer:
             if not await inbox.record(message.message_id, self.endpoint.group):
                 return False
             bus = await scope.get(IMessageBus, component=component)
-            if isinstance(value, Request):
+            handler = headers.get(OUT_OF_BAND_HANDLER)
+            if handler is not None:  # one handler, not the event's (its stand-in wrote it)
+                if not isinstance(bus, MessageBus):
+                    msg = f"{type(bus).__name__} (the scope's IMessageBus) cannot run_handler"
+                    raise TypeError(msg)
+                await bus.run_handler(
+                    handler,
+                    value,
+                    message_id=message.message_id,
+                    correlation_id=headers.get(CORRELATION_ID),
+                    causation_id=headers.get(CAUSATION_ID),
+                    headers=headers,
+                )
+            elif isinstance(value, Request):
                 await bus.send(
                     value,
                     message_id=message.message_id,

@@ -9,8 +9,10 @@ from dockyard.consumer._consumer import Consumer
 from dockyard.consumer._endpoint import Endpoint
 from dockyard.di import singleton
 from dockyard.exceptions import EventTypeConflictError
+from dockyard.messaging._out_of_band import handler_name
 from dockyard.modules import BackgroundService, DynamicModule, ProvidesBackgroundServices, module
-from dockyard.outbox import OutboxConfig, OutboxModule, OutboxStore, route_of
+from dockyard.outbox import OutboxConfig, OutboxModule, OutboxStore, out_of_band_of, route_of
+from dockyard.outbox._out_of_band import Listens
 from dockyard.serialization import TypeRegistry
 from dockyard.transport import Transport
 
@@ -44,8 +46,13 @@ def consumer_of(
     (knowing every type a handler of the app accepts), dead letters and inbox: the worker's,
     and the FastStream integration's for its subscribers."""
     serializer = config.serializer
+    out_of_band: set[str] = set()
     for info in app.messages.messages:  # every type some handler here accepts
         serializer.registry.register(info.message_type)
+        for handler in info.handlers:
+            target = out_of_band_of(handler.handler)
+            if target is not None:
+                out_of_band.add(handler_name(target.handler))
     return Consumer(
         endpoint,
         transport,
@@ -54,6 +61,7 @@ def consumer_of(
         store=store,
         component=app.graph.get(OutboxModule).component,  # the inbox's, in each scope
         instruments=app.instruments,
+        out_of_band=frozenset(out_of_band),
     )
 
 
@@ -126,13 +134,17 @@ class _Deferred:
         await (await self.build()).run(stop)
 
 
-class ConsumerExtension(ProvidesBackgroundServices):
+class ConsumerExtension(ProvidesBackgroundServices, Listens):
     """Gives the worker one consumer per endpoint."""
 
     __slots__ = ("endpoints",)
 
     def __init__(self, endpoints: Sequence[Endpoint]) -> None:
         self.endpoints = tuple(endpoints)
+
+    @property
+    def listens_to(self) -> dict[str, str]:
+        return {endpoint.destination: endpoint.name for endpoint in self.endpoints}
 
     def background_services(self, app: App) -> Sequence[BackgroundService]:
         return [_Deferred(app, endpoint) for endpoint in self.endpoints]

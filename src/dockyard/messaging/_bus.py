@@ -55,6 +55,7 @@ class Dispatcher:
         "_generic_events",
         "_parameter_fields",
         "events",
+        "out_of_band",
         "requests",
         "streams",
         "tracking",
@@ -69,6 +70,7 @@ class Dispatcher:
         event_plan_factory: Callable[[type, Mapping[str, type] | None], EventPlan],
         parameter_fields: Callable[[type], tuple[str, ...]] | None = None,
         tracking: bool,
+        out_of_band: dict[str, EventPlan] | None = None,
     ) -> None:
         self.requests = requests
         self.streams = streams
@@ -78,6 +80,9 @@ class Dispatcher:
         """``None`` unless some event handler names a parametrized type (``Notice[X]``)."""
         self._fields: dict[type, tuple[str, ...]] = {}
         self._generic_events: dict[tuple[Any, ...], EventPlan] = {}
+        self.out_of_band = out_of_band or {}
+        """The plans of handlers run out of band, by ``handler_name``: not part of their
+        event's plan, run by the consumer that receives the event (``run_handler``)."""
         self.tracking = tracking
         """Whether any message may be tracked: something in the app reads the envelope, or
         the settings force it. Each plan says whether its own type is (``plan.tracked``)."""
@@ -88,6 +93,7 @@ class Dispatcher:
         self.requests = {tp: tracer.request(plan) for tp, plan in self.requests.items()}
         self.streams = {tp: tracer.stream(plan) for tp, plan in self.streams.items()}
         self.events = {tp: tracer.event(plan) for tp, plan in self.events.items()}
+        self.out_of_band = {name: tracer.event(plan) for name, plan in self.out_of_band.items()}
         compile_event = self._event_plan_factory
 
         def traced(message_type: type, actual: Mapping[str, type] | None) -> EventPlan:
@@ -307,6 +313,36 @@ class MessageBus(IMessageBus):
                 CURRENT.reset(token)
             return
         await plan.run(self, event)
+
+    async def run_handler(
+        self,
+        handler: str,
+        event: object,
+        /,
+        *,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Run only the handler named ``handler`` (``handler_name``), one that runs out of
+        band, with its behaviors: what a consumer does with a message written by its
+        stand-in.
+
+        Raises:
+            HandlerNotFoundError: This app runs no handler of that name out of band.
+        """
+        plan = self._dispatcher.out_of_band.get(handler)
+        if plan is None:
+            raise HandlerNotFoundError(
+                type(event), "run_handler", sorted(self._dispatcher.out_of_band)
+            )
+        envelope = Envelope(event, CURRENT.get(), message_id, correlation_id, causation_id, headers)
+        token = CURRENT.set(envelope)
+        try:
+            await plan.run(self, event)
+        finally:
+            CURRENT.reset(token)
 
     async def stream(
         self,

@@ -30,6 +30,7 @@ from dockyard.messaging._introspect import (
     parameter_fields,
     parametrized,
 )
+from dockyard.messaging._out_of_band import handler_name, runs_out_of_band
 from dockyard.messaging._plan import (
     BehaviorRef,
     ChainPlan,
@@ -76,8 +77,8 @@ def compile_messaging(
     """
     problems: list[ModuleProblem] = []
     behaviors = _Behaviors(graph.root.name, root_visible, problems)
-    refs = _collect_handlers(graph, problems)
-    for ref in refs:
+    refs, detached = _collect_handlers(graph, problems)
+    for ref in (*refs, *detached):
         ref.behaviors = behaviors.refs(
             settings.handler_behaviors.get(ref.handler, ()), f"handler_behaviors[{ref.name}]"
         )
@@ -154,6 +155,18 @@ def compile_messaging(
         )
 
     events = {tp: event_plan(tp) for tp in event_handlers}
+    # Each handler run out of band has a plan of its own, for the consumer that receives
+    # it; always tracked: the consumer's envelope carries the message's ids.
+    out_of_band = {
+        handler_name(ref.handler): EventPlan(
+            ref.message_type,
+            (ref,),
+            (around(ref.message_type) + ref.behaviors,),
+            EventDelivery(),
+            tracked=True,
+        )
+        for ref in detached
+    }
     tracking = reach.read_anywhere if forced is None else forced
     dispatcher = Dispatcher(
         requests=requests,
@@ -162,6 +175,7 @@ def compile_messaging(
         event_plan_factory=event_plan,
         parameter_fields=_parameter_fields(event_handlers),
         tracking=tracking,
+        out_of_band=out_of_band,
     )
     every = {tp: event_plan(tp, every=True) for tp in event_handlers}
     registry = _registry(requests, streams, every, by_type)
@@ -174,11 +188,16 @@ def compile_messaging(
     return compiled, problems
 
 
-def _collect_handlers(graph: ModuleGraph, problems: list[ModuleProblem]) -> list[HandlerRef]:
+def _collect_handlers(
+    graph: ModuleGraph, problems: list[ModuleProblem]
+) -> tuple[list[HandlerRef], list[HandlerRef]]:
+    """The handlers of every module, and apart, those run out of band (``_out_of_band``)."""
     refs: list[HandlerRef] = []
+    detached: list[HandlerRef] = []
     for node in graph.nodes:
         declared: tuple[object, ...] = node.handlers  # anything may be listed at run time
-        for handler in declared:
+        runs = [(h, True) for h in map(runs_out_of_band, declared) if h is not None]
+        for handler, out_of_band in [*((h, False) for h in declared), *runs]:
             found = handler_kind(handler) if isinstance(handler, type) else None
             if found is None:
                 problems.append(MissingMessageTypeError(node.name, handler, None))
@@ -198,8 +217,11 @@ def _collect_handlers(graph: ModuleGraph, problems: list[ModuleProblem]) -> list
                 if problem is not None:
                     problems.append(problem)
                     continue
-            refs.append(ref)
-    return refs
+            if out_of_band:
+                detached.append(ref)
+            else:
+                refs.append(ref)
+    return refs, detached
 
 
 def _parametrized(

@@ -38,6 +38,7 @@ from dockyard.exceptions import (
     ScopeMismatchError,
     UnknownExtensionError,
 )
+from dockyard.messaging._out_of_band import runs_out_of_band
 from dockyard.modules._extensions import HOOKS
 from dockyard.modules._graph import ModuleGraph, ModuleNode
 from dockyard.modules._module import DynamicModule, get_metadata
@@ -103,7 +104,11 @@ def compile_modules(
         state = _ModuleState(node, Provider(component=SHARED_COMPONENT))
         states[node] = state
         specs = [spec for spec in node.metadata.providers if spec.is_active()]
-        specs += [ProviderSpec(ProviderKind.FACTORY, h, h, Lifetime.SCOPED) for h in node.handlers]
+        # A handler run out of band is provided by the module that lists its stand-in.
+        handlers = dict.fromkeys(
+            [*node.handlers, *filter(None, map(runs_out_of_band, node.handlers))]
+        )
+        specs += [ProviderSpec(ProviderKind.FACTORY, h, h, Lifetime.SCOPED) for h in handlers]
         for spec in specs:
             if spec.provides in override_for:
                 spec = override_for[spec.provides]  # noqa: PLW2901 - swap in the test double

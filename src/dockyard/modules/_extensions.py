@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # annotations only; nothing here is resolved by the container
     from dockyard.app import App
-    from dockyard.modules._graph import ModuleNode
+    from dockyard.exceptions import ModuleProblem
+    from dockyard.messaging._registry import MessageRegistry
+    from dockyard.modules._graph import ModuleGraph, ModuleNode
 
 __all__ = [
     "HOOKS",
     "BackgroundService",
+    "ChecksApp",
     "Extension",
     "OffersDefaults",
     "OnAppInit",
@@ -116,6 +119,20 @@ class OffersDefaults(Extension, abc.ABC):
     @abc.abstractmethod
     def default_for(self, kind: type) -> object | None:
         """A default for ``kind`` (e.g. ``OutboxBackend``), or ``None`` to offer none."""
+
+
+class ChecksApp(Extension, abc.ABC):
+    """Checks what spans modules once the app's handlers are compiled: ``OutboxModule``
+    holds each route against the destinations the app's own consumers listen to.
+
+    dockyard's own, beside a public hook (not in ``HOOKS``): no user extension needs it yet.
+    """
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def check_app(self, graph: ModuleGraph, messages: MessageRegistry) -> list[ModuleProblem]:
+        """Every problem found (none: an empty list); raises nothing."""
 
 
 HOOKS: tuple[type[Extension], ...] = (

@@ -14,6 +14,7 @@ from dockyard.outbox._backend import OutboxBackend
 from dockyard.outbox._dead_letters import DeadLetters
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
 from dockyard.outbox._module import OutboxModule
+from dockyard.outbox._out_of_band import OutOfBand, out_of_band, out_of_band_of
 from dockyard.outbox._outbox import Outbox
 from dockyard.outbox._relay import OutboxRelay, RelayResult
 from dockyard.outbox._routing import Route, RouteBuilder, route, route_of
@@ -32,6 +33,7 @@ __all__ = [
     "ClaimedBatch",
     "DeadLetters",
     "Inbox",
+    "OutOfBand",
     "Outbox",
     "OutboxBackend",
     "OutboxConfig",
@@ -46,6 +48,8 @@ __all__ = [
     "RelaySettings",
     "Route",
     "RouteBuilder",
+    "out_of_band",
+    "out_of_band_of",
     "route",
     "route_of",
 ]

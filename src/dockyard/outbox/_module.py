@@ -18,8 +18,10 @@ from dockyard.modules import (
     ProvidesBackgroundServices,
     module,
 )
+from dockyard.modules._extensions import ChecksApp
 from dockyard.outbox._backend import OutboxBackend
 from dockyard.outbox._dead_letters import DeadLetters
+from dockyard.outbox._out_of_band import check_delivery
 from dockyard.outbox._outbox import Outbox
 from dockyard.outbox._relay import OutboxRelay
 from dockyard.outbox._routing import route_of
@@ -33,6 +35,9 @@ if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by t
     import asyncio
 
     from dockyard.app import App
+    from dockyard.exceptions import ModuleProblem
+    from dockyard.messaging import MessageRegistry
+    from dockyard.modules import ModuleGraph
 
 __all__ = ["OutboxModule"]
 
@@ -62,8 +67,9 @@ class _Deferred:
         await service.run(stop)
 
 
-class OutboxExtension(ProvidesBackgroundServices, OnWorkerExit):
-    """Gives the worker the relay; closes a broker transport when the worker's process ends."""
+class OutboxExtension(ProvidesBackgroundServices, OnWorkerExit, ChecksApp):
+    """Gives the worker the relay; closes a broker transport when the worker's process ends;
+    holds routes and out-of-band handlers against the app's consumers at build."""
 
     __slots__ = ("config", "run_relay", "transport")
 
@@ -78,6 +84,10 @@ class OutboxExtension(ProvidesBackgroundServices, OnWorkerExit):
         # shared with another app in this process: it is left alone.
         if not in_process(self.transport):
             await self.transport.close()
+
+    def check_app(self, graph: ModuleGraph, messages: MessageRegistry) -> list[ModuleProblem]:
+        extensions = [e for node in graph.all_nodes for e in node.extensions]
+        return check_delivery(messages, extensions)
 
     def background_services(self, app: App) -> Sequence[BackgroundService]:
         component = app.graph.get(OutboxModule).component

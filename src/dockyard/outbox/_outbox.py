@@ -28,7 +28,10 @@ from dockyard.telemetry._instruments import (
 )
 from dockyard.transport._port import CAUSATION_ID, CONTENT_ENCODING, CONTENT_TYPE, CORRELATION_ID
 
-__all__ = ["Outbox", "outgoing_headers"]
+__all__ = ["OUT_OF_BAND_HANDLER", "Outbox", "outgoing_headers"]
+
+OUT_OF_BAND_HANDLER = "dockyard-handler"
+"""The header naming the one handler a consumer runs for the message (``out_of_band``)."""
 
 
 def outgoing_headers(
@@ -51,6 +54,8 @@ def outgoing_headers(
         headers[CAUSATION_ID] = causation_id
     else:
         headers.pop(CAUSATION_ID, None)
+    # Names the handler the *handled* message was for: not this one's (``out_of_band``).
+    headers.pop(OUT_OF_BAND_HANDLER, None)
     (inject or _inject_trace_context)(headers)
     if extra:
         headers.update(extra)
