@@ -81,11 +81,10 @@ async def test_a_killed_worker_loses_nothing_and_recovery_runs_no_step_twice(
                         assert worker.poll() is None, await stop(worker)
                     await asyncio.sleep(0.05)
         finally:
-            for worker in [victim, *recovering]:
-                stderr = await stop(worker)
-                if worker is not victim:
-                    assert worker.returncode == 0, stderr  # SIGTERM: clean exit
-                    assert "Traceback" not in stderr, stderr
+            ended = [(worker, await stop(worker)) for worker in [victim, *recovering]]
+            for worker, stderr in ended[1:]:  # every one stopped before any is judged
+                assert worker.returncode == 0, stderr  # SIGTERM: clean exit
+                assert "Traceback" not in stderr, stderr
 
         control = await app.get(SagaControl)
         instances = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -63,7 +64,12 @@ class Where:
     ) -> subprocess.Popen[str]:
         """A ``dockyard worker`` process running ``saga_worker``'s app (its defaults unless
         told otherwise)."""
-        env = {**python_env(), "DOCKYARD_TEST_SAGA_URL": self.url, **more_env}
+        env = {
+            **python_env(),
+            "DOCKYARD_TEST_SAGA_URL": self.url,
+            "DOCKYARD_TEST_LOADED_DIR": str(_LOADED),
+            **more_env,
+        }
         if self.schema is not None:
             env["DOCKYARD_TEST_SCHEMA"] = self.schema
         for variable, value in (
@@ -145,8 +151,21 @@ async def start_jobs(where: Where, app: App, saga: Saga[Job], ids: Iterable[str]
                 await sagas.start(saga, Job(saga_id), saga_id=saga_id)
 
 
+_LOADED = Path(tempfile.mkdtemp(prefix="dockyard-loaded-"))
+"""Where ``saga_worker`` marks each worker process (by pid) once it is importing the app."""
+
+
 async def stop(process: subprocess.Popen[str]) -> str:
-    """SIGTERM (unless it is gone already); its stderr, once it has exited."""
+    """SIGTERM (unless it is gone already); its stderr, once it has exited.
+
+    A worker is signalled once it is loading the app (its mark is there): before that it is
+    still importing Python and dockyard, where SIGTERM ends any Python program with -15."""
+    marked = _LOADED / str(process.pid)
+    async with asyncio.timeout(WITHIN):
+        while process.poll() is None:
+            if marked.exists():
+                break
+            await asyncio.sleep(0.02)
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     _, stderr = await asyncio.to_thread(process.communicate, timeout=60)

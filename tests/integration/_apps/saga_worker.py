@@ -226,3 +226,11 @@ def app() -> App:
         lease_ttl=float(env.get(LEASE, str(LEASE_TTL))),
         pool_size=int(env.get(POOL, "4")),
     )
+
+
+# The worker's signal handling is in place once the app is being imported: tell the test (see
+# `saga_processes.stop`), which signals a worker only after that.
+if os.environ.get("DOCKYARD_TEST_LOADED_DIR"):
+    from pathlib import Path
+
+    (Path(os.environ["DOCKYARD_TEST_LOADED_DIR"]) / str(os.getpid())).touch()
