@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 
 from dockyard.retry import CircuitBreaker, RetryPolicy
 from dockyard.sagas import RemoteStep, Saga, SagaStep, SagaStepContext, remote, step
-from examples.shop.components.checkout.infra.gateways import BackupGateway, CardGateway
+from examples.shop.components.checkout.infra.gateways import (
+    BackupGateway,
+    CardGateway,
+    FakeGateway,
+)
 from examples.shop.components.inventory.application.service import InventoryService
 from examples.shop.shared_kernel.ids import Sku
 from examples.shop.shared_kernel.shipping import ShipmentRefused, ShipOrder, Shipped
@@ -48,36 +52,34 @@ class ReserveItems(SagaStep[CheckoutState]):
             state.notes.append(f"released {quantity} × {sku}, {left} left")
 
 
-class ChargeCard(SagaStep[CheckoutState]):
+class _Charge(SagaStep[CheckoutState]):
+    """Charges the order at a gateway, keyed by the step's idempotency key; refunds it."""
+
+    def __init__(self, gateway: FakeGateway, context: SagaStepContext) -> None:
+        self._gateway = gateway
+        self._key = context.idempotency_key
+
+    async def act(self, state: CheckoutState) -> None:
+        state.payment = self._gateway.charge(self._key, state.amount_cents)
+
+    async def compensate(self, state: CheckoutState) -> None:
+        self._gateway.refund(self._key)
+        state.notes.append(f"refunded {state.payment}")
+        state.payment = None
+
+
+class ChargeCard(_Charge):
     """The primary gateway, behind a circuit breaker."""
 
     def __init__(self, gateway: CardGateway, context: SagaStepContext) -> None:
-        self._gateway = gateway
-        self._key = context.idempotency_key
-
-    async def act(self, state: CheckoutState) -> None:
-        state.payment = self._gateway.charge(self._key, state.amount_cents)
-
-    async def compensate(self, state: CheckoutState) -> None:
-        self._gateway.refund(self._key)
-        state.notes.append(f"refunded {state.payment}")
-        state.payment = None
+        super().__init__(gateway, context)
 
 
-class ChargeBackup(SagaStep[CheckoutState]):
+class ChargeBackup(_Charge):
     """The fallback: runs, from the state before ``charge-card``, once that step gave up."""
 
     def __init__(self, gateway: BackupGateway, context: SagaStepContext) -> None:
-        self._gateway = gateway
-        self._key = context.idempotency_key
-
-    async def act(self, state: CheckoutState) -> None:
-        state.payment = self._gateway.charge(self._key, state.amount_cents)
-
-    async def compensate(self, state: CheckoutState) -> None:
-        self._gateway.refund(self._key)
-        state.notes.append(f"refunded {state.payment}")
-        state.payment = None
+        super().__init__(gateway, context)
 
 
 class RequestShipment(RemoteStep[CheckoutState]):
