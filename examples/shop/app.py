@@ -5,6 +5,9 @@ destination and payments routes ``PaymentCaptured`` back to ``orders``, each thr
 outbox: a message is written in the transaction that caused it and published by the worker's
 relay after the commit. Here both apps live in one process and share an in-memory transport;
 ``examples/shop_distributed`` runs them as separate processes over RabbitMQ or NATS.
+
+Checkout as a saga runs in two more apps on the same transport: the checkout app (inventory and
+the saga) and the shipping service its remote step sends ``ShipOrder`` to.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from dockyard.outbox import OutboxModule, route
 from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport import Transport
+from examples.shop.components.checkout.application.saga import SHIPPING
+from examples.shop.components.checkout.module import checkout_module
 from examples.shop.components.inventory.module import InventoryModule
 from examples.shop.components.orders.module import OrdersModule
 from examples.shop.components.payments.module import PaymentsModule
+from examples.shop.components.shipping.module import CHECKOUT_REPLIES, ShippingModule
 from examples.shop.infra.module import InfraModule
 from examples.shop.infra.settings import ShopSettings
 from examples.shop.shared_kernel.events import OrderPlaced, PaymentCaptured
@@ -84,3 +90,47 @@ def build_shop_app(database: Path, transport: Transport) -> App:
 
 def build_payments_app(transport: Transport) -> App:
     return App.build(payments_module(transport))
+
+
+def checkout_app_module(database: Path, transport: Transport) -> type:
+    """The checkout app's root: its saga instances and outbox rows in one SQLite file; it
+    sends ``ShipOrder`` to ``shipping`` and hears back on ``checkout-replies``."""
+    url = f"sqlite+aiosqlite:///{database}"
+
+    @module(
+        imports=[
+            InfraModule.register(ShopSettings(database_url=url)),
+            SqlModule.register(url, create_tables=True),
+            OutboxModule.register(
+                transport=transport, backend=SqlOutboxBackend(), imports=[SqlModule]
+            ),
+            ConsumerModule.register(endpoints=[listen(CHECKOUT_REPLIES, group="checkout")]),
+            checkout_module(),
+        ]
+    )
+    class CheckoutApp: ...
+
+    return CheckoutApp
+
+
+def shipping_app_module(transport: Transport) -> type:
+    """The shipping service's root: it hears of orders only through its ``shipping`` queue."""
+
+    @module(
+        imports=[
+            OutboxModule.register(transport=transport, backend=InMemoryOutboxBackend()),
+            ConsumerModule.register(endpoints=[listen(SHIPPING, group="shipping")]),
+            ShippingModule,
+        ]
+    )
+    class ShippingApp: ...
+
+    return ShippingApp
+
+
+def build_checkout_app(database: Path, transport: Transport) -> App:
+    return App.build(checkout_app_module(database, transport))
+
+
+def build_shipping_app(transport: Transport) -> App:
+    return App.build(shipping_app_module(transport))

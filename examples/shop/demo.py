@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 from pathlib import Path
 
@@ -10,9 +11,19 @@ from dockyard import App, module, scoped
 from dockyard.eventsourcing import EventStore
 from dockyard.exceptions import ModuleConfigurationError
 from dockyard.outbox import OutboxStatus, OutboxStore
+from dockyard.sagas import SagaControl, SagaRecord, SagaStatus
 from dockyard.testing import wait_for_projections
 from dockyard.transport.memory import InMemoryTransport
-from examples.shop.app import build_payments_app, build_shop_app, shop_module
+from examples.shop.app import (
+    build_checkout_app,
+    build_payments_app,
+    build_shipping_app,
+    build_shop_app,
+    shop_module,
+)
+from examples.shop.components.checkout.application.saga import CheckoutState
+from examples.shop.components.checkout.application.start_checkout import CheckOut, CheckoutSaga
+from examples.shop.components.checkout.infra.gateways import BackupGateway, CardGateway
 from examples.shop.components.inventory.domain.stock import OutOfStockError, StockLevels
 from examples.shop.components.inventory.module import InventoryModule
 from examples.shop.components.orders.application.place_order import PlaceOrder
@@ -93,7 +104,8 @@ async def _run(database: Path) -> None:
         await _with_both_apps(shop, payments)
 
     _boundary_error(database)
-    step("10. Next: the same shop as two processes, over a real broker")
+    await _checkout_saga(database.with_name("checkout.sqlite"))
+    step("11. Next: the same shop as two processes, over a real broker")
     say("python -m examples.shop_distributed rabbit   (RabbitMQ on localhost:5672; or nats)")
 
 
@@ -188,3 +200,81 @@ def _boundary_error(database: Path) -> None:
     except ModuleConfigurationError as exc:
         for line in str(exc).splitlines():
             say(line)
+
+
+async def _checkout_saga(database: Path) -> None:
+    step("10. Checkout as a saga: reserve stock, charge (a backup gateway behind the card), ship")
+    transport = InMemoryTransport()
+    checkout, shipping = build_checkout_app(database, transport), build_shipping_app(transport)
+    say("two more apps on one transport: checkout (inventory, the saga) and shipping")
+    saga_log = logging.getLogger("dockyard.sagas")
+    level = saga_log.level
+    saga_log.setLevel(logging.ERROR)  # the failed attempts' warnings: the step log shows them
+    try:
+        await _two_checkouts(checkout, shipping)
+    finally:
+        saga_log.setLevel(level)
+
+
+async def _two_checkouts(checkout: App, shipping: App) -> None:
+    async with checkout, shipping:
+        control = await checkout.get(SagaControl)
+        for line in control.diagram("shop.checkout").splitlines():
+            say(line)
+        stop = asyncio.Event()
+        workers = [
+            asyncio.create_task(checkout.run_worker(stop=stop)),
+            asyncio.create_task(shipping.run_worker(stop=stop)),
+        ]
+        try:
+            await _happy_and_failed(checkout, control)
+        finally:
+            stop.set()
+            await asyncio.gather(*workers)
+
+
+async def _happy_and_failed(checkout: App, control: SagaControl) -> None:
+    say("")
+    say("checkout-0001: 1 × kettle to Lyon; every gateway up")
+    await checkout.send(
+        CheckOut(order_id="checkout-0001", items={"kettle": 1}, amount_cents=3499, address="Lyon")
+    )
+    _say_instance(control, await _wait_until_finished(control, "checkout-0001"))
+
+    say("")
+    say("checkout-0002: 2 × teapot to Atlantis; the card gateway is down")
+    (await checkout.get(CardGateway)).up = False
+    await checkout.send(
+        CheckOut(
+            order_id="checkout-0002", items={"teapot": 2}, amount_cents=4500, address="Atlantis"
+        )
+    )
+    _say_instance(control, await _wait_until_finished(control, "checkout-0002"))
+    backup = await checkout.get(BackupGateway)
+    say(f"backup gateway: charges kept {backup.charges}, refunded {backup.refunded}")
+    breaker = (await checkout.get(CheckoutSaga)).breaker
+    say(f"circuit breaker {breaker.name}: {breaker.state().value} (next: straight to backup)")
+    say("the path checkout-0002 took:")
+    for line in (await control.instance_diagram("checkout-0002")).splitlines():
+        say(line)
+
+
+async def _wait_until_finished(control: SagaControl, saga_id: str) -> SagaRecord:
+    for _ in range(3000):
+        record = await control.get(saga_id)
+        if record.status not in (SagaStatus.RUNNING, SagaStatus.COMPENSATING):
+            return record
+        await asyncio.sleep(0.01)
+    msg = f"saga {saga_id} did not finish within 30 s"
+    raise TimeoutError(msg)
+
+
+def _say_instance(control: SagaControl, record: SagaRecord) -> None:
+    for entry in record.log:
+        error = f": {entry.error}" if entry.error else ""
+        say(f"  {entry.step:<14} {entry.kind.value:<12} attempt {entry.attempt}{error}")
+    state = control.state(record)
+    assert isinstance(state, CheckoutState)
+    say(f"  what the steps did: {'; '.join(state.notes)}")
+    paid, tracking = state.payment or "-", state.tracking or "-"
+    say(f"{record.saga_id}: {record.status.value} (paid {paid}, tracking {tracking})")

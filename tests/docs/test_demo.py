@@ -16,7 +16,7 @@ async def test_demo_runs_every_step(
     await run()
     out = capsys.readouterr().out
     steps = [line for line in out.splitlines() if line.startswith("== ")]
-    assert [s.split(".")[0] for s in steps] == [f"== {i}" for i in range(1, 11)]
+    assert [s.split(".")[0] for s in steps] == [f"== {i}" for i in range(1, 12)]
     # Two apps joined by events only: each routes one event to the other through its outbox.
     assert (
         "event   OrderPlaced         -> Route[OrderPlaced → payments] (OutboxModule), ReserveStock"
@@ -53,6 +53,31 @@ async def test_demo_runs_every_step(
     assert "and 0 messages in the outbox: payments never heard of it" in out
     assert "orders of c-bob (inline): 0" in out
     assert "Module `ReportingModule` needs `StockLevels` (for `StockReport`)" in out
+    # Checkout as a saga: its diagram, a happy path, and a fallback then a compensation.
+    assert "s1 --> s1_fallback : gave up or circuit open" in out
+    assert "s2_awaiting --> completed : Shipped" in out
+    assert "checkout-0001: completed (paid card-checkout-0001, tracking trk-checkout-0001)" in out
+    failed = out[out.index("checkout-0002: 2 × teapot") :]
+    assert [line.split()[:2] for line in failed.splitlines()[1:9]] == [
+        ["reserve-stock", "completed"],
+        ["charge-card", "failed"],
+        ["charge-card", "failed"],
+        ["charge-backup", "completed"],
+        ["ship", "sent"],
+        ["ship", "failed"],
+        ["charge-backup", "compensated"],
+        ["reserve-stock", "compensated"],
+    ]
+    assert "no courier delivers to Atlantis" in failed
+    assert (
+        "reserved 2 × teapot, 0 left; refunded backup-checkout-0002; released 2 × teapot, 2 left"
+        in failed
+    )
+    assert "checkout-0002: compensated (paid -, tracking -)" in failed
+    assert "refunded ['shop.checkout:checkout-0002:charge-backup']" in failed
+    assert "circuit breaker card-gateway: open" in failed
+    assert "step1 --> step2 : gave up after 2 attempts" in failed
+    assert "undo5 --> compensated : done" in failed
     assert out.rstrip().endswith(
         "python -m examples.shop_distributed rabbit   (RabbitMQ on localhost:5672; or nats)"
     )

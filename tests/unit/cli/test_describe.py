@@ -31,6 +31,7 @@ ROOT = HERE.parents[2]
 GOLDEN = HERE / "golden"
 UPDATE = os.environ.get("DOCKYARD_UPDATE_GOLDEN") == "1"
 SHOP = "examples.shop.main:shop"
+CHECKOUT = "examples.shop.main:checkout"  # the shop's checkout saga
 STOREFRONT = "storefront.app:app"
 
 
@@ -107,6 +108,8 @@ GOLDEN_RUNS = [
     ("shop", ["graph", "modules"], "shop_modules.mmd"),
     ("shop", ["graph", "messages"], "shop_messages.mmd"),
     ("shop", ["graph", "messages", "--format", "dot"], "shop_messages.dot"),
+    ("checkout", ["check"], "shop_checkout_check.txt"),
+    ("checkout", ["graph", "saga", "shop.checkout"], "shop_saga_checkout.mmd"),
 ]
 
 
@@ -116,7 +119,11 @@ GOLDEN_RUNS = [
 def test_the_output_is_the_golden_file(
     storefront: Path, app: str, args: list[str], name: str
 ) -> None:
-    target, cwd = (STOREFRONT, storefront) if app == "storefront" else (SHOP, ROOT)
+    target, cwd = {
+        "storefront": (STOREFRONT, storefront),
+        "shop": (SHOP, ROOT),
+        "checkout": (CHECKOUT, ROOT),
+    }[app]
     result = dockyard(args[0], target, *args[1:], cwd=cwd)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     check_syntax(name, result.stdout)
@@ -328,3 +335,13 @@ def test_the_syntax_checks_catch_broken_drawings() -> None:
         check_dot('digraph "x" {\n    a -> ;\n}')
     with pytest.raises(AssertionError, match="undeclared nodes"):
         check_dot('digraph "x" {\n    a [label="a"];\n    a -> b;\n}')
+
+
+def test_the_shop_checkout_saga_is_drawn_from_its_definition() -> None:
+    if UPDATE:
+        pytest.skip("the golden files are being written")
+    from examples.shop.components.checkout.application.saga import checkout_saga
+
+    drawn = (GOLDEN / "shop_saga_checkout.mmd").read_text()
+    assert drawn == checkout_saga().diagram() + "\n"
+    assert "s2_awaiting --> undo_s1_fallback : gave up (ShipmentRefused or timeout)" in drawn

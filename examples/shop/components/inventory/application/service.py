@@ -17,3 +17,8 @@ class InventoryService:
             raise OutOfStockError(sku, quantity, available)
         self._stock.take(sku, quantity)
         return self._stock.available(sku)
+
+    def release(self, sku: Sku, quantity: int) -> int:
+        """Put ``quantity`` of ``sku`` back (a reservation undone); return what is left."""
+        self._stock.put_back(sku, quantity)
+        return self._stock.available(sku)

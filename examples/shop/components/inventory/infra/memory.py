@@ -14,3 +14,6 @@ class InMemoryStockLevels:
 
     def take(self, sku: Sku, quantity: int) -> None:
         self._levels[sku] = self.available(sku) - quantity
+
+    def put_back(self, sku: Sku, quantity: int) -> None:
+        self._levels[sku] = self.available(sku) + quantity
