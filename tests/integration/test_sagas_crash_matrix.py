@@ -44,8 +44,10 @@ STEPS = ("a", "b", "c")
 LEASE = 10.0
 """Every worker's lease (the default); the killed worker's instances wait that long for
 recovery. Not shorter: on a loaded machine a runner's heartbeat can come seconds late (it
-waits for a pooled connection behind the steps), the lease lapses, and the runner claims its
-own instance again and runs the step a second time (fenced: one attempt rolls back)."""
+waits for a pooled connection behind the steps: concurrency 50, pool 8), the lease lapses, and
+another recovering worker takes the instance over and runs the step a second time (fenced: one
+attempt rolls back). Its own claims no longer take it back (``holding``): with 2.0 the runs
+with 1 and 2 recovering workers pass, the one with 3 does not."""
 POOL = 8
 
 

@@ -169,7 +169,9 @@ class SagaRunner:
             if free > 0 and (self._due or clock() >= next_claim):
                 self._due = False  # a wake() while the claim runs sets it again
                 try:
-                    records = await store.claim(names, self.owner, free, settings.lease_ttl)
+                    records = await store.claim(
+                        names, self.owner, free, settings.lease_ttl, holding=self._holding()
+                    )
                 except StoreUnavailableError as error:
                     service_degraded(describe(error))  # one log line per outage
                     self._due = True
@@ -188,6 +190,11 @@ class SagaRunner:
             # full: a finished instance wakes the loop; else the next claim is due at its time
             wait = max(0.0, next_claim - clock()) if free > 0 else None
             await _wait_any([stop, self._wake], wait)
+
+    def _holding(self) -> list[str]:
+        """What this runner works on or is about to: a claim never takes them back, even when
+        a late heartbeat let their leases lapse (that would run a step twice here)."""
+        return [*self._held, *(record.saga_id for record in self._queue)]
 
     def _start(self, record: SagaRecord) -> None:
         held = self._held[record.saga_id] = _Held()
@@ -218,8 +225,8 @@ class SagaRunner:
             await _wait_any([stop], ttl / 3)
             await self._measure(store)
             held = dict(self._held)
-            for record in self._queue:
-                held.setdefault(record.saga_id, _Held())
+            for saga_id in self._holding():
+                held.setdefault(saga_id, _Held())
             if stop.is_set() or not held:
                 continue
             try:

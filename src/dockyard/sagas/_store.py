@@ -79,13 +79,22 @@ class SagaStore(Protocol):
     """What runners and ``SagaControl`` do with saga instances, each in its own transaction."""
 
     async def claim(
-        self, names: Sequence[str], owner: str, limit: int, lease_ttl: float, /
+        self,
+        names: Sequence[str],
+        owner: str,
+        limit: int,
+        lease_ttl: float,
+        /,
+        *,
+        holding: Sequence[str] = (),
     ) -> list[SagaRecord]:
         """Take up to ``limit`` due, active instances of the sagas ``names`` that nobody holds
         (or whose lease expired), oldest due first, for ``lease_ttl`` seconds.
 
         Each claimed row gets ``owner``, a new lease and ``version + 1``; concurrent claims
-        never return the same instance.
+        never return the same instance. Never one of ``holding``: the instances the caller is
+        still working on, even if their leases lapsed (its heartbeat renews them or finds them
+        taken); another owner still takes those once their leases end.
         """
         ...
 

@@ -126,10 +126,17 @@ class InMemorySagaStore:
     # -- SagaStore --------------------------------------------------------------------------
 
     async def claim(
-        self, names: Sequence[str], owner: str, limit: int, lease_ttl: float, /
+        self,
+        names: Sequence[str],
+        owner: str,
+        limit: int,
+        lease_ttl: float,
+        /,
+        *,
+        holding: Sequence[str] = (),
     ) -> list[SagaRecord]:
         now = self.clock()
-        wanted = set(names)
+        wanted, kept = set(names), set(holding)
         due = sorted(
             (
                 r
@@ -138,6 +145,7 @@ class InMemorySagaStore:
                 and r.status.is_active
                 and r.due_at <= now
                 and (r.owner is None or (r.lease_until or 0.0) < now)
+                and r.saga_id not in kept
             ),
             key=lambda r: (r.due_at, r.created_at, r.saga_id),
         )

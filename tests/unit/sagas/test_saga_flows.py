@@ -492,11 +492,53 @@ class _CountedClaims:
         self.count = 0
         claim = InMemorySagaStore.claim
 
-        async def counted(store: InMemorySagaStore, *args: Any) -> list[SagaRecord]:
+        async def counted(store: InMemorySagaStore, *args: Any, **options: Any) -> list[SagaRecord]:
             self.count += 1
-            return await claim(store, *args)
+            return await claim(store, *args, **options)
 
         monkeypatch.setattr(InMemorySagaStore, "claim", counted)
+
+
+async def test_a_runner_whose_lease_lapsed_mid_step_never_attempts_the_step_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its heartbeat came late (it waited for a pooled connection behind the steps): the
+    runner's own next claims must not pick up the instance it is still running."""
+    backend = InMemorySagaBackend()
+    claims = _CountedClaims(monkeypatch)
+    attempts, release = [], asyncio.Event()
+
+    class Long(SagaStep[Checkout]):
+        async def act(self, state: Checkout) -> None:
+            attempts.append(state.order_id)
+            await release.wait()
+
+    saga = Saga("long", version=1, state=Checkout, steps=[step("long", Long)])
+    settings = SagaSettings(lease_ttl=3600.0, max_poll_interval=0.01)  # no heartbeat comes
+    async with build(Journal(), [saga], backend=backend, settings=settings) as app:
+        stop = asyncio.Event()
+        worker = asyncio.create_task(app.run_worker(stop=stop))
+        try:
+            async with asyncio.timeout(60):
+                while not app.health().services:  # noqa: ASYNC110 - polls the worker
+                    await asyncio.sleep(0.01)
+                async with app.scope() as scope:
+                    await (await scope.get(Sagas)).start(saga, Checkout("o-1"), saga_id="o-1")
+                while not attempts:  # noqa: ASYNC110 - waits for the step
+                    await asyncio.sleep(0.005)
+                backend.store.clock = lambda: time.time() + 7200  # its lease lapsed
+                before = claims.count
+                while claims.count < before + 3:  # noqa: ASYNC110 - claims after the lapse
+                    await asyncio.sleep(0.005)
+                release.set()
+                await _completed(app, "o-1")
+        finally:
+            release.set()
+            stop.set()
+            await worker
+        record = await (await app.get(SagaControl)).get("o-1")
+    assert attempts == ["o-1"]
+    assert trail(record) == [("long", "completed", 1)]
 
 
 async def _completed(app: App, saga_id: str) -> None:

@@ -54,6 +54,7 @@ def _statements(dialect: str) -> dict[str, Any]:
     now = _NOW[dialect]
     names = _IN[dialect].format(column="c.saga_name", param="names")
     ids = _IN[dialect].format(column="saga_id", param="ids")
+    holding = _IN[dialect].format(column="c.saga_id", param="holding")
     lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
     values = (
         "status = :status, current_step = :current_step, step_action = :step_action, "
@@ -82,7 +83,7 @@ def _statements(dialect: str) -> dict[str, Any]:
             f"WITH due AS {'MATERIALIZED ' if dialect == 'postgresql' else ''}("  # noqa: S608 - names are ours; values are bound
             f"SELECT c.saga_id FROM {_T} AS c WHERE {names} AND c.{_ACTIVE} "
             f"AND c.due_at <= {now} AND (c.owner IS NULL OR c.lease_until < {now}) "
-            f"ORDER BY c.due_at LIMIT :limit{lock}) "
+            f"AND NOT ({holding}) ORDER BY c.due_at LIMIT :limit{lock}) "
             f"UPDATE {_T} SET owner = :owner, lease_until = {now} + :lease_ttl, "
             f"version = version + 1 WHERE saga_id IN (SELECT saga_id FROM due) "
             f"RETURNING {_COLUMNS}"
@@ -232,12 +233,20 @@ class SqlSagaStore(SagaStore):
         self._statements = _STATEMENTS[database.dialect]
 
     async def claim(
-        self, names: Sequence[str], owner: str, limit: int, lease_ttl: float, /
+        self,
+        names: Sequence[str],
+        owner: str,
+        limit: int,
+        lease_ttl: float,
+        /,
+        *,
+        holding: Sequence[str] = (),
     ) -> list[SagaRecord]:
         if not names or limit < 1:
             return []
         params = {
             "names": _ids(self.database.dialect, names),
+            "holding": _ids(self.database.dialect, holding),
             "owner": owner,
             "limit": limit,
             "lease_ttl": lease_ttl,

@@ -254,6 +254,23 @@ class SagaStoreContract:
         assert await sagas.store.claim(["checkout"], "runner-c", 10, 30.0) == []
         assert await sagas.store.renew("runner-a", [], 30.0) == []
 
+    async def test_a_claim_never_takes_back_what_the_claimant_is_holding(
+        self, sagas: SagaStoreHarness
+    ) -> None:
+        running, dropped = record(), record()
+        await self.add(sagas, running, dropped)
+        assert len(await sagas.store.claim(["checkout"], "runner-a", 2, 0.2)) == 2
+        await asyncio.sleep(0.4)  # both leases lapsed: a late heartbeat
+        again = await sagas.store.claim(
+            ["checkout"], "runner-a", 10, 30.0, holding=[running.saga_id]
+        )
+        assert [r.saga_id for r in again] == [dropped.saga_id]  # the one it no longer works on
+        row = await sagas.store.get(running.saga_id)
+        assert row is not None
+        assert (row.owner, row.version) == ("runner-a", running.version + 1)  # its fence holds
+        taken = await sagas.store.claim(["checkout"], "runner-b", 10, 30.0)  # a lapsed lease
+        assert [(r.saga_id, r.owner) for r in taken] == [(running.saga_id, "runner-b")]
+
     async def test_release_frees_instances_for_the_next_claim(
         self, sagas: SagaStoreHarness
     ) -> None:
