@@ -7,7 +7,13 @@ reading the client → server half of the protocol (message type byte + length) 
   an extended-protocol exchange: Parse/Bind/Execute…) and ``Query`` (a simple query, such as
   asyncpg's ``BEGIN`` and ``COMMIT``). Each is one network round trip;
 * ``messages``: every client message (Parse, Bind, Describe, Execute, Sync, Query…);
-* ``queries``: the text of simple queries, and of Parse messages (statements prepared).
+* ``queries``: the text of simple queries, and of Parse messages (statements prepared);
+* ``write_transactions``: transactions that wrote: a ``BEGIN`` … ``COMMIT`` with an ``INSERT``,
+  ``UPDATE``, ``DELETE``, ``MERGE``, ``COPY``, DDL or ``NOTIFY`` in it, or such a statement sent
+  alone (autocommit). Statements are followed through ``Bind`` to the ``Parse`` that named
+  them, so a prepared statement counts each time it runs;
+* ``notifies``: statements that ``NOTIFY`` (``NOTIFY …`` or ``pg_notify(…)``). A ``NOTIFY``
+  a trigger sends is not on the wire: look for triggers in the schema too.
 
 It answers an ``SSLRequest`` (or GSSAPI's) with ``N`` itself, so clients that prefer TLS talk
 plain text through it. For benchmarks and tests only: it adds a hop to every round trip, so
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +35,9 @@ _SSL_REQUEST = 80877103
 _GSS_REQUEST = 80877104
 _CANCEL_REQUEST = 80877102
 _WAITS = {ord("S"), ord("Q")}  # Sync, Query: the client waits for ReadyForQuery
+_CTE_WRITE = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b")
+_ROW_LOCK = re.compile(r"\bFOR (NO KEY )?UPDATE\b")
+_WRITES = ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "CREATE", "ALTER", "DROP", "TRUNCATE")
 
 
 @dataclass(slots=True)
@@ -40,6 +50,8 @@ class WireCounter:
     messages: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
     queries: list[str] = field(default_factory=list)
+    write_transactions: int = 0
+    notifies: int = 0
     keep_queries: bool = False
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -54,7 +66,7 @@ class WireCounter:
         return f"postgresql://{user}@127.0.0.1:{self.listen_port}/{database}?sslmode=disable"
 
     def reset(self) -> None:
-        self.round_trips = self.messages = 0
+        self.round_trips = self.messages = self.write_transactions = self.notifies = 0
         self.kinds.clear()
         self.queries.clear()
 
@@ -126,6 +138,7 @@ class WireCounter:
     async def _client_to_server(
         self, reader: asyncio.StreamReader, upstream: asyncio.StreamWriter
     ) -> None:
+        session = _Session(self)
         while True:
             head = await reader.readexactly(5)
             kind = head[0]
@@ -138,10 +151,58 @@ class WireCounter:
             if self.keep_queries and kind in (ord("Q"), ord("P")):
                 text = body if kind == ord("Q") else body.split(b"\0", 1)[1]
                 self.queries.append(text.split(b"\0", 1)[0].decode(errors="replace"))
+            session.see(kind, body)
             upstream.write(head + body)
             await upstream.drain()
             if kind == ord("X"):  # Terminate
                 return
+
+
+class _Session:
+    """One client connection: its prepared statements and whether its transaction wrote."""
+
+    __slots__ = ("_counter", "_in_transaction", "_prepared", "_wrote")
+
+    def __init__(self, counter: WireCounter) -> None:
+        self._counter = counter
+        self._prepared: dict[bytes, str] = {}
+        self._in_transaction = self._wrote = False
+
+    def see(self, kind: int, body: bytes) -> None:
+        if kind == ord("P"):  # Parse: name \0 query \0 …
+            name, rest = body.split(b"\0", 1)
+            self._prepared[name] = rest.split(b"\0", 1)[0].decode(errors="replace")
+        elif kind == ord("B"):  # Bind: portal \0 statement \0 …: the statement runs
+            statement = body.split(b"\0", 2)[1]
+            self._statement(self._prepared.get(statement, ""))
+        elif kind == ord("Q"):
+            text = body.split(b"\0", 1)[0].decode(errors="replace")
+            for part in text.split(";"):
+                self._statement(part)
+
+    def _statement(self, text: str) -> None:
+        words = text.lstrip(" \t\r\n(").upper()
+        first = words.split(None, 1)[0] if words.strip() else ""
+        counter = self._counter
+        if first in ("BEGIN", "START"):
+            self._in_transaction, self._wrote = True, False
+            return
+        if first in ("COMMIT", "END"):
+            counter.write_transactions += self._in_transaction and self._wrote
+            self._in_transaction = False
+            return
+        if first == "ROLLBACK" and not words.startswith("ROLLBACK TO"):
+            self._in_transaction = False
+            return
+        notify = first == "NOTIFY" or "PG_NOTIFY(" in words.replace(" ", "")
+        counter.notifies += notify
+        writes = notify or first in _WRITES
+        if first == "WITH":
+            writes = _CTE_WRITE.search(_ROW_LOCK.sub("", words)) is not None
+        if writes and self._in_transaction:
+            self._wrote = True
+        elif writes:
+            counter.write_transactions += 1
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -17,7 +17,8 @@ Throughput one saga at a time and with 50 in flight, interleaved round by round
 (``_harness.run_async``), as sagas/s and ratios; then the database round trips per saga of each
 contender, counted by a proxy on the wire (``_wire.py``: ``Sync`` and ``Query`` messages from
 the client) over sagas run one at a time after a warm-up, so statement preparation and
-connection setup do not count.
+connection setup do not count; the write transactions and ``NOTIFY`` statements per saga on
+the same wire. Then timers: 10,000 due at once drained by one worker (``_saga_timers.py``).
 
 Run: ``python -m bench sagas`` (or ``make bench ARGS=sagas``). Needs PostgreSQL on
 127.0.0.1:5432 (``DOCKYARD_BENCH_POSTGRES_DSN``); python-cqrs and DBOS come from
@@ -44,6 +45,7 @@ from typing import Any
 import asyncpg
 
 from bench._harness import Contender, run_async
+from bench._saga_timers import print_timers, timers
 from bench._wire import WireCounter
 from dockyard import App, module
 from dockyard.sagas import Saga, Sagas, SagaSettings, SagasModule, SagaStep, step
@@ -411,9 +413,27 @@ async def _in_flight(run: OneSaga, prefix: str, n: int) -> None:
     await asyncio.gather(*(lane() for _ in range(min(IN_FLIGHT, n))))
 
 
-async def round_trips(setups: dict[str, Setup], admin: asyncpg.Connection) -> dict[str, float]:
-    """Round trips per saga of each contender, counted on the wire, one contender at a time."""
-    counted: dict[str, float] = {}
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """What one saga costs on the wire, averaged over ``COUNTED`` sagas run one at a time."""
+
+    round_trips: float
+    write_transactions: float
+    notifies: float
+    notify_triggers: int
+    """Triggers in the contender's schema whose function calls ``pg_notify`` or ``NOTIFY``
+    (a ``NOTIFY`` a trigger sends is not on the wire)."""
+
+
+_NOTIFY_TRIGGERS = """SELECT count(*) FROM pg_trigger t
+    JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_proc p ON p.oid = t.tgfoid
+    WHERE n.nspname = $1 AND NOT t.tgisinternal AND p.prosrc ~* '(pg_notify|notify )'"""
+
+
+async def round_trips(setups: dict[str, Setup], admin: asyncpg.Connection) -> dict[str, Wire]:
+    """What a saga of each contender costs on the wire, one contender at a time."""
+    counted: dict[str, Wire] = {}
     parts = urllib.parse.urlsplit(DSN)
     for name, setup in setups.items():
         async with (
@@ -426,7 +446,12 @@ async def round_trips(setups: dict[str, Setup], admin: asyncpg.Connection) -> di
                 await asyncio.sleep(0.3)  # background work of the warm-up settles
                 wire.reset()
                 await _sequential(run, "count", COUNTED)
-                counted[name] = wire.round_trips / COUNTED
+                counted[name] = Wire(
+                    wire.round_trips / COUNTED,
+                    wire.write_transactions / COUNTED,
+                    wire.notifies / COUNTED,
+                    await admin.fetchval(_NOTIFY_TRIGGERS, schema),
+                )
     return counted
 
 
@@ -454,12 +479,14 @@ async def main() -> None:
                 n=SAGAS * 2,
                 rounds=ROUNDS,
             )
+        drained = await timers(_url(DSN, "asyncpg"), DSN, lambda name: schema_of(admin, name))
     finally:
         await admin.close()
     seq = {r.name: 1e6 / r.per_op_us for r in sequential}
     par = {r.name: 1e6 / r.per_op_us for r in concurrent}
     p50 = {name: statistics.median(found) * 1e3 for name, found in LATENCIES.items() if found}
     _print(seq, par, trips, p50)
+    print_timers(drained)
 
 
 def _timed(run: OneSaga, name: str) -> Callable[[int], Awaitable[None]]:
@@ -476,34 +503,66 @@ def _bound(
 
 
 def _print(
-    seq: dict[str, float], par: dict[str, float], trips: dict[str, float], p50: dict[str, float]
+    seq: dict[str, float], par: dict[str, float], trips: dict[str, Wire], p50: dict[str, float]
 ) -> None:
     print("\n## sagas: a 3-step saga with trivial steps, persisted in PostgreSQL")
     print(
         "target: sequential ≥ 5× python-cqrs and ≥ 6× DBOS; 50 in flight ≥ 8× python-cqrs; "
-        "p50 latency ≤ 1.5× the floor's; ≤ 6 round trips per saga"
+        "p50 latency ≤ 1.5× the floor's; ≤ 6 round trips and ≤ 4 write transactions per saga; "
+        "no NOTIFY per step"
     )
-    ours = "dockyard"
     print(
         f"{'contender':<16} {'sagas/s':>8} {f'{IN_FLIGHT} in flight':>13} {'p50':>9} "
-        f"{'round trips':>12}  dockyard × (sequential, {IN_FLIGHT} in flight, p50)"
+        f"{'round trips':>12} {'write tx':>9} {'NOTIFY':>7} {'triggers':>9}"
     )
     for name, rate in seq.items():
-        ratio = ""
-        if ours in seq and name != ours:
-            ratio = (
-                f"{seq[ours] / rate:.2f}×, {par[ours] / par[name]:.2f}×, "
-                f"{p50.get(ours, 0) / p50.get(name, 1):.2f}× the latency"
-            )
+        wire = trips.get(name, Wire(0, 0, 0, 0))
         print(
             f"{name:<16} {rate:>8.0f} {par[name]:>13.0f} {p50.get(name, 0):>6.1f} ms "
-            f"{trips.get(name, 0):>12.1f}  {ratio}"
+            f"{wire.round_trips:>12.1f} {wire.write_transactions:>9.1f} {wire.notifies:>7.1f} "
+            f"{wire.notify_triggers:>9}"
         )
+    ours = "dockyard"
+    if ours in seq:
+        _print_targets(ours, seq, par, trips, p50)
     print(
         f"({SAGAS} sagas per sequential round, {SAGAS * 2} per concurrent round, median of "
-        f"{ROUNDS} interleaved rounds; round trips: Sync + Query messages per saga, "
-        f"{COUNTED} sagas one at a time after a warm-up)"
+        f"{ROUNDS} interleaved rounds; per saga, over {COUNTED} sagas one at a time after a "
+        "warm-up: round trips = Sync + Query messages, write tx = transactions that wrote "
+        "(autocommit statements included), NOTIFY = statements that notify; triggers = "
+        "NOTIFY triggers in the schema)"
     )
+
+
+def _print_targets(
+    ours: str,
+    seq: dict[str, float],
+    par: dict[str, float],
+    trips: dict[str, Wire],
+    p50: dict[str, float],
+) -> None:
+    def line(what: str, value: float, target: float, *, at_most: bool = False) -> None:
+        met = value <= target if at_most else value >= target
+        sign = "≤" if at_most else "≥"
+        print(
+            f"  {what:<44} {value:>7.2f}  target {sign} {target:g}  {'met' if met else 'NOT met'}"
+        )
+
+    print("dockyard against the targets:")
+    for name, (how, target) in {"python-cqrs 5.3": ("×", 5.0), "DBOS 3.4": ("×", 6.0)}.items():
+        if name in seq:
+            line(f"sequential {how} {name}", seq[ours] / seq[name], target)
+    if "python-cqrs 5.3" in par:
+        line(f"{IN_FLIGHT} in flight × python-cqrs 5.3", par[ours] / par["python-cqrs 5.3"], 8.0)
+    floor = "floor (asyncpg)"
+    if floor in p50 and ours in p50:
+        line("p50 latency × the floor's", p50[ours] / p50[floor], 1.5, at_most=True)
+    if ours in trips:
+        wire = trips[ours]
+        line("round trips per saga", wire.round_trips, 6, at_most=True)
+        line("write transactions per saga", wire.write_transactions, 4, at_most=True)
+        line("NOTIFY per saga (+ NOTIFY triggers)", wire.notifies + wire.notify_triggers, 0,
+             at_most=True)  # fmt: skip
 
 
 if __name__ == "__main__":
