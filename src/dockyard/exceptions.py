@@ -17,6 +17,7 @@
     │   │   ├── MissingMessageTypeError   (+ TypeError) a handler names no message type
     │   │   ├── GenericMessageTypeError   (+ TypeError) a generic message dispatch cannot tell apart
     │   │   ├── MissingOutboxBackendError (+ LookupError) an outbox with a broker and no database
+    │   │   ├── UnknownTransportError     (+ LookupError) a destination names an unknown transport
     │   │   ├── DuplicateHandlerError     two handlers for one request type
     │   │   └── InvalidBehaviorError      (+ TypeError) a pipeline behavior that is not one
     │   ├── ContainerBuildError           Dishka refused the wiring our checks let through
@@ -143,6 +144,7 @@ from dockyard._errors.modules import (
     NotExportedError,
     ScopeMismatchError,
     UnknownExtensionError,
+    UnknownTransportError,
 )
 from dockyard._errors.projections import (
     ProjectionError,
@@ -240,6 +242,7 @@ __all__ = [
     "UnitOfWorkError",
     "UnknownEventTypeError",
     "UnknownExtensionError",
+    "UnknownTransportError",
     "UnsupportedReleaseError",
 ]
 

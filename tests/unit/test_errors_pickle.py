@@ -90,6 +90,7 @@ from dockyard.exceptions import (
     UnitOfWorkError,
     UnknownEventTypeError,
     UnknownExtensionError,
+    UnknownTransportError,
     UnsupportedReleaseError,
 )
 from dockyard.integrations import RuleViolation
@@ -173,6 +174,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
         GenericMessageTypeError("Root", Billing, PlaceOrder, "no field of `PlaceOrder` is typed")
     ],
     MissingOutboxBackendError: [MissingOutboxBackendError("RabbitTransport")],
+    UnknownTransportError: [UnknownTransportError("Route[OrderPlaced]", "kafka://x", ["rabbit"])],
     DuplicateHandlerError: [
         DuplicateHandlerError(PlaceOrder, [("ShipHandler", "Warehouse"), ("ShipAgain", "Root")])
     ],

@@ -23,6 +23,7 @@ __all__ = [
     "NotExportedError",
     "ScopeMismatchError",
     "UnknownExtensionError",
+    "UnknownTransportError",
 ]
 
 
@@ -312,6 +313,27 @@ class MissingOutboxBackendError(ModuleProblem, LookupError):
             "and a crash would lose them. Hint: add `SqlModule.register(url)` to the app (its "
             "outbox backend is then the default), or pass "
             "`backend=InMemoryOutboxBackend()` to accept that."
+        )
+
+
+class UnknownTransportError(ModuleProblem, LookupError):
+    """A route or an endpoint names a destination of a transport the app does not have."""
+
+    def __init__(self, where: str, destination: str, transports: Sequence[str]) -> None:
+        self.where = where
+        self.destination = destination
+        self.transports = tuple(transports)
+        super().__init__(where, destination, self.transports)
+
+    def __str__(self) -> str:
+        scheme = self.destination.partition("://")[0]
+        names = ", ".join(f"`{name}://`" for name in self.transports)
+        return (
+            f"{self.where} sends to `{self.destination}`, but the app has no transport named "
+            f"`{scheme}`; its transports are {names} (an unprefixed destination goes to the "
+            f"first). Hint: add one to the outbox, `OutboxModule.register(transport=..., "
+            f'transports={{"{scheme}": ...}})`, or write the destination with one of those '
+            "prefixes."
         )
 
 

@@ -9,14 +9,23 @@ from dockyard.consumer._consumer import Consumer
 from dockyard.consumer._endpoint import Endpoint
 from dockyard.di import singleton
 from dockyard.exceptions import EventTypeConflictError
-from dockyard.modules import BackgroundService, DynamicModule, ProvidesBackgroundServices, module
-from dockyard.outbox import OutboxConfig, OutboxModule, OutboxStore, route_of
+from dockyard.modules import (
+    BackgroundService,
+    ChecksGraph,
+    DynamicModule,
+    ModuleGraph,
+    ProvidesBackgroundServices,
+    module,
+)
+from dockyard.outbox import OutboxConfig, OutboxModule, OutboxStore, Transports, route_of
+from dockyard.outbox._transports import destination_problems, transports_of
 from dockyard.serialization import TypeRegistry
 from dockyard.transport import Transport
 
 if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by the container
     import asyncio
 
+    from dockyard._errors.modules import ModuleProblem
     from dockyard.app import App
 
 __all__ = ["ConsumerModule", "consumer_of", "endpoints_of", "type_name_conflicts"]
@@ -29,12 +38,20 @@ class OutboxParts:
     the types it misses, instead of failing when its worker starts.
     """
 
-    __slots__ = ("config", "store", "transport")
+    __slots__ = ("config", "store", "transport", "transports")
 
-    def __init__(self, config: OutboxConfig, transport: Transport, store: OutboxStore) -> None:
+    def __init__(
+        self, config: OutboxConfig, transport: Transport, store: OutboxStore, transports: Transports
+    ) -> None:
         self.config = config
         self.transport = transport
         self.store = store
+        self.transports = transports
+
+    def transport_of(self, endpoint: Endpoint) -> Transport:
+        """The transport ``endpoint`` receives from (by its destination's prefix)."""
+        found = self.transports.find(endpoint.destination)
+        return self.transport if found is None else found.publishing
 
 
 def consumer_of(
@@ -120,19 +137,27 @@ class _Deferred:
         parts = await app.container.get(
             OutboxParts, component=app.graph.get(ConsumerModule).component
         )
-        return consumer_of(app, self._endpoint, parts.transport, parts.config, parts.store)
+        transport = parts.transport_of(self._endpoint)
+        return consumer_of(app, self._endpoint, transport, parts.config, parts.store)
 
     async def run(self, stop: asyncio.Event) -> None:
         await (await self.build()).run(stop)
 
 
-class ConsumerExtension(ProvidesBackgroundServices):
-    """Gives the worker one consumer per endpoint."""
+class ConsumerExtension(ProvidesBackgroundServices, ChecksGraph):
+    """Gives the worker one consumer per endpoint; checks each names one of the transports."""
 
     __slots__ = ("endpoints",)
 
     def __init__(self, endpoints: Sequence[Endpoint]) -> None:
         self.endpoints = tuple(endpoints)
+
+    def problems(self, graph: ModuleGraph) -> Sequence[ModuleProblem]:
+        transports = transports_of(graph)
+        if transports is None:
+            return []  # no outbox: OutboxParts reports what is missing
+        where = [(f"Endpoint `{e.name}`", e.destination) for e in self.endpoints]
+        return destination_problems(transports, where)
 
     def background_services(self, app: App) -> Sequence[BackgroundService]:
         return [_Deferred(app, endpoint) for endpoint in self.endpoints]

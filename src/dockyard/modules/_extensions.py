@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # annotations only; nothing here is resolved by the container
+    from dockyard._errors.modules import ModuleProblem
     from dockyard.app import App
-    from dockyard.modules._graph import ModuleNode
+    from dockyard.modules._graph import ModuleGraph, ModuleNode
 
 __all__ = [
     "HOOKS",
     "BackgroundService",
+    "ChecksGraph",
     "Extension",
     "OffersDefaults",
     "OnAppInit",
@@ -118,6 +120,17 @@ class OffersDefaults(Extension, abc.ABC):
         """A default for ``kind`` (e.g. ``OutboxBackend``), or ``None`` to offer none."""
 
 
+class ChecksGraph(Extension, abc.ABC):
+    """Finds problems across the whole app while it is built (``App.build`` reports them with
+    every other one): ``OutboxModule`` checks that each route's destination names one of its
+    transports; ``ConsumerModule``, each endpoint's."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def problems(self, graph: ModuleGraph) -> Sequence[ModuleProblem]: ...
+
+
 HOOKS: tuple[type[Extension], ...] = (
     OnModuleInit,
     OnAppInit,
@@ -126,4 +139,5 @@ HOOKS: tuple[type[Extension], ...] = (
     OnWorkerExit,
     ProvidesBackgroundServices,
     OffersDefaults,
+    ChecksGraph,
 )
