@@ -17,7 +17,7 @@ from dockyard.modules import (
     ProvidesBackgroundServices,
     module,
 )
-from dockyard.outbox import OutboxConfig, OutboxModule, OutboxStore, Transports, route_of
+from dockyard.outbox import OutboxConfig, OutboxModule, OutboxStore, route_of
 from dockyard.outbox._transports import destination_problems, transports_of
 from dockyard.serialization import TypeRegistry
 from dockyard.transport import Transport
@@ -38,20 +38,12 @@ class OutboxParts:
     the types it misses, instead of failing when its worker starts.
     """
 
-    __slots__ = ("config", "store", "transport", "transports")
+    __slots__ = ("config", "store", "transport")
 
-    def __init__(
-        self, config: OutboxConfig, transport: Transport, store: OutboxStore, transports: Transports
-    ) -> None:
+    def __init__(self, config: OutboxConfig, transport: Transport, store: OutboxStore) -> None:
         self.config = config
         self.transport = transport
         self.store = store
-        self.transports = transports
-
-    def transport_of(self, endpoint: Endpoint) -> Transport:
-        """The transport ``endpoint`` receives from (by its destination's prefix)."""
-        found = self.transports.find(endpoint.destination)
-        return self.transport if found is None else found.publishing
 
 
 def consumer_of(
@@ -137,7 +129,9 @@ class _Deferred:
         parts = await app.container.get(
             OutboxParts, component=app.graph.get(ConsumerModule).component
         )
-        transport = parts.transport_of(self._endpoint)
+        transports = transports_of(app.graph)  # the endpoint's, by its destination's prefix
+        found = None if transports is None else transports.find(self._endpoint.destination)
+        transport = parts.transport if found is None else found.publishing
         return consumer_of(app, self._endpoint, transport, parts.config, parts.store)
 
     async def run(self, stop: asyncio.Event) -> None:

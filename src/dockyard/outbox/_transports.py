@@ -143,11 +143,13 @@ def relay_name(named: NamedTransport) -> str:
 
 
 def transports_of(graph: ModuleGraph) -> Transports | None:
-    """The ``Transports`` the app's ``OutboxModule`` provides, or ``None`` (no outbox)."""
+    """The transports of the app's ``OutboxModule`` (its extension holds them), or ``None``
+    (no outbox)."""
     for node in graph.all_nodes:
-        spec = node.provided.get(Transports)
-        if spec is not None and isinstance(spec.source, Transports):
-            return spec.source
+        for extension in node.extensions:
+            found = getattr(extension, "transports", None)
+            if isinstance(found, Transports):
+                return found
     return None
 
 

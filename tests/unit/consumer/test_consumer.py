@@ -275,7 +275,7 @@ def test_an_app_with_consumers_but_no_outbox_module_does_not_build() -> None:
 
     with pytest.raises(ModuleConfigurationError) as caught:
         App.build(Payments)
-    assert [type(p) for p in caught.value.problems] == [MissingProviderError] * 4
+    assert [type(p) for p in caught.value.problems] == [MissingProviderError] * 3
     assert "Module `ConsumerModule` needs `OutboxStore` (for `OutboxParts`)" in str(caught.value)
 
 
