@@ -17,6 +17,7 @@ SCENARIOS = (
     "scheduled",
     "sagas",
     "brokers",
+    "transports",
     "web",
     "telemetry",
 )

@@ -19,6 +19,7 @@
     │   │   ├── MissingOutboxBackendError (+ LookupError) an outbox with a broker and no database
     │   │   ├── OutOfBandWithoutConsumerError (+ LookupError) out of band, and nobody listens
     │   │   ├── ConsumedRouteError        (+ ValueError) a route to a destination the app consumes
+    │   │   ├── UnknownTransportError     (+ LookupError) a destination names an unknown transport
     │   │   ├── DuplicateHandlerError     two handlers for one request type
     │   │   └── InvalidBehaviorError      (+ TypeError) a pipeline behavior that is not one
     │   ├── ContainerBuildError           Dishka refused the wiring our checks let through
@@ -151,6 +152,7 @@ from dockyard._errors.modules import (
     OutOfBandWithoutConsumerError,
     ScopeMismatchError,
     UnknownExtensionError,
+    UnknownTransportError,
 )
 from dockyard._errors.projections import (
     ProjectionError,
@@ -255,6 +257,7 @@ __all__ = [
     "UnitOfWorkError",
     "UnknownEventTypeError",
     "UnknownExtensionError",
+    "UnknownTransportError",
     "UnsupportedReleaseError",
 ]
 

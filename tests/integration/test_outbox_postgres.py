@@ -13,6 +13,7 @@ import pytest_asyncio
 from sqlalchemy import text
 
 from dockyard.outbox import (
+    Destinations,
     Inbox,
     OutboxMessage,
     OutboxRelay,
@@ -43,18 +44,25 @@ class TestPostgresOutbox(OutboxContract):
         yield sql_harness(postgres_database)
 
 
+@pytest.mark.parametrize(
+    "destinations",
+    [None, Destinations(("nats://",), scope="nats"), Destinations(("nats://",), exclude=True)],
+    ids=["one transport", "a named transport's relay", "the first transport's relay"],
+)
 async def test_the_claim_reads_its_candidates_from_the_pending_index(
-    postgres_database: Database,
+    postgres_database: Database, destinations: Destinations | None
 ) -> None:
     # The key locks no longer depend on the plan (test_outbox_claim_postgres.py); reading
     # the candidates in index order, not sorting every pending row, is what keeps it cheap.
-    from dockyard.sql._outbox.store import _CLAIM
+    # With several transports, each relay's claim filters the same index scan.
+    from dockyard.sql._outbox.store import _claim_statements, _destination_params
 
+    claim, _ = _claim_statements("postgresql", destinations)
     async with postgres_database.unit_of_work() as uow:
         await uow.connection.execute(text("SET LOCAL enable_seqscan = off"))
         plan = await uow.connection.execute(
-            text(f"EXPLAIN {_CLAIM['postgresql'].text}"),
-            {"now": 0.0, "limit": 500, "window": 2_000},
+            text(f"EXPLAIN {claim.text}"),
+            {"now": 0.0, "limit": 500, "window": 2_000, **_destination_params(destinations)},
         )
         lines = "\n".join(row[0] for row in plan)
     candidates = lines[: lines.index("keyed")]

@@ -95,6 +95,7 @@ from dockyard.exceptions import (
     UnitOfWorkError,
     UnknownEventTypeError,
     UnknownExtensionError,
+    UnknownTransportError,
     UnsupportedReleaseError,
 )
 from dockyard.integrations import RuleViolation
@@ -182,6 +183,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     ConsumedRouteError: [
         ConsumedRouteError("Root", PlaceOrder, "orders", "consumer:orders:billing")
     ],
+    UnknownTransportError: [UnknownTransportError("Route[OrderPlaced]", "kafka://x", ["rabbit"])],
     DuplicateHandlerError: [
         DuplicateHandlerError(PlaceOrder, [("ShipHandler", "Warehouse"), ("ShipAgain", "Root")])
     ],

@@ -25,6 +25,7 @@ __all__ = [
     "OutOfBandWithoutConsumerError",
     "ScopeMismatchError",
     "UnknownExtensionError",
+    "UnknownTransportError",
 ]
 
 
@@ -355,6 +356,27 @@ class ConsumedRouteError(ModuleProblem, ValueError):
             "handler in the background, list `out_of_band(Handler, "
             f'destination="{self.destination}")` in place of the route; to reach other apps, '
             "route it to a destination this app does not consume."
+        )
+
+
+class UnknownTransportError(ModuleProblem, LookupError):
+    """A route or an endpoint names a destination of a transport the app does not have."""
+
+    def __init__(self, where: str, destination: str, transports: Sequence[str]) -> None:
+        self.where = where
+        self.destination = destination
+        self.transports = tuple(transports)
+        super().__init__(where, destination, self.transports)
+
+    def __str__(self) -> str:
+        scheme = self.destination.partition("://")[0]
+        names = ", ".join(f"`{name}://`" for name in self.transports)
+        return (
+            f"{self.where} sends to `{self.destination}`, but the app has no transport named "
+            f"`{scheme}`; its transports are {names} (an unprefixed destination goes to the "
+            f"first). Hint: add one to the outbox, `OutboxModule.register(transport=..., "
+            f'transports={{"{scheme}": ...}})`, or write the destination with one of those '
+            "prefixes."
         )
 
 

@@ -10,15 +10,24 @@ from dockyard.consumer._endpoint import Endpoint
 from dockyard.di import singleton
 from dockyard.exceptions import EventTypeConflictError
 from dockyard.messaging._out_of_band import handler_name
-from dockyard.modules import BackgroundService, DynamicModule, ProvidesBackgroundServices, module
+from dockyard.modules import (
+    BackgroundService,
+    ChecksGraph,
+    DynamicModule,
+    ModuleGraph,
+    ProvidesBackgroundServices,
+    module,
+)
 from dockyard.outbox import OutboxConfig, OutboxModule, OutboxStore, out_of_band_of, route_of
 from dockyard.outbox._out_of_band import Listens
+from dockyard.outbox._transports import destination_problems, transports_of
 from dockyard.serialization import TypeRegistry
 from dockyard.transport import Transport
 
 if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by the container
     import asyncio
 
+    from dockyard._errors.modules import ModuleProblem
     from dockyard.app import App
 
 __all__ = ["ConsumerModule", "consumer_of", "endpoints_of", "type_name_conflicts"]
@@ -128,14 +137,17 @@ class _Deferred:
         parts = await app.container.get(
             OutboxParts, component=app.graph.get(ConsumerModule).component
         )
-        return consumer_of(app, self._endpoint, parts.transport, parts.config, parts.store)
+        transports = transports_of(app.graph)  # the endpoint's, by its destination's prefix
+        found = None if transports is None else transports.find(self._endpoint.destination)
+        transport = parts.transport if found is None else found.publishing
+        return consumer_of(app, self._endpoint, transport, parts.config, parts.store)
 
     async def run(self, stop: asyncio.Event) -> None:
         await (await self.build()).run(stop)
 
 
-class ConsumerExtension(ProvidesBackgroundServices, Listens):
-    """Gives the worker one consumer per endpoint."""
+class ConsumerExtension(ProvidesBackgroundServices, Listens, ChecksGraph):
+    """Gives the worker one consumer per endpoint; checks each names one of the transports."""
 
     __slots__ = ("endpoints",)
 
@@ -145,6 +157,13 @@ class ConsumerExtension(ProvidesBackgroundServices, Listens):
     @property
     def listens_to(self) -> dict[str, str]:
         return {endpoint.destination: endpoint.name for endpoint in self.endpoints}
+
+    def problems(self, graph: ModuleGraph) -> Sequence[ModuleProblem]:
+        transports = transports_of(graph)
+        if transports is None:
+            return []  # no outbox: OutboxParts reports what is missing
+        where = [(f"Endpoint `{e.name}`", e.destination) for e in self.endpoints]
+        return destination_problems(transports, where)
 
     def background_services(self, app: App) -> Sequence[BackgroundService]:
         return [_Deferred(app, endpoint) for endpoint in self.endpoints]

@@ -3,6 +3,7 @@
 from dockyard._public import use_public_paths
 from dockyard.modules._extensions import (
     BackgroundService,
+    ChecksGraph,
     Extension,
     OffersDefaults,
     OnAppInit,
@@ -31,6 +32,7 @@ from dockyard.modules._supervisor import (
 
 __all__ = [
     "BackgroundService",
+    "ChecksGraph",
     "Defaults",
     "DynamicModule",
     "Extension",

@@ -39,7 +39,7 @@ from dockyard.exceptions import (
     UnknownExtensionError,
 )
 from dockyard.messaging._out_of_band import runs_out_of_band
-from dockyard.modules._extensions import HOOKS
+from dockyard.modules._extensions import HOOKS, ChecksGraph
 from dockyard.modules._graph import ModuleGraph, ModuleNode
 from dockyard.modules._module import DynamicModule, get_metadata
 
@@ -116,6 +116,7 @@ def compile_modules(
             _add_spec(state, spec, context_types, facade, problems)
         node.providers = tuple(specs)
         _check_extensions(node, problems)
+    _check_graph(graph, problems)
 
     # Overrides for types no module provides land in the root module (e.g. test-only ports).
     root_state = states[graph.root]
@@ -308,6 +309,14 @@ def _require(state: _ModuleState, factory: Factory, spec: ProviderSpec) -> None:
         state.requirements.append(
             _Requirement(key.type_hint, f"`{type_name(provided)}`", provided, spec.lifetime)
         )
+
+
+def _check_graph(graph: ModuleGraph, problems: list[ModuleProblem]) -> None:
+    """What ``ChecksGraph`` extensions find once every module's providers are known."""
+    for node in graph.all_nodes:
+        for extension in node.extensions:
+            if isinstance(extension, ChecksGraph):
+                problems.extend(extension.problems(graph))
 
 
 def _check_extensions(node: ModuleNode, problems: list[ModuleProblem]) -> None:

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # annotations only; nothing here is resolved by the container
+    from dockyard._errors.modules import ModuleProblem
     from dockyard.app import App
-    from dockyard.exceptions import ModuleProblem
     from dockyard.messaging._registry import MessageRegistry
     from dockyard.modules._graph import ModuleGraph, ModuleNode
 
@@ -20,6 +20,7 @@ __all__ = [
     "HOOKS",
     "BackgroundService",
     "ChecksApp",
+    "ChecksGraph",
     "Extension",
     "OffersDefaults",
     "OnAppInit",
@@ -135,6 +136,17 @@ class ChecksApp(Extension, abc.ABC):
         """Every problem found (none: an empty list); raises nothing."""
 
 
+class ChecksGraph(Extension, abc.ABC):
+    """Finds problems across the whole app while it is built (``App.build`` reports them with
+    every other one): ``OutboxModule`` checks that each route's destination names one of its
+    transports; ``ConsumerModule``, each endpoint's."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def problems(self, graph: ModuleGraph) -> Sequence[ModuleProblem]: ...
+
+
 HOOKS: tuple[type[Extension], ...] = (
     OnModuleInit,
     OnAppInit,
@@ -143,4 +155,5 @@ HOOKS: tuple[type[Extension], ...] = (
     OnWorkerExit,
     ProvidesBackgroundServices,
     OffersDefaults,
+    ChecksGraph,
 )

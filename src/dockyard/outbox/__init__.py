@@ -12,6 +12,7 @@ here (in the same storage as the outbox) before handing messages to the mediator
 from dockyard._public import use_public_paths
 from dockyard.outbox._backend import OutboxBackend
 from dockyard.outbox._dead_letters import DeadLetters
+from dockyard.outbox._destinations import ClaimsByDestination, Destinations
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
 from dockyard.outbox._module import OutboxModule
 from dockyard.outbox._out_of_band import OutOfBand, out_of_band, out_of_band_of
@@ -27,12 +28,16 @@ from dockyard.outbox._store import (
     OutboxWriter,
     Promotion,
 )
+from dockyard.outbox._transports import NamedTransport, Transports
 
 __all__ = [
     "Cancellation",
     "ClaimedBatch",
+    "ClaimsByDestination",
     "DeadLetters",
+    "Destinations",
     "Inbox",
+    "NamedTransport",
     "OutOfBand",
     "Outbox",
     "OutboxBackend",
@@ -48,6 +53,7 @@ __all__ = [
     "RelaySettings",
     "Route",
     "RouteBuilder",
+    "Transports",
     "out_of_band",
     "out_of_band_of",
     "route",

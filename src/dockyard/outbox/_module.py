@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import typing
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from dockyard._type_name import type_name
 from dockyard.di import object_, scoped, singleton
 from dockyard.exceptions import InvalidRouteError, MissingOutboxBackendError
 from dockyard.modules import (
     BackgroundService,
+    ChecksGraph,
     Defaults,
     DynamicModule,
     ModuleLike,
@@ -27,6 +28,7 @@ from dockyard.outbox._relay import OutboxRelay
 from dockyard.outbox._routing import route_of
 from dockyard.outbox._settings import OutboxConfig, RelaySettings
 from dockyard.outbox._store import Inbox, OutboxStore
+from dockyard.outbox._transports import NamedTransport, Transports, relay_name, route_problems
 from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.serialization import Serializer
 from dockyard.transport._port import Transport, in_process
@@ -34,8 +36,8 @@ from dockyard.transport._port import Transport, in_process
 if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by the container
     import asyncio
 
+    from dockyard._errors.modules import ModuleProblem
     from dockyard.app import App
-    from dockyard.exceptions import ModuleProblem
     from dockyard.messaging import MessageRegistry
     from dockyard.modules import ModuleGraph
 
@@ -67,23 +69,29 @@ class _Deferred:
         await service.run(stop)
 
 
-class OutboxExtension(ProvidesBackgroundServices, OnWorkerExit, ChecksApp):
-    """Gives the worker the relay; closes a broker transport when the worker's process ends;
-    holds routes and out-of-band handlers against the app's consumers at build."""
+class OutboxExtension(ProvidesBackgroundServices, OnWorkerExit, ChecksApp, ChecksGraph):
+    """Gives the worker the relay (one loop per transport); closes broker transports when the
+    worker's process ends; checks that every route names one of the transports, and holds
+    routes and out-of-band handlers against the app's consumers once handlers are compiled."""
 
-    __slots__ = ("config", "run_relay", "transport")
+    __slots__ = ("config", "run_relay", "transport", "transports")
 
-    def __init__(self, config: OutboxConfig, transport: Transport, *, run_relay: bool) -> None:
+    def __init__(self, config: OutboxConfig, transports: Transports, *, run_relay: bool) -> None:
         self.config = config
-        self.transport = transport
+        self.transports = transports
+        self.transport = transports.default.transport
         self.run_relay = run_relay
+
+    def problems(self, graph: ModuleGraph) -> Sequence[ModuleProblem]:
+        return route_problems(graph, self.transports)
 
     async def on_worker_exit(self, app: App) -> None:  # noqa: ARG002 -- the hook's signature
         # A broker transport's connection is the process's to close (left open, its client
         # takes the exit for an outage and says it reconnects). An in-process one may be
         # shared with another app in this process: it is left alone.
-        if not in_process(self.transport):
-            await self.transport.close()
+        for named in self.transports:
+            if not in_process(named.transport):
+                await named.transport.close()
 
     def check_app(self, graph: ModuleGraph, messages: MessageRegistry) -> list[ModuleProblem]:
         extensions = [e for node in graph.all_nodes for e in node.extensions]
@@ -100,9 +108,24 @@ class OutboxExtension(ProvidesBackgroundServices, OnWorkerExit, ChecksApp):
             store, transport = await get(OutboxStore), await get(Transport)
             return OutboxRelay(store, transport, config.relay, instruments=app.instruments)
 
+        def relay_of(named: NamedTransport) -> Callable[[], Awaitable[BackgroundService]]:
+            async def build() -> BackgroundService:
+                return OutboxRelay(
+                    await get(OutboxStore),
+                    named.publishing,
+                    config.relay,
+                    name=relay_name(named),
+                    instruments=app.instruments,
+                    destinations=named.destinations,
+                )
+
+            return build
+
         if not self.run_relay:
             return []
-        return [_Deferred("outbox-relay", relay)]
+        if len(self.transports) == 1:
+            return [_Deferred("outbox-relay", relay)]
+        return [_Deferred(relay_name(named), relay_of(named)) for named in self.transports]
 
 
 @module()
@@ -120,6 +143,7 @@ class OutboxModule:
         cls,
         *,
         transport: Transport,
+        transports: Mapping[str, Transport] | None = None,
         backend: OutboxBackend | None = None,
         routes: Iterable[type] = (),
         relay: RelaySettings | None = None,
@@ -131,7 +155,14 @@ class OutboxModule:
         """Configure the outbox.
 
         Args:
-            transport: Where the relay publishes and ``ConsumerModule``'s consumers receive.
+            transport: Where the relay publishes and ``ConsumerModule``'s consumers receive:
+                the first transport, for unprefixed destinations (``"orders"``) and those
+                prefixed with its scheme (``"rabbit://orders"``).
+            transports: More transports, by name: ``{"nats": NatsTransport(...)}`` takes the
+                destinations ``"nats://..."``. A name other than the transport's scheme
+                (a second RabbitMQ: ``{"analytics": RabbitTransport(...)}``) is taken off
+                the destination before the broker sees it. The relay runs one loop per
+                transport (``docs/outbox.md``, "Several transports").
             backend: Where outbox and inbox rows are kept. By default
                 ``dockyard.sql.SqlOutboxBackend()`` (in the unit of work) when the app has
                 ``SqlModule``, in memory when the transport is ``InMemoryTransport``, and a
@@ -148,6 +179,10 @@ class OutboxModule:
 
         Raises:
             InvalidRouteError: Something in ``routes`` was not made by ``route(...).to(...)``.
+            ValueError: A name in ``transports`` is not a URL scheme, or is the first
+                transport's scheme.
+            UnknownTransportError: (when the app is built) a route's destination is prefixed
+                with a name no transport has.
             MissingOutboxBackendError: (when the app is built) no backend given, a broker
                 transport and no ``SqlModule``.
         """
@@ -157,6 +192,7 @@ class OutboxModule:
                 raise InvalidRouteError(
                     handler, "it is in `routes=[...]` but was not made by `route(...).to(...)`"
                 )
+        every = Transports(transport, transports)
         config = OutboxConfig(
             serializer or Serializer(), relay or RelaySettings(), compress_above=compress_above
         )
@@ -181,7 +217,7 @@ class OutboxModule:
                 ],
                 imports=[*chosen.imports(), *imports],
                 exports=[Outbox, Inbox, DeadLetters, OutboxStore, Transport, OutboxConfig],
-                extensions=[OutboxExtension(config, transport, run_relay=run_relay)],
+                extensions=[OutboxExtension(config, every, run_relay=run_relay)],
                 handlers=routes,
                 is_global=True,
             )

@@ -22,18 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import random
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from dockyard._logs import message_scope
 from dockyard.exceptions import StoreUnavailableError, TransportUnavailableError
 from dockyard.modules._supervisor import service_degraded, service_running
+from dockyard.outbox._destinations import ClaimsByDestination, Destinations
 from dockyard.outbox._message import OutboxMessage
 from dockyard.outbox._settings import RelaySettings
 from dockyard.outbox._store import ClaimedBatch, OutboxStore
@@ -86,6 +89,7 @@ class OutboxRelay:
     """
 
     __slots__ = (
+        "_claim",
         "_instruments",
         "_last_cleanup",
         "_name",
@@ -107,8 +111,22 @@ class OutboxRelay:
         name: str = "outbox-relay",
         rng: random.Random | None = None,
         instruments: Instruments | None = None,
+        destinations: Destinations | None = None,
     ) -> None:
+        """``destinations``: claim only these (one relay per transport, in an app with several:
+        ``docs/design/outbox-relay.md``); ``None``: every destination."""
         self.store = store
+        self._claim: Callable[[int, float], AbstractAsyncContextManager[ClaimedBatch]]
+        if destinations is None:
+            self._claim = store.claim
+        elif isinstance(store, ClaimsByDestination):
+            self._claim = functools.partial(store.claim_destinations, destinations)
+        else:
+            msg = (
+                f"the outbox store {type(store).__name__} cannot claim by destination "
+                "(ClaimsByDestination), which an app with several transports needs"
+            )
+            raise TypeError(msg)
         self._instruments = instruments if instruments is not None and instruments.active else None
         self.transport = transport
         self.settings = settings or RelaySettings()
@@ -190,7 +208,7 @@ class OutboxRelay:
         the outcome; return what happened."""
         now = time.time()
         await self._promote(now)
-        async with self.store.claim(self.settings.batch_size, now) as batch:
+        async with self._claim(self.settings.batch_size, now) as batch:
             return await self._publish(batch, now)
 
     async def drain(self) -> int:
@@ -283,7 +301,7 @@ class OutboxRelay:
     async def _claimed_batch(self, claimed: asyncio.Future[int]) -> RelayResult:
         """``relay_once``, telling ``claimed`` how many messages it holds once it has them."""
         now = time.time()
-        async with self.store.claim(self.settings.batch_size, now) as batch:
+        async with self._claim(self.settings.batch_size, now) as batch:
             claimed.set_result(len(batch.messages))
             return await self._publish(batch, now)
 

@@ -21,6 +21,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from dockyard.di import ProviderSpec, object_, scoped
 from dockyard.modules import ModuleLike
+from dockyard.outbox._destinations import Destinations
 from dockyard.outbox._message import OutboxMessage, OutboxStatus
 from dockyard.outbox._signal import Signal
 from dockyard.outbox._store import (
@@ -137,17 +138,34 @@ class InMemoryOutboxStore:
     def claim(self, limit: int, now: float, /) -> AbstractAsyncContextManager[ClaimedBatch]:
         return self._claim(limit, now)
 
+    def claim_destinations(
+        self, destinations: Destinations, limit: int, now: float, /
+    ) -> AbstractAsyncContextManager[ClaimedBatch]:
+        return self._claim_matching(limit, now, destinations)
+
     @asynccontextmanager
     async def _claim(self, limit: int, now: float) -> AsyncIterator[ClaimedBatch]:
+        async with self._claim_matching(limit, now, None) as batch:
+            yield batch
+
+    @asynccontextmanager
+    async def _claim_matching(
+        self, limit: int, now: float, destinations: Destinations | None
+    ) -> AsyncIterator[ClaimedBatch]:
         taken: list[OutboxMessage] = []
         keys: set[str] = set()
         blocked: set[str] = set()
+        scope = "" if destinations is None else destinations.scope
         for message in self._rows.values():
             if len(taken) >= limit:
                 break
             if message.status is not OutboxStatus.PENDING:
                 continue
+            if destinations is not None and not destinations.matches(message.destination):
+                continue  # another transport's: its relay keeps that key's order
             key = message.partition_key
+            if key is not None:
+                key = scope + "\x00" + key if scope else key  # held per transport
             if key is not None and (key in blocked or key in self._claimed_keys):
                 continue
             if message.message_id in self._claimed_ids:

@@ -196,7 +196,7 @@ def test_extension_without_hook() -> None:
         "Extension `Auditing` in module "
         "`Billing` implements no known hook. Hint: "
         "subclass one of `OnModuleInit`, `OnAppInit`, `OnAppShutdown`, `OnModuleDestroy`, "
-        "`OnWorkerExit`, `ProvidesBackgroundServices`, `OffersDefaults`."
+        "`OnWorkerExit`, `ProvidesBackgroundServices`, `OffersDefaults`, `ChecksGraph`."
     )
 
 

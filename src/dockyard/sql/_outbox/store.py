@@ -36,6 +36,7 @@ from dockyard.outbox import (
     Promotion,
 )
 from dockyard.outbox import OutboxWriter as OutboxWriterPort
+from dockyard.outbox._destinations import Destinations
 from dockyard.outbox._signal import Signal
 from dockyard.sql._database import Database
 from dockyard.sql._errors import unavailable_as_store_error
@@ -59,51 +60,99 @@ _COLUMNS = (
     "partition_key, created_at, attempts, next_attempt_at, status, last_error"
 )
 # A message is held back while an earlier message of its key waits for a retry.
-_NOT_BEHIND_A_RETRY = f"""NOT EXISTS (
-    SELECT 1 FROM {_T} AS b
+# ({b_where}: with several transports, only a retry of this relay's transport holds it back.)
+_NOT_BEHIND_A_RETRY = """NOT EXISTS (
+    SELECT 1 FROM {table} AS b
      WHERE b.status = 'pending' AND b.attempts > 0 AND b.partition_key = o.partition_key
-       AND b.position < o.position AND b.next_attempt_at > :now)"""  # noqa: S608
+       AND b.position < o.position AND b.next_attempt_at > :now{b_where})"""
 # The key locks are taken in a step of their own, over a LIMITed list of candidates, so that
 # no plan can evaluate them on every pending row before a sort and a LIMIT (a table without
 # statistics gets a sequential scan: the claim then locked the keys of the whole backlog).
 # `keyed` reads the materialized candidates in position order and stops after `limit` rows
 # it got the key of; rows are locked only for those (docs/design/outbox-relay.md).
-_CLAIM = {
-    "postgresql": text(
-        f"""WITH candidates AS MATERIALIZED (
-            SELECT o.position, o.partition_key FROM {_T} AS o
-             WHERE o.status = 'pending' AND o.next_attempt_at <= :now AND {_NOT_BEHIND_A_RETRY}
+# {o_where} and {key}: a relay of one of several transports claims only its destinations and
+# takes its keys' locks in a scope of its own (``Destinations``; "" and the bare key else).
+_CLAIM_TEMPLATE = {
+    "postgresql": """WITH candidates AS MATERIALIZED (
+            SELECT o.position, o.partition_key FROM {table} AS o
+             WHERE o.status = 'pending' AND o.next_attempt_at <= :now AND {behind}{o_where}
              ORDER BY o.position LIMIT :window
         ), keyed AS MATERIALIZED (
             SELECT c.position FROM candidates AS c
              WHERE c.partition_key IS NULL
-                OR pg_try_advisory_xact_lock({_LOCK_NAMESPACE}, hashtext(c.partition_key))
+                OR pg_try_advisory_xact_lock({namespace}, hashtext({key}))
              LIMIT :limit
         )
-        SELECT {_COLUMNS} FROM {_T} AS o
+        SELECT {columns} FROM {table} AS o
          WHERE o.position IN (SELECT k.position FROM keyed AS k) AND o.status = 'pending'
          ORDER BY o.position
-         FOR UPDATE OF o SKIP LOCKED"""  # noqa: S608 - names are ours; values are bound
-    ),
-    "sqlite": text(
-        f"""SELECT {_COLUMNS} FROM {_T} AS o
-         WHERE o.status = 'pending' AND o.next_attempt_at <= :now AND {_NOT_BEHIND_A_RETRY}
-         ORDER BY o.position LIMIT :limit"""  # noqa: S608 - names are ours; values are bound
-    ),
+         FOR UPDATE OF o SKIP LOCKED""",
+    "sqlite": """SELECT {columns} FROM {table} AS o
+         WHERE o.status = 'pending' AND o.next_attempt_at <= :now AND {behind}{o_where}
+         ORDER BY o.position LIMIT :limit""",
 }
-_CANDIDATES = 4
-"""Rows a PostgreSQL claim looks at per row it may take: the rows of batches in flight (other
-relays', or this relay's pipeline) come first in position order, and their keys are taken."""
 # Holding a key's lock does not mean holding every earlier row of that key: a scan may pass a
 # row while another relay holds its key, get the key after that relay commits, and lock a later
 # row. So, once the claim holds its keys, a fresh snapshot finds, per key, the first pending row
 # the batch skipped; the batch keeps only what comes before it (PostgreSQL only).
-_FIRST_SKIPPED = text(
-    f"""SELECT partition_key, min(position) FROM {_T}
+_FIRST_SKIPPED_TEMPLATE = """SELECT partition_key, min(position) FROM {table}
      WHERE status = 'pending' AND partition_key = ANY(:keys) AND position < :last
-       AND NOT (position = ANY(:positions))
-     GROUP BY partition_key"""  # noqa: S608
-)
+       AND NOT (position = ANY(:positions)){where}
+     GROUP BY partition_key"""
+
+
+def _destination_condition(alias: str, destinations: Destinations | None) -> str:
+    """`` AND (<alias>destination LIKE :dest0 OR ...)`` (or ``AND NOT``); ``""`` for all."""
+    if destinations is None or not destinations.prefixes:
+        return ""
+    tests = " OR ".join(
+        f"{alias}destination LIKE :dest{n}" for n in range(len(destinations.prefixes))
+    )
+    return f" AND {'NOT ' if destinations.exclude else ''}({tests})"
+
+
+def _claim_statements(dialect: str, destinations: Destinations | None) -> tuple[Any, Any]:
+    """The claim and the first-skipped statements for ``destinations`` (cached by shape)."""
+    shape = (
+        dialect,
+        None if destinations is None else len(destinations.prefixes),
+        destinations is not None and destinations.exclude,
+        destinations is not None and bool(destinations.scope),
+    )
+    found = _STATEMENTS.get(shape)
+    if found is None:
+        scoped = destinations is not None and bool(destinations.scope)
+        behind = _NOT_BEHIND_A_RETRY.format(
+            table=_T, b_where=_destination_condition("b.", destinations)
+        )
+        claim = _CLAIM_TEMPLATE[dialect].format(
+            table=_T,
+            behind=behind,
+            o_where=_destination_condition("o.", destinations),
+            namespace=_LOCK_NAMESPACE,
+            key="CAST(:scope AS text) || c.partition_key" if scoped else "c.partition_key",
+            columns=_COLUMNS,
+        )
+        skipped = _FIRST_SKIPPED_TEMPLATE.format(
+            table=_T, where=_destination_condition("", destinations)
+        )
+        found = _STATEMENTS[shape] = (text(claim), text(skipped))
+    return found
+
+
+def _destination_params(destinations: Destinations | None) -> dict[str, Any]:
+    if destinations is None:
+        return {}
+    params: dict[str, Any] = {f"dest{n}": f"{p}%" for n, p in enumerate(destinations.prefixes)}
+    if destinations.scope:
+        params["scope"] = destinations.scope + "/"
+    return params
+
+
+_STATEMENTS: dict[tuple[object, ...], tuple[Any, Any]] = {}
+_CANDIDATES = 4
+"""Rows a PostgreSQL claim looks at per row it may take: the rows of batches in flight (other
+relays', or this relay's pipeline) come first in position order, and their keys are taken."""
 _IN_POSITIONS = {
     "postgresql": "position = ANY(:positions)",
     "sqlite": "position IN (SELECT value FROM json_each(:positions))",
@@ -412,21 +461,30 @@ class SqlOutboxStore(OutboxStore):
         return self._listener is not None
 
     def claim(self, limit: int, now: float, /) -> AbstractAsyncContextManager[ClaimedBatch]:
-        return self._claim(limit, now)
+        return self._claim(limit, now, None)
+
+    def claim_destinations(
+        self, destinations: Destinations, limit: int, now: float, /
+    ) -> AbstractAsyncContextManager[ClaimedBatch]:
+        return self._claim(limit, now, destinations)
 
     @asynccontextmanager
-    async def _claim(self, limit: int, now: float) -> AsyncIterator[ClaimedBatch]:
+    async def _claim(
+        self, limit: int, now: float, destinations: Destinations | None
+    ) -> AsyncIterator[ClaimedBatch]:
         dialect = self.database.dialect
         async with self.database.unit_of_work() as uow:
             connection = uow.connection
             with unavailable_as_store_error("claim outbox messages"):
                 params = {"now": now, "limit": limit, "window": limit * _CANDIDATES}
-                result = await connection.execute(_CLAIM[dialect], params)
+                params |= _destination_params(destinations)
+                statement, skipped = _claim_statements(dialect, destinations)
+                result = await connection.execute(statement, params)
                 rows = result.all()
                 positions = {row[1]: row[0] for row in rows}
                 messages = [_message(row) for row in rows]
                 if dialect == "postgresql":
-                    messages = await _drop_blocked(connection, messages, positions)
+                    messages = await _drop_blocked(connection, messages, positions, skipped, params)
             yield _SqlBatch(connection, dialect, messages, positions)
 
     @asynccontextmanager
@@ -641,14 +699,18 @@ def _dead_letter_conditions(
 
 
 async def _drop_blocked(
-    connection: AsyncConnection, messages: list[OutboxMessage], positions: dict[str, int]
+    connection: AsyncConnection,
+    messages: list[OutboxMessage],
+    positions: dict[str, int],
+    statement: Any,
+    claim_params: dict[str, Any],
 ) -> list[OutboxMessage]:
     keys = list({m.partition_key for m in messages if m.partition_key is not None})
     if not keys:
         return messages
     claimed = list(positions.values())
-    params = {"keys": keys, "positions": claimed, "last": max(claimed)}
-    rows = (await connection.execute(_FIRST_SKIPPED, params)).all()
+    params = claim_params | {"keys": keys, "positions": claimed, "last": max(claimed)}
+    rows = (await connection.execute(statement, params)).all()
     blocked: dict[str, int] = {row[0]: row[1] for row in rows}
     if not blocked:
         return messages
