@@ -110,15 +110,18 @@ class BehaviorRef:
 def collects_events(handler: type) -> bool:
     """Whether instances of ``handler`` collect events: an ``events`` attribute or property
     on the class, an ``events`` annotation, or an ``__init__`` that names ``events``
-    (``self.events = []``)."""
+    (``self.events = []``) other than to store a parameter of that name."""
     if hasattr(handler, "events"):
         return True
     for cls in handler.__mro__:
         if "events" in inspect.get_annotations(cls):
             return True
         code = getattr(cls.__dict__.get("__init__"), "__code__", None)
-        if code is not None and "events" in code.co_names:
-            return True
+        if code is None or "events" not in code.co_names:
+            continue
+        # ``self.events = events``, a parameter, is an injected dependency (a publisher)
+        parameters = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        return "events" not in parameters
     return False
 
 
@@ -127,8 +130,8 @@ async def publish_collected(bus: MessageBus, handler: Any) -> None:
     cleared (or ``clear_events()`` called) first, so a second send in the scope never
     publishes them again."""
     events = getattr(handler, "events", None)
-    if not events:
-        return
+    if not events or not isinstance(events, list):
+        return  # not a list of events: an attribute of the same name for something else
     pending = list(events)
     clear = getattr(handler, "clear_events", None)
     if clear is not None:

@@ -16,6 +16,7 @@ from dockyard.messaging import (
     CommandHandler,
     Event,
     EventHandler,
+    IPublisher,
     ISender,
     MessagingSettings,
     PipelineBehavior,
@@ -253,3 +254,33 @@ async def test_traced_plans_publish_collected_events_too() -> None:
             await sender.send(Pay("cash"))
             assert [item async for item in sender.stream(Process(1))] == [0]
             assert journal.lines == ["join ann", "joined ann", "paid by cash", "processed 0"]
+
+
+async def test_an_injected_publisher_named_events_is_not_a_list_of_events() -> None:
+    @dataclass(frozen=True, slots=True)
+    class Leave(Command[None]):
+        user: str
+
+    @dataclass(frozen=True, slots=True)
+    class Left(Event):
+        user: str
+
+    left: list[str] = []
+
+    class LeaveHandler(CommandHandler[Leave, None]):
+        def __init__(self, events: IPublisher) -> None:
+            self.events = events
+
+        async def handle(self, request: Leave, /) -> None:
+            await self.events.publish(Left(request.user))
+
+    class OnLeft(EventHandler[Left]):
+        async def handle(self, event: Left, /) -> None:
+            left.append(event.user)
+
+    @module(handlers=[LeaveHandler, OnLeft])
+    class Root: ...
+
+    async with App.build(Root) as app:
+        await app.send(Leave("ann"))
+    assert left == ["ann"]
