@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import types
 from collections.abc import Callable
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, TypeVar, get_origin, get_type_hints
 
 from dockyard._type_name import type_name
 from dockyard.messaging._handlers import EventHandler, RequestHandler, StreamHandler
@@ -103,6 +103,9 @@ def _handler_class(function: Callable[..., Any]) -> type:
 
 
 def _base(message: Any, *, stream: bool, name: str) -> Any:
+    origin = get_origin(message)  # a parametrized event, ``Notice[UserLeft]``
+    if isinstance(origin, type) and issubclass(origin, Event) and not stream:
+        return EventHandler[message]
     if isinstance(message, type):
         if stream and issubclass(message, StreamRequest):
             return StreamHandler[message, Any]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import pytest
 
@@ -151,3 +152,31 @@ def test_handler_rejects_what_it_cannot_register() -> None:
 
     with pytest.raises(TypeError, match="typed `str`, not a `Command`, `Query` or `Event`"):
         handler(not_a_message)
+
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(Event, Generic[P]):
+    payload: P
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    user: str
+
+
+@handler
+async def on_left(event: Notice[Left]) -> None:
+    SEEN.append(len(event.payload.user))
+
+
+async def test_a_function_handler_of_a_parametrized_event_gets_only_that_payload() -> None:
+    @module(handlers=[on_left])
+    class Rooms: ...
+
+    async with App.build(Rooms) as app:
+        await app.publish(Notice(Left("ada")))
+        await app.publish(Notice("not a Left"))
+    assert SEEN == [3]
