@@ -133,11 +133,7 @@ async def publish_collected(bus: MessageBus, handler: Any) -> None:
     if not events or not isinstance(events, list):
         return  # not a list of events: an attribute of the same name for something else
     pending = list(events)
-    clear = getattr(handler, "clear_events", None)
-    if clear is not None:
-        clear()
-    elif isinstance(events, list):
-        events.clear()
+    _drop_collected(handler)
     for event in pending:
         await bus.publish(event)
 
