@@ -10,6 +10,7 @@ from dockyard._public import use_public_paths
 from dockyard.messaging._behavior import PipelineBehavior
 from dockyard.messaging._breaker import CircuitBreakerBehavior
 from dockyard.messaging._envelope import Envelope, MessageContext
+from dockyard.messaging._function import handler
 from dockyard.messaging._handlers import (
     ChainHandler,
     CommandHandler,
@@ -52,6 +53,7 @@ __all__ = [
     "StreamRequest",
     "TransactionalBehavior",
     "UnitOfWork",
+    "handler",
 ]
 
 use_public_paths(__name__, __all__)

@@ -53,6 +53,7 @@ class Dispatcher:
         "_event_plan_factory",
         "_fields",
         "_generic_events",
+        "_inherited_plan_factory",
         "_parameter_fields",
         "events",
         "out_of_band",
@@ -68,6 +69,8 @@ class Dispatcher:
         streams: dict[type, StreamPlan],
         events: dict[type, EventPlan],
         event_plan_factory: Callable[[type, Mapping[str, type] | None], EventPlan],
+        inherited_plan_factory: Callable[[type], RequestPlan | ChainPlan | StreamPlan | None]
+        | None = None,
         parameter_fields: Callable[[type], tuple[str, ...]] | None = None,
         tracking: bool,
         out_of_band: dict[str, EventPlan] | None = None,
@@ -76,6 +79,9 @@ class Dispatcher:
         self.streams = streams
         self.events = events
         self._event_plan_factory = event_plan_factory
+        self._inherited_plan_factory = inherited_plan_factory
+        """For a request class defined after the build whose base is handled: compiles its
+        plan on its first send (then kept, like the subclasses known at build time)."""
         self._parameter_fields = parameter_fields
         """``None`` unless some event handler names a parametrized type (``Notice[X]``)."""
         self._fields: dict[type, tuple[str, ...]] = {}
@@ -100,20 +106,42 @@ class Dispatcher:
             return tracer.event(compile_event(message_type, actual))
 
         self._event_plan_factory = traced
+        inherit = self._inherited_plan_factory
+        if inherit is not None:
+
+            def traced_inherited(
+                message_type: type,
+            ) -> RequestPlan | ChainPlan | StreamPlan | None:
+                plan = inherit(message_type)
+                if isinstance(plan, StreamPlan):
+                    return tracer.stream(plan)
+                return None if plan is None else tracer.request(plan)
+
+            self._inherited_plan_factory = traced_inherited
 
     # -- plan lookup ---------------------------------------------------------------------
 
     def request_plan(self, message_type: type) -> RequestPlan | ChainPlan:
         plan = self.requests.get(message_type)
         if plan is None:
-            raise self._not_found(message_type, "send")
+            inherited = self._inherit(message_type)
+            if isinstance(inherited, StreamPlan) or inherited is None:
+                raise self._not_found(message_type, "send")
+            plan = self.requests[message_type] = inherited
         return plan
 
     def stream_plan(self, message_type: type) -> StreamPlan:
         plan = self.streams.get(message_type)
         if plan is None:
-            raise self._not_found(message_type, "stream")
+            inherited = self._inherit(message_type)
+            if not isinstance(inherited, StreamPlan):
+                raise self._not_found(message_type, "stream")
+            plan = self.streams[message_type] = inherited
         return plan
+
+    def _inherit(self, message_type: type) -> RequestPlan | ChainPlan | StreamPlan | None:
+        factory = self._inherited_plan_factory
+        return None if factory is None else factory(message_type)
 
     def event_plan(self, message_type: type) -> EventPlan:
         plan = self.events.get(message_type)

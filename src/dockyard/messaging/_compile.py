@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from dishka import DEFAULT_COMPONENT, AsyncContainer, Container, Provider, Scope
@@ -130,6 +131,8 @@ def compile_messaging(
             pipeline = around(tp) + first.behaviors
             requests[tp] = RequestPlan(tp, first, pipeline, tracked=tracked([first], pipeline))
 
+    inherited = _plan_subclasses(requests, streams, set(answered), around, tracked)
+
     event_handlers = by_type[HandlerKind.EVENT]
 
     def event_plan(
@@ -173,6 +176,7 @@ def compile_messaging(
         streams=streams,
         events=events,
         event_plan_factory=event_plan,
+        inherited_plan_factory=inherited,
         parameter_fields=_parameter_fields(event_handlers),
         tracking=tracking,
         out_of_band=out_of_band,
@@ -186,6 +190,64 @@ def compile_messaging(
         context=MessageContext(tracking=tracking),
     )
     return compiled, problems
+
+
+def _inherited(
+    requests: Mapping[type, RequestPlan | ChainPlan],
+    streams: Mapping[type, StreamPlan],
+    around: Callable[[type], tuple[BehaviorRef, ...]],
+    tracked: Callable[..., bool],
+    message_type: type,
+) -> RequestPlan | ChainPlan | StreamPlan | None:
+    """The plan for a request class with no handler of its own: its nearest base's handler
+    (by MRO), with the behaviors chosen for ``message_type``; ``None`` if no base has one."""
+    for cls in message_type.__mro__[1:]:
+        base = requests.get(cls) or streams.get(cls)
+        if base is None:
+            continue
+        outer = around(message_type)
+        if isinstance(base, ChainPlan):
+            on = tracked(base.links, outer, *(link.behaviors for link in base.links))
+            return ChainPlan(message_type, base.links, outer, tracked=on)
+        pipeline = outer + base.handler.behaviors
+        on = tracked([base.handler], pipeline)
+        if isinstance(base, StreamPlan):
+            return StreamPlan(message_type, base.handler, pipeline, tracked=on)
+        return RequestPlan(message_type, base.handler, pipeline, tracked=on)
+    return None
+
+
+def _plan_subclasses(
+    requests: dict[type, RequestPlan | ChainPlan],
+    streams: dict[type, StreamPlan],
+    answered: set[type],
+    around: Callable[[type], tuple[BehaviorRef, ...]],
+    tracked: Callable[..., bool],
+) -> Callable[[type], RequestPlan | ChainPlan | StreamPlan | None]:
+    """Give the subclasses of handled requests known now their plan now: a send looks up
+    its class in one dict, as for a type with its own handler. Returns the factory for
+    subclasses defined later (``_inherited``)."""
+    inherited = partial(_inherited, requests, streams, around, tracked)
+    subclasses = {sub for tp in (*requests, *streams) for sub in _subclasses(tp)}
+    for sub in subclasses - answered:
+        plan = inherited(sub)
+        if isinstance(plan, StreamPlan):
+            streams[sub] = plan
+        elif plan is not None:
+            requests[sub] = plan
+    return inherited
+
+
+def _subclasses(cls: type) -> set[type]:
+    found: set[type] = set()
+    stack = [cls]
+    while stack:
+        subs: list[type] = stack.pop().__subclasses__()
+        for sub in subs:
+            if sub not in found:
+                found.add(sub)
+                stack.append(sub)
+    return found
 
 
 def _collect_handlers(

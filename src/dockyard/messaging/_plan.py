@@ -7,6 +7,7 @@ no inspection, builds no keys and raises nothing to find its way.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,9 @@ __all__ = [
     "HandlerRef",
     "RequestPlan",
     "StreamPlan",
+    "handle_call",
     "run_pipeline",
+    "stream_of",
 ]
 
 
@@ -38,6 +41,7 @@ class HandlerRef:
 
     __slots__ = (
         "behaviors",
+        "collects",
         "handler",
         "key",
         "kind",
@@ -67,6 +71,9 @@ class HandlerRef:
         ``Notice`` events whose parameter fields hold those types (``object`` takes any)."""
         self.message_fields: tuple[str, ...] = ()
         """The fields of ``message_type`` typed with its parameters, in parameter order."""
+        self.collects = collects_events(handler)
+        """The class has an ``events`` attribute (python-cqrs style): the events it holds
+        after ``handle`` returns are published (``publish_collected``)."""
 
     def takes(self, actual: Mapping[str, type]) -> bool:
         """Whether an event whose parameter fields hold the ``actual`` types is for this
@@ -98,6 +105,96 @@ class BehaviorRef:
 
     def __repr__(self) -> str:
         return f"<BehaviorRef {self.name}>"
+
+
+def collects_events(handler: type) -> bool:
+    """Whether instances of ``handler`` collect events: an ``events`` attribute or property
+    on the class, an ``events`` annotation, or an ``__init__`` that names ``events``
+    (``self.events = []``) other than to store a parameter of that name."""
+    if hasattr(handler, "events"):
+        return True
+    for cls in handler.__mro__:
+        if "events" in inspect.get_annotations(cls):
+            return True
+        code = getattr(cls.__dict__.get("__init__"), "__code__", None)
+        if code is None or "events" not in code.co_names:
+            continue
+        # ``self.events = events``, a parameter, is an injected dependency (a publisher)
+        parameters = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        return "events" not in parameters
+    return False
+
+
+async def publish_collected(bus: MessageBus, handler: Any) -> None:
+    """Publish the events ``handler`` collected, in order, and forget them: the list is
+    cleared (or ``clear_events()`` called) first, so a second send in the scope never
+    publishes them again."""
+    events = getattr(handler, "events", None)
+    if not events or not isinstance(events, list):
+        return  # not a list of events: an attribute of the same name for something else
+    pending = list(events)
+    _drop_collected(handler)
+    for event in pending:
+        await bus.publish(event)
+
+
+def handle_call(
+    bus: MessageBus, ref: HandlerRef, handler: Any, *args: Any
+) -> Callable[[], Awaitable[Any]]:
+    """The call of ``handler.handle(*args)``, publishing its collected events after it when
+    ``ref`` collects them."""
+    if ref.collects:
+        return partial(_handle_then_publish, bus, handler, *args)
+    return partial(handler.handle, *args)
+
+
+def stream_of(
+    bus: MessageBus, ref: HandlerRef, handler: Any, iterator: AsyncIterator[Any]
+) -> AsyncIterator[Any]:
+    """``iterator``, publishing the collected events after each item when ``ref`` collects
+    them."""
+    return _publishing(bus, handler, iterator) if ref.collects else iterator
+
+
+async def _handle_then_publish(bus: MessageBus, handler: Any, *args: Any) -> Any:
+    """``handler.handle(*args)``, then its collected events published; if ``handle`` raises,
+    the events are dropped unpublished."""
+    try:
+        answer = await handler.handle(*args)
+    except BaseException:
+        _drop_collected(handler)
+        raise
+    await publish_collected(bus, handler)
+    return answer
+
+
+def _drop_collected(handler: Any) -> None:
+    clear = getattr(handler, "clear_events", None)
+    if clear is not None:
+        clear()
+        return
+    events = getattr(handler, "events", None)
+    if isinstance(events, list):
+        events.clear()
+
+
+async def _publishing(
+    bus: MessageBus, handler: Any, iterator: AsyncIterator[Any]
+) -> AsyncIterator[Any]:
+    """The stream of ``iterator``, publishing the handler's collected events after each
+    item (before the consumer gets it) and after the last."""
+    try:
+        async for item in iterator:
+            await publish_collected(bus, handler)
+            yield item
+    except BaseException:
+        _drop_collected(handler)
+        raise
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    await publish_collected(bus, handler)
 
 
 async def run_pipeline(
@@ -132,15 +229,16 @@ class RequestPlan:
         self.pipeline = pipeline
         self.tracked = tracked
         """Whether a message of this type gets an envelope (see ``_tracking``)."""
-        self.simple = not pipeline
-        """No behaviors: a scope may cache the handler's bound ``handle`` for this type
-        (when untracked)."""
+        self.simple = not pipeline and not handler.collects
+        """No behaviors, no collected events: a scope may cache the handler's bound
+        ``handle`` for this type (when untracked)."""
 
     async def run(self, bus: MessageBus, request: object) -> Any:
         handler = await bus.resolve(self.handler)
-        if not self.pipeline:
+        if not self.pipeline and not self.handler.collects:
             return await handler.handle(request)
-        return await run_pipeline(bus, self.pipeline, request, partial(handler.handle, request))
+        terminal = handle_call(bus, self.handler, handler, request)
+        return await run_pipeline(bus, self.pipeline, request, terminal)
 
 
 class ChainPlan:
@@ -173,11 +271,10 @@ class ChainPlan:
         ref = self.links[index]
         handler = await bus.resolve(ref)
         call_next = partial(self._link, bus, request, index + 1)
-        if not ref.behaviors:
+        if not ref.behaviors and not ref.collects:
             return await handler.handle(request, call_next)
-        return await run_pipeline(
-            bus, ref.behaviors, request, partial(handler.handle, request, call_next)
-        )
+        terminal = handle_call(bus, ref, handler, request, call_next)
+        return await run_pipeline(bus, ref.behaviors, request, terminal)
 
 
 class StreamPlan:
@@ -203,11 +300,11 @@ class StreamPlan:
         handler = await bus.resolve(self.handler)
         if not self.pipeline:
             iterator: AsyncIterator[Any] = handler.handle(request)
-            return iterator
+            return stream_of(bus, self.handler, handler, iterator)
 
         async def start() -> AsyncIterator[Any]:
             started: AsyncIterator[Any] = handler.handle(request)
-            return started
+            return stream_of(bus, self.handler, handler, started)
 
         wrapped: AsyncIterator[Any] = await run_pipeline(bus, self.pipeline, request, start)
         return wrapped

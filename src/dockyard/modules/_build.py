@@ -301,14 +301,15 @@ def _record(
 
 def _require(state: _ModuleState, factory: Factory, spec: ProviderSpec) -> None:
     provided = factory.provides.type_hint
-    for key in (*factory.dependencies, *factory.kw_dependencies.values()):
+    by = f"`{type_name(provided)}`"
+    named = [(by, key) for key in factory.dependencies]
+    named += [(f"{by}, parameter `{n}`", key) for n, key in factory.kw_dependencies.items()]
+    for required_by, key in named:
         if key.component is not None and key.component != DEFAULT_COMPONENT:
             continue  # an explicit FromComponent: the user opted out of module boundaries
         if key.type_hint in _CONTAINER_TYPES:
             continue
-        state.requirements.append(
-            _Requirement(key.type_hint, f"`{type_name(provided)}`", provided, spec.lifetime)
-        )
+        state.requirements.append(_Requirement(key.type_hint, required_by, provided, spec.lifetime))
 
 
 def _check_graph(graph: ModuleGraph, problems: list[ModuleProblem]) -> None:

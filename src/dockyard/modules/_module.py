@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from dockyard._type_name import type_name
 from dockyard.di._spec import ProviderSpec
 from dockyard.messaging._declared import declare_handlers
+from dockyard.messaging._function import as_handler_class
 
 __all__ = [
     "Defaults",
@@ -87,7 +88,7 @@ class DynamicModule:
         imports: Iterable[ModuleLike] = (),
         exports: Iterable[Any] = (),
         extensions: Iterable[object] = (),
-        handlers: Iterable[type] = (),
+        handlers: Iterable[type | Callable[..., Any]] = (),
         is_global: bool | None = None,
         settings: Any = None,
         resolve: Callable[[Defaults], DynamicModule] | None = None,
@@ -97,7 +98,7 @@ class DynamicModule:
         object.__setattr__(self, "imports", tuple(imports))
         object.__setattr__(self, "exports", tuple(exports))
         object.__setattr__(self, "extensions", tuple(extensions))
-        object.__setattr__(self, "handlers", tuple(handlers))
+        object.__setattr__(self, "handlers", tuple(map(as_handler_class, handlers)))
         object.__setattr__(self, "is_global", is_global)
         object.__setattr__(self, "settings", settings)
         object.__setattr__(self, "resolve", resolve)
@@ -122,7 +123,7 @@ def module(
     imports: Iterable[ModuleLike] = (),
     exports: Iterable[Any] = (),
     extensions: Iterable[object] = (),
-    handlers: Iterable[type] = (),
+    handlers: Iterable[type | Callable[..., Any]] = (),
     is_global: bool = False,
 ) -> Callable[[T], T]:
     """Declare a class as a module.
@@ -133,7 +134,8 @@ def module(
         imports: Modules whose exports this module's providers may use.
         exports: Types importers may use, and imported modules to re-export.
         extensions: Lifecycle hooks (``OnModuleInit``, ``OnAppInit``, ...).
-        handlers: Message handler classes registered by this module.
+        handlers: Message handler classes (and ``@handler`` functions) registered by this
+            module.
         is_global: Make this module's exports visible everywhere without an import.
     """
 
@@ -144,7 +146,7 @@ def module(
             imports=tuple(imports),
             exports=tuple(exports),
             extensions=tuple(extensions),
-            handlers=tuple(handlers),
+            handlers=tuple(map(as_handler_class, handlers)),
             is_global=is_global,
         )
         setattr(cls, _METADATA_ATTR, metadata)

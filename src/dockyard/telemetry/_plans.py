@@ -25,6 +25,8 @@ from dockyard.messaging._plan import (
     EventPlan,
     RequestPlan,
     StreamPlan,
+    handle_call,
+    stream_of,
 )
 from dockyard.telemetry._instruments import (
     BEHAVIOR,
@@ -153,7 +155,9 @@ class TracedRequestPlan(RequestPlan):
     async def _run(self, bus: MessageBus, request: object, span: Any) -> Any:
         handler = await bus.resolve(self.handler)
         run_handler = self._dispatch.instruments.run_handler
-        terminal = partial(run_handler, self._trace, partial(handler.handle, request))
+        terminal = partial(
+            run_handler, self._trace, handle_call(bus, self.handler, handler, request)
+        )
         if not self.pipeline:
             return await terminal()
         return await _pipeline(bus, span, self.pipeline, request, terminal)
@@ -184,7 +188,7 @@ class TracedChainPlan(ChainPlan):
         call_next = partial(self._traced_link, bus, request, index + 1, span)
         run_handler = self._dispatch.instruments.run_handler
         terminal = partial(
-            run_handler, self._traces[index], partial(handler.handle, request, call_next)
+            run_handler, self._traces[index], handle_call(bus, ref, handler, request, call_next)
         )
         if not ref.behaviors:
             return await terminal()
@@ -279,13 +283,13 @@ class TracedStreamPlan(StreamPlan):
 
                 async def start() -> AsyncIterator[Any]:
                     started: AsyncIterator[Any] = handler.handle(request)
-                    return started
+                    return stream_of(bus, self.handler, handler, started)
 
                 iterator: AsyncIterator[Any] = await _pipeline(
                     bus, span, self.pipeline, request, start
                 )
             else:
-                iterator = handler.handle(request)
+                iterator = stream_of(bus, self.handler, handler, handler.handle(request))
         except BaseException as exc:
             if span is not None:
                 instruments.finish(span, token, exc if isinstance(exc, Exception) else None)
