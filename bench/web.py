@@ -4,13 +4,14 @@ Issue #15's target: the per-request overhead of an endpoint that takes
 ``FromDockyard[ISender]`` (one dockyard scope per request, the integration's unit of work)
 over one that calls ``await app.send(cmd)`` on an app it holds itself is ≤ 10 %.
 
-For each framework and each app, five ``POST`` endpoints that differ only in how they reach
-dockyard, each answering ``{"total": n}`` from the same command (``Add``, whose handler has one
-scoped dependency, as in ``bench.messaging``). Each endpoint is the only route of a web app of
-its own, picked by path with a dict lookup (``Dispatch``), so route matching costs every row
-the same (FastAPI tries its routes in order: in one app with five, the last paid ~1 µs per
-route before it); the five are served together by uvicorn in a subprocess (httptools and uvloop
-when installed, as ``uvicorn[standard]`` serves in production; no access log):
+For each framework and each app, five ``POST`` endpoints (six with FastAPI) that differ only in
+how they reach dockyard, each answering ``{"total": n}`` from the same command (``Add``, whose
+handler has one scoped dependency, as in ``bench.messaging``). Each endpoint is the only route
+of a web app of its own, picked by path with a dict lookup (``Dispatch``), so route matching
+costs every row the same (FastAPI tries its routes in order: in one app with five, the last
+paid ~1 µs per route before it); the five are served together by uvicorn in a subprocess
+(httptools and uvloop when installed, as ``uvicorn[standard]`` serves in production; no access
+log):
 
 * ``framework alone`` — no dockyard: the framework's own cost per request, for scale;
 * ``framework + empty yield dep`` — no dockyard, one ``yield`` dependency taking the request
@@ -26,7 +27,10 @@ when installed, as ``uvicorn[standard]`` serves in production; no access log):
   beside the first (the ratio to it is what the integration's mechanism costs);
 * ``FromDockyard[ISender]`` — the integration: ``setup_dockyard`` (FastAPI) or
   ``DockyardPlugin`` with ``Inject(ISender)`` (Litestar) on a second ``App`` of the same
-  modules.
+  modules;
+* ``FromDockyard[ISender], DockyardRoute`` (FastAPI only) — the same under
+  ``route_class=DockyardRoute``: the endpoint wrapped, its injection no FastAPI dependency, on
+  a third ``App``.
 
 Two apps: ``minimal`` (the command's module alone) and ``app shape`` — what the docs have users
 build: ``SqlModule`` on SQLite (a file) and ``OutboxModule`` with ``SqlOutboxBackend`` and a
