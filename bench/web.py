@@ -4,13 +4,14 @@ Issue #15's target: the per-request overhead of an endpoint that takes
 ``FromDockyard[ISender]`` (one dockyard scope per request, the integration's unit of work)
 over one that calls ``await app.send(cmd)`` on an app it holds itself is ≤ 10 %.
 
-For each framework and each app, five ``POST`` endpoints that differ only in how they reach
-dockyard, each answering ``{"total": n}`` from the same command (``Add``, whose handler has one
-scoped dependency, as in ``bench.messaging``). Each endpoint is the only route of a web app of
-its own, picked by path with a dict lookup (``Dispatch``), so route matching costs every row
-the same (FastAPI tries its routes in order: in one app with five, the last paid ~1 µs per
-route before it); the five are served together by uvicorn in a subprocess (httptools and uvloop
-when installed, as ``uvicorn[standard]`` serves in production; no access log):
+For each framework and each app, five ``POST`` endpoints (six with FastAPI) that differ only in
+how they reach dockyard, each answering ``{"total": n}`` from the same command (``Add``, whose
+handler has one scoped dependency, as in ``bench.messaging``). Each endpoint is the only route
+of a web app of its own, picked by path with a dict lookup (``Dispatch``), so route matching
+costs every row the same (FastAPI tries its routes in order: in one app with five, the last
+paid ~1 µs per route before it); the five are served together by uvicorn in a subprocess
+(httptools and uvloop when installed, as ``uvicorn[standard]`` serves in production; no access
+log):
 
 * ``framework alone`` — no dockyard: the framework's own cost per request, for scale;
 * ``framework + empty yield dep`` — no dockyard, one ``yield`` dependency taking the request
@@ -26,7 +27,10 @@ when installed, as ``uvicorn[standard]`` serves in production; no access log):
   beside the first (the ratio to it is what the integration's mechanism costs);
 * ``FromDockyard[ISender]`` — the integration: ``setup_dockyard`` (FastAPI) or
   ``DockyardPlugin`` with ``Inject(ISender)`` (Litestar) on a second ``App`` of the same
-  modules.
+  modules;
+* ``FromDockyard[ISender], DockyardRoute`` (FastAPI only) — the same under
+  ``route_class=DockyardRoute``: the endpoint wrapped, its injection no FastAPI dependency, on
+  a third ``App``.
 
 Two apps: ``minimal`` (the command's module alone) and ``app shape`` — what the docs have users
 build: ``SqlModule`` on SQLite (a file) and ``OutboxModule`` with ``SqlOutboxBackend`` and a
@@ -109,8 +113,18 @@ ENDPOINTS = (
     ("/bare", "bare app.send"),
     ("/by-hand", "by hand: app.scope(Request) + ISender"),
     ("/integrated", "FromDockyard[ISender]"),
+    ("/routed", "FromDockyard[ISender], DockyardRoute"),
 )
+ROUTED = "/routed"  # FastAPI only: Litestar has no DockyardRoute (docs/web.md#performance)
+
+
+def endpoints(framework: str) -> tuple[tuple[str, str], ...]:
+    """The rows measured for ``framework``."""
+    return tuple(e for e in ENDPOINTS if framework == "fastapi" or e[0] != ROUTED)
+
+
 BASELINE = "/bare"
+INTEGRATIONS = ("/integrated", ROUTED)  # the rows the summary judges against the target
 BY_HAND = "/by-hand"
 SHAPES = {"minimal": "minimal app", "shape": "app shape (SQLite + SQL outbox)"}
 
@@ -190,7 +204,7 @@ class Dispatch:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-def fastapi_web(bare: App, integrated: App) -> Dispatch:
+def fastapi_web(bare: App, integrated: App, routed_app: App) -> Dispatch:
     def one(path: str, endpoint: Callable[..., Any], dockyard: App | None = None) -> FastAPI:
         web = FastAPI()
         if dockyard is not None:
@@ -215,11 +229,26 @@ def fastapi_web(bare: App, integrated: App) -> Dispatch:
     async def integrated_send(sender: FastApiSender) -> dict[str, int]:
         return {"total": await sender.send(Add(amount=1))}
 
-    endpoints = (framework, framework_di, bare_send, by_hand, integrated_send)
+    functions: tuple[Callable[..., Any], ...] = (
+        framework,
+        framework_di,
+        bare_send,
+        by_hand,
+        integrated_send,
+    )
     apps = {
-        path: one(path, endpoint, integrated if path == "/integrated" else None)
-        for (path, _), endpoint in zip(ENDPOINTS, endpoints, strict=True)
+        path: one(path, function, integrated if path == "/integrated" else None)
+        for (path, _), function in zip(ENDPOINTS, functions, strict=False)
     }
+    routed = FastAPI()
+    routed.router.route_class = dockyard_fastapi.DockyardRoute
+    dockyard_fastapi.setup_dockyard(routed, routed_app)
+
+    @routed.post("/routed")
+    async def routed_send(sender: FastApiSender) -> dict[str, int]:
+        return {"total": await sender.send(Add(amount=1))}
+
+    apps["/routed"] = routed
     return Dispatch(apps, lambda: bare)
 
 
@@ -264,8 +293,12 @@ def serve(framework: str, shape: str, folder: str) -> None:
     socket and the accepted connections miss ``TCP_NODELAY``, so every keep-alive response
     waits ~40 ms for a delayed ACK.
     """
-    bare, integrated = build_app(shape, Path(folder)), build_app(shape, Path(folder))
-    web: Any = (fastapi_web if framework == "fastapi" else litestar_web)(bare, integrated)
+    bare, integrated, routed = (build_app(shape, Path(folder)) for _ in range(3))
+    web: Any = (
+        fastapi_web(bare, integrated, routed)
+        if framework == "fastapi"
+        else litestar_web(bare, integrated)
+    )
     listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listening.bind(("127.0.0.1", 0))
@@ -434,7 +467,7 @@ async def wait_ready(srv: Server) -> None:
         if srv.process.poll() is not None:
             raise RuntimeError(f"the {srv.framework} server exited with {srv.process.returncode}")
         try:
-            answers = [await _post(srv.port, path) for path, _ in ENDPOINTS]
+            answers = [await _post(srv.port, path) for path, _ in endpoints(srv.framework)]
         except OSError:
             answers = []
         if answers and all(200 <= status < 300 and b'"total"' in body for status, body in answers):
@@ -457,7 +490,7 @@ async def measure(srv: Server, wrk: str | None, script: Path) -> None:
             return load
         return dataclasses.replace(load, cpu_us=(after - before) / 1e3 / load.requests)
 
-    paths = [path for path, _ in ENDPOINTS]
+    paths = [path for path, _ in endpoints(srv.framework)]
     for path in paths:  # warm-up: imports, caches, the connection pool of the app shape
         await once(path, 1)
     srv.loads = {path: [] for path in paths}
@@ -540,22 +573,33 @@ def asgi_call(web: Any, path: str, state: dict[str, Any]) -> Any:
     return run
 
 
-async def in_process(framework: str, shape: str, folder: Path) -> float:
+async def in_process(framework: str, shape: str, folder: Path) -> dict[str, tuple[float, float]]:
     """The same endpoints through the ASGI call alone: the framework and dockyard, no server.
 
-    Returns the integration's ratio to the bare ``app.send``."""
-    bare, integrated = build_app(shape, folder), build_app(shape, folder)
-    web: Any = (fastapi_web if framework == "fastapi" else litestar_web)(bare, integrated)
+    Returns each integration row's ratios to the bare ``app.send`` and to the work by hand."""
+    bare, integrated, routed = (build_app(shape, folder) for _ in range(3))
+    web: Any = (
+        fastapi_web(bare, integrated, routed)
+        if framework == "fastapi"
+        else litestar_web(bare, integrated)
+    )
     async with asgi_lifespan(web) as state:
-        contenders = [Contender(label, asgi_call(web, path, state)) for path, label in ENDPOINTS]
+        contenders = [
+            Contender(label, asgi_call(web, path, state)) for path, label in endpoints(framework)
+        ]
         results = await run_async(
             contenders, n=IN_PROCESS_N, rounds=max(ROUNDS, 7), clock=time.process_time
         )
     label = dict(ENDPOINTS)
     by_label = {r.name: r for r in results}
-    integrated = by_label[label["/integrated"]]
     by_hand = by_label[label[BY_HAND]].per_op_us
-    integrated.note = f"{integrated.per_op_us / by_hand:.2f}× by hand"
+    bare_us = by_label[label[BASELINE]].per_op_us
+    ratios: dict[str, tuple[float, float]] = {}
+    for path in INTEGRATIONS:
+        if path in label and label[path] in by_label:
+            result = by_label[label[path]]
+            result.note = f"{result.per_op_us / by_hand:.2f}× by hand"
+            ratios[path] = (result.per_op_us / bare_us, result.per_op_us / by_hand)
     name = {"fastapi": "FastAPI", "litestar": "Litestar"}[framework]
     print_table(
         Scenario(
@@ -565,7 +609,7 @@ async def in_process(framework: str, shape: str, folder: Path) -> float:
         ),
         results,
     )
-    return integrated.per_op_us / by_label[label[BASELINE]].per_op_us
+    return ratios
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -583,8 +627,8 @@ def _cost(load: Load) -> float:
     return load.cpu_us if load.cpu_us is not None else 1e6 / load.requests_per_s
 
 
-def report(srv: Server, generator: str) -> tuple[float, float]:
-    """Print one server's table; return the integration's median ratios to the bare
+def report(srv: Server, generator: str) -> dict[str, tuple[float, float]]:
+    """Print one server's table; return each integration row's median ratios to the bare
     ``app.send`` and to the same work by hand (each taken inside a round)."""
     name = {"fastapi": "FastAPI", "litestar": "Litestar"}[srv.framework]
     base = srv.loads[BASELINE]
@@ -595,18 +639,19 @@ def report(srv: Server, generator: str) -> tuple[float, float]:
     )
     print(f"target: FromDockyard[ISender] ≤ {TARGET:.2f}× bare app.send ({measured} per request)")
     print(f"load: {generator}, {ROUNDS} interleaved rounds × {SECONDS} s per endpoint")
-    width = max(len(label) for _, label in ENDPOINTS)
+    width = max(len(label) for _, label in endpoints(srv.framework))
     print(
         f"{'contender'.ljust(width)}  {'req/s':>6}  {'p50':>7}  {'p99':>7}  {'µs/req':>6}  "
         f"{'× bare':>6}  {'Δ µs':>6}  {'req/s ×':>7}  rounds' × bare"
     )
-    integrated: list[float] = []
-    for path, label in ENDPOINTS:
+    medians: dict[str, tuple[float, float]] = {}
+    for path, label in endpoints(srv.framework):
         loads = srv.loads[path]
         pairs = list(zip(base, loads, strict=True))
         ratios = [_cost(x) / _cost(b) for b, x in pairs]
-        if path == "/integrated":
-            integrated = ratios
+        if path in INTEGRATIONS:
+            hand = [_cost(x) / _cost(h) for h, x in zip(srv.loads[BY_HAND], loads, strict=True)]
+            medians[path] = (statistics.median(ratios), statistics.median(hand))
         errors = sum(x.errors for x in loads)
         print(
             f"{label.ljust(width)}  {statistics.median(x.requests_per_s for x in loads):>6.0f}  "
@@ -618,11 +663,7 @@ def report(srv: Server, generator: str) -> tuple[float, float]:
             f"{statistics.median(b.requests_per_s / x.requests_per_s for b, x in pairs):>6.2f}×  "
             f"{' '.join(f'{r:.2f}' for r in ratios)}" + (f"  ({errors} errors!)" if errors else "")
         )
-    by_hand = [
-        _cost(x) / _cost(h)
-        for h, x in zip(srv.loads[BY_HAND], srv.loads["/integrated"], strict=True)
-    ]
-    return statistics.median(integrated), statistics.median(by_hand)
+    return medians
 
 
 async def main() -> None:
@@ -635,7 +676,7 @@ async def main() -> None:
         else f"asyncio client in the bench process (no wrk on PATH), {CONNECTIONS} connections"
     )
     generator += f"; uvicorn {_version('uvicorn')} ({http}, {loop}), 1 process"
-    summary: list[tuple[str, float, float, float]] = []
+    summary: list[tuple[str, dict[str, tuple[float, float]], dict[str, tuple[float, float]]]] = []
     specs = [tuple(spec.strip().split(":")) for spec in SERVERS.split(",")]
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-web-") as folder:
         in_process_ratios = [
@@ -647,17 +688,21 @@ async def main() -> None:
             with server(framework, shape, Path(folder)) as srv:
                 await wait_ready(srv)
                 await measure(srv, wrk, script)
-            served, by_hand = report(srv, generator)
-            summary.append(
-                (f"{framework}, {SHAPES[shape]}", in_process_ratios.pop(0), served, by_hand)
+            served = report(srv, generator)
+            summary.append((f"{framework}, {SHAPES[shape]}", in_process_ratios.pop(0), served))
+    print(f"\nthe integration over bare app.send (target ≤ {TARGET:.2f}×):")
+    row = dict(ENDPOINTS)
+    for label, alone, served in summary:
+        for path in INTEGRATIONS:
+            if path not in served:
+                continue
+            (bare_alone, hand_alone), (bare_served, hand_served) = alone[path], served[path]
+            verdicts = ["ok" if r <= TARGET else "over" for r in (bare_alone, bare_served)]
+            print(
+                f"  {label}, {row[path]}: in process {bare_alone:.3f}× ({verdicts[0]}; "
+                f"{hand_alone:.3f}× by hand), uvicorn {bare_served:.3f}× ({verdicts[1]}; "
+                f"{hand_served:.3f}× by hand)"
             )
-    print(f"\nFromDockyard[ISender] over bare app.send (target ≤ {TARGET:.2f}×):")
-    for label, alone, served, by_hand in summary:
-        verdicts = ["ok" if ratio <= TARGET else "over" for ratio in (alone, served)]
-        print(
-            f"  {label}: in process {alone:.3f}× ({verdicts[0]}), "
-            f"uvicorn {served:.3f}× ({verdicts[1]}; {by_hand:.3f}× the same work by hand)"
-        )
 
 
 if __name__ == "__main__":

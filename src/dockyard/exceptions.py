@@ -34,6 +34,7 @@
     │   ├── DatabaseUrlError              (+ ValueError) a URL names another driver or database
     │   ├── ConsumerGroupConflictError    (+ ValueError) a consumer group exists with other settings
     │   ├── UnsupportedReleaseError       (+ ImportError) an integration cannot use that release
+    │   ├── IntegrationNotSetUpError      (+ RuntimeError) a web app injects without a dockyard app
     │   └── AppImportError                (+ ImportError) `dockyard worker` cannot load the app
     ├── LifecycleError                    used before it started or after it closed
     │   ├── AppNotStartedError            (+ RuntimeError) the app was used outside `async with app`
@@ -103,6 +104,7 @@ from dockyard._errors.configuration import (
     ContainerBuildError,
     DatabaseUrlError,
     EventTypeConflictError,
+    IntegrationNotSetUpError,
     InvalidProjectionError,
     InvalidRouteError,
     InvalidSagaError,
@@ -210,6 +212,7 @@ __all__ = [
     "GenericMessageTypeError",
     "HandlerNotFoundError",
     "ImportCycleError",
+    "IntegrationNotSetUpError",
     "InvalidBehaviorError",
     "InvalidExportError",
     "InvalidProjectionError",

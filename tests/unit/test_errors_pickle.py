@@ -48,6 +48,7 @@ from dockyard.exceptions import (
     GenericMessageTypeError,
     HandlerNotFoundError,
     ImportCycleError,
+    IntegrationNotSetUpError,
     InvalidBehaviorError,
     InvalidExportError,
     InvalidProjectionError,
@@ -223,6 +224,14 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
         )
     ],
     AppImportError: [AppImportError("shop.app:ap", "`shop.app` has no `ap`")],
+    IntegrationNotSetUpError: [
+        IntegrationNotSetUpError(
+            "FastAPI",
+            "`FromDockyard[ISender]` of endpoint `place`",
+            "setup_dockyard(web, app)",
+            "dockyard.integrations.fastapi",
+        )
+    ],
     # lifecycle
     AppNotStartedError: [AppNotStartedError("open a scope")],
     UnitOfWorkError: [UnitOfWorkError("begin", "has already begun")],

@@ -245,6 +245,24 @@ class UnsupportedReleaseError(ConfigurationError, ImportError):
         )
 
 
+class IntegrationNotSetUpError(ConfigurationError, RuntimeError):
+    """A web integration's injection ran in a web app that was never given a dockyard app."""
+
+    def __init__(self, framework: str, needed: str, setup: str, integration: str) -> None:
+        self.framework = framework
+        self.needed = needed
+        self.setup = setup
+        self.integration = integration
+        super().__init__(framework, needed, setup, integration)
+
+    def __str__(self) -> str:
+        return (
+            f"This {self.framework} app has no dockyard app, so {self.needed} cannot be "
+            f"resolved. Hint: call `{self.setup}` where the {self.framework} app is made "
+            f"({self.integration})"
+        )
+
+
 class AppImportError(ConfigurationError, ImportError):
     """``dockyard worker module:attribute`` could not load an ``App`` from its argument."""
 

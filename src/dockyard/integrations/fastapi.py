@@ -13,13 +13,14 @@ import asyncio
 import contextlib
 import functools
 import inspect
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar, get_args, get_origin
 
 from dockyard._type_name import type_name
 from dockyard.exceptions import (
+    IntegrationNotSetUpError,
     MissingExtraError,
 )
 from dockyard.integrations._web import (
@@ -44,8 +45,10 @@ try:
     from fastapi import Depends, FastAPI, Request
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
+    from fastapi.params import Depends as DependsMarker
     from fastapi.responses import JSONResponse, Response, StreamingResponse
     from fastapi.routing import APIRoute
+    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
     from starlette.types import Receive, Scope, Send
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
@@ -57,14 +60,17 @@ if TYPE_CHECKING:  # an entry point never imports the app at run time (import di
     from dockyard.app import App
 
 __all__ = [
+    "DockyardRoute",
     "EventSourceResponse",
     "FromDockyard",
+    "inject",
     "last_event_id",
     "setup_dockyard",
     "sse_response",
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _STATE_KEY = "dockyard_app"
 
@@ -175,8 +181,13 @@ _FAST = _has_function_stack()
 async def _request_scope(request: Request) -> AsyncIterator[AsyncContainer]:
     """The public path's scope dependency: its exit commits, or rolls back on the error."""
     try:
-        async with _app_of(request).scope({Request: request}) as scope:
-            yield scope
+        app = _app_of(request, lambda: f"`FromDockyard[...]` of {_route_of(request)}")
+        async with app.scope({Request: request}) as scope:
+            request.scope[_SCOPE_KEY] = scope  # for an endpoint under `inject` to share
+            try:
+                yield scope
+            finally:
+                del request.scope[_SCOPE_KEY]  # scope → context → Request → ASGI scope: a cycle
     except ExitError as exc:
         _raise_unwrapped(exc)
 
@@ -191,7 +202,8 @@ def _raise_unwrapped(exc: ExitError) -> NoReturn:
 
 async def _open_scope(request: Request) -> AsyncContainer:
     """The fast path: the request's scope, opened by the first injection that needs it."""
-    scope = _app_of(request).scope({Request: request})
+    app = _app_of(request, lambda: f"`FromDockyard[...]` of {_route_of(request)}")
+    scope = app.scope({Request: request})
     stack = request.scope.get(_FUNCTION_STACK)
     if not isinstance(stack, AsyncExitStack):  # _has_function_stack() said it would be there
         raise RuntimeError(  # noqa: TRY004 # pragma: no cover - a FastAPI the probe misjudged
@@ -240,14 +252,19 @@ def _resolver(dependency: Any, fast: bool) -> Callable[..., Any]:
     return resolve
 
 
-def _app_of(request: Request) -> App:
+def _app_of(request: Request, needed: Callable[[], str]) -> App:
     app: App | None = getattr(request.app.state, _STATE_KEY, None)
     if app is None:
-        raise RuntimeError(
-            "this FastAPI app has no dockyard app: call `setup_dockyard(web, app)` where the "
-            "FastAPI app is made (dockyard.integrations.fastapi)"
+        raise IntegrationNotSetUpError(
+            "FastAPI", needed(), "setup_dockyard(web, app)", "dockyard.integrations.fastapi"
         )
     return app
+
+
+def _route_of(request: Request) -> str:
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    return f"endpoint `{' '.join(sorted(getattr(route, 'methods', None) or ()))} {path}`"
 
 
 if TYPE_CHECKING:
@@ -267,16 +284,166 @@ else:
             return Annotated[dependency, Depends(_resolver(dependency, _FAST))]
 
 
+# -- the endpoint's own scope: `inject` and `DockyardRoute` ---------------------------------------
+#
+# FastAPI charges ~12 µs for any dependency (a `solve_dependencies` pass per request). Under
+# `inject`, the endpoint's `FromDockyard[T]` parameters are no dependencies at all: the wrapper
+# hides them from FastAPI (its `__signature__` lacks them, so neither the dependency solver nor
+# OpenAPI sees them), takes the `Request` instead, opens the request's scope around the
+# endpoint and resolves them in it — the work a hand-written endpoint does, and its cost.
+
+
+def inject(endpoint: Callable[P, T]) -> Callable[P, T]:
+    """Resolve the endpoint's ``FromDockyard[T]`` parameters itself, without FastAPI dependencies.
+
+    ``DockyardRoute`` applies it to every endpoint of a router; as a decorator it goes under the
+    route's (``@web.post(...)`` above ``@inject``). The wrapper opens the request's dockyard
+    scope (the ``Request`` in its context) around the endpoint, resolves the parameters in it,
+    and closes it when the endpoint returns — the unit of work commits then, before the
+    response is built, and rolls back when the endpoint raises; the exit is shielded from
+    cancellation. If a dependency of the endpoint took ``FromDockyard`` and so opened the
+    request's scope already, the parameters are resolved in that one, which FastAPI closes.
+    The schema (OpenAPI) is the endpoint's, without those parameters.
+
+    An endpoint without ``FromDockyard`` parameters, or a generator endpoint (a stream outlives
+    the endpoint's call, so its injections stay FastAPI dependencies), is returned unchanged.
+    """
+    wrapped = getattr(endpoint, "__dockyard_dependencies__", None) is not None
+    streams = inspect.isasyncgenfunction(endpoint) or inspect.isgeneratorfunction(endpoint)
+    if wrapped or streams:  # wrapped: FastAPI < 0.16x re-adds an included router's routes
+        return endpoint
+    signature = _signature(endpoint)
+    injected = {
+        name: dependency
+        for name, parameter in signature.parameters.items()
+        if (dependency := _dockyard_dependency(parameter.annotation)) is not _MISSING
+    }
+    if not injected:
+        return endpoint
+    kept = [p for name, p in signature.parameters.items() if name not in injected]
+    request_name = next((p.name for p in kept if _is_request(p.annotation)), None)
+    pops_request = request_name is None
+    if request_name is None:  # FastAPI fills one Request parameter: the endpoint's, or this
+        request_name = _REQUEST_PARAMETER.name
+        where = next((i for i, p in enumerate(kept) if p.kind is p.VAR_KEYWORD), len(kept))
+        kept.insert(where, _REQUEST_PARAMETER)
+    injections = tuple(injected.items())
+
+    def needed() -> str:
+        types = ", ".join(f"`FromDockyard[{type_name(d)}]`" for d in injected.values())
+        return f"{types} of endpoint `{endpoint.__qualname__}`"
+
+    call: Callable[..., Any] = (
+        endpoint
+        if inspect.iscoroutinefunction(endpoint)
+        else functools.partial(run_in_threadpool, endpoint)
+    )
+
+    async def injecting(**kwargs: Any) -> Any:
+        request: Request = kwargs.pop(request_name) if pops_request else kwargs[request_name]
+        shared: AsyncContainer | None = request.scope.get(_SCOPE_KEY)
+        if shared is not None:  # opened by a dependency of the endpoint; FastAPI closes it
+            for name, dependency in injections:
+                kwargs[name] = await shared.get(dependency)
+            return await call(**kwargs)
+        scope = _app_of(request, needed).scope({Request: request})
+        await scope.__aenter__()
+        try:
+            for name, dependency in injections:
+                kwargs[name] = await scope.get(dependency)
+            result = await call(**kwargs)
+        except BaseException as exc:
+            await _close(scope, exc)
+            raise
+        await _close(scope, None)
+        return result
+
+    functools.update_wrapper(injecting, endpoint)
+    injecting.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
+    injecting.__annotations__ = {
+        name: annotation
+        for name, annotation in getattr(endpoint, "__annotations__", {}).items()
+        if name not in injected
+    }
+    injecting.__dockyard_dependencies__ = tuple(injected.values())  # type: ignore[attr-defined]
+    return injecting  # type: ignore[return-value]
+
+
+class DockyardRoute(APIRoute):
+    """An ``APIRoute`` whose endpoint is wrapped by :func:`inject`: its ``FromDockyard[T]``
+    parameters cost no FastAPI dependency. ``APIRouter(route_class=DockyardRoute)``, or
+    ``web.router.route_class = DockyardRoute`` before the routes are declared."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, inject(endpoint), **kwargs)
+
+
+_REQUEST_PARAMETER = inspect.Parameter(
+    "dockyard_request__", inspect.Parameter.KEYWORD_ONLY, annotation=Request
+)
+
+
+def _signature(endpoint: Callable[..., Any]) -> inspect.Signature:
+    """The endpoint's signature with its annotations evaluated, as FastAPI reads it; left as
+    strings where one cannot be (FastAPI reports those, and FromDockyard stays a dependency)."""
+    try:
+        return inspect.signature(endpoint, eval_str=True)
+    except NameError:
+        return inspect.signature(endpoint)
+
+
+def _dockyard_dependency(annotation: Any) -> Any:
+    """``T`` for a ``FromDockyard[T]`` annotation, else ``_MISSING``."""
+    if get_origin(annotation) is not Annotated:
+        return _MISSING
+    for marker in get_args(annotation)[1:]:
+        if isinstance(marker, DependsMarker):
+            return getattr(marker.dependency, "__dockyard_dependency__", _MISSING)
+    return _MISSING
+
+
+def _is_request(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, Request)
+
+
+async def _close(scope: AsyncContainer, exc: BaseException | None) -> None:
+    """End the request's scope: commit, or roll back on ``exc``; shielded from cancellation,
+    as FastAPI shields its yield dependencies' exits."""
+    with CancelScope(shield=True):
+        try:
+            if exc is None:
+                await scope.__aexit__(None, None, None)
+            else:
+                await scope.__aexit__(type(exc), exc, exc.__traceback__)
+        except ExitError as error:
+            _raise_unwrapped(error)
+
+
 def _check_injections(web: FastAPI, app: App) -> None:
     check_injections(
         app,
         (
-            (f"endpoint `{' '.join(sorted(route.methods or ()))} {route.path}`", dependency)
-            for route in web.routes
-            if isinstance(route, APIRoute)
-            for dependency in _injected(route.dependant)
+            (f"endpoint `{' '.join(sorted(route.methods or ()))} {prefix}{route.path}`", dependency)
+            for prefix, route in _api_routes(web.routes, "")
+            for dependency in (
+                *getattr(route.endpoint, "__dockyard_dependencies__", ()),
+                *_injected(route.dependant),
+            )
         ),
     )
+
+
+def _api_routes(routes: Iterable[Any], prefix: str) -> Iterator[tuple[str, APIRoute]]:
+    """Every ``APIRoute`` with its path's prefix, in routers included too (FastAPI ≥ 0.16x keeps
+    an included router whole, behind an ``original_router``, rather than copying its routes)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield prefix, route
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            context = getattr(route, "include_context", None)
+            inner = prefix + getattr(context, "prefix", "")
+            yield from _api_routes(getattr(included, "routes", ()), inner)
 
 
 def _injected(dependant: Dependant) -> Iterator[Any]:
@@ -368,7 +535,7 @@ def sse_response(
             reconnects sends it back as ``Last-Event-ID`` (``last_event_id(...)``) and the
             stream request can resume after it; ``None`` numbers the events from 1.
     """
-    app = _app_of(request)
+    app = _app_of(request, lambda: f"the `sse_response` of {_route_of(request)}")
     return EventSourceResponse(
         stream_frames(
             app, {Request: request}, stream, retry=retry, ping=ping, event=event, id_of=id_of

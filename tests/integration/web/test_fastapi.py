@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import MutableMapping
+from collections.abc import AsyncGenerator, AsyncIterator, MutableMapping
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import fastapi
 import pytest
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.routing import APIRoute
 
 from dockyard import App, ISender, module, scoped
-from dockyard.exceptions import ConcurrencyError
+from dockyard.exceptions import (
+    ConcurrencyError,
+    IntegrationNotSetUpError,
+    ModuleConfigurationError,
+    NotExportedError,
+)
 from dockyard.integrations import fastapi as dockyard_fastapi
 from dockyard.integrations.fastapi import (
+    DockyardRoute,
     EventSourceResponse,
     FromDockyard,
+    inject,
     last_event_id,
     setup_dockyard,
     sse_response,
@@ -29,6 +37,7 @@ class TestFastAPI(contract.WebIntegrationContract):
     request_type = Request
     openapi_path = "/openapi.json"
     endpoint_word = "endpoint"
+    route_class: ClassVar[type[APIRoute]] = APIRoute
 
     @staticmethod
     def current_user(request: Request) -> contract.User:
@@ -46,6 +55,7 @@ class TestFastAPI(contract.WebIntegrationContract):
         private_route: bool = False,
     ) -> FastAPI:
         web = FastAPI(title="orders")
+        web.router.route_class = self.route_class
         problems = contract.problems()
         setup_dockyard(web, app, problems=problems, background_services=background_services)
 
@@ -122,6 +132,29 @@ class TestFastAPIPublicPath(TestFastAPI):
         monkeypatch.setattr(dockyard_fastapi, "_FAST", False)
 
 
+class TestFastAPIRoute(TestFastAPI):
+    """The same contract with every endpoint under ``DockyardRoute``: the endpoint's
+    ``FromDockyard`` parameters are resolved by the wrapper, not by FastAPI dependencies."""
+
+    route_class = DockyardRoute
+
+    async def test_the_endpoints_inject_without_fastapi_dependencies(self, served: Any) -> None:
+        web = self.web_app(served.app, served.probe)
+        routes = {route.path: route for route in web.routes if isinstance(route, APIRoute)}
+        for path in ("/orders", "/orders/{order_id}", "/commit-fails", "/scopes", "/me"):
+            assert isinstance(routes[path], DockyardRoute)
+            assert not list(dockyard_fastapi._injected(routes[path].dependant)), path
+
+
+class TestFastAPIRoutePublicPath(TestFastAPIRoute):
+    """``DockyardRoute`` where FastAPI's exit stack is not known (user dependencies that take
+    ``FromDockyard`` share the scope through the public yield dependency)."""
+
+    @pytest.fixture(autouse=True)
+    def _public_path(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(dockyard_fastapi, "_FAST", False)
+
+
 def test_the_installed_fastapi_takes_the_fast_path() -> None:
     assert dockyard_fastapi._has_function_stack()
 
@@ -155,8 +188,9 @@ async def ledger_of(ledger: FromDockyard[Ledger]) -> Ledger:
     return ledger
 
 
-def books_web(app: App) -> FastAPI:
+def books_web(app: App, route_class: type[APIRoute] = APIRoute) -> FastAPI:
     web = FastAPI()
+    web.router.route_class = route_class
     setup_dockyard(web, app)
 
     @web.get("/same")
@@ -184,10 +218,10 @@ async def get(web: FastAPI, path: str) -> tuple[int, Any]:
         "http_version": "1.1",
         "method": "GET",
         "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
+        "path": path.partition("?")[0],
+        "raw_path": path.partition("?")[0].encode(),
         "root_path": "",
-        "query_string": b"",
+        "query_string": path.partition("?")[2].encode(),
         "headers": [(b"host", b"test")],
         "client": ("127.0.0.1", 50000),
         "server": ("test", 80),
@@ -203,18 +237,27 @@ def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     return str(request.param)
 
 
+@pytest.fixture(params=[APIRoute, DockyardRoute])
+def route_class(request: pytest.FixtureRequest) -> type[APIRoute]:
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.mark.usefixtures("path")
-async def test_the_endpoint_and_a_dependency_of_the_users_share_the_requests_scope() -> None:
-    web = books_web(App.build(Books))
+async def test_the_endpoint_and_a_dependency_of_the_users_share_the_requests_scope(
+    route_class: type[APIRoute],
+) -> None:
+    web = books_web(App.build(Books), route_class)
     async with web.router.lifespan_context(web):
         assert await get(web, "/same") == (200, {"same": True})
 
 
 @pytest.mark.usefixtures("path")
-async def test_a_request_leaves_nothing_for_the_cyclic_garbage_collector() -> None:
+async def test_a_request_leaves_nothing_for_the_cyclic_garbage_collector(
+    route_class: type[APIRoute],
+) -> None:
     """A reference cycle per request (the scope in the ASGI scope, the ``Request`` in the
     scope's context) is memory the GC must find, and CPU: +30 µs a request under uvicorn."""
-    web = books_web(App.build(Books))
+    web = books_web(App.build(Books), route_class)
     async with web.router.lifespan_context(web):
         await get(web, "/same")  # imports, caches
         gc.collect()
@@ -226,3 +269,140 @@ async def test_a_request_leaves_nothing_for_the_cyclic_garbage_collector() -> No
         finally:
             gc.enable()
     assert garbage == 0
+
+
+# -- DockyardRoute and @inject -------------------------------------------------------------------
+
+
+class Till:
+    """A scoped object whose scope's end the test sees: committed, or rolled back."""
+
+
+def till_of(ends: list[str]) -> Any:
+    async def till() -> AsyncGenerator[Till, BaseException | None]:
+        error = yield Till()  # Dishka sends the scope's error to its finalizers
+        ends.append("rolled back" if error is not None else "committed")
+
+    return till
+
+
+def tills_web(ends: list[str]) -> FastAPI:
+    @module(providers=[scoped(Tally), scoped(Ledger), scoped(Till, till_of(ends))])
+    class Shop: ...
+
+    web = FastAPI()
+    setup_dockyard(web, App.build(Shop))
+    router = APIRouter(prefix="/shop", route_class=DockyardRoute)
+
+    @router.get("/sale")
+    async def sale(amount: int, request: Request, till: FromDockyard[Till]) -> dict[str, Any]:
+        """Ring up a sale."""
+        assert isinstance(till, Till)
+        return {"amount": amount, "path": request.url.path, "ends": list(ends)}
+
+    @router.get("/refund")
+    async def refund(till: FromDockyard[Till]) -> None:
+        raise HTTPException(409, "No refunds.")
+
+    @router.get("/count")
+    def count(tally: FromDockyard[Tally]) -> str:  # a sync endpoint: run in the thread pool
+        return type(tally).__name__
+
+    web.include_router(router)
+
+    @web.get("/decorated")
+    @inject
+    async def decorated(
+        tally: FromDockyard[Tally], ledger: Annotated[Ledger, Depends(ledger_of)]
+    ) -> bool:
+        return ledger.tally is tally  # the dependency opened the scope: the endpoint shares it
+
+    return web
+
+
+async def test_a_dockyard_route_commits_when_the_endpoint_returns_before_the_response() -> None:
+    ends: list[str] = []
+    web = tills_web(ends)
+    async with web.router.lifespan_context(web):
+        status, body = await get(web, "/shop/sale?amount=3")
+        assert (status, body) == (200, {"amount": 3, "path": "/shop/sale", "ends": []})
+        assert ends == ["committed"]
+        assert await get(web, "/shop/refund") == (
+            409,
+            {
+                "type": "about:blank",
+                "title": "Conflict",
+                "status": 409,
+                "detail": "No refunds.",
+                "instance": "/shop/refund",
+            },
+        )
+        assert ends == ["committed", "rolled back"]
+        assert await get(web, "/shop/count") == (200, "Tally")
+        assert await get(web, "/decorated") == (200, True)
+
+
+async def test_a_dockyard_route_keeps_the_schema_of_the_endpoint() -> None:
+    web = tills_web([])
+    async with web.router.lifespan_context(web):
+        status, schema = await get(web, "/openapi.json")
+    assert status == 200
+    sale = schema["paths"]["/shop/sale"]["get"]
+    assert [p["name"] for p in sale["parameters"]] == ["amount"]
+    assert sale["description"] == "Ring up a sale."
+    assert sale["operationId"] == "sale_shop_sale_get"
+    assert "parameters" not in schema["paths"]["/shop/refund"]["get"]
+    assert "parameters" not in schema["paths"]["/decorated"]["get"]
+
+
+async def test_a_dockyard_route_in_an_app_without_setup_dockyard_names_the_fix() -> None:
+    web = FastAPI()
+    web.router.route_class = DockyardRoute
+
+    @web.get("/orders")
+    async def orders(tally: FromDockyard[Tally]) -> None: ...
+
+    with pytest.raises(IntegrationNotSetUpError) as raised:
+        await get(web, "/orders")
+    message = str(raised.value)
+    assert "This FastAPI app has no dockyard app" in message
+    assert "`FromDockyard[Tally]` of endpoint" in message
+    assert "orders" in message
+    assert "Hint: call `setup_dockyard(web, app)`" in message
+    assert isinstance(raised.value, RuntimeError)
+
+
+async def test_a_dockyard_route_is_checked_at_start_up_in_an_included_router() -> None:
+    @module(providers=[scoped(Tally)])
+    class Inner: ...
+
+    @module(imports=[Inner])
+    class Root: ...
+
+    web = FastAPI()
+    setup_dockyard(web, App.build(Root))
+    router = APIRouter(prefix="/v1", route_class=DockyardRoute)
+
+    @router.get("/tally")
+    async def tally(value: FromDockyard[Tally]) -> None: ...
+
+    web.include_router(router)
+    with pytest.raises(ModuleConfigurationError) as raised:
+        async with web.router.lifespan_context(web):
+            pass
+    [problem] = raised.value.problems
+    assert isinstance(problem, NotExportedError)
+    assert "`Tally` (for endpoint `GET /v1/tally`)" in str(problem)
+
+
+def test_inject_leaves_an_endpoint_without_from_dockyard_and_a_generator_alone() -> None:
+    async def plain(number: int) -> int:
+        return number
+
+    async def stream(tally: FromDockyard[Tally]) -> AsyncIterator[int]:
+        yield 1
+
+    assert inject(plain) is plain
+    assert inject(stream) is stream
+    wrapped = inject(ledger_of)
+    assert inject(wrapped) is wrapped
