@@ -26,7 +26,7 @@ from dockyard.sql._driver import (
     pooled_connection,
     then_begun,
 )
-from dockyard.sql._errors import unavailable_as_store_error
+from dockyard.sql._errors import as_store_error, unavailable_as_store_error
 
 if TYPE_CHECKING:  # an annotation only; the database makes units of work, so imports this module
     from dockyard.sql._database import Database
@@ -253,7 +253,7 @@ class SqlUnitOfWork:
         self._transaction, self._open, self._broken = None, False, False
         database = self.database
         connections = database.connections
-        with unavailable_as_store_error("begin a unit of work"):
+        try:  # (as `unavailable_as_store_error`, without its three calls: see as_store_error)
             if not connections.fast_path():
                 # checkout and begin in one trip into SQLAlchemy's greenlet, not two
                 engine = database.engine.sync_engine
@@ -263,6 +263,11 @@ class SqlUnitOfWork:
             # the transaction itself begins with the first statement, on SQLite in the same
             # hop to aiosqlite's thread (BEGIN IMMEDIATE: the write lock is taken then)
             self._sync, self._fast = await connections.checkout(), True
+        except BaseException as exc:
+            error = as_store_error("begin a unit of work", exc)
+            if error is None:
+                raise
+            raise error from exc
 
     async def driver(self) -> Any:  # asyncpg.Connection | aiosqlite.Connection | None
         """The driver's own connection (asyncpg or aiosqlite), inside this unit of work's
@@ -416,16 +421,18 @@ class SqlUnitOfWork:
                 raise TransactionEndedError("commit the unit of work")
             return
         try:
-            with unavailable_as_store_error("commit a unit of work"):
-                if self._fast:
-                    await self._end(commit=True, release=True)
-                else:
-                    self._sync = self._async = None
-                    # the end of the transaction and the return to the pool: one greenlet trip
-                    await greenlet_spawn(_end, connection, connection.commit)
-        except BaseException:
+            if self._fast:
+                await self._end(commit=True, release=True)
+            else:
+                self._sync = self._async = None
+                # the end of the transaction and the return to the pool: one greenlet trip
+                await greenlet_spawn(_end, connection, connection.commit)
+        except BaseException as failed:
             self._ended(committed=False)
-            raise
+            error = as_store_error("commit a unit of work", failed)
+            if error is None:
+                raise
+            raise error from failed
         self._ended(committed=True)
 
     async def _roll_back_and_release(self, connection: Connection) -> None:

@@ -28,7 +28,7 @@ from dockyard.eventsourcing._store import (
 )
 from dockyard.exceptions import DockyardError, StreamDeletedError
 from dockyard.serialization import Serializer
-from dockyard.sql._errors import unavailable_as_store_error
+from dockyard.sql._errors import as_store_error, unavailable_as_store_error
 from dockyard.sql._eventsourcing.append_postgres import append_postgres
 from dockyard.sql._eventsourcing.duplicates import INTEGRITY_ERRORS, duplicate_event_id_error
 from dockyard.sql._eventsourcing.event_log import OPEN_APPENDS
@@ -73,50 +73,60 @@ class SqlEventStore:
         idempotency_key: str | None = None,
     ) -> AppendResult:
         try:
-            return await self._append_events(stream_id, events, expected_version, idempotency_key)
+            recorded_at = now()
+            rows = encode_events(self.serializer, stream_id, events, expected_version, recorded_at)
+            if idempotency_key is not None:
+                with unavailable_as_store_error(f"append to stream `{stream_id}`"):
+                    return await self._append_once(
+                        stream_id, rows, expected_version, recorded_at, idempotency_key
+                    )
+            try:  # `unavailable_as_store_error` without its three calls (the hot path)
+                return await self._write(stream_id, rows, expected_version, recorded_at)
+            except BaseException as exc:
+                unavailable = as_store_error(f"append to stream `{stream_id}`", exc)
+                if unavailable is None:
+                    raise
+                raise unavailable from exc
         except INTEGRITY_ERRORS as error:  # the event id index refused a row
             duplicate = await duplicate_event_id_error(error, self.uow, stream_id, events)
             if duplicate is None:
                 raise
             raise duplicate from error
 
-    async def _append_events(
+    async def _append_once(
         self,
         stream_id: str,
-        events: Sequence[object],
+        rows: list[EventRow],
         expected_version: int | ExpectedVersion,
-        idempotency_key: str | None,
+        recorded_at: datetime,
+        idempotency_key: str,
     ) -> AppendResult:
-        recorded_at = now()
-        rows = encode_events(self.serializer, stream_id, events, expected_version, recorded_at)
-        with unavailable_as_store_error(f"append to stream `{stream_id}`"):
-            if idempotency_key is None:
-                return await self._append(stream_id, rows, expected_version, recorded_at)
-            connection = self.uow.connection
-            previous = await self._claim_key(connection, stream_id, idempotency_key, recorded_at)
-            if previous is not None:
-                return previous
-            try:
-                result = await self._append(stream_id, rows, expected_version, recorded_at)
-            except DockyardError:
-                # release the claim, so a caller that recovers and commits can retry later
-                await connection.execute(
-                    delete(idempotency_keys_table).where(*_key(stream_id, idempotency_key))
-                )
-                raise
+        """The append under an idempotency key: claimed first, its result recorded."""
+        connection = self.uow.connection
+        previous = await self._claim_key(connection, stream_id, idempotency_key, recorded_at)
+        if previous is not None:
+            return previous
+        try:
+            result = await self._write(stream_id, rows, expected_version, recorded_at)
+        except DockyardError:
+            # release the claim, so a caller that recovers and commits can retry later
             await connection.execute(
-                update(idempotency_keys_table)
-                .where(*_key(stream_id, idempotency_key))
-                .values(
-                    first_version=result.first_version,
-                    last_version=result.last_version,
-                    first_position=result.first_position,
-                    last_position=result.last_position,
-                )
+                delete(idempotency_keys_table).where(*_key(stream_id, idempotency_key))
             )
-            return result
+            raise
+        await connection.execute(
+            update(idempotency_keys_table)
+            .where(*_key(stream_id, idempotency_key))
+            .values(
+                first_version=result.first_version,
+                last_version=result.last_version,
+                first_position=result.first_position,
+                last_position=result.last_position,
+            )
+        )
+        return result
 
-    async def _append(
+    async def _write(
         self,
         stream_id: str,
         rows: list[EventRow],
@@ -124,13 +134,11 @@ class SqlEventStore:
         recorded_at: datetime,
     ) -> AppendResult:
         if self._postgres:
-            maybe = await append_postgres(self.uow, stream_id, rows, expected, recorded_at)
-            if maybe is not None:
-                return AppendResult(stream_id, *maybe)
+            written = await append_postgres(self.uow, stream_id, rows, expected, recorded_at)
         else:
-            done = await append_sqlite(self.uow, stream_id, rows, expected, recorded_at)
-            if done is not None:
-                return AppendResult(stream_id, *done)
+            written = await append_sqlite(self.uow, stream_id, rows, expected, recorded_at)
+        if written is not None:
+            return AppendResult(stream_id, *written)
         # nothing was written: find out why (the cold path)
         found = (
             await self.uow.connection.execute(_STREAM.where(streams_table.c.stream_id == stream_id))
