@@ -7,19 +7,16 @@ admin endpoint can return it.
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dockyard.app import App  # read by get_type_hints (public path check); no cycle
+from dockyard.modules import ServiceHealth
 from dockyard.outbox._message import OutboxStatus
 from dockyard.outbox._module import OutboxExtension
 from dockyard.outbox._settings import RelaySettings
 from dockyard.outbox._store import OutboxStore
 from dockyard.outbox._transports import relay_name
-
-if typing.TYPE_CHECKING:
-    from dockyard.app import App
-    from dockyard.modules._supervisor import ServiceHealth
 
 __all__ = ["TransportStatus", "outbox_status"]
 

@@ -17,8 +17,7 @@ from dockyard.exceptions import (
     UnknownTransportError,
 )
 from dockyard.messaging import Event
-from dockyard.modules import module
-from dockyard.modules._supervisor import ServiceState
+from dockyard.modules import ServiceState, module
 from dockyard.outbox import (
     OutboxModule,
     OutboxStatus,
