@@ -1,5 +1,8 @@
 """The app `docs/cli-operations.md` operates: an outbox, a catch-up projection and a saga on SQL.
 
+Its outbox has two transports (in memory here, standing in for brokers): the first, and
+`billing` (destinations `billing://...`), whose relay loop has settings of its own.
+
 Its database is `$DOCKYARD_DATABASE_URL` (a SQLite file `operations.db` in the current
 folder by default); `$DOCKYARD_DATABASE_SCHEMA` puts its tables in that PostgreSQL schema
 (the tests give each run one of its own). `python -m docs.examples.cli_operations_app seed`
@@ -20,7 +23,14 @@ import sqlalchemy as sa
 
 from dockyard import App, Event, module
 from dockyard.eventsourcing import ANY, EventStore, RecordedEvent
-from dockyard.outbox import OutboxMessage, OutboxModule, OutboxStatus, OutboxStore, route
+from dockyard.outbox import (
+    OutboxMessage,
+    OutboxModule,
+    OutboxStatus,
+    OutboxStore,
+    RelaySettings,
+    route,
+)
 from dockyard.projections import Projection, ProjectionControl, ProjectionsModule, handles
 from dockyard.retry import RetryPolicy
 from dockyard.sagas import Saga, SagaControl, Sagas, SagasModule, SagaStep, pivot, step
@@ -107,6 +117,8 @@ if SCHEMA is not None:
         SqlModule.register(URL, serializer=Serializer(TypeRegistry([OrderPlaced])), **options),
         OutboxModule.register(
             transport=InMemoryTransport(),
+            transports={"billing": InMemoryTransport()},
+            relays={"billing": RelaySettings(batch_size=100, retry=RetryPolicy(max_attempts=5))},
             backend=SqlOutboxBackend(),
             routes=[route(OrderPlaced).to("orders")],
             imports=[SqlModule],
@@ -161,7 +173,12 @@ async def seed() -> None:
         outbox = await app.get(OutboxStore)
         for letter in [
             _dead(1, "orders", "OrderPlaced", "TransportUnavailableError: broker refused"),
-            _dead(2, "invoices", "InvoiceDue", "consumer:invoices:mail: KeyError: 'email'"),
+            _dead(
+                2,
+                "billing://invoices",
+                "InvoiceDue",
+                "consumer:billing://invoices:mail: KeyError: 'email'",
+            ),
             _dead(3, "orders", "OrderPlaced", "TransportUnavailableError: broker refused"),
         ]:
             await outbox.add_dead_letter(letter)

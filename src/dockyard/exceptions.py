@@ -20,7 +20,9 @@
     │   │   ├── OutOfBandWithoutConsumerError (+ LookupError) out of band, and nobody listens
     │   │   ├── ConsumedRouteError        (+ ValueError) a route to a destination the app consumes
     │   │   ├── UnknownTransportError     (+ LookupError) a destination names an unknown transport
+    │   │   │   └── UnknownRelayTransportError  relay settings for an unknown transport
     │   │   ├── DuplicateHandlerError     two handlers for one request type
+    │   │   ├── AmbiguousHandlerError     (+ LookupError) a request's handled bases tie
     │   │   └── InvalidBehaviorError      (+ TypeError) a pipeline behavior that is not one
     │   ├── ContainerBuildError           Dishka refused the wiring our checks let through
     │   ├── InvalidProjectionError        (+ TypeError) a projection class cannot be registered
@@ -135,6 +137,7 @@ from dockyard._errors.messaging import (
     MessagingError,
 )
 from dockyard._errors.modules import (
+    AmbiguousHandlerError,
     ConflictingDynamicModuleError,
     ConsumedRouteError,
     DuplicateHandlerError,
@@ -154,6 +157,7 @@ from dockyard._errors.modules import (
     OutOfBandWithoutConsumerError,
     ScopeMismatchError,
     UnknownExtensionError,
+    UnknownRelayTransportError,
     UnknownTransportError,
 )
 from dockyard._errors.projections import (
@@ -186,6 +190,7 @@ from dockyard._errors.storage import (
 
 __all__ = [
     "AggregateNotFoundError",
+    "AmbiguousHandlerError",
     "AppImportError",
     "AppNotStartedError",
     "BatchPublishError",
@@ -260,6 +265,7 @@ __all__ = [
     "UnitOfWorkError",
     "UnknownEventTypeError",
     "UnknownExtensionError",
+    "UnknownRelayTransportError",
     "UnknownTransportError",
     "UnsupportedReleaseError",
 ]

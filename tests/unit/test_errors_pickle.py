@@ -22,6 +22,7 @@ import dockyard
 from dockyard import exceptions
 from dockyard.exceptions import (
     AggregateNotFoundError,
+    AmbiguousHandlerError,
     AppImportError,
     AppNotStartedError,
     BatchPublishError,
@@ -96,6 +97,7 @@ from dockyard.exceptions import (
     UnitOfWorkError,
     UnknownEventTypeError,
     UnknownExtensionError,
+    UnknownRelayTransportError,
     UnknownTransportError,
     UnsupportedReleaseError,
 )
@@ -185,6 +187,10 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
         ConsumedRouteError("Root", PlaceOrder, "orders", "consumer:orders:billing")
     ],
     UnknownTransportError: [UnknownTransportError("Route[OrderPlaced]", "kafka://x", ["rabbit"])],
+    UnknownRelayTransportError: [UnknownRelayTransportError("kafka", ["rabbit", "nats"])],
+    AmbiguousHandlerError: [
+        AmbiguousHandlerError(PlaceOrder, [(Order, "`ShipHandler`"), (Billing, "`Bill`")])
+    ],
     DuplicateHandlerError: [
         DuplicateHandlerError(PlaceOrder, [("ShipHandler", "Warehouse"), ("ShipAgain", "Root")])
     ],

@@ -380,6 +380,28 @@ class UnknownTransportError(ModuleProblem, LookupError):
         )
 
 
+class UnknownRelayTransportError(UnknownTransportError):
+    """``OutboxModule.register(relays=...)`` has settings for a transport the app does not
+    have (a typo, or a transport left out of ``transports=...``)."""
+
+    def __init__(self, name: str, transports: Sequence[str]) -> None:
+        self.where = "`OutboxModule.register(relays=...)`"
+        self.destination = f"{name}://"
+        self.name = name
+        self.transports = tuple(transports)
+        ModuleProblem.__init__(self, name, self.transports)
+
+    def __str__(self) -> str:
+        names = ", ".join(f"`{name}`" for name in self.transports)
+        return (
+            f"{self.where} has relay settings for `{self.name}`, but the app has no transport "
+            f"named `{self.name}`; its transports are {names} (the first one's relay uses "
+            "`relay=...` unless named here). Hint: key `relays` by one of those names, or add "
+            f'the transport: `OutboxModule.register(transports={{"{self.name}": ...}}, '
+            "relays=...)`."
+        )
+
+
 class DuplicateHandlerError(ModuleProblem):
     """Two handlers answer one request type; a request has exactly one."""
 
@@ -396,6 +418,27 @@ class DuplicateHandlerError(ModuleProblem):
             f"Request `{name}` has {len(self.handlers)} handlers: {found}; a request has "
             "exactly one. Hint: remove all but one, use events for several reactions, or make "
             "them `ChainHandler`s to try them in order."
+        )
+
+
+class AmbiguousHandlerError(ModuleProblem, LookupError):
+    """A request type has no handler of its own and inherits from two or more handled
+    request types, none more specific than the others (multiple inheritance)."""
+
+    def __init__(self, message_type: type, candidates: Sequence[tuple[type, str]]) -> None:
+        self.message_type = message_type
+        self.candidates = tuple(candidates)
+        """(handled base, its handler(s)) pairs, in the request's MRO order."""
+        super().__init__(message_type, self.candidates)
+
+    def __str__(self) -> str:
+        name = type_name(self.message_type)
+        found = " and ".join(f"`{type_name(base)}` by {h}" for base, h in self.candidates)
+        return (
+            f"Request `{name}` has no handler of its own, and the handlers of its bases are "
+            f"equally specific for it: {found}; neither base is a subclass of the other, so "
+            f"dockyard will not pick one by inheritance order. Hint: register a handler for "
+            f"`{name}` itself (it may delegate to one of them)."
         )
 
 

@@ -1,6 +1,7 @@
 """``dockyard outbox``: what waits in an app's outbox, and its dead letters.
 
-``status`` counts messages per destination; ``dead-letters list|show|replay|purge`` read and
+``status`` counts messages per destination and per transport, with each transport's relay
+loop and its settings; ``dead-letters list|show|replay|purge`` read and
 operate on the messages that could not be delivered or handled, chosen by ids or filters
 (destination, type, since, error text). Replaying makes a dead letter pending again with
 its attempts reset: the relay publishes it once more (consumers that handled it skip it
@@ -127,32 +128,55 @@ def _filters(destination: str | None, type_name: str | None, since: str | None,
 
 @outbox.command()
 def status(app: AppArgument, json_output: JsonOption = False, debug: DebugOption = False) -> None:
-    """Messages per destination: pending, scheduled, dead letters, delivered (kept for the
-    relay's retention)."""
-    from dockyard.outbox import OutboxStatus
+    """Messages per destination and per transport: pending, scheduled, dead letters,
+    delivered (kept for the relay's retention); each transport's relay loop and its settings."""
+    from dockyard.outbox import OutboxStatus, outbox_status
 
     order = (OutboxStatus.PENDING, OutboxStatus.SCHEDULED, OutboxStatus.DEAD,
              OutboxStatus.DELIVERED)  # fmt: skip
 
-    async def read(loaded: App) -> dict[str, dict[str, int]]:
-        counts = await (await _store(loaded)).counts_by_destination()
-        return {
-            destination: {str(status): by_status[status] for status in order}
-            for destination, by_status in counts.items()
+    async def read(loaded: App) -> tuple[dict[str, dict[str, int]], dict[str, typing.Any]]:
+        await _store(loaded)  # the same error as the other commands' without an outbox
+        found = await outbox_status(loaded)
+        counts = {
+            destination: {str(s): by_status[s] for s in order}
+            for transport in found
+            for destination, by_status in transport.destinations.items()
         }
+        transports = {
+            transport.name: {
+                "relay": transport.relay,
+                "batch_size": transport.settings.batch_size,
+                "max_attempts": transport.settings.retry.max_attempts,
+                "destinations": sorted(transport.destinations),
+                **{str(s): transport.counts[s] for s in order},
+            }
+            for transport in found
+        }
+        return dict(sorted(counts.items())), transports
 
-    counts = operate(app, read, debug=debug)
+    counts, transports = operate(app, read, debug=debug)
     totals = {str(s): sum(c[str(s)] for c in counts.values()) for s in order}
     if json_output:
-        emit_json({"destinations": counts, "total": totals})
+        emit_json({"destinations": counts, "transports": transports, "total": totals})
         return
-    if not counts:
+    numbers = frozenset({2, 3, 4, 5})
+    if counts:
+        owner = {d: name for name, t in transports.items() for d in t["destinations"]}
+        header = ["destination", "transport", "pending", "scheduled", "dead", "delivered"]
+        rows = [[d, owner[d], *(str(n) for n in c.values())] for d, c in counts.items()]
+        rows.append(["total", "", *(str(n) for n in totals.values())])
+        typer.echo(table(header, rows, right=numbers))
+    else:
         typer.echo("the outbox is empty")
-        return
-    header = ["destination", "pending", "scheduled", "dead", "delivered"]
-    rows = [[d, *(str(n) for n in c.values())] for d, c in counts.items()]
-    rows.append(["total", *(str(n) for n in totals.values())])
-    typer.echo(table(header, rows, right=frozenset({1, 2, 3, 4})))
+    header = ["transport", "relay loop", "batch", "attempts", "pending", "dead"]
+    rows = [
+        [name, t["relay"] or "- (run_relay=False)", str(t["batch_size"]),
+         str(t["max_attempts"]), str(t["pending"]), str(t["dead"])]
+        for name, t in transports.items()
+    ]  # fmt: skip
+    typer.echo("")
+    typer.echo(table(header, rows, right=numbers))
 
 
 @dead_letters.command("list")

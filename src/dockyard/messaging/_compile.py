@@ -12,6 +12,7 @@ from dishka.exception_base import DishkaError
 
 from dockyard._type_name import type_name
 from dockyard.exceptions import (
+    AmbiguousHandlerError,
     DuplicateHandlerError,
     GenericMessageTypeError,
     InvalidBehaviorError,
@@ -131,7 +132,7 @@ def compile_messaging(
             pipeline = around(tp) + first.behaviors
             requests[tp] = RequestPlan(tp, first, pipeline, tracked=tracked([first], pipeline))
 
-    inherited = _plan_subclasses(requests, streams, set(answered), around, tracked)
+    inherited = _plan_subclasses(requests, streams, set(answered), around, tracked, problems)
 
     event_handlers = by_type[HandlerKind.EVENT]
 
@@ -195,26 +196,42 @@ def compile_messaging(
 def _inherited(
     requests: Mapping[type, RequestPlan | ChainPlan],
     streams: Mapping[type, StreamPlan],
+    answered: frozenset[type],
     around: Callable[[type], tuple[BehaviorRef, ...]],
     tracked: Callable[..., bool],
     message_type: type,
 ) -> RequestPlan | ChainPlan | StreamPlan | None:
-    """The plan for a request class with no handler of its own: its nearest base's handler
-    (by MRO), with the behaviors chosen for ``message_type``; ``None`` if no base has one."""
-    for cls in message_type.__mro__[1:]:
-        base = requests.get(cls) or streams.get(cls)
-        if base is None:
-            continue
-        outer = around(message_type)
-        if isinstance(base, ChainPlan):
-            on = tracked(base.links, outer, *(link.behaviors for link in base.links))
-            return ChainPlan(message_type, base.links, outer, tracked=on)
-        pipeline = outer + base.handler.behaviors
-        on = tracked([base.handler], pipeline)
-        if isinstance(base, StreamPlan):
-            return StreamPlan(message_type, base.handler, pipeline, tracked=on)
-        return RequestPlan(message_type, base.handler, pipeline, tracked=on)
-    return None
+    """The plan for a request class with no handler of its own: the handler of its most
+    specific handled base, with the behaviors chosen for ``message_type``; ``None`` if no
+    base has one.
+
+    Raises:
+        AmbiguousHandlerError: Two handled bases, neither a subclass of the other (multiple
+            inheritance): no base is the most specific, and the MRO's order is not a choice
+            the user made.
+    """
+    handled = [cls for cls in message_type.__mro__[1:] if cls in answered]
+    if not handled:
+        return None
+    nearest = [c for c in handled if not any(o is not c and issubclass(o, c) for o in handled)]
+    if len(nearest) > 1:
+        candidates = [(cls, _handled_by(requests.get(cls) or streams[cls])) for cls in nearest]
+        raise AmbiguousHandlerError(message_type, candidates)
+    base = requests.get(nearest[0]) or streams[nearest[0]]
+    outer = around(message_type)
+    if isinstance(base, ChainPlan):
+        on = tracked(base.links, outer, *(link.behaviors for link in base.links))
+        return ChainPlan(message_type, base.links, outer, tracked=on)
+    pipeline = outer + base.handler.behaviors
+    on = tracked([base.handler], pipeline)
+    if isinstance(base, StreamPlan):
+        return StreamPlan(message_type, base.handler, pipeline, tracked=on)
+    return RequestPlan(message_type, base.handler, pipeline, tracked=on)
+
+
+def _handled_by(plan: RequestPlan | ChainPlan | StreamPlan) -> str:
+    refs = plan.links if isinstance(plan, ChainPlan) else (plan.handler,)
+    return " → ".join(f"`{ref.name}` (module `{ref.module}`)" for ref in refs)
 
 
 def _plan_subclasses(
@@ -223,14 +240,21 @@ def _plan_subclasses(
     answered: set[type],
     around: Callable[[type], tuple[BehaviorRef, ...]],
     tracked: Callable[..., bool],
+    problems: list[ModuleProblem],
 ) -> Callable[[type], RequestPlan | ChainPlan | StreamPlan | None]:
     """Give the subclasses of handled requests known now their plan now: a send looks up
-    its class in one dict, as for a type with its own handler. Returns the factory for
-    subclasses defined later (``_inherited``)."""
-    inherited = partial(_inherited, requests, streams, around, tracked)
+    its class in one dict, as for a type with its own handler. A subclass whose handled
+    bases tie is a problem of the build (``AmbiguousHandlerError``). Returns the factory for
+    subclasses defined later (``_inherited``: it raises that error on their first send)."""
+    planned = frozenset((*requests, *streams))  # types with a handler of their own
+    inherited = partial(_inherited, requests, streams, planned, around, tracked)
     subclasses = {sub for tp in (*requests, *streams) for sub in _subclasses(tp)}
-    for sub in subclasses - answered:
-        plan = inherited(sub)
+    for sub in sorted(subclasses - answered, key=type_name):
+        try:
+            plan = inherited(sub)
+        except AmbiguousHandlerError as problem:
+            problems.append(problem)
+            continue
         if isinstance(plan, StreamPlan):
             streams[sub] = plan
         elif plan is not None:

@@ -3,13 +3,19 @@ injected, registered like a handler class (python-cq and the template write them
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import types
 from collections.abc import Callable
-from typing import Any, TypeVar, get_origin, get_type_hints
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 from dockyard._type_name import type_name
-from dockyard.messaging._handlers import EventHandler, RequestHandler, StreamHandler
+from dockyard.messaging._handlers import (
+    ChainHandler,
+    EventHandler,
+    RequestHandler,
+    StreamHandler,
+)
 from dockyard.messaging._messages import Event, Request, StreamRequest
 
 __all__ = ["as_handler_class", "handler"]
@@ -28,9 +34,14 @@ def handler(function: F, /) -> F:
     visibility rules and build-time checks as a handler class's constructor. The function is
     returned unchanged: it can still be called directly.
 
+    A function whose second parameter is annotated ``Callable[[], Awaitable[Result]]`` is a
+    link of a chain of responsibility (a ``ChainHandler``): it gets the next link there, to
+    ``return await call_next()`` when it does not answer; the parameters after it are
+    injected.
+
     Raises:
         TypeError: ``function`` is not an ``async def``, has no message parameter, or a
-            parameter has no annotation.
+            parameter has no annotation; a chain link's message is not a request.
     """
     setattr(function, _CLASS_ATTR, _handler_class(function))
     return function
@@ -62,7 +73,12 @@ def _handler_class(function: Callable[..., Any]) -> type:
         )
         raise TypeError(msg)
     message = hints[first.name]
-    base = _base(message, stream=stream, name=name)
+    chain = bool(rest) and _is_call_next(hints[rest[0].name])
+    if chain:
+        rest = rest[1:]
+        base = _chain_base(message, stream=stream, name=name)
+    else:
+        base = _base(message, stream=stream, name=name)
     deps = {p.name: hints[p.name] for p in rest}
 
     def __init__(self: Any, **dependencies: Any) -> None:  # noqa: N807
@@ -79,9 +95,14 @@ def _handler_class(function: Callable[..., Any]) -> type:
     )
     __init__.__annotations__ = {**deps, "return": None}
 
-    if stream:
+    if chain:
 
-        def handle(self: Any, message: Any, /) -> Any:
+        async def handle(self: Any, message: Any, call_next: Any, /) -> Any:
+            return await function(message, call_next, **self._dependencies)
+
+    elif stream:
+
+        def handle(self: Any, message: Any, /) -> Any:  # type: ignore[misc]
             return function(message, **self._dependencies)
 
     else:
@@ -100,6 +121,30 @@ def _handler_class(function: Callable[..., Any]) -> type:
         )
 
     return types.new_class(name.rpartition(".")[2], (base,), {}, fill)
+
+
+def _is_call_next(annotation: Any) -> bool:
+    """Whether ``annotation`` is ``Callable[[], Awaitable[...]]`` (a chain link's next)."""
+    if get_origin(annotation) is not collections.abc.Callable:
+        return False
+    arguments = get_args(annotation)
+    if len(arguments) != 2 or arguments[0] != []:  # (parameters, result)
+        return False
+    return get_origin(arguments[1]) in (collections.abc.Awaitable, collections.abc.Coroutine)
+
+
+def _chain_base(message: Any, *, stream: bool, name: str) -> Any:
+    if not stream and isinstance(message, type) and issubclass(message, Request):
+        return ChainHandler[message, Any]
+    what = "an `async def` that yields" if stream else f"typed `{type_name(message)}`"
+    msg = (
+        f"@handler `{name}` takes a `call_next` (its second parameter is typed "
+        f"`Callable[[], Awaitable[...]]`), which makes it a link of a chain of "
+        f"responsibility, but its message is {what}: a chain answers a `Command` or a "
+        "`Query`. Hint: type the first parameter with the request the chain answers, or "
+        "drop the `call_next` parameter"
+    )
+    raise TypeError(msg)
 
 
 def _base(message: Any, *, stream: bool, name: str) -> Any:

@@ -20,6 +20,7 @@ from dockyard.outbox._outbox import Outbox
 from dockyard.outbox._relay import OutboxRelay, RelayResult
 from dockyard.outbox._routing import Route, RouteBuilder, route, route_of
 from dockyard.outbox._settings import OutboxConfig, RelaySettings
+from dockyard.outbox._status import TransportStatus, outbox_status
 from dockyard.outbox._store import (
     Cancellation,
     ClaimedBatch,
@@ -53,9 +54,11 @@ __all__ = [
     "RelaySettings",
     "Route",
     "RouteBuilder",
+    "TransportStatus",
     "Transports",
     "out_of_band",
     "out_of_band_of",
+    "outbox_status",
     "route",
     "route_of",
 ]

@@ -6,6 +6,7 @@ import logging
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
+from dockyard._errors.modules import UnknownRelayTransportError
 from dockyard._type_name import type_name
 from dockyard.di import object_, scoped, singleton
 from dockyard.exceptions import InvalidRouteError, MissingOutboxBackendError
@@ -83,7 +84,13 @@ class OutboxExtension(ProvidesBackgroundServices, OnWorkerExit, ChecksApp, Check
         self.run_relay = run_relay
 
     def problems(self, graph: ModuleGraph) -> Sequence[ModuleProblem]:
-        return route_problems(graph, self.transports)
+        names = self.transports.names
+        unknown: list[ModuleProblem] = [
+            UnknownRelayTransportError(name, names)
+            for name in self.config.relays
+            if name not in names
+        ]
+        return [*unknown, *route_problems(graph, self.transports)]
 
     async def on_worker_exit(self, app: App) -> None:  # noqa: ARG002 -- the hook's signature
         # A broker transport's connection is the process's to close (left open, its client
@@ -106,14 +113,15 @@ class OutboxExtension(ProvidesBackgroundServices, OnWorkerExit, ChecksApp, Check
 
         async def relay() -> BackgroundService:
             store, transport = await get(OutboxStore), await get(Transport)
-            return OutboxRelay(store, transport, config.relay, instruments=app.instruments)
+            settings = config.relay_of(self.transports.default.name)
+            return OutboxRelay(store, transport, settings, instruments=app.instruments)
 
         def relay_of(named: NamedTransport) -> Callable[[], Awaitable[BackgroundService]]:
             async def build() -> BackgroundService:
                 return OutboxRelay(
                     await get(OutboxStore),
                     named.publishing,
-                    config.relay,
+                    config.relay_of(named.name),
                     name=relay_name(named),
                     instruments=app.instruments,
                     destinations=named.destinations,
@@ -147,6 +155,7 @@ class OutboxModule:
         backend: OutboxBackend | None = None,
         routes: Iterable[type] = (),
         relay: RelaySettings | None = None,
+        relays: Mapping[str, RelaySettings] | None = None,
         run_relay: bool = True,
         serializer: Serializer | None = None,
         compress_above: int | None = None,
@@ -170,7 +179,12 @@ class OutboxModule:
                 broker transport, the build logs a warning: a crash loses what waits).
             routes: App-wide routes (``route(E).to(...)``); modules may list their own in
                 ``handlers=[...]``.
-            relay: Batching, polling, retries and retention of the relay.
+            relay: Batching, polling, retries and retention of the relay: of every relay
+                loop, except those given their own in ``relays``.
+            relays: Settings of the relay loop of some transports, by transport name (the
+                first transport's name is its scheme, ``"default"`` without one):
+                ``{"nats": RelaySettings(batch_size=100)}``. A name the app has no transport
+                by is an ``UnknownRelayTransportError`` when the app is built.
             run_relay: Give the worker a relay (turn off in an app that only consumes).
             serializer: Encodes outgoing and decodes incoming messages; a new one by default.
             compress_above: Compress (gzip) payloads over this many bytes, e.g. ``64 * 1024``;
@@ -182,7 +196,8 @@ class OutboxModule:
             ValueError: A name in ``transports`` is not a URL scheme, or is the first
                 transport's scheme.
             UnknownTransportError: (when the app is built) a route's destination is prefixed
-                with a name no transport has.
+                with a name no transport has; ``UnknownRelayTransportError``, one of its kind:
+                ``relays`` names a transport the app does not have.
             MissingOutboxBackendError: (when the app is built) no backend given, a broker
                 transport and no ``SqlModule``.
         """
@@ -194,7 +209,10 @@ class OutboxModule:
                 )
         every = Transports(transport, transports)
         config = OutboxConfig(
-            serializer or Serializer(), relay or RelaySettings(), compress_above=compress_above
+            serializer or Serializer(),
+            relay or RelaySettings(),
+            compress_above=compress_above,
+            relays=relays,
         )
 
         def registration(chosen: OutboxBackend) -> DynamicModule:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dockyard.retry import RetryPolicy
@@ -66,16 +67,30 @@ class RelaySettings:
 class OutboxConfig:
     """What one ``OutboxModule`` registration shares between its services (provided app-wide)."""
 
-    __slots__ = ("compress_above", "relay", "serializer")
+    __slots__ = ("compress_above", "relay", "relays", "serializer")
 
     def __init__(
-        self, serializer: Serializer, relay: RelaySettings, *, compress_above: int | None = None
+        self,
+        serializer: Serializer,
+        relay: RelaySettings,
+        *,
+        compress_above: int | None = None,
+        relays: Mapping[str, RelaySettings] | None = None,
     ) -> None:
         if compress_above is not None and compress_above < 0:
             msg = f"compress_above must be >= 0 bytes (or None: never), got {compress_above}"
             raise ValueError(msg)
         self.serializer = serializer
         self.relay = relay
+        """The relay settings of every transport not named in ``relays``."""
+        self.relays: Mapping[str, RelaySettings] = dict(relays or {})
+        """Relay settings by transport name (``OutboxModule.register(relays=...)``); the
+        names are checked against the app's transports when the app is built."""
         self.compress_above = compress_above
         """Payloads over this many bytes are written gzip-compressed, with the
         ``content-encoding: gzip`` header (``None``: never compress)."""
+
+    def relay_of(self, transport: str) -> RelaySettings:
+        """The settings of the relay loop of the transport named ``transport``: its own, or
+        the app-wide ``relay``."""
+        return self.relays.get(transport, self.relay)

@@ -121,14 +121,29 @@ def seeded(place: Place) -> Place:
 # -- outbox -------------------------------------------------------------------------------
 
 
-def test_outbox_status_counts_each_destination(seeded: Place) -> None:
+def test_outbox_status_counts_each_destination_and_transport(seeded: Place) -> None:
     assert seeded.ok("outbox", "status", APP) == (
-        "destination  pending  scheduled  dead  delivered\n"
-        "invoices           0          0     1          0\n"
-        "orders             1          0     2          0\n"
-        "total              1          0     3          0\n"
+        "destination         transport  pending  scheduled  dead  delivered\n"
+        "billing://invoices  billing          0          0     1          0\n"
+        "orders              default          1          0     2          0\n"
+        "total                                1          0     3          0\n"
+        "\n"
+        "transport  relay loop            batch  attempts  pending  dead\n"
+        "default    outbox-relay            500        10        1     2\n"
+        "billing    outbox-relay:billing    100         5        0     1\n"
     )
     counts = json.loads(seeded.ok("outbox", "status", APP, "--json"))
+    assert counts["transports"]["billing"] == {
+        "relay": "outbox-relay:billing",
+        "batch_size": 100,
+        "max_attempts": 5,
+        "destinations": ["billing://invoices"],
+        "pending": 0,
+        "scheduled": 0,
+        "dead": 1,
+        "delivered": 0,
+    }
+    assert counts["transports"]["default"]["destinations"] == ["orders"]
     assert counts["destinations"]["orders"] == {
         "pending": 1,
         "scheduled": 0,
@@ -142,10 +157,10 @@ def test_dead_letters_are_listed_with_filters_and_counts(seeded: Place) -> None:
     listing = "dead-letters", "list", APP
     assert seeded.ok("outbox", *listing) == (
         "3 dead letters\n"
-        "id   destination  type         attempts  written               error\n"
-        "m-1  orders       OrderPlaced         5  2026-11-30 00:54:20Z  TransportUnavailableError: broker refused\n"  # noqa: E501
-        "m-2  invoices     InvoiceDue          5  2026-11-30 00:55:20Z  consumer:invoices:mail: KeyError: 'email'\n"  # noqa: E501
-        "m-3  orders       OrderPlaced         5  2026-11-30 00:56:20Z  TransportUnavailableError: broker refused\n"  # noqa: E501
+        "id   destination         type         attempts  written               error\n"
+        "m-1  orders              OrderPlaced         5  2026-11-30 00:54:20Z  TransportUnavailableError: broker refused\n"  # noqa: E501
+        "m-2  billing://invoices  InvoiceDue          5  2026-11-30 00:55:20Z  consumer:billing://invoices:mail: KeyError: 'email'\n"  # noqa: E501
+        "m-3  orders              OrderPlaced         5  2026-11-30 00:56:20Z  TransportUnavailableError: broker refused\n"  # noqa: E501
     )
     assert seeded.ok("outbox", *listing, "-d", "orders", "--limit", "1").splitlines()[0] == (
         "2 dead letters to orders (showing the first 1)"
@@ -157,7 +172,7 @@ def test_dead_letters_are_listed_with_filters_and_counts(seeded: Place) -> None:
     assert [d["message_id"] for d in found["dead_letters"]] == ["m-3"]
     assert json.loads(seeded.ok("outbox", *listing, "--type", "InvoiceDue", "--json"))[
         "dead_letters"
-    ][0]["error"] == ("consumer:invoices:mail: KeyError: 'email'")
+    ][0]["error"] == ("consumer:billing://invoices:mail: KeyError: 'email'")
     assert seeded.ok("outbox", *listing, "--since", "1h") == "0 dead letters since 1h\n"
     assert seeded.error("outbox", *listing, "--since", "yesterday", code=2) == (
         "error: --since `yesterday` is neither a duration (30m, 2h, 7d) nor an ISO 8601 date "
@@ -168,7 +183,7 @@ def test_dead_letters_are_listed_with_filters_and_counts(seeded: Place) -> None:
 def test_a_dead_letter_is_shown_whole(seeded: Place) -> None:
     assert seeded.ok("outbox", "dead-letters", "show", APP, "m-2") == (
         "message id      m-2\n"
-        "destination     invoices\n"
+        "destination     billing://invoices\n"
         "type            InvoiceDue (schema 1)\n"
         "partition key   -\n"
         "written         2026-11-30 00:55:20Z\n"
@@ -178,7 +193,7 @@ def test_a_dead_letter_is_shown_whole(seeded: Place) -> None:
         "payload (utf-8)\n"
         '  {"order_id":"o-2"}\n'
         "error\n"
-        "  consumer:invoices:mail: KeyError: 'email'\n"
+        "  consumer:billing://invoices:mail: KeyError: 'email'\n"
     )
     assert seeded.error("outbox", "dead-letters", "show", APP, "m-404") == (
         "error: no dead letter has the message id `m-404`: it was never dead-lettered, or was "

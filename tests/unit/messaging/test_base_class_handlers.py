@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 
 from dockyard import App, module
-from dockyard.exceptions import HandlerNotFoundError
+from dockyard.exceptions import (
+    AmbiguousHandlerError,
+    HandlerNotFoundError,
+    ModuleConfigurationError,
+)
 from dockyard.messaging import (
     Command,
     CommandHandler,
@@ -131,3 +135,107 @@ async def test_an_unhandled_request_still_fails_with_not_found() -> None:
     async with App.build(Notices) as app:
         with pytest.raises(HandlerNotFoundError):
             await app.send(Orphan())
+
+
+# -- two handled bases, neither more specific: reported, never chosen by MRO order ---------
+
+
+@dataclass(frozen=True)  # no slots: two bases with fields of their own
+class Audit(Command[str]):
+    text: str = ""
+
+
+@dataclass(frozen=True)  # no slots: two bases with fields of their own
+class Archive(Command[str]):
+    text: str = ""
+
+
+@dataclass(frozen=True)  # no slots: two bases with fields of their own
+class AuditAndArchive(Audit, Archive):
+    pass
+
+
+@dataclass(frozen=True)  # no slots: two bases with fields of their own
+class AuditAndArchiveLater(AuditAndArchive):
+    pass
+
+
+class AuditHandler(CommandHandler[Audit, str]):
+    async def handle(self, request: Audit, /) -> str:
+        return "audit"
+
+
+class ArchiveHandler(CommandHandler[Archive, str]):
+    async def handle(self, request: Archive, /) -> str:
+        return "archive"
+
+
+class BothHandler(CommandHandler[AuditAndArchive, str]):
+    async def handle(self, request: AuditAndArchive, /) -> str:
+        return "both"
+
+
+def test_two_equally_specific_handled_bases_are_a_build_error_naming_request_handlers_fix() -> None:
+    @module(handlers=[AuditHandler, ArchiveHandler])
+    class Records: ...
+
+    with pytest.raises(ModuleConfigurationError) as caught:
+        App.build(Records)
+    problems = caught.value.problems
+    assert all(isinstance(p, AmbiguousHandlerError) for p in problems)
+    by_type = {p.message_type: p for p in problems if isinstance(p, AmbiguousHandlerError)}
+    assert set(by_type) == {AuditAndArchive, AuditAndArchiveLater}  # and its own subclass
+    assert str(by_type[AuditAndArchive]) == (
+        "Request `AuditAndArchive` has no handler of its own, and the handlers of its bases are "
+        "equally specific for it: `Audit` by `AuditHandler` (module `Records`) and `Archive` by "
+        "`ArchiveHandler` (module `Records`); neither base is a subclass of the other, so "
+        "dockyard will not pick one by inheritance order. Hint: register a handler for "
+        "`AuditAndArchive` itself (it may delegate to one of them)."
+    )
+
+
+async def test_a_handler_for_the_concrete_type_resolves_the_tie() -> None:
+    @module(handlers=[AuditHandler, ArchiveHandler, BothHandler])
+    class Records: ...
+
+    async with App.build(Records) as app:
+        assert await app.send(AuditAndArchive()) == "both"
+        assert await app.send(AuditAndArchiveLater()) == "both"  # the nearest, not a tie
+        assert await app.send(Audit()) == "audit"
+
+
+def test_unrelated_handled_bases_tie_whatever_their_depth() -> None:
+    @dataclass(frozen=True)
+    class LoudNotice(Archive, NotifyByMail):
+        pass
+
+    @module(handlers=[NotifyHandler, ArchiveHandler, _ByMail])
+    class Mixed: ...
+
+    with pytest.raises(ModuleConfigurationError) as caught:
+        App.build(Mixed)  # NotifyByMail is deeper, but unrelated to Archive: a tie
+    [problem] = caught.value.problems
+    assert isinstance(problem, AmbiguousHandlerError)
+    assert [base for base, _ in problem.candidates] == [Archive, NotifyByMail]
+
+
+class _ByMail(CommandHandler[NotifyByMail, str]):
+    async def handle(self, request: NotifyByMail, /) -> str:
+        return "mail"
+
+
+async def test_a_tie_among_a_subclass_defined_after_the_build_fails_its_first_send() -> None:
+    @module(handlers=[AuditHandler, ArchiveHandler, BothHandler])
+    class Records: ...
+
+    async with App.build(Records) as app:
+
+        @dataclass(frozen=True)
+        class Late(Audit, Archive):
+            pass
+
+        with pytest.raises(AmbiguousHandlerError, match="Request `Late` has no handler"):
+            await app.send(Late())
+        with pytest.raises(AmbiguousHandlerError):  # every time, not only the first
+            await app.send(Late())
+        assert await app.send(Audit()) == "audit"

@@ -3,15 +3,16 @@ checked like handler classes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pytest
 
 from dockyard import App, module, scoped
-from dockyard.exceptions import ModuleConfigurationError
+from dockyard.exceptions import ChainExhaustedError, ModuleConfigurationError
 from dockyard.messaging import (
+    ChainHandler,
     Command,
     Event,
     IPublisher,
@@ -180,3 +181,128 @@ async def test_a_function_handler_of_a_parametrized_event_gets_only_that_payload
         await app.publish(Notice(Left("ada")))
         await app.publish(Notice("not a Left"))
     assert SEEN == [3]
+
+
+# -- chain links -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pay(Command[str]):
+    method: str
+
+
+class Gateway:
+    def charge(self, request: Pay) -> str:
+        return f"card:{request.method}"
+
+
+@handler
+async def by_card(request: Pay, call_next: Callable[[], Awaitable[str]], gateway: Gateway) -> str:
+    if request.method != "card":
+        return await call_next()
+    return gateway.charge(request)
+
+
+class ByInvoice(ChainHandler[Pay, str]):
+    async def handle(self, request: Pay, call_next: Callable[[], Awaitable[str]], /) -> str:
+        if request.method != "invoice":
+            return await call_next()
+        return "invoice"
+
+
+@handler
+async def by_cash(request: Pay, call_next: Callable[[], Coroutine[Any, Any, str]]) -> str:
+    return "cash" if request.method == "cash" else await call_next()
+
+
+async def test_function_links_join_a_chain_with_class_links_in_registration_order() -> None:
+    @module(providers=[scoped(Gateway)], handlers=[by_card, ByInvoice, by_cash])
+    class Payments: ...
+
+    async with App.build(Payments) as app:
+        assert await app.send(Pay("card")) == "card:card"
+        assert await app.send(Pay("invoice")) == "invoice"
+        assert await app.send(Pay("cash")) == "cash"
+        with pytest.raises(ChainExhaustedError) as caught:
+            await app.send(Pay("iou"))
+    assert "(`by_card` → `ByInvoice` → `by_cash`)" in str(caught.value)
+    info = app.messages.get(Pay)
+    assert info is not None
+    assert info.kind == "chain"
+    assert [h.handler.__qualname__ for h in info.handlers] == ["by_card", "ByInvoice", "by_cash"]
+
+
+async def test_a_function_link_is_still_a_plain_function() -> None:
+    async def passed() -> str:
+        return "next"
+
+    assert await by_card(Pay("iou"), passed, Gateway()) == "next"
+
+
+def test_a_function_link_parameter_nobody_provides_is_a_build_error_naming_it() -> None:
+    @module(handlers=[by_card, by_cash])
+    class Payments: ...
+
+    with pytest.raises(ModuleConfigurationError) as caught:
+        App.build(Payments)
+    text = str(caught.value)
+    assert "Module `Payments` needs `Gateway`" in text
+    assert "(for `by_card`, parameter `gateway`)" in text
+
+
+def test_a_function_link_parameter_not_exported_to_it_is_a_build_error() -> None:
+    @module(providers=[scoped(Gateway)])
+    class Cards: ...
+
+    @module(imports=[Cards], handlers=[by_card])
+    class Payments: ...
+
+    with pytest.raises(ModuleConfigurationError, match="Gateway"):
+        App.build(Payments)
+
+
+def test_a_function_link_and_a_plain_handler_for_one_request_are_a_build_error() -> None:
+    @handler
+    async def pay(request: Pay) -> str:
+        return "plain"
+
+    @module(providers=[scoped(Gateway)], handlers=[by_card, pay])
+    class Payments: ...
+
+    with pytest.raises(ModuleConfigurationError, match="Request `Pay` has 2 handlers"):
+        App.build(Payments)
+
+
+def test_a_function_link_must_answer_a_request() -> None:
+    async def on_event(event: Deposited, call_next: Callable[[], Awaitable[None]]) -> None: ...
+
+    with pytest.raises(TypeError) as caught:
+        handler(on_event)
+    assert str(caught.value) == (
+        "@handler `test_a_function_link_must_answer_a_request.<locals>.on_event` takes a "
+        "`call_next` (its second parameter is typed `Callable[[], Awaitable[...]]`), which "
+        "makes it a link of a chain of responsibility, but its message is typed `Deposited`: "
+        "a chain answers a `Command` or a `Query`. Hint: type the first parameter with the "
+        "request the chain answers, or drop the `call_next` parameter"
+    )
+
+    async def streamed(
+        request: History, call_next: Callable[[], Awaitable[int]]
+    ) -> AsyncIterator[int]:
+        yield await call_next()
+
+    with pytest.raises(TypeError, match="its message is an `async def` that yields"):
+        handler(streamed)
+
+
+@handler
+async def uses_factory(request: Pay, make: Callable[[int], Awaitable[str]]) -> str:
+    return await make(len(request.method))
+
+
+def test_a_callable_that_is_not_call_next_is_injected_as_usual() -> None:
+    @module(handlers=[uses_factory])
+    class Payments: ...
+
+    with pytest.raises(ModuleConfigurationError, match="parameter `make`"):
+        App.build(Payments)  # a plain handler whose `make` nobody provides
