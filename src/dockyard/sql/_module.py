@@ -38,9 +38,9 @@ async def unit_of_work(database: Database) -> AsyncGenerator[SqlUnitOfWork, Base
     try:
         error = yield uow  # Dishka sends the exception the scope exited with, or None
         if error is None:
-            await uow.flush()  # what the scope's session holds, inside the transaction
-            # commit and give the connection back in one step (`commit()` then `close()`
-            # ends the transaction twice over): what `async with uow` does on a clean exit
+            # flush what the scope's session holds, commit and give the connection back in
+            # one step (`commit()` then `close()` ends the transaction twice over): what
+            # `async with uow` does on a clean exit
             await uow.__aexit__(None, None, None)
         else:
             await uow.rollback()

@@ -407,6 +407,12 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if exc_type is None and self._flushes:
+            try:  # what the writers hold back goes out inside the transaction, as on commit()
+                await self.flush()
+            except BaseException as failed:
+                await self.__aexit__(type(failed), failed, failed.__traceback__)
+                raise
         connection = self._sync
         if connection is None:
             if exc_type is None:

@@ -129,3 +129,41 @@ async def test_a_failing_callback_is_logged_and_the_commit_still_succeeds(
     assert "broken callback" in caplog.text
     async with database.engine.connect() as connection:
         assert (await connection.exec_driver_sql("SELECT note FROM notes")).scalar() == "kept"
+
+
+async def test_leaving_the_block_flushes_before_it_commits(database: Database) -> None:
+    seen: list[str] = []
+
+    async def flush() -> None:
+        seen.append("flushed")
+        await uow.connection.execute(sa.text("CREATE TABLE flushed_on_exit (n int)"))
+
+    async with database.unit_of_work() as uow:
+        await _write(uow)
+        uow.on_flush(flush)
+        _record(uow, seen, "block")
+    assert seen == ["flushed", "block committed"]
+    async with database.unit_of_work() as uow:
+        result = await uow.connection.execute(sa.text("SELECT count(*) FROM flushed_on_exit"))
+        assert result.scalar_one() == 0
+        await uow.connection.execute(sa.text("DROP TABLE flushed_on_exit"))
+
+
+async def test_a_failing_flush_on_leaving_the_block_rolls_back(database: Database) -> None:
+    seen: list[str] = []
+
+    async def flush() -> None:
+        raise LookupError("the writer could not flush")
+
+    async def write_and_leave() -> None:
+        async with database.unit_of_work() as uow:
+            await uow.connection.execute(sa.text("CREATE TABLE never_committed (n int)"))
+            uow.on_flush(flush)
+            _record(uow, seen, "block")
+
+    with pytest.raises(LookupError, match="could not flush"):
+        await write_and_leave()
+    assert seen == ["block rolled back"]
+    async with database.unit_of_work() as uow:
+        tables = await uow.connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+        assert "never_committed" not in tables
