@@ -1,4 +1,5 @@
-"""The app `docs/cli-operations.md` operates: an outbox, a catch-up projection and a saga on SQL.
+"""The app `docs/cli-operations.md` operates: an outbox, a catch-up projection, a saga and a
+process manager on SQL.
 
 Its outbox has two transports (in memory here, standing in for brokers): the first, and
 `billing` (destinations `billing://...`), whose relay loop has settings of its own.
@@ -8,7 +9,7 @@ folder by default); `$DOCKYARD_DATABASE_SCHEMA` puts its tables in that PostgreS
 (the tests give each run one of its own). `python -m docs.examples.cli_operations_app seed`
 creates the tables and leaves the app in the state the page starts from: orders placed
 (their events in the log, their messages in the outbox), three dead letters, a completed
-saga and two parked on a failing step.
+saga and two parked on a failing step, two parcels on their way and one delivered.
 """
 
 from __future__ import annotations
@@ -33,7 +34,21 @@ from dockyard.outbox import (
 )
 from dockyard.projections import Projection, ProjectionControl, ProjectionsModule, handles
 from dockyard.retry import RetryPolicy
-from dockyard.sagas import Saga, SagaControl, Sagas, SagasModule, SagaStep, pivot, step
+from dockyard.sagas import (
+    Process,
+    ProcessHandler,
+    ProcessManager,
+    ProcessManagersModule,
+    Saga,
+    SagaControl,
+    Sagas,
+    SagasModule,
+    SagaStep,
+    pivot,
+    starts,
+    step,
+)
+from dockyard.sagas import handles as continues  # `handles` is the projection's here
 from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.sql import Database, SqlModule, SqlOutboxBackend, SqlUnitOfWork
 from dockyard.transport.memory import InMemoryTransport
@@ -107,6 +122,44 @@ shipping = Saga(
 )
 
 
+@dataclass(frozen=True)
+class ParcelBooked(Event):
+    parcel: str
+
+
+@dataclass(frozen=True)
+class ParcelDelivered(Event):
+    parcel: str
+
+
+@dataclass
+class Delivery:
+    scans: list[str]
+
+
+class OnBooked(ProcessHandler[ParcelBooked, Delivery]):
+    async def handle(self, message: ParcelBooked, process: Process[Delivery]) -> None:
+        process.state.scans.append("booked")
+
+
+class OnDelivered(ProcessHandler[ParcelDelivered, Delivery]):
+    async def handle(self, message: ParcelDelivered, process: Process[Delivery]) -> None:
+        process.state.scans.append("delivered")
+        process.complete()
+
+
+delivery = ProcessManager(
+    "delivery",
+    version=1,
+    state=Delivery,
+    initial=lambda: Delivery([]),
+    handlers=[
+        starts(ParcelBooked, OnBooked, key="parcel"),
+        continues(ParcelDelivered, OnDelivered, key="parcel"),
+    ],
+)
+
+
 options: dict[str, Any] = {"poolclass": sa.NullPool}
 if SCHEMA is not None:
     options["connect_args"] = {"server_settings": {"search_path": SCHEMA}}
@@ -125,6 +178,7 @@ if SCHEMA is not None:
         ),
         ProjectionsModule.register(projections=[OrderTotals], imports=[SqlModule]),
         SagasModule.register(sagas=[shipping], imports=[SqlModule]),
+        ProcessManagersModule.register(processes=[delivery]),
     ],
 )
 class Operations: ...
@@ -188,6 +242,9 @@ async def seed() -> None:
             await sagas.start(shipping, Shipping("o-9"), saga_id="ship-o-9")
             await sagas.start(shipping, Shipping("o-95"), saga_id="ship-o-95")
         await (await app.get(SagaControl)).run_due()
+        parcels: list[Event] = [ParcelBooked("p-1"), ParcelBooked("p-2"), ParcelDelivered("p-2")]
+        for parcel in [*parcels, ParcelBooked("p-3")]:
+            await app.publish(parcel)  # each in a transaction of its own, with its instance
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@
     │   ├── ProjectionFailedError         (+ RuntimeError) a projection is parked on a failed event
     │   └── ProjectionsTimeoutError       (+ TimeoutError) projections did not catch up in time
     ├── SagaError                         a saga instance cannot do that, or cannot go on
-    │   ├── ProcessNotFoundError          (+ LookupError) no process manager instance for a message
+    │   ├── ProcessNotFoundError          (+ LookupError) no process manager instance for that key
+    │   ├── ProcessStateError             (+ RuntimeError) cancel of a process instance not active
     │   ├── SagaNotFoundError             (+ LookupError) no saga instance with that id
     │   ├── SagaStateError                (+ RuntimeError) retry/skip/cancel of a saga not parked
     │   ├── SagaAlreadyStartedError       (+ ValueError) start of an id that exists
@@ -170,6 +171,7 @@ from dockyard._errors.projections import (
 )
 from dockyard._errors.sagas import (
     ProcessNotFoundError,
+    ProcessStateError,
     SagaAlreadyStartedError,
     SagaError,
     SagaNotFoundError,
@@ -241,6 +243,7 @@ __all__ = [
     "NotExportedError",
     "OutOfBandWithoutConsumerError",
     "ProcessNotFoundError",
+    "ProcessStateError",
     "ProjectionError",
     "ProjectionFailedError",
     "ProjectionNotFoundError",

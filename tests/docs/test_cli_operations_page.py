@@ -76,7 +76,8 @@ def _times_masked(text: str) -> str:
 
 def test_the_page_shows_every_group() -> None:
     commands = [command for command, _, _ in sessions(PAGE.read_text(encoding="utf-8"))]
-    for group in ("outbox status", "dead-letters", "projections rebuild", "sagas retry"):
+    groups = ("outbox status", "dead-letters", "projections rebuild", "sagas retry")
+    for group in (*groups, "processes cancel"):
         assert any(group in command for command in commands), group
 
 

@@ -73,6 +73,7 @@ from dockyard.exceptions import (
     NotExportedError,
     OutOfBandWithoutConsumerError,
     ProcessNotFoundError,
+    ProcessStateError,
     ProjectionError,
     ProjectionFailedError,
     ProjectionNotFoundError,
@@ -296,7 +297,11 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
     ProjectionsTimeoutError: [ProjectionsTimeoutError(0.1, [("Balances", 0, 1)])],
     # sagas
     SagaNotFoundError: [SagaNotFoundError("order-1")],
-    ProcessNotFoundError: [ProcessNotFoundError("fulfilment", "o-1", "PaymentReceived")],
+    ProcessNotFoundError: [
+        ProcessNotFoundError("fulfilment", "o-1", "PaymentReceived"),
+        ProcessNotFoundError("fulfilment", "o-1"),
+    ],
+    ProcessStateError: [ProcessStateError("fulfilment", "o-1", "completed", "cancel")],
     SagaStateError: [
         SagaStateError("order-1", "running", "retry"),
         SagaStateError("order-1", "failed", "skip", "it is parked at step `x`"),

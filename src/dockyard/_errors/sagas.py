@@ -6,6 +6,7 @@ from dockyard._errors.base import DockyardError
 
 __all__ = [
     "ProcessNotFoundError",
+    "ProcessStateError",
     "SagaAlreadyStartedError",
     "SagaError",
     "SagaNotFoundError",
@@ -134,19 +135,45 @@ class StepTimeoutError(SagaError, TimeoutError):
 
 
 class ProcessNotFoundError(SagaError, LookupError):
-    """A message for a process manager instance that does not exist, with ``missing=
-    "dead_letter"``: a consumer makes the message a dead letter."""
+    """No process manager instance for that key: a message for one that does not exist,
+    with ``missing="dead_letter"`` (a consumer makes the message a dead letter), or a
+    ``ProcessControl`` call (``message_type`` is ``None`` then)."""
 
-    def __init__(self, name: str, key: str, message_type: str) -> None:
+    def __init__(self, name: str, key: str, message_type: str | None = None) -> None:
         self.name = name
         self.key = key
         self.message_type = message_type
         super().__init__(name, key, message_type)
 
     def __str__(self) -> str:
+        if self.message_type is None:
+            return (
+                f"Process manager `{self.name}` has no instance `{self.key}`. Hint: list "
+                f"instances with `await control.list(name={self.name!r})`; an instance exists "
+                "once its start message's transaction has committed, and a finished one is "
+                "gone once purged."
+            )
         return (
             f"Process manager `{self.name}` has no active instance `{self.key}` for a "
             f"`{self.message_type}`. Hint: it is created by a start message (`starts(...)`), "
             "which may not have arrived yet: replay the dead letter once it has; check that "
             "the message's key names the instance."
+        )
+
+
+class ProcessStateError(SagaError, RuntimeError):
+    """An operation that needs an active process manager instance found it finished."""
+
+    def __init__(self, name: str, key: str, status: str, action: str) -> None:
+        self.name = name
+        self.key = key
+        self.status = status
+        self.action = action
+        super().__init__(name, key, status, action)
+
+    def __str__(self) -> str:
+        return (
+            f"Cannot {self.action} process `{self.name}` instance `{self.key}`: it is "
+            f"{self.status}, not active. Hint: only an active instance can be cancelled; a "
+            "finished one takes no more messages already."
         )

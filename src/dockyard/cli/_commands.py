@@ -164,6 +164,7 @@ from dockyard.cli import (  # noqa: E402 - after `cli`, which each registers on
     _db,  # noqa: F401 - db sql, create, upgrade
     _describe,  # noqa: F401 - check, describe, graph
     _outbox,  # noqa: F401 - outbox status, dead-letters
+    _processes,  # noqa: F401 - processes list, show, cancel, purge
     _projections,  # noqa: F401 - projections status, rebuild, …
     _sagas,  # noqa: F401 - sagas list, show, retry, skip, cancel, purge
 )

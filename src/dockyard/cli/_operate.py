@@ -31,6 +31,7 @@ __all__ = [
     "operate",
     "parse_duration",
     "parse_since",
+    "purge_finished",
     "resolve",
     "table",
     "timestamp",
@@ -196,3 +197,36 @@ def table(header: list[str], rows: list[list[str]], *, right: frozenset[int] = f
         ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+class _PurgesFinished(typing.Protocol):
+    async def purge_finished(self, older_than: float, /) -> int: ...
+
+
+def purge_finished(
+    target: str,
+    older_than: str,
+    control: Callable[[App], Coroutine[Any, Any, _PurgesFinished]],
+    *,
+    question: str,
+    what: str,
+    yes: bool,
+    json_output: bool,
+    debug: bool,
+) -> None:
+    """What every ``purge --older-than`` command does: find the control (a missing one fails
+    before the question), ask ``question``, purge, say how many ``what`` went."""
+    from dockyard.cli._common import emit_json
+
+    seconds = parse_duration(older_than, "--older-than")
+
+    async def change(loaded: App) -> int:
+        found = await control(loaded)
+        confirm(question, yes=yes)
+        return await found.purge_finished(seconds)
+
+    count = operate(target, change, debug=debug)
+    if json_output:
+        emit_json({"purged": count})
+    else:
+        typer.echo(f"purged {count} finished {what}")

@@ -16,7 +16,7 @@ import typer
 from dockyard.cli._commands import cli
 from dockyard.cli._common import AppArgument, DebugOption, JsonOption, emit_json
 from dockyard.cli._describe import Format
-from dockyard.cli._operate import YesOption, confirm, operate, parse_duration, resolve, table
+from dockyard.cli._operate import YesOption, confirm, operate, purge_finished, resolve, table
 from dockyard.cli._operate import timestamp as when
 
 if typing.TYPE_CHECKING:
@@ -263,21 +263,16 @@ def purge(
     Running and parked (failed) instances are never deleted. A worker does this by itself
     with `SagaSettings(retain_finished=...)`.
     """
-    seconds = parse_duration(older_than, "--older-than")
-
-    async def change(loaded: App) -> int:
-        control = await _control(loaded)
-        confirm(
-            f"Delete every finished saga instance that ended more than {older_than} ago?",
-            yes=yes,
-        )
-        return await control.purge_finished(seconds)
-
-    purged = operate(app, change, debug=debug)
-    if json_output:
-        emit_json({"purged": purged})
-    else:
-        typer.echo(f"purged {purged} finished saga instances")
+    purge_finished(
+        app,
+        older_than,
+        _control,
+        question=f"Delete every finished saga instance that ended more than {older_than} ago?",
+        what="saga instances",
+        yes=yes,
+        json_output=json_output,
+        debug=debug,
+    )
 
 
 def _shorten(text: str | None) -> str:

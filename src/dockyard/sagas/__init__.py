@@ -15,9 +15,12 @@
 - ``SagaControl``: list and show instances with their step log, retry, skip or cancel parked
   ones, purge finished ones (``SagaSettings.retain_finished`` has runners do it), draw a saga
   or the path one instance took as a Mermaid state diagram.
+- ``ProcessControl``: list and show process manager instances, cancel active ones, purge
+  finished ones (``ProcessSettings.retain_finished`` has workers do it).
 - ``dockyard.testing.SagaHarness``: sagas in a test on a fake clock, given/when/then.
 
-Ports: ``SagaStore``, ``SagaWriter`` (bundled by a ``SagaBackend``); the in-memory adapter is in
+Ports: ``SagaStore``, ``SagaWriter`` (bundled by a ``SagaBackend``; a store may also offer
+``DedicatedLeaseRenewals``); the in-memory adapter is in
 ``dockyard.sagas.memory``, the SQL one in ``dockyard.sql``. See ``docs/sagas.md`` and
 ``docs/design/sagas.md``.
 """
@@ -36,6 +39,7 @@ from dockyard.sagas._process import (
     on_timeout,
     starts,
 )
+from dockyard.sagas._process_control import ProcessControl
 from dockyard.sagas._process_module import (
     ProcessBackend,
     Processes,
@@ -49,19 +53,23 @@ from dockyard.sagas._remote import remote
 from dockyard.sagas._remote_step import RemoteStep
 from dockyard.sagas._runner import SagaRunner
 from dockyard.sagas._sagas import SagaHandle, Sagas, SagaStepContext
-from dockyard.sagas._settings import SagaSettings
+from dockyard.sagas._settings import ProcessSettings, SagaSettings
 from dockyard.sagas._step import SagaStep
-from dockyard.sagas._store import SagaStore, SagaWriter
+from dockyard.sagas._store import DedicatedLeaseRenewals, LeaseRenewer, SagaStore, SagaWriter
 
 __all__ = [
+    "DedicatedLeaseRenewals",
+    "LeaseRenewer",
     "Process",
     "ProcessBackend",
+    "ProcessControl",
     "ProcessHandler",
     "ProcessInstance",
     "ProcessManager",
     "ProcessManagersModule",
     "ProcessRecord",
     "ProcessRoute",
+    "ProcessSettings",
     "ProcessStatus",
     "ProcessStore",
     "ProcessWriter",

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import replace
 
 from dockyard.di import ProviderSpec, object_, scoped
 from dockyard.modules import ModuleLike
-from dockyard.sagas._process_store import ProcessRecord, ProcessStore, ProcessWriter
+from dockyard.sagas._process_store import (
+    FINISHED,
+    ProcessRecord,
+    ProcessStatus,
+    ProcessStore,
+    ProcessWriter,
+)
 
 __all__ = ["InMemoryProcessBackend", "InMemoryProcessStore", "memory_process_writer"]
 
@@ -24,11 +30,13 @@ _Id = tuple[str, str]
 class InMemoryProcessStore:
     """Process manager instances in this process's memory; one per app (a singleton)."""
 
-    __slots__ = ("_locks", "_rows")
+    __slots__ = ("_locks", "_rows", "clock")
 
     def __init__(self) -> None:
         self._rows: dict[_Id, ProcessRecord] = {}
         self._locks: dict[_Id, asyncio.Lock] = {}
+        self.clock: Callable[[], float] = time.time
+        """The store's clock (epoch seconds): instances' times, retention's age."""
 
     def lock(self, name: str, key: str) -> asyncio.Lock:
         return self._locks.setdefault((name, key), asyncio.Lock())
@@ -43,13 +51,53 @@ class InMemoryProcessStore:
         expected = current.version if current is not None else 0
         if record.version != expected + 1:
             return False
-        now = time.time()
+        now = self.clock()
         created = current.created_at if current is not None else now
         self._rows[ident] = replace(record, created_at=created, updated_at=now)
         return True
 
     async def get(self, name: str, key: str, /) -> ProcessRecord | None:
         return self._rows.get((name, key))
+
+    async def find(
+        self,
+        *,
+        name: str | None = None,
+        status: ProcessStatus | None = None,
+        limit: int = 100,
+        after: tuple[str, str] | None = None,
+    ) -> list[ProcessRecord]:
+        rows = sorted(self._rows.values(), key=_order)
+        if after is not None:
+            cursor = self._rows.get(after)
+            if cursor is None:
+                return []
+            rows = [r for r in rows if _order(r) > _order(cursor)]
+        return [
+            r
+            for r in rows
+            if (name is None or r.name == name) and (status is None or r.status is status)
+        ][:limit]
+
+    async def purge(self, older_than: float, limit: int, /) -> int:
+        threshold = self.clock() - older_than
+        old = [
+            ident
+            for ident, r in self._rows.items()
+            if r.status in FINISHED and r.updated_at < threshold and not self._held(ident)
+        ][: max(limit, 0)]
+        for ident in old:
+            del self._rows[ident]
+            self._locks.pop(ident, None)
+        return len(old)
+
+    def _held(self, ident: _Id) -> bool:
+        lock = self._locks.get(ident)
+        return lock is not None and lock.locked()
+
+
+def _order(record: ProcessRecord) -> tuple[float, str, str]:
+    return (record.created_at, record.name, record.key)
 
 
 class _MemoryWriter(ProcessWriter):

@@ -9,12 +9,22 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from dockyard.di import ProviderSpec, object_, scoped, singleton
 from dockyard.exceptions import InvalidSagaError
-from dockyard.modules import Defaults, DynamicModule, ModuleLike, OnModuleInit, module
+from dockyard.modules import (
+    BackgroundService,
+    Defaults,
+    DynamicModule,
+    ModuleLike,
+    OnModuleInit,
+    ProvidesBackgroundServices,
+    module,
+)
 from dockyard.outbox._module import OutboxModule
 from dockyard.sagas._memory_processes import InMemoryProcessBackend
 from dockyard.sagas._process import ProcessManager, RouteKind
+from dockyard.sagas._process_control import ProcessControl, ProcessRetention
 from dockyard.sagas._process_runtime import ProcessRegistry, ProcessRuntime, entry_for
 from dockyard.sagas._process_store import ProcessStatus, ProcessStore
+from dockyard.sagas._settings import ProcessSettings
 from dockyard.serialization import Serializer
 
 if typing.TYPE_CHECKING:  # hook annotations only; nothing here is resolved by the container
@@ -63,7 +73,7 @@ class Processes:
         self._registry = registry
 
     async def get(self, process: ProcessManager[S], key: str, /) -> ProcessInstance[S] | None:
-        """The instance of ``process`` for ``key`` (active or completed), or ``None``.
+        """The instance of ``process`` for ``key`` (whatever its status), or ``None``.
 
         Raises:
             ValueError: ``process`` is not registered in this app.
@@ -96,14 +106,28 @@ class Processes:
         )
 
 
-class _RecordComponent(OnModuleInit):
-    __slots__ = ("registry",)
+class _ProcessesExtension(OnModuleInit, ProvidesBackgroundServices):
+    """Records the module's component at start-up; gives the worker the retention purge."""
 
-    def __init__(self, registry: ProcessRegistry) -> None:
+    __slots__ = ("registry", "settings")
+
+    def __init__(self, registry: ProcessRegistry, settings: ProcessSettings) -> None:
         self.registry = registry
+        self.settings = settings
 
     async def on_module_init(self, app: App, module: ModuleNode) -> None:  # noqa: ARG002
         self.registry.component = module.component
+
+    def background_services(self, app: App) -> Sequence[BackgroundService]:
+        if self.settings.retain_finished is None:
+            return []
+        node = app.graph.get(ProcessManagersModule)
+
+        async def resolve() -> ProcessStore:
+            store: ProcessStore = await app.container.get(ProcessStore, component=node.component)
+            return store
+
+        return [ProcessRetention(resolve, self.settings)]
 
 
 def check_processes(processes: Iterable[object]) -> list[str]:
@@ -127,7 +151,8 @@ class ProcessManagersModule:
 
     Each message type a process manager takes becomes an event handler of this module, so
     publishing it (``IPublisher``, a consumer) feeds the instance its key names, in the
-    publisher's scope and transaction. Exports ``Processes`` (read instances) to every module.
+    publisher's scope and transaction. Exports ``Processes`` (read instances) and
+    ``ProcessControl`` (list, cancel, purge) to every module.
     """
 
     @classmethod
@@ -138,6 +163,7 @@ class ProcessManagersModule:
         backend: ProcessBackend | None = None,
         imports: Iterable[ModuleLike] = (),
         serializer: Serializer | None = None,
+        settings: ProcessSettings | None = None,
     ) -> DynamicModule:
         """Configure the app's process managers.
 
@@ -147,6 +173,8 @@ class ProcessManagersModule:
                 ``SqlModule`` (instances in the unit of work), else ``InMemoryProcessBackend()``.
             imports: Modules providing what the handlers need.
             serializer: Encodes the states (pass the one with your upcasters).
+            settings: Retention of finished instances (``retain_finished``), which the
+                worker then purges by itself.
 
         Raises:
             InvalidSagaError: With every problem of every definition.
@@ -176,11 +204,13 @@ class ProcessManagersModule:
                     object_(registry, provides=ProcessRegistry),
                     scoped(ProcessRuntime),
                     singleton(Processes),
+                    singleton(ProcessControl),
                     *(scoped(handler) for handler in handlers),
                 ],
                 imports=[*chosen.imports(), *((OutboxModule,) if timeouts else ()), *imports],
-                exports=[Processes, ProcessRuntime],  # process_projection() needs the runtime
-                extensions=[_RecordComponent(registry)],
+                # process_projection() needs the runtime
+                exports=[Processes, ProcessControl, ProcessRuntime],
+                extensions=[_ProcessesExtension(registry, settings or ProcessSettings())],
                 handlers=entries,
                 is_global=True,
             )

@@ -70,9 +70,9 @@ class ProcessRuntime:
                 return
             instance: Process[Any] = Process(process.name, key, process.new_state(), created=True)
         else:
-            if record.status is ProcessStatus.COMPLETED:
+            if record.status is not ProcessStatus.ACTIVE:  # completed or cancelled
                 logger.info(
-                    "process %s %s: completed, %s ignored", process.name, key, what
+                    "process %s %s: %s, %s ignored", process.name, key, record.status, what
                 )  # fmt: skip
                 return
             timeout_id = record.timeout_id

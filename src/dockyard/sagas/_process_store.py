@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["ProcessRecord", "ProcessStatus", "ProcessStore", "ProcessWriter"]
+__all__ = ["FINISHED", "ProcessRecord", "ProcessStatus", "ProcessStore", "ProcessWriter"]
 
 
 class ProcessStatus(enum.StrEnum):
@@ -22,6 +22,12 @@ class ProcessStatus(enum.StrEnum):
     """Created by a start message; takes the messages of its key."""
     COMPLETED = "completed"
     """Completed by a handler (``process.complete()``); later messages are ignored."""
+    CANCELLED = "cancelled"
+    """Ended by an operator (``ProcessControl.cancel``); later messages are ignored."""
+
+
+FINISHED = frozenset({ProcessStatus.COMPLETED, ProcessStatus.CANCELLED})
+"""The statuses a retention purge deletes: nothing more happens to such an instance."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +73,27 @@ class ProcessWriter(Protocol):
 
 
 class ProcessStore(Protocol):
-    """Reads process manager instances, each in its own short transaction."""
+    """Reads and purges process manager instances, each in its own short transaction."""
 
     async def get(self, name: str, key: str, /) -> ProcessRecord | None:
         """The instance ``(name, key)``, whatever its status."""
+        ...
+
+    async def find(
+        self,
+        *,
+        name: str | None = None,
+        status: ProcessStatus | None = None,
+        limit: int = 100,
+        after: tuple[str, str] | None = None,
+    ) -> list[ProcessRecord]:
+        """Instances oldest first (by creation, then name, then key), ``limit`` at a time
+        after the instance ``after`` (its ``(name, key)``), filtered by name and status."""
+        ...
+
+    async def purge(self, older_than: float, limit: int, /) -> int:
+        """Delete up to ``limit`` finished instances (completed, cancelled) last written more
+        than ``older_than`` seconds ago; return how many. Never an active one. One short
+        transaction that waits for no lock: rows another transaction holds are left for the
+        next call."""
         ...

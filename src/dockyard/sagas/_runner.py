@@ -9,6 +9,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from dishka import AsyncContainer
 
@@ -18,10 +19,10 @@ from dockyard.projections._runner import _wait_any, new_owner  # one waiter for 
 from dockyard.sagas._engine import SagaEngine, describe
 from dockyard.sagas._record import SagaRecord
 from dockyard.sagas._registry import SagaRegistry
-from dockyard.sagas._store import SagaStore
+from dockyard.sagas._store import DedicatedLeaseRenewals, LeaseRenewer, SagaStore
 from dockyard.telemetry._instruments import Instruments
 
-__all__ = ["SagaRunner", "purge_finished"]
+__all__ = ["Purges", "SagaRunner", "keep_purging", "purge_finished"]
 
 logger = logging.getLogger("dockyard.sagas")
 
@@ -121,9 +122,20 @@ class SagaRunner:
             self._wake_after,
             instruments=self._instruments,
         )
+        renewals = (
+            store.lease_renewals()
+            if isinstance(store, DedicatedLeaseRenewals)
+            else contextlib.nullcontext(store)
+        )
+        async with renewals as renewer:
+            await self._serve(store, renewer, stop)
+        if self._crash is not None:
+            raise self._crash
+
+    async def _serve(self, store: SagaStore, renewer: LeaseRenewer, stop: asyncio.Event) -> None:
         self._registry.attach(store, self)
         self.accepting = True
-        heartbeat = asyncio.create_task(self._heartbeat(store, stop))
+        heartbeat = asyncio.create_task(self._heartbeat(store, renewer, stop))
         retention = asyncio.create_task(self._retain(store, stop))
         try:
             await self._loop(store, stop)
@@ -145,8 +157,6 @@ class SagaRunner:
                 await asyncio.gather(heartbeat, retention, return_exceptions=True)
                 with contextlib.suppress(StoreUnavailableError):
                     await asyncio.shield(store.release(self.owner, None))
-        if self._crash is not None:
-            raise self._crash
 
     async def _loop(self, store: SagaStore, stop: asyncio.Event) -> None:
         """Start what is handed off; claim when the poll interval is over or on ``wake()``.
@@ -219,7 +229,11 @@ class SagaRunner:
                 del self._held[record.saga_id]
             self._wake.set()
 
-    async def _heartbeat(self, store: SagaStore, stop: asyncio.Event) -> None:
+    async def _heartbeat(
+        self, store: SagaStore, renewer: LeaseRenewer, stop: asyncio.Event
+    ) -> None:
+        """Renew what this runner holds every ``lease_ttl / 3``, through ``renewer`` (the
+        store's dedicated renewals when it has them: never behind the steps)."""
         ttl = self._registry.settings.lease_ttl
         while not stop.is_set():
             await _wait_any([stop], ttl / 3)
@@ -230,7 +244,7 @@ class SagaRunner:
             if stop.is_set() or not held:
                 continue
             try:
-                renewed = set(await store.renew(self.owner, list(held), ttl))
+                renewed = set(await renewer.renew(self.owner, list(held), ttl))
             except StoreUnavailableError:
                 continue  # the next checkpoints say whether we still hold them
             for saga_id, entry in held.items():
@@ -242,16 +256,10 @@ class SagaRunner:
         """Delete finished instances older than ``retain_finished``, a batch per transaction,
         at start and every ``purge_interval``; beside the heartbeat, never delaying it."""
         settings = self._registry.settings
-        if settings.retain_finished is None:
-            return
-        older_than = settings.retain_finished.total_seconds()
-        while not stop.is_set():
-            purged = 0
-            with contextlib.suppress(StoreUnavailableError):  # the claims report outages
-                purged = await purge_finished(store, older_than, settings.purge_batch, stop)
-            if purged:
-                logger.info("sagas: purged %d finished instances", purged)
-            await _wait_any([stop], settings.purge_interval)
+        if settings.retain_finished is not None:
+            older_than = settings.retain_finished.total_seconds()
+            interval, batch = settings.purge_interval, settings.purge_batch
+            await keep_purging(store, older_than, batch, interval, stop, logger, "saga")
 
     async def _measure(self, store: SagaStore) -> None:
         """Read the instances' counts by status for the gauge, every ``backlog_interval``."""
@@ -264,8 +272,14 @@ class SagaRunner:
             instruments.record_sagas({str(status): n for status, n in counts.items()}, now)
 
 
+class Purges(Protocol):
+    """A store that deletes its finished instances a batch at a time (sagas, processes)."""
+
+    async def purge(self, older_than: float, limit: int, /) -> int: ...
+
+
 async def purge_finished(
-    store: SagaStore, older_than: float, batch: int, stop: asyncio.Event | None = None
+    store: Purges, older_than: float, batch: int, stop: asyncio.Event | None = None
 ) -> int:
     """Delete finished instances older than ``older_than`` seconds, ``batch`` per transaction,
     until a batch comes back short (or ``stop`` is set); return how many."""
@@ -276,6 +290,25 @@ async def purge_finished(
         if deleted < batch:
             break
     return purged
+
+
+async def keep_purging(
+    store: Purges,
+    older_than: float,
+    batch: int,
+    interval: float,
+    stop: asyncio.Event,
+    log: logging.Logger,
+    what: str,
+) -> None:
+    """Purge finished instances at once, then every ``interval`` seconds, until ``stop``."""
+    while not stop.is_set():
+        purged = 0
+        with contextlib.suppress(StoreUnavailableError):  # the next turn tries again
+            purged = await purge_finished(store, older_than, batch, stop)
+        if purged:
+            log.info("purged %d finished %s instances", purged, what)
+        await _wait_any([stop], interval)
 
 
 def _cancelling() -> bool:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from dockyard.retry import RetryPolicy
 
-__all__ = ["SagaSettings"]
+__all__ = ["ProcessSettings", "SagaSettings"]
 
 
 def _step_retry() -> RetryPolicy:
@@ -23,7 +23,8 @@ class SagaSettings:
     """Settings of the saga runner of one ``SagasModule`` registration."""
 
     concurrency: int = 8
-    """Instances one runner works on at once (each holds a connection during a step)."""
+    """Instances one runner works on at once (each holds a connection during a step; the
+    runner holds one more for its lease renewals, docs/operations.md "Connection budget")."""
     lease_ttl: float = 10.0
     """Seconds a runner holds an instance unless renewed; a crashed runner's instances are
     taken over within about ``lease_ttl`` plus one poll. Leases are renewed every
@@ -53,9 +54,38 @@ class SagaSettings:
         if self.lease_ttl <= 0 or self.max_poll_interval <= 0:
             msg = "SagaSettings.lease_ttl and max_poll_interval must be > 0"
             raise ValueError(msg)
-        if self.purge_interval <= 0 or self.purge_batch < 1:
-            msg = "SagaSettings.purge_interval must be > 0 and purge_batch >= 1"
-            raise ValueError(msg)
-        if self.retain_finished is not None and self.retain_finished < timedelta(0):
-            msg = f"SagaSettings.retain_finished must not be negative, got {self.retain_finished}"
-            raise ValueError(msg)
+        _check_retention(
+            "SagaSettings", self.retain_finished, self.purge_interval, self.purge_batch
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSettings:
+    """Settings of the process managers of one ``ProcessManagersModule`` registration."""
+
+    retain_finished: timedelta | None = None
+    """Delete finished instances (completed, cancelled) this long after their last write;
+    ``None`` (the default) keeps them. Active instances are never deleted. A start message
+    arriving after its instance was deleted starts the key again: keep them longer than
+    messages can arrive late."""
+    purge_interval: float = 60.0
+    """Seconds between two purges of each worker (with ``retain_finished``); the first runs
+    when the worker starts."""
+    purge_batch: int = 500
+    """Instances deleted per transaction: a purge deletes batches until one comes back short."""
+
+    def __post_init__(self) -> None:
+        _check_retention(
+            "ProcessSettings", self.retain_finished, self.purge_interval, self.purge_batch
+        )
+
+
+def _check_retention(
+    owner: str, retain_finished: timedelta | None, purge_interval: float, purge_batch: int
+) -> None:
+    if purge_interval <= 0 or purge_batch < 1:
+        msg = f"{owner}.purge_interval must be > 0 and purge_batch >= 1"
+        raise ValueError(msg)
+    if retain_finished is not None and retain_finished < timedelta(0):
+        msg = f"{owner}.retain_finished must not be negative, got {retain_finished}"
+        raise ValueError(msg)

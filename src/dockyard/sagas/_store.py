@@ -9,11 +9,12 @@ instances through it, and ``SagaControl`` reads and changes parked ones.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, runtime_checkable
 
 from dockyard.sagas._record import SagaRecord, SagaStatus
 
-__all__ = ["SagaStore", "SagaWriter"]
+__all__ = ["DedicatedLeaseRenewals", "LeaseRenewer", "SagaStore", "SagaWriter"]
 
 
 class SagaWriter(Protocol):
@@ -138,4 +139,27 @@ class SagaStore(Protocol):
         Never an active or parked (failed) one. One short transaction that waits for no lock:
         rows another transaction holds are left for the next call.
         """
+        ...
+
+
+class LeaseRenewer(Protocol):
+    """What a runner's heartbeat renews its leases with (a ``SagaStore`` is one)."""
+
+    async def renew(self, owner: str, saga_ids: Sequence[str], lease_ttl: float, /) -> list[str]:
+        """Extend ``owner``'s leases on ``saga_ids``; return the ids it still holds."""
+        ...
+
+
+@runtime_checkable
+class DedicatedLeaseRenewals(Protocol):
+    """An optional capability of a ``SagaStore``: renewals that never queue behind steps.
+
+    A runner whose store has it (checked once, when it starts) renews its leases through
+    what ``lease_renewals()`` yields, for as long as it runs. ``SqlSagaStore`` holds one
+    connection of the pool for them: steps hold a connection each for their whole attempt,
+    and a renewal that waited for one behind them could come after the lease ended.
+    """
+
+    def lease_renewals(self) -> AbstractAsyncContextManager[LeaseRenewer]:
+        """Hold what renewals need while the context is open; yield the renewer."""
         ...

@@ -9,12 +9,12 @@ its units of work and its ``CommitNotices`` use it.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool, StaticPool
 from sqlalchemy.util import greenlet_spawn
 
-__all__ = ["HeldConnections"]
+__all__ = ["HeldConnections", "pool_capacity"]
 
 
 class HeldConnections:
@@ -107,10 +107,19 @@ class HeldConnections:
 
     def _pool_exhausted(self) -> bool:
         pool = self._engine.pool
-        if not isinstance(pool, QueuePool):
-            return False
-        most = pool._max_overflow  # noqa: SLF001 - no public accessor; -1 means no limit
-        return most >= 0 and pool.checkedout() >= pool.size() + most
+        most = pool_capacity(self._engine)
+        return isinstance(pool, QueuePool) and most is not None and pool.checkedout() >= most
+
+
+def pool_capacity(engine: Engine) -> int | None:
+    """How many connections ``engine``'s pool hands out at once; ``None``: no limit."""
+    pool = engine.pool
+    if isinstance(pool, StaticPool):
+        return 1
+    if not isinstance(pool, QueuePool):
+        return None
+    most = pool._max_overflow  # noqa: SLF001 - no public accessor; -1 means no limit
+    return None if most < 0 else pool.size() + most
 
 
 def _closed_by_server(connection: Connection) -> bool:

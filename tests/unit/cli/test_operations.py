@@ -3,7 +3,8 @@ SQLite and on PostgreSQL (a schema of each test's own).
 
 Against ``docs/examples/cli_operations_app.py``, seeded by its ``seed`` command: four orders
 in the log (three applied by the projection), one message pending in the outbox, three dead
-letters (fixed ids and times), a completed saga and two parked ones. Outputs are compared whole
+letters (fixed ids and times), a completed saga and two parked ones, three process manager
+instances (one completed). Outputs are compared whole
 where nothing in them depends on the clock or the host.
 """
 
@@ -423,6 +424,56 @@ def test_a_parked_saga_is_drawn_skipped_and_finished_ones_purged(seeded: Place) 
     assert [(r["saga_id"], r["status"]) for r in left] == [("ship-o-95", "failed")]
 
 
+# -- process managers ------------------------------------------------------------------------
+
+
+def test_process_instances_are_listed_shown_cancelled_and_purged(seeded: Place) -> None:
+    listed = TIME.sub("<time>", seeded.ok("processes", "list", APP))
+    assert listed == (
+        "process      key  status     timeout at  updated\n"
+        "delivery v1  p-1  active     -           <time>\n"
+        "delivery v1  p-2  completed  -           <time>\n"
+        "delivery v1  p-3  active     -           <time>\n"
+    )
+    active = json.loads(
+        seeded.ok("processes", "list", APP, "--state", "active", "--name", "delivery", "--json")
+    )
+    assert [(r["key"], r["status"]) for r in active] == [("p-1", "active"), ("p-3", "active")]
+    shown = TIME.sub("<time>", seeded.ok("processes", "show", APP, "delivery", "p-1"))
+    assert shown.splitlines()[:5] == [
+        "process     delivery v1",
+        "key         p-1",
+        "status      active",
+        "state       Delivery(scans=['booked'])",
+        "timeout     -",
+    ]
+    assert seeded.error("processes", "show", APP, "delivery", "p-404").startswith(
+        "error: Process manager `delivery` has no instance `p-404`."
+    )
+    assert seeded.error("processes", "cancel", APP, "delivery", "p-3", code=2).startswith(
+        "error: Cancel process `delivery` instance `p-3`? Every later message of its key is "
+        "ignored."
+    )
+    assert seeded.ok("processes", "cancel", APP, "delivery", "p-3", "--yes") == (
+        "cancelled `delivery` instance `p-3`\n"
+    )
+    assert seeded.error("processes", "cancel", APP, "delivery", "p-3", "--yes") == (
+        "error: Cannot cancel process `delivery` instance `p-3`: it is cancelled, not active. "
+        "Hint: only an active instance can be cancelled; a finished one takes no more "
+        "messages already."
+    )
+    record = json.loads(seeded.ok("processes", "show", APP, "delivery", "p-3", "--json"))
+    assert (record["status"], record["state"]) == ("cancelled", "Delivery(scans=['booked'])")
+    assert seeded.ok("processes", "purge", APP, "--older-than", "1h", "--yes") == (
+        "purged 0 finished process manager instances\n"
+    )
+    assert json.loads(
+        seeded.ok("processes", "purge", APP, "--older-than", "0s", "--yes", "--json")
+    ) == {"purged": 2}
+    left = json.loads(seeded.ok("processes", "list", APP, "--json"))
+    assert [(r["key"], r["status"]) for r in left] == [("p-1", "active")]
+
+
 # -- stores that are not there ----------------------------------------------------------------
 
 
@@ -433,6 +484,7 @@ def test_a_parked_saga_is_drawn_skipped_and_finished_ones_purged(seeded: Place) 
         ("outbox", "dead-letters", "list"),
         ("projections", "status"),
         ("sagas", "list"),
+        ("processes", "list"),
     ],
     ids=" ".join,
 )
@@ -500,6 +552,11 @@ app = App.build(Root)
         ),
         (
             NO_SAGAS,
+            ("processes", "list"),
+            "error: the app has no process managers (it does not import `ProcessManagersModule`)",
+        ),
+        (
+            NO_SAGAS,
             ("projections", "status"),
             "error: the app has no catch-up projections (it does not import `ProjectionsModule`)",
         ),
@@ -509,7 +566,7 @@ app = App.build(Root)
             "error: the app has no outbox (it does not import `OutboxModule`)",
         ),
     ],
-    ids=["hook-raises", "no-sagas", "no-projections", "no-outbox"],
+    ids=["hook-raises", "no-sagas", "no-processes", "no-projections", "no-outbox"],
 )
 def test_an_app_that_cannot_be_operated_says_why(
     tmp_path: Path, source: str, args: tuple[str, ...], says: str

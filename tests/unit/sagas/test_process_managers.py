@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,16 @@ from process_managers import (
 
 from dockyard import App, module
 from dockyard.consumer import ConsumerModule, ErrorPolicies, listen, retry_later
-from dockyard.exceptions import InvalidSagaError, ProcessNotFoundError
+from dockyard.exceptions import InvalidSagaError, ProcessNotFoundError, ProcessStateError
 from dockyard.modules import DynamicModule
 from dockyard.outbox import Cancellation, Outbox, OutboxModule, OutboxStatus, OutboxStore
 from dockyard.sagas import (
+    ProcessControl,
     Processes,
     ProcessInstance,
     ProcessManager,
     ProcessManagersModule,
+    ProcessSettings,
     ProcessStatus,
     starts,
 )
@@ -86,8 +89,16 @@ async def shop(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 
 
 class open_shop:  # noqa: N801 - reads as a function in `async with`
-    def __init__(self, kind: str, tmp_path: Path, *, missing: str = "ignore") -> None:
+    def __init__(
+        self,
+        kind: str,
+        tmp_path: Path,
+        *,
+        missing: str = "ignore",
+        settings: ProcessSettings | None = None,
+    ) -> None:
         self.kind, self.tmp_path, self.missing = kind, tmp_path, missing
+        self.settings = settings
         self._exit: Any = None
 
     async def __aenter__(self) -> Shop:
@@ -101,7 +112,7 @@ class open_shop:  # noqa: N801 - reads as a function in `async with`
                     listen(ORDERS, group="fulfilment", policies=fast),
                 ]
             ),
-            ProcessManagersModule.register(processes=[process]),
+            ProcessManagersModule.register(processes=[process], settings=self.settings),
         ]
         if self.kind != "memory":
             url = None
@@ -327,3 +338,118 @@ def test_a_process_manager_draws_itself() -> None:
         "    active --> active : PaymentOverdue (timeout)\n"
         "    active --> [*] : complete()"
     )
+
+
+# -- operating instances: ProcessControl ------------------------------------------------------
+
+
+async def test_instances_are_listed_and_shown(shop: Shop) -> None:
+    await shop.app.publish(OrderPlaced("o-1", pay_within=3600))
+    await shop.app.publish(OrderPlaced("o-2"))
+    await shop.app.publish(OrderShipped("o-2"))
+    await shop.app.publish(OrderPlaced("o-3"))
+    control = await shop.app.get(ProcessControl)
+    assert control.names == ["fulfilment"]
+
+    listed = await control.list()
+    assert [(r.key, r.status) for r in listed] == [
+        ("o-1", ProcessStatus.ACTIVE),
+        ("o-2", ProcessStatus.COMPLETED),
+        ("o-3", ProcessStatus.ACTIVE),
+    ]
+    assert [r.key for r in await control.list(status=ProcessStatus.COMPLETED)] == ["o-2"]
+    first_page = await control.list(name="fulfilment", limit=2)
+    assert [r.key for r in first_page] == ["o-1", "o-2"]
+    last = (first_page[-1].name, first_page[-1].key)
+    assert [r.key for r in await control.list(name="fulfilment", after=last)] == ["o-3"]
+    assert await control.list(name="other") == []
+
+    shown = await control.get("fulfilment", "o-1")
+    assert shown.timeout_id is not None
+    assert control.state(shown) == Fulfilment("o-1", 0, ["placed"])
+    with pytest.raises(ProcessNotFoundError, match="has no instance `o-404`"):
+        await control.get("fulfilment", "o-404")
+
+
+async def test_a_cancelled_instance_ignores_later_messages_and_its_timeout_is_cancelled(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    await shop.app.publish(OrderPlaced("o-1", pay_within=3600))
+    pending = await shop.get("o-1")
+    assert pending is not None
+    timeout_id = pending.timeout_id
+    assert timeout_id is not None
+    control = await shop.app.get(ProcessControl)
+
+    cancelled = await control.cancel("fulfilment", "o-1")
+    assert (cancelled.status, cancelled.timeout_id, cancelled.timeout_at) == (
+        ProcessStatus.CANCELLED,
+        None,
+        None,
+    )
+    assert cancelled.version == pending.version + 1
+    async with shop.app.scope() as scope:  # cancelled with the instance, in its transaction
+        assert await (await scope.get(Outbox)).cancel(timeout_id) is Cancellation.NOT_FOUND
+    counts = await (await shop.outbox_store()).counts()
+    assert counts[OutboxStatus.SCHEDULED] == 0
+
+    with caplog.at_level(logging.INFO, "dockyard.sagas.processes"):
+        await shop.app.publish(PaymentReceived("o-1", 5))
+        await shop.app.publish(OrderPlaced("o-1"))  # a start message does not restart it
+        await shop.app.publish(PaymentOverdue("o-1"), message_id=timeout_id)
+    assert "process fulfilment o-1: cancelled, OrderPlaced ignored" in caplog.messages
+    found = await shop.get("o-1")
+    assert found is not None
+    assert (found.status, found.state.log) == (ProcessStatus.CANCELLED, ["placed"])
+
+    with pytest.raises(ProcessStateError, match="it is cancelled, not active"):
+        await control.cancel("fulfilment", "o-1")
+    await shop.app.publish(OrderPlaced("o-2"))
+    await shop.app.publish(OrderShipped("o-2"))
+    with pytest.raises(ProcessStateError, match="it is completed, not active"):
+        await control.cancel("fulfilment", "o-2")
+    with pytest.raises(ProcessNotFoundError, match="has no instance `o-404`"):
+        await control.cancel("fulfilment", "o-404")
+
+
+async def test_finished_instances_are_purged_and_active_ones_kept(shop: Shop) -> None:
+    for key in ("o-1", "o-2", "o-3"):
+        await shop.app.publish(OrderPlaced(key))
+    await shop.app.publish(OrderShipped("o-1"))
+    control = await shop.app.get(ProcessControl)
+    await control.cancel("fulfilment", "o-2")
+
+    assert await control.purge_finished(timedelta(days=1)) == 0
+    await asyncio.sleep(0.05)
+    assert await control.purge_finished(0.01, batch=1) == 2  # a batch at a time, all of them
+    assert [r.key for r in await control.list()] == ["o-3"]
+    with pytest.raises(ValueError, match="older_than >= 0"):
+        await control.purge_finished(-1)
+    # a late start message for a purged key starts it again: retention is for keys done with
+    await shop.app.publish(OrderPlaced("o-1"))
+    assert await shop.log("o-1") == ["placed"]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_the_worker_purges_finished_instances_with_retain_finished(
+    kind: str, tmp_path: Path
+) -> None:
+    settings = ProcessSettings(retain_finished=timedelta(0), purge_interval=0.05)
+    async with open_shop(kind, tmp_path, settings=settings) as shop:
+        await shop.app.publish(OrderPlaced("o-1"))
+        await shop.app.publish(OrderShipped("o-1"))
+        await shop.app.publish(OrderPlaced("o-2"))
+        control = await shop.app.get(ProcessControl)
+
+        async def purged() -> bool:
+            return [r.key for r in await control.list()] == ["o-2"]
+
+        await shop.until(purged)
+        assert "process-retention" in [s.name for s in shop.app.health().services]
+
+
+def test_process_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"ProcessSettings\.retain_finished must not be negative"):
+        ProcessSettings(retain_finished=timedelta(seconds=-1))
+    with pytest.raises(ValueError, match=r"ProcessSettings\.purge_interval must be > 0"):
+        ProcessSettings(purge_interval=0)

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from dockyard.di import ProviderSpec, scoped, singleton
 from dockyard.modules import ModuleLike
 from dockyard.sagas import ProcessRecord, ProcessStatus, ProcessStore, ProcessWriter
+from dockyard.sagas._process_store import FINISHED
 from dockyard.sql._database import Database
 from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._metadata import metadata
@@ -68,6 +69,20 @@ _INSERT = text(
     ":state_type, :state_schema, :state_data, :version, :timeout_id, :timeout_at, :now, "
     ":now) ON CONFLICT (process_name, process_key) DO NOTHING RETURNING version"
 )
+_FINISHED = ", ".join(f"'{status.value}'" for status in sorted(FINISHED))
+# a batch at a time, by physical row id (one index-free lookup per row, as for sagas); rows
+# another transaction holds wait for the next batch
+_PURGE = {
+    "postgresql": text(
+        f"DELETE FROM {_T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {_T} "  # noqa: S608 - names are ours; values are bound
+        f"WHERE status IN ({_FINISHED}) AND updated_at < :before LIMIT :limit "
+        "FOR UPDATE SKIP LOCKED))"
+    ),
+    "sqlite": text(
+        f"DELETE FROM {_T} WHERE rowid IN (SELECT rowid FROM {_T} "  # noqa: S608 - names are ours; values are bound
+        f"WHERE status IN ({_FINISHED}) AND updated_at < :before LIMIT :limit)"
+    ),
+}
 _UPDATE = text(
     f"UPDATE {_T} SET definition_version = :definition_version, status = :status, "  # noqa: S608 - names are ours; values are bound
     "state_type = :state_type, state_schema = :state_schema, state_data = :state_data, "
@@ -144,6 +159,47 @@ class SqlProcessStore(ProcessStore):
             with unavailable_as_store_error("read a process manager instance"):
                 rows = await uow.fetch_alone(_GET, {"name": name, "key": key})
         return _record(rows[0]) if rows else None
+
+    async def find(
+        self,
+        *,
+        name: str | None = None,
+        status: ProcessStatus | None = None,
+        limit: int = 100,
+        after: tuple[str, str] | None = None,
+    ) -> list[ProcessRecord]:
+        conditions: list[str] = []
+        params: dict[str, Any] = {"limit": limit}
+        if name is not None:
+            conditions.append("process_name = :name")
+            params["name"] = name
+        if status is not None:
+            conditions.append("status = :status")
+            params["status"] = status.value
+        if after is not None:
+            conditions.append(
+                f"(created_at, process_name, process_key) > (SELECT created_at, process_name, "  # noqa: S608 - names are ours
+                f"process_key FROM {_T} WHERE process_name = :after_name AND "
+                "process_key = :after_key)"
+            )
+            params.update(after_name=after[0], after_key=after[1])
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        statement = text(
+            f"SELECT {_COLUMNS} FROM {_T} {where}"  # noqa: S608 - names are ours; values bound
+            "ORDER BY created_at, process_name, process_key LIMIT :limit"
+        )
+        async with self.database.unit_of_work() as uow:
+            with unavailable_as_store_error("list process manager instances"):
+                rows = await uow.fetch_alone(statement, params)
+        return [_record(row) for row in rows]
+
+    async def purge(self, older_than: float, limit: int, /) -> int:
+        if limit < 1:
+            return 0
+        params = {"before": time.time() - older_than, "limit": limit}
+        async with self.database.unit_of_work() as uow:
+            with unavailable_as_store_error("purge finished process manager instances"):
+                return await uow.execute_alone(_PURGE[self.database.dialect], params)
 
 
 class SqlProcessBackend:

@@ -9,6 +9,8 @@ host's. See docs/design/sagas.md.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -16,10 +18,14 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.di import ProviderSpec, scoped, singleton
+from dockyard.exceptions import StoreUnavailableError
 from dockyard.modules import ModuleLike
 from dockyard.sagas import SagaLogEntry, SagaRecord, SagaStatus, SagaStore, SagaWriter, StepAction
+from dockyard.sagas._store import DedicatedLeaseRenewals, LeaseRenewer
+from dockyard.sql._connections import pool_capacity
 from dockyard.sql._database import Database
 from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._module import SqlModule
@@ -223,7 +229,7 @@ class SqlSagaWriter(SagaWriter):
         return _record(row) if row is not None else None
 
 
-class SqlSagaStore(SagaStore):
+class SqlSagaStore(SagaStore, DedicatedLeaseRenewals):
     """The ``SagaStore`` on ``dockyard_sagas`` (PostgreSQL or SQLite); one per app."""
 
     __slots__ = ("_statements", "database")
@@ -267,6 +273,23 @@ class SqlSagaStore(SagaStore):
         }
         async with self._uow("renew saga leases") as uow:
             return [row[0] for row in await uow.fetch_alone(self._statements["renew"], params)]
+
+    @asynccontextmanager
+    async def lease_renewals(self) -> AsyncIterator[LeaseRenewer]:
+        """Renewals on a connection of the pool held for them while the context is open, so
+        they never wait behind the steps (which hold a connection each); through the pool
+        like every statement when it hands out fewer than two connections at once."""
+        capacity = pool_capacity(self.database.engine.sync_engine)
+        if capacity is not None and capacity < 2:  # holding the one would starve the steps
+            yield self
+            return
+        renewer = _HeldConnectionRenewer(self.database, self._statements["renew"])
+        with contextlib.suppress(StoreUnavailableError):  # an outage: taken at the next renewal
+            await renewer.connect()
+        try:
+            yield renewer
+        finally:
+            await renewer.close()
 
     async def release(self, owner: str, saga_ids: Sequence[str] | None, /) -> None:
         if saga_ids is not None and not saga_ids:
@@ -342,6 +365,64 @@ class SqlSagaStore(SagaStore):
         async with self.database.unit_of_work() as uow:
             with unavailable_as_store_error(operation):
                 yield uow
+
+
+class _HeldConnectionRenewer(LeaseRenewer):
+    """Renews leases on one connection it keeps checked out of the pool (a runner's own)."""
+
+    __slots__ = ("_connection", "_database", "_statement")
+
+    def __init__(self, database: Database, statement: Any) -> None:
+        self._database = database
+        self._statement = statement
+        self._connection: AsyncConnection | None = None
+
+    async def connect(self) -> AsyncConnection:
+        with unavailable_as_store_error("open the saga runner's lease connection"):
+            self._connection = await self._database.engine.connect()
+        return self._connection
+
+    async def renew(self, owner: str, saga_ids: Sequence[str], lease_ttl: float, /) -> list[str]:
+        if not saga_ids:
+            return []
+        # after an outage the connection is taken again from the pool (maybe behind steps)
+        connection = self._connection or await self.connect()
+        params = {
+            "owner": owner,
+            "ids": _ids(self._database.dialect, saga_ids),
+            "lease_ttl": lease_ttl,
+            "now": time.time(),
+        }
+        try:
+            with unavailable_as_store_error("renew saga leases"):
+                async with connection.begin():
+                    result = await connection.execute(self._statement, params)
+                    return [row[0] for row in result]
+        except BaseException:
+            # its state is unknown (a lost server, a cancelled statement): never reuse it
+            self._connection = None
+            await asyncio.shield(_discard(connection))
+            raise
+
+    async def close(self) -> None:
+        """Back to the pool; closed instead when the runner is being cancelled (a forced stop
+        sends nothing that could wait on a stalled server: docs/design/forced-stop-and-dead-
+        connections.md)."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        task = asyncio.current_task()
+        if task is not None and task.cancelling() > 0:
+            await asyncio.shield(_discard(connection))
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.shield(connection.close())
+
+
+async def _discard(connection: AsyncConnection) -> None:
+    with contextlib.suppress(Exception):
+        await connection.invalidate()
+        await connection.close()
 
 
 class SqlSagaBackend:

@@ -162,3 +162,56 @@ class ProcessStoreContract:
             assert await writer.save(replace(process_record(version=2), state=b"first"))
         await waiting
         assert [r.state if r else None for r in read] == [b"first"]  # it saw the commit
+
+    # -- listings and retention -----------------------------------------------------------
+
+    async def finished(self, harness: ProcessStoreHarness, key: str, status: ProcessStatus) -> None:
+        assert await self.save(harness, process_record(key))
+        ended = replace(process_record(key, version=2), status=status, timeout_id=None)
+        assert await self.save(harness, ended)
+
+    async def test_find_lists_oldest_first_filtered_and_paged(
+        self, processes: ProcessStoreHarness
+    ) -> None:
+        for key in ("b", "a", "c"):
+            assert await self.save(processes, process_record(key))
+            await asyncio.sleep(0.01)  # created in this order
+        assert await self.save(processes, process_record("a", name="other"))
+        await self.finished(processes, "d", ProcessStatus.COMPLETED)
+        listed = await processes.store.find()
+        assert [(r.name, r.key) for r in listed] == [
+            ("fulfilment", "b"),
+            ("fulfilment", "a"),
+            ("fulfilment", "c"),
+            ("other", "a"),
+            ("fulfilment", "d"),
+        ]
+        assert _stored(listed[0]) == process_record("b")
+        named = await processes.store.find(name="fulfilment", status=ProcessStatus.ACTIVE)
+        assert [r.key for r in named] == ["b", "a", "c"]
+        done = await processes.store.find(status=ProcessStatus.COMPLETED)
+        assert [(r.key, r.status) for r in done] == [("d", ProcessStatus.COMPLETED)]
+        page = await processes.store.find(name="fulfilment", limit=2)
+        assert [r.key for r in page] == ["b", "a"]
+        rest = await processes.store.find(name="fulfilment", limit=2, after=("fulfilment", "a"))
+        assert [r.key for r in rest] == ["c", "d"]
+        assert await processes.store.find(status=ProcessStatus.CANCELLED) == []
+
+    async def test_purge_deletes_old_finished_instances_in_batches_and_nothing_else(
+        self, processes: ProcessStoreHarness
+    ) -> None:
+        for n in range(3):
+            await self.finished(processes, f"done-{n}", ProcessStatus.COMPLETED)
+            await self.finished(processes, f"gone-{n}", ProcessStatus.CANCELLED)
+        assert await self.save(processes, process_record("active"))
+        assert await processes.store.purge(3600.0, 100) == 0  # none is an hour old
+        await asyncio.sleep(0.4)
+        await self.finished(processes, "recent", ProcessStatus.COMPLETED)
+        assert await processes.store.purge(0.3, 4) == 4  # at most a batch
+        assert await processes.store.purge(0.3, 100) == 2
+        assert await processes.store.purge(0.3, 100) == 0
+        assert await processes.store.purge(0.3, 0) == 0
+        left = sorted(r.key for r in await processes.store.find())
+        assert left == ["active", "recent"]
+        assert await processes.store.get("fulfilment", "done-0") is None
+        assert await self.save(processes, process_record("done-0"))  # the key is free again
