@@ -24,9 +24,9 @@ from dockyard.outbox import OutboxModule
 from dockyard.sql import SqlModule, SqlOutboxBackend, SqlUnitOfWork
 from dockyard.transport import Transport
 from integration._apps.services import (
+    KAFKA_SERVERS,
     NATS_URL,
     POSTGRES_URL,
-    KAFKA_SERVERS,
     REDIS_URL,
     engine_options,
     rabbit_url,
