@@ -20,7 +20,7 @@ PEERS_PYTHON ?= $(shell for p in python3.13 python3.12 $$(ls -d $${PYENV_ROOT:-$
 PEERS_VENV ?= .venv-peers
 PEERS_STAMP := $(PEERS_VENV)/.installed
 
-.PHONY: demo serve test test-stress lint typecheck bench docs docs-test format clean env peers-env
+.PHONY: demo serve test test-stress lint typecheck bench docs docs-test format clean env peers-env kafka
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("dockyard needs Python >= 3.11") if sys.version_info < (3, 11) else None'
@@ -40,6 +40,11 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 serve: $(STAMP)
 	$(BIN)/python -m uvicorn examples.shop.http_fastapi:create_app --factory --host $(HOST) --port $(PORT)
+
+# Tansu, a Kafka-compatible broker (from the dev extras), on 127.0.0.1:9092 in the background,
+# for the tests marked `kafka` (without it they skip, saying so): `.ci/kafka`.
+kafka: $(STAMP)
+	PYTHON=$(BIN)/python .ci/kafka
 
 test: $(STAMP) peers-env
 	$(BIN)/pytest

@@ -23,6 +23,8 @@ class Service:
     name: str
     host: str
     port: int
+    start: str = ""
+    """How to start it here, when the machine's own services do not include it."""
 
 
 SERVICES = {
@@ -30,7 +32,7 @@ SERVICES = {
     "rabbit": Service("RabbitMQ", "127.0.0.1", 5672),
     "nats": Service("NATS", "127.0.0.1", 4222),
     "redis": Service("Redis", "127.0.0.1", 6379),
-    "kafka": Service("Kafka", "127.0.0.1", 9092),
+    "kafka": Service("Kafka", "127.0.0.1", 9092, start="start Tansu with `make kafka`"),
 }
 
 POSTGRES_URL = os.environ.get(
@@ -61,6 +63,8 @@ def require_service(marker: str) -> None:
         f"{service.name} is not answering on {service.host}:{service.port} "
         f"(needed by tests marked `{marker}`)"
     )
+    if service.start:
+        reason = f"{reason}; {service.start}"
     unavailable(reason)
 
 

@@ -285,6 +285,7 @@ BROKERS = [
     pytest.param("rabbit", marks=pytest.mark.rabbit),
     pytest.param("nats", marks=pytest.mark.nats),
     pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("kafka", marks=pytest.mark.kafka),
 ]
 
 

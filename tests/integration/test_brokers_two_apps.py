@@ -104,6 +104,7 @@ async def clean_up(broker: str, namespace: str) -> None:
         pytest.param("rabbit", marks=pytest.mark.rabbit),
         pytest.param("nats", marks=pytest.mark.nats),
         pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("kafka", marks=pytest.mark.kafka),
     ],
 )
 async def test_orders_and_payments_exchange_events_through_the_broker(

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from faststream import FastStream
+from faststream.kafka import KafkaBroker
 from faststream.nats import NatsBroker
 from faststream.rabbit import RabbitBroker
 from faststream.redis import RedisBroker
@@ -33,6 +34,7 @@ from dockyard.sql import SqlOutboxBackend, SqlUnitOfWork
 from dockyard.testing.pytest import IsolatedDatabase, isolated_database
 from dockyard.transport import TransportMessage
 from dockyard.transport._faststream import FastStreamTransport, encode_headers
+from dockyard.transport.kafka import KafkaTransport
 from dockyard.transport.nats import NatsTransport
 from dockyard.transport.rabbit import RabbitTransport
 from dockyard.transport.redis import RedisTransport
@@ -167,12 +169,16 @@ BROKERS = [
     pytest.param("rabbit", marks=pytest.mark.rabbit),
     pytest.param("nats", marks=pytest.mark.nats),
     pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("kafka", marks=pytest.mark.kafka),
 ]
+KAFKA_SERVERS = "127.0.0.1:9092"
 
 
 def _brokers(
     kind: str,
-) -> tuple[RabbitBroker | NatsBroker | RedisBroker, FastStreamTransport, FastStreamTransport]:
+) -> tuple[
+    RabbitBroker | NatsBroker | RedisBroker | KafkaBroker, FastStreamTransport, FastStreamTransport
+]:
     """The user's broker, the dockyard transport over it, and a producer of its own."""
     if kind == "rabbit":
         rabbit = RabbitBroker(RABBIT_URL, logger=None)
@@ -180,6 +186,9 @@ def _brokers(
     if kind == "redis":
         redis = RedisBroker(REDIS_URL, logger=None)  # type: ignore[arg-type]
         return redis, RedisTransport(broker=redis), RedisTransport(REDIS_URL)
+    if kind == "kafka":  # Tansu (memory storage): no idempotent producers
+        kafka = KafkaBroker(KAFKA_SERVERS, logger=None)
+        return kafka, KafkaTransport(broker=kafka), KafkaTransport(KAFKA_SERVERS, idempotent=False)
     nats = NatsBroker(NATS_URL, logger=None)
     return nats, NatsTransport(broker=nats), NatsTransport(NATS_URL)
 

@@ -16,6 +16,7 @@ import pytest_asyncio
 from dockyard.exceptions import BrokerPublishError
 from dockyard.testing.contracts import TransportContract
 from dockyard.transport import BatchPublishError, Transport, TransportMessage
+from dockyard.transport.kafka import KafkaTransport
 from dockyard.transport.nats import NatsTransport
 from dockyard.transport.rabbit import RabbitTransport
 from dockyard.transport.redis import RedisTransport
@@ -24,6 +25,7 @@ from integration._apps.services import delete_declared
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 NATS_URL = "nats://127.0.0.1:4222"
 REDIS_URL = "redis://127.0.0.1:6379"
+KAFKA_SERVERS = "127.0.0.1:9092"
 
 
 @pytest.mark.rabbit
@@ -157,3 +159,23 @@ class TestRedisTransport(TransportContract):
         name = f"plain-{uuid.uuid4().hex[:8]}"  # a string key: XADD answers WRONGTYPE
         await transport.broker._connection.set(name, "not a stream", ex=60)
         return name
+
+
+@pytest.mark.kafka
+class TestKafkaTransport(TransportContract):
+    """On Tansu (``make kafka``): its memory storage has no idempotent producers."""
+
+    @pytest_asyncio.fixture
+    async def transport_factory(self) -> AsyncIterator[Transport]:
+        # A short session: a group's first member leaves without a LeaveGroup (Tansu numbers
+        # the first generation 0, and aiokafka only leaves from generation 1 on), so the next
+        # subscription of the group waits until the broker evicts it (docs/brokers.md).
+        transport = KafkaTransport(
+            KAFKA_SERVERS, idempotent=False, session_timeout=3.0, connect_timeout=30.0
+        )
+        yield transport
+        await transport.close()  # memory storage: topics go when the broker stops
+
+    async def refusing_destination(self, transport: Transport) -> str:
+        del transport
+        return f"not a topic {uuid.uuid4().hex[:8]}!"  # spaces and "!": an invalid topic name

@@ -24,6 +24,7 @@ from dockyard.outbox import OutboxModule
 from dockyard.sql import SqlModule, SqlOutboxBackend, SqlUnitOfWork
 from dockyard.transport import Transport
 from integration._apps.services import (
+    KAFKA_SERVERS,
     NATS_URL,
     POSTGRES_URL,
     REDIS_URL,
@@ -83,14 +84,15 @@ def consumer_app(schema: str, transport: Transport, destination: str) -> App:
     return App.build(EffectsConsumer)
 
 
-BROKER_PORTS = {"rabbit": 5672, "nats": 4222, "redis": 6379}
+BROKER_PORTS = {"rabbit": 5672, "nats": 4222, "redis": 6379, "kafka": 9092}
 
 
 def transport_for(
     broker: str, connection_name: str, *, ack_wait: float = 2.0, port: int | None = None
 ) -> Transport:
     """The broker's transport; a crashed consumer's message comes back after ``ack_wait``
-    seconds on NATS (``ack_wait``) and on Redis (``claim_after``), at once on RabbitMQ.
+    seconds on NATS (``ack_wait``) and on Redis (``claim_after``), once the broker evicted it
+    from the group on Kafka (``session_timeout``), at once on RabbitMQ.
     With ``port``, NATS and Redis are reached there (a proxy in front of them)."""
     if broker == "rabbit":
         from faststream.rabbit import RabbitBroker
@@ -100,6 +102,11 @@ def transport_for(
         # Reconnect sooner than aio-pika's 5 s, so the test spends its time on the stream.
         amqp = RabbitBroker(rabbit_url(connection_name), reconnect_interval=0.5, logger=None)
         return RabbitTransport(broker=amqp)
+    if broker == "kafka":
+        from dockyard.transport.kafka import KafkaTransport
+
+        # Tansu (memory storage) has no idempotent producers.
+        return KafkaTransport(KAFKA_SERVERS, idempotent=False, session_timeout=max(ack_wait, 3.0))
     if broker == "redis":
         from dockyard.transport.redis import RedisTransport
 

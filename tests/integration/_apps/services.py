@@ -32,6 +32,7 @@ POSTGRES_DSN = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 NATS_URL = "nats://127.0.0.1:4222"
 REDIS_URL = "redis://127.0.0.1:6379"
+KAFKA_SERVERS = "127.0.0.1:9092"
 CLEAN_UP_WITHIN = 60.0
 
 

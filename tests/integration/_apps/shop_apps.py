@@ -26,6 +26,7 @@ from dockyard.retry import RetryPolicy
 from dockyard.sql import SqlModule, SqlOutboxBackend, SqlUnitOfWork
 from dockyard.transport import Transport
 from integration._apps.services import (
+    KAFKA_SERVERS,
     NATS_URL,
     POSTGRES_URL,
     REDIS_URL,
@@ -157,6 +158,10 @@ def transport_for(broker: str, name: str) -> Transport:
         from dockyard.transport.redis import RedisTransport
 
         return RedisTransport(REDIS_URL)
+    if broker == "kafka":
+        from dockyard.transport.kafka import KafkaTransport
+
+        return KafkaTransport(KAFKA_SERVERS, idempotent=False)  # Tansu: no idempotent producers
     from dockyard.transport.nats import NatsTransport
 
     return NatsTransport(NATS_URL)

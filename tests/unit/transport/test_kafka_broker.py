@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 import subprocess
 import sys
 
 import pytest
 from faststream.kafka import TestKafkaBroker
 
-from dockyard.exceptions import TransportClosedError
+from dockyard.exceptions import TransportClosedError, TransportUnavailableError
 from dockyard.transport import TransportMessage
 from dockyard.transport._faststream import decode_headers, encode_headers
 from dockyard.transport.kafka import KafkaTransport
@@ -128,3 +129,19 @@ def test_importing_a_transport_without_its_extra_names_the_install(extra: str) -
     )
     assert result.returncode == 1
     assert f"pip install 'dockyard[{extra}]'" in result.stderr
+
+
+async def test_a_broker_nobody_answers_for_is_unavailable_not_a_refusal() -> None:
+    # aiokafka's connection errors are RuntimeErrors: untranslated, the relay counted an
+    # attempt against every message of an outage and dead-lettered them.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: connections to it are refused
+    transport = KafkaTransport(f"127.0.0.1:{port}", connect_timeout=2.0)
+    try:
+        with pytest.raises(TransportUnavailableError, match="kafka broker is unavailable"):
+            await transport.publish(_message(1))
+        with pytest.raises(TransportUnavailableError):
+            await transport.publish_many([_message(2)])
+    finally:
+        await transport.close()
