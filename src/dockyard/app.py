@@ -46,6 +46,7 @@ from dockyard.modules._extensions import (
 from dockyard.modules._graph import ModuleGraph, ModuleNode, build_graph, builtin_node
 from dockyard.modules._module import ModuleLike
 from dockyard.modules._probes import serve_probes
+from dockyard.modules._selection import select_services
 from dockyard.modules._supervisor import ReportsHealth, Supervisor, WorkerHealth, describe
 from dockyard.telemetry._instruments import Instruments
 from dockyard.telemetry._settings import Telemetry
@@ -281,14 +282,27 @@ class App:
     ) -> None:
         await self.stop(exc)
 
-    def background_services(self) -> list[BackgroundService]:
-        """Every background service the modules' extensions contribute, in module order."""
-        return [
+    def background_services(
+        self, *, only: Sequence[str] = (), skip: Sequence[str] = ()
+    ) -> list[BackgroundService]:
+        """Every background service the modules' extensions contribute, in module order.
+
+        Args:
+            only: Glob patterns (``fnmatch``, case-sensitive, over the whole name): only the
+                services whose names match one of them. All services if empty.
+            skip: Glob patterns: leave out the services whose names match one of them.
+
+        Raises:
+            UnknownServiceError: A pattern matches none of the app's services, or ``only``
+                and ``skip`` leave none.
+        """
+        services = [
             service
             for extension in self._extensions()
             if isinstance(extension, ProvidesBackgroundServices)
             for service in extension.background_services(self)
         ]
+        return select_services(services, only, skip) if only or skip else services
 
     def health(self) -> WorkerHealth:
         """The state of each background service of the worker running in this process.
@@ -309,8 +323,15 @@ class App:
         grace: float = 30.0,
         health_port: int | None = None,
         max_backoff: float = 10.0,
+        only: Sequence[str] = (),
+        skip: Sequence[str] = (),
     ) -> None:
         """Run every background service (relays, projections, consumers, sagas) until stopped.
+
+        ``only`` and ``skip`` (glob patterns over the services' names, as
+        :meth:`background_services` takes them) run a part of them, to split an app's
+        services across processes: ``only=["outbox-relay:nats"]`` in one process,
+        ``skip=["outbox-relay:nats"]`` in another. They are checked before the app starts.
 
         Each service runs under a supervisor: an outage (database or broker down, refusing
         or dropping connections) makes it *degraded*, not dead; it is restarted with backoff
@@ -328,10 +349,15 @@ class App:
             grace: Seconds the services get to finish in-flight work once told to stop.
             health_port: Serve ``/livez`` and ``/readyz`` on this port while running.
             max_backoff: The longest wait between two restarts of a service in an outage.
+            only: Run only the services whose names match one of these patterns.
+            skip: Do not run the services whose names match one of these patterns.
 
         Raises:
+            UnknownServiceError: A pattern of ``only`` or ``skip`` matches no service, or
+                they leave none to run (raised before anything starts).
             ExceptionGroup: The errors of the services that failed.
         """
+        services = self.background_services(only=only, skip=skip)
         stop = stop if stop is not None else asyncio.Event()
         force = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -355,7 +381,7 @@ class App:
             if owns_lifecycle:
                 await self.start()
             self._supervisors = supervisors = [
-                Supervisor(s, max_backoff=max_backoff) for s in self.background_services()
+                Supervisor(s, max_backoff=max_backoff) for s in services
             ]
             if health_port is not None:
                 probes = await serve_probes(self.health, health_port)

@@ -37,7 +37,8 @@
     │   ├── ConsumerGroupConflictError    (+ ValueError) a consumer group exists with other settings
     │   ├── UnsupportedReleaseError       (+ ImportError) an integration cannot use that release
     │   ├── IntegrationNotSetUpError      (+ RuntimeError) a web app injects without a dockyard app
-    │   └── AppImportError                (+ ImportError) `dockyard worker` cannot load the app
+    │   ├── AppImportError                (+ ImportError) `dockyard worker` cannot load the app
+    │   └── UnknownServiceError           (+ LookupError) `worker --only/--skip` match no service
     ├── LifecycleError                    used before it started or after it closed
     │   ├── AppNotStartedError            (+ RuntimeError) the app was used outside `async with app`
     │   ├── UnitOfWorkError               (+ RuntimeError) a unit of work used outside its life
@@ -114,6 +115,7 @@ from dockyard._errors.configuration import (
     MissingApplierError,
     MissingExtraError,
     SagaNotRegisteredError,
+    UnknownServiceError,
     UnsupportedReleaseError,
 )
 from dockyard._errors.delivery import (
@@ -269,6 +271,7 @@ __all__ = [
     "UnknownEventTypeError",
     "UnknownExtensionError",
     "UnknownRelayTransportError",
+    "UnknownServiceError",
     "UnknownTransportError",
     "UnsupportedReleaseError",
 ]

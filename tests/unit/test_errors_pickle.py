@@ -99,6 +99,7 @@ from dockyard.exceptions import (
     UnknownEventTypeError,
     UnknownExtensionError,
     UnknownRelayTransportError,
+    UnknownServiceError,
     UnknownTransportError,
     UnsupportedReleaseError,
 )
@@ -231,6 +232,10 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
         )
     ],
     AppImportError: [AppImportError("shop.app:ap", "`shop.app` has no `ap`")],
+    UnknownServiceError: [
+        UnknownServiceError(["relay:nats"], ["outbox-relay", "outbox-relay:nats"]),
+        UnknownServiceError([], ["outbox-relay"]),
+    ],
     IntegrationNotSetUpError: [
         IntegrationNotSetUpError(
             "FastAPI",

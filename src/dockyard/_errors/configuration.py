@@ -20,6 +20,7 @@ __all__ = [
     "MissingApplierError",
     "MissingExtraError",
     "SagaNotRegisteredError",
+    "UnknownServiceError",
     "UnsupportedReleaseError",
 ]
 
@@ -276,4 +277,27 @@ class AppImportError(ConfigurationError, ImportError):
             f"Cannot load the app `{self.target}`: {self.problem}. Hint: pass "
             "`package.module:attribute` naming an `App` (or a function returning one), "
             "importable from the current directory, e.g. `dockyard worker shop.app:app`."
+        )
+
+
+class UnknownServiceError(ConfigurationError, LookupError):
+    """``dockyard worker --only/--skip`` (``run_worker(only=, skip=)``) named services the app
+    does not have, or left the worker nothing to run."""
+
+    def __init__(self, unmatched: Sequence[str], services: Sequence[str]) -> None:
+        self.unmatched = tuple(unmatched)
+        self.services = tuple(services)
+        super().__init__(self.unmatched, self.services)
+
+    def __str__(self) -> str:
+        known = ", ".join(f"`{s}`" for s in self.services) or "none"
+        if self.unmatched:
+            patterns = ", ".join(f"`{p}`" for p in self.unmatched)
+            problem = f"No background service matches {patterns}"
+        else:
+            problem = "`--only`/`--skip` leave no background service to run"
+        return (
+            f"{problem} (the app's services: {known}). Hint: give glob patterns over those "
+            "names, e.g. `--only 'outbox-relay*'` or `--skip 'consumer:*'`; "
+            "`dockyard describe APP` lists them."
         )

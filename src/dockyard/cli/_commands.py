@@ -21,7 +21,7 @@ from dockyard.cli._common import (
     load_or_exit,
 )
 from dockyard.cli._env import EnvFileError, apply_env_file
-from dockyard.exceptions import DockyardError
+from dockyard.exceptions import DockyardError, UnknownServiceError
 from dockyard.modules import ServiceState
 
 __all__ = ["cli"]
@@ -70,6 +70,21 @@ def worker(
         float, typer.Option(help="Longest wait, in seconds, between retries in an outage.")
     ] = 10.0,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Run only the services whose names match this glob (`outbox-relay:nats`, "
+            "`consumer:*`). Repeat for several; `dockyard describe` lists the names.",
+        ),
+    ] = None,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--skip",
+            help="Do not run the services whose names match this glob. Repeat for several.",
+        ),
+    ] = None,
     env_file: EnvFileOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -77,6 +92,8 @@ def worker(
 
     Safe to run in several processes at once. Outages of the database or a broker do not
     stop it (see `docs/operations.md`); a second signal cancels what has not stopped yet.
+    `--only`/`--skip` split the services across processes (a relay per broker, consumers
+    apart); a pattern that matches no service exits with 2, naming the services.
     """
     early = _EarlySignals()  # a stop asked for while the app loads or starts is a stop
     logging.basicConfig(
@@ -87,12 +104,22 @@ def worker(
     if early.received:
         typer.echo(f"dockyard worker: {early.received.name} before starting; not started", err=True)
         return
-    names = ", ".join(s.name for s in loaded.background_services()) or "none"
+    only, skip = only or [], skip or []
+    try:
+        services = loaded.background_services(only=only, skip=skip)
+    except UnknownServiceError as error:
+        fail(error, code=EXIT_USAGE, debug=debug)
+    names = ", ".join(s.name for s in services) or "none"
     typer.echo(f"dockyard worker: running {names}", err=True)
 
     async def run() -> None:
         await loaded.run_worker(
-            stop=early.stop_event(), grace=grace, health_port=health_port, max_backoff=max_backoff
+            stop=early.stop_event(),
+            grace=grace,
+            health_port=health_port,
+            max_backoff=max_backoff,
+            only=only,
+            skip=skip,
         )
 
     try:
