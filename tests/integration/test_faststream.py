@@ -123,6 +123,7 @@ class Service:
     producer: FastStreamTransport
     destination: str
     plain: str
+    group: str
     serializer: Serializer = field(default_factory=Serializer)
 
     async def send(self, event: object, message_id: str | None = None, **fields: Any) -> str:
@@ -198,6 +199,8 @@ async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     broker, transport, producer = _brokers(request.param)
     suffix = uuid.uuid4().hex[:8]
     destination, plain = f"fs-payments-{suffix}", f"fs-plain-{suffix}"
+    # a group of its own: on Kafka a group spans topics, so runs at once would share members
+    group = f"billing-{suffix}"
     async with charges_database(tmp_path) as isolated:
         probe = Probe()
         app = build(isolated, probe, transport)
@@ -206,7 +209,7 @@ async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         setup_dockyard(
             stream,
             app,
-            endpoints=[listen(destination, group="billing", policies=policies)],
+            endpoints=[listen(destination, group=group, policies=policies)],
             transport=transport,
         )
 
@@ -218,7 +221,7 @@ async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         try:
             async with running(stream):
                 assert (probe.started, probe.stopped) == (1, 0)
-                yield Service(stream, app, probe, producer, destination, plain)
+                yield Service(stream, app, probe, producer, destination, plain, group)
         finally:
             await producer.close()
             # The endpoint's queue (or stream), and on RabbitMQ the plain subscriber's queue.
@@ -303,7 +306,10 @@ async def test_a_failing_handler_is_retried_then_dead_lettered_with_its_reason(
 
     await eventually(dead, "the failing message dead-lettered")
     reason = (await dead_letters(service.app))[bad]
-    assert reason == f"consumer:{service.destination}:billing: ValueError: card of bad-1 declined"
+    assert (
+        reason
+        == f"consumer:{service.destination}:{service.group}: ValueError: card of bad-1 declined"
+    )
     # retry_inline(1) on each of retry_later(2)'s two deliveries: four runs, each in its scope
     assert [order for order, _ in service.probe.runs] == ["bad-1"] * 4
     assert len({id(scope) for _, scope in service.probe.runs}) == 4
@@ -326,7 +332,7 @@ async def test_malformed_messages_are_dead_letters_and_the_endpoint_goes_on(
     assert set(letters) == {untyped, unknown, garbled}
     assert "it has no `message-type` header" in letters[untyped]
     assert "unknown message type `Refunded`" in letters[unknown]
-    assert letters[garbled].startswith(f"consumer:{service.destination}:billing: ")
+    assert letters[garbled].startswith(f"consumer:{service.destination}:{service.group}: ")
     assert [order for order, _ in service.probe.runs] == ["o-1"]
 
 
