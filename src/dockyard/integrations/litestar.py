@@ -25,6 +25,7 @@ from dishka import AsyncContainer
 from dishka.exceptions import ExitError
 
 from dockyard.exceptions import (
+    IntegrationNotSetUpError,
     MissingExtraError,
 )
 from dockyard.integrations._web import (
@@ -189,7 +190,17 @@ def sse_response(
             reconnects sends it back as ``Last-Event-ID`` (``last_event_id(...)``) and the
             stream request can resume after it; ``None`` numbers the events from 1.
     """
-    app: App = connection.app.state[_STATE_KEY]
+    app: App | None = connection.app.state.get(_STATE_KEY)
+    if app is None:
+        handler = connection.scope.get("route_handler")
+        methods = " ".join(sorted(getattr(handler, "http_methods", ()) or ()))
+        path = connection.scope.get("path_template", connection.url.path)
+        raise IntegrationNotSetUpError(
+            "Litestar",
+            f"the `sse_response` of handler `{methods} {path}`",
+            "Litestar(..., plugins=[DockyardPlugin(app)])",
+            "dockyard.integrations.litestar",
+        )
     return Stream(
         stream_frames(
             app, {Request: connection}, stream, retry=retry, ping=ping, event=event, id_of=id_of

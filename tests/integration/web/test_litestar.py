@@ -5,13 +5,14 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from litestar import Litestar, Request, get, post
+from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
+from litestar.testing import AsyncTestClient
 
 from dockyard import App, ISender
-from dockyard.exceptions import ConcurrencyError
+from dockyard.exceptions import ConcurrencyError, IntegrationNotSetUpError
 from dockyard.integrations.litestar import (
     DockyardPlugin,
     FromDockyard,
@@ -134,3 +135,20 @@ class TestLitestar(contract.WebIntegrationContract):
         problems = contract.problems()
         plugin = DockyardPlugin(app, problems=problems, background_services=background_services)
         return Litestar(handlers, plugins=[plugin])
+
+
+async def test_sse_response_in_an_app_without_the_plugin_names_the_fix() -> None:
+    raised: list[Exception] = []
+
+    def keep(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        raised.append(exc)
+        return Response(None, status_code=500)
+
+    web = Litestar([count], exception_handlers={Exception: keep})
+    async with AsyncTestClient(web) as client:
+        assert (await client.get("/count/3")).status_code == 500
+    assert [type(error) for error in raised] == [IntegrationNotSetUpError]
+    message = str(raised[0])
+    assert "This Litestar app has no dockyard app" in message
+    assert "`sse_response` of handler `GET /count/{limit}`" in message
+    assert "Hint: call `Litestar(..., plugins=[DockyardPlugin(app)])`" in message
