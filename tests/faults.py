@@ -31,7 +31,7 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["FaultProxy", "SilentListener"]
+__all__ = ["FaultProxy", "SilentListener", "free_port"]
 
 _CHUNK = 65536
 
@@ -61,7 +61,7 @@ class FaultProxy:
         return self._server is None
 
     async def __aenter__(self) -> Self:
-        self.port = _free_port()
+        self.port = free_port()
         await self._listen()
         return self
 
@@ -244,7 +244,7 @@ async def _amqp_open_only(reader: asyncio.StreamReader, writer: asyncio.StreamWr
                 writer.write(frame.marshal(answer, channel))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with contextlib.closing(socket.socket()) as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]

@@ -1,10 +1,12 @@
-"""Outages of NATS JetStream and Redis Streams, made by a ``FaultProxy`` the test owns.
+"""Outages of NATS JetStream, Redis Streams and Kafka, made by a ``FaultProxy`` the test owns.
 
 * The relay publishing to the broker while the proxy refuses connections (or holds every
   byte): the transport reports ``TransportUnavailableError`` within its ``publish_timeout``
   (its ``connect_timeout`` while it connects), the relay
   pauses, counts no attempt and makes no dead letters; once the broker is back every message
-  goes out in key order, with one warning and one info line.
+  goes out in key order, with one warning and one info line. Kafka runs on a Tansu of the
+  test's own (``integration._apps.tansu``): its metadata sends every client through the proxy,
+  the test's own subscriber too, which rides out the outage beside the relay.
 * A real ``dockyard worker`` whose broker is unreachable at start, or whose connections are
   cut mid-stream and then refused: ``test_worker_broker_outages.py``.
 """
@@ -26,10 +28,12 @@ from dockyard.outbox.memory import InMemoryOutboxStore
 from dockyard.retry import RetryPolicy
 from dockyard.transport import TransportMessage
 from dockyard.transport._faststream import FastStreamTransport
+from dockyard.transport.kafka import KafkaTransport
 from dockyard.transport.nats import NatsTransport
 from dockyard.transport.redis import RedisTransport
 from faults import FaultProxy
 from integration._apps.services import NATS_URL, REDIS_URL, delete_declared
+from integration._apps.tansu import proxy_for
 
 _WAIT = 60.0
 _MESSAGES = 24
@@ -70,6 +74,10 @@ class CountingRedis(Counting, RedisTransport):
     pass
 
 
+class CountingKafka(Counting, KafkaTransport):
+    pass
+
+
 BROKERS = {"nats": (4222, NATS_URL), "redis": (6379, REDIS_URL)}
 
 
@@ -81,10 +89,15 @@ def transports(broker: str, port: int) -> tuple[FastStreamTransport, Counting]:
         counting = CountingNats(
             f"nats://127.0.0.1:{port}", publish_timeout=1.0, connect_timeout=1.0
         )
-    else:
+    elif broker == "redis":
         direct = RedisTransport(REDIS_URL)
         counting = CountingRedis(
             f"redis://127.0.0.1:{port}", publish_timeout=1.0, connect_timeout=1.0
+        )
+    else:  # the test's own Tansu: every connection goes through the proxy
+        direct = KafkaTransport(f"127.0.0.1:{port}", idempotent=False, session_timeout=3.0)
+        counting = CountingKafka(
+            f"127.0.0.1:{port}", idempotent=False, publish_timeout=1.0, connect_timeout=1.0
         )
     counting.changed = asyncio.Event()
     return direct, counting
@@ -93,14 +106,17 @@ def transports(broker: str, port: int) -> tuple[FastStreamTransport, Counting]:
 @pytest.mark.parametrize("fault", ["refuse", "stall"])
 @pytest.mark.parametrize(
     "broker",
-    [pytest.param("nats", marks=pytest.mark.nats), pytest.param("redis", marks=pytest.mark.redis)],
+    [
+        pytest.param("nats", marks=pytest.mark.nats),
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("kafka", marks=pytest.mark.kafka),
+    ],
 )
 async def test_an_outage_pauses_the_relay_and_makes_no_dead_letters(
     broker: str, fault: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     destination = f"outage-{uuid.uuid4().hex[:8]}"
-    port, _ = BROKERS[broker]
-    async with FaultProxy(port) as proxy:
+    async with proxy_for(broker, BROKERS.get(broker, (0, ""))[0]) as proxy:
         direct, transport = transports(broker, proxy.port)
         try:
             await _relay_through_an_outage(proxy, direct, transport, destination, fault, caplog)

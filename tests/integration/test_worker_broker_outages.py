@@ -1,9 +1,10 @@
-"""A real ``dockyard worker`` through NATS and Redis outages, behind the test's own proxy.
+"""A real ``dockyard worker`` through NATS, Redis and Kafka outages, behind the test's own proxy.
 
 The RabbitMQ versions are in ``test_worker_outages.py``; this file runs the same worker
 (``integration._apps.outage_worker``: a projection, the outbox relay, a consumer) on the
 other brokers. Each test checks that the worker still runs, nothing is lost, every effect
-happened once and the log has one line per change of state.
+happened once and the log has one line per change of state. Kafka runs on a Tansu of the
+test's own (``integration._apps.tansu``), whose metadata points clients at the proxy.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from dockyard.serialization import Serializer, TypeRegistry
 from dockyard.sql import SqlModule, SqlOutboxBackend
 from dockyard.transport.memory import InMemoryTransport
 from dockyard.transport.nats import NatsTransport
-from faults import FaultProxy
 from integration._apps.outage_worker import TABLES, Ping, Ticked
 from integration._apps.services import (
     POSTGRES_DSN,
@@ -33,6 +33,7 @@ from integration._apps.services import (
     engine_options,
     unique,
 )
+from integration._apps.tansu import proxy_for
 from integration._apps.worker_process import WorkerProcess, wait_until, worker_env
 from integration.test_worker_outages import ARGS, OUTAGE, Setup, check_log, stop_cleanly
 
@@ -42,7 +43,12 @@ PORTS = {"nats": 4222, "redis": 6379}
 APPS = {
     "nats": "integration._apps.outage_worker:app",
     "redis": "integration._apps.redis_outage_worker:app",
+    "kafka": "integration._apps.kafka_outage_worker:app",
 }
+
+
+def broker_of(setup: Setup) -> str:
+    return next(broker for broker in APPS if setup.schema.startswith(f"dockyard_{broker}"))
 
 
 @pytest_asyncio.fixture
@@ -79,8 +85,9 @@ async def setup(request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
         await drop_schema(schema)
         if broker == "nats":
             await delete_nats_streams(NatsTransport.stream_name(destination))
-        else:
+        elif broker == "redis":
             await _delete_redis_stream(destination)
+        # Kafka: the test's own Tansu, gone with its topics
 
 
 async def _delete_redis_stream(name: str) -> None:
@@ -111,14 +118,15 @@ async def _effects_at_least(setup: Setup, count: int) -> bool:
 BROKERS = [
     pytest.param("nats", marks=pytest.mark.nats),
     pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("kafka", marks=pytest.mark.kafka),
 ]
 
 
 @pytest.mark.parametrize("setup", BROKERS, indirect=True)
 async def test_broker_unreachable_at_start_is_waited_out(setup: Setup) -> None:
-    broker = "nats" if setup.schema.startswith("dockyard_nats") else "redis"
+    broker = broker_of(setup)
     consumer = f"consumer:{setup.destination}:outage"
-    async with FaultProxy(PORTS[broker]) as proxy:
+    async with proxy_for(broker, PORTS.get(broker, 0)) as proxy:
         await proxy.refuse()
         worker = start_worker(setup, broker, proxy.port)
         try:
@@ -142,8 +150,8 @@ async def test_broker_unreachable_at_start_is_waited_out(setup: Setup) -> None:
 
 @pytest.mark.parametrize("setup", BROKERS, indirect=True)
 async def test_cut_and_down_mid_stream_loses_nothing(setup: Setup) -> None:
-    broker = "nats" if setup.schema.startswith("dockyard_nats") else "redis"
-    async with FaultProxy(PORTS[broker]) as proxy:
+    broker = broker_of(setup)
+    async with proxy_for(broker, PORTS.get(broker, 0)) as proxy:
         worker = start_worker(setup, broker, proxy.port)
         try:
             await worker.ready()

@@ -18,6 +18,7 @@ The test writes events and outbox rows straight into the schema, not through the
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +105,7 @@ def build(
     *,
     application_name: str = "dockyard-outage",
     pool: dict[str, Any] | None = None,
+    make_transport: Callable[[str, int], Transport] | None = None,
 ) -> App:
     """The worker app; ``postgres_url`` may point at a proxy, the rest is the same.
 
@@ -121,7 +123,9 @@ def build(
     modules = [
         sql,
         OutboxModule.register(
-            transport=transport(broker, int(os.environ.get("DOCKYARD_OUTAGE_BROKER_PORT", "0"))),
+            transport=(make_transport or transport)(
+                broker, int(os.environ.get("DOCKYARD_OUTAGE_BROKER_PORT", "0"))
+            ),
             backend=SqlOutboxBackend(),
             relay=RelaySettings(batch_size=50, retry=retry, idle_poll_interval=1.0),
             run_relay=broker != "memory",
@@ -143,7 +147,7 @@ def build(
     return App.build(OutageWorker)
 
 
-def _from_environment() -> App:
+def _from_environment(make_transport: Callable[[str, int], Transport] | None = None) -> App:
     port = os.environ.get("DOCKYARD_OUTAGE_PG_PORT", "5432")
     return build(
         f"postgresql+asyncpg://postgres@127.0.0.1:{port}/test",
@@ -156,7 +160,14 @@ def _from_environment() -> App:
             for key in ("pool_size", "max_overflow")
             if f"DOCKYARD_OUTAGE_{key.upper()}" in os.environ
         },
+        make_transport=make_transport,
     )
+
+
+def with_transport(make: Callable[[str, int], Transport]) -> App:
+    """The app from the environment, its transport made by ``make`` (another broker's app
+    module passes its own; the rest is the same)."""
+    return _from_environment(make)
 
 
 app = _from_environment

@@ -23,9 +23,4 @@ def transport(broker: str, port: int) -> Transport:
 
 def app() -> App:
     """What the worker loads: ``outage_worker``'s app, built with ``transport`` above."""
-    base = outage_worker.transport
-    outage_worker.transport = transport  # build() looks it up by name: the one difference
-    try:
-        return outage_worker.app()
-    finally:
-        outage_worker.transport = base
+    return outage_worker.with_transport(transport)
