@@ -34,11 +34,11 @@ from integration._apps.fault_consumer import (
     CONCURRENCY,
     CONSUMER,
     EFFECTS_TABLE,
-    GROUP,
     MARKER,
     STALL_ON,
     Ping,
     consumer_app,
+    group_for,
     transport_for,
 )
 from integration._apps.services import (
@@ -130,7 +130,7 @@ async def test_rabbit_connections_dropped_mid_stream_lose_nothing(schema: str) -
             schema, producing, consuming, destination, close_connections
         )
     finally:
-        await delete_rabbit_destinations((destination, f"{destination}.{GROUP}"))
+        await delete_rabbit_destinations((destination, f"{destination}.{group_for(destination)}"))
     assert all(cut >= 2 for cut in cuts), f"expected the relay's and consumer's: {cuts}"
     assert sorted(counted) == list(range(MESSAGES)), "messages were lost"
     assert set(counted.values()) == {1}, "an effect happened twice"
@@ -194,7 +194,7 @@ async def _faults_mid_stream(
     """Relay ``MESSAGES`` pings and consume them (in this process), calling ``fault(round)``
     in three rounds while messages flow: what each ``fault`` returned, the effects counted
     per ping, and the relay's dead letters."""
-    await consuming.declare(destination, GROUP)  # so nothing published is refused
+    await consuming.declare(destination, group_for(destination))  # so nothing published is refused
     shop, billing = (
         producer(schema, producing, destination),
         consumer_app(schema, consuming, destination),
@@ -296,7 +296,9 @@ async def test_a_consumer_killed_mid_handler_has_its_message_redelivered_once(
     destination, name = unique("killed"), unique("dockyard-killed")
     marker = tmp_path / "stalled"
     producing = transport_for(broker, f"{name}-relay")
-    await producing.declare(destination, GROUP)  # the group exists before anything is sent
+    await producing.declare(
+        destination, group_for(destination)
+    )  # the group exists before anything is sent
     shop = producer(schema, producing, destination)
     stop = asyncio.Event()
     first = start_consumer(
@@ -358,7 +360,7 @@ async def test_a_consumer_killed_mid_handler_keeps_its_keys_order(
     marker = tmp_path / "stalled"
     one_key = [0, KEYS, 2 * KEYS]
     producing = transport_for(broker, f"{name}-relay")
-    await producing.declare(destination, GROUP)
+    await producing.declare(destination, group_for(destination))
     shop = producer(schema, producing, destination)
     stop = asyncio.Event()
     serial = {CONCURRENCY: "1"}

@@ -32,7 +32,13 @@ from integration._apps.services import (
     rabbit_url,
 )
 
-GROUP = "effects"
+
+def group_for(destination: str) -> str:
+    """The consumer group of ``destination``'s test: its own, since on Kafka a group spans
+    topics (two runs of the suite at once would otherwise share members)."""
+    return f"effects-{destination}"
+
+
 EFFECTS_TABLE = (
     "CREATE TABLE fault_effects (n INTEGER NOT NULL, consumer TEXT NOT NULL, applied BIGSERIAL)"
 )
@@ -65,7 +71,7 @@ class RecordEffect(EventHandler[Ping]):
 
 
 def consumer_app(schema: str, transport: Transport, destination: str) -> App:
-    """Consumes ``destination`` as group ``effects`` (4 at a time, or
+    """Consumes ``destination`` as group ``group_for(destination)`` (4 at a time, or
     ``DOCKYARD_FAULT_CONCURRENCY``) into ``fault_effects``."""
     concurrency = int(os.environ.get(CONCURRENCY, "4"))
 
@@ -75,7 +81,9 @@ def consumer_app(schema: str, transport: Transport, destination: str) -> App:
             SqlModule.register(POSTGRES_URL, **engine_options(schema)),
             OutboxModule.register(transport=transport, backend=SqlOutboxBackend(), run_relay=False),
             ConsumerModule.register(
-                endpoints=[listen(destination, group=GROUP, concurrency=concurrency)]
+                endpoints=[
+                    listen(destination, group=group_for(destination), concurrency=concurrency)
+                ]
             ),
         ],
     )
