@@ -23,7 +23,7 @@ from dockyard.outbox.memory import InMemoryOutboxBackend
 from dockyard.serialization import DictCodec, event_type
 from dockyard.transport import CONTENT_ENCODING, CONTENT_TYPE, Transport, TransportMessage
 from dockyard.transport.rabbit import RabbitTransport
-from integration._apps.services import delete_declared
+from integration._apps.services import KAFKA_SERVERS, delete_declared
 
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -156,11 +156,13 @@ async def test_compressed_and_per_type_codec_messages_cross_rabbitmq(
         pytest.param("rabbit", marks=pytest.mark.rabbit),
         pytest.param("nats", marks=pytest.mark.nats),
         pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("kafka", marks=pytest.mark.kafka),
     ],
 )
 async def test_content_headers_arrive_as_sent_on_every_broker(broker: str) -> None:
     """FastStream adds a `content-type` of its own on some brokers (empty for bytes): dockyard's
     is sent after it and is the one that arrives, with `content-encoding`, byte for byte."""
+    from dockyard.transport.kafka import KafkaTransport
     from dockyard.transport.nats import NatsTransport
     from dockyard.transport.redis import RedisTransport
 
@@ -169,8 +171,10 @@ async def test_content_headers_arrive_as_sent_on_every_broker(broker: str) -> No
         transport = RabbitTransport(RABBIT_URL)
     elif broker == "nats":
         transport = NatsTransport("nats://127.0.0.1:4222")
-    else:
+    elif broker == "redis":
         transport = RedisTransport("redis://127.0.0.1:6379")
+    else:  # Tansu: no idempotent producer; a group joins after about its session timeout
+        transport = KafkaTransport(KAFKA_SERVERS, idempotent=False, session_timeout=3.0)
     destination, group = f"codecs-{uuid.uuid4().hex[:8]}", "g"
     payload = b"\x1f\x8b" + bytes(range(256))  # not text: must arrive intact
     sent = TransportMessage(
