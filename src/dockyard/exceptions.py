@@ -71,6 +71,7 @@
     ├── SagaError                         a saga instance cannot do that, or cannot go on
     │   ├── ProcessNotFoundError          (+ LookupError) no process manager instance for that key
     │   ├── ProcessStateError             (+ RuntimeError) cancel of a process instance not active
+    │   ├── ProcessVersionError           (+ RuntimeError) a process instance of another version
     │   ├── SagaNotFoundError             (+ LookupError) no saga instance with that id
     │   ├── SagaStateError                (+ RuntimeError) retry/skip/cancel of a saga not parked
     │   ├── SagaAlreadyStartedError       (+ ValueError) start of an id that exists
@@ -174,6 +175,7 @@ from dockyard._errors.projections import (
 from dockyard._errors.sagas import (
     ProcessNotFoundError,
     ProcessStateError,
+    ProcessVersionError,
     SagaAlreadyStartedError,
     SagaError,
     SagaNotFoundError,
@@ -246,6 +248,7 @@ __all__ = [
     "OutOfBandWithoutConsumerError",
     "ProcessNotFoundError",
     "ProcessStateError",
+    "ProcessVersionError",
     "ProjectionError",
     "ProjectionFailedError",
     "ProjectionNotFoundError",

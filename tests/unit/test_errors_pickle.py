@@ -74,6 +74,7 @@ from dockyard.exceptions import (
     OutOfBandWithoutConsumerError,
     ProcessNotFoundError,
     ProcessStateError,
+    ProcessVersionError,
     ProjectionError,
     ProjectionFailedError,
     ProjectionNotFoundError,
@@ -307,6 +308,7 @@ SAMPLES: dict[type[BaseException], list[BaseException]] = {
         ProcessNotFoundError("fulfilment", "o-1"),
     ],
     ProcessStateError: [ProcessStateError("fulfilment", "o-1", "completed", "cancel")],
+    ProcessVersionError: [ProcessVersionError("fulfilment", "o-1", 1, 2, "PaymentReceived")],
     SagaStateError: [
         SagaStateError("order-1", "running", "retry"),
         SagaStateError("order-1", "failed", "skip", "it is parked at step `x`"),

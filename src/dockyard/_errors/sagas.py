@@ -114,6 +114,38 @@ class SagaVersionError(SagaError, RuntimeError):
         )
 
 
+class ProcessVersionError(SagaError, RuntimeError):
+    """A message for a process manager instance started under a ``version`` this app's
+    definition does not accept: it is not applied (a consumer makes it a dead letter at once;
+    a process manager fed by the event store parks its projection at that event)."""
+
+    def __init__(
+        self,
+        name: str,
+        key: str,
+        instance_version: int,
+        definition_version: int,
+        message_type: str,
+    ) -> None:
+        self.name = name
+        self.key = key
+        self.instance_version = instance_version
+        self.definition_version = definition_version
+        self.message_type = message_type
+        super().__init__(name, key, instance_version, definition_version, message_type)
+
+    def __str__(self) -> str:
+        old, new = self.instance_version, self.definition_version
+        return (
+            f"Process manager `{self.name}` instance `{self.key}` was started under version "
+            f"{old}; this app's definition is version {new}, which does not accept it, so the "
+            f"`{self.message_type}` was not applied. Hint: if version {new}'s handlers can go "
+            f"on with a version {old} instance (its state upcast by the serializer), declare "
+            f"`compatible_with=({old},)` and replay the dead letter; otherwise let the old "
+            f"code finish the old instances before deploying version {new}."
+        )
+
+
 class StepTimeoutError(SagaError, TimeoutError):
     """An attempt of a saga step ran past the step's ``timeout``: it was cancelled and its
     transaction rolled back. Recorded as the failed attempt's error; never raised to a caller.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import enum
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
@@ -204,6 +204,9 @@ class ProcessManager(Generic[S]):
             a consumer). ``"event_store"``: fed by a catch-up subscription on the event log
             (``process_projection(...)`` in ``ProjectionsModule.register(projections=...)``),
             each event applied once, with the checkpoint; only its timeouts come as messages.
+        compatible_with: Older versions whose instances this definition's handlers can go on
+            with. A message for an instance of any other version is not applied: it raises
+            ``ProcessVersionError`` (a dead letter from a consumer).
     """
 
     name: str
@@ -215,6 +218,14 @@ class ProcessManager(Generic[S]):
     missing: Literal["ignore", "dead_letter"] = "ignore"
     timeout_destination: str | None = None
     source: Literal["messages", "event_store"] = "messages"
+    compatible_with: Iterable[int] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compatible_with", tuple(self.compatible_with))
+
+    def accepts(self, version: int) -> bool:
+        """Whether an instance started under ``version`` can go on with this definition."""
+        return version == self.version or version in tuple(self.compatible_with)
 
     def new_state(self) -> S:
         return self.initial() if self.initial is not None else self.state()
@@ -236,6 +247,8 @@ class ProcessManager(Generic[S]):
             found.append(f"{where}: its name must be a non-empty string")
         if not isinstance(version, int) or version < 1:
             found.append(f"{where}: its version must be a positive int, got {version!r}")
+        if version in tuple(self.compatible_with):
+            found.append(f"{where} lists its own version {version} in `compatible_with`")
         if not isinstance(state, type):
             found.append(f"{where}: its state must be a class, got {state!r}")
         if missing not in {"ignore", "dead_letter"}:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from dishka import AsyncContainer
 
 from dockyard.consumer._policies import dead_letter, on_error
-from dockyard.exceptions import ConcurrencyError, ProcessNotFoundError
+from dockyard.exceptions import ConcurrencyError, ProcessNotFoundError, ProcessVersionError
 from dockyard.messaging._envelope import CURRENT
 from dockyard.messaging._handlers import EventHandler
 from dockyard.outbox._outbox import Outbox
@@ -75,6 +75,10 @@ class ProcessRuntime:
                     "process %s %s: %s, %s ignored", process.name, key, record.status, what
                 )  # fmt: skip
                 return
+            if not process.accepts(record.definition_version):  # never to handlers it did not
+                raise ProcessVersionError(  # start with, nor stored over as the new version
+                    process.name, key, record.definition_version, process.version, what
+                )
             timeout_id = record.timeout_id
             if route.kind is RouteKind.TIMEOUT:
                 message_id = envelope.message_id if envelope is not None else None
@@ -164,6 +168,8 @@ def entry_for(process: ProcessManager[Any], route: ProcessRoute) -> type:
         namespace.update(process=process, route=route, __slots__=(), __module__=__name__)
 
     entry = types.new_class(name, (_ProcessEntry, EventHandler[route.message]), {}, body)  # type: ignore[name-defined]
-    if process.missing == "dead_letter":  # a consumer dead-letters it at once, no redelivery
-        entry = on_error(ProcessNotFoundError, policy=dead_letter())(entry)
-    return entry
+    # what a redelivery cannot change: a consumer dead-letters it at once
+    refused: tuple[type[Exception], ...] = (ProcessVersionError,)
+    if process.missing == "dead_letter":
+        refused += (ProcessNotFoundError,)
+    return on_error(*refused, policy=dead_letter())(entry)

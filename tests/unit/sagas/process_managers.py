@@ -74,10 +74,13 @@ class OnPaymentOverdue(ProcessHandler[PaymentOverdue, Fulfilment]):
         process.complete()
 
 
-def fulfilment(*, missing: str = "ignore") -> ProcessManager[Fulfilment]:
+def fulfilment(
+    *, missing: str = "ignore", version: int = 1, compatible_with: tuple[int, ...] = ()
+) -> ProcessManager[Fulfilment]:
     return ProcessManager(
         "fulfilment",
-        version=1,
+        version=version,
+        compatible_with=compatible_with,
         state=Fulfilment,
         handlers=[
             starts(OrderPlaced, OnOrderPlaced, key="order_id"),

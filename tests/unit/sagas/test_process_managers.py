@@ -25,9 +25,21 @@ from process_managers import (
 
 from dockyard import App, module
 from dockyard.consumer import ConsumerModule, ErrorPolicies, listen, retry_later
-from dockyard.exceptions import InvalidSagaError, ProcessNotFoundError, ProcessStateError
+from dockyard.exceptions import (
+    InvalidSagaError,
+    ProcessNotFoundError,
+    ProcessStateError,
+    ProcessVersionError,
+)
 from dockyard.modules import DynamicModule
-from dockyard.outbox import Cancellation, Outbox, OutboxModule, OutboxStatus, OutboxStore
+from dockyard.outbox import (
+    Cancellation,
+    Outbox,
+    OutboxMessage,
+    OutboxModule,
+    OutboxStatus,
+    OutboxStore,
+)
 from dockyard.sagas import (
     ProcessControl,
     Processes,
@@ -64,6 +76,20 @@ class Shop:
         store: OutboxStore = await self.app.container.get(OutboxStore)
         return store
 
+    async def dead_letter(self, message: object) -> tuple[str, OutboxMessage]:
+        """Send ``message`` as from a broker (outbox, relay, consumer) and wait until it is
+        the one dead letter: its message id and the letter."""
+        async with self.app.scope() as scope:
+            sent = await (await scope.get(Outbox)).add(message, destination=ORDERS)
+        store = await self.outbox_store()
+
+        async def dead() -> bool:
+            return bool(await store.dead_letters())
+
+        await self.until(dead)
+        [letter] = await store.dead_letters()
+        return sent, letter
+
     async def until(self, done: Callable[[], Awaitable[bool]]) -> None:
         """Run the app's worker (relay, consumers) until ``done()``."""
         stop = asyncio.Event()
@@ -96,13 +122,18 @@ class open_shop:  # noqa: N801 - reads as a function in `async with`
         *,
         missing: str = "ignore",
         settings: ProcessSettings | None = None,
+        version: int = 1,
+        compatible_with: tuple[int, ...] = (),
     ) -> None:
         self.kind, self.tmp_path, self.missing = kind, tmp_path, missing
         self.settings = settings
+        self.version, self.compatible_with = version, compatible_with
         self._exit: Any = None
 
     async def __aenter__(self) -> Shop:
-        process = fulfilment(missing=self.missing)
+        process = fulfilment(
+            missing=self.missing, version=self.version, compatible_with=self.compatible_with
+        )
         fast = ErrorPolicies(default=retry_later(2, initial_delay=0.0))
         imports: list[Any] = [
             OutboxModule.register(transport=InMemoryTransport()),
@@ -210,20 +241,53 @@ async def test_a_message_for_a_missing_instance_is_dead_lettered_when_configured
         with pytest.raises(ProcessNotFoundError, match="no active instance `nope`"):
             await shop.app.publish(PaymentReceived("nope", 5))  # in-process: the caller's error
 
-        async with shop.app.scope() as scope:  # from a broker: a dead letter, at once
-            outbox = await scope.get(Outbox)
-            sent = await outbox.add(PaymentReceived("nope", 5), destination=ORDERS)
-        store = await shop.outbox_store()
-
-        async def dead() -> bool:
-            return bool(await store.dead_letters())
-
-        await shop.until(dead)
-        [letter] = await store.dead_letters()
+        sent, letter = await shop.dead_letter(PaymentReceived("nope", 5))
         assert letter.message_id == sent
         assert letter.attempts == 1
         assert "ProcessNotFoundError" in (letter.last_error or "")
         assert await shop.get("nope") is None
+
+
+async def test_an_instance_of_an_incompatible_version_is_never_applied(tmp_path: Path) -> None:
+    """A redeploy with a new ``version``: an instance started under the old one is not handed
+    to the new handlers (in process: the caller's error; from a broker: a dead letter at once,
+    replayable) unless the definition declares it compatible; then it goes on."""
+    async with open_shop("sqlite", tmp_path) as shop:
+        await shop.app.publish(OrderPlaced("o-1"))
+
+    async with open_shop("sqlite", tmp_path, version=2) as shop:
+        with pytest.raises(ProcessVersionError) as raised:
+            await shop.app.publish(PaymentReceived("o-1", 5))
+        assert str(raised.value) == (
+            "Process manager `fulfilment` instance `o-1` was started under version 1; this "
+            "app's definition is version 2, which does not accept it, so the "
+            "`PaymentReceived` was not applied. Hint: if version 2's handlers can go on "
+            "with a version 1 instance (its state upcast by the serializer), declare "
+            "`compatible_with=(1,)` and replay the dead letter; otherwise let the old code "
+            "finish the old instances before deploying version 2."
+        )
+        assert await shop.log("o-1") == ["placed"]
+
+        sent, letter = await shop.dead_letter(PaymentReceived("o-1", 7))
+        assert (letter.message_id, letter.attempts) == (sent, 1)
+        assert "ProcessVersionError" in (letter.last_error or "")
+        found = await shop.get("o-1")
+        assert found is not None
+        assert (found.state.log, found.status) == (["placed"], ProcessStatus.ACTIVE)
+
+    async with open_shop("sqlite", tmp_path, version=2, compatible_with=(1,)) as shop:
+        await shop.app.publish(PaymentReceived("o-1", 5))
+        assert await shop.log("o-1") == ["placed", "paid 5"]
+        control = await shop.app.get(ProcessControl)
+        assert (await control.get("fulfilment", "o-1")).definition_version == 2
+
+
+def test_a_process_manager_cannot_list_its_own_version_as_compatible() -> None:
+    with pytest.raises(InvalidSagaError) as raised:
+        ProcessManagersModule.register(processes=[fulfilment(version=2, compatible_with=(2,))])
+    assert raised.value.problems == (
+        "Process manager `fulfilment` lists its own version 2 in `compatible_with`",
+    )
 
 
 async def test_the_timeout_fires_when_due(shop: Shop) -> None:

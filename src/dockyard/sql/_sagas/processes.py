@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Double,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -53,6 +54,21 @@ processes_table = Table(
     Column("created_at", Double(), nullable=False, comment="epoch seconds"),
     Column("updated_at", Double(), nullable=False, comment="epoch seconds"),
     comment="One row per process manager instance, written with its handlers' own writes.",
+)
+# ProcessControl's listings (oldest first, keyset pages), all or by status; a purge seeks the
+# finished statuses through the second.
+Index(
+    "ix_dockyard_processes_created",
+    processes_table.c.created_at,
+    processes_table.c.process_name,
+    processes_table.c.process_key,
+)
+Index(
+    "ix_dockyard_processes_status",
+    processes_table.c.status,
+    processes_table.c.created_at,
+    processes_table.c.process_name,
+    processes_table.c.process_key,
 )
 
 _T = processes_table.name

@@ -144,6 +144,10 @@ COMMENT ON COLUMN dockyard_processes.created_at IS 'epoch seconds';
 
 COMMENT ON COLUMN dockyard_processes.updated_at IS 'epoch seconds';
 
+CREATE INDEX IF NOT EXISTS ix_dockyard_processes_created ON dockyard_processes (created_at, process_name, process_key);
+
+CREATE INDEX IF NOT EXISTS ix_dockyard_processes_status ON dockyard_processes (status, created_at, process_name, process_key);
+
 CREATE TABLE IF NOT EXISTS dockyard_projection_checkpoints (
     name VARCHAR(255) NOT NULL,
     position BIGINT NOT NULL,

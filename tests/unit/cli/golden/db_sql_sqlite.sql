@@ -97,6 +97,10 @@ CREATE TABLE IF NOT EXISTS dockyard_processes (
     CONSTRAINT pk_dockyard_processes PRIMARY KEY (process_name, process_key)
 );
 
+CREATE INDEX IF NOT EXISTS ix_dockyard_processes_created ON dockyard_processes (created_at, process_name, process_key);
+
+CREATE INDEX IF NOT EXISTS ix_dockyard_processes_status ON dockyard_processes (status, created_at, process_name, process_key);
+
 CREATE TABLE IF NOT EXISTS dockyard_projection_checkpoints (
     name VARCHAR(255) NOT NULL,
     position BIGINT NOT NULL,
