@@ -125,6 +125,7 @@ class OutboxExtension(ProvidesBackgroundServices, OnWorkerExit, ChecksApp, Check
                     name=relay_name(named),
                     instruments=app.instruments,
                     destinations=named.destinations,
+                    transport_name=named.name,
                 )
 
             return build

@@ -37,7 +37,7 @@ from dockyard._logs import message_scope
 from dockyard.exceptions import StoreUnavailableError, TransportUnavailableError
 from dockyard.modules._supervisor import service_degraded, service_running
 from dockyard.outbox._destinations import ClaimsByDestination, Destinations
-from dockyard.outbox._message import OutboxMessage
+from dockyard.outbox._message import OutboxMessage, OutboxStatus
 from dockyard.outbox._settings import RelaySettings
 from dockyard.outbox._store import ClaimedBatch, OutboxStore
 from dockyard.retry import RetryPolicy
@@ -90,6 +90,7 @@ class OutboxRelay:
 
     __slots__ = (
         "_claim",
+        "_destinations",
         "_instruments",
         "_last_cleanup",
         "_name",
@@ -97,6 +98,7 @@ class OutboxRelay:
         "_promote_at",
         "_promoted_at",
         "_rng",
+        "_transport_name",
         "settings",
         "store",
         "transport",
@@ -112,10 +114,14 @@ class OutboxRelay:
         rng: random.Random | None = None,
         instruments: Instruments | None = None,
         destinations: Destinations | None = None,
+        transport_name: str | None = None,
     ) -> None:
         """``destinations``: claim only these (one relay per transport, in an app with several:
-        ``docs/design/outbox-relay.md``); ``None``: every destination."""
+        ``docs/design/outbox-relay.md``); ``None``: every destination. ``transport_name``: the
+        backlog gauge counts ``destinations`` only, under that name."""
         self.store = store
+        self._destinations = destinations
+        self._transport_name = transport_name
         self._claim: Callable[[int, float], AbstractAsyncContextManager[ClaimedBatch]]
         if destinations is None:
             self._claim = store.claim
@@ -385,17 +391,26 @@ class OutboxRelay:
         return failed
 
     async def _measure(self) -> None:
-        """Read the outbox's counts for the backlog gauge, every ``backlog_interval``."""
+        """Read the outbox's counts for the backlog gauge, every ``backlog_interval``: this
+        relay loop's own destinations in an app with several transports."""
         instruments = self._instruments
         now = time.time()
-        if instruments is None or not instruments.backlog_due(now):
+        transport = self._transport_name
+        if instruments is None or not instruments.backlog_due(now, transport):
             return
-        counts = await self.store.counts()
+        destinations = self._destinations
+        if destinations is None or transport is None:
+            counts = await self.store.counts()
+        else:
+            by_destination = await self.store.counts_by_destination()
+            mine = [c for d, c in by_destination.items() if destinations.matches(d)]
+            counts = {status: sum(c.get(status, 0) for c in mine) for status in OutboxStatus}
         oldest = await self.store.oldest_pending()
         instruments.record_backlog(
             {str(status): n for status, n in counts.items()},
             now,
             oldest_pending_age=None if oldest is None else max(0.0, now - oldest),
+            transport=transport,
         )
 
     async def _cleanup(self) -> None:

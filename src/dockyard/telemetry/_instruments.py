@@ -34,6 +34,7 @@ HANDLER = "dockyard.handler"
 BEHAVIOR = "dockyard.behavior"
 OUTCOME = "dockyard.outcome"
 PROJECTION = "dockyard.projection"
+OUTBOX_TRANSPORT = "dockyard.outbox.transport"
 SAGA = "dockyard.saga"
 SAGA_STEP = "dockyard.saga.step"
 
@@ -101,8 +102,9 @@ class Instruments:
         self.consumed: Any = None
         self.projected: Any = None
         self.saga_steps: Any = None
-        self.backlog_read_at = 0.0
-        self._backlog: dict[str, int] = {}
+        self.backlog_read_at: dict[str | None, float] = {}
+        """When each relay loop (by transport name; ``None`` with one transport) last read."""
+        self._backlog: dict[str | None, dict[str, int]] = {}
         self._oldest_age = 0.0
         self._sagas: dict[str, int] = {}
         self.sagas_read_at = 0.0
@@ -295,18 +297,25 @@ class Instruments:
 
     # -- outbox backlog ------------------------------------------------------------------
 
-    def backlog_due(self, now: float) -> bool:
-        """Whether a relay should read the outbox's counts again (``backlog_interval``)."""
+    def backlog_due(self, now: float, transport: str | None = None) -> bool:
+        """Whether a relay should read the outbox's counts again (``backlog_interval``):
+        each relay loop of an app with several transports on its own clock."""
         settings = self.settings
         if self.meter is None or settings is None:
             return False
-        return now - self.backlog_read_at >= settings.backlog_interval
+        return now - self.backlog_read_at.get(transport, 0.0) >= settings.backlog_interval
 
     def record_backlog(
-        self, counts: Mapping[str, int], now: float, *, oldest_pending_age: float | None = None
+        self,
+        counts: Mapping[str, int],
+        now: float,
+        *,
+        oldest_pending_age: float | None = None,
+        transport: str | None = None,
     ) -> None:
-        self.backlog_read_at = now
-        self._backlog = dict(counts)
+        """The counts by status of ``transport``'s destinations (``None``: of the outbox)."""
+        self.backlog_read_at[transport] = now
+        self._backlog[transport] = dict(counts)
         self._oldest_age = oldest_pending_age or 0.0
 
     def sagas_due(self, now: float) -> bool:
@@ -358,8 +367,14 @@ class Instruments:
         from opentelemetry.metrics import Observation
 
         return [
-            Observation(count, {"dockyard.outbox.status": status})
-            for status, count in self._backlog.items()
+            Observation(
+                count,
+                {"dockyard.outbox.status": status}
+                if transport is None
+                else {"dockyard.outbox.status": status, OUTBOX_TRANSPORT: transport},
+            )
+            for transport, counts in self._backlog.items()
+            for status, count in counts.items()
         ]
 
 

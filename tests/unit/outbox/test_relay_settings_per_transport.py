@@ -5,7 +5,7 @@ relays={name: ...})``), the app's otherwise; ``outbox_status`` reports per trans
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -28,8 +28,10 @@ from dockyard.outbox import (
     route,
 )
 from dockyard.retry import RetryPolicy
+from dockyard.telemetry import Telemetry
 from dockyard.transport import TransportMessage
 from dockyard.transport.memory import InMemoryTransport
+from otel_sdk import Otel, otel_sdk
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ def shop(
     *,
     relay: RelaySettings | None = None,
     relays: Mapping[str, RelaySettings] | None = None,
+    telemetry: Telemetry | None = None,
 ) -> App:
     @module(
         imports=[
@@ -88,27 +91,35 @@ def shop(
     )
     class Shop: ...
 
-    return App.build(Shop)
+    return App.build(Shop, telemetry=telemetry)
+
+
+async def run_until(app: App, done: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Run the worker until ``done()`` (checked every 10 ms, up to 60 s on a loaded machine)."""
+    stop = asyncio.Event()
+    worker = asyncio.create_task(app.run_worker(stop=stop, grace=5.0))
+    try:
+        for _ in range(6000):
+            if await done():
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError(f"{what}: not within 60 s")
+    finally:
+        stop.set()
+        await worker
 
 
 async def dead_after(app: App, messages: int) -> dict[str, int]:
     """Run the worker until ``messages`` are dead letters; their attempts by destination."""
     store = await app.get(OutboxStore)
-    stop = asyncio.Event()
-    worker = asyncio.create_task(app.run_worker(stop=stop, grace=5.0))
 
-    try:
-        for _ in range(6000):  # on condition: up to 60 s on a loaded machine
-            if (await store.counts())[OutboxStatus.DEAD] >= messages:
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError(f"{messages} dead letters: not within 60 s")
-    finally:
-        stop.set()
-        await worker
-    dead = await store.dead_letters(limit=100)
-    return {m.destination: m.attempts for m in dead}
+    async def dead() -> bool:
+        return bool((await store.counts())[OutboxStatus.DEAD] >= messages)
+
+    await run_until(app, dead, f"{messages} dead letters")
+    dead_letters = await store.dead_letters(limit=100)
+    return {m.destination: m.attempts for m in dead_letters}
 
 
 async def test_each_transport_dead_letters_after_its_own_attempt_budget() -> None:
@@ -191,3 +202,38 @@ def test_relay_settings_for_a_transport_the_app_does_not_have_fail_the_build() -
         'those names, or add the transport: `OutboxModule.register(transports={"analytcs": '
         "...}, relays=...)`."
     )
+
+
+@pytest.fixture
+def otel() -> Iterator[Otel]:
+    yield from otel_sdk()
+
+
+async def test_the_backlog_gauge_counts_each_transports_destinations_under_its_name(
+    otel: Otel,
+) -> None:
+    """With several transports each relay loop reads its own destinations' counts:
+    ``dockyard.outbox.messages`` has a ``dockyard.outbox.transport`` attribute."""
+    first, second = InMemoryTransport(), Refusing()
+    app = shop(first, second, relays={"analytics": quick(1)}, telemetry=otel.telemetry)
+
+    def gauge() -> dict[tuple[str, str], int]:
+        points = otel.points("dockyard.outbox.messages")
+        return {
+            (a["dockyard.outbox.transport"], a["dockyard.outbox.status"]): p.value
+            for a, p in points
+        }
+
+    expected = {("default", "delivered"): 1, ("analytics", "dead"): 3}
+    async with app:
+        for n in range(3):
+            await app.publish(PageViewed(n))
+        await app.publish(OrderPlaced(1))
+
+        async def read_as_expected() -> bool:
+            return all(gauge().get(k) == v for k, v in expected.items())
+
+        await run_until(app, read_as_expected, f"the gauge reading {expected}")
+    read = gauge()
+    assert (read["default", "dead"], read["analytics", "delivered"]) == (0, 0)
+    assert read["default", "pending"] == read["analytics", "pending"] == 0
