@@ -93,7 +93,7 @@ docs-test: $(STAMP) peers-env
 $(BENCH_STAMP): pyproject.toml bench/requirements.txt
 	test -x $(BENCH_VENV)/bin/python || $(BENCH_PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[sqlite,postgres]' -r bench/requirements.txt
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[sqlite,postgres,cli]' -r bench/requirements.txt
 	touch $@
 
 bench: $(BENCH_STAMP)
