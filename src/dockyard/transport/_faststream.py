@@ -77,6 +77,14 @@ type (``CONTENT_TYPE``), is sent after it and wins."""
 FastStreamMessage = Annotated[StreamMessage[Any], Context("message")]
 
 
+async def _body_as_is(message: StreamMessage[Any]) -> Any:
+    """The subscribers' FastStream decoder: none. The handlers read the raw body and decode it
+    with the message type's codec; FastStream's own decoder parses a body whose content type
+    is JSON, and on a compressed one (gzip bytes) it raised before the handler was called: the
+    message was never handed out and, unacknowledged, held its group (NATS, Redis, Kafka)."""
+    return message.body
+
+
 def encode_headers(message: TransportMessage) -> dict[str, str]:
     """The broker headers of ``message``: its own headers plus the envelope fields."""
     headers = dict(message.headers)
@@ -295,7 +303,7 @@ class Receiver(_Receiver):
         self.subscribers = tuple(subscribers)
         """The FastStream subscribers, registered on the transport's broker."""
         for subscriber in self.subscribers:
-            subscriber(self.on_message)
+            subscriber(self.on_message, decoder=_body_as_is)
 
     async def _hand_out(self, message: TransportMessage, attempt: int) -> tuple[str, float]:
         delivery = _Delivery(message, attempt)
@@ -454,7 +462,7 @@ class FastStreamTransport(abc.ABC):
         self._subscriptions.add(subscription)
         try:
             for subscriber in subscribers:
-                subscriber(subscription.on_message)
+                subscriber(subscription.on_message, decoder=_body_as_is)
                 await self._answered(self._start(subscriber), f"subscribing to {name!r}")
             yield subscription
         finally:
