@@ -5,7 +5,8 @@ redelivery look new. A transport uses an id the broker keeps across redeliveries
 ``message_id`` property, a JetStream stream position, a Redis stream entry id); with none, the
 message is marked ``NO_MESSAGE_ID`` and consumers dead-letter it (tests/unit/consumer; on
 these brokers it does not happen: aiormq gives every AMQP message a ``message_id`` property when
-its sender set none, and stream positions always exist).
+its sender set none, and stream positions always exist). And a Kafka record whose headers are
+not UTF-8 text is handed out, not skipped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
@@ -130,3 +132,79 @@ async def test_nats_refuses_a_group_declared_with_other_settings() -> None:
         for transport in (first, second, same):
             await transport.close()
         await delete_declared(first)
+
+
+@pytest.mark.kafka
+async def test_a_kafka_record_with_a_binary_header_is_handed_out_not_skipped() -> None:
+    """Kafka header values are bytes; FastStream decodes them as UTF-8, and a record with one
+    that is not (a foreign producer's binary header) was never handed out, then lost once a
+    later record of the partition was committed. It arrives, its bad bytes escaped: a garbled
+    ``message-type`` makes it a dead letter with the reason; other headers travel on."""
+    from aiokafka import AIOKafkaProducer
+
+    from dockyard.app import App
+    from dockyard.consumer import ConsumerModule, listen
+    from dockyard.messaging import Event, EventHandler
+    from dockyard.modules import module
+    from dockyard.outbox import DeadLetters, OutboxModule
+    from dockyard.outbox.memory import InMemoryOutboxBackend
+    from dockyard.serialization import event_type
+    from dockyard.transport.kafka import KafkaTransport
+    from integration._apps.services import KAFKA_SERVERS
+
+    handled: list[str] = []
+
+    @event_type("parcel-sent")
+    @dataclass(frozen=True)
+    class ParcelSent(Event):
+        parcel: str
+
+    class Track(EventHandler[ParcelSent]):
+        async def handle(self, event: ParcelSent, /) -> None:
+            handled.append(event.parcel)
+
+    transport = KafkaTransport(KAFKA_SERVERS, idempotent=False, session_timeout=3.0)
+    destination = _name("foreign")
+
+    @module(
+        handlers=[Track],
+        imports=[
+            OutboxModule.register(
+                transport=transport, backend=InMemoryOutboxBackend(), run_relay=False
+            ),
+            ConsumerModule.register(endpoints=[listen(destination, group="tracking")]),
+        ],
+    )
+    class Tracking: ...
+
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_SERVERS)
+    await producer.start()
+    try:
+        sent = [
+            [("message-id", b"k-1"), ("message-type", b"parcel-\xff")],
+            [("message-id", b"k-2"), ("message-type", b"parcel-sent"), ("trace", b"\x00\xfe")],
+        ]
+        for n, headers in enumerate(sent, 1):
+            value = f'{{"parcel": "p-{n}"}}'.encode()
+            await producer.send_and_wait(transport.name_of(destination), value, headers=headers)
+    finally:
+        await producer.stop()
+
+    app, stop = App.build(Tracking), asyncio.Event()
+    try:
+        async with app:
+            worker = asyncio.create_task(app.run_worker(stop=stop, grace=10))
+            dead_letters = await app.get(DeadLetters)
+            async with asyncio.timeout(120):  # a Kafka group joins after its session timeout
+                while not handled or not await dead_letters.list():  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+            stop.set()
+            await worker
+            [letter] = await dead_letters.list()
+    finally:
+        stop.set()
+        await transport.close()
+        await delete_declared(transport)
+    assert handled == ["p-2"]
+    assert letter.message_id == "k-1"
+    assert "unknown message type `parcel-\\xff`" in (letter.last_error or "")

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dockyard.exceptions import MissingExtraError
@@ -39,6 +41,28 @@ from dockyard.transport._faststream import MANUAL, FastStreamTransport
 from dockyard.transport._port import TransportMessage
 
 __all__ = ["KafkaTransport"]
+
+
+async def _headers_as_text(
+    record: Any, parse: Callable[[Any], Awaitable[StreamMessage[Any]]]
+) -> StreamMessage[Any]:
+    """FastStream's parser, given header values it can decode. It decodes each value as UTF-8
+    and a record with one that is not (a foreign producer's binary header) raised before any
+    handler ran: the record was never handed out and, once a later one was committed, lost.
+    Such values arrive as text with the bad bytes escaped (``\\xff``): a dockyard header
+    that is garbled so makes the message a dead letter with the reason, as any malformed
+    message is; other headers travel on."""
+    try:
+        return await parse(record)
+    except UnicodeDecodeError:
+        headers = [(key, _as_text(value)) for key, value in record.headers]
+        return await parse(dataclasses.replace(record, headers=headers))
+
+
+def _as_text(value: bytes | None) -> bytes:
+    text = (value or b"").decode("utf-8", "backslashreplace")
+    return text.encode()
+
 
 _UNREACHABLE = (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError)
 """aiokafka's errors for a broker it cannot reach or that does not answer in time (they are
@@ -177,5 +201,6 @@ class KafkaTransport(FastStreamTransport):
             ack_policy=MANUAL,
             no_reply=True,
             persistent=False,
+            parser=_headers_as_text,
         )
         return [subscriber]
