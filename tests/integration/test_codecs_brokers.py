@@ -91,7 +91,9 @@ async def test_compressed_and_per_type_codec_messages_cross_every_broker(broker:
         transport_for(broker),
         transport_for(broker),
     )
-    destination, group = f"reports-{uuid.uuid4().hex[:8]}", "archive"
+    # groups of their own too: Tansu may keep a killed run's members of a shared group name
+    suffix = uuid.uuid4().hex[:8]
+    destination, group, tap = f"reports-{suffix}", f"archive-{suffix}", f"tap-{suffix}"
 
     @module(
         imports=[
@@ -119,7 +121,7 @@ async def test_compressed_and_per_type_codec_messages_cross_every_broker(broker:
     sender, receiver = App.build(Sender), App.build(Receiver)
     stop = asyncio.Event()
     try:
-        for declared in (group, "tap"):
+        for declared in (group, tap):
             await tapping.declare(destination, declared)
         async with sender, receiver:
             workers = [
@@ -147,7 +149,7 @@ async def test_compressed_and_per_type_codec_messages_cross_every_broker(broker:
             await asyncio.gather(*workers)
 
             received: dict[str, TransportMessage] = {}
-            async with tapping.subscribe(destination, "tap") as subscription:
+            async with tapping.subscribe(destination, tap) as subscription:
                 deliveries = aiter(subscription)
                 while len(received) < 4:
                     delivery = await asyncio.wait_for(anext(deliveries), 30)
@@ -188,7 +190,8 @@ async def test_content_headers_arrive_as_sent_on_every_broker(
     gzipped JSON body is bytes to the transport: FastStream must not try to parse it (it did on
     NATS, and the message was never handed out)."""
     transport = transport_for(broker)
-    destination, group = f"codecs-{uuid.uuid4().hex[:8]}", "g"
+    suffix = uuid.uuid4().hex[:8]
+    destination, group = f"codecs-{suffix}", f"g-{suffix}"
     payload = b"\x1f\x8b" + bytes(range(256))  # not text: must arrive intact
     sent = TransportMessage(
         f"m-{broker}",

@@ -172,7 +172,7 @@ async def test_a_kafka_record_with_a_binary_header_is_handed_out_not_skipped() -
             OutboxModule.register(
                 transport=transport, backend=InMemoryOutboxBackend(), run_relay=False
             ),
-            ConsumerModule.register(endpoints=[listen(destination, group="tracking")]),
+            ConsumerModule.register(endpoints=[listen(destination, group=_name("tracking"))]),
         ],
     )
     class Tracking: ...
