@@ -38,7 +38,7 @@ import contextlib
 import re
 from asyncio import FIRST_COMPLETED
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from dockyard.exceptions import MissingExtraError
 
@@ -55,7 +55,7 @@ try:
         StaleConnectionError,
     )
     from nats.js.api import AckPolicy as JsAckPolicy
-    from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck, StorageType
+    from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck, RetentionPolicy, StorageType
     from nats.js.client import JetStreamContext
     from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 except ImportError as exc:  # pragma: no cover - exercised without the extra
@@ -113,6 +113,14 @@ class NatsTransport(FastStreamTransport):
             that accepts connections and never answers is an outage, not a hang. The client
             the transport builds also waits at most this long for the server in each
             (re)connect attempt (nats-py's ``connect_timeout``).
+        retention: What the streams this transport creates keep. ``"interest"`` (the
+            default): a message until every consumer group of its stream has acknowledged
+            it, as RabbitMQ keeps a message until each of its queues has; a message
+            published while the stream has no group is not kept (no group created later
+            would be handed it: groups start with the messages published after them).
+            ``"limits"``: every message, until the stream's limits (none are set: for
+            ever) or someone deletes it. Applies to streams it creates; JetStream does not
+            change an existing stream's retention.
 
     Example:
         ```text
@@ -138,7 +146,11 @@ class NatsTransport(FastStreamTransport):
         max_ack_pending: int = 1,
         publish_timeout: float = 10.0,
         connect_timeout: float = 10.0,
+        retention: Literal["interest", "limits"] = "interest",
     ) -> None:
+        if retention not in ("interest", "limits"):
+            msg = f"NatsTransport.retention must be 'interest' or 'limits', got {retention!r}"
+            raise ValueError(msg)
         if max_ack_pending < 1:
             msg = f"NatsTransport.max_ack_pending must be >= 1, got {max_ack_pending}"
             raise ValueError(msg)
@@ -162,6 +174,7 @@ class NatsTransport(FastStreamTransport):
         self.duplicate_window = duplicate_window
         self.max_ack_pending = max_ack_pending
         self.publish_timeout = publish_timeout
+        self.retention = retention
         self._first_failure: asyncio.Future[Exception] | None = None
         self._client: Client | None = None
         """The nats-py client of the connect under way (to close if it is given up)."""
@@ -250,6 +263,7 @@ class NatsTransport(FastStreamTransport):
                     subjects=[name],
                     storage=StorageType.FILE,
                     duplicate_window=self.duplicate_window,
+                    retention=_RETENTION[self.retention],
                 )
             self._streams.add(name)
         return stream
@@ -452,6 +466,8 @@ class NatsTransport(FastStreamTransport):
         delivered = getattr(metadata, "num_delivered", None)
         return delivered if isinstance(delivered, int) and delivered > 0 else 1
 
+
+_RETENTION = {"interest": RetentionPolicy.INTEREST, "limits": RetentionPolicy.LIMITS}
 
 _UNREACHABLE = (
     ConnectionClosedError,

@@ -16,12 +16,22 @@ it) and the dead consumer's entry is claimed after ``claim_after`` and handled f
 
 ``publish_many`` sends a wave's ``XADD`` commands in one pipeline (one round trip, not a
 transaction: each command succeeds or fails on its own).
+
+Retention: a stream keeps its entries until they are trimmed, and ``XADD ... MAXLEN`` trims
+entries whether or not a group has acknowledged them (Redis 7). So subscriptions trim what
+every group of the stream has acknowledged, as RabbitMQ drops a message once each of its
+queues has had it acknowledged: at most once per ``trim_interval`` seconds while messages are
+acknowledged, ``XTRIM ... MINID`` below the smallest entry a group still needs (its oldest
+pending entry, else the one after its last delivered). A stream without groups is not
+trimmed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -44,6 +54,8 @@ from dockyard.transport._port import TransportMessage
 
 __all__ = ["RedisTransport"]
 
+logger = logging.getLogger("dockyard.transport")
+
 
 class RedisTransport(FastStreamTransport):
     """A ``Transport`` over Redis Streams.
@@ -63,6 +75,10 @@ class RedisTransport(FastStreamTransport):
         connect_timeout: Seconds the first connection may take (up to Redis's first answer)
             before it raises ``TransportUnavailableError``: a server that accepts connections
             and never answers is an outage, not a hang.
+        trim_interval: Seconds between two trims of a stream by this transport's
+            subscriptions, which delete the entries every group of the stream has
+            acknowledged (``XTRIM MINID``); ``None`` never trims (the stream grows until
+            something else trims it).
 
     Example:
         ```text
@@ -86,9 +102,13 @@ class RedisTransport(FastStreamTransport):
         poll_interval: float = 0.1,
         publish_timeout: float = 10.0,
         connect_timeout: float = 10.0,
+        trim_interval: float | None = 1.0,
     ) -> None:
         if publish_timeout <= 0:
             msg = f"RedisTransport.publish_timeout must be > 0, got {publish_timeout}"
+            raise ValueError(msg)
+        if trim_interval is not None and trim_interval < 0:
+            msg = f"RedisTransport.trim_interval must be >= 0 or None, got {trim_interval}"
             raise ValueError(msg)
         super().__init__(
             # logger=None turns FastStream's per-message logging off (accepted, not typed so)
@@ -98,6 +118,9 @@ class RedisTransport(FastStreamTransport):
         self.claim_after = claim_after
         self.poll_interval = poll_interval
         self.publish_timeout = publish_timeout
+        self.trim_interval = trim_interval
+        self._trims: dict[str, _Trim] = {}
+        """Per stream: its trim task, and whether an acknowledgement came since it trimmed."""
         self._declared: set[tuple[str, str]] = set()
         self._concurrent: set[str] = set()
         """Consumers reading more than one entry at a time: no per-key order to keep."""
@@ -265,6 +288,67 @@ class RedisTransport(FastStreamTransport):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(closed.wait(), self.poll_interval)
 
+    async def _ack(self, raw: StreamMessage[Any]) -> None:
+        await super()._ack(raw)
+        if self.trim_interval is None or self.in_test_broker():
+            return
+        native = raw.raw_message
+        stream = native.get("channel") if isinstance(native, dict) else None
+        if stream:
+            self._trim_soon(_text(stream))
+
+    def _trim_soon(self, stream: str) -> None:
+        """Trim ``stream`` once ``trim_interval`` has passed since its last trim."""
+        trim = self._trims.get(stream)
+        if trim is None:
+            trim = self._trims[stream] = _Trim()
+        trim.due = True
+        if trim.task is None or trim.task.done():
+            trim.task = asyncio.create_task(self._trimming(stream, trim))
+
+    async def _trimming(self, stream: str, trim: _Trim) -> None:
+        interval = self.trim_interval or 0.0
+        while trim.due and not self._closed:
+            wait = trim.last + interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            trim.due, trim.last = False, time.monotonic()
+            try:
+                async with asyncio.timeout(self.publish_timeout):
+                    await self.trim(stream)
+            except Exception as exc:  # noqa: BLE001 - retention is best effort: next time
+                logger.debug("%r: could not trim %r: %s", self, stream, exc)
+
+    async def trim(self, stream: str, /) -> int:
+        """Delete the entries of ``stream`` (a stream key, ``name_of(destination)``) that
+        every consumer group of it has acknowledged; how many. Subscriptions call it as they
+        acknowledge (``trim_interval``); call it yourself after ``trim_interval=None``."""
+        client = self.broker._connection  # noqa: SLF001 - the broker's client
+        groups = await client.xinfo_groups(stream)
+        if not groups:
+            return 0
+        needed: list[tuple[int, int]] = []
+        for group in groups:
+            if int(group.get("pending") or 0):
+                summary = await client.xpending(stream, _text(group["name"]))
+                oldest = summary.get("min") if isinstance(summary, dict) else None
+                if oldest:
+                    needed.append(_entry(_text(oldest)))
+                    continue
+            ms, seq = _entry(_text(group.get("last-delivered-id") or "0-0"))
+            needed.append((ms, seq + 1))
+        ms, seq = min(needed)
+        if (ms, seq) <= (0, 1):
+            return 0
+        return int(await client.xtrim(stream, minid=f"{ms}-{seq}", approximate=False))
+
+    async def close(self) -> None:
+        for trim in self._trims.values():
+            if trim.task is not None:
+                trim.task.cancel()
+        self._trims.clear()
+        await super().close()
+
     async def _first_attempt(self, raw: StreamMessage[Any]) -> int:
         count = getattr(raw, "get_delivery_count", None)
         if count is None:
@@ -275,3 +359,17 @@ class RedisTransport(FastStreamTransport):
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entry(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class _Trim:
+    __slots__ = ("due", "last", "task")
+
+    def __init__(self) -> None:
+        self.due = False
+        self.last = 0.0
+        self.task: asyncio.Task[None] | None = None
