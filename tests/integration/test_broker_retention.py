@@ -89,6 +89,34 @@ async def test_a_nats_stream_can_keep_everything() -> None:
         NatsTransport(NATS_URL, retention="work-queue")  # type: ignore[arg-type]
 
 
+@pytest.mark.nats
+async def test_a_nats_stream_that_keeps_everything_is_named_in_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stream made before dockyard asked for interest retention (or by hand) keeps its
+    retention: the transport says so once, unless it was told to keep everything too."""
+    destination = f"kept-{uuid.uuid4().hex[:8]}"
+    stream = NatsTransport.stream_name(destination)
+    transports = [NatsTransport(NATS_URL, retention="limits") for _ in range(2)]
+    transports.append(NatsTransport(NATS_URL))
+    try:
+        for transport in transports:
+            await transport.declare(destination, "billing")
+        await transports[2].publish(TransportMessage("m-1", destination, "T", b"{}"))
+        warnings = [r.getMessage() for r in caplog.records if r.name == "dockyard.transport"]
+        expected = (
+            f"NATS stream {stream!r} keeps every message for ever (limits retention, no limit "
+            f"set): give it limits (`nats stream edit {stream} --max-age 7d`), or recreate it "
+            "once drained for dockyard to create it with interest retention; "
+            "NatsTransport(retention='limits') says this is meant"
+        )
+        assert warnings == [expected]
+    finally:
+        for transport in transports:
+            await transport.close()
+        await delete_declared(*transports)
+
+
 @pytest.mark.redis
 async def test_redis_subscriptions_trim_what_every_group_has_acknowledged() -> None:
     transport = RedisTransport(REDIS_URL, poll_interval=0.05, trim_interval=0.1)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from asyncio import FIRST_COMPLETED
 from collections.abc import Sequence
@@ -55,7 +56,14 @@ try:
         StaleConnectionError,
     )
     from nats.js.api import AckPolicy as JsAckPolicy
-    from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck, RetentionPolicy, StorageType
+    from nats.js.api import (
+        ConsumerConfig,
+        DeliverPolicy,
+        PubAck,
+        RetentionPolicy,
+        StorageType,
+        StreamConfig,
+    )
     from nats.js.client import JetStreamContext
     from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 except ImportError as exc:  # pragma: no cover - exercised without the extra
@@ -82,6 +90,8 @@ from dockyard.transport._faststream import MANUAL, FastStreamTransport, encode_h
 from dockyard.transport._port import TransportMessage
 
 __all__ = ["NatsTransport"]
+
+logger = logging.getLogger("dockyard.transport")
 
 _NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -256,7 +266,7 @@ class NatsTransport(FastStreamTransport):
         if name not in self._streams:
             js = self.broker.connection.jetstream()
             try:
-                await js.stream_info(stream)
+                info = await js.stream_info(stream)
             except NotFoundError:
                 await js.add_stream(
                     name=stream,
@@ -265,8 +275,27 @@ class NatsTransport(FastStreamTransport):
                     duplicate_window=self.duplicate_window,
                     retention=_RETENTION[self.retention],
                 )
+            else:
+                self._check_retention(stream, info.config)
             self._streams.add(name)
         return stream
+
+    def _check_retention(self, stream: str, config: StreamConfig) -> None:
+        """Warn about an existing stream that keeps every message for ever (limits retention
+        with no limit: created before dockyard asked for interest retention, or by hand),
+        unless this transport was told to keep everything."""
+        if self.retention == "limits" or config.retention != RetentionPolicy.LIMITS:
+            return
+        unlimited = (config.max_msgs or -1) < 0 and (config.max_bytes or -1) < 0
+        if unlimited and not config.max_age:
+            logger.warning(
+                "NATS stream %r keeps every message for ever (limits retention, no limit set): "
+                "give it limits (`nats stream edit %s --max-age 7d`), or recreate it once "
+                "drained for dockyard to create it with interest retention; "
+                "NatsTransport(retention='limits') says this is meant",
+                stream,
+                stream,
+            )
 
     async def _publish(self, name: str, message: TransportMessage, headers: dict[str, str]) -> None:
         if (down := self._reconnecting()) is not None:
