@@ -421,6 +421,9 @@ class OutboxRelay:
         purged = await self.store.purge_delivered(now - self.settings.retention)
         if purged:
             logger.debug("%s: deleted %d delivered messages", self._name, purged)
+        forgotten = await self.store.purge_handled(now - self.settings.inbox_retention)
+        if forgotten:
+            logger.debug("%s: deleted %d inbox records", self._name, forgotten)
 
     async def _idle_timeout(self, idle: float) -> float:
         """How long to sleep: until the next retry or scheduled message is due, capped by the

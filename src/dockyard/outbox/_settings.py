@@ -45,6 +45,10 @@ class RelaySettings:
     """Seconds delivered messages are kept (to inspect them) before they are deleted."""
     cleanup_interval: float = 60.0
     """Seconds between two deletions of delivered messages past their retention."""
+    inbox_retention: float = 7 * 24 * 3600.0
+    """Seconds the inbox remembers that a handler handled a message (7 days): a copy of it
+    that arrives within that window is skipped; one that arrives later (a dead letter replayed
+    after it) is handled again. The relay's cleanup deletes older records."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -59,8 +63,10 @@ class RelaySettings:
         if self.outage_pause <= 0 or self.max_outage_pause < self.outage_pause:
             msg = "RelaySettings.outage_pause must be > 0 and max_outage_pause >= outage_pause"
             raise ValueError(msg)
-        if self.retention < 0 or self.cleanup_interval <= 0:
-            msg = "RelaySettings.retention must be >= 0 and cleanup_interval > 0"
+        if self.retention < 0 or self.cleanup_interval <= 0 or self.inbox_retention < 0:
+            msg = (
+                "RelaySettings.retention and inbox_retention must be >= 0 and cleanup_interval > 0"
+            )
             raise ValueError(msg)
 
 

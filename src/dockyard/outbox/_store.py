@@ -147,6 +147,11 @@ class OutboxStore(Protocol):
         """Delete messages delivered before ``before``; return how many."""
         ...
 
+    async def purge_handled(self, before: float, /) -> int:
+        """Delete the inbox's records of messages handled before ``before``; return how many.
+        A message redelivered after its record is gone is handled again."""
+        ...
+
     async def get(self, message_id: str, /) -> OutboxMessage | None:
         """The message with that id, whatever its status."""
         ...

@@ -16,6 +16,7 @@ import dataclasses
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -59,9 +60,12 @@ class InMemoryOutboxStore:
         "_sequence",
         "_settled",
         "_signal",
+        "inbox",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, inbox: InMemoryInboxStore | None = None) -> None:
+        self.inbox = inbox
+        """The inbox ``purge_handled`` prunes (the backend's)."""
         self._rows: dict[str, OutboxMessage] = {}  # insertion order is outbox order
         self._delivered_at: dict[str, float] = {}
         self._claimed_ids: set[str] = set()
@@ -235,6 +239,9 @@ class InMemoryOutboxStore:
             del self._rows[message_id]
             del self._delivered_at[message_id]
         return len(old)
+
+    async def purge_handled(self, before: float, /) -> int:
+        return 0 if self.inbox is None else self.inbox.purge(before)
 
     # -- inspection and dead letters -----------------------------------------------------
 
@@ -440,11 +447,20 @@ async def memory_outbox_writer(
 class InMemoryInboxStore:
     """Which (message id, handler) pairs were handled; share one instance per app."""
 
-    __slots__ = ("_reserved", "handled")
+    __slots__ = ("_handled_at", "_reserved", "handled")
 
     def __init__(self) -> None:
         self.handled: set[tuple[str, str]] = set()
+        self._handled_at: dict[tuple[str, str], float] = {}
         self._reserved: set[tuple[str, str]] = set()
+
+    def purge(self, before: float) -> int:
+        """Forget the pairs handled before ``before``; how many."""
+        old = [key for key, at in self._handled_at.items() if at < before]
+        for key in old:
+            del self._handled_at[key]
+            self.handled.discard(key)
+        return len(old)
 
     def reserve(self, key: tuple[str, str]) -> bool:
         if key in self.handled or key in self._reserved:
@@ -453,10 +469,12 @@ class InMemoryInboxStore:
         return True
 
     def settle(self, keys: Sequence[tuple[str, str]], *, committed: bool) -> None:
+        now = time.time()
         for key in keys:
             self._reserved.discard(key)
             if committed:
                 self.handled.add(key)
+                self._handled_at[key] = now
 
 
 class _MemoryInbox(Inbox):
@@ -495,8 +513,8 @@ class InMemoryOutboxBackend:
     __slots__ = ("inbox", "store")
 
     def __init__(self) -> None:
-        self.store = InMemoryOutboxStore()
         self.inbox = InMemoryInboxStore()
+        self.store = InMemoryOutboxStore(self.inbox)
 
     def providers(self) -> Sequence[ProviderSpec]:
         return [

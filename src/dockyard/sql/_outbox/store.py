@@ -43,7 +43,12 @@ from dockyard.sql._errors import unavailable_as_store_error
 from dockyard.sql._listen import PostgresListener
 from dockyard.sql._module import SqlModule
 from dockyard.sql._outbox.inbox import SqlInbox
-from dockyard.sql._outbox.tables import OUTBOX_CHANNEL, outbox_scheduled_table, outbox_table
+from dockyard.sql._outbox.tables import (
+    OUTBOX_CHANNEL,
+    inbox_table,
+    outbox_scheduled_table,
+    outbox_table,
+)
 from dockyard.sql._unit_of_work import SqlUnitOfWork
 
 __all__ = ["SqlOutboxBackend", "SqlOutboxStore", "SqlOutboxWriter"]
@@ -51,6 +56,17 @@ __all__ = ["SqlOutboxBackend", "SqlOutboxStore", "SqlOutboxWriter"]
 logger = logging.getLogger("dockyard.outbox")
 
 _T = outbox_table.name
+_PURGE_BATCH = 10_000
+_PURGE_HANDLED = {
+    "postgresql": text(
+        f"DELETE FROM {inbox_table.name} WHERE ctid = ANY(ARRAY("  # noqa: S608
+        f"SELECT ctid FROM {inbox_table.name} WHERE handled_at < :before LIMIT :batch))"
+    ),
+    "sqlite": text(
+        f"DELETE FROM {inbox_table.name} WHERE rowid IN ("  # noqa: S608
+        f"SELECT rowid FROM {inbox_table.name} WHERE handled_at < :before LIMIT :batch)"
+    ),
+}
 # The first key of the two-key advisory locks a claim takes: the outbox table's own oid, as
 # this session resolves the name (a constant of the plan), so the relays of two outbox tables
 # in one database (two schemas: two apps, or two tests) never hold back each other's keys.
@@ -530,6 +546,21 @@ class SqlOutboxStore(OutboxStore):
         async with self._connection("delete delivered outbox messages") as connection:
             result = await connection.execute(statement)
             return int(result.rowcount)
+
+    async def purge_handled(self, before: float, /) -> int:
+        # In batches, each its own transaction: a first purge of a big inbox must not hold
+        # one transaction (and its locks, and the WAL) for minutes.
+        statement = _PURGE_HANDLED[self.database.dialect]
+        purged = 0
+        while True:
+            async with self._connection("delete old inbox records") as connection:
+                result = await connection.execute(
+                    statement, {"before": before, "batch": _PURGE_BATCH}
+                )
+                deleted = int(result.rowcount)
+            purged += deleted
+            if deleted < _PURGE_BATCH:
+                return purged
 
     async def get(self, message_id: str, /) -> OutboxMessage | None:
         statement = text(f"SELECT {_COLUMNS} FROM {_T} WHERE message_id = :id")  # noqa: S608

@@ -526,3 +526,16 @@ class OutboxContract:
             await fail()
         async with outbox.transaction() as (_, inbox):
             assert await inbox.record("m-2", "billing") is True
+
+    async def test_inbox_records_past_their_retention_are_purged(
+        self, outbox: OutboxHarness
+    ) -> None:
+        async with outbox.transaction() as (_, inbox):
+            assert await inbox.record("m-3", "billing") is True
+            assert await inbox.record("m-3", "shipping") is True
+        assert await outbox.store.purge_handled(time.time() - 60) == 0
+        async with outbox.transaction() as (_, inbox):
+            assert await inbox.record("m-3", "billing") is False  # still remembered
+        assert await outbox.store.purge_handled(time.time() + 1) == 2
+        async with outbox.transaction() as (_, inbox):
+            assert await inbox.record("m-3", "billing") is True  # forgotten: handled again

@@ -46,6 +46,8 @@ COMMENT ON TABLE dockyard_inbox IS 'Messages each consumer has handled, written 
 
 COMMENT ON COLUMN dockyard_inbox.handled_at IS 'epoch seconds';
 
+CREATE INDEX IF NOT EXISTS ix_dockyard_inbox_handled ON dockyard_inbox USING brin (handled_at);
+
 CREATE TABLE IF NOT EXISTS dockyard_outbox (
     position BIGSERIAL NOT NULL,
     message_id VARCHAR(255) NOT NULL,

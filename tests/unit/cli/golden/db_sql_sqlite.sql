@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS dockyard_inbox (
     CONSTRAINT pk_dockyard_inbox PRIMARY KEY (message_id, handler)
 );
 
+CREATE INDEX IF NOT EXISTS ix_dockyard_inbox_handled ON dockyard_inbox (handled_at);
+
 CREATE TABLE IF NOT EXISTS dockyard_outbox (
     position INTEGER NOT NULL,
     message_id VARCHAR(255) NOT NULL,
