@@ -193,6 +193,7 @@ def _compare_table(
     dialect = connection.dialect
     inspector = inspect(connection)
     found = {column["name"]: column for column in inspector.get_columns(table.name)}
+    added: set[str] = set()
     for column in table.columns:
         where = f"{table.name}.{column.name}"
         if column.name not in found:
@@ -207,6 +208,7 @@ def _compare_table(
                 if column.comment and dialect.supports_comments and not dialect.inline_comments:
                     statements.append(_compiled(SetColumnComment(column), dialect))
                 steps.append(Step("add", "column", where, tuple(statements), upgrade_only=True))
+                added.add(column.name)
             else:
                 problems.append(
                     f"`{where}` is missing and may not be null: dockyard does not invent a "
@@ -228,7 +230,9 @@ def _compare_table(
             )
     indexes = {index["name"] for index in inspector.get_indexes(table.name)}
     for index in sorted(table.indexes, key=lambda index: str(index.name)):
-        if index.name not in indexes:
+        # an index on a column still missing waits for it (its problem is reported above)
+        ready = all(c.name in found or c.name in added for c in index.columns)
+        if index.name not in indexes and ready:
             create = _compiled(CreateIndex(index), dialect)
             steps.append(Step("create", "index", str(index.name), (create,), upgrade_only=True))
     uniques = {c["name"] for c in inspector.get_unique_constraints(table.name)} | indexes

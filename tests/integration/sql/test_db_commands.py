@@ -200,5 +200,6 @@ def test_upgrade_adds_not_null_columns_to_empty_tables_and_catches_the_sequence_
     psql(project, "DELETE FROM dockyard_inbox;")  # now there is no row to invent a value for
     assert project.run(f"dockyard db upgrade {APP}").stdout == (
         "added column dockyard_inbox.handled_at\n"
+        "created index ix_dockyard_inbox_handled\n"  # waited for its column
     )
     nothing_left(project)
