@@ -72,14 +72,17 @@ class TableTransport:
 
     async def publish(self, message: TransportMessage, /) -> None:
         # One statement, so one transaction: the arrival, the inbox record, and the effect
-        # only if the inbox record is new.
+        # only if the inbox record is new. The record's time is real: the relays' cleanup
+        # deletes records past the inbox's retention (with 0 here, a copy published again
+        # after a kill had its effect twice).
         await self.pool.execute(
             """WITH arrival AS (
                    INSERT INTO crash_arrivals (message_id, partition_key, relay)
                    VALUES ($1, $2, $3))
                , first AS (
                    INSERT INTO dockyard_inbox (message_id, handler, handled_at)
-                   VALUES ($1, 'effects', 0) ON CONFLICT DO NOTHING RETURNING message_id)
+                   VALUES ($1, 'effects', extract(epoch FROM now()))
+                   ON CONFLICT DO NOTHING RETURNING message_id)
                INSERT INTO crash_effects (message_id) SELECT message_id FROM first""",
             message.message_id,
             message.partition_key,
