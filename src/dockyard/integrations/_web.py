@@ -9,14 +9,25 @@ the same error with the same body, frame a stream the same way, and start and st
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
 
 from dishka import AsyncContainer
+from dishka.exceptions import ExitError
 
 from dockyard._type_name import type_name
 from dockyard.exceptions import (
@@ -28,6 +39,7 @@ from dockyard.exceptions import (
     NotExportedError,
 )
 from dockyard.messaging import ISender, StreamRequest
+from dockyard.messaging._dishka import has_finalizers
 from dockyard.modules._supervisor import Supervisor, describe
 from dockyard.serialization import default_codec_for
 
@@ -359,6 +371,82 @@ async def sse_stream(
 
 
 # -- injection ----------------------------------------------------------------------------------
+
+
+async def close_scope(
+    scope: AsyncContainer,
+    exc_type: type[BaseException] | None,
+    exc: BaseException | None,
+    traceback: TracebackType | None,
+) -> None:
+    """End a request's scope: commit, or roll back on ``exc``; what its finalizers raised is
+    raised as :func:`raise_unwrapped` says.
+
+    Shielded from cancellation (anyio's, as FastAPI shields its yield dependencies' exits), so
+    a cancelled request still ends its unit of work and gives its connection back. A scope
+    with no finalizer to run awaits nothing while it closes, and nothing can interrupt it:
+    then no shield is set up (an anyio ``CancelScope`` cost 5–12 µs a request, a tenth of a
+    minimal one; docs/web.md, "Performance").
+    """
+    try:
+        if not has_finalizers(scope):
+            await scope.__aexit__(exc_type, exc, traceback)
+            return
+        from anyio import CancelScope  # every web framework and FastStream depend on anyio
+
+        with CancelScope(shield=True):
+            await scope.__aexit__(exc_type, exc, traceback)
+    except ExitError as error:
+        raise_unwrapped(error)
+
+
+async def run_injected(
+    shared: AsyncContainer | None,
+    open_scope: Callable[[], AsyncContainer],
+    injections: Sequence[tuple[str, Any]],
+    call: Callable[..., Awaitable[Any]],
+    kwargs: dict[str, Any],
+) -> Any:
+    """What a route-level wrapper (``inject``) does per request: resolve ``injections``
+    (parameter name, type) into ``kwargs`` and await ``call(**kwargs)``.
+
+    In ``shared``, the request's scope a framework dependency opened already (the framework
+    closes it); else in a scope of its own from ``open_scope()``, closed when ``call``
+    returns (the unit of work commits) or raises (it rolls back), by :func:`close_scope`.
+    """
+    if shared is not None:
+        for name, dependency in injections:
+            kwargs[name] = await shared.get(dependency)
+        return await call(**kwargs)
+    scope = open_scope()
+    await scope.__aenter__()
+    try:
+        for name, dependency in injections:
+            kwargs[name] = await scope.get(dependency)
+        result = await call(**kwargs)
+    except BaseException as exc:
+        await close_scope(scope, type(exc), exc, exc.__traceback__)
+        raise
+    await close_scope(scope, None, None, None)
+    return result
+
+
+def evaluated_signature(function: Callable[..., Any]) -> inspect.Signature:
+    """``function``'s signature with its annotations evaluated, as the frameworks read them; left
+    as strings where one cannot be (the framework reports those, or resolves them in a namespace
+    of its own: then its ``FromDockyard`` parameters stay dependencies)."""
+    try:
+        return inspect.signature(function, eval_str=True)
+    except NameError:
+        return inspect.signature(function)
+
+
+def raise_unwrapped(exc: ExitError) -> NoReturn:
+    """Dishka groups what a scope's finalizers raised; one (a failed commit) is raised alone,
+    answered as if the endpoint had raised it (its 409, not a 500)."""
+    if len(exc.exceptions) == 1:
+        raise exc.exceptions[0] from exc
+    raise exc
 
 
 def resolver(dependency: Any, scope: Any) -> Callable[..., Any]:

@@ -16,7 +16,7 @@ import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar, get_args, get_origin
 
 from dockyard._type_name import type_name
 from dockyard.exceptions import (
@@ -27,8 +27,12 @@ from dockyard.integrations._web import (
     PROBLEM_JSON,
     ProblemMapping,
     check_injections,
+    close_scope,
+    evaluated_signature,
     last_event_id_of,
+    raise_unwrapped,
     resolver,
+    run_injected,
     serving,
     status_problem,
     stream_frames,
@@ -39,7 +43,6 @@ from dockyard.messaging import StreamRequest
 try:
     import fastapi
     import fastapi.routing as fastapi_routing
-    from anyio import CancelScope
     from dishka import AsyncContainer
     from dishka.exceptions import ExitError
     from fastapi import Depends, FastAPI, Request
@@ -189,15 +192,7 @@ async def _request_scope(request: Request) -> AsyncIterator[AsyncContainer]:
             finally:
                 del request.scope[_SCOPE_KEY]  # scope → context → Request → ASGI scope: a cycle
     except ExitError as exc:
-        _raise_unwrapped(exc)
-
-
-def _raise_unwrapped(exc: ExitError) -> NoReturn:
-    """Dishka groups what the scope's finalizers raised; one is answered as if the endpoint
-    had raised it (a failed commit: its 409, not a 500)."""
-    if len(exc.exceptions) == 1:
-        raise exc.exceptions[0] from exc
-    raise exc
+        raise_unwrapped(exc)
 
 
 async def _open_scope(request: Request) -> AsyncContainer:
@@ -217,13 +212,7 @@ async def _open_scope(request: Request) -> AsyncContainer:
         traceback: TracebackType | None,
     ) -> bool:
         del request.scope[_SCOPE_KEY]  # scope → context → Request → ASGI scope: a cycle
-        # shielded, as FastAPI shields its yield dependencies' exits: a cancelled request
-        # still ends its unit of work (rolls back) and gives its connection back
-        with CancelScope(shield=True):
-            try:
-                await scope.__aexit__(exc_type, exc, traceback)
-            except ExitError as error:
-                _raise_unwrapped(error)
+        await close_scope(scope, exc_type, exc, traceback)  # shielded if it awaits anything
         return False
 
     stack.push_async_exit(close)
@@ -312,7 +301,7 @@ def inject(endpoint: Callable[P, T]) -> Callable[P, T]:
     streams = inspect.isasyncgenfunction(endpoint) or inspect.isgeneratorfunction(endpoint)
     if wrapped or streams:  # wrapped: FastAPI < 0.16x re-adds an included router's routes
         return endpoint
-    signature = _signature(endpoint)
+    signature = evaluated_signature(endpoint)
     injected = {
         name: dependency
         for name, parameter in signature.parameters.items()
@@ -341,22 +330,13 @@ def inject(endpoint: Callable[P, T]) -> Callable[P, T]:
 
     async def injecting(**kwargs: Any) -> Any:
         request: Request = kwargs.pop(request_name) if pops_request else kwargs[request_name]
-        shared: AsyncContainer | None = request.scope.get(_SCOPE_KEY)
-        if shared is not None:  # opened by a dependency of the endpoint; FastAPI closes it
-            for name, dependency in injections:
-                kwargs[name] = await shared.get(dependency)
-            return await call(**kwargs)
-        scope = _app_of(request, needed).scope({Request: request})
-        await scope.__aenter__()
-        try:
-            for name, dependency in injections:
-                kwargs[name] = await scope.get(dependency)
-            result = await call(**kwargs)
-        except BaseException as exc:
-            await _close(scope, exc)
-            raise
-        await _close(scope, None)
-        return result
+        return await run_injected(
+            request.scope.get(_SCOPE_KEY),
+            lambda: _app_of(request, needed).scope({Request: request}),
+            injections,
+            call,
+            kwargs,
+        )
 
     functools.update_wrapper(injecting, endpoint)
     injecting.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
@@ -383,15 +363,6 @@ _REQUEST_PARAMETER = inspect.Parameter(
 )
 
 
-def _signature(endpoint: Callable[..., Any]) -> inspect.Signature:
-    """The endpoint's signature with its annotations evaluated, as FastAPI reads it; left as
-    strings where one cannot be (FastAPI reports those, and FromDockyard stays a dependency)."""
-    try:
-        return inspect.signature(endpoint, eval_str=True)
-    except NameError:
-        return inspect.signature(endpoint)
-
-
 def _dockyard_dependency(annotation: Any) -> Any:
     """``T`` for a ``FromDockyard[T]`` annotation, else ``_MISSING``."""
     if get_origin(annotation) is not Annotated:
@@ -404,19 +375,6 @@ def _dockyard_dependency(annotation: Any) -> Any:
 
 def _is_request(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, Request)
-
-
-async def _close(scope: AsyncContainer, exc: BaseException | None) -> None:
-    """End the request's scope: commit, or roll back on ``exc``; shielded from cancellation,
-    as FastAPI shields its yield dependencies' exits."""
-    with CancelScope(shield=True):
-        try:
-            if exc is None:
-                await scope.__aexit__(None, None, None)
-            else:
-                await scope.__aexit__(type(exc), exc, exc.__traceback__)
-        except ExitError as error:
-            _raise_unwrapped(error)
 
 
 def _check_injections(web: FastAPI, app: App) -> None:

@@ -10,20 +10,35 @@ lifespan and stops it at shutdown. A handler asks for what the app's root module
 
 Every ``Inject`` of one request resolves in one dockyard scope: one unit of work, committed
 after the handler returned (before the response is sent) and rolled back when it raised.
+Under ``@inject`` (below the route decorator) the handler's ``FromDockyard[T]`` parameters need
+no ``Inject``: the wrapper opens the request's scope around the handler and resolves them, at
+the cost of no Litestar dependency.
 Errors become RFC 9457 problem details through a :class:`ProblemMapping`; ``sse_response``
 turns a ``StreamRequest`` into server-sent events. See ``docs/web-litestar.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+import functools
+import inspect
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ParamSpec,
+    TypeAlias,
+    TypeVar,
+    get_args,
+    get_origin,
+)
 
 from dishka import AsyncContainer
 from dishka.exceptions import ExitError
 
+from dockyard._type_name import type_name
 from dockyard.exceptions import (
     IntegrationNotSetUpError,
     MissingExtraError,
@@ -32,7 +47,10 @@ from dockyard.integrations._web import (
     PROBLEM_JSON,
     ProblemMapping,
     check_injections,
+    evaluated_signature,
     last_event_id_of,
+    raise_unwrapped,
+    run_injected,
     serving,
     stream_frames,
     validation_problem,
@@ -41,10 +59,12 @@ from dockyard.messaging import StreamRequest
 
 try:
     from litestar import Litestar, Request, Response
+    from litestar.concurrency import sync_to_thread
     from litestar.config.app import AppConfig
     from litestar.connection import ASGIConnection
     from litestar.di import NamedDependency, Provide
     from litestar.exceptions import HTTPException, ValidationException
+    from litestar.handlers import HTTPRouteHandler
     from litestar.params import SkipValidation
     from litestar.plugins import InitPluginProtocol
     from litestar.response import Stream
@@ -59,22 +79,37 @@ __all__ = [
     "DockyardPlugin",
     "FromDockyard",
     "Inject",
+    "inject",
     "last_event_id",
     "sse_response",
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 SCOPE_DEPENDENCY = "dockyard_scope"
 """The name of the dependency holding the request's dockyard scope (an ``AsyncContainer``)."""
 
 _STATE_KEY = "dockyard_app"
+_SCOPE_KEY = "dockyard.scope"  # the scope `dockyard_scope` opened, in the ASGI scope, for `inject`
 
-FromDockyard: TypeAlias = NamedDependency[SkipValidation[T]]
-"""A handler parameter filled by the ``Inject(T)`` of its name: ``sender: FromDockyard[ISender]``.
 
-Litestar's ``NamedDependency``, with validation skipped: what the container gives is already of
-the declared type, and ports such as ``ISender`` are protocols Litestar cannot check.
+class _FromDockyardMarker:
+    """Tells ``inject`` a ``FromDockyard[T]`` parameter from any other ``NamedDependency``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "FromDockyard"
+
+
+FromDockyard: TypeAlias = Annotated[NamedDependency[SkipValidation[T]], _FromDockyardMarker()]
+"""``T`` from the request's dockyard scope in a handler: ``sender: FromDockyard[ISender]``.
+
+Filled by the ``Inject(T)`` of its name in the handler's ``dependencies``, or, in a handler
+under :func:`inject`, by the wrapper (no ``Inject`` needed). Litestar's ``NamedDependency``, with
+validation skipped: what the container gives is already of the declared type, and ports such
+as ``ISender`` are protocols Litestar cannot check.
 """
 
 
@@ -134,11 +169,13 @@ class DockyardPlugin(InitPluginProtocol):
     async def _scope(self, request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncContainer, None]:
         try:
             async with self.app.scope({Request: request}) as scope:
-                yield scope  # Litestar throws the handler's exception in here: it rolls back
+                request.scope[_SCOPE_KEY] = scope  # type: ignore[literal-required] # for `inject`
+                try:
+                    yield scope  # Litestar throws the handler's exception in here: it rolls back
+                finally:  # scope → context → Request → ASGI scope: no cycle left for the GC
+                    del request.scope[_SCOPE_KEY]  # type: ignore[misc]
         except ExitError as exc:  # Dishka groups what the scope's finalizers raised
-            if len(exc.exceptions) == 1:  # one (a failed commit): answered as if raised here
-                raise exc.exceptions[0] from exc
-            raise
+            raise_unwrapped(exc)
 
     def _problem(self, request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         status, body = self.problems.problem(exc, instance=request.url.path)
@@ -159,6 +196,120 @@ def Inject(dependency: type[T] | Any) -> Provide:  # noqa: N802 -- reads as a ma
 
     resolve.__dockyard_dependency__ = dependency  # type: ignore[attr-defined]
     return Provide(resolve)
+
+
+# -- the handler's own scope: `inject` ----------------------------------------------------------
+#
+# Litestar charges ~13 µs for the generator dependency holding the request's scope and ~10 µs
+# for each `Provide` (docs/web.md#performance). Under `inject` the handler's `FromDockyard[T]`
+# parameters are no dependencies: the wrapper's `__signature__` lacks them (so neither
+# Litestar's kwargs model nor OpenAPI sees them) and takes Litestar's reserved `request`
+# instead; it opens the request's scope around the handler and resolves them in it, as a
+# hand-written handler would.
+
+
+def inject(handler: Callable[P, T]) -> Callable[P, T]:
+    """Resolve the handler's ``FromDockyard[T]`` parameters itself, without Litestar dependencies.
+
+    Goes under the route decorator (``@post(...)`` above ``@inject``); the parameters need no
+    ``Inject(T)`` in ``dependencies`` (one there is left unused). The wrapper opens the
+    request's dockyard scope (the ``litestar.Request`` in its context) around the handler,
+    resolves the parameters in it and closes it when the handler returns: the unit of work
+    commits then, before the response is built, and rolls back when the handler raises (the
+    exception then goes on to the problem handlers); the exit is shielded from anyio
+    cancellation (not from a plain asyncio ``task.cancel()``). If a dependency of the handler
+    took an ``Inject``, and so opened the request's scope already, the parameters are resolved
+    in that one, which Litestar closes. The handler's
+    ``request`` parameter, if it has one, is kept; otherwise the wrapper adds one (Litestar
+    fills it, OpenAPI does not list it). A synchronous handler runs in Litestar's worker
+    thread (``sync_to_thread``; do not pass ``sync_to_thread`` to the route decorator).
+
+    A handler without ``FromDockyard`` parameters, a generator function, or one whose
+    annotations cannot be evaluated where it is defined is returned unchanged (its
+    ``FromDockyard`` parameters stay named dependencies, filled by their ``Inject``).
+    """
+    wrapped = getattr(handler, "__dockyard_dependencies__", None) is not None
+    streams = inspect.isasyncgenfunction(handler) or inspect.isgeneratorfunction(handler)
+    if wrapped or streams:
+        return handler
+    signature = evaluated_signature(handler)
+    injected = {
+        name: dependency
+        for name, parameter in signature.parameters.items()
+        if (dependency := _dockyard_dependency(parameter.annotation)) is not _MISSING
+    }
+    if not injected:
+        return handler
+    kept = [p for name, p in signature.parameters.items() if name not in injected]
+    pops_request = all(p.name != _REQUEST for p in kept)
+    if pops_request:  # Litestar fills a parameter by this name with the request
+        where = next((i for i, p in enumerate(kept) if p.kind is p.VAR_KEYWORD), len(kept))
+        kept.insert(where, _REQUEST_PARAMETER)
+    injections = tuple(injected.items())
+    call: Callable[..., Any] = (
+        handler
+        if inspect.iscoroutinefunction(handler)
+        else functools.partial(sync_to_thread, handler)
+    )
+
+    async def injecting(**kwargs: Any) -> Any:
+        request: Request[Any, Any, Any] = kwargs.pop(_REQUEST) if pops_request else kwargs[_REQUEST]
+        return await run_injected(
+            request.scope.get(_SCOPE_KEY),  # type: ignore[arg-type]
+            lambda: _app_of(request, injected).scope({Request: request}),
+            injections,
+            call,
+            kwargs,
+        )
+
+    functools.update_wrapper(injecting, handler)
+    injecting.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
+    annotations = {
+        name: annotation
+        for name, annotation in getattr(handler, "__annotations__", {}).items()
+        if name not in injected
+    }
+    if pops_request:
+        annotations[_REQUEST] = Request
+    injecting.__annotations__ = annotations
+    injecting.__dockyard_dependencies__ = tuple(injected.values())  # type: ignore[attr-defined]
+    return injecting  # type: ignore[return-value]
+
+
+_REQUEST = "request"  # the name Litestar fills with the connection (a reserved kwarg)
+_REQUEST_PARAMETER = inspect.Parameter(_REQUEST, inspect.Parameter.KEYWORD_ONLY, annotation=Request)
+
+
+def _dockyard_dependency(annotation: Any) -> Any:
+    """``T`` for a ``FromDockyard[T]`` annotation, else ``_MISSING``."""
+    if get_origin(annotation) is not Annotated:
+        return _MISSING
+    if any(isinstance(marker, _FromDockyardMarker) for marker in annotation.__metadata__):
+        return get_args(annotation)[0]
+    return _MISSING
+
+
+def _app_of(request: Request[Any, Any, Any], injected: Mapping[str, Any]) -> App:
+    """The app of the plugin, for a handler under ``inject`` with the ``injected`` types."""
+    app: App | None = request.app.state.get(_STATE_KEY)
+    if app is None:
+        types = ", ".join(f"`FromDockyard[{type_name(d)}]`" for d in injected.values())
+        raise _not_set_up(request, types)
+    return app
+
+
+def _not_set_up(
+    connection: ASGIConnection[Any, Any, Any, Any], needed: str
+) -> IntegrationNotSetUpError:
+    handler = connection.scope.get("route_handler")
+    methods = " ".join(sorted(getattr(handler, "http_methods", ()) or ()))
+    path = connection.scope.get("path_template", connection.url.path)
+    return IntegrationNotSetUpError(
+        "Litestar",
+        f"{needed} of handler `{methods} {path}`",
+        "Litestar(..., plugins=[DockyardPlugin(app)])",
+        "dockyard.integrations.litestar",
+    )
 
 
 def sse_response(
@@ -192,15 +343,7 @@ def sse_response(
     """
     app: App | None = connection.app.state.get(_STATE_KEY)
     if app is None:
-        handler = connection.scope.get("route_handler")
-        methods = " ".join(sorted(getattr(handler, "http_methods", ()) or ()))
-        path = connection.scope.get("path_template", connection.url.path)
-        raise IntegrationNotSetUpError(
-            "Litestar",
-            f"the `sse_response` of handler `{methods} {path}`",
-            "Litestar(..., plugins=[DockyardPlugin(app)])",
-            "dockyard.integrations.litestar",
-        )
+        raise _not_set_up(connection, "the `sse_response`")
     return Stream(
         stream_frames(
             app, {Request: connection}, stream, retry=retry, ping=ping, event=event, id_of=id_of
@@ -211,18 +354,25 @@ def sse_response(
 
 
 def _check_injections(web: Litestar, app: App) -> None:
-    """Every ``Inject(T)`` of every handler names a ``T`` the root module sees."""
+    """Every ``Inject(T)`` of every handler, and every ``FromDockyard[T]`` of a handler under
+    ``inject``, names a ``T`` the root module sees."""
     check_injections(
         app,
         (
             (f"handler `{' '.join(sorted(handler.http_methods))} {route.path}`", dependency)
             for route in web.routes
             for handler in getattr(route, "route_handlers", ())
-            for provide in handler.resolve_dependencies().values()
-            if (dependency := getattr(provide.dependency, "__dockyard_dependency__", _MISSING))
-            is not _MISSING
+            for dependency in _injected(handler)
         ),
     )
+
+
+def _injected(handler: HTTPRouteHandler) -> Iterator[Any]:
+    yield from getattr(handler.fn, "__dockyard_dependencies__", ())
+    for provide in handler.resolve_dependencies().values():
+        dependency = getattr(provide.dependency, "__dockyard_dependency__", _MISSING)
+        if dependency is not _MISSING:
+            yield dependency
 
 
 _MISSING = object()

@@ -15,7 +15,7 @@ from typing import Any
 from dishka import AsyncContainer
 from dishka.entities.key import DependencyKey
 
-__all__ = ["Getter", "getter", "public_getter"]
+__all__ = ["Getter", "getter", "has_finalizers", "public_getter"]
 
 Getter = Callable[[DependencyKey], Awaitable[Any]]
 
@@ -34,3 +34,22 @@ def public_getter(container: AsyncContainer) -> Getter:
         return await container.get(key.type_hint, component=key.component)
 
     return get
+
+
+def has_finalizers(container: AsyncContainer) -> bool:
+    """Whether closing ``container`` runs a finalizer: its own, or those of the skipped scopes
+    it was entered through (``app.scope()`` enters ``SESSION`` on the way to ``REQUEST``).
+
+    ``False`` means closing it awaits nothing (no generator provider was resolved in it), so
+    nothing can interrupt the close. Reads Dishka's private ``_exits`` and ``parent_closer``;
+    ``True`` (the safe answer) if they are gone.
+    """
+    current: AsyncContainer | None = container
+    while current is not None:
+        exits = getattr(current, "_exits", None)
+        if exits is None or exits:
+            return True
+        if getattr(current, "parent_closer", True) is None:
+            return False
+        current = current.parent_container
+    return True

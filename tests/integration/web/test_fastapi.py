@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import gc
-import json
-from collections.abc import AsyncGenerator, AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, ClassVar
 
@@ -31,6 +30,7 @@ from dockyard.integrations.fastapi import (
     sse_response,
 )
 from integration.web import _contract as contract
+from integration.web._asgi import Till, asgi_get, till_of
 
 
 class TestFastAPI(contract.WebIntegrationContract):
@@ -202,35 +202,6 @@ def books_web(app: App, route_class: type[APIRoute] = APIRoute) -> FastAPI:
     return web
 
 
-async def get(web: FastAPI, path: str) -> tuple[int, Any]:
-    """One ``GET`` through the ASGI call alone (no server, no client to add objects)."""
-    sent: list[MutableMapping[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path.partition("?")[0],
-        "raw_path": path.partition("?")[0].encode(),
-        "root_path": "",
-        "query_string": path.partition("?")[2].encode(),
-        "headers": [(b"host", b"test")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("test", 80),
-        "state": {},
-    }
-    await web(scope, receive, send)
-    return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
-
-
 @pytest.fixture(params=["fast", "public"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setattr(dockyard_fastapi, "_FAST", request.param == "fast")
@@ -248,7 +219,7 @@ async def test_the_endpoint_and_a_dependency_of_the_users_share_the_requests_sco
 ) -> None:
     web = books_web(App.build(Books), route_class)
     async with web.router.lifespan_context(web):
-        assert await get(web, "/same") == (200, {"same": True})
+        assert await asgi_get(web, "/same") == (200, {"same": True})
 
 
 @pytest.mark.usefixtures("path")
@@ -259,12 +230,12 @@ async def test_a_request_leaves_nothing_for_the_cyclic_garbage_collector(
     scope's context) is memory the GC must find, and CPU: +30 µs a request under uvicorn."""
     web = books_web(App.build(Books), route_class)
     async with web.router.lifespan_context(web):
-        await get(web, "/same")  # imports, caches
+        await asgi_get(web, "/same")  # imports, caches
         gc.collect()
         gc.disable()
         try:
             for _ in range(20):
-                assert await get(web, "/same") == (200, {"same": True})
+                assert await asgi_get(web, "/same") == (200, {"same": True})
             garbage = gc.collect()
         finally:
             gc.enable()
@@ -272,18 +243,6 @@ async def test_a_request_leaves_nothing_for_the_cyclic_garbage_collector(
 
 
 # -- DockyardRoute and @inject -------------------------------------------------------------------
-
-
-class Till:
-    """A scoped object whose scope's end the test sees: committed, or rolled back."""
-
-
-def till_of(ends: list[str]) -> Any:
-    async def till() -> AsyncGenerator[Till, BaseException | None]:
-        error = yield Till()  # Dishka sends the scope's error to its finalizers
-        ends.append("rolled back" if error is not None else "committed")
-
-    return till
 
 
 def tills_web(ends: list[str]) -> FastAPI:
@@ -324,10 +283,10 @@ async def test_a_dockyard_route_commits_when_the_endpoint_returns_before_the_res
     ends: list[str] = []
     web = tills_web(ends)
     async with web.router.lifespan_context(web):
-        status, body = await get(web, "/shop/sale?amount=3")
+        status, body = await asgi_get(web, "/shop/sale?amount=3")
         assert (status, body) == (200, {"amount": 3, "path": "/shop/sale", "ends": []})
         assert ends == ["committed"]
-        assert await get(web, "/shop/refund") == (
+        assert await asgi_get(web, "/shop/refund") == (
             409,
             {
                 "type": "about:blank",
@@ -338,14 +297,14 @@ async def test_a_dockyard_route_commits_when_the_endpoint_returns_before_the_res
             },
         )
         assert ends == ["committed", "rolled back"]
-        assert await get(web, "/shop/count") == (200, "Tally")
-        assert await get(web, "/decorated") == (200, True)
+        assert await asgi_get(web, "/shop/count") == (200, "Tally")
+        assert await asgi_get(web, "/decorated") == (200, True)
 
 
 async def test_a_dockyard_route_keeps_the_schema_of_the_endpoint() -> None:
     web = tills_web([])
     async with web.router.lifespan_context(web):
-        status, schema = await get(web, "/openapi.json")
+        status, schema = await asgi_get(web, "/openapi.json")
     assert status == 200
     sale = schema["paths"]["/shop/sale"]["get"]
     assert [p["name"] for p in sale["parameters"]] == ["amount"]
@@ -363,7 +322,7 @@ async def test_a_dockyard_route_in_an_app_without_setup_dockyard_names_the_fix()
     async def orders(tally: FromDockyard[Tally]) -> None: ...
 
     with pytest.raises(IntegrationNotSetUpError) as raised:
-        await get(web, "/orders")
+        await asgi_get(web, "/orders")
     message = str(raised.value)
     assert "This FastAPI app has no dockyard app" in message
     assert "`FromDockyard[Tally]` of endpoint" in message

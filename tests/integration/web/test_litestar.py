@@ -2,44 +2,84 @@
 
 from __future__ import annotations
 
+import gc
+import inspect
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, ClassVar
 
+import pytest
 from litestar import Litestar, Request, Response, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
-from litestar.params import FromPath, JSONBody
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, FromQuery, JSONBody, SkipValidation
 from litestar.response import Stream
+from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
-from dockyard import App, ISender
-from dockyard.exceptions import ConcurrencyError, IntegrationNotSetUpError
+from dockyard import App, ISender, module, scoped
+from dockyard.exceptions import (
+    ConcurrencyError,
+    IntegrationNotSetUpError,
+    ModuleConfigurationError,
+    NotExportedError,
+)
 from dockyard.integrations.litestar import (
     DockyardPlugin,
     FromDockyard,
     Inject,
+    inject,
     last_event_id,
     sse_response,
 )
 from integration.web import _contract as contract
+from integration.web._asgi import Till, asgi_get, till_of
 
-SENDER = {"sender": Inject(ISender)}
+# The handlers that inject, undecorated: `route(..., routed=...)` declares them with `Inject`
+# dependencies (Litestar's DI), or under `@inject` (the wrapper resolves them, no dependency).
 
 
-@post("/orders", dependencies=SENDER)
 async def place(data: JSONBody[contract.OrderIn], sender: FromDockyard[ISender]) -> dict[str, str]:
     return {"order_id": await sender.send(contract.PlaceOrder(data.order_id, data.quantity))}
 
 
-@post("/orders/then-fail", dependencies=SENDER)
 async def place_then_fail(data: JSONBody[contract.OrderIn], sender: FromDockyard[ISender]) -> None:
     # written in the request's unit of work, which the error rolls back
     await sender.send(contract.PlaceOrder(data.order_id, data.quantity))
     raise contract.SecretError("database password is hunter2")
 
 
-@get("/orders/{order_id:str}", dependencies=SENDER)
 async def get_order(order_id: FromPath[str], sender: FromDockyard[ISender]) -> dict[str, str]:
     return {"order_id": await sender.send(contract.GetOrder(order_id))}
+
+
+async def commit_fails(resource: FromDockyard[contract.FailingCommit]) -> str:
+    return "never sent"
+
+
+async def me(user: FromDockyard[contract.User]) -> dict[str, str]:
+    return {"name": user.name}
+
+
+async def private(value: FromDockyard[contract.Private]) -> None: ...
+
+
+def route(
+    method: Callable[..., HTTPRouteHandler],
+    path: str,
+    handler: Callable[..., Any],
+    *,
+    routed: bool,
+    **injected: Any,
+) -> HTTPRouteHandler:
+    """``@method(path)`` over ``handler``: its ``FromDockyard`` parameters resolved under
+    ``@inject`` when ``routed``, else by an ``Inject`` of each name in ``injected``."""
+    if routed:
+        return method(path)(inject(handler))
+    dependencies = {name: Inject(dependency) for name, dependency in injected.items()}
+    return method(path, dependencies=dependencies)(handler)
 
 
 @get("/conflict")
@@ -55,16 +95,6 @@ async def teapot() -> None:
 @get("/forbidden")
 async def forbidden() -> None:
     raise HTTPException(status_code=403, detail="Not yours.", headers={"x-why": "owner"})
-
-
-@get("/commit-fails", dependencies={"resource": Inject(contract.FailingCommit)})
-async def commit_fails(resource: FromDockyard[contract.FailingCommit]) -> str:
-    return "never sent"
-
-
-@get("/me", dependencies={"user": Inject(contract.User)})
-async def me(user: FromDockyard[contract.User]) -> dict[str, str]:
-    return {"name": user.name}
 
 
 @get("/count/{limit:int}")
@@ -83,14 +113,12 @@ async def count_then_wait(request: Request[Any, Any, Any], limit: FromPath[int])
     return sse_response(request, contract.CountTo(limit, then_wait=True), ping=0.05, event="count")
 
 
-@get("/private", dependencies={"value": Inject(contract.Private)})
-async def private(value: FromDockyard[contract.Private]) -> None: ...
-
-
 class TestLitestar(contract.WebIntegrationContract):
     request_type = Request
     openapi_path = "/schema/openapi.json"
     endpoint_word = "handler"
+    routed: ClassVar[bool] = False
+    """The handlers under ``@inject`` rather than with ``Inject`` dependencies."""
 
     @staticmethod
     def current_user(request: Request) -> contract.User:  # type: ignore[type-arg] # the context's key
@@ -107,34 +135,61 @@ class TestLitestar(contract.WebIntegrationContract):
         background_services: bool = False,
         private_route: bool = False,
     ) -> Litestar:
-        markers = {"first": Inject(contract.Marker), "second": Inject(contract.Marker)}
-
-        @get("/scopes", dependencies=markers)
         async def scopes(
             first: FromDockyard[contract.Marker], second: FromDockyard[contract.Marker]
         ) -> dict[str, int]:
             await probe.overlap()
             return {"first": first.number, "second": second.number}
 
+        routed = self.routed
         handlers = [
-            place,
-            place_then_fail,
-            get_order,
+            route(post, "/orders", place, routed=routed, sender=ISender),
+            route(post, "/orders/then-fail", place_then_fail, routed=routed, sender=ISender),
+            route(get, "/orders/{order_id:str}", get_order, routed=routed, sender=ISender),
             conflict,
             teapot,
             forbidden,
-            commit_fails,
-            scopes,
-            me,
+            route(
+                get, "/commit-fails", commit_fails, routed=routed, resource=contract.FailingCommit
+            ),
+            route(
+                get,
+                "/scopes",
+                scopes,
+                routed=routed,
+                first=contract.Marker,
+                second=contract.Marker,
+            ),
+            route(get, "/me", me, routed=routed, user=contract.User),
             count,
             count_then_wait,
             count_resumable,
         ]
         if private_route:
-            handlers.append(private)
+            handlers.append(route(get, "/private", private, routed=routed, value=contract.Private))
         problems = contract.problems()
         plugin = DockyardPlugin(app, problems=problems, background_services=background_services)
         return Litestar(handlers, plugins=[plugin])
+
+
+GET, POST = HttpMethod.GET, HttpMethod.POST
+
+
+class TestLitestarInject(TestLitestar):
+    """The same contract with every injecting handler under ``@inject``: its ``FromDockyard``
+    parameters are resolved by the wrapper, in a scope it opens, not by Litestar dependencies."""
+
+    routed = True
+
+    async def test_the_handlers_inject_without_litestar_dependencies(self, served: Any) -> None:
+        web = self.web_app(served.app, served.probe)
+        routes = {r.path_format: r for r in web.routes if isinstance(r, HTTPRoute)}
+        injecting = {"/orders": POST, "/orders/{order_id}": GET, "/me": GET}
+        injecting |= {"/orders/then-fail": POST, "/commit-fails": GET, "/scopes": GET}
+        for path, method in injecting.items():
+            handler, kwargs_model = routes[path].route_handler_map[method]
+            assert getattr(handler.fn, "__dockyard_dependencies__", ()), path
+            assert not kwargs_model.dependency_batches, path  # not even `dockyard_scope`
 
 
 async def test_sse_response_in_an_app_without_the_plugin_names_the_fix() -> None:
@@ -152,3 +207,187 @@ async def test_sse_response_in_an_app_without_the_plugin_names_the_fix() -> None
     assert "This Litestar app has no dockyard app" in message
     assert "`sse_response` of handler `GET /count/{limit}`" in message
     assert "Hint: call `Litestar(..., plugins=[DockyardPlugin(app)])`" in message
+
+
+# -- @inject, in process -------------------------------------------------------------------------
+
+
+class Tally:
+    """A scoped object: one per scope."""
+
+
+class Ledger:
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+
+
+async def ledger_of(book: FromDockyard[Ledger]) -> Ledger:
+    """A dependency of the user's that injects through Litestar's DI (``Inject``)."""
+    return book
+
+
+# A named dependency of the user's, not dockyard's: `inject` leaves it to Litestar.
+OwnLedger = NamedDependency[SkipValidation[Ledger]]
+
+
+def tills_web(ends: list[str]) -> Litestar:
+    @module(providers=[scoped(Tally), scoped(Ledger), scoped(Till, till_of(ends))])
+    class Shop: ...
+
+    @get("/sale")
+    @inject
+    async def sale(
+        amount: FromQuery[int], request: Request[Any, Any, Any], till: FromDockyard[Till]
+    ) -> dict[str, Any]:
+        """Ring up a sale."""
+        assert isinstance(till, Till)
+        return {"amount": amount, "path": request.url.path, "ends": list(ends)}
+
+    @post("/refund")
+    @inject
+    async def refund(till: FromDockyard[Till]) -> None:
+        raise HTTPException(status_code=409, detail="No refunds.")
+
+    @get("/tally")
+    @inject
+    def tally(value: FromDockyard[Tally]) -> str:  # synchronous: run in a worker thread
+        return type(value).__name__
+
+    @get("/same", dependencies={"ledger": Provide(ledger_of), "book": Inject(Ledger)})
+    @inject
+    async def same(tally: FromDockyard[Tally], ledger: OwnLedger) -> bool:
+        return ledger.tally is tally  # `ledger_of` opened the request's scope: one for both
+
+    return Litestar([sale, refund, tally, same], plugins=[DockyardPlugin(App.build(Shop))])
+
+
+async def test_inject_commits_when_the_handler_returns_and_rolls_back_when_it_raises() -> None:
+    ends: list[str] = []
+    async with AsyncTestClient(tills_web(ends)) as client:
+        sale = await client.get("/sale", params={"amount": 3})
+        assert (sale.status_code, sale.json()) == (200, {"amount": 3, "path": "/sale", "ends": []})
+        assert ends == ["committed"]  # before the response
+        refund = await client.post("/refund")
+        assert refund.headers["content-type"] == "application/problem+json"
+        assert (refund.status_code, refund.json()) == (
+            409,
+            {
+                "type": "about:blank",
+                "title": "Conflict",
+                "status": 409,
+                "detail": "No refunds.",
+                "instance": "/refund",
+            },
+        )
+        assert ends == ["committed", "rolled back"]
+        assert (await client.get("/tally")).text == "Tally"
+        assert (await client.get("/same")).json() is True
+
+
+async def test_inject_keeps_the_schema_of_the_handler_without_the_injected_parameters() -> None:
+    async with AsyncTestClient(tills_web([])) as client:
+        schema = (await client.get("/schema/openapi.json")).json()
+    sale = schema["paths"]["/sale"]["get"]
+    assert [p["name"] for p in sale["parameters"]] == ["amount"]  # not `till`, nor `request`
+    assert sale["operationId"] == "SaleSale"  # the handler's name
+    assert sale["summary"] == "Sale"
+    assert "parameters" not in schema["paths"]["/refund"]["post"]
+    assert "parameters" not in schema["paths"]["/tally"]["get"]
+
+
+async def test_inject_in_an_app_without_the_plugin_names_the_fix() -> None:
+    raised: list[Exception] = []
+
+    def keep(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        raised.append(exc)
+        return Response(None, status_code=500)
+
+    @get("/tally")
+    @inject
+    async def tally(value: FromDockyard[Tally]) -> None: ...
+
+    web = Litestar([tally], exception_handlers={Exception: keep})
+    async with AsyncTestClient(web) as client:
+        assert (await client.get("/tally")).status_code == 500
+    assert [type(error) for error in raised] == [IntegrationNotSetUpError]
+    message = str(raised[0])
+    assert "This Litestar app has no dockyard app" in message
+    assert "`FromDockyard[Tally]` of handler `GET /tally`" in message
+    assert "Hint: call `Litestar(..., plugins=[DockyardPlugin(app)])`" in message
+    assert isinstance(raised[0], RuntimeError)
+
+
+async def test_inject_is_checked_at_start_up_naming_the_handler() -> None:
+    @module(providers=[scoped(Tally)])
+    class Inner: ...
+
+    @module(imports=[Inner])
+    class Root: ...
+
+    @get("/tally")
+    @inject
+    async def tally(value: FromDockyard[Tally]) -> None: ...
+
+    app = App.build(Root)
+    web = Litestar([tally], plugins=[DockyardPlugin(app)])
+    with pytest.raises(ExceptionGroup) as raised:  # the test client's task group wraps it
+        async with AsyncTestClient(web):
+            pass
+    [error] = raised.value.exceptions
+    assert isinstance(error, ModuleConfigurationError)
+    [problem] = error.problems
+    assert isinstance(problem, NotExportedError)
+    assert "`Tally` (for handler `GET /tally`), provided by `Inner`" in str(problem)
+    assert not app.is_started
+
+
+def test_inject_leaves_a_handler_without_from_dockyard_and_a_generator_alone() -> None:
+    async def plain(number: int) -> int:
+        return number
+
+    async def stream(tally: FromDockyard[Tally]) -> AsyncIterator[int]:
+        yield 1
+
+    async def own(ledger: OwnLedger) -> Ledger:
+        return ledger
+
+    assert inject(plain) is plain
+    assert inject(stream) is stream
+    assert inject(own) is own  # a named dependency, but not dockyard's
+    wrapped = inject(ledger_of)
+    assert wrapped is not ledger_of
+    assert inject(wrapped) is wrapped
+    assert list(inspect.signature(wrapped).parameters) == ["request"]
+
+
+@get("/inject", dependencies={"tally": Inject(Tally)})
+async def tally_injected(tally: FromDockyard[Tally]) -> str:
+    return type(tally).__name__
+
+
+@get("/wrapped")
+@inject
+async def tally_wrapped(tally: FromDockyard[Tally]) -> str:
+    return type(tally).__name__
+
+
+@pytest.mark.parametrize("path", ["/inject", "/wrapped"])
+async def test_a_request_leaves_nothing_for_the_cyclic_garbage_collector(path: str) -> None:
+    """The scope kept in the ASGI scope for ``inject`` (by ``dockyard_scope``) holds the
+    ``Request`` in its context, which holds the ASGI scope: it leaves when the scope closes."""
+
+    @module(providers=[scoped(Tally)])
+    class Root: ...
+
+    web = Litestar([tally_injected, tally_wrapped], plugins=[DockyardPlugin(App.build(Root))])
+    async with web.lifespan():
+        assert (await asgi_get(web, path))[0] == 200  # imports, caches
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(20):
+                assert (await asgi_get(web, path))[0] == 200
+            garbage = gc.collect()
+        finally:
+            gc.enable()
+    assert garbage == 0
