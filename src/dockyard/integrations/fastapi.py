@@ -289,9 +289,10 @@ def inject(endpoint: Callable[P, T]) -> Callable[P, T]:
     route's (``@web.post(...)`` above ``@inject``). The wrapper opens the request's dockyard
     scope (the ``Request`` in its context) around the endpoint, resolves the parameters in it,
     and closes it when the endpoint returns — the unit of work commits then, before the
-    response is built, and rolls back when the endpoint raises; the exit is shielded from
-    cancellation. If a dependency of the endpoint took ``FromDockyard`` and so opened the
-    request's scope already, the parameters are resolved in that one, which FastAPI closes.
+    response is built, and rolls back when the endpoint raises; an exit with anything to await
+    (a commit) is shielded from cancellation. If a dependency of the endpoint took
+    ``FromDockyard`` and so opened the request's scope already, the parameters are resolved in
+    that one, which FastAPI closes.
     The schema (OpenAPI) is the endpoint's, without those parameters.
 
     An endpoint without ``FromDockyard`` parameters, or a generator endpoint (a stream outlives

@@ -216,8 +216,9 @@ def inject(handler: Callable[P, T]) -> Callable[P, T]:
     request's dockyard scope (the ``litestar.Request`` in its context) around the handler,
     resolves the parameters in it and closes it when the handler returns: the unit of work
     commits then, before the response is built, and rolls back when the handler raises (the
-    exception then goes on to the problem handlers); the exit is shielded from anyio
-    cancellation (not from a plain asyncio ``task.cancel()``). If a dependency of the handler
+    exception then goes on to the problem handlers); an exit with anything to await (a commit)
+    is shielded from anyio cancellation (not from a plain asyncio ``task.cancel()``). If a
+    dependency of the handler
     took an ``Inject``, and so opened the request's scope already, the parameters are resolved
     in that one, which Litestar closes. The handler's
     ``request`` parameter, if it has one, is kept; otherwise the wrapper adds one (Litestar
