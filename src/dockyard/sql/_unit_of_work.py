@@ -211,6 +211,37 @@ class SqlUnitOfWork:
         rows: Sequence[Sequence[Any]] = await self._alone(driver, driver.fetch, sql, args)
         return rows
 
+    async def fetch_rows(
+        self, statement: Executable, params: Mapping[str, Any] | None = None, /
+    ) -> Sequence[Sequence[Any]]:
+        """The rows of ``statement``, run in this unit of work's transaction; columns are read
+        by position.
+
+        For ``text()`` statements and others whose values need no type processing. On
+        PostgreSQL's driver path it runs on asyncpg itself, without SQLAlchemy's execution and
+        its greenlet (docs/design/unit-of-work.md, "Statements on the driver"); otherwise
+        through ``connection``. Errors are raised as SQLAlchemy raises
+        them either way.
+        """
+        if not (self._fast and self._postgres):
+            return (await self.connection.execute(statement, params)).all()
+        driver = await self.driver()
+        sql, args = _positional(statement, params, self.database.sqlalchemy_dialect)
+        rows: Sequence[Sequence[Any]] = await self._on_driver(driver, driver.fetch, sql, args)
+        return rows
+
+    async def execute_count(
+        self, statement: Executable, params: Mapping[str, Any] | None = None, /
+    ) -> int:
+        """``fetch_rows`` for a statement that returns no rows: how many rows it changed."""
+        if not (self._fast and self._postgres):
+            return int((await self.connection.execute(statement, params)).rowcount)
+        driver = await self.driver()
+        sql, args = _positional(statement, params, self.database.sqlalchemy_dialect)
+        status = await self._on_driver(driver, driver.execute, sql, args)
+        count = str(status).rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
     def _alone_driver(self) -> Any:  # asyncpg.Connection | None
         """asyncpg's connection if a statement may be sent alone now: PostgreSQL, the driver
         path, and nothing sent (nor begun, nor ended by anything else) in this transaction."""
@@ -228,16 +259,32 @@ class SqlUnitOfWork:
         return driver
 
     async def _alone(self, driver: Any, run: Callable[..., Awaitable[T]], sql: str, args: Any) -> T:
+        """``_on_driver`` for a statement sent alone: a connection it leaves in a transaction
+        is in a state nobody knows too."""
+        return await self._on_driver(driver, run, sql, args, alone=True)
+
+    async def _on_driver(
+        self,
+        driver: Any,
+        run: Callable[..., Awaitable[T]],
+        sql: str,
+        args: Any,
+        *,
+        alone: bool = False,
+    ) -> T:
         """``run(sql, *args)`` on asyncpg, its errors raised as SQLAlchemy raises them. A
         statement that did not end with the server's answer (cancelled, the connection lost)
         leaves a connection nobody knows the state of: it is closed, and discarded when the
-        unit of work returns it."""
+        unit of work returns it. Inside the transaction, the server's error leaves it failed,
+        as SQLAlchemy would, and the unit of work rolls it back."""
         try:
             return await run(sql, *args)
         except BaseException as error:
             import asyncpg  # only here: the driver path on PostgreSQL has it
 
-            if not isinstance(error, asyncpg.PostgresError) or driver.is_in_transaction():
+            if not isinstance(error, asyncpg.PostgresError) or (
+                alone and driver.is_in_transaction()
+            ):
                 driver.terminate()
             if not isinstance(error, Exception):
                 raise

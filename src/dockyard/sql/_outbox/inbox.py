@@ -33,5 +33,4 @@ class SqlInbox(Inbox):
     async def record(self, message_id: str, handler: str, /) -> bool:
         params = {"message_id": message_id, "handler": handler, "now": time.time()}
         with unavailable_as_store_error("record a handled message in the inbox"):
-            result = await self._uow.connection.execute(_RECORD, params)
-            return result.first() is not None
+            return bool(await self._uow.fetch_rows(_RECORD, params))

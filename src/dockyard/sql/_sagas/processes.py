@@ -135,9 +135,8 @@ class SqlProcessWriter(ProcessWriter):
     async def load(self, name: str, key: str, /) -> ProcessRecord | None:
         uow = self._uow
         with unavailable_as_store_error("load a process manager instance"):
-            result = await uow.connection.execute(_LOAD[uow.dialect], {"name": name, "key": key})
-            row = result.first()
-        return _record(row) if row is not None else None
+            rows = await uow.fetch_rows(_LOAD[uow.dialect], {"name": name, "key": key})
+        return _record(rows[0]) if rows else None
 
     async def save(self, record: ProcessRecord, /) -> bool:
         params = {
@@ -156,10 +155,8 @@ class SqlProcessWriter(ProcessWriter):
         }
         with unavailable_as_store_error("save a process manager instance"):
             if record.version == 1:
-                result = await self._uow.connection.execute(_INSERT, params)
-                return result.first() is not None
-            result = await self._uow.connection.execute(_UPDATE, params)
-        return bool(result.rowcount == 1)
+                return bool(await self._uow.fetch_rows(_INSERT, params))
+            return await self._uow.execute_count(_UPDATE, params) == 1
 
 
 class SqlProcessStore(ProcessStore):
