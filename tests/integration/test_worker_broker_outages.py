@@ -139,7 +139,7 @@ async def test_broker_unreachable_at_start_is_waited_out(setup: Setup) -> None:
             assert (await worker.states())[consumer] == "degraded"
 
             await proxy.restore()
-            await setup.settled(10)
+            await setup.settled(10, worker)
             await worker.ready()
             await setup.check_once(10)
             await stop_cleanly(worker)
@@ -165,7 +165,7 @@ async def test_cut_and_down_mid_stream_loses_nothing(setup: Setup) -> None:
             await asyncio.sleep(OUTAGE)  # the outage itself
             assert worker.alive, worker.output()
             await proxy.restore()
-            await setup.settled(90)
+            await setup.settled(90, worker)
             await setup.check_once(90)
             await stop_cleanly(worker)
         finally:

@@ -74,11 +74,19 @@ class Setup:
         rows = await self.db.fetch("SELECT n, count(*) AS c FROM outage_effects GROUP BY n")
         return {row["n"]: row["c"] for row in rows}
 
-    async def settled(self, count: int) -> None:
+    async def settled(self, count: int, worker: WorkerProcess | None = None) -> None:
+        """Wait for ``count`` events applied and messages handled; on a timeout, say how far
+        each got and, given the ``worker``, what it logged."""
+
         async def done() -> bool:
             return await self.applied() >= count and len(await self.effects()) >= count
 
-        await wait_until(done, f"{count} events applied and {count} messages handled", 90)
+        try:
+            await wait_until(done, f"{count} events applied and {count} messages handled", 90)
+        except AssertionError as timed_out:
+            got = f"{await self.applied()} applied, {len(await self.effects())} handled"
+            said = f"; the worker logged:\n{worker.output()[-4000:]}" if worker else ""
+            raise AssertionError(f"{timed_out} ({got}){said}") from None
 
     async def check_once(self, count: int) -> None:
         """Nothing lost, every effect once."""
