@@ -310,8 +310,11 @@ class Supervisor:
                 await self.service.run(stop)
             except Exception as error:
                 if stop.is_set():
-                    # Stopping anyway: say what went wrong, once, and stop like the others.
-                    logger.error("%s: error while stopping: %s", self.name, describe(error))  # noqa: TRY400 - one line, not a traceback
+                    # Stopping anyway: say what went wrong, once, and stop like the others. A
+                    # server that did not answer (a connection dropped just before the stop)
+                    # is an outage, not a bug: a warning, as when running.
+                    level = logging.WARNING if is_outage(error) else logging.ERROR
+                    logger.log(level, "%s: error while stopping: %s", self.name, describe(error))
                     break
                 if not is_outage(error):
                     self._set(ServiceState.FAILED, describe(error))

@@ -78,13 +78,14 @@ def as_store_error(operation: str, exc: BaseException) -> StoreUnavailableError 
     state = _sqlstate(exc)
     if state == _TOO_MANY_CONNECTIONS:
         return StoreUnavailableError(operation, _too_many(exc))
-    if state in _SHUTTING_DOWN:
+    if state is not None and (state in _SHUTTING_DOWN or state.startswith(_CONNECTION_CLASS)):
         return StoreUnavailableError(operation, _detail(exc))
     return None
 
 
 _TOO_MANY_CONNECTIONS = "53300"
 _SHUTTING_DOWN = frozenset({"57P01", "57P02", "57P03"})  # terminated, crashed, restarting
+_CONNECTION_CLASS = "08"  # connection exceptions: asyncpg's "connection was closed" is 08003
 
 
 def _sqlstate(exc: BaseException) -> str | None:
