@@ -192,8 +192,7 @@ class SqlSagaWriter(SagaWriter):
         params = _values(record, due_in=0.0, lease_ttl=lease_ttl, now=time.time())
         params.update(saga_name=record.name, definition_version=record.definition_version)
         with unavailable_as_store_error("start a saga"):
-            result = await uow.connection.execute(_STATEMENTS[uow.dialect]["add"], params)
-            added = result.first() is not None
+            added = bool(await uow.fetch_rows(_STATEMENTS[uow.dialect]["add"], params))
         if added and on_commit is not None:
             uow.after_commit(on_commit)
         return added
@@ -216,17 +215,15 @@ class SqlSagaWriter(SagaWriter):
             if last:  # alone (one round trip) when the step sent nothing; its writes first
                 return await uow.execute_alone(statement, params) == 1
             await uow.flush()  # the step's session objects, in the same transaction
-            result = await uow.connection.execute(statement, params)
-        return bool(result.rowcount == 1)
+            return await uow.execute_count(statement, params) == 1
 
     async def get(self, saga_id: str, /) -> SagaRecord | None:
         uow = self._uow
         with unavailable_as_store_error("read a saga"):
-            result = await uow.connection.execute(
+            rows = await uow.fetch_rows(
                 _STATEMENTS[uow.dialect]["get_locked"], {"saga_id": saga_id}
             )
-            row = result.first()
-        return _record(row) if row is not None else None
+        return _record(rows[0]) if rows else None
 
 
 class SqlSagaStore(SagaStore, DedicatedLeaseRenewals):
