@@ -242,6 +242,25 @@ class SqlUnitOfWork:
         count = str(status).rpartition(" ")[2]
         return int(count) if count.isdigit() else 0
 
+    async def execute_many(
+        self, statement: Executable, rows: Sequence[Mapping[str, Any]], /
+    ) -> None:
+        """``execute_count`` once per row of values, in one round trip on PostgreSQL's driver
+        path (asyncpg's ``executemany``); otherwise through ``connection``."""
+        if not rows:
+            return
+        if not (self._fast and self._postgres):
+            await self.connection.execute(statement, list(rows))
+            return
+        driver = await self.driver()
+        dialect = self.database.sqlalchemy_dialect
+        sql, first = _positional(statement, rows[0], dialect)
+        if len(rows) == 1:
+            await self._on_driver(driver, driver.execute, sql, first)
+            return
+        many = [first, *(_positional(statement, row, dialect)[1] for row in rows[1:])]
+        await self._on_driver(driver, driver.executemany, sql, (many,))
+
     def _alone_driver(self) -> Any:  # asyncpg.Connection | None
         """asyncpg's connection if a statement may be sent alone now: PostgreSQL, the driver
         path, and nothing sent (nor begun, nor ended by anything else) in this transaction."""

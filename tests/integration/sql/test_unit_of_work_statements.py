@@ -79,3 +79,29 @@ async def test_a_statement_the_server_refuses_raises_what_sqlalchemy_raises(
     async with notes.unit_of_work() as uow:
         assert await uow.execute_count(GROW, {"more": "?", "from_n": 1}) == 1
         assert [tuple(r) for r in await uow.fetch_rows(BODY, {"n": 1})] == [("a?",)]
+
+
+PUT = sa.text("INSERT INTO notes (n, body) VALUES (:n, :body)")
+
+
+@pytest.mark.parametrize("count", [1, 3])
+async def test_many_rows_in_the_transaction(notes: Database, count: int) -> None:
+    rows = [{"n": n, "body": f"b{n}"} for n in range(count)]
+    async with notes.unit_of_work() as uow:
+        await uow.execute_many(PUT, [])  # nothing to send
+        await uow.execute_many(PUT, rows)
+        assert await uow.execute_count(GROW, {"more": "!", "from_n": 0}) == count
+    async with notes.unit_of_work() as uow:
+        got = await uow.fetch_rows(sa.text("SELECT n, body FROM notes ORDER BY n"), {})
+    assert [tuple(r) for r in got] == [(n, f"b{n}!") for n in range(count)]
+
+
+async def test_many_rows_roll_back_together(notes: Database) -> None:
+    async with notes.unit_of_work() as uow:
+        await uow.fetch_rows(ADD, {"n": 2, "body": "taken"})
+    with pytest.raises(IntegrityError):  # the third row's key is taken: none of them stays
+        async with notes.unit_of_work() as uow:
+            await uow.execute_many(PUT, [{"n": n, "body": "new"} for n in range(4)])
+    async with notes.unit_of_work() as uow:
+        got = await uow.fetch_rows(sa.text("SELECT n, body FROM notes ORDER BY n"), {})
+    assert [tuple(r) for r in got] == [(2, "taken")]

@@ -20,7 +20,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import msgspec
-from sqlalchemy import ColumnElement, Engine, bindparam, func, insert, select, text
+from sqlalchemy import ColumnElement, Engine, bindparam, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -296,6 +296,20 @@ def _row(message: OutboxMessage) -> dict[str, Any]:
     }
 
 
+def _insert(table: str, columns: Sequence[str]) -> Any:
+    """``INSERT`` of one row of ``columns`` as ``text()``: the driver path runs it as it is."""
+    names = ", ".join(columns)
+    values = ", ".join(f":{name}" for name in columns)
+    return text(f"INSERT INTO {table} ({names}) VALUES ({values})")  # noqa: S608 - names are ours; values are bound
+
+
+_ADD = _insert(
+    _T,
+    [*_SCHEDULED_COLUMNS.split(", "), "attempts", "next_attempt_at", "status", "last_error"],
+)
+_ADD_SCHEDULED = _insert(_S, [*_SCHEDULED_COLUMNS.split(", "), "deliver_at"])
+
+
 def _scheduled_row(message: OutboxMessage) -> dict[str, Any]:
     row = _row(message)
     kept = {name: row[name] for name in _SCHEDULED_COLUMNS.split(", ")}
@@ -319,11 +333,9 @@ class SqlOutboxWriter(OutboxWriterPort):
         pending = [m for m in messages if m.status is not OutboxStatus.SCHEDULED]
         with unavailable_as_store_error("write to the outbox"):
             if pending:
-                await uow.connection.execute(insert(outbox_table), [_row(m) for m in pending])
+                await uow.execute_many(_ADD, [_row(m) for m in pending])
             if scheduled:
-                await uow.connection.execute(
-                    insert(outbox_scheduled_table), [_scheduled_row(m) for m in scheduled]
-                )
+                await uow.execute_many(_ADD_SCHEDULED, [_scheduled_row(m) for m in scheduled])
         database = uow.database
         uow.after_commit(_signal_for(database).notify)
         if uow.dialect == "postgresql":  # relays of other processes (sql/_notices.py)
