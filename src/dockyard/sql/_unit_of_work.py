@@ -603,7 +603,23 @@ def _added(
     return callbacks
 
 
-_COMPILED: weakref.WeakKeyDictionary[Executable, Any] = weakref.WeakKeyDictionary()
+class _Compiled:
+    """A statement compiled for asyncpg: its SQL, its parameters' names in ``$n`` order, and
+    whether the caller's values can be read by those names (no expanding ``IN``), which saves
+    SQLAlchemy's ``construct_params`` when they are all given (else it fills in defaults, or
+    raises its error for a missing value). Neither converts values by type."""
+
+    __slots__ = ("compiled", "names", "plain", "sql")
+
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
+        compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        self.compiled, self.sql = compiled, compiled.string
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        binds = {bind.key: bind for bind in compiled.binds.values()}
+        self.plain = all(name in binds and not binds[name].expanding for name in self.names)
+
+
+_COMPILED: weakref.WeakKeyDictionary[Executable, _Compiled] = weakref.WeakKeyDictionary()
 
 
 def _positional(
@@ -614,9 +630,14 @@ def _positional(
     need no type processing (what the alone paths run)."""
     compiled = _COMPILED.get(statement)
     if compiled is None:
-        compiled = _COMPILED[statement] = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-    values = compiled.construct_params(params)
-    return compiled.string, [values[name] for name in compiled.positiontup or ()]
+        compiled = _COMPILED[statement] = _Compiled(statement, dialect)
+    if compiled.plain and params is not None:
+        try:
+            return compiled.sql, [params[name] for name in compiled.names]
+        except KeyError:  # a value missing: SQLAlchemy's error, below
+            pass
+    values = compiled.compiled.construct_params(params)
+    return compiled.sql, [values[name] for name in compiled.names]
 
 
 def _driver_unusable(sync: Connection, *, ended: bool = True) -> bool:
