@@ -152,26 +152,29 @@ class Consumer:
             measuring = self._measuring_lag()
             lag = asyncio.create_task(measuring) if measuring is not None else None
             deliveries = aiter(subscription)
-            try:
+
+            async def receive() -> None:
+                # One task receives for the whole run, a slot at a time: no task and no wait
+                # per delivery. Between a delivery's arrival and its task nothing is awaited,
+                # so a cancellation (the stop) never leaves one taken and not handled.
                 while not stop.is_set():
                     await slots.acquire()
                     if failed:
-                        break
-                    receive: asyncio.Future[Any] = asyncio.ensure_future(anext(deliveries, None))
-                    await asyncio.wait(
-                        {receive, stopped, broken}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if not receive.done():
-                        receive.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await receive
-                        break
-                    delivery = receive.result()
+                        return
+                    delivery = await anext(deliveries, None)
                     if delivery is None:
-                        break
+                        return
                     task = asyncio.create_task(self.handle(delivery))
                     running.add(task)
                     task.add_done_callback(settle)
+
+            receiver = asyncio.create_task(receive())
+            try:
+                ends: set[asyncio.Future[Any]] = {receiver, stopped, broken}
+                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+                if receiver.done():
+                    receiver.result()  # the subscription's own error, if it raised
+                await _cancelled(receiver)
                 if running:
                     await asyncio.wait(running)
                 if failed:
@@ -180,6 +183,7 @@ class Consumer:
                     # supervisor restarts this consumer with backoff.
                     raise failed[0]
             finally:
+                await _cancelled(receiver)  # (forced to stop: it takes nothing more)
                 stopped.cancel()
                 if lag is not None:
                     lag.cancel()
@@ -455,3 +459,10 @@ def _undecodable(error: Exception, message: TransportMessage, entry: RegisteredT
         f"{detail}. Hint: fix what sent it, or add an upcaster if the class changed shape "
         "without a schema version bump; then replay the dead letter"
     )
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` if it is still running, and wait until it has ended."""
+    if not task.done():
+        task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
