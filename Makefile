@@ -65,7 +65,7 @@ $(PEERS_STAMP): tests/docs/peers/requirements.txt
 # The whole suite with every core busy and writing transactions held open on PostgreSQL;
 # RUNS=5 runs it five times in a row (stops at the first failure).
 RUNS ?= 1
-test-stress: $(STAMP)
+test-stress: $(STAMP) peers-env
 	$(BIN)/python -m tests.stress --runs $(RUNS)
 
 lint: $(STAMP)
