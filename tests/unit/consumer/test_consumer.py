@@ -300,3 +300,29 @@ async def test_a_message_without_an_id_is_a_dead_letter_that_replays_under_its_o
         "payments", {"message-id": "m-1", "message-type": "T", NO_MESSAGE_ID: "1"}, b"{}", None
     )
     assert (sent.message_id, sent.headers) == ("m-1", {})
+
+
+async def test_a_cancelled_consumer_leaves_no_receiver_behind_to_take_a_message(app: App) -> None:
+    transport = InMemoryTransport()
+    await transport.declare("payments", "billing")
+    consumer = await consumer_of(app)
+    consumer.transport = transport
+    before = asyncio.all_tasks()
+    task = asyncio.create_task(consumer.run(asyncio.Event()))
+    for _ in range(5):  # subscribed, and waiting for a delivery
+        await asyncio.sleep(0)
+    task.cancel()  # a forced stop
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert asyncio.all_tasks() - before == set()
+    await transport.publish(payment("after"))  # stays for the next consumer, untouched
+    assert transport.pending("payments", "billing") == 1
+    stop = asyncio.Event()
+    again = asyncio.create_task(consumer.run(stop))
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if CALLS:
+            break
+    stop.set()
+    await asyncio.wait_for(again, 5)
+    assert CALLS == ["after"]
