@@ -39,6 +39,7 @@ from dockyard.exceptions import (
     NotExportedError,
 )
 from dockyard.messaging import ISender, StreamRequest
+from dockyard.messaging._bus import resolve_in
 from dockyard.messaging._dishka import has_finalizers
 from dockyard.modules._supervisor import Supervisor, describe
 from dockyard.serialization import default_codec_for
@@ -416,13 +417,13 @@ async def run_injected(
     """
     if shared is not None:
         for name, dependency in injections:
-            kwargs[name] = await shared.get(dependency)
+            kwargs[name] = await resolve_in(shared, dependency)
         return await call(**kwargs)
     scope = open_scope()
     await scope.__aenter__()
     try:
         for name, dependency in injections:
-            kwargs[name] = await scope.get(dependency)
+            kwargs[name] = await resolve_in(scope, dependency)
         result = await call(**kwargs)
     except BaseException as exc:
         await close_scope(scope, type(exc), exc, exc.__traceback__)
@@ -456,7 +457,7 @@ def resolver(dependency: Any, scope: Any) -> Callable[..., Any]:
     ``__dockyard_dependency__`` for ``check_injections``."""
 
     async def resolve(scope: AsyncContainer) -> Any:
-        return await scope.get(dependency)
+        return await resolve_in(scope, dependency)
 
     resolve.__annotations__ = {"scope": scope, "return": Any}
     resolve.__name__ = f"resolve_{type_name(dependency)}"
@@ -521,7 +522,7 @@ async def stream_frames(
     """The SSE frames of ``stream``, sent in a scope of its own (``context`` holds the web
     framework's request); closing the generator (a client that left) closes the scope."""
     async with app.scope(context) as scope:
-        sender = await scope.get(ISender)
+        sender = await resolve_in(scope, ISender)
         frames = sse_stream(
             sender.stream(stream), _encode, retry=retry, ping=ping, event=event, id_of=id_of
         )

@@ -39,6 +39,7 @@ from dockyard.integrations._web import (
     validation_problem,
 )
 from dockyard.messaging import StreamRequest
+from dockyard.messaging._bus import resolve_in
 
 try:
     import fastapi
@@ -234,7 +235,7 @@ def _resolver(dependency: Any, fast: bool) -> Callable[..., Any]:
         scope = request.scope.get(_SCOPE_KEY)
         if scope is None:
             scope = await _open_scope(request)
-        return await scope.get(dependency)
+        return await resolve_in(scope, dependency)
 
     resolve.__name__ = f"resolve_{type_name(dependency)}"
     resolve.__dockyard_dependency__ = dependency  # type: ignore[attr-defined]

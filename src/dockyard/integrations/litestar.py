@@ -56,6 +56,7 @@ from dockyard.integrations._web import (
     validation_problem,
 )
 from dockyard.messaging import StreamRequest
+from dockyard.messaging._bus import resolve_in
 
 try:
     from litestar import Litestar, Request, Response
@@ -192,7 +193,7 @@ def Inject(dependency: type[T] | Any) -> Provide:  # noqa: N802 -- reads as a ma
     """
 
     async def resolve(dockyard_scope: FromDockyard[AsyncContainer]) -> Any:
-        return await dockyard_scope.get(dependency)
+        return await resolve_in(dockyard_scope, dependency)
 
     resolve.__dockyard_dependency__ = dependency  # type: ignore[attr-defined]
     return Provide(resolve)

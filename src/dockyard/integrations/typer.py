@@ -33,6 +33,7 @@ from typing import (
 )
 
 from dockyard.exceptions import MissingExtraError
+from dockyard.messaging._bus import resolve_in
 
 try:
     import typer
@@ -123,7 +124,7 @@ class DockyardCommands:
     ) -> Any:
         async with self.app as app, app.scope() as scope:
             for name, dependency in injected.items():
-                arguments[name] = await scope.get(dependency)
+                arguments[name] = await resolve_in(scope, dependency)
             result = fn(**arguments)
             if inspect.isawaitable(result):
                 result = await result
