@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
@@ -179,3 +179,30 @@ class TestKafkaTransport(TransportContract):
     async def refusing_destination(self, transport: Transport) -> str:
         del transport
         return f"not a topic {uuid.uuid4().hex[:8]}!"  # spaces and "!": an invalid topic name
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: RabbitTransport(RABBIT_URL), marks=pytest.mark.rabbit, id="rabbit"),
+        pytest.param(lambda: NatsTransport(NATS_URL), marks=pytest.mark.nats, id="nats"),
+        pytest.param(lambda: RedisTransport(REDIS_URL), marks=pytest.mark.redis, id="redis"),
+    ],
+)
+async def test_a_closed_subscription_leaves_no_subscriber_on_the_broker(
+    make: Callable[[], RabbitTransport | NatsTransport | RedisTransport],
+) -> None:
+    """A subscription's FastStream subscribers are taken off the broker when it ends: they
+    were left registered (FastStream keeps them in a ``WeakSet``, which the transport did not
+    recognise), so the broker's ``stop()`` stopped each again and a broker its owner started
+    again would have started them, consuming for a subscription long closed."""
+    transport = make()
+    destination = f"closed-{uuid.uuid4().hex[:8]}"
+    try:
+        for prefetch in (1, 2, 1):
+            async with transport.subscribe(destination, "g", prefetch=prefetch):
+                assert transport.broker.subscribers  # its reader (and claimer) while open
+            assert transport.broker.subscribers == []
+    finally:
+        await transport.close()
+        await delete_declared(transport)

@@ -469,8 +469,8 @@ class FastStreamTransport(abc.ABC):
             self._subscriptions.discard(subscription)
             subscription.close()
             for subscriber in subscribers:  # a lost connection: the broker requeues
-                await self._quietly(self._stop(subscriber))
-                self._forget(subscriber)
+                if await self._quietly(self._stop(subscriber)):
+                    self._forget(subscriber)  # else the broker's stop tries it again
 
     def receive(
         self,
@@ -585,11 +585,14 @@ class FastStreamTransport(abc.ABC):
         """Close what a connect given up left behind; FastStream forgets its connection."""
         await self._quietly(self.broker.stop())
 
-    async def _quietly(self, closing: Awaitable[object]) -> None:
-        """Await a clean-up, bounded (it must not wait on a server that does not answer)."""
+    async def _quietly(self, closing: Awaitable[object]) -> bool:
+        """Await a clean-up, bounded (it must not wait on a server that does not answer);
+        whether it finished."""
         with contextlib.suppress(Exception, TimeoutError):
             async with asyncio.timeout(self.connect_timeout):
                 await closing
+            return True
+        return False
 
     def _no_connection(self, within: float | None = None) -> TransportUnavailableError:
         seconds = self.connect_timeout if within is None else within
@@ -683,8 +686,13 @@ class FastStreamTransport(abc.ABC):
             await raw.nack()
 
     def _forget(self, subscriber: Any) -> None:
+        """Take a stopped subscriber off the broker, so its ``stop()`` does not stop it again
+        and a broker started again later (its owner's) does not start it again."""
         subscribers = getattr(self.broker, "_subscribers", None)
-        if isinstance(subscribers, set | list) and subscriber in subscribers:
+        discard = getattr(subscribers, "discard", None)  # FastStream 0.7: a WeakSet
+        if callable(discard):
+            discard(subscriber)
+        elif isinstance(subscribers, list) and subscriber in subscribers:
             subscribers.remove(subscriber)
 
 

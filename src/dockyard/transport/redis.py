@@ -119,8 +119,9 @@ class RedisTransport(FastStreamTransport):
         self.poll_interval = poll_interval
         self.publish_timeout = publish_timeout
         self.trim_interval = trim_interval
-        self._trims: dict[str, _Trim] = {}
-        """Per stream: its trim task, and whether an acknowledgement came since it trimmed."""
+        self._trims: dict[str, _Trim] | None = {}
+        """Per stream: its trim task, and whether an acknowledgement came since it trimmed
+        (``None`` once the transport is closing)."""
         self._declared: set[tuple[str, str]] = set()
         self._concurrent: set[str] = set()
         """Consumers reading more than one entry at a time: no per-key order to keep."""
@@ -299,6 +300,8 @@ class RedisTransport(FastStreamTransport):
 
     def _trim_soon(self, stream: str) -> None:
         """Trim ``stream`` once ``trim_interval`` has passed since its last trim."""
+        if self._trims is None:  # closing: no new trims
+            return
         trim = self._trims.get(stream)
         if trim is None:
             trim = self._trims[stream] = _Trim()
@@ -308,7 +311,7 @@ class RedisTransport(FastStreamTransport):
 
     async def _trimming(self, stream: str, trim: _Trim) -> None:
         interval = self.trim_interval or 0.0
-        while trim.due and not self._closed:
+        while trim.due and not self._closed and self._trims is not None:
             wait = trim.last + interval - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -343,10 +346,15 @@ class RedisTransport(FastStreamTransport):
         return int(await client.xtrim(stream, minid=f"{ms}-{seq}", approximate=False))
 
     async def close(self) -> None:
-        for trim in self._trims.values():
-            if trim.task is not None:
-                trim.task.cancel()
-        self._trims.clear()
+        trims, self._trims = self._trims or {}, None
+        running = [t.task for t in trims.values() if t.task is not None and not t.task.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            # End them while the client is open. redis-py can let a cancellation go (a trim
+            # went on to its next command after one); a command after the broker's stop
+            # would open a connection that nobody closes.
+            await asyncio.wait(running, timeout=self.publish_timeout)
         await super().close()
 
     async def _first_attempt(self, raw: StreamMessage[Any]) -> int:
