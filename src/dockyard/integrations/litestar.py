@@ -23,6 +23,7 @@ import functools
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from http import HTTPStatus
 from typing import (
     TYPE_CHECKING,
@@ -67,8 +68,9 @@ try:
     from litestar.exceptions import HTTPException, ValidationException
     from litestar.handlers import HTTPRouteHandler
     from litestar.params import SkipValidation
-    from litestar.plugins import InitPluginProtocol
+    from litestar.plugins import InitPluginProtocol, ReceiveRoutePlugin
     from litestar.response import Stream
+    from litestar.routes import BaseRoute, HTTPRoute
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingExtraError("dockyard.integrations.litestar", "Litestar", "litestar") from exc
 
@@ -114,7 +116,7 @@ as ``ISender`` are protocols Litestar cannot check.
 """
 
 
-class DockyardPlugin(InitPluginProtocol):
+class DockyardPlugin(InitPluginProtocol, ReceiveRoutePlugin):
     """Attach a dockyard :class:`~dockyard.App` to a Litestar app.
 
     * **Lifespan**: ``async with app`` around Litestar's lifespan, so the app starts once
@@ -123,7 +125,8 @@ class DockyardPlugin(InitPluginProtocol):
       ``litestar.Request`` in its context, for ``contextual(Request)`` providers) the first
       time an ``Inject`` of the request needs it; Litestar closes it after the handler
       returned, before the response is sent: the unit of work commits then, or rolls back if
-      the handler raised.
+      the handler raised. A handler under :func:`inject` gets a ``before_request`` hook
+      that hands its wrapper the request (in front of the handler's own hook, if any).
     * **Errors**: every exception answered as ``application/problem+json`` through
       ``problems`` (validation errors as 422, Litestar's own HTTP errors with their status).
 
@@ -160,6 +163,14 @@ class DockyardPlugin(InitPluginProtocol):
         }
         app_config.exception_handlers = {**handlers, **app_config.exception_handlers}
         return app_config
+
+    def receive_route(self, route: BaseRoute) -> None:
+        """Give each handler of ``route`` under :func:`inject` the hook handing it the request."""
+        if not isinstance(route, HTTPRoute):
+            return
+        for handler in route.route_handlers:
+            if getattr(handler.fn, _NEEDS_REQUEST, False):
+                handler.before_request = _handing_request(_before_request_of(handler))
 
     @asynccontextmanager
     async def _lifespan(self, web: Litestar) -> AsyncIterator[None]:
@@ -204,9 +215,11 @@ def Inject(dependency: type[T] | Any) -> Provide:  # noqa: N802 -- reads as a ma
 # Litestar charges ~13 µs for the generator dependency holding the request's scope and ~10 µs
 # for each `Provide` (docs/web.md#performance). Under `inject` the handler's `FromDockyard[T]`
 # parameters are no dependencies: the wrapper's `__signature__` lacks them (so neither
-# Litestar's kwargs model nor OpenAPI sees them) and takes Litestar's reserved `request`
-# instead; it opens the request's scope around the handler and resolves them in it, as a
-# hand-written handler would.
+# Litestar's kwargs model nor OpenAPI sees them); it opens the request's scope around the
+# handler and resolves them in it, as a hand-written handler would. The request reaches the
+# wrapper through a `before_request` hook the plugin puts on the handler (`receive_route`),
+# not through a `request` parameter: a handler with no parameter left skips Litestar's kwargs
+# model and signature parsing altogether (~3 µs a request, docs/design/web-integrations.md).
 
 
 def inject(handler: Callable[P, T]) -> Callable[P, T]:
@@ -221,10 +234,13 @@ def inject(handler: Callable[P, T]) -> Callable[P, T]:
     is shielded from anyio cancellation (not from a plain asyncio ``task.cancel()``). If a
     dependency of the handler
     took an ``Inject``, and so opened the request's scope already, the parameters are resolved
-    in that one, which Litestar closes. The handler's
-    ``request`` parameter, if it has one, is kept; otherwise the wrapper adds one (Litestar
-    fills it, OpenAPI does not list it). A synchronous handler runs in Litestar's worker
-    thread (``sync_to_thread``; do not pass ``sync_to_thread`` to the route decorator).
+    in that one, which Litestar closes. The wrapper takes the request from the handler's own
+    ``request`` parameter if it has one, else from a ``before_request`` hook that
+    :class:`DockyardPlugin` adds to the handler when it is registered (it calls the
+    handler's, router's or app's own ``before_request`` hook, if there is one, and a
+    response that hook returns is answered as Litestar would). A synchronous handler runs in
+    Litestar's worker thread (``sync_to_thread``; do not pass ``sync_to_thread`` to the route
+    decorator).
 
     A handler without ``FromDockyard`` parameters, a generator function, or one whose
     annotations cannot be evaluated where it is defined is returned unchanged (its
@@ -243,10 +259,7 @@ def inject(handler: Callable[P, T]) -> Callable[P, T]:
     if not injected:
         return handler
     kept = [p for name, p in signature.parameters.items() if name not in injected]
-    pops_request = all(p.name != _REQUEST for p in kept)
-    if pops_request:  # Litestar fills a parameter by this name with the request
-        where = next((i for i, p in enumerate(kept) if p.kind is p.VAR_KEYWORD), len(kept))
-        kept.insert(where, _REQUEST_PARAMETER)
+    handed = all(p.name != _REQUEST for p in kept)  # by the plugin's hook, not by Litestar
     injections = tuple(injected.items())
     call: Callable[..., Any] = (
         handler
@@ -255,7 +268,13 @@ def inject(handler: Callable[P, T]) -> Callable[P, T]:
     )
 
     async def injecting(**kwargs: Any) -> Any:
-        request: Request[Any, Any, Any] = kwargs.pop(_REQUEST) if pops_request else kwargs[_REQUEST]
+        if handed:
+            request = _handed.get()
+            if request is None:  # no plugin put the hook on this handler
+                raise _not_set_up_for(handler, injected)
+            _handed.set(None)  # taken: nothing of this request outlives it here
+        else:
+            request = kwargs[_REQUEST]
         return await run_injected(
             request.scope.get(_SCOPE_KEY),  # type: ignore[arg-type]
             lambda: _app_of(request, injected).scope({Request: request}),
@@ -266,20 +285,65 @@ def inject(handler: Callable[P, T]) -> Callable[P, T]:
 
     functools.update_wrapper(injecting, handler)
     injecting.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
-    annotations = {
+    injecting.__annotations__ = {
         name: annotation
         for name, annotation in getattr(handler, "__annotations__", {}).items()
         if name not in injected
     }
-    if pops_request:
-        annotations[_REQUEST] = Request
-    injecting.__annotations__ = annotations
     injecting.__dockyard_dependencies__ = tuple(injected.values())  # type: ignore[attr-defined]
+    setattr(injecting, _NEEDS_REQUEST, handed)
     return injecting  # type: ignore[return-value]
 
 
 _REQUEST = "request"  # the name Litestar fills with the connection (a reserved kwarg)
-_REQUEST_PARAMETER = inspect.Parameter(_REQUEST, inspect.Parameter.KEYWORD_ONLY, annotation=Request)
+_NEEDS_REQUEST = "__dockyard_needs_request__"  # on a wrapper that takes the request from the hook
+
+# The request of the handler about to run, set by its `before_request` hook and taken by its
+# `inject` wrapper. Litestar awaits the hook and then the handler in the same task, and a
+# server runs each request in a task of its own (a copy of the context), so a request never
+# sees another's; the wrapper clears it once taken.
+_handed: ContextVar[Request[Any, Any, Any] | None] = ContextVar("dockyard_request", default=None)
+
+BeforeRequest: TypeAlias = Callable[[Request[Any, Any, Any]], Any]
+
+
+def _before_request_of(handler: HTTPRouteHandler) -> BeforeRequest | None:
+    """The ``before_request`` hook Litestar would run for ``handler``: its nearest layer's."""
+    hooks = [layer.before_request for layer in handler.ownership_layers if layer.before_request]
+    return hooks[-1] if hooks else None
+
+
+def _handing_request(then: BeforeRequest | None) -> BeforeRequest:
+    """A ``before_request`` hook handing the request to the ``inject`` wrapper, then ``then``."""
+    if then is None:
+
+        async def hand(request: Request[Any, Any, Any]) -> None:
+            _handed.set(request)
+
+        return hand
+
+    async def hand_then(request: Request[Any, Any, Any]) -> Any:
+        _handed.set(request)
+        try:
+            answered = await then(request)  # Litestar's hooks are async (ensure_async_callable)
+        except BaseException:
+            _handed.set(None)
+            raise
+        if answered:  # Litestar answers with it and never calls the handler
+            _handed.set(None)
+        return answered
+
+    return hand_then
+
+
+def _not_set_up_for(handler: Callable[..., Any], injected: Mapping[str, Any]) -> Exception:
+    types = ", ".join(f"`FromDockyard[{type_name(d)}]`" for d in injected.values())
+    return IntegrationNotSetUpError(
+        "Litestar",
+        f"{types} of handler function `{handler.__module__}.{handler.__qualname__}`",
+        "Litestar(..., plugins=[DockyardPlugin(app)])",
+        "dockyard.integrations.litestar",
+    )
 
 
 def _dockyard_dependency(annotation: Any) -> Any:

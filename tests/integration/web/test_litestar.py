@@ -312,7 +312,8 @@ async def test_inject_in_an_app_without_the_plugin_names_the_fix() -> None:
     assert [type(error) for error in raised] == [IntegrationNotSetUpError]
     message = str(raised[0])
     assert "This Litestar app has no dockyard app" in message
-    assert "`FromDockyard[Tally]` of handler `GET /tally`" in message
+    assert "`FromDockyard[Tally]` of handler function `" in message
+    assert "test_inject_in_an_app_without_the_plugin_names_the_fix.<locals>.tally`" in message
     assert "Hint: call `Litestar(..., plugins=[DockyardPlugin(app)])`" in message
     assert isinstance(raised[0], RuntimeError)
 
@@ -341,6 +342,100 @@ async def test_inject_is_checked_at_start_up_naming_the_handler() -> None:
     assert not app.is_started
 
 
+async def test_inject_runs_the_handlers_own_before_request_hook_and_its_answer() -> None:
+    """The plugin's hook hands the request to the wrapper and then calls the hook Litestar
+    would have called (the handler's, else its router's or app's); a response that hook
+    returns is the answer, and the handler does not run."""
+    seen: list[str] = []
+
+    @module(providers=[scoped(Tally)])
+    class Root: ...
+
+    async def app_hook(request: Request[Any, Any, Any]) -> Any:
+        seen.append(f"app {request.url.path}")
+        return "stopped" if request.query_params.get("stop") else None
+
+    def handler_hook(request: Request[Any, Any, Any]) -> None:  # synchronous: Litestar wraps it
+        seen.append(f"handler {request.url.path}")
+
+    @get("/own")
+    @inject
+    async def own(tally: FromDockyard[Tally]) -> str:
+        seen.append("own ran")
+        return type(tally).__name__
+
+    @get("/hooked", before_request=handler_hook)
+    @inject
+    async def hooked(request: Request[Any, Any, Any], tally: FromDockyard[Tally]) -> str:
+        seen.append(f"hooked ran {request.url.path}")
+        return type(tally).__name__
+
+    @get("/hooked-too", before_request=handler_hook)
+    @inject
+    async def hooked_too(tally: FromDockyard[Tally]) -> str:
+        seen.append("hooked-too ran")
+        return type(tally).__name__
+
+    web = Litestar(
+        [own, hooked, hooked_too],
+        before_request=app_hook,
+        plugins=[DockyardPlugin(App.build(Root))],
+    )
+    async with AsyncTestClient(web) as client:
+        assert (await client.get("/own")).text == "Tally"
+        assert (await client.get("/own", params={"stop": 1})).text == "stopped"
+        assert (await client.get("/own")).text == "Tally"  # the hand-over was cleared
+        assert (await client.get("/hooked")).text == "Tally"
+        assert (await client.get("/hooked-too")).text == "Tally"
+    assert seen == [
+        "app /own",
+        "own ran",
+        "app /own",
+        "app /own",
+        "own ran",
+        "handler /hooked",
+        "hooked ran /hooked",
+        "handler /hooked-too",
+        "hooked-too ran",
+    ]
+
+
+async def test_a_handler_under_inject_takes_no_request_from_an_earlier_one() -> None:
+    """The request handed to a wrapper does not outlive the handler, nor a hook's own answer
+    (the handler did not run): a handler of an app without the plugin, called next in the
+    same task, still says the plugin is missing instead of running in the other app."""
+
+    @module(providers=[scoped(Tally)])
+    class Root: ...
+
+    def stop(request: Request[Any, Any, Any]) -> str:
+        return "stopped"
+
+    @get("/stopped", before_request=stop)
+    @inject
+    async def stopped(value: FromDockyard[Tally]) -> str:
+        return "ran"
+
+    @get("/runs")
+    @inject
+    async def runs(value: FromDockyard[Tally]) -> str:
+        return "ran"
+
+    @get("/bare")
+    @inject
+    async def bare(value: FromDockyard[Tally]) -> str:
+        return "ran"
+
+    with_plugin = Litestar([stopped, runs], plugins=[DockyardPlugin(App.build(Root))])
+    without = Litestar([bare], debug=False)
+    statuses = []
+    async with with_plugin.lifespan():
+        for path, answer in (("/runs", "ran"), ("/stopped", "stopped")):
+            assert await asgi_get(with_plugin, path) == (200, answer)
+            statuses.append((await asgi_get(without, "/bare"))[0])  # the same task, no hook
+    assert statuses == [500, 500]
+
+
 def test_inject_leaves_a_handler_without_from_dockyard_and_a_generator_alone() -> None:
     async def plain(number: int) -> int:
         return number
@@ -357,7 +452,7 @@ def test_inject_leaves_a_handler_without_from_dockyard_and_a_generator_alone() -
     wrapped = inject(ledger_of)
     assert wrapped is not ledger_of
     assert inject(wrapped) is wrapped
-    assert list(inspect.signature(wrapped).parameters) == ["request"]
+    assert list(inspect.signature(wrapped).parameters) == []  # the request comes by a hook
 
 
 @get("/inject", dependencies={"tally": Inject(Tally)})
