@@ -17,7 +17,9 @@ tables, each against the same floor as the bare scenarios, all in one process ru
    app's ``Database`` with ``SqlEventStore.append``, ``app.scope()`` + ``EventStore`` from
    the scope (the unit of work commits when the scope exits), the way a handler appends, and
    a unit of work on a ``Database`` with one listener on the engine's ``commit``: what every
-   app with an outbox ran until the outbox stopped listening there (the pool path).
+   app with an outbox ran until the outbox stopped listening there (the pool path), and a unit
+   of work on a ``Database`` of its own, in no app: the append without an outbox, which the
+   issue asks the app shape to match.
 
 Run: ``python -m bench app`` (or ``make bench ARGS=app``). Needs PostgreSQL on 127.0.0.1:5432
 (``DOCKYARD_BENCH_POSTGRES_DSN``); ``DOCKYARD_BENCH_ROUNDS`` (default 7) sets the rounds.
@@ -166,6 +168,14 @@ async def bench_append(schema: str) -> None:
     listened = Database(URL, connect_args={"server_settings": {"search_path": schema}})
     sa.event.listen(listened.engine.sync_engine, "commit", lambda _: None)
 
+    alone = Database(URL, connect_args={"server_settings": {"search_path": schema}})
+
+    async def alone_append(n: int) -> None:
+        for _ in range(n):
+            async with alone.unit_of_work() as uow:
+                store = SqlEventStore(uow, SERIALIZER)
+                await store.append(f"Alone-{next(counter)}", [event], NO_STREAM)
+
     async def listened_append(n: int) -> None:
         for _ in range(n):
             async with listened.unit_of_work() as uow:
@@ -177,6 +187,7 @@ async def bench_append(schema: str) -> None:
         Contender("dockyard, unit of work", uow_append, "the app's Database"),
         Contender("dockyard, app.scope()", scope_append, "EventStore from the scope"),
         Contender("dockyard, engine listener", listened_append, "pool path, as before"),
+        Contender("dockyard, no outbox", alone_append, "a Database in no app"),
     ]
     try:
         results = await run_async(contenders, n=APPEND_N, rounds=ROUNDS)
@@ -184,6 +195,7 @@ async def bench_append(schema: str) -> None:
     finally:
         await raw.close()
         await listened.dispose()
+        await alone.dispose()
         await app.stop()
     print_table(
         Scenario(
