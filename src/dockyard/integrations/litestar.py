@@ -170,7 +170,7 @@ class DockyardPlugin(InitPluginProtocol, ReceiveRoutePlugin):
             return
         for handler in route.route_handlers:
             if getattr(handler.fn, _NEEDS_REQUEST, False):
-                handler.before_request = _handing_request(_before_request_of(handler))
+                handler.before_request = _handing_request(self.app, _before_request_of(handler))
 
     @asynccontextmanager
     async def _lifespan(self, web: Litestar) -> AsyncIterator[None]:
@@ -269,15 +269,17 @@ def inject(handler: Callable[P, T]) -> Callable[P, T]:
 
     async def injecting(**kwargs: Any) -> Any:
         if handed:
-            request = _handed.get()
-            if request is None:  # no plugin put the hook on this handler
+            hand = _handed.get()
+            if hand is None:  # no plugin put the hook on this handler
                 raise _not_set_up_for(handler, injected)
             _handed.set(None)  # taken: nothing of this request outlives it here
+            request, app = hand
         else:
             request = kwargs[_REQUEST]
+            app = _app_of(request, injected)
         return await run_injected(
             request.scope.get(_SCOPE_KEY),  # type: ignore[arg-type]
-            lambda: _app_of(request, injected).scope({Request: request}),
+            lambda: app.scope({Request: request}),
             injections,
             call,
             kwargs,
@@ -298,11 +300,13 @@ def inject(handler: Callable[P, T]) -> Callable[P, T]:
 _REQUEST = "request"  # the name Litestar fills with the connection (a reserved kwarg)
 _NEEDS_REQUEST = "__dockyard_needs_request__"  # on a wrapper that takes the request from the hook
 
-# The request of the handler about to run, set by its `before_request` hook and taken by its
-# `inject` wrapper. Litestar awaits the hook and then the handler in the same task, and a
-# server runs each request in a task of its own (a copy of the context), so a request never
-# sees another's; the wrapper clears it once taken.
-_handed: ContextVar[Request[Any, Any, Any] | None] = ContextVar("dockyard_request", default=None)
+# The request of the handler about to run and the plugin's app, set by the handler's
+# `before_request` hook and taken by its `inject` wrapper. Litestar awaits the hook and then
+# the handler in the same task, and a server runs each request in a task of its own (a copy of
+# the context), so a request never sees another's; the wrapper clears it once taken.
+_handed: ContextVar[tuple[Request[Any, Any, Any], App] | None] = ContextVar(
+    "dockyard_request", default=None
+)
 
 BeforeRequest: TypeAlias = Callable[[Request[Any, Any, Any]], Any]
 
@@ -313,17 +317,18 @@ def _before_request_of(handler: HTTPRouteHandler) -> BeforeRequest | None:
     return hooks[-1] if hooks else None
 
 
-def _handing_request(then: BeforeRequest | None) -> BeforeRequest:
-    """A ``before_request`` hook handing the request to the ``inject`` wrapper, then ``then``."""
+def _handing_request(app: App, then: BeforeRequest | None) -> BeforeRequest:
+    """A ``before_request`` hook handing the request and ``app`` to the ``inject`` wrapper,
+    then calling ``then``."""
     if then is None:
 
         async def hand(request: Request[Any, Any, Any]) -> None:
-            _handed.set(request)
+            _handed.set((request, app))
 
         return hand
 
     async def hand_then(request: Request[Any, Any, Any]) -> Any:
-        _handed.set(request)
+        _handed.set((request, app))
         try:
             answered = await then(request)  # Litestar's hooks are async (ensure_async_callable)
         except BaseException:
