@@ -436,6 +436,33 @@ async def test_a_handler_under_inject_takes_no_request_from_an_earlier_one() -> 
     assert statuses == [500, 500]
 
 
+class Label:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+@get("/label")
+@inject
+async def label_of(label: FromDockyard[Label]) -> str:
+    return label.name
+
+
+async def test_one_handler_in_two_litestar_apps_resolves_in_each_ones_dockyard_app() -> None:
+    """Litestar registers a copy of the handler in each app; each copy gets a hook of its own,
+    which hands over its own plugin's app."""
+
+    def web_of(name: str) -> Litestar:
+        @module(providers=[scoped(Label, lambda: Label(name))])
+        class Root: ...
+
+        return Litestar([label_of], plugins=[DockyardPlugin(App.build(Root))])
+
+    first, second = web_of("first"), web_of("second")
+    async with first.lifespan(), second.lifespan():
+        answers = [await asgi_get(web, "/label") for web in (first, second, first)]
+    assert answers == [(200, "first"), (200, "second"), (200, "first")]
+
+
 def test_inject_leaves_a_handler_without_from_dockyard_and_a_generator_alone() -> None:
     async def plain(number: int) -> int:
         return number
