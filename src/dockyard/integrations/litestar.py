@@ -267,7 +267,7 @@ def inject(handler: Callable[P, T]) -> Callable[P, T]:
         else functools.partial(sync_to_thread, handler)
     )
 
-    async def injecting(**kwargs: Any) -> Any:
+    async def injecting(*bound: Any, **kwargs: Any) -> Any:  # bound: a controller's `self`
         if handed:
             hand = _handed.get()
             if hand is None:  # no plugin put the hook on this handler
@@ -281,7 +281,7 @@ def inject(handler: Callable[P, T]) -> Callable[P, T]:
             request.scope.get(_SCOPE_KEY),  # type: ignore[arg-type]
             lambda: app.scope({Request: request}),
             injections,
-            call,
+            functools.partial(call, *bound) if bound else call,
             kwargs,
         )
 

@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar
 
 import pytest
-from litestar import Litestar, Request, Response, get, post
+from litestar import Controller, Litestar, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
@@ -461,6 +461,32 @@ async def test_one_handler_in_two_litestar_apps_resolves_in_each_ones_dockyard_a
     async with first.lifespan(), second.lifespan():
         answers = [await asgi_get(web, "/label") for web in (first, second, first)]
     assert answers == [(200, "first"), (200, "second"), (200, "first")]
+
+
+class Tills(Controller):
+    path = "/tills"
+
+    @get("/")
+    @inject
+    async def count(self, tally: FromDockyard[Tally]) -> str:
+        return f"{type(self).__name__} {type(tally).__name__}"
+
+    @get("/sync")
+    @inject
+    def count_in_a_thread(self, request: Request[Any, Any, Any], tally: FromDockyard[Tally]) -> str:
+        return f"{type(self).__name__} {type(tally).__name__} {request.url.path}"
+
+
+async def test_inject_on_a_controllers_methods() -> None:
+    """Litestar calls a controller's handler with the controller as its first argument."""
+
+    @module(providers=[scoped(Tally)])
+    class Root: ...
+
+    web = Litestar([Tills], plugins=[DockyardPlugin(App.build(Root))])
+    async with web.lifespan():
+        assert await asgi_get(web, "/tills") == (200, "Tills Tally")
+        assert await asgi_get(web, "/tills/sync") == (200, "Tills Tally /tills/sync")
 
 
 def test_inject_leaves_a_handler_without_from_dockyard_and_a_generator_alone() -> None:
