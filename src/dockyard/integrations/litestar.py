@@ -65,7 +65,11 @@ try:
     from litestar.config.app import AppConfig
     from litestar.connection import ASGIConnection
     from litestar.di import NamedDependency, Provide
-    from litestar.exceptions import HTTPException, ValidationException
+    from litestar.exceptions import (
+        HTTPException,
+        ImproperlyConfiguredException,
+        ValidationException,
+    )
     from litestar.handlers import HTTPRouteHandler
     from litestar.params import SkipValidation
     from litestar.plugins import InitPluginProtocol, ReceiveRoutePlugin
@@ -165,8 +169,16 @@ class DockyardPlugin(InitPluginProtocol, ReceiveRoutePlugin):
         return app_config
 
     def receive_route(self, route: BaseRoute) -> None:
-        """Give each handler of ``route`` under :func:`inject` the hook handing it the request."""
+        """Give each handler of ``route`` under :func:`inject` the hook handing it the request.
+
+        Raises:
+            ImproperlyConfiguredException: A websocket handler is under ``inject``, which
+                opens a scope per HTTP request only.
+        """
         if not isinstance(route, HTTPRoute):
+            other = getattr(route, "route_handler", None)  # a websocket or ASGI route's one
+            if getattr(getattr(other, "fn", None), "__dockyard_dependencies__", None) is not None:
+                raise _not_for_websockets(other.fn, route.path)  # type: ignore[union-attr]
             return
         for handler in route.route_handlers:
             if getattr(handler.fn, _NEEDS_REQUEST, False):
@@ -339,6 +351,15 @@ def _handing_request(app: App, then: BeforeRequest | None) -> BeforeRequest:
         return answered
 
     return hand_then
+
+
+def _not_for_websockets(handler: Callable[..., Any], path: str) -> ImproperlyConfiguredException:
+    name = f"{handler.__module__}.{handler.__qualname__}"
+    return ImproperlyConfiguredException(
+        f"`@inject` is on the websocket handler `{name}` of `{path}`: it wraps HTTP route "
+        "handlers only (a scope per request). Hint: remove it, and open a scope in the handler "
+        "with `async with app.scope() as scope` where the socket needs one."
+    )
 
 
 def _not_set_up_for(handler: Callable[..., Any], injected: Mapping[str, Any]) -> Exception:

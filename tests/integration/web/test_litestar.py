@@ -9,10 +9,10 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar
 
 import pytest
-from litestar import Controller, Litestar, Request, Response, get, post
+from litestar import Controller, Litestar, Request, Response, WebSocket, get, post, websocket
 from litestar.di import NamedDependency, Provide
 from litestar.enums import HttpMethod
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ImproperlyConfiguredException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody, SkipValidation
 from litestar.response import Stream
@@ -487,6 +487,23 @@ async def test_inject_on_a_controllers_methods() -> None:
     async with web.lifespan():
         assert await asgi_get(web, "/tills") == (200, "Tills Tally")
         assert await asgi_get(web, "/tills/sync") == (200, "Tills Tally /tills/sync")
+
+
+def test_inject_on_a_websocket_handler_is_refused_when_the_app_is_built() -> None:
+    @websocket("/ws")
+    @inject
+    async def tally_socket(socket: WebSocket[Any, Any, Any], tally: FromDockyard[Tally]) -> None:
+        await socket.accept()
+
+    @module(providers=[scoped(Tally)])
+    class Root: ...
+
+    with pytest.raises(ImproperlyConfiguredException) as raised:
+        Litestar([tally_socket], plugins=[DockyardPlugin(App.build(Root))])
+    message = str(raised.value)
+    assert "`@inject` is on the websocket handler `" in message
+    assert "tally_socket` of `/ws`: it wraps HTTP route handlers only" in message
+    assert "Hint: remove it" in message
 
 
 def test_inject_leaves_a_handler_without_from_dockyard_and_a_generator_alone() -> None:
