@@ -48,10 +48,10 @@ try:
     from dishka.exceptions import ExitError
     from fastapi import Depends, FastAPI, Request
     from fastapi.encoders import jsonable_encoder
-    from fastapi.exceptions import RequestValidationError
+    from fastapi.exceptions import FastAPIError, RequestValidationError
     from fastapi.params import Depends as DependsMarker
     from fastapi.responses import JSONResponse, Response, StreamingResponse
-    from fastapi.routing import APIRoute
+    from fastapi.routing import APIRoute, APIWebSocketRoute
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
     from starlette.types import Receive, Scope, Send
@@ -331,7 +331,11 @@ def inject(endpoint: Callable[P, T]) -> Callable[P, T]:
     )
 
     async def injecting(**kwargs: Any) -> Any:
-        request: Request = kwargs.pop(request_name) if pops_request else kwargs[request_name]
+        request: Request | None = (
+            kwargs.pop(request_name, None) if pops_request else kwargs[request_name]
+        )
+        if request is None:  # FastAPI fills no `Request` for a websocket endpoint
+            raise _not_for_websockets(endpoint, None)
         return await run_injected(
             request.scope.get(_SCOPE_KEY),
             lambda: _app_of(request, needed).scope({Request: request}),
@@ -380,11 +384,18 @@ def _is_request(annotation: Any) -> bool:
 
 
 def _check_injections(web: FastAPI, app: App) -> None:
+    routes = list(_routes(web.routes, ""))
+    for prefix, route in routes:  # `inject` opens a scope per HTTP request only
+        if isinstance(route, APIWebSocketRoute) and hasattr(
+            route.endpoint, "__dockyard_dependencies__"
+        ):
+            raise _not_for_websockets(route.endpoint, prefix + route.path)
     check_injections(
         app,
         (
             (f"endpoint `{' '.join(sorted(route.methods or ()))} {prefix}{route.path}`", dependency)
-            for prefix, route in _api_routes(web.routes, "")
+            for prefix, route in routes
+            if isinstance(route, APIRoute)
             for dependency in (
                 *getattr(route.endpoint, "__dockyard_dependencies__", ()),
                 *_injected(route.dependant),
@@ -393,17 +404,25 @@ def _check_injections(web: FastAPI, app: App) -> None:
     )
 
 
-def _api_routes(routes: Iterable[Any], prefix: str) -> Iterator[tuple[str, APIRoute]]:
-    """Every ``APIRoute`` with its path's prefix, in routers included too (FastAPI ≥ 0.16x keeps
-    an included router whole, behind an ``original_router``, rather than copying its routes)."""
+def _routes(routes: Iterable[Any], prefix: str) -> Iterator[tuple[str, Any]]:
+    """Every route with its path's prefix, in routers included too (FastAPI ≥ 0.16x keeps an
+    included router whole, behind an ``original_router``, rather than copying its routes)."""
     for route in routes:
-        if isinstance(route, APIRoute):
-            yield prefix, route
+        yield prefix, route
         included = getattr(route, "original_router", None)
         if included is not None:
             context = getattr(route, "include_context", None)
             inner = prefix + getattr(context, "prefix", "")
-            yield from _api_routes(getattr(included, "routes", ()), inner)
+            yield from _routes(getattr(included, "routes", ()), inner)
+
+
+def _not_for_websockets(endpoint: Callable[..., Any], path: str | None) -> FastAPIError:
+    where = f"`{endpoint.__module__}.{endpoint.__qualname__}`" + (f" of `{path}`" if path else "")
+    return FastAPIError(
+        f"`@inject` is on the websocket endpoint {where}: it wraps HTTP endpoints "
+        "only (a scope per request). Hint: remove it, and open a scope in the endpoint with "
+        "`async with app.scope() as scope` where the socket needs one."
+    )
 
 
 def _injected(dependant: Dependant) -> Iterator[Any]:

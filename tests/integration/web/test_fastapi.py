@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, ClassVar
 
 import fastapi
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, WebSocket
+from fastapi.exceptions import FastAPIError
 from fastapi.routing import APIRoute
 
 from dockyard import App, ISender, module, scoped
@@ -329,6 +330,67 @@ async def test_a_dockyard_route_in_an_app_without_setup_dockyard_names_the_fix()
     assert "orders" in message
     assert "Hint: call `setup_dockyard(web, app)`" in message
     assert isinstance(raised.value, RuntimeError)
+
+
+async def test_inject_on_a_websocket_endpoint_is_refused_naming_it() -> None:
+    """At start-up with ``setup_dockyard`` (in an included router too), and at the first
+    connection without it: never a ``KeyError`` from inside the wrapper."""
+
+    @module(providers=[scoped(Tally)])
+    class Root: ...
+
+    router = APIRouter(prefix="/v1")
+
+    @router.websocket("/ws")
+    @inject
+    async def tally_socket(websocket: WebSocket, tally: FromDockyard[Tally]) -> None:
+        await websocket.accept()
+
+    web = FastAPI()
+    setup_dockyard(web, App.build(Root))
+    web.include_router(router)
+    with pytest.raises(FastAPIError) as raised:
+        async with web.router.lifespan_context(web):
+            pass
+    message = str(raised.value)
+    assert "`@inject` is on the websocket endpoint `" in message
+    assert "tally_socket` of `/v1/ws`: it wraps HTTP endpoints only" in message
+    assert "Hint: remove it" in message
+
+    bare = FastAPI()
+    bare.include_router(router)
+    with pytest.raises(FastAPIError) as raised:
+        await _connect(bare, "/v1/ws")
+    assert "tally_socket`: it wraps HTTP endpoints only" in str(raised.value)
+
+
+async def _connect(web: Any, path: str) -> None:
+    """Open a websocket to ``path`` of ``web`` through its ASGI call, then disconnect."""
+    events: Iterator[dict[str, Any]] = iter(
+        [{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}]
+    )
+
+    async def receive() -> dict[str, Any]:
+        return next(events)
+
+    async def send(message: Any) -> None:
+        del message
+
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"test")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("test", 80),
+        "subprotocols": [],
+        "state": {},
+    }
+    await web(scope, receive, send)
 
 
 async def test_a_dockyard_route_is_checked_at_start_up_in_an_included_router() -> None:
