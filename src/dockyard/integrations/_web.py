@@ -432,6 +432,17 @@ async def run_injected(
     return result
 
 
+def not_for_websockets(kind: str, function: Callable[..., Any], path: str | None) -> str:
+    """What the frameworks' errors say of ``@inject`` on a websocket ``kind`` (``handler``,
+    ``endpoint``): the wrapper opens a scope per HTTP request only."""
+    where = f"`{function.__module__}.{function.__qualname__}`" + (f" of `{path}`" if path else "")
+    return (
+        f"`@inject` is on the websocket {kind} {where}: it wraps HTTP {kind}s only (a scope "
+        f"per request). Hint: remove it, and open a scope in the {kind} with "
+        "`async with app.scope() as scope` where the socket needs one."
+    )
+
+
 def evaluated_signature(function: Callable[..., Any]) -> inspect.Signature:
     """``function``'s signature with its annotations evaluated, as the frameworks read them; left
     as strings where one cannot be (the framework reports those, or resolves them in a namespace

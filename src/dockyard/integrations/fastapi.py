@@ -30,6 +30,7 @@ from dockyard.integrations._web import (
     close_scope,
     evaluated_signature,
     last_event_id_of,
+    not_for_websockets,
     raise_unwrapped,
     resolver,
     run_injected,
@@ -417,12 +418,7 @@ def _routes(routes: Iterable[Any], prefix: str) -> Iterator[tuple[str, Any]]:
 
 
 def _not_for_websockets(endpoint: Callable[..., Any], path: str | None) -> FastAPIError:
-    where = f"`{endpoint.__module__}.{endpoint.__qualname__}`" + (f" of `{path}`" if path else "")
-    return FastAPIError(
-        f"`@inject` is on the websocket endpoint {where}: it wraps HTTP endpoints "
-        "only (a scope per request). Hint: remove it, and open a scope in the endpoint with "
-        "`async with app.scope() as scope` where the socket needs one."
-    )
+    return FastAPIError(not_for_websockets("endpoint", endpoint, path))
 
 
 def _injected(dependant: Dependant) -> Iterator[Any]:

@@ -50,6 +50,7 @@ from dockyard.integrations._web import (
     check_injections,
     evaluated_signature,
     last_event_id_of,
+    not_for_websockets,
     raise_unwrapped,
     run_injected,
     serving,
@@ -320,16 +321,16 @@ _handed: ContextVar[tuple[Request[Any, Any, Any], App] | None] = ContextVar(
     "dockyard_request", default=None
 )
 
-BeforeRequest: TypeAlias = Callable[[Request[Any, Any, Any]], Any]
+_BeforeRequest: TypeAlias = Callable[[Request[Any, Any, Any]], Any]
 
 
-def _before_request_of(handler: HTTPRouteHandler) -> BeforeRequest | None:
+def _before_request_of(handler: HTTPRouteHandler) -> _BeforeRequest | None:
     """The ``before_request`` hook Litestar would run for ``handler``: its nearest layer's."""
     hooks = [layer.before_request for layer in handler.ownership_layers if layer.before_request]
     return hooks[-1] if hooks else None
 
 
-def _handing_request(app: App, then: BeforeRequest | None) -> BeforeRequest:
+def _handing_request(app: App, then: _BeforeRequest | None) -> _BeforeRequest:
     """A ``before_request`` hook handing the request and ``app`` to the ``inject`` wrapper,
     then calling ``then``."""
     if then is None:
@@ -354,12 +355,7 @@ def _handing_request(app: App, then: BeforeRequest | None) -> BeforeRequest:
 
 
 def _not_for_websockets(handler: Callable[..., Any], path: str) -> ImproperlyConfiguredException:
-    name = f"{handler.__module__}.{handler.__qualname__}"
-    return ImproperlyConfiguredException(
-        f"`@inject` is on the websocket handler `{name}` of `{path}`: it wraps HTTP route "
-        "handlers only (a scope per request). Hint: remove it, and open a scope in the handler "
-        "with `async with app.scope() as scope` where the socket needs one."
-    )
+    return ImproperlyConfiguredException(not_for_websockets("handler", handler, path))
 
 
 def _not_set_up_for(handler: Callable[..., Any], injected: Mapping[str, Any]) -> Exception:

@@ -502,7 +502,7 @@ def test_inject_on_a_websocket_handler_is_refused_when_the_app_is_built() -> Non
         Litestar([tally_socket], plugins=[DockyardPlugin(App.build(Root))])
     message = str(raised.value)
     assert "`@inject` is on the websocket handler `" in message
-    assert "tally_socket` of `/ws`: it wraps HTTP route handlers only" in message
+    assert "tally_socket` of `/ws`: it wraps HTTP handlers only" in message
     assert "Hint: remove it" in message
 
 
