@@ -463,8 +463,16 @@ async def test_one_handler_in_two_litestar_apps_resolves_in_each_ones_dockyard_a
     assert answers == [(200, "first"), (200, "second"), (200, "first")]
 
 
+TILLS_SEEN: list[str] = []
+
+
+def _tills_hook(request: Request[Any, Any, Any]) -> None:
+    TILLS_SEEN.append(request.url.path)
+
+
 class Tills(Controller):
     path = "/tills"
+    before_request = _tills_hook  # type: ignore[assignment] # Litestar unbinds it; sync: still called
 
     @get("/")
     @inject
@@ -487,6 +495,7 @@ async def test_inject_on_a_controllers_methods() -> None:
     async with web.lifespan():
         assert await asgi_get(web, "/tills") == (200, "Tills Tally")
         assert await asgi_get(web, "/tills/sync") == (200, "Tills Tally /tills/sync")
+    assert TILLS_SEEN == ["/tills", "/tills/sync"]
 
 
 def test_inject_on_a_websocket_handler_is_refused_when_the_app_is_built() -> None:
