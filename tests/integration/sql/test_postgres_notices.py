@@ -82,11 +82,14 @@ async def test_a_listener_in_another_session_hears_of_committed_appends_only(
         await listener.close()
 
 
+@pytest.mark.parametrize("concurrent", [True, False], ids=["concurrent", "one-after-another"])
 async def test_a_read_woken_by_the_last_notification_sees_every_commit(
-    postgres_database: Database,
+    postgres_database: Database, concurrent: bool
 ) -> None:
-    """40 concurrent appends, few notifications: each wakes a read of the table, as a runner
-    does; one of those reads sees all 40 (no commit is left without a notification after it)."""
+    """40 appends, few notifications: each wakes a read of the table, as a runner does; one of
+    those reads sees all 40 (no commit is left without a notification after it). One after
+    another, most commit within the window of the last notification and are announced by a
+    trailing ``NOTIFY``, the last one's included."""
     url = POSTGRES_URL.replace("postgresql+asyncpg", "postgresql")
     schema = await _schema(postgres_database)
     listener = await asyncpg.connect(url)
@@ -116,7 +119,11 @@ async def test_a_read_woken_by_the_last_notification_sees_every_commit(
 
     try:
         await listener.add_listener("dockyard_events", woken)
-        await asyncio.gather(*(append(n) for n in range(40)))
+        if concurrent:
+            await asyncio.gather(*(append(n) for n in range(40)))
+        else:
+            for n in range(40):
+                await append(n)
         await asyncio.wait_for(seen_all.wait(), timeout=30)
     finally:
         await asyncio.gather(*reads, return_exceptions=True)

@@ -77,3 +77,89 @@ async def test_a_failed_notification_is_logged_once_and_never_raised(caplog: Any
     notices.notify("dockyard_events")
     await notices.close()
     assert database.sent == ["NOTIFY dockyard_events"]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Transaction:
+    """A unit of work as ``notify_inside`` sees it: its commit and rollback callbacks."""
+
+    def __init__(self) -> None:
+        self.on_commit: list[Any] = []
+        self.on_rollback: list[Any] = []
+
+    def after_commit(self, callback: Any) -> None:
+        self.on_commit.append(callback)
+
+    def after_rollback(self, callback: Any) -> None:
+        self.on_rollback.append(callback)
+
+    def commit(self) -> None:
+        for callback in self.on_commit:
+            callback()
+
+    def rollback(self) -> None:
+        for callback in self.on_rollback:
+            callback()
+
+
+async def _drain(notices: CommitNotices) -> None:
+    """Let scheduled trailing notifications fire and the sender finish."""
+    for _ in range(50):
+        await asyncio.sleep(0.005)
+        if not notices._trailing and (notices._sender is None or notices._sender.done()):
+            return
+
+
+async def test_commits_within_the_window_share_one_trailing_notify() -> None:
+    """A sequential writer: the first transaction notifies inside itself; those that commit
+    within the window after it do not, and one NOTIFY after the window covers them all."""
+    database = _Database()
+    database.gate.set()
+    clock = _Clock()
+    notices = CommitNotices(database, clock=clock)  # type: ignore[arg-type]
+    first = _Transaction()
+    assert notices.notify_inside(first, "dockyard_events") is True
+    first.commit()  # its NOTIFY went with the commit
+    for _ in range(10):
+        clock.now += 0.0005
+        later = _Transaction()
+        assert notices.notify_inside(later, "dockyard_events") is False
+        later.commit()
+    assert database.sent == []  # not yet: at the end of the window
+    await _drain(notices)
+    assert database.sent == ["NOTIFY dockyard_events"]
+    clock.now += 1.0  # a quiet while: the next one notifies inside itself again
+    quiet = _Transaction()
+    assert notices.notify_inside(quiet, "dockyard_events") is True
+    quiet.commit()
+    await notices.close()
+    assert database.sent == ["NOTIFY dockyard_events"]
+
+
+async def test_a_rollback_is_not_a_notification_and_a_close_sends_what_is_scheduled() -> None:
+    database = _Database()
+    database.gate.set()
+    clock = _Clock()
+    notices = CommitNotices(database, clock=clock)  # type: ignore[arg-type]
+    rolled = _Transaction()
+    assert notices.notify_inside(rolled, "dockyard_events") is True
+    rolled.rollback()
+    again = _Transaction()
+    assert notices.notify_inside(again, "dockyard_events") is True  # nothing went out
+    again.commit()
+    clock.now += 0.001
+    within = _Transaction()
+    assert notices.notify_inside(within, "dockyard_events") is False
+    within.commit()
+    notices.callback("dockyard_outbox")()  # a channel with no notification yet: at once
+    await notices.close()  # the trailing one is due now, not at the end of the window
+    statements = [n for sent in database.sent for n in sent.split("; ")]
+    assert sorted(statements) == ["NOTIFY dockyard_events", "NOTIFY dockyard_outbox"]
+    assert not notices._trailing
