@@ -19,7 +19,9 @@ tables, each against the same floor as the bare scenarios, all in one process ru
    a unit of work on a ``Database`` with one listener on the engine's ``commit``: what every
    app with an outbox ran until the outbox stopped listening there (the pool path), and a unit
    of work on a ``Database`` of its own, in no app: the append without an outbox, which the
-   issue asks the app shape to match.
+   issue asks the app shape to match. Run twice: with nobody listening, and with a connection
+   that ``LISTEN``s on the events and outbox channels, as a deployed app's worker does (each
+   ``NOTIFY`` then signals it).
 
 Run: ``python -m bench app`` (or ``make bench ARGS=app``). Needs PostgreSQL on 127.0.0.1:5432
 (``DOCKYARD_BENCH_POSTGRES_DSN``); ``DOCKYARD_BENCH_ROUNDS`` (default 7) sets the rounds.
@@ -128,16 +130,26 @@ async def bench_send(schema: str) -> None:
     print(f"Add tracked: app shape {flags[0]}, routed {flags[1]}, bare forced {flags[2]}")
 
 
+def _ignore(*_args: object) -> None:
+    """A listener's callback: the worker would read its table; the bench needs no more."""
+
+
 def _tracked(app: App) -> bool:
     info = app.messages.get(Add)
     return info is not None and info.tracked
 
 
-async def bench_append(schema: str) -> None:
+async def bench_append(schema: str, *, listening: bool) -> None:
     app = build_app(schema, routed=True)
     await app.start()
     database = await app.get(Database)
     raw = await asyncpg.connect(DSN, server_settings={"search_path": schema})
+    # A deployed app has a worker: its relay and catch-up runner LISTEN for commits, and each
+    # NOTIFY then also signals them (docs/design/commit-notices.md).
+    listener = await asyncpg.connect(DSN) if listening else None
+    if listener is not None:
+        for channel in ("dockyard_events", "dockyard_outbox"):
+            await listener.add_listener(channel, _ignore)
     await raw.execute("CREATE TABLE raw_events (LIKE dockyard_events INCLUDING ALL)")
     insert = (
         f"INSERT INTO raw_events ({', '.join(COLUMNS)}) "
@@ -193,13 +205,16 @@ async def bench_append(schema: str) -> None:
         results = await run_async(contenders, n=APPEND_N, rounds=ROUNDS)
         fast = database.connections.fast_path(), listened.connections.fast_path()
     finally:
+        if listener is not None:
+            await listener.close()
         await raw.close()
         await listened.dispose()
         await alone.dispose()
         await app.stop()
     print_table(
         Scenario(
-            "app shape, PostgreSQL: append 1 event in its own transaction",
+            "app shape, PostgreSQL: append 1 event in its own transaction"
+            + (", a worker's LISTEN on the server" if listening else ", nobody listening"),
             baseline="asyncpg BEGIN/INSERT/COMMIT",
             target="dockyard ≥ 0.8× raw asyncpg throughput (≤ 1.25× its time)",
         ),
@@ -221,7 +236,8 @@ async def main() -> None:
         await database.create_tables()
         await database.dispose()
         await bench_send(schema)
-        await bench_append(schema)
+        await bench_append(schema, listening=False)
+        await bench_append(schema, listening=True)
     finally:
         await admin.execute(f"DROP SCHEMA {schema} CASCADE")
         await admin.close()

@@ -109,6 +109,10 @@ class _Transaction:
             callback()
 
 
+def _inside(notices: CommitNotices, transaction: _Transaction) -> bool:
+    return notices.notify_inside(transaction, "dockyard_events")  # type: ignore[arg-type]
+
+
 async def _drain(notices: CommitNotices) -> None:
     """Let scheduled trailing notifications fire and the sender finish."""
     for _ in range(50):
@@ -125,19 +129,19 @@ async def test_commits_within_the_window_share_one_trailing_notify() -> None:
     clock = _Clock()
     notices = CommitNotices(database, clock=clock)  # type: ignore[arg-type]
     first = _Transaction()
-    assert notices.notify_inside(first, "dockyard_events") is True
+    assert _inside(notices, first) is True
     first.commit()  # its NOTIFY went with the commit
     for _ in range(10):
         clock.now += 0.0005
         later = _Transaction()
-        assert notices.notify_inside(later, "dockyard_events") is False
+        assert _inside(notices, later) is False
         later.commit()
     assert database.sent == []  # not yet: at the end of the window
     await _drain(notices)
     assert database.sent == ["NOTIFY dockyard_events"]
     clock.now += 1.0  # a quiet while: the next one notifies inside itself again
     quiet = _Transaction()
-    assert notices.notify_inside(quiet, "dockyard_events") is True
+    assert _inside(notices, quiet) is True
     quiet.commit()
     await notices.close()
     assert database.sent == ["NOTIFY dockyard_events"]
@@ -149,14 +153,14 @@ async def test_a_rollback_is_not_a_notification_and_a_close_sends_what_is_schedu
     clock = _Clock()
     notices = CommitNotices(database, clock=clock)  # type: ignore[arg-type]
     rolled = _Transaction()
-    assert notices.notify_inside(rolled, "dockyard_events") is True
+    assert _inside(notices, rolled) is True
     rolled.rollback()
     again = _Transaction()
-    assert notices.notify_inside(again, "dockyard_events") is True  # nothing went out
+    assert _inside(notices, again) is True  # nothing went out
     again.commit()
     clock.now += 0.001
     within = _Transaction()
-    assert notices.notify_inside(within, "dockyard_events") is False
+    assert _inside(notices, within) is False
     within.commit()
     notices.callback("dockyard_outbox")()  # a channel with no notification yet: at once
     await notices.close()  # the trailing one is due now, not at the end of the window
