@@ -150,12 +150,14 @@ async def bench_append(schema: str, *, listening: bool) -> None:
     if listener is not None:
         for channel in ("dockyard_events", "dockyard_outbox"):
             await listener.add_listener(channel, _ignore)
-    await raw.execute("CREATE TABLE raw_events (LIKE dockyard_events INCLUDING ALL)")
+    table = "raw_events_heard" if listening else "raw_events"  # one each: positions restart
+    await raw.execute(f"CREATE TABLE {table} (LIKE dockyard_events INCLUDING ALL)")
     insert = (
-        f"INSERT INTO raw_events ({', '.join(COLUMNS)}) "
+        f"INSERT INTO {table} ({', '.join(COLUMNS)}) "
         f"VALUES ({', '.join(f'${i}' for i in range(1, 12))})"
     )
-    counter, positions = iter(range(1, 10**9)), _Positions()
+    counter = iter(range(10**8 if listening else 1, 10**9))  # stream ids of their own
+    positions = _Positions()
     event = Deposited(1, "a deposit of a modest size")
 
     async def raw_append(n: int) -> None:
