@@ -19,6 +19,7 @@ SCENARIOS = (
     "brokers",
     "transports",
     "web",
+    "web_instructions",
     "telemetry",
 )
 

@@ -212,6 +212,13 @@ class App:
         return self._container
 
     @property
+    def context_types(self) -> frozenset[Any]:
+        """The types ``contextual(T)`` providers declare: what a value given in ``context``
+        (of :meth:`build` or :meth:`scope`) can be read as. A value of another type in a
+        scope's context is never read."""
+        return self._compiled.context_types
+
+    @property
     def is_started(self) -> bool:
         return self._started
 

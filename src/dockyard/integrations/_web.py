@@ -9,6 +9,7 @@ the same error with the same body, frame a stream the same way, and start and st
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from collections.abc import (
@@ -16,6 +17,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Coroutine,
     Iterable,
     Mapping,
     Sequence,
@@ -24,7 +26,7 @@ from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeAlias, TypeVar
 
 from dishka import AsyncContainer
 from dishka.exceptions import ExitError
@@ -401,35 +403,70 @@ async def close_scope(
         raise_unwrapped(error)
 
 
-async def run_injected(
-    shared: AsyncContainer | None,
-    open_scope: Callable[[], AsyncContainer],
+Located: TypeAlias = "tuple[AsyncContainer | None, App | None, dict[Any, Any] | None]"
+"""Where a route-level wrapper resolves, per request: ``(shared, None, None)`` in the
+request's scope a framework dependency opened already (the framework closes it), or
+``(None, app, context)`` in a new scope of ``app`` with ``context``."""
+
+
+def injecting_function(
+    locate: Callable[[dict[str, Any]], Located],
     injections: Sequence[tuple[str, Any]],
     call: Callable[..., Awaitable[Any]],
-    kwargs: dict[str, Any],
-) -> Any:
-    """What a route-level wrapper (``inject``) does per request: resolve ``injections``
-    (parameter name, type) into ``kwargs`` and await ``call(**kwargs)``.
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """The coroutine function a route-level wrapper (``inject``) runs per request.
 
-    In ``shared``, the request's scope a framework dependency opened already (the framework
-    closes it); else in a scope of its own from ``open_scope()``, closed when ``call``
-    returns (the unit of work commits) or raises (it rolls back), by :func:`close_scope`.
+    ``locate(kwargs)`` (the framework's keyword arguments; it may take the request out of
+    them) says where :data:`Located`. The wrapper resolves ``injections`` (parameter name,
+    type) into ``kwargs`` there and awaits ``call(*bound, **kwargs)`` (``bound``: a
+    controller's ``self``). A scope it opened closes when ``call`` returns (the unit of work
+    commits) or raises (it rolls back), by :func:`close_scope`. One coroutine layer between the
+    framework and ``call``: this function is the wrapper.
     """
-    if shared is not None:
-        for name, dependency in injections:
-            kwargs[name] = await resolve_in(shared, dependency)
-        return await call(**kwargs)
-    scope = open_scope()
-    await scope.__aenter__()
-    try:
-        for name, dependency in injections:
-            kwargs[name] = await resolve_in(scope, dependency)
-        result = await call(**kwargs)
-    except BaseException as exc:
-        await close_scope(scope, type(exc), exc, exc.__traceback__)
-        raise
-    await close_scope(scope, None, None, None)
-    return result
+
+    async def injecting(*bound: Any, **kwargs: Any) -> Any:
+        shared, app, context = locate(kwargs)
+        function = functools.partial(call, *bound) if bound else call
+        if shared is not None:
+            for name, dependency in injections:
+                kwargs[name] = await resolve_in(shared, dependency)
+            return await function(**kwargs)
+        assert app is not None
+        scope = app.scope(context)
+        await scope.__aenter__()
+        try:
+            for name, dependency in injections:
+                kwargs[name] = await resolve_in(scope, dependency)
+            result = await function(**kwargs)
+        except BaseException as exc:
+            await close_scope(scope, type(exc), exc, exc.__traceback__)
+            raise
+        await close_scope(scope, None, None, None)
+        return result
+
+    return injecting
+
+
+def dressed_as(
+    wrapper: Callable[..., Any],
+    wrapped: Callable[..., Any],
+    signature: inspect.Signature,
+    kept: Sequence[inspect.Parameter],
+    injected: Mapping[str, Any],
+) -> Callable[..., Any]:
+    """``wrapper`` made to look like ``wrapped`` to the framework: its name and docstring,
+    its signature and annotations without the ``injected`` parameters (what the framework
+    fills and documents), and ``__dockyard_dependencies__`` (the injected types, for the
+    start-up check)."""
+    functools.update_wrapper(wrapper, wrapped)
+    wrapper.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {
+        name: annotation
+        for name, annotation in getattr(wrapped, "__annotations__", {}).items()
+        if name not in injected
+    }
+    wrapper.__dockyard_dependencies__ = tuple(injected.values())  # type: ignore[attr-defined]
+    return wrapper
 
 
 def not_for_websockets(kind: str, function: Callable[..., Any], path: str | None) -> str:

@@ -25,15 +25,17 @@ from dockyard.exceptions import (
 )
 from dockyard.integrations._web import (
     PROBLEM_JSON,
+    Located,
     ProblemMapping,
     check_injections,
     close_scope,
+    dressed_as,
     evaluated_signature,
+    injecting_function,
     last_event_id_of,
     not_for_websockets,
     raise_unwrapped,
     resolver,
-    run_injected,
     serving,
     status_problem,
     stream_frames,
@@ -331,29 +333,19 @@ def inject(endpoint: Callable[P, T]) -> Callable[P, T]:
         else functools.partial(run_in_threadpool, endpoint)
     )
 
-    async def injecting(**kwargs: Any) -> Any:
+    def locate(kwargs: dict[str, Any]) -> Located:
         request: Request | None = (
             kwargs.pop(request_name, None) if pops_request else kwargs[request_name]
         )
         if request is None:  # FastAPI fills no `Request` for a websocket endpoint
             raise _not_for_websockets(endpoint, None)
-        return await run_injected(
-            request.scope.get(_SCOPE_KEY),
-            lambda: _app_of(request, needed).scope({Request: request}),
-            injections,
-            call,
-            kwargs,
-        )
+        shared = request.scope.get(_SCOPE_KEY)
+        if shared is not None:
+            return shared, None, None
+        return None, _app_of(request, needed), {Request: request}
 
-    functools.update_wrapper(injecting, endpoint)
-    injecting.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
-    injecting.__annotations__ = {
-        name: annotation
-        for name, annotation in getattr(endpoint, "__annotations__", {}).items()
-        if name not in injected
-    }
-    injecting.__dockyard_dependencies__ = tuple(injected.values())  # type: ignore[attr-defined]
-    return injecting  # type: ignore[return-value]
+    injecting = injecting_function(locate, injections, call)
+    return dressed_as(injecting, endpoint, signature, kept, injected)
 
 
 class DockyardRoute(APIRoute):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -46,13 +47,15 @@ from dockyard.exceptions import (
 )
 from dockyard.integrations._web import (
     PROBLEM_JSON,
+    Located,
     ProblemMapping,
     check_injections,
+    dressed_as,
     evaluated_signature,
+    injecting_function,
     last_event_id_of,
     not_for_websockets,
     raise_unwrapped,
-    run_injected,
     serving,
     stream_frames,
     validation_problem,
@@ -182,7 +185,20 @@ class DockyardPlugin(InitPluginProtocol, ReceiveRoutePlugin):
                 raise _not_for_websockets(other.fn, route.path)  # type: ignore[union-attr]
             return
         for handler in route.route_handlers:
-            if getattr(handler.fn, _NEEDS_REQUEST, False):
+            fn = handler.fn
+            if not getattr(fn, _NEEDS_REQUEST, False):
+                continue
+            bound_to = getattr(fn, _BOUND_TO, None)
+            fills = handler.parsed_fn_signature.parameters  # a controller's `self` is not one
+            if bound_to is not None and not fills and Request not in self.app.context_types:
+                # Nothing to hand over (no parameter Litestar fills: no dependency opened a
+                # scope; no provider reads the request): Litestar's copy of the handler, in
+                # this app only, gets the wrapper made for this plugin's app.
+                bound = bound_to(self.app)
+                if isinstance(fn, types.MethodType):
+                    bound = types.MethodType(bound, fn.__self__)
+                handler(bound)
+            else:
                 handler.before_request = _handing_request(self.app, _before_request_of(handler))
 
     @asynccontextmanager
@@ -280,7 +296,7 @@ def inject(handler: Callable[P, T]) -> Callable[P, T]:
         else functools.partial(sync_to_thread, handler)
     )
 
-    async def injecting(*bound: Any, **kwargs: Any) -> Any:  # bound: a controller's `self`
+    def locate(kwargs: dict[str, Any]) -> Located:
         if handed:
             hand = _handed.get()
             if hand is None:  # no plugin put the hook on this handler
@@ -290,28 +306,29 @@ def inject(handler: Callable[P, T]) -> Callable[P, T]:
         else:
             request = kwargs[_REQUEST]
             app = _app_of(request, injected)
-        return await run_injected(
-            request.scope.get(_SCOPE_KEY),  # type: ignore[arg-type]
-            lambda: app.scope({Request: request}),
-            injections,
-            functools.partial(call, *bound) if bound else call,
-            kwargs,
-        )
+        shared = request.scope.get(_SCOPE_KEY)
+        if shared is not None:
+            return shared, None, None  # type: ignore[return-value]
+        return None, app, {Request: request}
 
-    functools.update_wrapper(injecting, handler)
-    injecting.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
-    injecting.__annotations__ = {
-        name: annotation
-        for name, annotation in getattr(handler, "__annotations__", {}).items()
-        if name not in injected
-    }
-    injecting.__dockyard_dependencies__ = tuple(injected.values())  # type: ignore[attr-defined]
+    def dressed(function: Callable[..., Any]) -> Callable[..., Any]:
+        return dressed_as(function, handler, signature, kept, injected)
+
+    def bound_to(app: App) -> Callable[..., Any]:
+        located: Located = (None, app, None)
+        return dressed(injecting_function(lambda _: located, injections, call))
+
+    injecting = dressed(injecting_function(locate, injections, call))
     setattr(injecting, _NEEDS_REQUEST, handed)
-    return injecting  # type: ignore[return-value]
+    if handed:
+        setattr(injecting, _BOUND_TO, bound_to)
+    return injecting
 
 
 _REQUEST = "request"  # the name Litestar fills with the connection (a reserved kwarg)
 _NEEDS_REQUEST = "__dockyard_needs_request__"  # on a wrapper that takes the request from the hook
+# on a wrapper without `request`: `bound_to(app)` makes the same wrapper for one app only
+_BOUND_TO = "__dockyard_bound_to__"
 
 # The request of the handler about to run and the plugin's app, set by the handler's
 # `before_request` hook and taken by its `inject` wrapper. Litestar awaits the hook and then

@@ -45,11 +45,13 @@ def has_finalizers(container: AsyncContainer) -> bool:
     ``True`` (the safe answer) if they are gone.
     """
     current: AsyncContainer | None = container
-    while current is not None:
-        exits = getattr(current, "_exits", None)
-        if exits is None or exits:
-            return True
-        if getattr(current, "parent_closer", True) is None:
-            return False
-        current = current.parent_container
+    try:  # attribute reads, not getattr(): this runs on every web request
+        while current is not None:
+            if current._exits:  # noqa: SLF001
+                return True
+            if current.parent_closer is None:
+                return False
+            current = current.parent_container
+    except AttributeError:
+        return True
     return True

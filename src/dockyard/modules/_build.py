@@ -76,6 +76,8 @@ class CompiledModules:
     providers: tuple[Provider, ...]
     root_visible: dict[Any, ModuleNode]
     app_context_types: frozenset[Any]
+    context_types: frozenset[Any]
+    """Every type a ``contextual(T)`` provider declares, whatever its lifetime."""
     exported_origin: dict[ModuleNode, dict[Any, ModuleNode]]
 
 
@@ -153,6 +155,7 @@ def compile_modules(
         app_context_types=frozenset(
             t for t, lt in context_types.items() if lt is Lifetime.SINGLETON
         ),
+        context_types=frozenset(context_types),
         exported_origin={node: s.exported_origin for node, s in states.items()},
     )
     return (None if problems else compiled), problems

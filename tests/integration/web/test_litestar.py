@@ -19,7 +19,7 @@ from litestar.response import Stream
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
-from dockyard import App, ISender, module, scoped
+from dockyard import App, ISender, contextual, module, scoped
 from dockyard.exceptions import (
     ConcurrencyError,
     IntegrationNotSetUpError,
@@ -342,14 +342,27 @@ async def test_inject_is_checked_at_start_up_naming_the_handler() -> None:
     assert not app.is_started
 
 
-async def test_inject_runs_the_handlers_own_before_request_hook_and_its_answer() -> None:
-    """The plugin's hook hands the request to the wrapper and then calls the hook Litestar
-    would have called (the handler's, else its router's or app's); a response that hook
-    returns is the answer, and the handler does not run."""
-    seen: list[str] = []
+def _root(*, reads_request: bool) -> type:
+    """A root module providing ``Tally``; with ``reads_request``, also ``contextual(Request)``:
+    a handler under ``inject`` then gets the request by the plugin's ``before_request`` hook
+    (the scope's context needs it), else a wrapper made for the plugin's app (no hook)."""
+    request = [contextual(Request)] if reads_request else []
 
-    @module(providers=[scoped(Tally)])
+    @module(providers=[scoped(Tally), *request])
     class Root: ...
+
+    return Root
+
+
+@pytest.mark.parametrize("reads_request", [True, False], ids=["handed", "bound"])
+async def test_inject_runs_the_handlers_own_before_request_hook_and_its_answer(
+    reads_request: bool,
+) -> None:
+    """The hook Litestar would have called (the handler's, else its router's or app's) runs,
+    before the handler: after the plugin's hook handed the request over, or, when nothing is
+    handed over, alone; a response it returns is the answer, and the handler does not run."""
+    seen: list[str] = []
+    Root = _root(reads_request=reads_request)  # noqa: N806 - a module class
 
     async def app_hook(request: Request[Any, Any, Any]) -> Any:
         seen.append(f"app {request.url.path}")
@@ -403,10 +416,9 @@ async def test_inject_runs_the_handlers_own_before_request_hook_and_its_answer()
 async def test_a_handler_under_inject_takes_no_request_from_an_earlier_one() -> None:
     """The request handed to a wrapper does not outlive the handler, nor a hook's own answer
     (the handler did not run): a handler of an app without the plugin, called next in the
-    same task, still says the plugin is missing instead of running in the other app."""
-
-    @module(providers=[scoped(Tally)])
-    class Root: ...
+    same task, still says the plugin is missing instead of running in the other app. (The
+    app reads the request, so its handlers get it by the hook.)"""
+    Root = _root(reads_request=True)  # noqa: N806 - a module class
 
     def stop(request: Request[Any, Any, Any]) -> str:
         return "stopped"
@@ -461,6 +473,39 @@ async def test_one_handler_in_two_litestar_apps_resolves_in_each_ones_dockyard_a
     async with first.lifespan(), second.lifespan():
         answers = [await asgi_get(web, "/label") for web in (first, second, first)]
     assert answers == [(200, "first"), (200, "second"), (200, "first")]
+
+
+class Caller:
+    def __init__(self, request: Request) -> None:  # type: ignore[type-arg] # the context's key
+        self.path = request.url.path
+
+
+@get("/caller")
+@inject
+async def caller_of(label: FromDockyard[Label], caller: FromDockyard[Caller]) -> str:
+    return f"{label.name} {caller.path}"
+
+
+async def test_one_handler_in_an_app_that_reads_the_request_and_in_one_that_does_not() -> None:
+    """The plugin of an app whose providers read the request hands it over by the hook; the
+    other app's copy of the same handler runs the wrapper made for its app, which opens a
+    scope with nothing in its context."""
+
+    @module(providers=[scoped(Label, lambda: Label("reads")), contextual(Request), scoped(Caller)])
+    class Reads: ...
+
+    @module(providers=[scoped(Label, lambda: Label("plain"))])
+    class Plain: ...
+
+    reads = Litestar([caller_of, label_of], plugins=[DockyardPlugin(App.build(Reads))])
+    plain = Litestar([label_of], plugins=[DockyardPlugin(App.build(Plain))])
+    async with reads.lifespan(), plain.lifespan():
+        answers = [
+            await asgi_get(reads, "/caller"),
+            await asgi_get(plain, "/label"),
+            await asgi_get(reads, "/label"),
+        ]
+    assert answers == [(200, "reads /caller"), (200, "plain"), (200, "reads")]
 
 
 TILLS_SEEN: list[str] = []
