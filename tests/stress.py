@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -91,6 +92,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args(argv)
+    # Stopped with SIGTERM (a CI timeout, `kill`): unwind, so the run's pytest is killed and the
+    # burners and the transaction holder stop with it instead of outliving this process.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     code = 0
     for run in range(1, args.runs + 1):
         started = time.monotonic()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import msgspec
 from sqlalchemy import (
@@ -159,15 +159,6 @@ def _one_event_statement(kind: str, mode: str) -> Insert:
     return _insert(kind, mode, fields, lambda version: version)
 
 
-_KEYS = [
-    (kind, mode)
-    for kind in ("create", "any", "exists", "exact")
-    for mode in ("again", "first", "notify")
-]
-_STATEMENTS = {key: _statement(*key) for key in _KEYS}
-_ONE_EVENT_STATEMENTS = {key: _one_event_statement(*key) for key in _KEYS}
-
-
 def _driver_sql(statement: Insert) -> tuple[str, tuple[str, ...], dict[str, Any]]:
     # The same statement, compiled once for the raw driver: SQLAlchemy's execution path
     # measured a fifth of an append and more (docs/event-store.md).
@@ -176,10 +167,17 @@ def _driver_sql(statement: Insert) -> tuple[str, tuple[str, ...], dict[str, Any]
     return str(compiled), tuple(compiled.positiontup), dict(compiled.params)
 
 
-_DRIVER_SQL = {key: _driver_sql(statement) for key, statement in _STATEMENTS.items()}
-_ONE_EVENT_DRIVER_SQL = {
-    key: _driver_sql(statement) for key, statement in _ONE_EVENT_STATEMENTS.items()
-}
+_Compiled: TypeAlias = tuple[Insert, tuple[str, tuple[str, ...], dict[str, Any]]]
+# Per (one event?, kind, mode): the statement and its SQL for the driver, built at the first
+# append of that shape. Building all 24 when the module loads took ~75 ms of every process
+# that imports dockyard.sql (a CLI command, a worker), PostgreSQL or not.
+_BUILT: dict[tuple[bool, str, str], _Compiled] = {}
+
+
+def _built(one: bool, kind: str, mode: str) -> _Compiled:
+    statement = (_one_event_statement if one else _statement)(kind, mode)
+    built = _BUILT[one, kind, mode] = (statement, _driver_sql(statement))
+    return built
 
 
 def _kind(expected: int | ExpectedVersion) -> str:
@@ -218,15 +216,15 @@ async def append_postgres(
         parameters["bound"] = bound
     else:  # the transaction's first append: its commit wakes listeners of the log
         mode = "notify" if uow.database.notices.notify_inside(uow, EVENTS_CHANNEL) else "first"
-    key = (kind, mode)
-    if len(rows) == 1:
+    one = len(rows) == 1
+    if one:
         (row,) = rows
         parameters.update(msgspec.structs.asdict(row))  # EventRow's fields are _FIELDS
-        statement, driver_sql = _ONE_EVENT_STATEMENTS[key], _ONE_EVENT_DRIVER_SQL[key]
     else:
         for name in _FIELDS:
             parameters[f"{name}s"] = [getattr(r, name) for r in rows]
-        statement, driver_sql = _STATEMENTS[key], _DRIVER_SQL[key]
+    key = (one, kind, mode)
+    statement, driver_sql = _BUILT.get(key) or _built(*key)
     driver = await uow.driver()
     if driver is not None:
         sql, names, constants = driver_sql
