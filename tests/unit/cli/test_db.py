@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from alembic_project import Project
+from warm_processes import warm_processes
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
@@ -26,22 +27,17 @@ UPDATE = os.environ.get("DOCKYARD_UPDATE_GOLDEN") == "1"
 APP = "db_app:app"
 
 
+_PYTHONPATH = os.pathsep.join(sys.path)
+
+
 def dockyard(*args: str, cwd: Path, url: str | None = None) -> subprocess.CompletedProcess[str]:
-    """``dockyard ARGS`` as a user runs it, with this test run's interpreter and paths."""
-    script = Path(sys.executable).with_name("dockyard")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    """``dockyard ARGS`` as a user runs it, with this test run's interpreter and paths (a new
+    process, forked from a warm one: ``tests/warm_processes.py``)."""
+    env = {**os.environ, "PYTHONPATH": _PYTHONPATH}
     env.pop("DOCKYARD_DB_URL", None)
     if url is not None:
         env["DOCKYARD_DB_URL"] = url
-    return subprocess.run(
-        [str(script), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return warm_processes(_PYTHONPATH).run(["dockyard", *args], env=env, cwd=cwd)
 
 
 def golden(name: str, text: str) -> None:

@@ -25,6 +25,7 @@ import pytest
 from diagram_syntax import check_dot, check_mermaid
 from dockyard import App
 from dockyard.diagrams import describe, dot, mermaid
+from warm_processes import warm_processes
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -35,19 +36,14 @@ CHECKOUT = "examples.shop.main:checkout"  # the shop's checkout saga
 STOREFRONT = "storefront.app:app"
 
 
+_PYTHONPATH = os.pathsep.join(sys.path)
+
+
 def dockyard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``dockyard ARGS`` as a user runs it, with this test run's interpreter and paths."""
-    script = Path(sys.executable).with_name("dockyard")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.run(
-        [str(script), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """``dockyard ARGS`` as a user runs it, with this test run's interpreter and paths (a new
+    process, forked from a warm one: ``tests/warm_processes.py``)."""
+    env = {**os.environ, "PYTHONPATH": _PYTHONPATH}
+    return warm_processes(_PYTHONPATH).run(["dockyard", *args], env=env, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""``dockyard outbox``, ``projections`` and ``sagas``: the real command, in subprocesses, on
-SQLite and on PostgreSQL (a schema of each test's own).
+"""``dockyard outbox``, ``projections`` and ``sagas``: the real command, each in a process of
+its own (forked from a warm interpreter: ``tests/warm_processes.py``), on SQLite and on
+PostgreSQL (a schema of each test's own).
 
 Against ``docs/examples/cli_operations_app.py``, seeded by its ``seed`` command: four orders
 in the log (three applied by the projection), one message pending in the outbox, three dead
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from services import POSTGRES_URL
+from warm_processes import warm_processes
 
 pytestmark = pytest.mark.slow
 
@@ -41,17 +43,7 @@ class Place:
 
     def dockyard(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """``dockyard ARGS`` as a user runs it, from the repository's root."""
-        script = Path(sys.executable).with_name("dockyard")
-        return subprocess.run(
-            [str(script), *args],
-            cwd=ROOT,
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return WARM.run(["dockyard", *args], env=self.env, cwd=ROOT, stdin=stdin)
 
     def ok(self, *args: str) -> str:
         result = self.dockyard(*args)
@@ -69,16 +61,18 @@ class Place:
         return lines[0]
 
     def seed(self) -> None:
-        command = [sys.executable, "-m", "docs.examples.cli_operations_app", "seed"]
-        seeded = subprocess.run(
-            command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120,
-            check=False,
-        )  # fmt: skip
+        """``python -m docs.examples.cli_operations_app seed``."""
+        module = "docs.examples.cli_operations_app"
+        seeded = WARM.run([module, "seed"], env=self.env, cwd=ROOT, module=module)
         assert seeded.returncode == 0, seeded.stderr
 
 
+_PYTHONPATH = os.pathsep.join(sys.path)
+WARM = warm_processes(_PYTHONPATH)
+
+
 def _environment(**database: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **database}
+    return {**os.environ, "PYTHONPATH": _PYTHONPATH, **database}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
