@@ -3,7 +3,8 @@
 ``docs/migrations.md`` holds the ``env.py`` (a ``py`` block whose first line is
 ``# migrations/env.py``); ``tests/docs/test_migrations_page.py`` and
 ``tests/integration/sql/test_db_commands.py`` run it on SQLite and PostgreSQL, with
-``alembic`` and ``dockyard`` as console scripts of this interpreter, in subprocesses.
+``alembic`` and ``dockyard`` as console scripts of this interpreter, each in a process of its
+own (forked from a warm interpreter where the command is a plain one: ``run``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from warm_processes import run_shell
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "migrations.md"
 BIN = Path(sys.executable).parent
@@ -37,27 +40,24 @@ def page_file(path: str) -> str:
     raise AssertionError(f"docs/migrations.md shows no `# {path}`")
 
 
+_PYTHONPATH = os.pathsep.join([str(ROOT), *sys.path])
+
+
 def run(
     command: str, *, cwd: Path, url: str | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    """``command`` in bash, with this interpreter's scripts first on the PATH."""
+    """``command`` in bash, with this interpreter's scripts first on the PATH; a plain
+    ``dockyard ...`` or ``alembic ...`` (no pipe, redirection or variable) as a new process
+    forked from a warm one (``tests/warm_processes.py``)."""
     env = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path]),
+        "PYTHONPATH": _PYTHONPATH,
     }
     env.pop("DATABASE_URL", None)
     if url is not None:
         env["DATABASE_URL"] = url
-    result = subprocess.run(
-        ["bash", "-c", command],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = run_shell(command, env=env, cwd=cwd, timeout=180)
     assert "Traceback" not in result.stderr, result.stderr
     if check:
         assert result.returncode == 0, f"`{command}` exited {result.returncode}: {result.stderr}"

@@ -21,6 +21,8 @@ import atexit
 import contextlib
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -224,3 +226,42 @@ def warm_processes(pythonpath: str) -> WarmProcesses:
     if found is None:
         found = _WARM[pythonpath] = WarmProcesses(pythonpath)
     return found
+
+
+_SHELL = re.compile(r"[|&;<>$`\\]")
+_SCRIPTS = {"dockyard": None, "alembic": "alembic"}  # console script -> its module (None: CLI)
+
+
+def plain(command: str) -> tuple[list[str], str | None] | None:
+    """``(argv, module)`` for ``run`` when the shell ``command`` is a plain ``dockyard ...``,
+    ``alembic ...`` or ``python -m module ...`` (no pipe, redirection, variable or assignment);
+    else ``None``: run it with the shell."""
+    if _SHELL.search(command):
+        return None
+    words = shlex.split(command)
+    if words[0] in _SCRIPTS:
+        return words, _SCRIPTS[words[0]]
+    if words[:2] == ["python", "-m"] and len(words) > 2:
+        return words[2:], words[2]
+    return None
+
+
+def run_shell(
+    command: str, *, env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The shell ``command`` as ``bash -c`` runs it: forked from the warm interpreter of the
+    environment's ``PYTHONPATH`` when it is :func:`plain`, else by ``bash``."""
+    forked = plain(command)
+    if forked is not None:
+        argv, module = forked
+        warm = warm_processes(env.get("PYTHONPATH", ""))
+        return warm.run(argv, env=env, cwd=cwd, timeout=timeout, module=module)
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

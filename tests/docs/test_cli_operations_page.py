@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from warm_processes import run_shell
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +45,9 @@ def sessions(text: str) -> list[tuple[str, str, int]]:
     return found
 
 
+_PYTHONPATH = os.pathsep.join([str(ROOT), *sys.path])
+
+
 def run(command: str, folder: Path) -> str:
     allowed = ("dockyard ", "python -m docs.examples.", "DOCKYARD_DATABASE_URL=")
     assert command.startswith(allowed), command
@@ -54,18 +58,10 @@ def run(command: str, folder: Path) -> str:
     }
     env |= {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path]),
+        "PYTHONPATH": _PYTHONPATH,
         "COLUMNS": "100",
     }
-    result = subprocess.run(
-        ["bash", "-c", command],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_shell(command, env=env, cwd=folder)
     assert "Traceback" not in result.stderr, result.stderr
     return result.stdout
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from diagram_syntax import check_mermaid
+from warm_processes import run_shell
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "cli.md"
@@ -56,22 +56,17 @@ def shown(text: str) -> list[Shown]:
     return found
 
 
+_PYTHONPATH = os.pathsep.join(sys.path)
+
+
 def run(command: str) -> str:
     assert command.startswith("dockyard "), command
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": os.pathsep.join(sys.path),
+        "PYTHONPATH": _PYTHONPATH,
     }
-    result = subprocess.run(
-        ["bash", "-c", command],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_shell(command, env=env, cwd=ROOT)
     assert "Traceback" not in result.stderr, result.stderr
     return result.stdout
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from warm_processes import warm_processes
+from warm_processes import plain, warm_processes
 
 WARM = warm_processes(os.pathsep.join(sys.path))
 ENV = {**os.environ, "PYTHONPATH": WARM.pythonpath}
@@ -79,3 +79,21 @@ def test_a_command_over_its_timeout_is_killed_and_the_next_runs(probe: Path) -> 
 def test_another_pythonpath_runs_from_nothing(probe: Path) -> None:
     cold = run(probe, "4", env={**ENV, "PYTHONPATH": f"{probe}{os.pathsep}{WARM.pythonpath}"})
     assert (cold.returncode, cold.stdout) == (4, "out None True \nleft over None\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "forked"),
+    [
+        ("dockyard check app:app --json", (["dockyard", "check", "app:app", "--json"], None)),
+        ('alembic revision -m "older"', (["alembic", "revision", "-m", "older"], "alembic")),
+        ("python -m docs.examples.app seed", (["docs.examples.app", "seed"], "docs.examples.app")),
+        ("dockyard check app:app 2>&1 || echo $?", None),
+        ("dockyard db sql app:app | psql", None),
+        ("DOCKYARD_DATABASE_URL=sqlite:///x.db dockyard check app:app", None),
+        ("psql -X -f script.sql", None),
+    ],
+)
+def test_plain_commands_are_forked_and_shell_ones_are_not(
+    command: str, forked: tuple[list[str], str | None] | None
+) -> None:
+    assert plain(command) == forked
