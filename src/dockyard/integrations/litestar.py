@@ -186,11 +186,11 @@ class DockyardPlugin(InitPluginProtocol, ReceiveRoutePlugin):
             return
         for handler in route.route_handlers:
             fn = handler.fn
-            if not getattr(fn, _NEEDS_REQUEST, False):
+            bound_to = getattr(fn, _BOUND_TO, None)  # on a wrapper without `request` only
+            if bound_to is None:
                 continue
-            bound_to = getattr(fn, _BOUND_TO, None)
             fills = handler.parsed_fn_signature.parameters  # a controller's `self` is not one
-            if bound_to is not None and not fills and Request not in self.app.context_types:
+            if not fills and Request not in self.app.context_types:
                 # Nothing to hand over (no parameter Litestar fills: no dependency opened a
                 # scope; no provider reads the request): Litestar's copy of the handler, in
                 # this app only, gets the wrapper made for this plugin's app.
@@ -319,15 +319,14 @@ def inject(handler: Callable[P, T]) -> Callable[P, T]:
         return dressed(injecting_function(lambda _: located, injections, call))
 
     injecting = dressed(injecting_function(locate, injections, call))
-    setattr(injecting, _NEEDS_REQUEST, handed)
-    if handed:
+    if handed:  # the request comes by the plugin's hook, or is not needed
         setattr(injecting, _BOUND_TO, bound_to)
     return injecting
 
 
 _REQUEST = "request"  # the name Litestar fills with the connection (a reserved kwarg)
-_NEEDS_REQUEST = "__dockyard_needs_request__"  # on a wrapper that takes the request from the hook
-# on a wrapper without `request`: `bound_to(app)` makes the same wrapper for one app only
+# on a wrapper without `request` (it takes the request from the plugin's hook):
+# `bound_to(app)` makes the same wrapper for one app only, needing no request
 _BOUND_TO = "__dockyard_bound_to__"
 
 # The request of the handler about to run and the plugin's app, set by the handler's
