@@ -160,6 +160,40 @@ class TestRedisTransport(TransportContract):
         await transport.broker._connection.set(name, "not a stream", ex=60)
         return name
 
+    async def test_a_dead_consumers_entry_is_acknowledged_before_a_later_one_goes_out(
+        self, transport: Transport
+    ) -> None:
+        """A consumer that died holding a keyed entry: a live subscription claims it (its
+        reclaimer) and hands it out first, and the later entry it read as new waits until
+        that one is acknowledged. Before, the later one went out as soon as the claim had
+        happened (its wait looked only for entries of other consumers), racing the claimed
+        one: a CI run applied ``[8, 0, 16]`` of one key."""
+        assert isinstance(transport, RedisTransport)
+        destination, group = f"claimed-{uuid.uuid4().hex[:8]}", "g"
+        await transport.declare(destination, group)
+        client = transport.broker._connection
+        stream = transport.name_of(destination)
+        await transport.publish(message_to(destination, "first", key="a"))
+        # A consumer takes the first entry and dies without acknowledging it.
+        assert await client.xreadgroup(group, "dead", {stream: ">"}, count=1)
+        await transport.publish(message_to(destination, "second", key="b"))
+        async with transport.subscribe(destination, group) as subscription:
+            deliveries = aiter(subscription)
+            first = await asyncio.wait_for(anext(deliveries), 10)
+            assert first.message.message_id == "first"  # claimed after claim_after (0.5 s)
+            # Held unacknowledged: nothing later goes out meanwhile (a few claim periods).
+            later = asyncio.ensure_future(anext(deliveries))
+            done, _ = await asyncio.wait({later}, timeout=1.5)
+            assert not done, "a later entry went out while the claimed one was in flight"
+            await first.ack()
+            second = await asyncio.wait_for(later, 10)
+            assert second.message.message_id == "second"
+            await second.ack()
+
+
+def message_to(destination: str, message_id: str, *, key: str) -> TransportMessage:
+    return TransportMessage(message_id, destination, "T", b"{}", partition_key=key)
+
 
 @pytest.mark.kafka
 class TestKafkaTransport(TransportContract):

@@ -10,9 +10,10 @@ for ``claim_after`` seconds. Redis counts deliveries, which gives ``Delivery.att
 Per-key order across consumers: Redis hands a group's next entries to any consumer that
 asks, also while an earlier one is out with a consumer that died. So a subscription that
 handles one message at a time (``prefetch=1``) hands out a message with a partition key only
-once no earlier entry of the group is pending with another consumer (``XPENDING``, one round
-trip per message); meanwhile it keeps its entry (``XCLAIM ... JUSTID``, so that nobody claims
-it) and the dead consumer's entry is claimed after ``claim_after`` and handled first.
+once no earlier entry of the group is pending with another consumer, nor (for a message read
+as new) with its own reclaimer (``XPENDING``, one round trip per message); meanwhile it keeps
+its entry (``XCLAIM ... JUSTID``, so that nobody claims it) and the dead consumer's entry is
+claimed after ``claim_after`` and handled, and acknowledged, first.
 
 ``publish_many`` sends a wave's ``XADD`` commands in one pipeline (one round trip, not a
 transaction: each command succeeds or fails on its own).
@@ -281,8 +282,16 @@ class RedisTransport(FastStreamTransport):
             if _text(owner) in self._concurrent:
                 return  # many at a time: per-key order is not promised
             # This subscription holds at most two entries (its reader's and its reclaimer's),
-            # so among the first three any earlier one out with another consumer shows.
-            if all(_text(p["message_id"]) == entry or p["consumer"] == owner for p in earliest):
+            # so among the first three any earlier one out with another consumer shows. The
+            # reader's entry (delivered once: read as new) also waits for an earlier entry of
+            # its own consumer: the reclaimer's, claimed from a dead consumer and handled now,
+            # or one given back, which the reclaimer claims once idle. The reclaimer's entry
+            # waits for no entry of its own consumer (it would wait for itself).
+            fresh = int(mine[0].get("times_delivered") or 1) <= 1
+            if all(
+                _text(p["message_id"]) == entry or (p["consumer"] == owner and not fresh)
+                for p in earliest
+            ):
                 return
             # Keep ours meanwhile (idle time back to 0), so no other consumer claims it.
             await client.xclaim(stream, group, owner, 0, [entry], justid=True)
