@@ -13,7 +13,9 @@ tables, each against the same floor as the bare scenarios, all in one process ru
    command), and the bare app with ``MessagingSettings(track_context=True)``, which prices
    tracking alone.
 2. PostgreSQL, append 1 event in its own transaction, in the app shape — raw asyncpg
-   ``BEGIN; INSERT; COMMIT`` (baseline, as in ``bench.eventstore``), a unit of work of the
+   ``BEGIN; INSERT; COMMIT`` (baseline, as in ``bench.eventstore``), dockyard's own append
+   statement sent by raw asyncpg the same way (the server's share of the gap: the stream row
+   with its version check, the announcement and the sequence), a unit of work of the
    app's ``Database`` with ``SqlEventStore.append``, ``app.scope()`` + ``EventStore`` from
    the scope (the unit of work commits when the scope exits), the way a handler appends, and
    a unit of work on a ``Database`` with one listener on the engine's ``commit``: what every
@@ -31,13 +33,14 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
 
 from bench._harness import Contender, Scenario, print_table, run_async
-from bench.eventstore import COLUMNS, SERIALIZER, Deposited, _Positions, _rows
+from bench.eventstore import COLUMNS, ENCODE, SERIALIZER, Deposited, _Positions, _rows
 from bench.messaging import Add, AddHandler, BenchModule, Counter, _dishka, _loop
 from dockyard import App, module, scoped
 from dockyard.eventsourcing import NO_STREAM, EventStore, RecordedEvent
@@ -45,6 +48,7 @@ from dockyard.messaging import MessagingSettings
 from dockyard.outbox import OutboxModule, route
 from dockyard.projections import Projection, ProjectionsModule, handles
 from dockyard.sql import Database, SqlEventStore, SqlModule, SqlOutboxBackend
+from dockyard.sql._eventsourcing.append_postgres import _built
 from dockyard.transport.memory import InMemoryTransport
 
 DSN = os.environ.get("DOCKYARD_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -166,6 +170,28 @@ async def bench_append(schema: str, *, listening: bool) -> None:
             async with raw.transaction():
                 await raw.execute(insert, *row)
 
+    # The same statement dockyard sends (stream row, version check, announcement, sequence),
+    # on the raw connection: what the store's design costs the server, without dockyard's client.
+    statement_sql, names, constants = _built(True, "create", "first")[1]  # noqa: FBT003
+
+    async def statement_append(n: int) -> None:
+        for _ in range(n):
+            now = datetime.now(UTC)
+            given = constants | {
+                "sid": f"Stmt-{next(counter)}",
+                "n": 1,
+                "recorded_at": now,
+                "event_id": uuid.uuid4(),
+                "type_name": "Deposited",
+                "schema_version": 1,
+                "data": ENCODE(event),
+                "correlation_id": None,
+                "causation_id": None,
+                "occurred_at": now,
+            }
+            async with raw.transaction():
+                await raw.fetch(statement_sql, *[given[name] for name in names])
+
     async def uow_append(n: int) -> None:
         for _ in range(n):
             async with database.unit_of_work() as uow:
@@ -198,6 +224,7 @@ async def bench_append(schema: str, *, listening: bool) -> None:
 
     contenders = [
         Contender("asyncpg BEGIN/INSERT/COMMIT", raw_append),
+        Contender("asyncpg, dockyard's statement", statement_append, "BEGIN/append/COMMIT"),
         Contender("dockyard, unit of work", uow_append, "the app's Database"),
         Contender("dockyard, app.scope()", scope_append, "EventStore from the scope"),
         Contender("dockyard, engine listener", listened_append, "pool path, as before"),
