@@ -25,7 +25,16 @@ import sqlalchemy as sa
 from dockyard.sagas import SagaControl, Sagas, SagaStatus
 from dockyard.sql import sagas_table
 from integration._apps.saga_processes import WITHIN, Where, open_where, pages, stop
-from integration._apps.saga_worker import GATED, JOB, Job, build, effects, entered, gate
+from integration._apps.saga_worker import (
+    GATED,
+    JOB,
+    STALL_AFTER,
+    Job,
+    build,
+    effects,
+    entered,
+    gate,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -56,13 +65,14 @@ async def test_a_killed_worker_loses_nothing_and_recovery_runs_no_step_twice(
                 for n in range(first, min(first + 50, SAGAS)):
                     await sagas.start(JOB, Job(f"job-{n:04d}"), saga_id=f"job-{n:04d}")
 
-        victim = where.worker()
+        # The victim's step attempts after a random number of them wait, before writing, until
+        # it is killed: the kill lands with steps in flight at that point. (Killing once a poll
+        # saw that many effects raced a fast victim: on SQLite one finished every saga between
+        # the poll and the SIGKILL, even with the kill after at most a third of them.)
+        kill_after = random.randint(SAGAS // 4, SAGAS)
+        victim = where.worker(**{STALL_AFTER: str(kill_after)})
         recovering: list[subprocess.Popen[str]] = []
         try:
-            # effects written before the kill: at most a third, so that two thirds are left
-            # for recovery even if the victim runs on for a while after the poll saw them
-            # (up to two thirds, a victim on SQLite once finished every saga before it died)
-            kill_after = random.randint(SAGAS // 4, SAGAS)
             count = sa.select(sa.func.count()).select_from(effects)
             async with asyncio.timeout(WITHIN):
                 while await where.scalar(count) < kill_after:
@@ -106,7 +116,7 @@ async def test_a_killed_worker_loses_nothing_and_recovery_runs_no_step_twice(
     assert twice == {}, f"steps whose effect is not there exactly once: {twice}"
     assert len(per_step) == 3 * SAGAS
     writers = {row.writer for row in rows}
-    assert 0 < killed_at < 3 * SAGAS, f"killed after {killed_at} of {3 * SAGAS} effects"
+    assert killed_at == kill_after, f"killed after {killed_at} effects, not {kill_after}"
     assert f"pid-{victim.pid}" in writers  # the victim did work before it died …
     assert writers & {f"pid-{w.pid}" for w in recovering}  # … and recovery did the rest
 

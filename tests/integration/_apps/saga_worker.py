@@ -43,7 +43,14 @@ DEPLOY = "DOCKYARD_TEST_SAGA_DEPLOY"
 JOURNAL = "DOCKYARD_TEST_SAGA_JOURNAL"
 """A directory: each step attempt appends ``saga_id step`` to ``attempts-<pid>.log`` there."""
 
+STALL_AFTER = "DOCKYARD_TEST_SAGA_STALL_AFTER"
+"""A number of step attempts: every later ``WriteEffect`` attempt of this process waits, before
+it writes anything, until the process is killed (so a kill lands with steps in flight at a
+point the test chose, however fast this process runs)."""
+
 DEPLOYED = os.environ.get(DEPLOY, "v1")
+_STALL_AFTER = int(os.environ.get(STALL_AFTER, "0")) or None
+_attempts = 0
 
 tables = sa.MetaData()
 effects = sa.Table(
@@ -113,6 +120,10 @@ class WriteEffect(SagaStep[Job]):
         self._context = context
 
     async def act(self, state: Job) -> None:
+        global _attempts  # noqa: PLW0603 - one count per process
+        _attempts += 1
+        if _STALL_AFTER is not None and _attempts > _STALL_AFTER:
+            await asyncio.Event().wait()  # until killed: nothing written, no lock held
         journal(self._context)
         connection = self._uow.connection
         await connection.execute(effect(self._context))
