@@ -244,8 +244,10 @@ async def test_connections_terminated_server_side_lose_nothing(setup: Setup) -> 
         worker.kill()
     assert all(count >= 1 for count in terminated), terminated
     # Each service may or may not have noticed a termination, and may notice the last one
-    # only as it stops: its lines alternate, one per change of state, never one per attempt,
-    # and a last "degraded" without its "recovered" comes after the stop began.
+    # late: its lines alternate, one per change of state, never one per attempt; a last
+    # "degraded" without its "recovered" is one the stop came before the next attempt of (a
+    # relay idle after the last message uses its connection, and finds it gone, only at its
+    # next poll: seen once just before the SIGTERM, after the worker was ready).
     for service in SERVICES:
         lines = worker.log(rf"{service}: (degraded|recovered)|SIGTERM: stopping")
         changes = [
@@ -255,7 +257,6 @@ async def test_connections_terminated_server_side_lose_nothing(setup: Setup) -> 
         expected = ["down", "up"] * (len(running) // 2)
         if len(running) % 2:
             expected.append("down")
-            assert changes[-1] == "down", f"{service}: {changes}"
             assert "stop" in changes, f"{service}: {changes}"
         assert running == expected, f"{service}: {changes}\n{worker.output()}"
     errors = worker.log(r" (ERROR|CRITICAL) ")  # a connection lost at the stop: a warning
