@@ -69,7 +69,7 @@ async def test_a_killed_worker_loses_nothing_and_recovery_runs_no_step_twice(
         # saw that many effects raced a fast victim: on SQLite one finished every saga between
         # the poll and the SIGKILL, even with the kill after at most a third of them.)
         kill_after = random.randint(SAGAS // 4, SAGAS)
-        victim = where.worker(DOCKYARD_TEST_SAGA_STALL_AFTER=str(kill_after))  # STALL_AFTER
+        victim = where.worker(stall_after=kill_after)
         recovering: list[subprocess.Popen[str]] = []
         try:
             count = sa.select(sa.func.count()).select_from(effects)

@@ -28,6 +28,7 @@ from integration._apps.saga_worker import (
     JOURNAL,
     LEASE,
     POOL,
+    STALL_AFTER,
     Job,
     counters,
     tables,
@@ -60,6 +61,7 @@ class Where:
         lease_ttl: float | None = None,
         pool_size: int | None = None,
         journal: Path | None = None,
+        stall_after: int | None = None,
         **more_env: str,
     ) -> subprocess.Popen[str]:
         """A ``dockyard worker`` process running ``saga_worker``'s app (its defaults unless
@@ -78,6 +80,7 @@ class Where:
             (LEASE, lease_ttl),
             (POOL, pool_size),
             (JOURNAL, journal),
+            (STALL_AFTER, stall_after),
         ):
             if value is not None:
                 env[variable] = str(value)
