@@ -167,6 +167,19 @@ async def test_an_open_appender_is_reported_with_its_age(
     assert blocker.state in {"idle in transaction", "active"}
 
 
+async def test_an_appender_is_reported_once_however_often_it_appended(
+    postgres_database: Database, serializer: Serializer, open_transaction: SqlUnitOfWork
+) -> None:
+    store = SqlEventStore(open_transaction, serializer)
+    first = await store.append("Tick-1", [Ticked(1, 1)], NO_STREAM)
+    for n in range(2, 5):
+        await store.append(f"Tick-{n}", [Ticked(n, 1)], NO_STREAM)
+    async with postgres_database.unit_of_work() as uow:
+        listed = await SqlEventStore(uow, serializer).open_appends()
+    assert len(listed) == 1, listed
+    assert listed[0].position_bound <= first.first_position
+
+
 async def test_concurrent_writers_keep_each_streams_order_and_lose_nothing(
     serializer: Serializer, postgres_database: Database
 ) -> None:

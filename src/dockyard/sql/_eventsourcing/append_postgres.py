@@ -70,30 +70,37 @@ def _stream_cte(kind: str) -> Any:
     return statement.returning(streams_table.c.version).cte("stream")
 
 
-def _announce_cte(mode: str) -> Any:
+def _announcement(mode: str) -> Any:
     """Announce this transaction to readers of the global log, before any ``nextval``.
 
-    The shared advisory lock's key carries a bound below every position the transaction
-    takes; it is held until the transaction ends. The first append (``mode`` ``"first"`` or
-    ``"notify"``) reads the bound from the sequence; later ones (``"again"``: the unit of work
-    passes it as ``bound``) lock the same key again, which costs a lookup in the session's own
-    lock table and takes it back if a rolled-back savepoint released it. ``"notify"`` also
-    queues ``NOTIFY dockyard_events`` for the commit (see ``CommitNotices.notify_inside``).
+    A one-row subquery of the insert's ``FROM``; the select list numbers a row only once the
+    join has it, so after this ran. Its shared advisory lock's key carries a bound below every
+    position the transaction takes; it is held until the transaction ends. The first append
+    (``mode`` ``"first"`` or ``"notify"``) reads the bound from the sequence. Later ones
+    (``"again"``) lock the key of the first append's first position, which the unit of work
+    passes as ``bound``: every position they take is above it, it is a lookup in the
+    session's own lock table from the third append on, and it announces the transaction again
+    if a rolled-back savepoint released the first lock (with the events that needed it).
+    ``"notify"`` also queues ``NOTIFY dockyard_events`` for the commit (see
+    ``CommitNotices.notify_inside``).
+
+    A subquery rather than a ``MATERIALIZED`` CTE whose bound the insert returns: the CTE and
+    the scalar subquery that read it back took a third of the statement's time on the server
+    (docs/event-store.md, "The announcement in the statement's FROM").
     """
     again = mode == "again"
     bound = "CAST(:bound AS BIGINT)" if again else lower_bound_sql()
     notify = f", pg_notify('{EVENTS_CHANNEL}', '') AS notified" if mode == "notify" else ""
-    # OFFSET 0 keeps the planner from copying the bound's expression into two places
+    # OFFSET 0: evaluated as a subquery of its own, once, never folded into the outer query
     announce = text(
-        f"SELECT pg_advisory_xact_lock_shared({key_sql('b.bound')}) AS announced, b.bound"  # noqa: S608 - our own SQL
-        f"{notify} FROM (SELECT {bound} AS bound OFFSET 0) AS b"
+        f"SELECT pg_advisory_xact_lock_shared({key_sql(bound)}) AS announced{notify} OFFSET 0"
     )
     if again:
         announce = announce.bindparams(bindparam("bound", type_=BigInteger()))
-    names = [column("announced"), column("bound", BigInteger())]
+    names: list[Any] = [column("announced")]
     if notify:
         names.append(column("notified"))
-    return announce.columns(*names).cte("announce").prefix_with("MATERIALIZED")
+    return announce.columns(*names).subquery("announce")
 
 
 _COLUMNS = [column.name for column in events_table.columns]
@@ -116,7 +123,7 @@ def _insert(kind: str, mode: str, fields: Any, version: Any, more: Any = None) -
     append, in order. Positions come from ``nextval`` in the select list, which runs for a row
     only once the join has it: after the stream's row is locked and the transaction announced.
     """
-    stream, announce = _stream_cte(kind), _announce_cte(mode)
+    stream, announce = _stream_cte(kind), _announcement(mode)
     source = select(
         positions.next_value(),
         fields["event_id"],
@@ -128,12 +135,11 @@ def _insert(kind: str, mode: str, fields: Any, version: Any, more: Any = None) -
     source = source.select_from(stream).join(announce, true())
     if more is not None:
         source = source.join(more, true())
-    bound = select(announce.c.bound).scalar_subquery()
     return (
         insert(events_table)
         .from_select(_COLUMNS, source)
-        .add_cte(stream, announce)
-        .returning(events_table.c.global_position, events_table.c.stream_version, bound)
+        .add_cte(stream)
+        .returning(events_table.c.global_position, events_table.c.stream_version)
     )
 
 
@@ -235,5 +241,5 @@ async def append_postgres(
     if not inserted:
         return None
     if bound is None:
-        uow.log_bound = inserted[0][2]
+        uow.log_bound = inserted[0][0]
     return inserted[0][1], inserted[-1][1], inserted[0][0], inserted[-1][0]

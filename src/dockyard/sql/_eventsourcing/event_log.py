@@ -174,13 +174,15 @@ LOG_HEAD = "SELECT head, pending FROM dockyard_log_head()"
 HORIZON = "SELECT dockyard_log_horizon()"
 
 OPEN_APPENDS = f"""
-SELECT ((l.classid::bigint & 65535) << 32) | l.objid::bigint AS bound, a.pid,
+SELECT min(((l.classid::bigint & 65535) << 32) | l.objid::bigint) AS bound, a.pid,
        extract(epoch FROM clock_timestamp() - a.xact_start) AS age, a.state,
        a.application_name
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.objsubid = 1
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND (l.classid::bigint << 32) & ~((1::bigint << 48) - 1) = {_TAG}
+GROUP BY a.pid, a.xact_start, a.state, a.application_name
 ORDER BY bound, a.xact_start LIMIT :limit
 """
-"""Transactions that appended and are still open, oldest announcement first."""
+"""Transactions that appended and are still open, oldest announcement first; one row each
+(a transaction that appended more than once may hold two announcements: see ``append``)."""
