@@ -92,8 +92,9 @@ class SqlUnitOfWork:
         self._after_rollback: list[Callable[[], object]] | None = None
         self._flushes: list[Callable[[], Awaitable[object]]] | None = None
         self.log_bound: int | None = None
-        """PostgreSQL: the bound this transaction announced to readers of the global log with
-        its first append (docs/design/event-store-ordering.md); ``None`` before that."""
+        """PostgreSQL: the first position this transaction's first append took, the key its
+        later appends announce themselves to readers of the global log with
+        (docs/design/event-store-ordering.md); ``None`` before that."""
 
     @property
     def connection(self) -> AsyncConnection:

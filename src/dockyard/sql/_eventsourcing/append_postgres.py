@@ -78,9 +78,11 @@ def _announcement(mode: str) -> Any:
     position the transaction takes; it is held until the transaction ends. The first append
     (``mode`` ``"first"`` or ``"notify"``) reads the bound from the sequence. Later ones
     (``"again"``) lock the key of the first append's first position, which the unit of work
-    passes as ``bound``: every position they take is above it, it is a lookup in the
-    session's own lock table from the third append on, and it announces the transaction again
-    if a rolled-back savepoint released the first lock (with the events that needed it).
+    passes as ``bound``: every position they take is above it; it is a lookup in the
+    session's own lock table once that key is held (from the second append when it equals the
+    first bound, as it does unless another appender took a number in between); and it
+    announces the transaction again if a rolled-back savepoint released the first lock (with
+    the events that needed it).
     ``"notify"`` also queues ``NOTIFY dockyard_events`` for the commit (see
     ``CommitNotices.notify_inside``).
 
