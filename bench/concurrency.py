@@ -1,6 +1,6 @@
 """Concurrent appenders on PostgreSQL: 50 writers, one event per transaction.
 
-Contenders (run one after another within each round, who goes first rotating; each opens its
+Contenders (run one after another within each round, in a new order each round; each opens its
 50 connections before its timed part and closes them after, so at most 50 are open at once):
 
 * raw asyncpg, 50 connections, ``BEGIN; INSERT INTO raw_events ...; COMMIT`` with positions
@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import statistics
 import time
 import uuid
@@ -197,9 +198,9 @@ def _with_old_triggers(tables: list[str], start: Callable[[], Any]) -> Callable[
 
 async def _measure(contenders: list[Contender]) -> list[Result]:
     samples: dict[str, list[float]] = {c.name: [] for c in contenders}
+    order = random.Random(len(contenders))  # a new order each round, the same run to run
     for round_number in range(ROUNDS + 1):  # round 0 warms up
-        shift = round_number % len(contenders)
-        for contender in contenders[shift:] + contenders[:shift]:
+        for contender in order.sample(contenders, len(contenders)):
             run, close = await contender.open()
             try:
                 elapsed = await _writers(run)

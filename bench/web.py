@@ -38,7 +38,7 @@ build: ``SqlModule`` on SQLite (a file) and ``OutboxModule`` with ``SqlOutboxBac
 route. The command touches neither, so no transaction is opened (the unit of work is lazy) in
 any variant: what is compared is the scope and the integration around it.
 
-Two tables per framework and app, all rows interleaved round by round, who goes first rotating:
+Two tables per framework and app, all rows interleaved round by round, in a new order each round:
 
 1. **In process**: the ASGI app called directly (no server, no socket), timed with
    ``time.process_time``: the CPU this process ran, which a loaded machine disturbs far less
@@ -68,6 +68,7 @@ import dataclasses
 import importlib.metadata
 import importlib.util
 import os
+import random
 import re
 import shutil
 import socket
@@ -504,9 +505,9 @@ async def measure(srv: Server, wrk: str | None, script: Path) -> None:
     for path in paths:  # warm-up: imports, caches, the connection pool of the app shape
         await once(path, 1)
     srv.loads = {path: [] for path in paths}
-    for round_number in range(ROUNDS):
-        shift = round_number % len(paths)
-        for path in paths[shift:] + paths[:shift]:
+    order = random.Random(len(paths))  # a new order each round, the same run to run
+    for _ in range(ROUNDS):
+        for path in order.sample(paths, len(paths)):
             srv.loads[path].append(await once(path, SECONDS))
 
 
