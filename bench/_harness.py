@@ -1,8 +1,8 @@
 """A tiny side-by-side benchmark harness: medians of repeated timed loops, printed as ratios.
 
 Every scenario runs all its contenders in one process run, interleaved round by round, in a
-new order each round, so machine noise hits them alike. Targets are
-printed next to the ratios; nothing asserts on time.
+new order each round, so machine noise hits them alike. Targets are printed next to the
+ratios; nothing asserts on time.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ async def run_async(
             await out
     # A new order every round (seeded: the same run to run). Where a contender runs matters
     # here: the first of a round runs ~8 % slower, and on PostgreSQL the one that follows a
-    # contender on another connection ran up to 9 % slower than the same code elsewhere in the
+    # contender on another connection ran 5-12 % slower than the same code elsewhere in the
     # round (measured, docs/event-store.md "Measuring an append"). Rotating kept every
     # contender behind the same neighbour, and charged that to whoever sat there.
     order = random.Random(len(contenders) * 1_000_003 + n)
