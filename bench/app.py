@@ -23,7 +23,12 @@ tables, each against the same floor as the bare scenarios, all in one process ru
    of work on a ``Database`` of its own, in no app: the append without an outbox, which the
    issue asks the app shape to match. Run twice: with nobody listening, and with a connection
    that ``LISTEN``s on the events and outbox channels, as a deployed app's worker does (each
-   ``NOTIFY`` then signals it).
+   ``NOTIFY`` then signals it). Each run prints two tables: blocks of 40 appends (medians of
+   the blocks, the figure this bench has always printed), and the same contenders one append
+   at a time, all of them once per round in a new order, so that every contender meets the
+   same moments of the shared machine: medians of single appends and, below, their means.
+   Blocks measured the same code 0.99-1.53x the baseline from run to run; the interleaved
+   table keeps each row's share steady within a run (docs/event-store.md).
 
 Run: ``python -m bench app`` (or ``make bench ARGS=app``). Needs PostgreSQL on 127.0.0.1:5432
 (``DOCKYARD_BENCH_POSTGRES_DSN``); ``DOCKYARD_BENCH_ROUNDS`` (default 7) sets the rounds.
@@ -32,6 +37,7 @@ Run: ``python -m bench app`` (or ``make bench ARGS=app``). Needs PostgreSQL on 1
 from __future__ import annotations
 
 import os
+import statistics
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +62,7 @@ URL = DSN.replace("postgresql://", "postgresql+asyncpg://")
 ROUNDS = int(os.environ.get("DOCKYARD_BENCH_ROUNDS", "7"))
 SEND_N = 20_000
 APPEND_N = 40
+APPEND_SINGLES = 200  # single appends per contender per round of the interleaved table
 
 
 class Balances(Projection):
@@ -147,7 +154,13 @@ async def bench_append(schema: str, *, listening: bool) -> None:
     app = build_app(schema, routed=True)
     await app.start()
     database = await app.get(Database)
+    # the scope's row runs in an app of its own: every row of the tables has its own
+    # connection, so none ever follows itself on a connection another row just used
+    scoped_app = build_app(schema, routed=True)
+    await scoped_app.start()
     raw = await asyncpg.connect(DSN, server_settings={"search_path": schema})
+    # the statement's own connection in the interleaved table: no row there shares one
+    raw2 = await asyncpg.connect(DSN, server_settings={"search_path": schema})
     # A deployed app has a worker: its relay and catch-up runner LISTEN for commits, and each
     # NOTIFY then also signals them (docs/design/commit-notices.md).
     listener = await asyncpg.connect(DSN) if listening else None
@@ -174,23 +187,29 @@ async def bench_append(schema: str, *, listening: bool) -> None:
     # on the raw connection: what the store's design costs the server, without dockyard's client.
     statement_sql, names, constants = _built(True, "create", "first")[1]  # noqa: FBT003
 
-    async def statement_append(n: int) -> None:
-        for _ in range(n):
-            now = datetime.now(UTC)
-            given = constants | {
-                "sid": f"Stmt-{next(counter)}",
-                "n": 1,
-                "recorded_at": now,
-                "event_id": uuid.uuid4(),
-                "type_name": "Deposited",
-                "schema_version": 1,
-                "data": ENCODE(event),
-                "correlation_id": None,
-                "causation_id": None,
-                "occurred_at": now,
-            }
-            async with raw.transaction():
-                await raw.fetch(statement_sql, *[given[name] for name in names])
+    def statement_on(connection: asyncpg.Connection) -> Any:
+        async def statement_append(n: int) -> None:
+            for _ in range(n):
+                await statement_once(connection)
+
+        return statement_append
+
+    async def statement_once(connection: asyncpg.Connection) -> None:
+        now = datetime.now(UTC)
+        given = constants | {
+            "sid": f"Stmt-{next(counter)}",
+            "n": 1,
+            "recorded_at": now,
+            "event_id": uuid.uuid4(),
+            "type_name": "Deposited",
+            "schema_version": 1,
+            "data": ENCODE(event),
+            "correlation_id": None,
+            "causation_id": None,
+            "occurred_at": now,
+        }
+        async with connection.transaction():
+            await connection.fetch(statement_sql, *[given[name] for name in names])
 
     async def uow_append(n: int) -> None:
         for _ in range(n):
@@ -200,7 +219,7 @@ async def bench_append(schema: str, *, listening: bool) -> None:
 
     async def scope_append(n: int) -> None:
         for _ in range(n):
-            async with app.scope() as scope:
+            async with scoped_app.scope() as scope:
                 store = await scope.get(EventStore)
                 await store.append(f"Scope-{next(counter)}", [event], NO_STREAM)
 
@@ -224,22 +243,32 @@ async def bench_append(schema: str, *, listening: bool) -> None:
 
     contenders = [
         Contender("asyncpg BEGIN/INSERT/COMMIT", raw_append),
-        Contender("asyncpg, dockyard's statement", statement_append, "BEGIN/append/COMMIT"),
+        Contender("asyncpg, dockyard's statement", statement_on(raw), "BEGIN/append/COMMIT"),
         Contender("dockyard, unit of work", uow_append, "the app's Database"),
         Contender("dockyard, app.scope()", scope_append, "EventStore from the scope"),
         Contender("dockyard, engine listener", listened_append, "pool path, as before"),
         Contender("dockyard, no outbox", alone_append, "a Database in no app"),
     ]
+    # One append per sample, every contender once per round in a new order: each meets the
+    # same moments of the machine (docs/event-store.md, "One append at a time").
+    interleaved = [
+        contenders[0],
+        Contender(contenders[1].name, statement_on(raw2), "its own connection"),
+        *(c for c in contenders[2:] if c.run is not listened_append),
+    ]
     try:
         results = await run_async(contenders, n=APPEND_N, rounds=ROUNDS)
+        singles = await run_async(interleaved, n=1, rounds=ROUNDS * APPEND_SINGLES)
         fast = database.connections.fast_path(), listened.connections.fast_path()
     finally:
         if listener is not None:
             await listener.close()
         await raw.close()
+        await raw2.close()
         await listened.dispose()
         await alone.dispose()
         await app.stop()
+        await scoped_app.stop()
     print_table(
         Scenario(
             "app shape, PostgreSQL: append 1 event in its own transaction"
@@ -249,6 +278,18 @@ async def bench_append(schema: str, *, listening: bool) -> None:
         ),
         results,
     )
+    title = "app shape, PostgreSQL: append 1 event, one append at a time, interleaved"
+    print_table(
+        Scenario(
+            title + (", a worker's LISTEN" if listening else ", nobody listening"),
+            baseline="asyncpg BEGIN/INSERT/COMMIT",
+            target="dockyard ≤ 1.25× raw asyncpg's time (median of single appends)",
+        ),
+        singles,
+    )
+    base = statistics.fmean(singles[0].samples)
+    means = ", ".join(f"{r.name} {statistics.fmean(r.samples) / base:.2f}×" for r in singles[1:])
+    print(f"means (tails included), × raw asyncpg's {base * 1e6:.1f} µs: {means}")
     print(f"unit of work on the driver path: app {fast[0]}, with a listener {fast[1]}")
 
 
