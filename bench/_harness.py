@@ -14,7 +14,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Contender", "Result", "Scenario", "print_table", "run_async", "run_sync"]
+__all__ = [
+    "Contender",
+    "Result",
+    "Scenario",
+    "print_means",
+    "print_table",
+    "run_async",
+    "run_sync",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +113,17 @@ def print_table(scenario: Scenario, results: list[Result]) -> None:
     for r in results:
         ratio = f"{r.per_op_us / base.per_op_us:.2f}×" if base else "-"
         print(f"{r.name.ljust(width)}  {_fmt(r.per_op_us):>12}  {ratio:>14}  {r.note}")
+
+
+def print_means(results: list[Result], baseline: str) -> None:
+    """One line: each contender's mean time × the baseline's, tails (slow samples) included.
+
+    Beside a table of medians of single operations (``n=1``), whose median leaves the slow
+    ones out: the two together say whether the tails change the picture.
+    """
+    base = next(r for r in results if r.name == baseline)
+    mean = statistics.fmean(base.samples)
+    ratios = ", ".join(
+        f"{r.name} {statistics.fmean(r.samples) / mean:.2f}×" for r in results if r is not base
+    )
+    print(f"means (tails included), × {baseline}'s {_fmt(mean * 1e6)}: {ratios}")

@@ -37,7 +37,6 @@ Run: ``python -m bench app`` (or ``make bench ARGS=app``). Needs PostgreSQL on 1
 from __future__ import annotations
 
 import os
-import statistics
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -45,7 +44,7 @@ from typing import Any
 import asyncpg
 import sqlalchemy as sa
 
-from bench._harness import Contender, Scenario, print_table, run_async
+from bench._harness import Contender, Scenario, print_means, print_table, run_async
 from bench.eventstore import COLUMNS, ENCODE, SERIALIZER, Deposited, _Positions, _rows
 from bench.messaging import Add, AddHandler, BenchModule, Counter, _dishka, _loop
 from dockyard import App, module, scoped
@@ -287,9 +286,7 @@ async def bench_append(schema: str, *, listening: bool) -> None:
         ),
         singles,
     )
-    base = statistics.fmean(singles[0].samples)
-    means = ", ".join(f"{r.name} {statistics.fmean(r.samples) / base:.2f}×" for r in singles[1:])
-    print(f"means (tails included), × raw asyncpg's {base * 1e6:.1f} µs: {means}")
+    print_means(singles, "asyncpg BEGIN/INSERT/COMMIT")
     print(f"unit of work on the driver path: app {fast[0]}, with a listener {fast[1]}")
 
 
