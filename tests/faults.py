@@ -11,7 +11,10 @@ Put it in front of PostgreSQL or a broker and point the code under test at ``pro
         await proxy.restore()    # back to normal: accept and forward again
 
 The proxy keeps its port across ``refuse()``/``restore()``, so clients reconnect to the same
-address. ``opened`` counts connections accepted so far; ``open`` is how many are open now.
+address: a socket bound to it (not listening) holds it for the proxy's whole life, so while it
+refuses, no other socket on the machine can take the port (an outgoing connection's ephemeral
+port once did, and ``restore()`` failed with "address already in use"). ``opened`` counts
+connections accepted so far; ``open`` is how many are open now.
 
 A stalled proxy is not a silent server: the real server behind it still closes a connection
 that never finished its handshake (RabbitMQ after its ``handshake_timeout``, 10 s), and the
@@ -47,6 +50,7 @@ class FaultProxy:
         self.opened = 0
         """Connections accepted since the proxy started."""
         self._server: asyncio.Server | None = None
+        self._reserved: socket.socket | None = None
         self._pairs: set[_Pair] = set()
         self._flowing = asyncio.Event()
         self._flowing.set()
@@ -61,8 +65,13 @@ class FaultProxy:
         return self._server is None
 
     async def __aenter__(self) -> Self:
-        self.port = free_port()
-        await self._listen()
+        self._reserved = _bound(0)
+        self.port = self._reserved.getsockname()[1]
+        try:
+            await self._listen()
+        except BaseException:
+            self._reserved.close()
+            raise
         return self
 
     async def __aexit__(
@@ -72,7 +81,11 @@ class FaultProxy:
         tb: TracebackType | None,
     ) -> None:
         self._flowing.set()
-        await self.refuse()
+        try:
+            await self.refuse()
+        finally:
+            if self._reserved is not None:
+                self._reserved.close()
 
     async def cut(self) -> int:
         """Close every open connection at once (both sides see a reset); return how many."""
@@ -101,7 +114,12 @@ class FaultProxy:
             await self._listen()
 
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        listening = _bound(self.port)  # beside the reserving socket: both SO_REUSEPORT
+        try:
+            self._server = await asyncio.start_server(self._accept, sock=listening)
+        except BaseException:
+            listening.close()
+            raise
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.opened += 1
@@ -242,6 +260,22 @@ async def _amqp_open_only(reader: asyncio.StreamReader, writer: asyncio.StreamWr
             answer = answers.get(type(received))
             if answer is not None:
                 writer.write(frame.marshal(answer, channel))
+
+
+def _bound(port: int) -> socket.socket:
+    """A TCP socket bound to ``127.0.0.1:port``, not listening. ``SO_REUSEPORT`` lets a
+    listener and the socket that reserves the port share it; a port bound this way is never
+    handed to an outgoing connection, and with nothing listening on it connects are refused,
+    as from a server that is down."""
+    bound = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        bound.bind(("127.0.0.1", port))
+    except BaseException:
+        bound.close()
+        raise
+    return bound
 
 
 def free_port() -> int:
